@@ -1,0 +1,359 @@
+//! Validation and the compiled, read-optimized directory.
+
+use rustc_hash::FxHashMap;
+
+use super::grants::{Grants, PermissionIndex};
+use super::spec::DirectorySpec;
+use crate::error::{CoreError, CoreResult, ErrorCode};
+use crate::limits::{
+    MAX_DEPARTMENT_DEPTH, MAX_DEPARTMENTS, MAX_GRANTS_PER_USER, MAX_ORGANIZATIONS,
+    MAX_PERMISSIONS_PER_ROLE, MAX_ROLES, MAX_ROLES_PER_USER, MAX_USERS,
+};
+use crate::names::{validate_id, validate_label};
+use crate::time::clip;
+
+/// Index of a user in a compiled directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct UserIdx(pub(crate) u32);
+/// Index of a department in a compiled directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DeptIdx(pub(crate) u32);
+
+#[derive(Debug)]
+pub(crate) struct OrgC {
+    pub id: Box<str>,
+    pub name: Box<str>,
+}
+
+#[derive(Debug)]
+pub(crate) struct DeptC {
+    pub id: Box<str>,
+    pub name: Box<str>,
+    pub org: u32,
+    pub parent: Option<u32>,
+    /// Department indexes from the top-level department down to this one.
+    pub path: Box<[u32]>,
+}
+
+#[derive(Debug)]
+pub(crate) struct UserC {
+    pub id: Box<str>,
+    pub name: Box<str>,
+    pub email: Box<str>,
+    pub title: Option<Box<str>>,
+    pub dept: u32,
+    pub roles: Box<[u32]>,
+    pub direct: Grants,
+}
+
+#[derive(Debug)]
+pub(crate) struct RoleC {
+    pub id: Box<str>,
+    pub name: Box<str>,
+    pub grants: Grants,
+}
+
+/// A validated directory in the form checks and enrichment read.
+#[derive(Debug)]
+pub struct CompiledDirectory {
+    pub(crate) orgs: Vec<OrgC>,
+    pub(crate) depts: Vec<DeptC>,
+    pub(crate) users: Vec<UserC>,
+    pub(crate) roles: Vec<RoleC>,
+    pub(crate) user_index: FxHashMap<Box<str>, u32>,
+    pub(crate) dept_index: FxHashMap<Box<str>, u32>,
+    pub(crate) permissions: PermissionIndex,
+}
+
+fn too_many(field: &str, max: usize) -> CoreError {
+    CoreError::too_large(field, format!("at most {max} {field} per directory"))
+}
+
+fn unknown(field: String, kind: &str, id: &str) -> CoreError {
+    CoreError::new(
+        ErrorCode::UnknownReference,
+        format!("unknown {kind} `{}`", clip(id)),
+    )
+    .at(field)
+}
+
+/// Builds an id → index map, rejecting invalid and duplicate ids.
+fn index_ids<'a>(
+    field: &str,
+    ids: impl Iterator<Item = &'a str>,
+) -> CoreResult<FxHashMap<Box<str>, u32>> {
+    let mut map = FxHashMap::default();
+    for (i, id) in ids.enumerate() {
+        let at = format!("{field}[{i}].id");
+        validate_id(&at, id)?;
+        let idx = u32::try_from(i).expect("counts are bounded by limits");
+        if map.insert(Box::<str>::from(id), idx).is_some() {
+            return Err(CoreError::new(
+                ErrorCode::Duplicate,
+                format!("duplicate {field} id `{}`", clip(id)),
+            )
+            .at(at));
+        }
+    }
+    Ok(map)
+}
+
+impl CompiledDirectory {
+    /// Validates and compiles a directory. Every reference must resolve, ids must be
+    /// unique, the department tree must be acyclic and at most `MAX_DEPARTMENT_DEPTH` deep.
+    pub fn compile(spec: &DirectorySpec) -> CoreResult<CompiledDirectory> {
+        if spec.organizations.len() > MAX_ORGANIZATIONS {
+            return Err(too_many("organizations", MAX_ORGANIZATIONS));
+        }
+        if spec.departments.len() > MAX_DEPARTMENTS {
+            return Err(too_many("departments", MAX_DEPARTMENTS));
+        }
+        if spec.users.len() > MAX_USERS {
+            return Err(too_many("users", MAX_USERS));
+        }
+        if spec.roles.len() > MAX_ROLES {
+            return Err(too_many("roles", MAX_ROLES));
+        }
+
+        let org_index = index_ids("organizations", spec.organizations.iter().map(|o| &*o.id))?;
+        let dept_index = index_ids("departments", spec.departments.iter().map(|d| &*d.id))?;
+        let user_index = index_ids("users", spec.users.iter().map(|u| &*u.id))?;
+        let role_index = index_ids("roles", spec.roles.iter().map(|r| &*r.id))?;
+
+        let mut orgs = Vec::with_capacity(spec.organizations.len());
+        for (i, o) in spec.organizations.iter().enumerate() {
+            validate_label(&format!("organizations[{i}].name"), &o.name)?;
+            orgs.push(OrgC {
+                id: o.id.as_str().into(),
+                name: o.name.as_str().into(),
+            });
+        }
+
+        let mut parents = Vec::with_capacity(spec.departments.len());
+        let mut dept_orgs = Vec::with_capacity(spec.departments.len());
+        for (i, d) in spec.departments.iter().enumerate() {
+            validate_label(&format!("departments[{i}].name"), &d.name)?;
+            let org = *org_index.get(d.organization_id.as_str()).ok_or_else(|| {
+                unknown(
+                    format!("departments[{i}].organizationId"),
+                    "organization",
+                    &d.organization_id,
+                )
+            })?;
+            let parent = match &d.parent_id {
+                None => None,
+                Some(p) => Some(*dept_index.get(p.as_str()).ok_or_else(|| {
+                    unknown(format!("departments[{i}].parentId"), "department", p)
+                })?),
+            };
+            dept_orgs.push(org);
+            parents.push(parent);
+        }
+        let paths = department_paths(&parents)?;
+        for (i, path) in paths.iter().enumerate() {
+            if path.iter().any(|&d| dept_orgs[d as usize] != dept_orgs[i]) {
+                return Err(CoreError::invalid(
+                    format!("departments[{i}].parentId"),
+                    "a department's parent must belong to the same organization",
+                ));
+            }
+        }
+        let depts = spec
+            .departments
+            .iter()
+            .zip(paths)
+            .enumerate()
+            .map(|(i, (d, path))| DeptC {
+                id: d.id.as_str().into(),
+                name: d.name.as_str().into(),
+                org: dept_orgs[i],
+                parent: parents[i],
+                path,
+            })
+            .collect();
+
+        // Pass 1: intern every exact permission name so all bitsets share one index.
+        let mut permissions = PermissionIndex::default();
+        for (i, r) in spec.roles.iter().enumerate() {
+            validate_label(&format!("roles[{i}].name"), &r.name)?;
+            if r.permissions.len() > MAX_PERMISSIONS_PER_ROLE {
+                return Err(CoreError::too_large(
+                    format!("roles[{i}].permissions"),
+                    format!("at most {MAX_PERMISSIONS_PER_ROLE} permissions per role"),
+                ));
+            }
+            Grants::intern_names(&format!("roles[{i}].permissions"), &r.permissions, &mut permissions)?;
+        }
+        for (i, u) in spec.users.iter().enumerate() {
+            if u.grants.len() > MAX_GRANTS_PER_USER {
+                return Err(CoreError::too_large(
+                    format!("users[{i}].grants"),
+                    format!("at most {MAX_GRANTS_PER_USER} direct grants per user"),
+                ));
+            }
+            Grants::intern_names(&format!("users[{i}].grants"), &u.grants, &mut permissions)?;
+        }
+
+        let roles = spec
+            .roles
+            .iter()
+            .map(|r| RoleC {
+                id: r.id.as_str().into(),
+                name: r.name.as_str().into(),
+                grants: Grants::compile(&r.permissions, &permissions),
+            })
+            .collect();
+
+        let mut users = Vec::with_capacity(spec.users.len());
+        for (i, u) in spec.users.iter().enumerate() {
+            validate_label(&format!("users[{i}].name"), &u.name)?;
+            validate_label(&format!("users[{i}].email"), &u.email)?;
+            if let Some(t) = &u.title {
+                validate_label(&format!("users[{i}].title"), t)?;
+            }
+            let dept = *dept_index.get(u.department_id.as_str()).ok_or_else(|| {
+                unknown(format!("users[{i}].departmentId"), "department", &u.department_id)
+            })?;
+            if u.roles.len() > MAX_ROLES_PER_USER {
+                return Err(CoreError::too_large(
+                    format!("users[{i}].roles"),
+                    format!("at most {MAX_ROLES_PER_USER} roles per user"),
+                ));
+            }
+            let mut roles = Vec::with_capacity(u.roles.len());
+            for (j, r) in u.roles.iter().enumerate() {
+                let idx = *role_index
+                    .get(r.as_str())
+                    .ok_or_else(|| unknown(format!("users[{i}].roles[{j}]"), "role", r))?;
+                if !roles.contains(&idx) {
+                    roles.push(idx);
+                }
+            }
+            users.push(UserC {
+                id: u.id.as_str().into(),
+                name: u.name.as_str().into(),
+                email: u.email.as_str().into(),
+                title: u.title.as_deref().map(Into::into),
+                dept,
+                roles: roles.into(),
+                direct: Grants::compile(&u.grants, &permissions),
+            });
+        }
+
+        Ok(CompiledDirectory {
+            orgs,
+            depts,
+            users,
+            roles,
+            user_index,
+            dept_index,
+            permissions,
+        })
+    }
+
+    pub fn user(&self, id: &str) -> Option<UserIdx> {
+        self.user_index.get(id).map(|&i| UserIdx(i))
+    }
+
+    pub fn department(&self, id: &str) -> Option<DeptIdx> {
+        self.dept_index.get(id).map(|&i| DeptIdx(i))
+    }
+
+    pub fn user_count(&self) -> usize {
+        self.users.len()
+    }
+
+    pub fn department_count(&self) -> usize {
+        self.depts.len()
+    }
+
+    pub fn role_count(&self) -> usize {
+        self.roles.len()
+    }
+
+    pub fn permission_count(&self) -> usize {
+        self.permissions.len()
+    }
+
+    pub fn user_id(&self, user: UserIdx) -> &str {
+        &self.users[user.0 as usize].id
+    }
+
+    pub fn user_department(&self, user: UserIdx) -> DeptIdx {
+        DeptIdx(self.users[user.0 as usize].dept)
+    }
+
+    pub fn department_id(&self, dept: DeptIdx) -> &str {
+        &self.depts[dept.0 as usize].id
+    }
+
+    /// Ids of this department and every department below it.
+    pub fn subtree(&self, dept: DeptIdx) -> Vec<&str> {
+        self.depts
+            .iter()
+            .filter(|d| d.path.contains(&dept.0))
+            .map(|d| &*d.id)
+            .collect()
+    }
+
+    /// Materialized path `/top/child/leaf/` of department ids. Storage keeps it in a
+    /// column so a subtree is a prefix range (`dept_path >= '/a/' AND < '/a0'`), never a
+    /// `LIKE '%id%'` scan that also matches `dept-10` when asked for `dept-1`.
+    pub fn department_path(&self, dept: DeptIdx) -> String {
+        let mut out = String::from("/");
+        for &d in self.depts[dept.0 as usize].path.iter() {
+            out.push_str(&self.depts[d as usize].id);
+            out.push('/');
+        }
+        out
+    }
+}
+
+/// Paths from the top of the tree to each department; errors on a cycle or excess depth.
+fn department_paths(parents: &[Option<u32>]) -> CoreResult<Vec<Box<[u32]>>> {
+    const UNSEEN: u8 = 0;
+    const ACTIVE: u8 = 1;
+    const DONE: u8 = 2;
+    let mut state = vec![UNSEEN; parents.len()];
+    let mut paths: Vec<Option<Box<[u32]>>> = vec![None; parents.len()];
+    for start in 0..parents.len() {
+        let mut chain = Vec::new();
+        let mut cur = Some(start);
+        while let Some(c) = cur {
+            match state[c] {
+                DONE => break,
+                ACTIVE => {
+                    return Err(CoreError::new(
+                        ErrorCode::Cycle,
+                        "the department tree has a cycle",
+                    )
+                    .at(format!("departments[{c}].parentId")));
+                }
+                _ => {}
+            }
+            state[c] = ACTIVE;
+            chain.push(c);
+            cur = parents[c].map(|p| p as usize);
+        }
+        // Unwind from the topmost new node down, extending the known parent path.
+        for &c in chain.iter().rev() {
+            let mut path: Vec<u32> = match parents[c] {
+                Some(p) => paths[p as usize].as_deref().expect("parent resolved first").to_vec(),
+                None => Vec::new(),
+            };
+            path.push(u32::try_from(c).expect("bounded"));
+            if path.len() > MAX_DEPARTMENT_DEPTH {
+                return Err(CoreError::too_large(
+                    format!("departments[{c}].parentId"),
+                    format!("the department tree is deeper than {MAX_DEPARTMENT_DEPTH} levels"),
+                ));
+            }
+            paths[c] = Some(path.into());
+            state[c] = DONE;
+        }
+    }
+    Ok(paths
+        .into_iter()
+        .map(|p| p.expect("every department resolved"))
+        .collect())
+}

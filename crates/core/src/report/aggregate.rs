@@ -1,0 +1,370 @@
+//! The mergeable aggregate and the report body it produces.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use super::bucket::{GroupBy, ReportTz};
+use super::row::ReportRow;
+use crate::activity::Outcome;
+use crate::credits::Credits;
+use crate::error::CoreResult;
+use crate::time::Timestamp;
+
+/// Label for a missing location / auth method, as the seed reported it.
+const UNKNOWN: &str = "Unknown";
+/// Label for activities without an entity type.
+const NO_ENTITY: &str = "none";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct CountCredits {
+    pub count: u64,
+    pub total_credits: Credits,
+}
+
+impl CountCredits {
+    fn add(&mut self, count: u64, credits: Credits) -> CoreResult<()> {
+        self.count += count;
+        self.total_credits = self.total_credits.checked_add(credits)?;
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct OpAgg {
+    count: u64,
+    total_credits: Credits,
+    /// Newest activity of the operation, whatever order rows arrive in (seed defect 14
+    /// kept the last one iterated).
+    latest: Timestamp,
+}
+
+/// Partial aggregate. `merge` is associative and commutative; aggregating rows in any
+/// split and merging equals aggregating them all at once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Aggregate {
+    group_by: GroupBy,
+    timezone: String,
+    total: CountCredits,
+    operations: BTreeMap<String, OpAgg>,
+    buckets: BTreeMap<String, CountCredits>,
+    entities: BTreeMap<String, CountCredits>,
+    outcomes: BTreeMap<Outcome, u64>,
+    users: BTreeMap<String, CountCredits>,
+    departments: BTreeMap<String, CountCredits>,
+    locations: BTreeMap<String, u64>,
+    auth_methods: BTreeMap<String, u64>,
+    ips: BTreeSet<String>,
+    #[serde(skip)]
+    tz: ReportTz,
+}
+
+impl Aggregate {
+    pub fn new(group_by: GroupBy, tz: ReportTz) -> Aggregate {
+        Aggregate {
+            group_by,
+            timezone: tz.name().to_owned(),
+            total: CountCredits::default(),
+            operations: BTreeMap::new(),
+            buckets: BTreeMap::new(),
+            entities: BTreeMap::new(),
+            outcomes: BTreeMap::new(),
+            users: BTreeMap::new(),
+            departments: BTreeMap::new(),
+            locations: BTreeMap::new(),
+            auth_methods: BTreeMap::new(),
+            ips: BTreeSet::new(),
+            tz,
+        }
+    }
+
+    pub fn add(&mut self, row: &ReportRow) -> CoreResult<()> {
+        let (n, c) = (row.count, row.credits);
+        self.total.add(n, c)?;
+        let latest = row.latest.unwrap_or(row.occurred_at).max(row.occurred_at);
+        let op = self
+            .operations
+            .entry(row.operation.clone())
+            .or_insert(OpAgg {
+                count: 0,
+                total_credits: Credits::ZERO,
+                latest,
+            });
+        op.count += n;
+        op.total_credits = op.total_credits.checked_add(c)?;
+        op.latest = op.latest.max(latest);
+        self.buckets
+            .entry(self.tz.bucket(row.occurred_at, self.group_by))
+            .or_default()
+            .add(n, c)?;
+        self.entities
+            .entry(row.entity_type.clone().unwrap_or_else(|| NO_ENTITY.to_owned()))
+            .or_default()
+            .add(n, c)?;
+        *self.outcomes.entry(row.outcome).or_default() += n;
+        self.users.entry(row.user_id.clone()).or_default().add(n, c)?;
+        if let Some(d) = &row.department_id {
+            self.departments.entry(d.clone()).or_default().add(n, c)?;
+        }
+        *self
+            .locations
+            .entry(row.location.clone().unwrap_or_else(|| UNKNOWN.to_owned()))
+            .or_default() += n;
+        *self
+            .auth_methods
+            .entry(
+                row.authentication_method
+                    .clone()
+                    .unwrap_or_else(|| UNKNOWN.to_owned()),
+            )
+            .or_default() += n;
+        if let Some(ip) = &row.ip_address {
+            self.ips.insert(ip.clone());
+        }
+        Ok(())
+    }
+
+    pub fn add_all<'a>(&mut self, rows: impl IntoIterator<Item = &'a ReportRow>) -> CoreResult<()> {
+        rows.into_iter().try_for_each(|r| self.add(r))
+    }
+
+    /// Folds `other` into `self`. Both must use the same grouping and timezone.
+    pub fn merge(&mut self, other: &Aggregate) -> CoreResult<()> {
+        if self.group_by != other.group_by || self.timezone != other.timezone {
+            return Err(crate::error::CoreError::invalid(
+                "aggregate",
+                "cannot merge aggregates with different groupBy or timezone",
+            ));
+        }
+        self.total.add(other.total.count, other.total.total_credits)?;
+        for (k, v) in &other.operations {
+            match self.operations.get_mut(k) {
+                Some(op) => {
+                    op.count += v.count;
+                    op.total_credits = op.total_credits.checked_add(v.total_credits)?;
+                    op.latest = op.latest.max(v.latest);
+                }
+                None => {
+                    self.operations.insert(k.clone(), *v);
+                }
+            }
+        }
+        merge_cc(&mut self.buckets, &other.buckets)?;
+        merge_cc(&mut self.entities, &other.entities)?;
+        merge_cc(&mut self.users, &other.users)?;
+        merge_cc(&mut self.departments, &other.departments)?;
+        merge_counts(&mut self.outcomes, &other.outcomes);
+        merge_counts(&mut self.locations, &other.locations);
+        merge_counts(&mut self.auth_methods, &other.auth_methods);
+        self.ips.extend(other.ips.iter().cloned());
+        Ok(())
+    }
+
+    /// Restores the timezone after deserialization (it is carried by name).
+    pub fn rehydrate(mut self) -> CoreResult<Aggregate> {
+        self.tz = ReportTz::parse(&self.timezone)?;
+        Ok(self)
+    }
+
+    pub fn total_count(&self) -> u64 {
+        self.total.count
+    }
+
+    /// The report body.
+    pub fn finish(&self) -> ReportBody {
+        let mut operation_breakdown: Vec<OperationStat> = self
+            .operations
+            .iter()
+            .map(|(k, v)| OperationStat {
+                operation: k.clone(),
+                count: v.count,
+                total_credits: v.total_credits,
+                latest: v.latest,
+            })
+            .collect();
+        operation_breakdown.sort_by(|a, b| b.count.cmp(&a.count).then(a.operation.cmp(&b.operation)));
+
+        let temporal_breakdown = self
+            .buckets
+            .iter()
+            .map(|(k, v)| Bucket {
+                bucket: k.clone(),
+                count: v.count,
+                total_credits: v.total_credits,
+            })
+            .collect();
+        let entity_breakdown = ranked(&self.entities, |k, v| EntityStat {
+            entity_type: k.to_owned(),
+            count: v.count,
+            total_credits: v.total_credits,
+        });
+        let user_breakdown = ranked(&self.users, |k, v| UserStat {
+            user_id: k.to_owned(),
+            operation_count: v.count,
+            total_credits: v.total_credits,
+        });
+        let department_breakdown = ranked(&self.departments, |k, v| DepartmentStat {
+            department_id: k.to_owned(),
+            operation_count: v.count,
+            total_credits: v.total_credits,
+        });
+        ReportBody {
+            group_by: self.group_by,
+            timezone: self.timezone.clone(),
+            total_activities: self.total.count,
+            total_credits_used: self.total.total_credits,
+            operation_breakdown,
+            temporal_breakdown,
+            entity_breakdown,
+            outcome_breakdown: self
+                .outcomes
+                .iter()
+                .map(|(k, v)| (k.as_str().to_owned(), *v))
+                .collect(),
+            compliance_summary: ComplianceSummary {
+                unique_users: self.users.len() as u64,
+                total_operations: self.total.count,
+                operations_by_location: self.locations.clone(),
+                authentication_methods: self.auth_methods.clone(),
+                unique_ip_addresses: self.ips.len() as u64,
+            },
+            most_active_user: most_active(&self.users),
+            user_breakdown,
+            department_breakdown,
+        }
+    }
+}
+
+fn merge_cc(into: &mut BTreeMap<String, CountCredits>, from: &BTreeMap<String, CountCredits>) -> CoreResult<()> {
+    for (k, v) in from {
+        into.entry(k.clone()).or_default().add(v.count, v.total_credits)?;
+    }
+    Ok(())
+}
+
+fn merge_counts<K: Ord + Clone>(into: &mut BTreeMap<K, u64>, from: &BTreeMap<K, u64>) {
+    for (k, v) in from {
+        *into.entry(k.clone()).or_default() += v;
+    }
+}
+
+/// Sorted by count descending, then key ascending, so output never depends on order of arrival.
+fn ranked<T>(map: &BTreeMap<String, CountCredits>, make: impl Fn(&str, &CountCredits) -> T) -> Vec<T> {
+    let mut entries: Vec<(&String, &CountCredits)> = map.iter().collect();
+    entries.sort_by(|a, b| b.1.count.cmp(&a.1.count).then(a.0.cmp(b.0)));
+    entries.into_iter().map(|(k, v)| make(k, v)).collect()
+}
+
+/// Highest count; ties go to the smallest user id, so the answer is deterministic.
+fn most_active(users: &BTreeMap<String, CountCredits>) -> Option<MostActiveUser> {
+    users
+        .iter()
+        .max_by(|a, b| a.1.count.cmp(&b.1.count).then(b.0.cmp(a.0)))
+        .map(|(k, v)| MostActiveUser {
+            user_id: k.clone(),
+            count: v.count,
+        })
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OperationStat {
+    pub operation: String,
+    pub count: u64,
+    pub total_credits: Credits,
+    pub latest: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Bucket {
+    pub bucket: String,
+    pub count: u64,
+    pub total_credits: Credits,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EntityStat {
+    pub entity_type: String,
+    pub count: u64,
+    pub total_credits: Credits,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserStat {
+    pub user_id: String,
+    pub operation_count: u64,
+    pub total_credits: Credits,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DepartmentStat {
+    pub department_id: String,
+    pub operation_count: u64,
+    pub total_credits: Credits,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ComplianceSummary {
+    pub unique_users: u64,
+    pub total_operations: u64,
+    pub operations_by_location: BTreeMap<String, u64>,
+    pub authentication_methods: BTreeMap<String, u64>,
+    pub unique_ip_addresses: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MostActiveUser {
+    pub user_id: String,
+    pub count: u64,
+}
+
+/// The report as the API returns it (runtimes add scope and period around it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReportBody {
+    pub group_by: GroupBy,
+    pub timezone: String,
+    pub total_activities: u64,
+    pub total_credits_used: Credits,
+    pub operation_breakdown: Vec<OperationStat>,
+    pub temporal_breakdown: Vec<Bucket>,
+    pub entity_breakdown: Vec<EntityStat>,
+    pub outcome_breakdown: BTreeMap<String, u64>,
+    pub compliance_summary: ComplianceSummary,
+    pub user_breakdown: Vec<UserStat>,
+    pub department_breakdown: Vec<DepartmentStat>,
+    pub most_active_user: Option<MostActiveUser>,
+}
+
+/// The seed's `summarizeRecentActivities`, made order-independent: `lastActivity` is the
+/// newest instant, not whatever came first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecentSummary {
+    pub total_operations: u64,
+    pub operations_by_type: BTreeMap<String, u64>,
+    pub total_credits_used: Credits,
+    pub last_activity: Option<Timestamp>,
+    pub most_active_user: Option<MostActiveUser>,
+}
+
+pub fn recent_summary(rows: &[ReportRow]) -> CoreResult<RecentSummary> {
+    let mut agg = Aggregate::new(GroupBy::Day, ReportTz::Utc);
+    agg.add_all(rows)?;
+    Ok(RecentSummary {
+        total_operations: agg.total.count,
+        operations_by_type: agg.operations.iter().map(|(k, v)| (k.clone(), v.count)).collect(),
+        total_credits_used: agg.total.total_credits,
+        last_activity: agg.operations.values().map(|o| o.latest).max(),
+        most_active_user: most_active(&agg.users),
+    })
+}

@@ -1,0 +1,44 @@
+//! Tenant policy: what enrichment and reports need to know about a tenant.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{CoreError, CoreResult};
+use crate::limits::MAX_REDACTED_KEYS;
+use crate::names::validate_label;
+use crate::pricing::PriceTable;
+use crate::report::ReportTz;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TenantPolicy {
+    /// IANA timezone for reports (`Europe/Berlin`); UTC when absent.
+    #[serde(default)]
+    pub timezone: Option<String>,
+    #[serde(default)]
+    pub prices: PriceTable,
+    /// Metadata keys (case-insensitive, any depth) whose values are replaced by
+    /// `"[REDACTED]"` before anything is stored.
+    #[serde(default)]
+    pub redact_keys: Vec<String>,
+}
+
+impl TenantPolicy {
+    pub fn validate(&self) -> CoreResult<()> {
+        self.prices.validate()?;
+        self.report_tz()?;
+        if self.redact_keys.len() > MAX_REDACTED_KEYS {
+            return Err(CoreError::too_large(
+                "redactKeys",
+                format!("at most {MAX_REDACTED_KEYS} keys"),
+            ));
+        }
+        for key in &self.redact_keys {
+            validate_label("redactKeys", key)?;
+        }
+        Ok(())
+    }
+
+    pub fn report_tz(&self) -> CoreResult<ReportTz> {
+        ReportTz::parse(self.timezone.as_deref().unwrap_or("UTC"))
+    }
+}
