@@ -12,6 +12,7 @@ pub mod duration;
 pub mod enrich;
 pub mod error;
 pub mod ids;
+pub mod json_api;
 pub mod limits;
 pub mod metadata;
 pub mod names;
