@@ -29,14 +29,16 @@ pub struct EnrichContext<'a> {
 pub const PATH_SEPARATOR: &str = " → ";
 
 fn validate_input(input: &ActivityInput, now: Timestamp) -> CoreResult<()> {
-    if input.ip_address.is_some()
-        || input
-            .compliance
-            .as_ref()
-            .is_some_and(|c| c.ip_address.is_some())
-    {
+    let body_ip = if input.ip_address.is_some() {
+        Some("ipAddress")
+    } else if input.compliance.as_ref().is_some_and(|c| c.ip_address.is_some()) {
+        Some("compliance.ipAddress")
+    } else {
+        None
+    };
+    if let Some(field) = body_ip {
         return Err(CoreError::invalid(
-            "ipAddress",
+            field,
             "ipAddress is taken from the connection and must not be sent in the body",
         ));
     }

@@ -85,6 +85,16 @@ impl CoreError {
         self
     }
 
+    /// Places the error inside a container: `userId` within `activities[3]` becomes
+    /// `activities[3].userId`, so batch callers learn which item failed.
+    pub fn within(mut self, prefix: &str) -> Self {
+        self.field = Some(match self.field.take() {
+            Some(f) => format!("{prefix}.{f}"),
+            None => prefix.to_owned(),
+        });
+        self
+    }
+
     /// Wraps a serde_json error without leaking Rust type names.
     pub fn from_json(err: &serde_json::Error) -> Self {
         CoreError::new(ErrorCode::InvalidInput, json_message(err))

@@ -180,7 +180,7 @@ pub fn evaluate(setup: &Setup, op: &str, input: &Value) -> CoreResult<Value> {
             let mut activities = Vec::with_capacity(inputs.len());
             for (i, a) in inputs.into_iter().enumerate() {
                 ectx.generated_id = format!("{}-{i}", ctx.generated_id.as_deref().unwrap_or("gen"));
-                activities.push(enrich(&dir, &setup.policy, a, &ectx).map_err(|e| e.at(format!("activities[{i}]")))?);
+                activities.push(enrich(&dir, &setup.policy, a, &ectx).map_err(|e| e.within(&format!("activities[{i}]")))?);
             }
             if op == "settle" {
                 let balance: Credits = parse(field(input, "balance")?)?;

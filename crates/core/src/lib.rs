@@ -6,6 +6,7 @@
 
 pub mod activity;
 pub mod chain;
+pub mod conformance;
 pub mod credits;
 pub mod directory;
 pub mod duration;

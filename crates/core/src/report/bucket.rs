@@ -49,7 +49,7 @@ impl ReportTz {
         }
         name.parse::<Tz>().map(ReportTz::Iana).map_err(|_| {
             CoreError::invalid(
-                "tz",
+                "timezone",
                 format!("`{}` is not an IANA timezone (e.g. Europe/Berlin)", clip(name)),
             )
         })
