@@ -78,8 +78,7 @@ pub fn seal(activity: &mut Activity, seq: u64, prev_hash: &str) {
 /// first one (`GENESIS` when starting at seq 1). Returns the last hash.
 pub fn verify(activities: &[Activity], prev_hash: &str, first_seq: u64) -> CoreResult<String> {
     let mut expected_prev = prev_hash.to_owned();
-    let mut expected_seq = first_seq;
-    for a in activities {
+    for (expected_seq, a) in (first_seq..).zip(activities) {
         let broken = |what: &str| {
             CoreError::new(
                 ErrorCode::ChainBroken,
@@ -96,7 +95,6 @@ pub fn verify(activities: &[Activity], prev_hash: &str, first_seq: u64) -> CoreR
             return Err(broken("content does not match its hash"));
         }
         expected_prev = a.hash.clone();
-        expected_seq += 1;
     }
     Ok(expected_prev)
 }

@@ -163,7 +163,10 @@ impl<'de> Deserialize<'de> for Credits {
                 .ok_or_else(|| CoreError::new(ErrorCode::Overflow, "credit amount is out of range"))
                 .and_then(Credits::from_units),
             Raw::Float(x) if x.is_finite() => Credits::parse(&format!("{x}")),
-            Raw::Float(_) => Err(CoreError::invalid("credits", "credit amount must be finite")),
+            Raw::Float(_) => Err(CoreError::invalid(
+                "credits",
+                "credit amount must be finite",
+            )),
             Raw::Text(t) => Credits::parse(&t),
         };
         parsed.map_err(serde::de::Error::custom)

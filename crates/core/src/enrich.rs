@@ -2,8 +2,8 @@
 //! activity with who/what/when/where/why/how, and the credit settlement of a batch.
 
 use crate::activity::{
-    Activity, ActivityInput, Compliance, Hierarchy, OperationContext, Outcome,
-    PermissionContext, ReportedOutcome, RoleRef, UserContext, UserProfile,
+    Activity, ActivityInput, Compliance, Hierarchy, OperationContext, Outcome, PermissionContext,
+    ReportedOutcome, RoleRef, UserContext, UserProfile,
 };
 use crate::credits::Credits;
 use crate::directory::{CompiledDirectory, UserIdx};
@@ -31,7 +31,11 @@ pub const PATH_SEPARATOR: &str = " → ";
 fn validate_input(input: &ActivityInput, now: Timestamp) -> CoreResult<()> {
     let body_ip = if input.ip_address.is_some() {
         Some("ipAddress")
-    } else if input.compliance.as_ref().is_some_and(|c| c.ip_address.is_some()) {
+    } else if input
+        .compliance
+        .as_ref()
+        .is_some_and(|c| c.ip_address.is_some())
+    {
         Some("compliance.ipAddress")
     } else {
         None

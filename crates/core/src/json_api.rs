@@ -151,7 +151,12 @@ pub fn evaluate(setup: &Setup, op: &str, input: &Value) -> CoreResult<Value> {
         "bucket" => {
             let t: Timestamp = parse(field(input, "timestamp")?)?;
             let g = GroupBy::parse(field(input, "groupBy")?.as_str().unwrap_or_default())?;
-            let tz = ReportTz::parse(input.get("timezone").and_then(Value::as_str).unwrap_or("UTC"))?;
+            let tz = ReportTz::parse(
+                input
+                    .get("timezone")
+                    .and_then(Value::as_str)
+                    .unwrap_or("UTC"),
+            )?;
             Ok(json!(tz.bucket(t, g)))
         }
         "ids" => {
@@ -180,7 +185,10 @@ pub fn evaluate(setup: &Setup, op: &str, input: &Value) -> CoreResult<Value> {
             let mut activities = Vec::with_capacity(inputs.len());
             for (i, a) in inputs.into_iter().enumerate() {
                 ectx.generated_id = format!("{}-{i}", ctx.generated_id.as_deref().unwrap_or("gen"));
-                activities.push(enrich(&dir, &setup.policy, a, &ectx).map_err(|e| e.within(&format!("activities[{i}]")))?);
+                activities.push(
+                    enrich(&dir, &setup.policy, a, &ectx)
+                        .map_err(|e| e.within(&format!("activities[{i}]")))?,
+                );
             }
             if op == "settle" {
                 let balance: Credits = parse(field(input, "balance")?)?;
@@ -201,14 +209,21 @@ pub fn evaluate(setup: &Setup, op: &str, input: &Value) -> CoreResult<Value> {
                 let index = t.get("index").and_then(Value::as_u64).unwrap_or(0) as usize;
                 if let Some(a) = activities.get_mut(index) {
                     let mut v = to_value(a);
-                    if let (Some(k), Some(val)) = (t.get("field").and_then(Value::as_str), t.get("value")) {
+                    if let (Some(k), Some(val)) =
+                        (t.get("field").and_then(Value::as_str), t.get("value"))
+                    {
                         v[k] = val.clone();
                     }
                     *a = parse(&v)?;
                 }
             }
             chain::verify(&activities, chain::GENESIS, 1)?;
-            Ok(json!(activities.iter().map(|a| json!({"seq": a.seq, "prevHash": a.prev_hash, "hash": a.hash})).collect::<Vec<_>>()))
+            Ok(json!(
+                activities
+                    .iter()
+                    .map(|a| json!({"seq": a.seq, "prevHash": a.prev_hash, "hash": a.hash}))
+                    .collect::<Vec<_>>()
+            ))
         }
         "report" | "report.merge" | "recent" => {
             let r: ReportInput = parse(input)?;
@@ -238,7 +253,10 @@ pub fn evaluate(setup: &Setup, op: &str, input: &Value) -> CoreResult<Value> {
             }
             Ok(to_value(&agg.finish()))
         }
-        other => Err(CoreError::invalid("op", format!("unknown operation `{}`", crate::time::clip(other)))),
+        other => Err(CoreError::invalid(
+            "op",
+            format!("unknown operation `{}`", crate::time::clip(other)),
+        )),
     }
 }
 
@@ -246,7 +264,10 @@ fn enrich_context<'a>(setup: &'a Setup, ctx: &ContextInput) -> EnrichContext<'a>
     EnrichContext {
         tenant_id: &setup.tenant_id,
         now: ctx.now,
-        generated_id: ctx.generated_id.clone().unwrap_or_else(|| "gen-0".to_owned()),
+        generated_id: ctx
+            .generated_id
+            .clone()
+            .unwrap_or_else(|| "gen-0".to_owned()),
         ip_address: ctx.ip_address.clone(),
     }
 }

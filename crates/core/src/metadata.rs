@@ -13,7 +13,12 @@ pub fn sanitize(value: Option<Value>, redact_keys: &[String]) -> CoreResult<Map<
     let mut map = match value {
         None | Some(Value::Null) => return Ok(Map::new()),
         Some(Value::Object(map)) => map,
-        Some(_) => return Err(CoreError::invalid("metadata", "metadata must be a JSON object")),
+        Some(_) => {
+            return Err(CoreError::invalid(
+                "metadata",
+                "metadata must be a JSON object",
+            ));
+        }
     };
     check_depth(&Value::Object(map.clone()), 1)?;
     redact(&mut map, redact_keys);

@@ -99,9 +99,9 @@ fn bad_pattern(field: &str, text: &str) -> CoreError {
 pub fn validate_id(field: &str, id: &str) -> CoreResult<()> {
     let ok = !id.is_empty()
         && id.len() <= MAX_ID_LEN
-        && id.bytes().all(|b| {
-            b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'@' | b'-')
-        });
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'@' | b'-'));
     if ok {
         Ok(())
     } else {

@@ -64,8 +64,8 @@ impl CompiledDirectory {
         let known = self.permissions.get(operation);
         let u = &self.users[user.0 as usize];
         let roles = u.roles.iter().map(|&r| &self.roles[r as usize].grants);
-        let denied = u.direct.denies(known, operation)
-            || roles.clone().any(|g| g.denies(known, operation));
+        let denied =
+            u.direct.denies(known, operation) || roles.clone().any(|g| g.denies(known, operation));
         if denied {
             return RawDecision {
                 allowed: false,
@@ -136,7 +136,10 @@ impl CompiledDirectory {
         if requests.len() > crate::limits::MAX_CHECK_BATCH {
             return Err(crate::error::CoreError::too_large(
                 "checks",
-                format!("at most {} checks per batch", crate::limits::MAX_CHECK_BATCH),
+                format!(
+                    "at most {} checks per batch",
+                    crate::limits::MAX_CHECK_BATCH
+                ),
             ));
         }
         requests

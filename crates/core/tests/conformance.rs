@@ -24,8 +24,8 @@ fn conformance_vectors_pass_on_the_native_core() {
     let (mut passed, mut failures) = (0, Vec::new());
     for path in files {
         let text = std::fs::read_to_string(&path).expect("vector file readable");
-        let mut file: VectorFile = serde_json::from_str(&text)
-            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let mut file: VectorFile =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let setup = file
             .setup(|name| {
                 std::fs::read_to_string(dir.join("fixtures").join(format!("{name}.json")))
@@ -38,11 +38,11 @@ fn conformance_vectors_pass_on_the_native_core() {
                 Ok(v) => Answer::Ok(v),
                 Err(e) => Answer::Error(serde_json::to_value(&e).expect("errors serialize")),
             };
-            if bless && case.expect.is_none() && case.expect_error.is_none() {
-                if let Answer::Ok(v) = &answer {
-                    case.expect = Some(v.clone());
-                    blessed = true;
-                }
+            if let (true, None, None, Answer::Ok(v)) =
+                (bless, &case.expect, &case.expect_error, &answer)
+            {
+                case.expect = Some(v.clone());
+                blessed = true;
             }
             match case.check(&answer) {
                 Ok(()) => passed += 1,
@@ -54,6 +54,11 @@ fn conformance_vectors_pass_on_the_native_core() {
             std::fs::write(&path, out + "\n").expect("vector file writable");
         }
     }
-    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
     assert!(passed >= 30, "only {passed} conformance cases ran");
 }

@@ -182,7 +182,11 @@ impl CompiledDirectory {
                     format!("at most {MAX_PERMISSIONS_PER_ROLE} permissions per role"),
                 ));
             }
-            Grants::intern_names(&format!("roles[{i}].permissions"), &r.permissions, &mut permissions)?;
+            Grants::intern_names(
+                &format!("roles[{i}].permissions"),
+                &r.permissions,
+                &mut permissions,
+            )?;
         }
         for (i, u) in spec.users.iter().enumerate() {
             if u.grants.len() > MAX_GRANTS_PER_USER {
@@ -212,7 +216,11 @@ impl CompiledDirectory {
                 validate_label(&format!("users[{i}].title"), t)?;
             }
             let dept = *dept_index.get(u.department_id.as_str()).ok_or_else(|| {
-                unknown(format!("users[{i}].departmentId"), "department", &u.department_id)
+                unknown(
+                    format!("users[{i}].departmentId"),
+                    "department",
+                    &u.department_id,
+                )
             })?;
             if u.roles.len() > MAX_ROLES_PER_USER {
                 return Err(CoreError::too_large(
@@ -338,7 +346,10 @@ fn department_paths(parents: &[Option<u32>]) -> CoreResult<Vec<Box<[u32]>>> {
         // Unwind from the topmost new node down, extending the known parent path.
         for &c in chain.iter().rev() {
             let mut path: Vec<u32> = match parents[c] {
-                Some(p) => paths[p as usize].as_deref().expect("parent resolved first").to_vec(),
+                Some(p) => paths[p as usize]
+                    .as_deref()
+                    .expect("parent resolved first")
+                    .to_vec(),
                 None => Vec::new(),
             };
             path.push(u32::try_from(c).expect("bounded"));

@@ -155,8 +155,18 @@ impl DirectorySpec {
             &patch.remove.departments,
             &patch.upsert.departments,
         )?;
-        patch_list("users", &mut next.users, &patch.remove.users, &patch.upsert.users)?;
-        patch_list("roles", &mut next.roles, &patch.remove.roles, &patch.upsert.roles)?;
+        patch_list(
+            "users",
+            &mut next.users,
+            &patch.remove.users,
+            &patch.upsert.users,
+        )?;
+        patch_list(
+            "roles",
+            &mut next.roles,
+            &patch.remove.roles,
+            &patch.upsert.roles,
+        )?;
         Ok(next)
     }
 }

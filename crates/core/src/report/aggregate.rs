@@ -101,11 +101,18 @@ impl Aggregate {
             .or_default()
             .add(n, c)?;
         self.entities
-            .entry(row.entity_type.clone().unwrap_or_else(|| NO_ENTITY.to_owned()))
+            .entry(
+                row.entity_type
+                    .clone()
+                    .unwrap_or_else(|| NO_ENTITY.to_owned()),
+            )
             .or_default()
             .add(n, c)?;
         *self.outcomes.entry(row.outcome).or_default() += n;
-        self.users.entry(row.user_id.clone()).or_default().add(n, c)?;
+        self.users
+            .entry(row.user_id.clone())
+            .or_default()
+            .add(n, c)?;
         if let Some(d) = &row.department_id {
             self.departments.entry(d.clone()).or_default().add(n, c)?;
         }
@@ -139,7 +146,8 @@ impl Aggregate {
                 "cannot merge aggregates with different groupBy or timezone",
             ));
         }
-        self.total.add(other.total.count, other.total.total_credits)?;
+        self.total
+            .add(other.total.count, other.total.total_credits)?;
         for (k, v) in &other.operations {
             match self.operations.get_mut(k) {
                 Some(op) => {
@@ -185,7 +193,8 @@ impl Aggregate {
                 latest: v.latest,
             })
             .collect();
-        operation_breakdown.sort_by(|a, b| b.count.cmp(&a.count).then(a.operation.cmp(&b.operation)));
+        operation_breakdown
+            .sort_by(|a, b| b.count.cmp(&a.count).then(a.operation.cmp(&b.operation)));
 
         let temporal_breakdown = self
             .buckets
@@ -238,9 +247,14 @@ impl Aggregate {
     }
 }
 
-fn merge_cc(into: &mut BTreeMap<String, CountCredits>, from: &BTreeMap<String, CountCredits>) -> CoreResult<()> {
+fn merge_cc(
+    into: &mut BTreeMap<String, CountCredits>,
+    from: &BTreeMap<String, CountCredits>,
+) -> CoreResult<()> {
     for (k, v) in from {
-        into.entry(k.clone()).or_default().add(v.count, v.total_credits)?;
+        into.entry(k.clone())
+            .or_default()
+            .add(v.count, v.total_credits)?;
     }
     Ok(())
 }
@@ -252,7 +266,10 @@ fn merge_counts<K: Ord + Clone>(into: &mut BTreeMap<K, u64>, from: &BTreeMap<K, 
 }
 
 /// Sorted by count descending, then key ascending, so output never depends on order of arrival.
-fn ranked<T>(map: &BTreeMap<String, CountCredits>, make: impl Fn(&str, &CountCredits) -> T) -> Vec<T> {
+fn ranked<T>(
+    map: &BTreeMap<String, CountCredits>,
+    make: impl Fn(&str, &CountCredits) -> T,
+) -> Vec<T> {
     let mut entries: Vec<(&String, &CountCredits)> = map.iter().collect();
     entries.sort_by(|a, b| b.1.count.cmp(&a.1.count).then(a.0.cmp(b.0)));
     entries.into_iter().map(|(k, v)| make(k, v)).collect()
@@ -362,7 +379,11 @@ pub fn recent_summary(rows: &[ReportRow]) -> CoreResult<RecentSummary> {
     agg.add_all(rows)?;
     Ok(RecentSummary {
         total_operations: agg.total.count,
-        operations_by_type: agg.operations.iter().map(|(k, v)| (k.clone(), v.count)).collect(),
+        operations_by_type: agg
+            .operations
+            .iter()
+            .map(|(k, v)| (k.clone(), v.count))
+            .collect(),
         total_credits_used: agg.total.total_credits,
         last_activity: agg.operations.values().map(|o| o.latest).max(),
         most_active_user: most_active(&agg.users),

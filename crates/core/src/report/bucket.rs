@@ -50,7 +50,10 @@ impl ReportTz {
         name.parse::<Tz>().map(ReportTz::Iana).map_err(|_| {
             CoreError::invalid(
                 "timezone",
-                format!("`{}` is not an IANA timezone (e.g. Europe/Berlin)", clip(name)),
+                format!(
+                    "`{}` is not an IANA timezone (e.g. Europe/Berlin)",
+                    clip(name)
+                ),
             )
         })
     }

@@ -1,0 +1,141 @@
+//! Property tests: exact credit arithmetic, one duration grammar, mergeable reports.
+
+use crm_core::credits::{Credits, UNITS_PER_CREDIT};
+use crm_core::duration::Since;
+use crm_core::report::{Aggregate, GroupBy, ReportRow, ReportTz};
+use crm_core::{Outcome, Timestamp};
+use proptest::prelude::*;
+
+/// Keeps sums of a few hundred amounts far from the overflow bound.
+const MAX_TEST_UNITS: i64 = 1_000_000_000_000;
+
+fn credits() -> impl Strategy<Value = Credits> {
+    (0..MAX_TEST_UNITS).prop_map(|u| Credits::from_units(u).expect("within range"))
+}
+
+proptest! {
+    #[test]
+    fn credits_round_trip_through_their_text(c in credits()) {
+        let text = c.to_string();
+        prop_assert_eq!(Credits::parse(&text).expect("formatted credits parse"), c);
+        prop_assert_eq!(text.split('.').nth(1).map(str::len), Some(4));
+    }
+
+    #[test]
+    fn credit_sums_are_exact_and_order_free(items in prop::collection::vec(credits(), 0..50)) {
+        let forward = items.iter().try_fold(Credits::ZERO, |a, c| a.checked_add(*c)).expect("no overflow");
+        let backward = items.iter().rev().try_fold(Credits::ZERO, |a, c| a.checked_add(*c)).expect("no overflow");
+        let units: i64 = items.iter().map(|c| c.units()).sum();
+        prop_assert_eq!(forward, backward);
+        prop_assert_eq!(forward.units(), units);
+    }
+
+    #[test]
+    fn debit_never_goes_negative(balance in credits(), cost in credits()) {
+        match balance.debit(cost) {
+            Ok(left) => {
+                prop_assert!(!left.is_negative());
+                prop_assert_eq!(left.units() + cost.units(), balance.units());
+            }
+            Err(_) => prop_assert!(cost.units() > balance.units()),
+        }
+    }
+
+    #[test]
+    fn addition_overflow_is_an_error_not_a_wrap(a in any::<i64>(), b in any::<i64>()) {
+        let (Ok(x), Ok(y)) = (Credits::from_units(a), Credits::from_units(b)) else {
+            return Ok(());
+        };
+        match x.checked_add(y) {
+            Ok(sum) => prop_assert_eq!(sum.units(), a + b),
+            // Out of range is refused, never wrapped.
+            Err(_) => prop_assert!(Credits::from_units(a.saturating_add(b)).is_err() || a.checked_add(b).is_none()),
+        }
+    }
+
+    #[test]
+    fn decimal_text_parses_to_exact_units(whole in 0i64..1_000_000, frac in 0i64..10_000) {
+        let text = format!("{whole}.{frac:04}");
+        let c = Credits::parse(&text).expect("valid decimal");
+        prop_assert_eq!(c.units(), whole * UNITS_PER_CREDIT + frac);
+    }
+
+    #[test]
+    fn since_units_are_consistent(n in 1i64..=365) {
+        let minute = 60_000;
+        let m = Since::parse(&format!("{}m", n * 60 * 24 * 7)).map(|s| s.millis);
+        let h = Since::parse(&format!("{}h", n * 24 * 7)).map(|s| s.millis);
+        let d = Since::parse(&format!("{}d", n * 7)).map(|s| s.millis);
+        let w = Since::parse(&format!("{n}w")).map(|s| s.millis);
+        // Values beyond the longest window are refused everywhere alike.
+        if let (Ok(m), Ok(h), Ok(d), Ok(w)) = (m.clone(), h.clone(), d.clone(), w.clone()) {
+            prop_assert_eq!(m, n * 7 * 24 * 60 * minute);
+            prop_assert_eq!(h, m);
+            prop_assert_eq!(d, m);
+            prop_assert_eq!(w, m);
+        } else {
+            prop_assert!(m.is_err() && h.is_err() && d.is_err() && w.is_err());
+        }
+    }
+
+    #[test]
+    fn since_rejects_garbage(text in "[a-z0-9 .-]{0,8}") {
+        let plausible = text.len() >= 2
+            && text[..text.len() - 1].bytes().all(|b| b.is_ascii_digit())
+            && matches!(text.as_bytes()[text.len() - 1], b'm' | b'h' | b'd' | b'w');
+        if !plausible {
+            prop_assert!(Since::parse(&text).is_err());
+        }
+    }
+
+    #[test]
+    fn merge_of_parts_equals_aggregate_of_all(
+        rows in prop::collection::vec(row(), 0..60),
+        split in any::<prop::sample::Index>(),
+        group in prop::sample::select(vec!["hour", "day", "week", "month"]),
+        tz in prop::sample::select(vec!["UTC", "Europe/Berlin", "America/New_York", "Asia/Kolkata"]),
+    ) {
+        let g = GroupBy::parse(group).expect("known grouping");
+        let tz = ReportTz::parse(tz).expect("known timezone");
+        let at = if rows.is_empty() { 0 } else { split.index(rows.len() + 1) };
+        let mut whole = Aggregate::new(g, tz);
+        whole.add_all(&rows).expect("no overflow");
+        let (mut left, mut right) = (Aggregate::new(g, tz), Aggregate::new(g, tz));
+        left.add_all(&rows[..at]).expect("no overflow");
+        right.add_all(&rows[at..]).expect("no overflow");
+        // merge(b, a) as well: order of shards must not matter.
+        right.merge(&left).expect("no overflow");
+        prop_assert_eq!(right.finish(), whole.finish());
+    }
+}
+
+fn row() -> impl Strategy<Value = ReportRow> {
+    (
+        1_700_000_000_000i64..1_710_000_000_000,
+        1u64..5,
+        prop::sample::select(vec!["u1", "u2", "u3"]),
+        prop::sample::select(vec![
+            "crm.leads.create",
+            "crm.leads.read",
+            "crm.reports.export",
+        ]),
+        prop::sample::select(vec![Outcome::Success, Outcome::Denied, Outcome::Failed]),
+        0i64..100_000,
+        prop::option::of(prop::sample::select(vec!["Berlin", "Paris"])),
+        prop::option::of(prop::sample::select(vec!["10.0.0.1", "10.0.0.2"])),
+    )
+        .prop_map(|(ms, count, user, op, outcome, units, loc, ip)| ReportRow {
+            occurred_at: Timestamp::from_millis(ms).expect("in range"),
+            latest: None,
+            count,
+            user_id: user.to_owned(),
+            department_id: Some(format!("dept-{user}")),
+            operation: op.to_owned(),
+            outcome,
+            entity_type: None,
+            credits: Credits::from_units(units).expect("in range"),
+            location: loc.map(str::to_owned),
+            authentication_method: None,
+            ip_address: ip.map(str::to_owned),
+        })
+}
