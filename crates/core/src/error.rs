@@ -29,6 +29,23 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    pub const ALL: [ErrorCode; 9] = [
+        ErrorCode::InvalidInput,
+        ErrorCode::TooLarge,
+        ErrorCode::UnknownUser,
+        ErrorCode::UnknownReference,
+        ErrorCode::Duplicate,
+        ErrorCode::Cycle,
+        ErrorCode::InsufficientCredits,
+        ErrorCode::Overflow,
+        ErrorCode::ChainBroken,
+    ];
+
+    /// The code for its text, for errors that crossed a wasm boundary as strings.
+    pub fn parse(text: &str) -> Option<ErrorCode> {
+        ErrorCode::ALL.into_iter().find(|c| c.as_str() == text)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorCode::InvalidInput => "invalid_input",

@@ -10,6 +10,7 @@ pub mod conformance;
 pub mod credits;
 pub mod directory;
 pub mod duration;
+pub mod engine;
 pub mod enrich;
 pub mod error;
 pub mod ids;

@@ -21,6 +21,23 @@ pub enum Reason {
     UnknownUser,
 }
 
+impl Reason {
+    pub const ALL: [Reason; 4] = [Reason::Granted, Reason::Denied, Reason::NotGranted, Reason::UnknownUser];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Granted => "granted",
+            Reason::Denied => "denied",
+            Reason::NotGranted => "not_granted",
+            Reason::UnknownUser => "unknown_user",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Reason> {
+        Reason::ALL.into_iter().find(|r| r.as_str() == text)
+    }
+}
+
 /// Where a grant came from, without allocating (the hot path).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {

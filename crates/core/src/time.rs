@@ -53,7 +53,7 @@ impl Timestamp {
 }
 
 /// Shortens user input echoed in error messages.
-pub(crate) fn clip(text: &str) -> String {
+pub fn clip(text: &str) -> String {
     const MAX_ECHO: usize = 40;
     if text.chars().count() <= MAX_ECHO {
         text.to_owned()

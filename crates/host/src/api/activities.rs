@@ -1,0 +1,71 @@
+//! Activity ingest and listings.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+
+use super::auth::Caller;
+use super::error::{Body, Query};
+use crate::error::{HostError, HostResult};
+use crate::service::queries::{self, Scope as Where};
+use crate::service::{App, ingest};
+use crate::store::activities::ActivityPage;
+use crate::store::{Scope, refused_for_credits};
+
+/// `POST /v1/activities`: 201 when recorded, 200 when every item replays an earlier
+/// request, 402 for a single activity the balance cannot cover (recorded as
+/// `insufficient_credits`, charged nothing).
+pub async fn ingest(State(app): State<App>, caller: Caller, body: Body) -> HostResult<(StatusCode, Json<Value>)> {
+    caller.require(Scope::Ingest)?;
+    let submission = ingest::Submission::from_body(body.0)?;
+    let stored = ingest::ingest(&app, caller.tenant(), &submission, caller.ip_address.as_deref()).await?;
+    let status = if stored.iter().all(|s| s.duplicate) { StatusCode::OK } else { StatusCode::CREATED };
+    match submission {
+        ingest::Submission::One(_) => {
+            let one = stored.into_iter().next().ok_or_else(|| HostError::internal(anyhow::anyhow!("no answer")))?;
+            if refused_for_credits(&one) {
+                return Err(HostError::PaymentRequired {
+                    message: "the credit balance cannot cover this operation; it was recorded as insufficient_credits"
+                        .to_owned(),
+                    details: json!({ "activity": one }),
+                });
+            }
+            Ok((status, Json(serde_json::to_value(one).map_err(HostError::internal)?)))
+        }
+        ingest::Submission::Batch(_) => {
+            let created = stored.iter().filter(|s| !s.duplicate).count();
+            let answer = json!({ "created": created, "duplicates": stored.len() - created, "results": stored });
+            Ok((status, Json(answer)))
+        }
+    }
+}
+
+fn page_json(page: ActivityPage) -> Json<Value> {
+    Json(json!({ "activities": page.activities, "nextCursor": page.next_cursor.map(|c| c.encode()) }))
+}
+
+pub async fn list(State(app): State<App>, caller: Caller, Query(params): Query) -> HostResult<Json<Value>> {
+    caller.require(Scope::Read)?;
+    Ok(page_json(queries::list(&app, caller.tenant(), Where::Tenant, &params).await?))
+}
+
+pub async fn user(
+    State(app): State<App>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(params): Query,
+) -> HostResult<Json<Value>> {
+    caller.require(Scope::Read)?;
+    Ok(page_json(queries::list(&app, caller.tenant(), Where::User(id), &params).await?))
+}
+
+pub async fn department(
+    State(app): State<App>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(params): Query,
+) -> HostResult<Json<Value>> {
+    caller.require(Scope::Read)?;
+    Ok(page_json(queries::list(&app, caller.tenant(), Where::Department(id), &params).await?))
+}

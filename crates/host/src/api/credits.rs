@@ -1,0 +1,67 @@
+//! Prices, balance and grants.
+
+use axum::Json;
+use axum::extract::State;
+use crm_core::Credits;
+use crm_core::pricing::PriceTable;
+use serde_json::{Value, json};
+
+use super::auth::Caller;
+use super::error::Body;
+use crate::error::{HostError, HostResult};
+use crate::service::{App, clock};
+use crate::store::{Scope, tenants};
+
+pub async fn prices(State(app): State<App>, caller: Caller) -> HostResult<Json<Value>> {
+    caller.require(Scope::Read)?;
+    let t = app.tenants.get(caller.tenant()).await?;
+    Ok(Json(serde_json::to_value(&t.snapshot.policy.prices).map_err(HostError::internal)?))
+}
+
+pub async fn put_prices(State(app): State<App>, caller: Caller, body: Body) -> HostResult<Json<Value>> {
+    caller.require(Scope::Admin)?;
+    let table: PriceTable = body.parse()?;
+    let t = app
+        .tenants
+        .update(caller.tenant(), move |_, policy| {
+            policy.prices = table;
+            Ok(())
+        })
+        .await?;
+    let mut answer = serde_json::to_value(&t.snapshot.policy.prices).map_err(HostError::internal)?;
+    answer["version"] = json!(t.version());
+    Ok(Json(answer))
+}
+
+pub async fn balance(State(app): State<App>, caller: Caller) -> HostResult<Json<Value>> {
+    caller.require(Scope::Read)?;
+    let id = caller.tenant().to_owned();
+    let row = app.store.read(move |c| tenants::require(c, &id)).await?;
+    Ok(Json(json!({ "balance": Credits::from_units(row.balance_units)? })))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Grant {
+    amount: Credits,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+pub async fn grant(State(app): State<App>, caller: Caller, body: Body) -> HostResult<Json<Value>> {
+    caller.require(Scope::Admin)?;
+    let grant: Grant = body.parse()?;
+    if grant.amount.units() <= 0 {
+        return Err(crm_core::CoreError::invalid("amount", "a grant must be positive").into());
+    }
+    let reason = grant.reason.unwrap_or_else(|| "grant".to_owned());
+    crm_core::names::validate_text("reason", &reason, crm_core::limits::MAX_TEXT_LEN)?;
+    let id = caller.tenant().to_owned();
+    let now = clock::now().millis();
+    let balance = app
+        .store
+        .writer()
+        .exec(move |c| tenants::adjust_balance(c, &id, grant.amount.units(), now, "grant", &reason))
+        .await?;
+    Ok(Json(json!({ "balance": Credits::from_units(balance)? })))
+}

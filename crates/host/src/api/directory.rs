@@ -1,0 +1,42 @@
+//! `GET/PUT/PATCH /v1/directory`: the tenant's directory, versioned.
+
+use axum::Json;
+use axum::extract::State;
+use serde_json::{Value, json};
+
+use super::auth::Caller;
+use super::error::Body;
+use crate::engine::Tenant;
+use crate::error::HostResult;
+use crate::service::App;
+use crate::store::Scope;
+
+fn summary(t: &Tenant) -> Value {
+    let d = &t.snapshot.directory;
+    json!({
+        "version": t.version(),
+        "users": d.user_count(),
+        "departments": d.department_count(),
+        "roles": d.role_count(),
+        "permissions": d.permission_count(),
+    })
+}
+
+pub async fn get(State(app): State<App>, caller: Caller) -> HostResult<Json<Value>> {
+    caller.require(Scope::Read)?;
+    let t = app.tenants.get(caller.tenant()).await?;
+    let directory: Value = serde_json::from_str(&t.directory_json).map_err(crate::error::HostError::internal)?;
+    Ok(Json(json!({ "version": t.version(), "directory": directory })))
+}
+
+pub async fn put(State(app): State<App>, caller: Caller, body: Body) -> HostResult<Json<Value>> {
+    caller.require(Scope::Admin)?;
+    let t = app.tenants.replace_directory(caller.tenant(), body.parse()?).await?;
+    Ok(Json(summary(&t)))
+}
+
+pub async fn patch(State(app): State<App>, caller: Caller, body: Body) -> HostResult<Json<Value>> {
+    caller.require(Scope::Admin)?;
+    let t = app.tenants.patch_directory(caller.tenant(), body.parse()?).await?;
+    Ok(Json(summary(&t)))
+}

@@ -1,0 +1,142 @@
+//! The `crm-host` command line.
+
+mod admin;
+mod config;
+mod demo;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::store::Scope;
+
+#[derive(Debug, Parser)]
+#[command(name = "crm-host", version, about = "CRM activity engine, on-prem host")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the API (production entry; settings from a config file and CRM_* env vars).
+    Serve(config::ServeArgs),
+    /// A self-contained demo: embedded SQLite, a demo tenant, ~50 users, a month of activity.
+    Demo(demo::DemoArgs),
+    /// Tenant administration.
+    Tenant {
+        #[command(subcommand)]
+        command: TenantCommand,
+    },
+    /// API key administration.
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
+    /// Directory administration.
+    Directory {
+        #[command(subcommand)]
+        command: DirectoryCommand,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct DbArg {
+    /// SQLite database file.
+    #[arg(long, env = "CRM_DB", default_value = "crm.db")]
+    db: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+enum TenantCommand {
+    /// Create a tenant with an empty directory.
+    Create {
+        #[command(flatten)]
+        db: DbArg,
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        name: String,
+        /// IANA timezone for reports.
+        #[arg(long, default_value = "UTC")]
+        timezone: String,
+        /// Opening credit balance, e.g. 1000 or 12.5.
+        #[arg(long, default_value = "0")]
+        balance: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeyCommand {
+    /// Create an API key; it is printed once and stored only as a hash.
+    Create {
+        #[command(flatten)]
+        db: DbArg,
+        #[arg(long)]
+        tenant: String,
+        #[arg(long = "scope", value_enum, required = true)]
+        scopes: Vec<Scope>,
+        #[arg(long)]
+        label: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DirectoryCommand {
+    /// Replace a tenant's directory with the JSON file's content.
+    Import {
+        #[command(flatten)]
+        db: DbArg,
+        #[arg(long)]
+        tenant: String,
+        file: PathBuf,
+    },
+}
+
+pub fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("CRM_LOG").unwrap_or_else(|_| "crm_host=info,warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Serve(args) => runtime()?.block_on(config::serve(args)),
+        Command::Demo(args) => runtime()?.block_on(demo::run(args)),
+        Command::Tenant { command: TenantCommand::Create { db, id, name, timezone, balance } } => {
+            admin::create_tenant(&db.db, &id, &name, &timezone, &balance)
+        }
+        Command::Key { command: KeyCommand::Create { db, tenant, scopes, label } } => {
+            admin::create_key(&db.db, &tenant, &scopes, label.as_deref())
+        }
+        Command::Directory { command: DirectoryCommand::Import { db, tenant, file } } => {
+            admin::import_directory(&db.db, &tenant, &file)
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+}
+
+/// Default listen address: loopback only; exposing the API is an explicit choice.
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+
+/// Waits for Ctrl-C (or SIGTERM on Unix).
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing a SIGTERM handler cannot fail on Unix");
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

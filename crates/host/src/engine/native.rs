@@ -1,0 +1,63 @@
+//! crm-core linked directly.
+
+use crm_core::engine;
+use crm_core::permission::{CheckRequest, Decision};
+use crm_core::report::ReportRow;
+use crm_core::{Activity, CoreError, Credits, Timestamp};
+use serde_json::Value;
+
+use super::{Engine, EngineError, EngineKind, EngineResult, RawActivity, Tenant};
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NativeEngine;
+
+impl Engine for NativeEngine {
+    fn kind(&self) -> EngineKind {
+        EngineKind::Native
+    }
+
+    fn check_batch(&self, tenant: &Tenant, checks: &[CheckRequest]) -> EngineResult<Vec<Decision>> {
+        Ok(tenant.snapshot.directory.check_batch(checks)?)
+    }
+
+    fn cost(&self, tenant: &Tenant, operation: &str) -> EngineResult<Credits> {
+        Ok(tenant.snapshot.cost(operation)?)
+    }
+
+    fn enrich_batch(
+        &self,
+        tenant: &Tenant,
+        now: Timestamp,
+        ip_address: Option<&str>,
+        items: &[RawActivity],
+    ) -> EngineResult<Vec<Result<Activity, CoreError>>> {
+        Ok(items
+            .iter()
+            .map(|i| tenant.snapshot.enrich_json(&i.input_json, &i.generated_id, now, ip_address))
+            .collect())
+    }
+
+    fn settle_and_seal(
+        &self,
+        balance: Credits,
+        first_seq: u64,
+        prev_hash: &str,
+        mut activities: Vec<Activity>,
+    ) -> EngineResult<(Credits, Vec<Activity>)> {
+        let left = engine::settle_and_seal(balance, first_seq, prev_hash, &mut activities)?;
+        Ok((left, activities))
+    }
+
+    fn report(&self, group_by: &str, timezone: &str, parts: &[&[ReportRow]]) -> EngineResult<Value> {
+        let partials = parts
+            .iter()
+            .map(|rows| engine::aggregate(group_by, timezone, rows))
+            .collect::<Result<Vec<_>, _>>()?;
+        let body = engine::finish(partials)?;
+        serde_json::to_value(body).map_err(|e| EngineError::Fault(e.to_string()))
+    }
+
+    fn evaluate(&self, setup_json: &str, op: &str, input_json: &str) -> EngineResult<String> {
+        Ok(crm_core::json_api::evaluate_json(setup_json, op, input_json))
+    }
+}

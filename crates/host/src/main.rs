@@ -1,0 +1,3 @@
+fn main() -> anyhow::Result<()> {
+    crm_host::cli::main()
+}

@@ -1,0 +1,73 @@
+//! Starting and stopping the HTTP server (used by `serve`, `demo` and the tests).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::engine::{self, EngineKind};
+use crate::service::App;
+use crate::store::Store;
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub db: PathBuf,
+    pub listen: SocketAddr,
+    pub engine: EngineKind,
+    pub client_ip_header: Option<String>,
+}
+
+/// A running server; dropping it does not stop it, `stop` does.
+#[derive(Debug)]
+pub struct Running {
+    pub addr: SocketAddr,
+    pub app: App,
+    shutdown: oneshot::Sender<()>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl Running {
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops accepting, finishes in-flight requests, returns when done.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.shutdown.send(());
+        self.task.await??;
+        Ok(())
+    }
+
+    /// Serves until the task ends (Ctrl-C handling is the caller's).
+    pub async fn wait(self) -> anyhow::Result<()> {
+        // Holding the sender keeps the shutdown signal from firing.
+        let Running { shutdown: _shutdown, task, .. } = self;
+        Ok(task.await??)
+    }
+}
+
+/// Opens the store, builds the engine and starts serving on `config.listen`.
+pub async fn start(config: &ServerConfig) -> anyhow::Result<Running> {
+    let engine = engine::build(config.engine)?;
+    let store = Store::open(&config.db, engine.clone())?;
+    let mut app = App::new(store, engine);
+    app.client_ip_header = config.client_ip_header.as_ref().map(|h| h.to_ascii_lowercase());
+    serve(app, config.listen).await
+}
+
+pub async fn serve(app: App, listen: SocketAddr) -> anyhow::Result<Running> {
+    let listener = TcpListener::bind(listen).await?;
+    let addr = listener.local_addr()?;
+    let (shutdown, stopped) = oneshot::channel::<()>();
+    let router = crate::api::router(app.clone());
+    let task = tokio::spawn(async move {
+        axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(async move {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    Ok(Running { addr, app, shutdown, task })
+}

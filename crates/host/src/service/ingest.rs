@@ -1,0 +1,70 @@
+//! Activity ingest: validate and enrich the whole request with the engine first (a bad
+//! item rejects the request and nothing is written), then record through the writer.
+
+use crm_core::chain::canonical_json;
+use crm_core::limits::MAX_BATCH;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use super::{App, clock};
+use crate::engine::RawActivity;
+use crate::error::{HostError, HostResult};
+use crate::store::{IngestItem, Stored};
+
+/// A request body: one activity object, or an array of them.
+#[derive(Debug)]
+pub enum Submission {
+    One(Value),
+    Batch(Vec<Value>),
+}
+
+impl Submission {
+    pub fn from_body(body: Value) -> HostResult<Submission> {
+        match body {
+            Value::Array(items) if items.is_empty() => {
+                Err(HostError::BadRequest("the batch is empty".to_owned()))
+            }
+            Value::Array(items) if items.len() > MAX_BATCH => Err(HostError::PayloadTooLarge(format!(
+                "a batch holds at most {MAX_BATCH} activities, this one has {}",
+                items.len()
+            ))),
+            Value::Array(items) => Ok(Submission::Batch(items)),
+            one @ Value::Object(_) => Ok(Submission::One(one)),
+            _ => Err(HostError::BadRequest(
+                "the body must be an activity object or an array of them".to_owned(),
+            )),
+        }
+    }
+
+    fn items(&self) -> &[Value] {
+        match self {
+            Submission::One(v) => std::slice::from_ref(v),
+            Submission::Batch(items) => items,
+        }
+    }
+}
+
+/// Records the submission for `tenant_id`. `ip_address` comes from the connection.
+pub async fn ingest(app: &App, tenant_id: &str, submission: &Submission, ip_address: Option<&str>) -> HostResult<Vec<Stored>> {
+    let tenant = app.tenants.get(tenant_id).await?;
+    let now = clock::now();
+    let mut raws = Vec::with_capacity(submission.items().len());
+    let mut hashes = Vec::with_capacity(raws.capacity());
+    for item in submission.items() {
+        raws.push(RawActivity {
+            input_json: serde_json::to_string(item).map_err(HostError::internal)?,
+            generated_id: app.ids.next(now),
+        });
+        hashes.push(hex::encode(Sha256::digest(canonical_json(item).as_bytes())));
+    }
+    let enriched = app.engine.enrich_batch(&tenant, now, ip_address, &raws)?;
+    let mut items = Vec::with_capacity(enriched.len());
+    for (i, (result, input_hash)) in enriched.into_iter().zip(hashes).enumerate() {
+        let activity = result.map_err(|e| match submission {
+            Submission::One(_) => e,
+            Submission::Batch(_) => e.within(&format!("[{i}]")),
+        })?;
+        items.push(IngestItem { activity, input_hash });
+    }
+    app.store.writer().ingest(tenant, items, now.millis()).await
+}

@@ -1,0 +1,35 @@
+//! Business flows between the HTTP layer and the store: tenant snapshots, ingest,
+//! queries and reports. Handlers stay thin; the CLI calls the same functions.
+
+pub mod clock;
+pub mod ingest;
+pub mod queries;
+pub mod reports;
+pub mod tenants;
+
+use crate::engine::SharedEngine;
+use crate::store::Store;
+
+/// Everything a request needs, cheap to clone.
+#[derive(Debug, Clone)]
+pub struct App {
+    pub store: Store,
+    pub engine: SharedEngine,
+    pub tenants: tenants::Registry,
+    pub ids: clock::IdSource,
+    /// Header carrying the client IP when behind a trusted reverse proxy (lowercase);
+    /// without it the IP is the TCP peer's. Never read from a request body.
+    pub client_ip_header: Option<String>,
+}
+
+impl App {
+    pub fn new(store: Store, engine: SharedEngine) -> App {
+        App {
+            tenants: tenants::Registry::new(store.clone(), engine.clone()),
+            store,
+            engine,
+            ids: clock::IdSource::default(),
+            client_ip_header: None,
+        }
+    }
+}
