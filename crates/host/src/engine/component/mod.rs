@@ -115,6 +115,8 @@ impl ComponentEngine {
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
+        // Instantiation runs guest code too (initialisers): give it a deadline.
+        store.set_epoch_deadline(CALL_DEADLINE_TICKS);
         let world = self.pre.instantiate(&mut store)?;
         Ok(Instance { store, world, loaded: HashMap::new() })
     }
