@@ -7,7 +7,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::engine::{self, EngineKind};
+use crate::engine::{self, EngineKind, SharedEngine};
 use crate::service::App;
 use crate::store::Store;
 
@@ -50,7 +50,11 @@ impl Running {
 
 /// Opens the store, builds the engine and starts serving on `config.listen`.
 pub async fn start(config: &ServerConfig) -> anyhow::Result<Running> {
-    let engine = engine::build(config.engine)?;
+    start_with_engine(config, engine::build(config.engine)?).await
+}
+
+/// Like `start`, with an engine built earlier (tests share one compiled component).
+pub async fn start_with_engine(config: &ServerConfig, engine: SharedEngine) -> anyhow::Result<Running> {
     let store = Store::open(&config.db, engine.clone())?;
     let mut app = App::new(store, engine);
     app.client_ip_header = config.client_ip_header.as_ref().map(|h| h.to_ascii_lowercase());

@@ -12,9 +12,9 @@ use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 
-use super::admin;
 use crate::engine::EngineKind;
 use crate::server::{self, ServerConfig};
+use crate::service::admin;
 use crate::service::ingest::{self, Submission};
 use crate::store::Scope;
 

@@ -1,6 +1,5 @@
 //! The `crm-host` command line.
 
-mod admin;
 mod config;
 mod demo;
 
@@ -105,13 +104,13 @@ pub fn main() -> anyhow::Result<()> {
         Command::Serve(args) => runtime()?.block_on(config::serve(args)),
         Command::Demo(args) => runtime()?.block_on(demo::run(args)),
         Command::Tenant { command: TenantCommand::Create { db, id, name, timezone, balance } } => {
-            admin::create_tenant(&db.db, &id, &name, &timezone, &balance)
+            crate::service::admin::create_tenant(&db.db, &id, &name, &timezone, &balance)
         }
         Command::Key { command: KeyCommand::Create { db, tenant, scopes, label } } => {
-            admin::create_key(&db.db, &tenant, &scopes, label.as_deref())
+            crate::service::admin::create_key(&db.db, &tenant, &scopes, label.as_deref())
         }
         Command::Directory { command: DirectoryCommand::Import { db, tenant, file } } => {
-            admin::import_directory(&db.db, &tenant, &file)
+            crate::service::admin::import_directory(&db.db, &tenant, &file)
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Business flows between the HTTP layer and the store: tenant snapshots, ingest,
 //! queries and reports. Handlers stay thin; the CLI calls the same functions.
 
+pub mod admin;
 pub mod clock;
 pub mod ingest;
 pub mod queries;

@@ -1,5 +1,5 @@
-//! `tenant create`, `key create`, `directory import`: one-shot writes through the same
-//! store and writer the server uses.
+//! Tenant and key administration, shared by the CLI (`tenant create`, `key create`,
+//! `directory import`), the demo and the tests.
 
 use std::path::Path;
 
