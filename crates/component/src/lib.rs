@@ -13,8 +13,8 @@ mod bindings {
 use std::cell::RefCell;
 use std::collections::HashMap;
 
-use bindings::exports::crm::engine::{activities, conformance, permissions, reports, tenants};
 use bindings::crm::engine::types::{Error, TenantRef};
+use bindings::exports::crm::engine::{activities, conformance, permissions, reports, tenants};
 use crm_core::engine::{self, TenantSnapshot};
 use crm_core::permission::CheckRequest;
 use crm_core::report::{Aggregate, ReportRow};
@@ -31,7 +31,11 @@ thread_local! {
 struct Component;
 
 fn to_wit(e: CoreError) -> Error {
-    Error { code: e.code.as_str().to_owned(), message: e.message, field: e.field }
+    Error {
+        code: e.code.as_str().to_owned(),
+        message: e.message,
+        field: e.field,
+    }
 }
 
 fn json_err(e: serde_json::Error) -> Error {
@@ -46,7 +50,10 @@ fn with_tenant<T>(
         Some(s) if s.version == tenant.version => f(s),
         _ => Err(Error {
             code: "snapshot_not_loaded".to_owned(),
-            message: format!("tenant snapshot {} v{} is not loaded", tenant.tenant_id, tenant.version),
+            message: format!(
+                "tenant snapshot {} v{} is not loaded",
+                tenant.tenant_id, tenant.version
+            ),
             field: None,
         }),
     })
@@ -58,8 +65,13 @@ impl tenants::Guest for Component {
         policy_json: String,
         directory_json: String,
     ) -> Result<tenants::SnapshotInfo, Error> {
-        let snap = TenantSnapshot::from_json(&tenant.tenant_id, tenant.version, &policy_json, &directory_json)
-            .map_err(to_wit)?;
+        let snap = TenantSnapshot::from_json(
+            &tenant.tenant_id,
+            tenant.version,
+            &policy_json,
+            &directory_json,
+        )
+        .map_err(to_wit)?;
         let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
         let info = tenants::SnapshotInfo {
             users: count(snap.directory.user_count()),
@@ -89,7 +101,10 @@ impl permissions::Guest for Component {
         with_tenant(&tenant, |snap| {
             let requests: Vec<CheckRequest> = checks
                 .into_iter()
-                .map(|c| CheckRequest { user_id: c.user_id, permission: c.permission })
+                .map(|c| CheckRequest {
+                    user_id: c.user_id,
+                    permission: c.permission,
+                })
                 .collect();
             let decisions = snap.directory.check_batch(&requests).map_err(to_wit)?;
             Ok(decisions
@@ -104,7 +119,9 @@ impl permissions::Guest for Component {
     }
 
     fn cost(tenant: TenantRef, operation: String) -> Result<i64, Error> {
-        with_tenant(&tenant, |snap| snap.cost(&operation).map(Credits::units).map_err(to_wit))
+        with_tenant(&tenant, |snap| {
+            snap.cost(&operation).map(Credits::units).map_err(to_wit)
+        })
     }
 }
 
@@ -120,7 +137,12 @@ impl activities::Guest for Component {
                 .iter()
                 .map(|item| {
                     let a = snap
-                        .enrich_json(&item.input_json, &item.generated_id, now, ctx.ip_address.as_deref())
+                        .enrich_json(
+                            &item.input_json,
+                            &item.generated_id,
+                            now,
+                            ctx.ip_address.as_deref(),
+                        )
                         .map_err(to_wit)?;
                     serde_json::to_string(&a).map_err(json_err)
                 })
@@ -139,7 +161,8 @@ impl activities::Guest for Component {
             .map(|text| serde_json::from_str::<Activity>(text).map_err(json_err))
             .collect::<Result<Vec<_>, _>>()?;
         let balance = Credits::from_units(balance_units).map_err(to_wit)?;
-        let left = engine::settle_and_seal(balance, first_seq, &prev_hash, &mut list).map_err(to_wit)?;
+        let left =
+            engine::settle_and_seal(balance, first_seq, &prev_hash, &mut list).map_err(to_wit)?;
         Ok(activities::Settled {
             balance_units: left.units(),
             activities_json: list
@@ -176,4 +199,3 @@ impl conformance::Guest for Component {
         crm_core::json_api::evaluate_json(&setup_json, &op, &input_json)
     }
 }
-

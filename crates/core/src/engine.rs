@@ -28,8 +28,8 @@ impl TenantSnapshot {
         policy_json: &str,
         directory_json: &str,
     ) -> CoreResult<TenantSnapshot> {
-        let policy: TenantPolicy =
-            serde_json::from_str(policy_json).map_err(|e| CoreError::from_json(&e).within("policy"))?;
+        let policy: TenantPolicy = serde_json::from_str(policy_json)
+            .map_err(|e| CoreError::from_json(&e).within("policy"))?;
         policy.validate()?;
         let spec: DirectorySpec = serde_json::from_str(directory_json)
             .map_err(|e| CoreError::from_json(&e).within("directory"))?;

@@ -22,7 +22,12 @@ pub enum Reason {
 }
 
 impl Reason {
-    pub const ALL: [Reason; 4] = [Reason::Granted, Reason::Denied, Reason::NotGranted, Reason::UnknownUser];
+    pub const ALL: [Reason; 4] = [
+        Reason::Granted,
+        Reason::Denied,
+        Reason::NotGranted,
+        Reason::UnknownUser,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {

@@ -91,11 +91,12 @@ impl HostError {
         let (message, details) = match self {
             HostError::Core(e) => (
                 e.message.clone(),
-                e.field.as_ref().map_or_else(|| json!({}), |f| json!({ "field": f })),
+                e.field
+                    .as_ref()
+                    .map_or_else(|| json!({}), |f| json!({ "field": f })),
             ),
-            HostError::Conflict { message, details } | HostError::PaymentRequired { message, details } => {
-                (message.clone(), details.clone())
-            }
+            HostError::Conflict { message, details }
+            | HostError::PaymentRequired { message, details } => (message.clone(), details.clone()),
             HostError::Internal(_) => ("internal error; see the server log".to_owned(), json!({})),
             other => (other.to_string(), json!({})),
         };

@@ -43,7 +43,11 @@ impl Running {
     /// Serves until the task ends (Ctrl-C handling is the caller's).
     pub async fn wait(self) -> anyhow::Result<()> {
         // Holding the sender keeps the shutdown signal from firing.
-        let Running { shutdown: _shutdown, task, .. } = self;
+        let Running {
+            shutdown: _shutdown,
+            task,
+            ..
+        } = self;
         Ok(task.await??)
     }
 }
@@ -54,10 +58,16 @@ pub async fn start(config: &ServerConfig) -> anyhow::Result<Running> {
 }
 
 /// Like `start`, with an engine built earlier (tests share one compiled component).
-pub async fn start_with_engine(config: &ServerConfig, engine: SharedEngine) -> anyhow::Result<Running> {
+pub async fn start_with_engine(
+    config: &ServerConfig,
+    engine: SharedEngine,
+) -> anyhow::Result<Running> {
     let store = Store::open(&config.db, engine.clone())?;
     let mut app = App::new(store, engine);
-    app.client_ip_header = config.client_ip_header.as_ref().map(|h| h.to_ascii_lowercase());
+    app.client_ip_header = config
+        .client_ip_header
+        .as_ref()
+        .map(|h| h.to_ascii_lowercase());
     serve(app, config.listen).await
 }
 
@@ -67,11 +77,19 @@ pub async fn serve(app: App, listen: SocketAddr) -> anyhow::Result<Running> {
     let (shutdown, stopped) = oneshot::channel::<()>();
     let router = crate::api::router(app.clone());
     let task = tokio::spawn(async move {
-        axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(async move {
-                let _ = stopped.await;
-            })
-            .await
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = stopped.await;
+        })
+        .await
     });
-    Ok(Running { addr, app, shutdown, task })
+    Ok(Running {
+        addr,
+        app,
+        shutdown,
+        task,
+    })
 }

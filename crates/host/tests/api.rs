@@ -34,35 +34,78 @@ async fn directory_is_versioned_and_validated_before_it_changes() {
 
     let patch = json!({ "upsert": { "users": [{ "id": "user-500", "name": "New Hire", "email": "new@acme.test",
         "departmentId": "dept-sales", "roles": ["role-sales-rep"] }] } });
-    let (status, body) = s.call("PATCH", "/v1/directory", &k.admin, Some(patch)).await;
-    assert_eq!((status, body["version"].as_u64(), body["users"].as_u64()), (200, Some(2), Some(7)), "{body}");
-    let (_, decision) = s.post("/v1/permissions/check", &k.read, json!({ "userId": "user-500", "permission": "crm.leads.read" })).await;
+    let (status, body) = s
+        .call("PATCH", "/v1/directory", &k.admin, Some(patch))
+        .await;
+    assert_eq!(
+        (status, body["version"].as_u64(), body["users"].as_u64()),
+        (200, Some(2), Some(7)),
+        "{body}"
+    );
+    let (_, decision) = s
+        .post(
+            "/v1/permissions/check",
+            &k.read,
+            json!({ "userId": "user-500", "permission": "crm.leads.read" }),
+        )
+        .await;
     assert_eq!(decision["allowed"], true);
 
     let cycle = json!({ "organizations": [{ "id": "o", "name": "O" }],
         "departments": [{ "id": "a", "name": "A", "organizationId": "o", "parentId": "b" },
                         { "id": "b", "name": "B", "organizationId": "o", "parentId": "a" }] });
     let (status, body) = s.call("PUT", "/v1/directory", &k.admin, Some(cycle)).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (422, Some("cycle")));
-    let (status, _) = s.call("PUT", "/v1/directory", &k.read, Some(json!({}))).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (422, Some("cycle"))
+    );
+    let (status, _) = s
+        .call("PUT", "/v1/directory", &k.read, Some(json!({})))
+        .await;
     assert_eq!(status, 403);
     let (_, body) = s.get("/v1/directory", &k.read).await;
-    assert_eq!(body["version"], 2, "refused changes leave the directory as it was");
+    assert_eq!(
+        body["version"], 2,
+        "refused changes leave the directory as it was"
+    );
 
-    let (status, body) = s.call("PUT", "/v1/directory", &k.admin, Some(json!({ "organizations": [] }))).await;
-    assert_eq!((status, body["users"].as_u64(), body["version"].as_u64()), (200, Some(0), Some(3)));
+    let (status, body) = s
+        .call(
+            "PUT",
+            "/v1/directory",
+            &k.admin,
+            Some(json!({ "organizations": [] })),
+        )
+        .await;
+    assert_eq!(
+        (status, body["users"].as_u64(), body["version"].as_u64()),
+        (200, Some(0), Some(3))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn permission_checks_single_and_batch() {
     let s = server().await;
     let k = s.tenant("t-perm", "10").await;
-    let (status, d) = s.post("/v1/permissions/check", &k.ingest, json!({ "userId": "user-123", "permission": "crm.leads.update" })).await;
-    assert_eq!((status, d["source"].as_str()), (200, Some("role:Sales Manager")));
     let (status, d) = s
-        .post("/v1/permissions/check", &k.read, json!({ "checks": [
+        .post(
+            "/v1/permissions/check",
+            &k.ingest,
+            json!({ "userId": "user-123", "permission": "crm.leads.update" }),
+        )
+        .await;
+    assert_eq!(
+        (status, d["source"].as_str()),
+        (200, Some("role:Sales Manager"))
+    );
+    let (status, d) = s
+        .post(
+            "/v1/permissions/check",
+            &k.read,
+            json!({ "checks": [
             { "userId": "user-123", "permission": "crm.leads.delete" },
-            { "userId": "user-999", "permission": "crm.leads.read" } ] }))
+            { "userId": "user-999", "permission": "crm.leads.read" } ] }),
+        )
         .await;
     assert_eq!(status, 200);
     assert_eq!(d["decisions"][0]["reason"], "denied");
@@ -71,9 +114,16 @@ async fn permission_checks_single_and_batch() {
         .post("/v1/permissions/check", &k.read, json!({ "checks": [
             { "userId": "user-123", "permission": "crm.leads.read" }, { "userId": "user-123", "permission": "Bad Name" } ] }))
         .await;
-    assert_eq!((status, e["error"]["details"]["field"].as_str()), (400, Some("checks[1].permission")));
-    let many: Vec<Value> = (0..1001).map(|_| json!({ "userId": "user-123", "permission": "crm.leads.read" })).collect();
-    let (status, _) = s.post("/v1/permissions/check", &k.read, json!({ "checks": many })).await;
+    assert_eq!(
+        (status, e["error"]["details"]["field"].as_str()),
+        (400, Some("checks[1].permission"))
+    );
+    let many: Vec<Value> = (0..1001)
+        .map(|_| json!({ "userId": "user-123", "permission": "crm.leads.read" }))
+        .collect();
+    let (status, _) = s
+        .post("/v1/permissions/check", &k.read, json!({ "checks": many }))
+        .await;
     assert_eq!(status, 413);
 }
 
@@ -82,30 +132,69 @@ async fn prices_balance_grants_and_charging_are_exact() {
     let s = server().await;
     let k = s.tenant("t-credits", "10").await;
     let (status, prices) = s.get("/v1/credits/prices", &k.read).await;
-    assert_eq!((status, prices["prices"]["crm.leads.create"].as_str()), (200, Some("3.5000")));
-    let (status, _) = s.call("PUT", "/v1/credits/prices", &k.admin, Some(json!({ "default": "-1" }))).await;
+    assert_eq!(
+        (status, prices["prices"]["crm.leads.create"].as_str()),
+        (200, Some("3.5000"))
+    );
+    let (status, _) = s
+        .call(
+            "PUT",
+            "/v1/credits/prices",
+            &k.admin,
+            Some(json!({ "default": "-1" })),
+        )
+        .await;
     assert_eq!(status, 400, "negative prices are refused");
     let (status, p) = s
-        .call("PUT", "/v1/credits/prices", &k.admin, Some(json!({ "default": "0.1", "prices": { "crm.leads.create": "0.3" } })))
+        .call(
+            "PUT",
+            "/v1/credits/prices",
+            &k.admin,
+            Some(json!({ "default": "0.1", "prices": { "crm.leads.create": "0.3" } })),
+        )
         .await;
     assert_eq!((status, p["version"].as_u64()), (200, Some(2)));
 
     // seed_defect_16: three charges of 0.1 and one of 0.3 leave exactly 9.4.
     for i in 0..3 {
-        let (status, _) = s.post("/v1/activities", &k.ingest, activity(&format!("c-{i}"), "user-300", "crm.contacts.read")).await;
+        let (status, _) = s
+            .post(
+                "/v1/activities",
+                &k.ingest,
+                activity(&format!("c-{i}"), "user-300", "crm.contacts.read"),
+            )
+            .await;
         assert_eq!(status, 201);
     }
-    s.post("/v1/activities", &k.ingest, activity("c-3", "user-123", "crm.leads.create")).await;
+    s.post(
+        "/v1/activities",
+        &k.ingest,
+        activity("c-3", "user-123", "crm.leads.create"),
+    )
+    .await;
     let (_, b) = s.get("/v1/credits/balance", &k.read).await;
     assert_eq!(b["balance"], "9.4000");
 
-    let (status, b) = s.post("/v1/credits/grants", &k.admin, json!({ "amount": "0.6", "reason": "top-up" })).await;
+    let (status, b) = s
+        .post(
+            "/v1/credits/grants",
+            &k.admin,
+            json!({ "amount": "0.6", "reason": "top-up" }),
+        )
+        .await;
     assert_eq!((status, b["balance"].as_str()), (200, Some("10.0000")));
-    for bad in [json!({ "amount": "-5" }), json!({ "amount": "0" }), json!({ "amount": "1.00001" }), json!({ "amount": 1, "x": 1 })] {
+    for bad in [
+        json!({ "amount": "-5" }),
+        json!({ "amount": "0" }),
+        json!({ "amount": "1.00001" }),
+        json!({ "amount": 1, "x": 1 }),
+    ] {
         let (status, e) = s.post("/v1/credits/grants", &k.admin, bad.clone()).await;
         assert_eq!(status, 400, "{bad} → {e}");
     }
-    let (status, _) = s.post("/v1/credits/grants", &k.read, json!({ "amount": "1" })).await;
+    let (status, _) = s
+        .post("/v1/credits/grants", &k.read, json!({ "amount": "1" }))
+        .await;
     assert_eq!(status, 403);
     let (_, b) = s.get("/v1/credits/balance", &k.read).await;
     assert_eq!(b["balance"], "10.0000", "refused grants change nothing");
@@ -115,12 +204,27 @@ async fn prices_balance_grants_and_charging_are_exact() {
 async fn insufficient_credits_is_402_recorded_and_charges_nothing() {
     let s = server().await;
     let k = s.tenant("t-poor", "3").await;
-    let (status, e) = s.post("/v1/activities", &k.ingest, activity("p-1", "user-123", "crm.leads.create")).await;
-    assert_eq!((status, e["error"]["code"].as_str()), (402, Some("insufficient_credits")), "{e}");
-    assert_eq!(e["error"]["details"]["activity"]["outcome"], "insufficient_credits");
+    let (status, e) = s
+        .post(
+            "/v1/activities",
+            &k.ingest,
+            activity("p-1", "user-123", "crm.leads.create"),
+        )
+        .await;
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (402, Some("insufficient_credits")),
+        "{e}"
+    );
+    assert_eq!(
+        e["error"]["details"]["activity"]["outcome"],
+        "insufficient_credits"
+    );
     let (_, b) = s.get("/v1/credits/balance", &k.read).await;
     assert_eq!(b["balance"], "3.0000");
-    let listed = s.all("/v1/activities?outcome=insufficient_credits", &k.read).await;
+    let listed = s
+        .all("/v1/activities?outcome=insufficient_credits", &k.read)
+        .await;
     assert_eq!(listed.len(), 1, "the refusal is in the audit log");
     assert_eq!(listed[0]["credits"], "0.0000");
 }
@@ -134,20 +238,41 @@ async fn ingest_is_idempotent_by_id() {
     assert_eq!((status, first["duplicate"].as_bool()), (201, Some(false)));
     let (status, again) = s.post("/v1/activities", &k.ingest, a.clone()).await;
     assert_eq!((status, again["duplicate"].as_bool()), (200, Some(true)));
-    assert_eq!((again["seq"].clone(), again["hash"].clone()), (first["seq"].clone(), first["hash"].clone()));
+    assert_eq!(
+        (again["seq"].clone(), again["hash"].clone()),
+        (first["seq"].clone(), first["hash"].clone())
+    );
 
     let mut changed = a.clone();
     changed["operation"] = json!("crm.leads.update");
     let (status, e) = s.post("/v1/activities", &k.ingest, changed).await;
-    assert_eq!((status, e["error"]["code"].as_str()), (409, Some("conflict")));
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (409, Some("conflict"))
+    );
 
     // Within one batch: a repeat is answered as a duplicate of the first.
     let (status, batch) = s
-        .post("/v1/activities", &k.ingest, json!([activity("b-1", "user-200", "crm.leads.read"), activity("b-1", "user-200", "crm.leads.read"), a]))
+        .post(
+            "/v1/activities",
+            &k.ingest,
+            json!([
+                activity("b-1", "user-200", "crm.leads.read"),
+                activity("b-1", "user-200", "crm.leads.read"),
+                a
+            ]),
+        )
         .await;
     assert_eq!(status, 201);
-    assert_eq!((batch["created"].as_u64(), batch["duplicates"].as_u64()), (Some(1), Some(2)));
-    assert_eq!(s.all("/v1/activities", &k.read).await.len(), 2, "stored once each");
+    assert_eq!(
+        (batch["created"].as_u64(), batch["duplicates"].as_u64()),
+        (Some(1), Some(2))
+    );
+    assert_eq!(
+        s.all("/v1/activities", &k.read).await.len(),
+        2,
+        "stored once each"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -155,52 +280,128 @@ async fn bad_input_is_a_json_4xx_and_writes_nothing() {
     let s = server().await;
     let k = s.tenant("t-bad", "100").await;
     let raw = |body: &'static str, ctype: &'static str| {
-        let req = s.http.post(s.url("/v1/activities")).bearer_auth(&k.ingest).header("content-type", ctype).body(body);
+        let req = s
+            .http
+            .post(s.url("/v1/activities"))
+            .bearer_auth(&k.ingest)
+            .header("content-type", ctype)
+            .body(body);
         async move {
             let r = req.send().await.expect("sent");
-            (r.status().as_u16(), r.json::<Value>().await.expect("JSON error body"))
+            (
+                r.status().as_u16(),
+                r.json::<Value>().await.expect("JSON error body"),
+            )
         }
     };
     for (body, ctype, status) in [
         ("{not json", "application/json", 400),
-        ("{\"userId\": 5, \"operation\": \"crm.leads.read\"}", "application/json", 400),
+        (
+            "{\"userId\": 5, \"operation\": \"crm.leads.read\"}",
+            "application/json",
+            400,
+        ),
         ("{\"userId\": \"user-123\"}", "application/json", 400),
         ("\"just a string\"", "application/json", 400),
         ("[]", "application/json", 400),
-        ("{\"userId\": \"user-123\", \"operation\": \"crm.leads.read\"}", "text/plain", 400),
+        (
+            "{\"userId\": \"user-123\", \"operation\": \"crm.leads.read\"}",
+            "text/plain",
+            400,
+        ),
     ] {
         let (got, e) = raw(body, ctype).await;
         assert_eq!(got, status, "{body}: {e}");
-        assert!(e["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{e}");
+        assert!(
+            e["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "{e}"
+        );
     }
     let cases = [
-        (activity("x", "user-999", "crm.leads.read"), 422, "unknown_user"),
-        (activity("x", "user-123", "not a name"), 400, "invalid_input"),
-        (json!({ "userId": "user-123", "operation": "crm.leads.read", "credits": "0" }), 400, "invalid_input"),
-        (json!({ "userId": "user-123", "operation": "crm.leads.read", "occurredAt": "yesterday" }), 400, "invalid_input"),
-        (json!({ "userId": "user-123", "operation": "crm.leads.read", "metadata": { "blob": "x".repeat(10_000) } }), 413, "too_large"),
+        (
+            activity("x", "user-999", "crm.leads.read"),
+            422,
+            "unknown_user",
+        ),
+        (
+            activity("x", "user-123", "not a name"),
+            400,
+            "invalid_input",
+        ),
+        (
+            json!({ "userId": "user-123", "operation": "crm.leads.read", "credits": "0" }),
+            400,
+            "invalid_input",
+        ),
+        (
+            json!({ "userId": "user-123", "operation": "crm.leads.read", "occurredAt": "yesterday" }),
+            400,
+            "invalid_input",
+        ),
+        (
+            json!({ "userId": "user-123", "operation": "crm.leads.read", "metadata": { "blob": "x".repeat(10_000) } }),
+            413,
+            "too_large",
+        ),
     ];
     for (body, status, code) in cases {
         let (got, e) = s.post("/v1/activities", &k.ingest, body.clone()).await;
-        assert_eq!((got, e["error"]["code"].as_str()), (status, Some(code)), "{body}: {e}");
+        assert_eq!(
+            (got, e["error"]["code"].as_str()),
+            (status, Some(code)),
+            "{body}: {e}"
+        );
     }
     let (status, e) = s
-        .post("/v1/activities", &k.ingest, json!([activity("ok-1", "user-123", "crm.leads.read"), activity("ok-2", "nobody", "crm.leads.read")]))
+        .post(
+            "/v1/activities",
+            &k.ingest,
+            json!([
+                activity("ok-1", "user-123", "crm.leads.read"),
+                activity("ok-2", "nobody", "crm.leads.read")
+            ]),
+        )
         .await;
-    assert_eq!((status, e["error"]["details"]["field"].as_str()), (422, Some("[1].userId")), "{e}");
-    let too_many: Vec<Value> = (0..1001).map(|i| activity(&format!("m-{i}"), "user-123", "crm.leads.read")).collect();
+    assert_eq!(
+        (status, e["error"]["details"]["field"].as_str()),
+        (422, Some("[1].userId")),
+        "{e}"
+    );
+    let too_many: Vec<Value> = (0..1001)
+        .map(|i| activity(&format!("m-{i}"), "user-123", "crm.leads.read"))
+        .collect();
     let (status, _) = s.post("/v1/activities", &k.ingest, json!(too_many)).await;
     assert_eq!(status, 413);
-    let (status, _) = s.post("/v1/activities", &k.read, activity("r", "user-123", "crm.leads.read")).await;
+    let (status, _) = s
+        .post(
+            "/v1/activities",
+            &k.read,
+            activity("r", "user-123", "crm.leads.read"),
+        )
+        .await;
     assert_eq!(status, 403, "a read key cannot ingest");
-    let (status, _) = s.post("/v1/activities", "crm_not_a_key", activity("r", "user-123", "crm.leads.read")).await;
+    let (status, _) = s
+        .post(
+            "/v1/activities",
+            "crm_not_a_key",
+            activity("r", "user-123", "crm.leads.read"),
+        )
+        .await;
     assert_eq!(status, 401);
     let (status, e) = s.call("DELETE", "/v1/activities", &k.admin, None).await;
-    assert_eq!((status, e["error"]["code"].as_str()), (405, Some("method_not_allowed")));
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (405, Some("method_not_allowed"))
+    );
     let (status, _) = s.get("/v1/nothing-here", &k.read).await;
     assert_eq!(status, 404);
 
-    assert!(s.all("/v1/activities", &k.read).await.is_empty(), "nothing was written");
+    assert!(
+        s.all("/v1/activities", &k.read).await.is_empty(),
+        "nothing was written"
+    );
     let (_, b) = s.get("/v1/credits/balance", &k.read).await;
     assert_eq!(b["balance"], "100.0000");
 }
@@ -211,20 +412,30 @@ async fn query_parameters_are_checked() {
     let k = s.tenant("t-query", "100").await;
     for (path, field) in [
         ("/v1/activities?since=30x", Some("since")),
-        ("/v1/activities?since=30d&from=2024-01-01T00:00:00Z", Some("since")),
+        (
+            "/v1/activities?since=30d&from=2024-01-01T00:00:00Z",
+            Some("since"),
+        ),
         ("/v1/activities?from=2024-13-01", Some("from")),
         ("/v1/activities?cursor=garbage", None),
         ("/v1/activities?limit=0", None),
         ("/v1/activities?limit=501", None),
         ("/v1/activities?outcome=maybe", None),
         ("/v1/activities?colour=blue", None),
-        ("/v1/reports/users/user-123?groupBy=fortnight", Some("groupBy")),
+        (
+            "/v1/reports/users/user-123?groupBy=fortnight",
+            Some("groupBy"),
+        ),
         ("/v1/reports/users/user-123?tz=Mars/Base", Some("tz")),
     ] {
         let (status, e) = s.get(path, &k.read).await;
         assert_eq!(status, 400, "{path}: {e}");
         if let Some(f) = field {
-            assert_eq!(e["error"]["details"]["field"].as_str(), Some(f), "{path}: {e}");
+            assert_eq!(
+                e["error"]["details"]["field"].as_str(),
+                Some(f),
+                "{path}: {e}"
+            );
         }
     }
     let (status, _) = s.get("/v1/users/user-999/activities", &k.read).await;
@@ -245,7 +456,10 @@ async fn seed_defect_8_pages_hold_each_activity_exactly_once() {
             a
         })
         .collect();
-    assert_eq!(s.post("/v1/activities", &k.ingest, json!(batch)).await.0, 201);
+    assert_eq!(
+        s.post("/v1/activities", &k.ingest, json!(batch)).await.0,
+        201
+    );
     let mut seen = std::collections::BTreeSet::new();
     let mut cursor: Option<String> = None;
     let mut pages = 0;
@@ -258,7 +472,11 @@ async fn seed_defect_8_pages_hold_each_activity_exactly_once() {
         assert_eq!(status, 200);
         pages += 1;
         for a in page["activities"].as_array().expect("list") {
-            assert!(seen.insert(a["id"].as_str().expect("id").to_owned()), "duplicate {}", a["id"]);
+            assert!(
+                seen.insert(a["id"].as_str().expect("id").to_owned()),
+                "duplicate {}",
+                a["id"]
+            );
         }
         match page["nextCursor"].as_str() {
             Some(c) => cursor = Some(c.to_owned()),
@@ -274,15 +492,37 @@ async fn seed_defect_11_department_subtree_is_exact_and_tenant_scoped() {
     let a = s.tenant("t-sub-a", "1000").await;
     let b = s.tenant("t-sub-b", "1000").await;
     // user-400 is in dept-1, user-401 in dept-10, user-402 in dept-1-a (child of dept-1).
-    let batch = json!([activity("d-1", "user-400", "crm.tickets.read"), activity("d-2", "user-401", "crm.reports.read"),
-                       activity("d-3", "user-402", "crm.leads.read")]);
-    assert_eq!(s.post("/v1/activities", &a.ingest, batch.clone()).await.0, 201);
-    let ids = |list: Vec<Value>| list.iter().map(|a| a["id"].as_str().expect("id").to_owned()).collect::<Vec<_>>();
+    let batch = json!([
+        activity("d-1", "user-400", "crm.tickets.read"),
+        activity("d-2", "user-401", "crm.reports.read"),
+        activity("d-3", "user-402", "crm.leads.read")
+    ]);
+    assert_eq!(
+        s.post("/v1/activities", &a.ingest, batch.clone()).await.0,
+        201
+    );
+    let ids = |list: Vec<Value>| {
+        list.iter()
+            .map(|a| a["id"].as_str().expect("id").to_owned())
+            .collect::<Vec<_>>()
+    };
     let mut dept1 = ids(s.all("/v1/departments/dept-1/activities", &a.read).await);
     dept1.sort();
-    assert_eq!(dept1, ["d-1", "d-3"], "dept-1 covers dept-1-a, never dept-10");
-    assert_eq!(ids(s.all("/v1/activities?departmentId=dept-10", &a.read).await), ["d-2"]);
-    assert!(s.all("/v1/departments/dept-1/activities", &b.read).await.is_empty(), "no cross-tenant rows");
+    assert_eq!(
+        dept1,
+        ["d-1", "d-3"],
+        "dept-1 covers dept-1-a, never dept-10"
+    );
+    assert_eq!(
+        ids(s.all("/v1/activities?departmentId=dept-10", &a.read).await),
+        ["d-2"]
+    );
+    assert!(
+        s.all("/v1/departments/dept-1/activities", &b.read)
+            .await
+            .is_empty(),
+        "no cross-tenant rows"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -290,20 +530,58 @@ async fn seed_defect_12_tenants_never_see_each_other() {
     let s = server().await;
     let a = s.tenant("t-iso-a", "1000").await;
     let b = s.tenant("t-iso-b", "1000").await;
-    assert_eq!(s.post("/v1/activities", &a.ingest, activity("secret-1", "user-123", "crm.leads.create")).await.0, 201);
-    assert_eq!(s.post("/v1/activities", &b.ingest, activity("mine-1", "user-123", "crm.leads.read")).await.0, 201);
+    assert_eq!(
+        s.post(
+            "/v1/activities",
+            &a.ingest,
+            activity("secret-1", "user-123", "crm.leads.create")
+        )
+        .await
+        .0,
+        201
+    );
+    assert_eq!(
+        s.post(
+            "/v1/activities",
+            &b.ingest,
+            activity("mine-1", "user-123", "crm.leads.read")
+        )
+        .await
+        .0,
+        201
+    );
     // Same user id in both tenants: each sees only its own.
     let b_rows = s.all("/v1/users/user-123/activities", &b.read).await;
-    assert_eq!(b_rows.iter().map(|r| r["id"].as_str()).collect::<Vec<_>>(), [Some("mine-1")]);
+    assert_eq!(
+        b_rows.iter().map(|r| r["id"].as_str()).collect::<Vec<_>>(),
+        [Some("mine-1")]
+    );
     assert!(b_rows.iter().all(|r| r["tenantId"] == "t-iso-b"));
     // A cursor from tenant A does not open tenant A's rows to B.
     let (_, page) = s.get("/v1/activities?limit=1", &a.read).await;
     let a_cursor = format!("c{}.{}", i64::MAX / 2, 1_000_000);
-    let (_, leaked) = s.get(&format!("/v1/activities?cursor={a_cursor}"), &b.read).await;
-    assert!(leaked["activities"].as_array().expect("list").iter().all(|r| r["tenantId"] == "t-iso-b"));
+    let (_, leaked) = s
+        .get(&format!("/v1/activities?cursor={a_cursor}"), &b.read)
+        .await;
+    assert!(
+        leaked["activities"]
+            .as_array()
+            .expect("list")
+            .iter()
+            .all(|r| r["tenantId"] == "t-iso-b")
+    );
     assert_eq!(count(&page), 1);
     // Same id in another tenant is a different activity, not a conflict.
-    assert_eq!(s.post("/v1/activities", &b.ingest, activity("secret-1", "user-200", "crm.leads.read")).await.0, 201);
+    assert_eq!(
+        s.post(
+            "/v1/activities",
+            &b.ingest,
+            activity("secret-1", "user-200", "crm.leads.read")
+        )
+        .await
+        .0,
+        201
+    );
     let (_, report) = s.get("/v1/reports/users/user-123", &b.read).await;
     assert_eq!(report["totalActivities"], 1);
     let (_, dir) = s.get("/v1/directory", &b.read).await;
@@ -319,10 +597,25 @@ async fn seed_defect_19_and_20_session_and_ip_are_never_invented_or_taken_from_t
     let (status, e) = s
         .post("/v1/activities", &k.ingest, json!({ "userId": "user-123", "operation": "crm.leads.read", "compliance": { "ipAddress": "6.6.6.6" } }))
         .await;
-    assert_eq!((status, e["error"]["details"]["field"].as_str()), (400, Some("compliance.ipAddress")));
-    assert_eq!(s.post("/v1/activities", &k.ingest, activity("ip-1", "user-123", "crm.leads.read")).await.0, 201);
+    assert_eq!(
+        (status, e["error"]["details"]["field"].as_str()),
+        (400, Some("compliance.ipAddress"))
+    );
+    assert_eq!(
+        s.post(
+            "/v1/activities",
+            &k.ingest,
+            activity("ip-1", "user-123", "crm.leads.read")
+        )
+        .await
+        .0,
+        201
+    );
     let rows = s.all("/v1/activities", &k.read).await;
-    assert_eq!(rows[0]["compliance"]["ipAddress"], "127.0.0.1", "from the TCP peer");
+    assert_eq!(
+        rows[0]["compliance"]["ipAddress"], "127.0.0.1",
+        "from the TCP peer"
+    );
     assert_eq!(rows[0]["sessionId"], Value::Null);
 }
 
@@ -330,19 +623,34 @@ async fn seed_defect_19_and_20_session_and_ip_are_never_invented_or_taken_from_t
 async fn seed_defect_5_acknowledged_means_durable() {
     let s = server().await;
     let k = s.tenant("t-durable", "100").await;
-    let (status, ack) = s.post("/v1/activities", &k.ingest, activity("dur-1", "user-123", "crm.leads.read")).await;
+    let (status, ack) = s
+        .post(
+            "/v1/activities",
+            &k.ingest,
+            activity("dur-1", "user-123", "crm.leads.read"),
+        )
+        .await;
     assert_eq!(status, 201);
     // A separate connection to the file sees the acknowledged row at once.
     let conn = rusqlite_check(&s.db_path());
-    assert_eq!(conn, vec![("dur-1".to_owned(), ack["seq"].as_i64().expect("seq"))]);
+    assert_eq!(
+        conn,
+        vec![("dur-1".to_owned(), ack["seq"].as_i64().expect("seq"))]
+    );
 }
 
 fn rusqlite_check(path: &std::path::Path) -> Vec<(String, i64)> {
-    let out = std::process::Command::new("sqlite3").arg(path).arg("SELECT id, seq FROM activities").output();
+    let out = std::process::Command::new("sqlite3")
+        .arg(path)
+        .arg("SELECT id, seq FROM activities")
+        .output();
     match out {
         Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout)
             .lines()
-            .filter_map(|l| l.split_once('|').map(|(a, b)| (a.to_owned(), b.parse().expect("seq"))))
+            .filter_map(|l| {
+                l.split_once('|')
+                    .map(|(a, b)| (a.to_owned(), b.parse().expect("seq")))
+            })
             .collect(),
         // No sqlite3 CLI: read through the host's own read path instead.
         _ => crm_host::store::ReadPool::new(path.to_owned())
@@ -359,13 +667,23 @@ fn rusqlite_check(path: &std::path::Path) -> Vec<(String, i64)> {
 async fn seed_defect_1_generated_ids_never_collide() {
     let s = server().await;
     let k = s.tenant("t-ids", "1000").await;
-    let batch: Vec<Value> = (0..1000).map(|_| json!({ "userId": "user-200", "operation": "crm.leads.read" })).collect();
+    let batch: Vec<Value> = (0..1000)
+        .map(|_| json!({ "userId": "user-200", "operation": "crm.leads.read" }))
+        .collect();
     let (status, answer) = s.post("/v1/activities", &k.ingest, json!(batch)).await;
     assert_eq!(status, 201);
-    let ids: std::collections::BTreeSet<_> =
-        answer["results"].as_array().expect("results").iter().map(|r| r["id"].as_str().expect("id").to_owned()).collect();
+    let ids: std::collections::BTreeSet<_> = answer["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .map(|r| r["id"].as_str().expect("id").to_owned())
+        .collect();
     assert_eq!(ids.len(), 1000);
-    assert_eq!(s.all("/v1/activities", &k.read).await.len(), 1000, "nothing overwritten");
+    assert_eq!(
+        s.all("/v1/activities", &k.read).await.len(),
+        1000,
+        "nothing overwritten"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -374,11 +692,16 @@ async fn seed_defect_2_counts_are_exact_and_nothing_lingers_after_the_answer() {
     let k = s.tenant("t-count", "1000").await;
     let mut expected = 0;
     for round in 0..5 {
-        let batch: Vec<Value> = (0..40).map(|i| activity(&format!("r{round}-{i}"), "user-123", "crm.contacts.read")).collect();
+        let batch: Vec<Value> = (0..40)
+            .map(|i| activity(&format!("r{round}-{i}"), "user-123", "crm.contacts.read"))
+            .collect();
         let (_, answer) = s.post("/v1/activities", &k.ingest, json!(batch)).await;
         expected += answer["created"].as_u64().expect("created");
         // Readable as soon as answered: no buffer between the answer and the store.
-        assert_eq!(s.all("/v1/activities", &k.read).await.len() as u64, expected);
+        assert_eq!(
+            s.all("/v1/activities", &k.read).await.len() as u64,
+            expected
+        );
     }
     let (_, report) = s.get("/v1/reports/users/user-123", &k.read).await;
     assert_eq!(report["totalActivities"], 200);
@@ -394,7 +717,13 @@ async fn many_concurrent_clients_get_exact_counts_and_an_unbroken_chain() {
         tasks.push(tokio::spawn(async move {
             for req in 0..20 {
                 let batch: Vec<Value> = (0..10)
-                    .map(|i| activity(&format!("k{client}-{req}-{i}"), ["user-123", "user-200", "user-300"][i % 3], "crm.leads.create"))
+                    .map(|i| {
+                        activity(
+                            &format!("k{client}-{req}-{i}"),
+                            ["user-123", "user-200", "user-300"][i % 3],
+                            "crm.leads.create",
+                        )
+                    })
                     .collect();
                 let (status, body) = s.post("/v1/activities", &key, json!(batch)).await;
                 assert_eq!(status, 201, "{body}");
@@ -406,7 +735,10 @@ async fn many_concurrent_clients_get_exact_counts_and_an_unbroken_chain() {
     }
     let rows = s.all("/v1/activities", &k.read).await;
     assert_eq!(rows.len(), 3200);
-    let mut chain: Vec<crm_core::Activity> = rows.into_iter().map(|v| serde_json::from_value(v).expect("activity")).collect();
+    let mut chain: Vec<crm_core::Activity> = rows
+        .into_iter()
+        .map(|v| serde_json::from_value(v).expect("activity"))
+        .collect();
     chain.sort_by_key(|a| a.seq);
     assert_eq!((chain[0].seq, chain[3199].seq), (1, 3200));
     crm_core::chain::verify(&chain, crm_core::chain::GENESIS, 1).expect("chain verifies");
@@ -419,16 +751,35 @@ async fn many_concurrent_clients_get_exact_counts_and_an_unbroken_chain() {
 async fn seed_defect_10_reports_carry_credits_and_compliance() {
     let s = server().await;
     let k = s.tenant("t-report", "1000").await;
-    let batch: Vec<Value> = (0..6).map(|i| activity(&format!("rp-{i}"), "user-123", "crm.leads.create")).collect();
+    let batch: Vec<Value> = (0..6)
+        .map(|i| activity(&format!("rp-{i}"), "user-123", "crm.leads.create"))
+        .collect();
     s.post("/v1/activities", &k.ingest, json!(batch)).await;
-    let (status, r) = s.get("/v1/reports/users/user-123?since=1d&groupBy=hour&tz=UTC", &k.read).await;
+    let (status, r) = s
+        .get(
+            "/v1/reports/users/user-123?since=1d&groupBy=hour&tz=UTC",
+            &k.read,
+        )
+        .await;
     assert_eq!(status, 200, "{r}");
     assert_eq!(r["userId"], "user-123");
     assert_eq!(r["totalCreditsUsed"], "21.0000");
     assert_eq!(r["complianceSummary"]["operationsByLocation"]["Berlin"], 6);
     assert_eq!(r["complianceSummary"]["authenticationMethods"]["sso"], 6);
     assert_eq!(r["complianceSummary"]["uniqueIpAddresses"], 1);
-    let (status, d) = s.get("/v1/reports/departments/dept-sales?since=7d", &k.read).await;
-    assert_eq!((status, d["totalActivities"].as_u64(), d["timezone"].as_str()), (200, Some(6), Some("Europe/Berlin")));
-    assert_eq!(d["departmentBreakdown"][0]["departmentId"], "dept-sales-emea");
+    let (status, d) = s
+        .get("/v1/reports/departments/dept-sales?since=7d", &k.read)
+        .await;
+    assert_eq!(
+        (
+            status,
+            d["totalActivities"].as_u64(),
+            d["timezone"].as_str()
+        ),
+        (200, Some(6), Some("Europe/Berlin"))
+    );
+    assert_eq!(
+        d["departmentBreakdown"][0]["departmentId"],
+        "dept-sales-emea"
+    );
 }

@@ -25,16 +25,23 @@ fn run_vectors(kind: EngineKind) -> usize {
     let mut passed = 0;
     let mut failures = Vec::new();
     for path in files {
-        let file: VectorFile = serde_json::from_str(&std::fs::read_to_string(&path).expect("read")).expect("vector file");
+        let file: VectorFile = serde_json::from_str(&std::fs::read_to_string(&path).expect("read"))
+            .expect("vector file");
         let setup = file.setup(|name| fixture_text(&dir, name)).expect("setup");
         let setup_json = serde_json::to_string(&setup).expect("setup serializes");
         for case in &file.cases {
             let input = serde_json::to_string(&case.input).expect("input serializes");
-            let text = engine.evaluate(&setup_json, &case.op, &input).expect("no engine fault");
+            let text = engine
+                .evaluate(&setup_json, &case.op, &input)
+                .expect("no engine fault");
             let answer: Answer = serde_json::from_str(&text).expect("tagged answer");
             match case.check(&answer) {
                 Ok(()) => passed += 1,
-                Err(why) => failures.push(format!("{kind:?} {} / {}: {why}", path.display(), case.name)),
+                Err(why) => failures.push(format!(
+                    "{kind:?} {} / {}: {why}",
+                    path.display(),
+                    case.name
+                )),
             }
         }
     }
@@ -43,7 +50,8 @@ fn run_vectors(kind: EngineKind) -> usize {
 }
 
 fn fixture_text(dir: &Path, name: &str) -> Result<String, String> {
-    std::fs::read_to_string(dir.join("fixtures").join(format!("{name}.json"))).map_err(|e| e.to_string())
+    std::fs::read_to_string(dir.join("fixtures").join(format!("{name}.json")))
+        .map_err(|e| e.to_string())
 }
 
 #[test]
@@ -57,7 +65,10 @@ fn conformance_vectors_pass_through_the_native_engine() {
 }
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime")
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
 }
 
 const HOUR_MS: i64 = 3_600_000;

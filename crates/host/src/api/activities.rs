@@ -16,14 +16,31 @@ use crate::store::{Scope, refused_for_credits};
 /// `POST /v1/activities`: 201 when recorded, 200 when every item replays an earlier
 /// request, 402 for a single activity the balance cannot cover (recorded as
 /// `insufficient_credits`, charged nothing).
-pub async fn ingest(State(app): State<App>, caller: Caller, body: Body) -> HostResult<(StatusCode, Json<Value>)> {
+pub async fn ingest(
+    State(app): State<App>,
+    caller: Caller,
+    body: Body,
+) -> HostResult<(StatusCode, Json<Value>)> {
     caller.require(Scope::Ingest)?;
     let submission = ingest::Submission::from_body(body.0)?;
-    let stored = ingest::ingest(&app, caller.tenant(), &submission, caller.ip_address.as_deref()).await?;
-    let status = if stored.iter().all(|s| s.duplicate) { StatusCode::OK } else { StatusCode::CREATED };
+    let stored = ingest::ingest(
+        &app,
+        caller.tenant(),
+        &submission,
+        caller.ip_address.as_deref(),
+    )
+    .await?;
+    let status = if stored.iter().all(|s| s.duplicate) {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
     match submission {
         ingest::Submission::One(_) => {
-            let one = stored.into_iter().next().ok_or_else(|| HostError::internal(anyhow::anyhow!("no answer")))?;
+            let one = stored
+                .into_iter()
+                .next()
+                .ok_or_else(|| HostError::internal(anyhow::anyhow!("no answer")))?;
             if refused_for_credits(&one) {
                 return Err(HostError::PaymentRequired {
                     message: "the credit balance cannot cover this operation; it was recorded as insufficient_credits"
@@ -31,7 +48,10 @@ pub async fn ingest(State(app): State<App>, caller: Caller, body: Body) -> HostR
                     details: json!({ "activity": one }),
                 });
             }
-            Ok((status, Json(serde_json::to_value(one).map_err(HostError::internal)?)))
+            Ok((
+                status,
+                Json(serde_json::to_value(one).map_err(HostError::internal)?),
+            ))
         }
         ingest::Submission::Batch(_) => {
             let created = stored.iter().filter(|s| !s.duplicate).count();
@@ -42,12 +62,20 @@ pub async fn ingest(State(app): State<App>, caller: Caller, body: Body) -> HostR
 }
 
 fn page_json(page: ActivityPage) -> Json<Value> {
-    Json(json!({ "activities": page.activities, "nextCursor": page.next_cursor.map(|c| c.encode()) }))
+    Json(
+        json!({ "activities": page.activities, "nextCursor": page.next_cursor.map(|c| c.encode()) }),
+    )
 }
 
-pub async fn list(State(app): State<App>, caller: Caller, Query(params): Query) -> HostResult<Json<Value>> {
+pub async fn list(
+    State(app): State<App>,
+    caller: Caller,
+    Query(params): Query,
+) -> HostResult<Json<Value>> {
     caller.require(Scope::Read)?;
-    Ok(page_json(queries::list(&app, caller.tenant(), Where::Tenant, &params).await?))
+    Ok(page_json(
+        queries::list(&app, caller.tenant(), Where::Tenant, &params).await?,
+    ))
 }
 
 pub async fn user(
@@ -57,7 +85,9 @@ pub async fn user(
     Query(params): Query,
 ) -> HostResult<Json<Value>> {
     caller.require(Scope::Read)?;
-    Ok(page_json(queries::list(&app, caller.tenant(), Where::User(id), &params).await?))
+    Ok(page_json(
+        queries::list(&app, caller.tenant(), Where::User(id), &params).await?,
+    ))
 }
 
 pub async fn department(
@@ -67,5 +97,7 @@ pub async fn department(
     Query(params): Query,
 ) -> HostResult<Json<Value>> {
     caller.require(Scope::Read)?;
-    Ok(page_json(queries::list(&app, caller.tenant(), Where::Department(id), &params).await?))
+    Ok(page_json(
+        queries::list(&app, caller.tenant(), Where::Department(id), &params).await?,
+    ))
 }

@@ -26,7 +26,10 @@ impl Caller {
         if self.key.allows(scope) {
             Ok(self)
         } else {
-            Err(HostError::Forbidden(format!("this key lacks the `{}` scope", scope.as_str())))
+            Err(HostError::Forbidden(format!(
+                "this key lacks the `{}` scope",
+                scope.as_str()
+            )))
         }
     }
 }
@@ -38,33 +41,49 @@ impl FromRequestParts<App> for Caller {
         let header = parts
             .headers
             .get(axum::http::header::AUTHORIZATION)
-            .ok_or_else(|| HostError::Unauthorized("missing `Authorization: Bearer <api key>`".to_owned()))?;
+            .ok_or_else(|| {
+                HostError::Unauthorized("missing `Authorization: Bearer <api key>`".to_owned())
+            })?;
         let token = header
             .to_str()
             .ok()
             .and_then(|h| h.strip_prefix("Bearer "))
             .map(str::trim)
             .filter(|t| !t.is_empty())
-            .ok_or_else(|| HostError::Unauthorized("the Authorization header must be `Bearer <api key>`".to_owned()))?
+            .ok_or_else(|| {
+                HostError::Unauthorized(
+                    "the Authorization header must be `Bearer <api key>`".to_owned(),
+                )
+            })?
             .to_owned();
         let key = app
             .store
             .read(move |c| keys::lookup(c, &token))
             .await?
             .ok_or_else(|| HostError::Unauthorized("unknown or revoked API key".to_owned()))?;
-        Ok(Caller { key, ip_address: client_ip(parts, app) })
+        Ok(Caller {
+            key,
+            ip_address: client_ip(parts, app),
+        })
     }
 }
 
 fn client_ip(parts: &Parts, app: &App) -> Option<String> {
     if let Some(name) = &app.client_ip_header {
         // Behind a trusted proxy: the first address of the header is the client.
-        if let Some(v) = parts.headers.get(name.as_str()).and_then(|v| v.to_str().ok()) {
+        if let Some(v) = parts
+            .headers
+            .get(name.as_str())
+            .and_then(|v| v.to_str().ok())
+        {
             let first = v.split(',').next().map(str::trim).unwrap_or_default();
             if let Ok(ip) = first.parse::<std::net::IpAddr>() {
                 return Some(ip.to_string());
             }
         }
     }
-    parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| addr.ip().to_string())
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip().to_string())
 }

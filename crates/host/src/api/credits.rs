@@ -15,10 +15,16 @@ use crate::store::{Scope, tenants};
 pub async fn prices(State(app): State<App>, caller: Caller) -> HostResult<Json<Value>> {
     caller.require(Scope::Read)?;
     let t = app.tenants.get(caller.tenant()).await?;
-    Ok(Json(serde_json::to_value(&t.snapshot.policy.prices).map_err(HostError::internal)?))
+    Ok(Json(
+        serde_json::to_value(&t.snapshot.policy.prices).map_err(HostError::internal)?,
+    ))
 }
 
-pub async fn put_prices(State(app): State<App>, caller: Caller, body: Body) -> HostResult<Json<Value>> {
+pub async fn put_prices(
+    State(app): State<App>,
+    caller: Caller,
+    body: Body,
+) -> HostResult<Json<Value>> {
     caller.require(Scope::Admin)?;
     let table: PriceTable = body.parse()?;
     let t = app
@@ -28,7 +34,8 @@ pub async fn put_prices(State(app): State<App>, caller: Caller, body: Body) -> H
             Ok(())
         })
         .await?;
-    let mut answer = serde_json::to_value(&t.snapshot.policy.prices).map_err(HostError::internal)?;
+    let mut answer =
+        serde_json::to_value(&t.snapshot.policy.prices).map_err(HostError::internal)?;
     answer["version"] = json!(t.version());
     Ok(Json(answer))
 }
@@ -37,7 +44,9 @@ pub async fn balance(State(app): State<App>, caller: Caller) -> HostResult<Json<
     caller.require(Scope::Read)?;
     let id = caller.tenant().to_owned();
     let row = app.store.read(move |c| tenants::require(c, &id)).await?;
-    Ok(Json(json!({ "balance": Credits::from_units(row.balance_units)? })))
+    Ok(Json(
+        json!({ "balance": Credits::from_units(row.balance_units)? }),
+    ))
 }
 
 #[derive(serde::Deserialize)]

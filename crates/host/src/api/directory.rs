@@ -25,18 +25,27 @@ fn summary(t: &Tenant) -> Value {
 pub async fn get(State(app): State<App>, caller: Caller) -> HostResult<Json<Value>> {
     caller.require(Scope::Read)?;
     let t = app.tenants.get(caller.tenant()).await?;
-    let directory: Value = serde_json::from_str(&t.directory_json).map_err(crate::error::HostError::internal)?;
-    Ok(Json(json!({ "version": t.version(), "directory": directory })))
+    let directory: Value =
+        serde_json::from_str(&t.directory_json).map_err(crate::error::HostError::internal)?;
+    Ok(Json(
+        json!({ "version": t.version(), "directory": directory }),
+    ))
 }
 
 pub async fn put(State(app): State<App>, caller: Caller, body: Body) -> HostResult<Json<Value>> {
     caller.require(Scope::Admin)?;
-    let t = app.tenants.replace_directory(caller.tenant(), body.parse()?).await?;
+    let t = app
+        .tenants
+        .replace_directory(caller.tenant(), body.parse()?)
+        .await?;
     Ok(Json(summary(&t)))
 }
 
 pub async fn patch(State(app): State<App>, caller: Caller, body: Body) -> HostResult<Json<Value>> {
     caller.require(Scope::Admin)?;
-    let t = app.tenants.patch_directory(caller.tenant(), body.parse()?).await?;
+    let t = app
+        .tenants
+        .patch_directory(caller.tenant(), body.parse()?)
+        .await?;
     Ok(Json(summary(&t)))
 }

@@ -17,7 +17,8 @@ impl IntoResponse for HostError {
         if let HostError::Internal(e) = &self {
             tracing::error!(error = %format!("{e:#}"), "internal error");
         }
-        let status = StatusCode::from_u16(self.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status =
+            StatusCode::from_u16(self.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         (status, axum::Json(self.body())).into_response()
     }
 }
@@ -39,7 +40,9 @@ impl<S: Send + Sync> FromRequest<S> for Body {
 
 fn json_rejection(r: &JsonRejection) -> HostError {
     match r.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => HostError::PayloadTooLarge("the request body is too large".to_owned()),
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            HostError::PayloadTooLarge("the request body is too large".to_owned())
+        }
         _ => HostError::BadRequest(r.body_text()),
     }
 }
@@ -47,7 +50,8 @@ fn json_rejection(r: &JsonRejection) -> HostError {
 impl Body {
     /// Deserializes into a core type; errors name the problem without Rust internals.
     pub fn parse<T: serde::de::DeserializeOwned>(self) -> Result<T, HostError> {
-        serde_json::from_value(self.0).map_err(|e| HostError::Core(crm_core::CoreError::from_json(&e)))
+        serde_json::from_value(self.0)
+            .map_err(|e| HostError::Core(crm_core::CoreError::from_json(&e)))
     }
 }
 

@@ -13,9 +13,13 @@ pub async fn healthz() -> Json<Value> {
 
 /// Ready when the database answers and the writer is running.
 pub async fn readyz(State(app): State<App>) -> HostResult<Json<Value>> {
-    app.store.read(|c| Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?)).await?;
+    app.store
+        .read(|c| Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?))
+        .await?;
     if !app.store.writer().is_running() {
         return Err(HostError::Unavailable("the writer has stopped".to_owned()));
     }
-    Ok(Json(json!({ "status": "ready", "engine": format!("{:?}", app.engine.kind()).to_lowercase() })))
+    Ok(Json(
+        json!({ "status": "ready", "engine": format!("{:?}", app.engine.kind()).to_lowercase() }),
+    ))
 }

@@ -24,14 +24,28 @@ pub fn router(app: App) -> Router {
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
-        .route("/v1/directory", get(directory::get).put(directory::put).patch(directory::patch))
+        .route(
+            "/v1/directory",
+            get(directory::get)
+                .put(directory::put)
+                .patch(directory::patch),
+        )
         .route("/v1/permissions/check", post(permissions::check))
-        .route("/v1/credits/prices", get(credits::prices).put(credits::put_prices))
+        .route(
+            "/v1/credits/prices",
+            get(credits::prices).put(credits::put_prices),
+        )
         .route("/v1/credits/balance", get(credits::balance))
         .route("/v1/credits/grants", post(credits::grant))
-        .route("/v1/activities", post(activities::ingest).get(activities::list))
+        .route(
+            "/v1/activities",
+            post(activities::ingest).get(activities::list),
+        )
         .route("/v1/users/{id}/activities", get(activities::user))
-        .route("/v1/departments/{id}/activities", get(activities::department))
+        .route(
+            "/v1/departments/{id}/activities",
+            get(activities::department),
+        )
         .route("/v1/reports/users/{id}", get(reports::user))
         .route("/v1/reports/departments/{id}", get(reports::department))
         .fallback(error::not_found)

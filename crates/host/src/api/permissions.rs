@@ -22,13 +22,21 @@ pub async fn check(State(app): State<App>, caller: Caller, body: Body) -> HostRe
     if body.0.get("checks").is_some() {
         let batch: Batch = body.parse()?;
         if batch.checks.len() > MAX_CHECK_BATCH {
-            return Err(HostError::PayloadTooLarge(format!("at most {MAX_CHECK_BATCH} checks per request")));
+            return Err(HostError::PayloadTooLarge(format!(
+                "at most {MAX_CHECK_BATCH} checks per request"
+            )));
         }
         let decisions = app.engine.check_batch(&tenant, &batch.checks)?;
         return Ok(Json(json!({ "decisions": decisions })));
     }
     let one: CheckRequest = body.parse()?;
-    let mut decisions = app.engine.check_batch(&tenant, std::slice::from_ref(&one))?;
-    let decision = decisions.pop().ok_or_else(|| HostError::internal(anyhow::anyhow!("no decision")))?;
-    Ok(Json(serde_json::to_value(decision).map_err(HostError::internal)?))
+    let mut decisions = app
+        .engine
+        .check_batch(&tenant, std::slice::from_ref(&one))?;
+    let decision = decisions
+        .pop()
+        .ok_or_else(|| HostError::internal(anyhow::anyhow!("no decision")))?;
+    Ok(Json(
+        serde_json::to_value(decision).map_err(HostError::internal)?,
+    ))
 }

@@ -18,7 +18,9 @@ pub async fn user(
     Query(params): Query,
 ) -> HostResult<Json<Value>> {
     caller.require(Scope::Read)?;
-    Ok(Json(reports::report(&app, caller.tenant(), Where::User(id), &params).await?))
+    Ok(Json(
+        reports::report(&app, caller.tenant(), Where::User(id), &params).await?,
+    ))
 }
 
 pub async fn department(
@@ -28,5 +30,7 @@ pub async fn department(
     Query(params): Query,
 ) -> HostResult<Json<Value>> {
     caller.require(Scope::Read)?;
-    Ok(Json(reports::report(&app, caller.tenant(), Where::Department(id), &params).await?))
+    Ok(Json(
+        reports::report(&app, caller.tenant(), Where::Department(id), &params).await?,
+    ))
 }

@@ -37,7 +37,8 @@ struct FileConfig {
 }
 
 fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
 }
 
@@ -47,8 +48,14 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         None => FileConfig::default(),
     };
     let config = ServerConfig {
-        db: args.db.or(file.db).unwrap_or_else(|| PathBuf::from("crm.db")),
-        listen: args.listen.or(file.listen).unwrap_or_else(super::default_listen),
+        db: args
+            .db
+            .or(file.db)
+            .unwrap_or_else(|| PathBuf::from("crm.db")),
+        listen: args
+            .listen
+            .or(file.listen)
+            .unwrap_or_else(super::default_listen),
         engine: args.engine.or(file.engine).unwrap_or(EngineKind::Component),
         client_ip_header: args.client_ip_header.or(file.client_ip_header),
     };

@@ -52,15 +52,47 @@ const DEPARTMENTS: &[(&str, &str, Option<&str>)] = &[
 ];
 
 const ROLES: &[(&str, &str, &[&str])] = &[
-    ("role-sales-manager", "Sales Manager", &["crm.leads.*", "crm.contacts.*", "crm.reports.read", "!crm.leads.delete"]),
-    ("role-sales-rep", "Sales Rep", &["crm.leads.create", "crm.leads.read", "crm.leads.update", "crm.contacts.read"]),
-    ("role-support", "Support Agent", &["crm.tickets.*", "crm.contacts.read"]),
-    ("role-engineer", "Engineer", &["crm.integrations.*", "crm.reports.read"]),
-    ("role-marketing", "Marketer", &["crm.campaigns.*", "crm.contacts.read", "crm.reports.export"]),
+    (
+        "role-sales-manager",
+        "Sales Manager",
+        &[
+            "crm.leads.*",
+            "crm.contacts.*",
+            "crm.reports.read",
+            "!crm.leads.delete",
+        ],
+    ),
+    (
+        "role-sales-rep",
+        "Sales Rep",
+        &[
+            "crm.leads.create",
+            "crm.leads.read",
+            "crm.leads.update",
+            "crm.contacts.read",
+        ],
+    ),
+    (
+        "role-support",
+        "Support Agent",
+        &["crm.tickets.*", "crm.contacts.read"],
+    ),
+    (
+        "role-engineer",
+        "Engineer",
+        &["crm.integrations.*", "crm.reports.read"],
+    ),
+    (
+        "role-marketing",
+        "Marketer",
+        &["crm.campaigns.*", "crm.contacts.read", "crm.reports.export"],
+    ),
     ("role-admin", "Administrator", &["*"]),
 ];
 
-const FIRST: &[&str] = &["Ada", "Ben", "Cleo", "Dev", "Eli", "Fay", "Gus", "Hana", "Ivo", "Jun"];
+const FIRST: &[&str] = &[
+    "Ada", "Ben", "Cleo", "Dev", "Eli", "Fay", "Gus", "Hana", "Ivo", "Jun",
+];
 const LAST: &[&str] = &["Novak", "Okafor", "Park", "Quinn", "Rossi"];
 
 fn directory() -> DirectorySpec {
@@ -68,8 +100,10 @@ fn directory() -> DirectorySpec {
         .iter()
         .map(|(id, name, parent)| json!({ "id": id, "name": name, "organizationId": "org-acme", "parentId": parent }))
         .collect();
-    let roles: Vec<Value> =
-        ROLES.iter().map(|(id, name, perms)| json!({ "id": id, "name": name, "permissions": perms })).collect();
+    let roles: Vec<Value> = ROLES
+        .iter()
+        .map(|(id, name, perms)| json!({ "id": id, "name": name, "permissions": perms }))
+        .collect();
     let users: Vec<Value> = (0..50)
         .map(|i| {
             let (dept, role) = match i % 10 {
@@ -121,8 +155,12 @@ fn activity(rng: &mut StdRng, n: usize, now_ms: i64) -> Value {
     let (op, entity) = *OPERATIONS.choose(rng).expect("not empty");
     let user = format!("user-{:03}", rng.random_range(1..=50));
     let at = now_ms - rng.random_range(0..30 * DAY_MS);
-    let location = *["Berlin", "Paris", "New York", "Austin", "Lisbon"].choose(rng).expect("not empty");
-    let auth = *["sso", "sso", "password", "api_key"].choose(rng).expect("not empty");
+    let location = *["Berlin", "Paris", "New York", "Austin", "Lisbon"]
+        .choose(rng)
+        .expect("not empty");
+    let auth = *["sso", "sso", "password", "api_key"]
+        .choose(rng)
+        .expect("not empty");
     json!({
         "id": format!("demo-{n:06}"),
         "userId": user,
@@ -148,21 +186,42 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     };
     let db = dir.join("crm-demo.db");
     let fresh = !db.exists();
-    eprintln!("Starting the {:?} engine on {} ...", args.engine, db.display());
-    let running = server::start(&ServerConfig { db, listen: args.listen, engine: args.engine, client_ip_header: None }).await?;
+    eprintln!(
+        "Starting the {:?} engine on {} ...",
+        args.engine,
+        db.display()
+    );
+    let running = server::start(&ServerConfig {
+        db,
+        listen: args.listen,
+        engine: args.engine,
+        client_ip_header: None,
+    })
+    .await?;
     let app = running.app.clone();
     if fresh {
-        admin::create_tenant_in(&app.store, DEMO_TENANT, "Acme Corp (demo)", &policy(), &directory(), Credits::parse("100000")?).await?;
+        admin::create_tenant_in(
+            &app.store,
+            DEMO_TENANT,
+            "Acme Corp (demo)",
+            &policy(),
+            &directory(),
+            Credits::parse("100000")?,
+        )
+        .await?;
         let mut rng = StdRng::seed_from_u64(args.seed);
         let now_ms = crate::service::clock::now().millis();
         let bar = ProgressBar::new(args.activities as u64).with_style(
-            ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} ({per_sec})").expect("valid template"),
+            ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} ({per_sec})")
+                .expect("valid template"),
         );
         bar.set_message("Recording demo activities");
         let mut n = 0;
         while n < args.activities {
             let size = DEMO_BATCH.min(args.activities - n);
-            let batch: Vec<Value> = (n..n + size).map(|i| activity(&mut rng, i, now_ms)).collect();
+            let batch: Vec<Value> = (n..n + size)
+                .map(|i| activity(&mut rng, i, now_ms))
+                .collect();
             let ip = format!("192.0.2.{}", rng.random_range(1..255));
             ingest::ingest(&app, DEMO_TENANT, &Submission::Batch(batch), Some(&ip)).await?;
             n += size;
@@ -177,11 +236,17 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     println!("API key (admin, tenant `{DEMO_TENANT}`): {key}");
     println!();
     println!("Try:");
-    println!("  curl -H 'Authorization: Bearer {key}' '{url}/v1/users/user-004/activities?limit=5'");
-    println!("  curl -H 'Authorization: Bearer {key}' '{url}/v1/reports/departments/dept-sales?since=30d&groupBy=week'");
+    println!(
+        "  curl -H 'Authorization: Bearer {key}' '{url}/v1/users/user-004/activities?limit=5'"
+    );
+    println!(
+        "  curl -H 'Authorization: Bearer {key}' '{url}/v1/reports/departments/dept-sales?since=30d&groupBy=week'"
+    );
     println!("  curl -H 'Authorization: Bearer {key}' '{url}/v1/credits/balance'");
     println!("  curl -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' \\");
-    println!("       -d '{{\"userId\":\"user-004\",\"permission\":\"crm.leads.delete\"}}' {url}/v1/permissions/check");
+    println!(
+        "       -d '{{\"userId\":\"user-004\",\"permission\":\"crm.leads.delete\"}}' {url}/v1/permissions/check"
+    );
     println!();
     println!("Press Ctrl-C to stop.");
     tokio::select! {

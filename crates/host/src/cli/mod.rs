@@ -11,7 +11,11 @@ use clap::{Parser, Subcommand};
 use crate::store::Scope;
 
 #[derive(Debug, Parser)]
-#[command(name = "crm-host", version, about = "CRM activity engine, on-prem host")]
+#[command(
+    name = "crm-host",
+    version,
+    about = "CRM activity engine, on-prem host"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -96,27 +100,43 @@ enum DirectoryCommand {
 pub fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("CRM_LOG").unwrap_or_else(|_| "crm_host=info,warn".into()),
+            tracing_subscriber::EnvFilter::try_from_env("CRM_LOG")
+                .unwrap_or_else(|_| "crm_host=info,warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
         Command::Serve(args) => runtime()?.block_on(config::serve(args)),
         Command::Demo(args) => runtime()?.block_on(demo::run(args)),
-        Command::Tenant { command: TenantCommand::Create { db, id, name, timezone, balance } } => {
-            crate::service::admin::create_tenant(&db.db, &id, &name, &timezone, &balance)
-        }
-        Command::Key { command: KeyCommand::Create { db, tenant, scopes, label } } => {
-            crate::service::admin::create_key(&db.db, &tenant, &scopes, label.as_deref())
-        }
-        Command::Directory { command: DirectoryCommand::Import { db, tenant, file } } => {
-            crate::service::admin::import_directory(&db.db, &tenant, &file)
-        }
+        Command::Tenant {
+            command:
+                TenantCommand::Create {
+                    db,
+                    id,
+                    name,
+                    timezone,
+                    balance,
+                },
+        } => crate::service::admin::create_tenant(&db.db, &id, &name, &timezone, &balance),
+        Command::Key {
+            command:
+                KeyCommand::Create {
+                    db,
+                    tenant,
+                    scopes,
+                    label,
+                },
+        } => crate::service::admin::create_key(&db.db, &tenant, &scopes, label.as_deref()),
+        Command::Directory {
+            command: DirectoryCommand::Import { db, tenant, file },
+        } => crate::service::admin::import_directory(&db.db, &tenant, &file),
     }
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
 }
 
 /// Default listen address: loopback only; exposing the API is an explicit choice.

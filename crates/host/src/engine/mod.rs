@@ -86,7 +86,8 @@ pub trait Engine: Send + Sync + std::fmt::Debug {
         activities: Vec<Activity>,
     ) -> EngineResult<(Credits, Vec<Activity>)>;
     /// Aggregates each part separately and merges them (rollups + raw edges).
-    fn report(&self, group_by: &str, timezone: &str, parts: &[&[ReportRow]]) -> EngineResult<Value>;
+    fn report(&self, group_by: &str, timezone: &str, parts: &[&[ReportRow]])
+    -> EngineResult<Value>;
     /// The conformance entry point: `{"ok": ...}` or `{"error": ...}` JSON text.
     fn evaluate(&self, setup_json: &str, op: &str, input_json: &str) -> EngineResult<String>;
 }

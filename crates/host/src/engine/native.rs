@@ -33,7 +33,11 @@ impl Engine for NativeEngine {
     ) -> EngineResult<Vec<Result<Activity, CoreError>>> {
         Ok(items
             .iter()
-            .map(|i| tenant.snapshot.enrich_json(&i.input_json, &i.generated_id, now, ip_address))
+            .map(|i| {
+                tenant
+                    .snapshot
+                    .enrich_json(&i.input_json, &i.generated_id, now, ip_address)
+            })
             .collect())
     }
 
@@ -48,7 +52,12 @@ impl Engine for NativeEngine {
         Ok((left, activities))
     }
 
-    fn report(&self, group_by: &str, timezone: &str, parts: &[&[ReportRow]]) -> EngineResult<Value> {
+    fn report(
+        &self,
+        group_by: &str,
+        timezone: &str,
+        parts: &[&[ReportRow]],
+    ) -> EngineResult<Value> {
         let partials = parts
             .iter()
             .map(|rows| engine::aggregate(group_by, timezone, rows))
@@ -58,6 +67,8 @@ impl Engine for NativeEngine {
     }
 
     fn evaluate(&self, setup_json: &str, op: &str, input_json: &str) -> EngineResult<String> {
-        Ok(crm_core::json_api::evaluate_json(setup_json, op, input_json))
+        Ok(crm_core::json_api::evaluate_json(
+            setup_json, op, input_json,
+        ))
     }
 }

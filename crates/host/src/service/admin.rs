@@ -18,7 +18,14 @@ fn open(db: &Path) -> anyhow::Result<Store> {
 }
 
 /// Creates a tenant; shared with the demo.
-pub async fn create_tenant_in(store: &Store, id: &str, name: &str, policy: &TenantPolicy, directory: &DirectorySpec, balance: Credits) -> anyhow::Result<()> {
+pub async fn create_tenant_in(
+    store: &Store,
+    id: &str,
+    name: &str,
+    policy: &TenantPolicy,
+    directory: &DirectorySpec,
+    balance: Credits,
+) -> anyhow::Result<()> {
     crm_core::names::validate_id("id", id)?;
     crm_core::names::validate_text("name", name, crm_core::limits::MAX_TEXT_LEN)?;
     let policy_json = serde_json::to_string(policy)?;
@@ -26,18 +33,25 @@ pub async fn create_tenant_in(store: &Store, id: &str, name: &str, policy: &Tena
     TenantSnapshot::from_json(id, 1, &policy_json, &directory_json)?;
     let (id, name) = (id.to_owned(), name.to_owned());
     let now = clock::now().millis();
-    store.writer().exec(move |c| {
-        tenants::create(c, &id, &name, &policy_json, &directory_json, now)?;
-        if balance.units() > 0 {
-            tenants::adjust_balance(c, &id, balance.units(), now, "grant", "opening balance")?;
-        }
-        Ok(())
-    })
-    .await?;
+    store
+        .writer()
+        .exec(move |c| {
+            tenants::create(c, &id, &name, &policy_json, &directory_json, now)?;
+            if balance.units() > 0 {
+                tenants::adjust_balance(c, &id, balance.units(), now, "grant", "opening balance")?;
+            }
+            Ok(())
+        })
+        .await?;
     Ok(())
 }
 
-pub async fn create_key_in(store: &Store, tenant: &str, scopes: &[Scope], label: Option<&str>) -> anyhow::Result<String> {
+pub async fn create_key_in(
+    store: &Store,
+    tenant: &str,
+    scopes: &[Scope],
+    label: Option<&str>,
+) -> anyhow::Result<String> {
     let (tenant, scopes, label) = (tenant.to_owned(), scopes.to_vec(), label.map(str::to_owned));
     let now = clock::now().millis();
     let (_id, key) = store
@@ -50,16 +64,37 @@ pub async fn create_key_in(store: &Store, tenant: &str, scopes: &[Scope], label:
     Ok(key)
 }
 
-pub fn create_tenant(db: &Path, id: &str, name: &str, timezone: &str, balance: &str) -> anyhow::Result<()> {
+pub fn create_tenant(
+    db: &Path,
+    id: &str,
+    name: &str,
+    timezone: &str,
+    balance: &str,
+) -> anyhow::Result<()> {
     let store = open(db)?;
-    let policy = TenantPolicy { timezone: Some(timezone.to_owned()), ..TenantPolicy::default() };
+    let policy = TenantPolicy {
+        timezone: Some(timezone.to_owned()),
+        ..TenantPolicy::default()
+    };
     let balance = Credits::parse(balance)?;
-    block_on(create_tenant_in(&store, id, name, &policy, &DirectorySpec::default(), balance))?;
+    block_on(create_tenant_in(
+        &store,
+        id,
+        name,
+        &policy,
+        &DirectorySpec::default(),
+        balance,
+    ))?;
     println!("created tenant {id}");
     Ok(())
 }
 
-pub fn create_key(db: &Path, tenant: &str, scopes: &[Scope], label: Option<&str>) -> anyhow::Result<()> {
+pub fn create_key(
+    db: &Path,
+    tenant: &str,
+    scopes: &[Scope],
+    label: Option<&str>,
+) -> anyhow::Result<()> {
     let store = open(db)?;
     let key = block_on(create_key_in(&store, tenant, scopes, label))?;
     println!("{key}");
@@ -67,15 +102,27 @@ pub fn create_key(db: &Path, tenant: &str, scopes: &[Scope], label: Option<&str>
 }
 
 pub fn import_directory(db: &Path, tenant: &str, file: &Path) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
-    let spec: DirectorySpec = serde_json::from_str(&text).with_context(|| format!("parsing {}", file.display()))?;
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let spec: DirectorySpec =
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", file.display()))?;
     let store = open(db)?;
     let app = crate::service::App::new(store.clone(), std::sync::Arc::new(NativeEngine));
     let t = block_on(app.tenants.replace_directory(tenant, spec))?;
-    println!("tenant {tenant}: directory version {} ({} users)", t.version(), t.snapshot.directory.user_count());
+    println!(
+        "tenant {tenant}: directory version {} ({} users)",
+        t.version(),
+        t.snapshot.directory.user_count()
+    );
     Ok(())
 }
 
-fn block_on<T, E: Into<anyhow::Error>>(f: impl std::future::Future<Output = Result<T, E>>) -> anyhow::Result<T> {
-    tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(f).map_err(Into::into)
+fn block_on<T, E: Into<anyhow::Error>>(
+    f: impl std::future::Future<Output = Result<T, E>>,
+) -> anyhow::Result<T> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(f)
+        .map_err(Into::into)
 }

@@ -6,7 +6,8 @@ use crm_core::Timestamp;
 use crm_core::ids::IdGenerator;
 
 pub fn now() -> Timestamp {
-    Timestamp::from_millis(chrono::Utc::now().timestamp_millis()).expect("the system clock is after 1970")
+    Timestamp::from_millis(chrono::Utc::now().timestamp_millis())
+        .expect("the system clock is after 1970")
 }
 
 /// Monotonic ULIDs for activities without a client id (seed defect 1: ids from
@@ -19,7 +20,10 @@ pub struct IdSource {
 impl IdSource {
     pub fn next(&self, now: Timestamp) -> String {
         let random: u128 = rand::random();
-        let mut generator = self.generator.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut generator = self
+            .generator
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         generator.next(now, random)
     }
 }

@@ -24,10 +24,12 @@ impl Submission {
             Value::Array(items) if items.is_empty() => {
                 Err(HostError::BadRequest("the batch is empty".to_owned()))
             }
-            Value::Array(items) if items.len() > MAX_BATCH => Err(HostError::PayloadTooLarge(format!(
-                "a batch holds at most {MAX_BATCH} activities, this one has {}",
-                items.len()
-            ))),
+            Value::Array(items) if items.len() > MAX_BATCH => {
+                Err(HostError::PayloadTooLarge(format!(
+                    "a batch holds at most {MAX_BATCH} activities, this one has {}",
+                    items.len()
+                )))
+            }
             Value::Array(items) => Ok(Submission::Batch(items)),
             one @ Value::Object(_) => Ok(Submission::One(one)),
             _ => Err(HostError::BadRequest(
@@ -45,7 +47,12 @@ impl Submission {
 }
 
 /// Records the submission for `tenant_id`. `ip_address` comes from the connection.
-pub async fn ingest(app: &App, tenant_id: &str, submission: &Submission, ip_address: Option<&str>) -> HostResult<Vec<Stored>> {
+pub async fn ingest(
+    app: &App,
+    tenant_id: &str,
+    submission: &Submission,
+    ip_address: Option<&str>,
+) -> HostResult<Vec<Stored>> {
     let tenant = app.tenants.get(tenant_id).await?;
     let now = clock::now();
     let mut raws = Vec::with_capacity(submission.items().len());
@@ -64,7 +71,10 @@ pub async fn ingest(app: &App, tenant_id: &str, submission: &Submission, ip_addr
             Submission::One(_) => e,
             Submission::Batch(_) => e.within(&format!("[{i}]")),
         })?;
-        items.push(IngestItem { activity, input_hash });
+        items.push(IngestItem {
+            activity,
+            input_hash,
+        });
     }
     app.store.writer().ingest(tenant, items, now.millis()).await
 }

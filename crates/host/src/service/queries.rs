@@ -38,7 +38,13 @@ impl Params {
 
     pub fn range(&self) -> HostResult<TimeRange> {
         let default = Since::parse(DEFAULT_WINDOW).expect("the default window parses");
-        Ok(TimeRange::resolve(self.get("since"), self.get("from"), self.get("to"), default, clock::now())?)
+        Ok(TimeRange::resolve(
+            self.get("since"),
+            self.get("from"),
+            self.get("to"),
+            default,
+            clock::now(),
+        )?)
     }
 }
 
@@ -55,17 +61,23 @@ impl Scope {
     /// tenant's ids answer 404 like any unknown id) and builds the filter.
     pub fn filter(&self, tenant: &Tenant, range: TimeRange) -> HostResult<ActivityFilter> {
         let dir = &tenant.snapshot.directory;
-        let mut f = ActivityFilter { from: range.from.millis(), to: range.to.millis(), ..ActivityFilter::default() };
+        let mut f = ActivityFilter {
+            from: range.from.millis(),
+            to: range.to.millis(),
+            ..ActivityFilter::default()
+        };
         match self {
             Scope::Tenant => {}
             Scope::User(id) => {
-                dir.user(id).ok_or_else(|| HostError::NotFound(format!("no user `{}`", crm_core::time::clip(id))))?;
+                dir.user(id).ok_or_else(|| {
+                    HostError::NotFound(format!("no user `{}`", crm_core::time::clip(id)))
+                })?;
                 f.user_id = Some(id.clone());
             }
             Scope::Department(id) => {
-                let dept = dir
-                    .department(id)
-                    .ok_or_else(|| HostError::NotFound(format!("no department `{}`", crm_core::time::clip(id))))?;
+                let dept = dir.department(id).ok_or_else(|| {
+                    HostError::NotFound(format!("no department `{}`", crm_core::time::clip(id)))
+                })?;
                 f.department_path = Some(dir.department_path(dept));
             }
         }
@@ -73,19 +85,40 @@ impl Scope {
     }
 }
 
-const LIST_PARAMS: &[&str] = &["userId", "departmentId", "operation", "outcome", "since", "from", "to", "limit", "cursor"];
+const LIST_PARAMS: &[&str] = &[
+    "userId",
+    "departmentId",
+    "operation",
+    "outcome",
+    "since",
+    "from",
+    "to",
+    "limit",
+    "cursor",
+];
 
-pub async fn list(app: &App, tenant_id: &str, scope: Scope, params: &Params) -> HostResult<ActivityPage> {
+pub async fn list(
+    app: &App,
+    tenant_id: &str,
+    scope: Scope,
+    params: &Params,
+) -> HostResult<ActivityPage> {
     params.only(LIST_PARAMS)?;
     let tenant = app.tenants.get(tenant_id).await?;
     let scope = match (scope, params.get("userId"), params.get("departmentId")) {
         (Scope::Tenant, Some(_), Some(_)) => {
-            return Err(HostError::BadRequest("give `userId` or `departmentId`, not both".to_owned()));
+            return Err(HostError::BadRequest(
+                "give `userId` or `departmentId`, not both".to_owned(),
+            ));
         }
         (Scope::Tenant, Some(u), None) => Scope::User(u.to_owned()),
         (Scope::Tenant, None, Some(d)) => Scope::Department(d.to_owned()),
         (scope, None, None) => scope,
-        _ => return Err(HostError::BadRequest("the path already names the user or department".to_owned())),
+        _ => {
+            return Err(HostError::BadRequest(
+                "the path already names the user or department".to_owned(),
+            ));
+        }
     };
     let mut filter = scope.filter(&tenant, params.range()?)?;
     if let Some(op) = params.get("operation") {
@@ -94,7 +127,9 @@ pub async fn list(app: &App, tenant_id: &str, scope: Scope, params: &Params) -> 
     }
     if let Some(o) = params.get("outcome") {
         filter.outcome = Some(Outcome::parse(o).ok_or_else(|| {
-            HostError::BadRequest("`outcome` must be success, denied, failed or insufficient_credits".to_owned())
+            HostError::BadRequest(
+                "`outcome` must be success, denied, failed or insufficient_credits".to_owned(),
+            )
         })?);
     }
     let limit = match params.get("limit") {
@@ -107,5 +142,7 @@ pub async fn list(app: &App, tenant_id: &str, scope: Scope, params: &Params) -> 
     };
     let cursor = params.get("cursor").map(Cursor::decode).transpose()?;
     let id = tenant_id.to_owned();
-    app.store.read(move |c| activities::page(c, &id, &filter, cursor, limit)).await
+    app.store
+        .read(move |c| activities::page(c, &id, &filter, cursor, limit))
+        .await
 }

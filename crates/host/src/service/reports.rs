@@ -14,7 +14,12 @@ use crate::store::rollups;
 const HOUR_MS: i64 = 3_600_000;
 const REPORT_PARAMS: &[&str] = &["since", "from", "to", "groupBy", "tz"];
 
-pub async fn report(app: &App, tenant_id: &str, scope: Scope, params: &Params) -> HostResult<Value> {
+pub async fn report(
+    app: &App,
+    tenant_id: &str,
+    scope: Scope,
+    params: &Params,
+) -> HostResult<Value> {
     params.only(REPORT_PARAMS)?;
     let tenant = app.tenants.get(tenant_id).await?;
     let range = params.range()?;
@@ -42,24 +47,41 @@ pub async fn report(app: &App, tenant_id: &str, scope: Scope, params: &Params) -
             Ok((rollup_rows, raw))
         })
         .await?;
-    let body = app.engine.report(&group_by, tz.name(), &[&rollup_rows, &raw_rows])?;
+    let body = app
+        .engine
+        .report(&group_by, tz.name(), &[&rollup_rows, &raw_rows])?;
     Ok(with_scope(body, &scope, range))
 }
 
 /// Splits `[from, to)` into whole hours (rollups) and the raw edges around them.
 fn split(f: &ActivityFilter, aligned: bool) -> (Option<ActivityFilter>, Vec<ActivityFilter>) {
-    let first_hour = f.from.div_euclid(HOUR_MS) * HOUR_MS + if f.from.rem_euclid(HOUR_MS) == 0 { 0 } else { HOUR_MS };
+    let first_hour = f.from.div_euclid(HOUR_MS) * HOUR_MS
+        + if f.from.rem_euclid(HOUR_MS) == 0 {
+            0
+        } else {
+            HOUR_MS
+        };
     let last_hour = f.to.div_euclid(HOUR_MS) * HOUR_MS;
     if !aligned || first_hour >= last_hour {
         return (None, vec![f.clone()]);
     }
-    let whole = ActivityFilter { from: first_hour, to: last_hour, ..f.clone() };
+    let whole = ActivityFilter {
+        from: first_hour,
+        to: last_hour,
+        ..f.clone()
+    };
     let mut edges = Vec::new();
     if f.from < first_hour {
-        edges.push(ActivityFilter { to: first_hour, ..f.clone() });
+        edges.push(ActivityFilter {
+            to: first_hour,
+            ..f.clone()
+        });
     }
     if last_hour < f.to {
-        edges.push(ActivityFilter { from: last_hour, ..f.clone() });
+        edges.push(ActivityFilter {
+            from: last_hour,
+            ..f.clone()
+        });
     }
     (Some(whole), edges)
 }
@@ -71,7 +93,10 @@ fn with_scope(mut body: Value, scope: &Scope, range: TimeRange) -> Value {
             Scope::Department(id) => obj.insert("departmentId".to_owned(), json!(id)),
             Scope::Tenant => None,
         };
-        obj.insert("period".to_owned(), json!({ "from": range.from, "to": range.to }));
+        obj.insert(
+            "period".to_owned(),
+            json!({ "from": range.from, "to": range.to }),
+        );
     }
     body
 }

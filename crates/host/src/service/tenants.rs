@@ -29,7 +29,11 @@ fn build(row: &TenantRow) -> HostResult<Tenant> {
 
 impl Registry {
     pub fn new(store: Store, engine: SharedEngine) -> Registry {
-        Registry { store, engine, cache: Arc::default() }
+        Registry {
+            store,
+            engine,
+            cache: Arc::default(),
+        }
     }
 
     pub fn engine(&self) -> &SharedEngine {
@@ -42,7 +46,10 @@ impl Registry {
             return Ok(t);
         }
         let id = tenant_id.to_owned();
-        let row = self.store.read(move |c| crate::store::tenant_row(c, &id)).await?;
+        let row = self
+            .store
+            .read(move |c| crate::store::tenant_row(c, &id))
+            .await?;
         self.install(&row)
     }
 
@@ -51,12 +58,15 @@ impl Registry {
     }
 
     fn install(&self, row: &TenantRow) -> HostResult<Arc<Tenant>> {
-        let mut cache = self.cache.write().map_err(|_| HostError::internal(anyhow::anyhow!("tenant cache poisoned")))?;
+        let mut cache = self
+            .cache
+            .write()
+            .map_err(|_| HostError::internal(anyhow::anyhow!("tenant cache poisoned")))?;
         // Never replace a newer snapshot with an older one read concurrently.
-        if let Some(existing) = cache.get(&row.id) {
-            if existing.version() >= row.version {
-                return Ok(existing.clone());
-            }
+        if let Some(existing) = cache.get(&row.id)
+            && existing.version() >= row.version
+        {
+            return Ok(existing.clone());
         }
         let tenant = Arc::new(build(row)?);
         cache.insert(row.id.clone(), tenant.clone());
@@ -77,21 +87,32 @@ impl Registry {
             .writer()
             .exec(move |conn| {
                 let row = crate::store::tenant_row(conn, &id)?;
-                let mut spec: DirectorySpec = serde_json::from_str(&row.directory).map_err(HostError::internal)?;
-                let mut policy: TenantPolicy = serde_json::from_str(&row.policy).map_err(HostError::internal)?;
+                let mut spec: DirectorySpec =
+                    serde_json::from_str(&row.directory).map_err(HostError::internal)?;
+                let mut policy: TenantPolicy =
+                    serde_json::from_str(&row.policy).map_err(HostError::internal)?;
                 change(&mut spec, &mut policy)?;
                 let directory = serde_json::to_string(&spec).map_err(HostError::internal)?;
                 let policy = serde_json::to_string(&policy).map_err(HostError::internal)?;
                 // Validate before storing.
                 TenantSnapshot::from_json(&id, row.version + 1, &policy, &directory)?;
                 let version = crate::store::update_snapshot(conn, &id, &policy, &directory, now)?;
-                Ok(TenantRow { version, policy, directory, ..row })
+                Ok(TenantRow {
+                    version,
+                    policy,
+                    directory,
+                    ..row
+                })
             })
             .await?;
         self.install(&row)
     }
 
-    pub async fn replace_directory(&self, tenant_id: &str, spec: DirectorySpec) -> HostResult<Arc<Tenant>> {
+    pub async fn replace_directory(
+        &self,
+        tenant_id: &str,
+        spec: DirectorySpec,
+    ) -> HostResult<Arc<Tenant>> {
         self.update(tenant_id, move |current, _| {
             *current = spec;
             Ok(())
@@ -99,7 +120,11 @@ impl Registry {
         .await
     }
 
-    pub async fn patch_directory(&self, tenant_id: &str, patch: DirectoryPatch) -> HostResult<Arc<Tenant>> {
+    pub async fn patch_directory(
+        &self,
+        tenant_id: &str,
+        patch: DirectoryPatch,
+    ) -> HostResult<Arc<Tenant>> {
         self.update(tenant_id, move |current, _| {
             *current = current.patched(&patch)?;
             Ok(())

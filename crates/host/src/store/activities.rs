@@ -38,7 +38,12 @@ pub fn find(conn: &Connection, tenant_id: &str, id: &str) -> HostResult<Option<E
         .optional()?)
 }
 
-pub fn insert(conn: &Connection, a: &Activity, input_hash: &str, received_at: i64) -> HostResult<()> {
+pub fn insert(
+    conn: &Connection,
+    a: &Activity,
+    input_hash: &str,
+    received_at: i64,
+) -> HostResult<()> {
     let body = serde_json::to_string(a).map_err(HostError::internal)?;
     let h = &a.user_context.hierarchy;
     conn.prepare_cached(
@@ -87,14 +92,22 @@ impl Cursor {
     }
 
     pub fn decode(text: &str) -> HostResult<Cursor> {
-        let bad = || HostError::BadRequest(format!("`{}` is not a cursor from this API", crm_core::time::clip(text)));
+        let bad = || {
+            HostError::BadRequest(format!(
+                "`{}` is not a cursor from this API",
+                crm_core::time::clip(text)
+            ))
+        };
         let rest = text.strip_prefix('c').ok_or_else(bad)?;
         let (t, s) = rest.split_once('.').ok_or_else(bad)?;
         let digits = |x: &str| !x.is_empty() && x.bytes().all(|b| b.is_ascii_digit());
         if !digits(t) || !digits(s) {
             return Err(bad());
         }
-        Ok(Cursor { occurred_at: t.parse().map_err(|_| bad())?, seq: s.parse().map_err(|_| bad())? })
+        Ok(Cursor {
+            occurred_at: t.parse().map_err(|_| bad())?,
+            seq: s.parse().map_err(|_| bad())?,
+        })
     }
 }
 
@@ -123,7 +136,11 @@ fn path_range_end(prefix: &str) -> String {
 }
 
 /// WHERE clause and parameters shared by listings and raw report rows.
-pub(super) fn filter_clause(tenant_id: &str, f: &ActivityFilter, time_col: &str) -> (String, Vec<SqlValue>) {
+pub(super) fn filter_clause(
+    tenant_id: &str,
+    f: &ActivityFilter,
+    time_col: &str,
+) -> (String, Vec<SqlValue>) {
     let mut sql = format!("tenant_id = ?1 AND {time_col} >= ?2 AND {time_col} < ?3");
     let mut args: Vec<SqlValue> = vec![tenant_id.to_owned().into(), f.from.into(), f.to.into()];
     let mut push = |clause: &str, v: SqlValue, sql: &mut String| {
@@ -158,7 +175,10 @@ pub fn page(
         args.push(c.occurred_at.into());
         let t = args.len();
         args.push(i64::try_from(c.seq).unwrap_or(i64::MAX).into());
-        sql.push_str(&format!(" AND (occurred_at < ?{t} OR (occurred_at = ?{t} AND seq < ?{}))", args.len()));
+        sql.push_str(&format!(
+            " AND (occurred_at < ?{t} OR (occurred_at = ?{t} AND seq < ?{}))",
+            args.len()
+        ));
     }
     let query = format!(
         "SELECT body, occurred_at, seq FROM activities WHERE {sql} ORDER BY occurred_at DESC, seq DESC LIMIT {}",
@@ -176,13 +196,23 @@ pub fn page(
         }
         let body: String = r.get(0)?;
         activities.push(serde_json::from_str(&body).map_err(HostError::internal)?);
-        last = Some(Cursor { occurred_at: r.get(1)?, seq: r.get(2)? });
+        last = Some(Cursor {
+            occurred_at: r.get(1)?,
+            seq: r.get(2)?,
+        });
     }
-    Ok(ActivityPage { activities, next_cursor: if more { last } else { None } })
+    Ok(ActivityPage {
+        activities,
+        next_cursor: if more { last } else { None },
+    })
 }
 
 /// Raw rows for a report over `[f.from, f.to)`.
-pub fn report_rows(conn: &Connection, tenant_id: &str, f: &ActivityFilter) -> HostResult<Vec<ReportRow>> {
+pub fn report_rows(
+    conn: &Connection,
+    tenant_id: &str,
+    f: &ActivityFilter,
+) -> HostResult<Vec<ReportRow>> {
     let (sql, args) = filter_clause(tenant_id, f, "occurred_at");
     let query = format!(
         "SELECT occurred_at, user_id, department_id, operation, outcome, entity_type, credits_units,
@@ -206,7 +236,8 @@ fn raw_row(r: &Row<'_>) -> rusqlite::Result<anyhow::Result<ReportRow>> {
             user_id: r.get(1)?,
             department_id: Some(r.get(2)?),
             operation: r.get(3)?,
-            outcome: Outcome::parse(&outcome).ok_or_else(|| anyhow::anyhow!("stored outcome `{outcome}`"))?,
+            outcome: Outcome::parse(&outcome)
+                .ok_or_else(|| anyhow::anyhow!("stored outcome `{outcome}`"))?,
             entity_type: r.get(5)?,
             credits: Credits::from_units(credits)?,
             location: r.get(7)?,
@@ -215,4 +246,3 @@ fn raw_row(r: &Row<'_>) -> rusqlite::Result<anyhow::Result<ReportRow>> {
         })
     })())
 }
-

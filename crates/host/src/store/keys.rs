@@ -31,7 +31,9 @@ impl Scope {
     }
 
     fn parse(text: &str) -> Option<Scope> {
-        [Scope::Admin, Scope::Ingest, Scope::Read].into_iter().find(|s| s.as_str() == text)
+        [Scope::Admin, Scope::Ingest, Scope::Read]
+            .into_iter()
+            .find(|s| s.as_str() == text)
     }
 }
 
@@ -54,15 +56,27 @@ pub fn hash_key(key: &str) -> String {
 }
 
 /// Creates a key and returns its id and the key text (shown once, never stored).
-pub fn create(conn: &Connection, tenant_id: &str, scopes: &[Scope], label: Option<&str>, now: i64) -> HostResult<(String, String)> {
+pub fn create(
+    conn: &Connection,
+    tenant_id: &str,
+    scopes: &[Scope],
+    label: Option<&str>,
+    now: i64,
+) -> HostResult<(String, String)> {
     if scopes.is_empty() {
-        return Err(HostError::BadRequest("a key needs at least one scope".to_owned()));
+        return Err(HostError::BadRequest(
+            "a key needs at least one scope".to_owned(),
+        ));
     }
     let mut random = [0u8; KEY_RANDOM_BYTES];
     rand::rng().fill_bytes(&mut random);
     let key = format!("{KEY_PREFIX}{}", hex::encode(random));
     let id = format!("key_{}", &hex::encode(Sha256::digest(key.as_bytes()))[..16]);
-    let scopes_text = scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(",");
+    let scopes_text = scopes
+        .iter()
+        .map(|s| s.as_str())
+        .collect::<Vec<_>>()
+        .join(",");
     conn.execute(
         "INSERT INTO api_keys (id, tenant_id, key_hash, scopes, label, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![id, tenant_id, hash_key(&key), scopes_text, label, now],

@@ -45,7 +45,11 @@ impl Store {
         migrations::apply(&conn)?;
         let writer = Writer::start(conn, engine)?;
         Ok(Store {
-            inner: Arc::new(Inner { path: path.to_owned(), reads: ReadPool::new(path.to_owned()), writer }),
+            inner: Arc::new(Inner {
+                path: path.to_owned(),
+                reads: ReadPool::new(path.to_owned()),
+                writer,
+            }),
         })
     }
 

@@ -18,7 +18,10 @@ pub struct ReadPool {
 
 impl ReadPool {
     pub fn new(path: PathBuf) -> ReadPool {
-        ReadPool { path, idle: Arc::new(Mutex::new(Vec::new())) }
+        ReadPool {
+            path,
+            idle: Arc::new(Mutex::new(Vec::new())),
+        }
     }
 
     pub fn with<T>(&self, f: impl FnOnce(&Connection) -> HostResult<T>) -> HostResult<T> {

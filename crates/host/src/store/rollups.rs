@@ -92,7 +92,11 @@ pub fn add(conn: &Connection, tenant_id: &str, activities: &[Activity]) -> HostR
 }
 
 /// Rollup rows for whole hours `[f.from, f.to)` (both hour-aligned).
-pub fn report_rows(conn: &Connection, tenant_id: &str, f: &ActivityFilter) -> HostResult<Vec<ReportRow>> {
+pub fn report_rows(
+    conn: &Connection,
+    tenant_id: &str,
+    f: &ActivityFilter,
+) -> HostResult<Vec<ReportRow>> {
     let (sql, args) = filter_clause(tenant_id, f, "hour_start");
     let query = format!(
         "SELECT hour_start, latest, count, user_id, department_id, operation, outcome, entity_type,
@@ -113,8 +117,9 @@ pub fn report_rows(conn: &Connection, tenant_id: &str, f: &ActivityFilter) -> Ho
             user_id: r.get(3)?,
             department_id: Some(r.get(4)?),
             operation: r.get(5)?,
-            outcome: Outcome::parse(&outcome)
-                .ok_or_else(|| HostError::internal(anyhow::anyhow!("stored outcome `{outcome}`")))?,
+            outcome: Outcome::parse(&outcome).ok_or_else(|| {
+                HostError::internal(anyhow::anyhow!("stored outcome `{outcome}`"))
+            })?,
             entity_type: present(r.get(7)?),
             credits: Credits::from_units(r.get(8)?)?,
             location: present(r.get(9)?),

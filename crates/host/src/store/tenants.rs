@@ -81,7 +81,14 @@ pub fn update_snapshot(
     Ok(version)
 }
 
-fn record_version(conn: &Connection, id: &str, version: u64, policy: &str, directory: &str, now: i64) -> HostResult<()> {
+fn record_version(
+    conn: &Connection,
+    id: &str,
+    version: u64,
+    policy: &str,
+    directory: &str,
+    now: i64,
+) -> HostResult<()> {
     conn.execute(
         "INSERT INTO tenant_versions (tenant_id, version, policy, directory, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
         params![id, version, policy, directory, now],
@@ -98,7 +105,11 @@ pub fn adjust_balance(
     kind: &str,
     detail: &str,
 ) -> HostResult<i64> {
-    let current: i64 = conn.query_row("SELECT balance_units FROM tenants WHERE id = ?1", [id], |r| r.get(0))?;
+    let current: i64 = conn.query_row(
+        "SELECT balance_units FROM tenants WHERE id = ?1",
+        [id],
+        |r| r.get(0),
+    )?;
     let next = current
         .checked_add(delta_units)
         .filter(|b| *b >= 0 && *b <= crm_core::limits::MAX_CREDITS_UNITS)
@@ -108,7 +119,10 @@ pub fn adjust_balance(
                 "the balance would leave the allowed range",
             ))
         })?;
-    conn.execute("UPDATE tenants SET balance_units = ?2 WHERE id = ?1", params![id, next])?;
+    conn.execute(
+        "UPDATE tenants SET balance_units = ?2 WHERE id = ?1",
+        params![id, next],
+    )?;
     ledger_entry(conn, id, now, delta_units, next, kind, detail)?;
     Ok(next)
 }

@@ -88,9 +88,20 @@ impl Writer {
     }
 
     /// Records enriched activities; answers after commit, one `Stored` per item.
-    pub async fn ingest(&self, tenant: Arc<Tenant>, items: Vec<IngestItem>, received_at: i64) -> HostResult<Vec<Stored>> {
+    pub async fn ingest(
+        &self,
+        tenant: Arc<Tenant>,
+        items: Vec<IngestItem>,
+        received_at: i64,
+    ) -> HostResult<Vec<Stored>> {
         let (reply, answer) = oneshot::channel();
-        self.send(Job::Ingest { tenant, items, received_at, reply }).await?;
+        self.send(Job::Ingest {
+            tenant,
+            items,
+            received_at,
+            reply,
+        })
+        .await?;
         answer.await.map_err(|_| stopped())?
     }
 
@@ -127,8 +138,14 @@ struct Head {
 }
 
 enum Reply {
-    Ingest(oneshot::Sender<HostResult<Vec<Stored>>>, HostResult<Vec<Stored>>),
-    Exec(oneshot::Sender<HostResult<Box<dyn Any + Send>>>, HostResult<Box<dyn Any + Send>>),
+    Ingest(
+        oneshot::Sender<HostResult<Vec<Stored>>>,
+        HostResult<Vec<Stored>>,
+    ),
+    Exec(
+        oneshot::Sender<HostResult<Box<dyn Any + Send>>>,
+        HostResult<Box<dyn Any + Send>>,
+    ),
 }
 
 fn run(mut conn: Connection, engine: SharedEngine, mut rx: mpsc::Receiver<Job>) {
@@ -167,7 +184,12 @@ fn commit_group(conn: &mut Connection, engine: &SharedEngine, jobs: Vec<Job>) ->
     let mut heads: HashMap<String, Head> = HashMap::new();
     for job in jobs {
         match job {
-            Job::Ingest { tenant, items, received_at, reply } => {
+            Job::Ingest {
+                tenant,
+                items,
+                received_at,
+                reply,
+            } => {
                 let result = in_savepoint(&mut tx, |sp| {
                     ingest(sp, engine, &tenant, items, received_at, &mut heads)
                 });
@@ -200,7 +222,10 @@ fn commit_group(conn: &mut Connection, engine: &SharedEngine, jobs: Vec<Job>) ->
     }
 }
 
-fn in_savepoint<T>(tx: &mut rusqlite::Transaction<'_>, f: impl FnOnce(&Savepoint<'_>) -> HostResult<T>) -> HostResult<T> {
+fn in_savepoint<T>(
+    tx: &mut rusqlite::Transaction<'_>,
+    f: impl FnOnce(&Savepoint<'_>) -> HostResult<T>,
+) -> HostResult<T> {
     let sp = tx.savepoint()?;
     let value = f(&sp)?;
     sp.commit()?;
@@ -255,15 +280,17 @@ fn ingest(
         }
         seen.insert(id.clone(), (item.input_hash.clone(), i));
         match activities::find(conn, tenant_id, &id)? {
-            Some(existing) if existing.input_hash == item.input_hash => answers.push(Answer::Replay(Stored {
-                id,
-                seq: existing.seq,
-                outcome: existing.outcome,
-                credits: Credits::from_units(existing.credits_units)?,
-                hash: existing.hash,
-                occurred_at: crm_core::Timestamp::from_millis(existing.occurred_at)?,
-                duplicate: true,
-            })),
+            Some(existing) if existing.input_hash == item.input_hash => {
+                answers.push(Answer::Replay(Stored {
+                    id,
+                    seq: existing.seq,
+                    outcome: existing.outcome,
+                    credits: Credits::from_units(existing.credits_units)?,
+                    hash: existing.hash,
+                    occurred_at: crm_core::Timestamp::from_millis(existing.occurred_at)?,
+                    duplicate: true,
+                }))
+            }
             Some(_) => return Err(conflict()),
             None => {
                 answers.push(Answer::Fresh(fresh.len()));
@@ -279,10 +306,15 @@ fn ingest(
             Some(h) => h.clone(),
             None => {
                 let row = tenants::require(conn, tenant_id)?;
-                Head { seq: row.head_seq, hash: row.head_hash, balance: Credits::from_units(row.balance_units)? }
+                Head {
+                    seq: row.head_seq,
+                    hash: row.head_hash,
+                    balance: Credits::from_units(row.balance_units)?,
+                }
             }
         };
-        let (balance, done) = engine.settle_and_seal(head.balance, head.seq + 1, &head.hash, fresh)?;
+        let (balance, done) =
+            engine.settle_and_seal(head.balance, head.seq + 1, &head.hash, fresh)?;
         for (a, input_hash) in done.iter().zip(&fresh_hashes) {
             activities::insert(conn, a, input_hash, received_at)?;
             conn.prepare_cached(
@@ -304,9 +336,18 @@ fn ingest(
                 &format!("activities seq {}..={}", head.seq + 1, last.seq),
             )?;
         }
-        conn.prepare_cached("UPDATE tenants SET head_seq = ?2, head_hash = ?3, balance_units = ?4 WHERE id = ?1")?
-            .execute(params![tenant_id, last.seq, last.hash, balance.units()])?;
-        heads.insert(tenant_id.to_owned(), Head { seq: last.seq, hash: last.hash.clone(), balance });
+        conn.prepare_cached(
+            "UPDATE tenants SET head_seq = ?2, head_hash = ?3, balance_units = ?4 WHERE id = ?1",
+        )?
+        .execute(params![tenant_id, last.seq, last.hash, balance.units()])?;
+        heads.insert(
+            tenant_id.to_owned(),
+            Head {
+                seq: last.seq,
+                hash: last.hash.clone(),
+                balance,
+            },
+        );
         sealed = done;
     }
 
@@ -326,7 +367,10 @@ fn ingest(
                 }
             }
             Answer::Replay(s) => s,
-            Answer::SameAsItem(i) => Stored { duplicate: true, ..out[i].clone() },
+            Answer::SameAsItem(i) => Stored {
+                duplicate: true,
+                ..out[i].clone()
+            },
         };
         out.push(stored);
     }

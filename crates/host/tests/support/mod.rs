@@ -27,11 +27,13 @@ pub fn shared_engine(kind: EngineKind) -> SharedEngine {
         EngineKind::Component => &COMPONENT,
         EngineKind::Native => &NATIVE,
     };
-    cell.get_or_init(|| engine::build(kind).expect("engine builds")).clone()
+    cell.get_or_init(|| engine::build(kind).expect("engine builds"))
+        .clone()
 }
 
 pub fn fixture() -> (TenantPolicy, DirectorySpec) {
-    let text = std::fs::read_to_string(repo_root().join("tests/conformance/fixtures/acme.json")).expect("fixture");
+    let text = std::fs::read_to_string(repo_root().join("tests/conformance/fixtures/acme.json"))
+        .expect("fixture");
     let v: Value = serde_json::from_str(&text).expect("fixture JSON");
     (
         serde_json::from_value(v["policy"].clone()).expect("fixture policy"),
@@ -61,8 +63,14 @@ impl TestServer {
             engine: kind,
             client_ip_header: None,
         };
-        let running = server::start_with_engine(&config, shared_engine(kind)).await.expect("server starts");
-        TestServer { running, dir, http: reqwest::Client::new() }
+        let running = server::start_with_engine(&config, shared_engine(kind))
+            .await
+            .expect("server starts");
+        TestServer {
+            running,
+            dir,
+            http: reqwest::Client::new(),
+        }
     }
 
     pub fn db_path(&self) -> PathBuf {
@@ -77,18 +85,39 @@ impl TestServer {
     pub async fn tenant(&self, id: &str, balance: &str) -> Keys {
         let (policy, directory) = fixture();
         let store = &self.running.app.store;
-        admin::create_tenant_in(store, id, id, &policy, &directory, Credits::parse(balance).expect("amount"))
-            .await
-            .expect("tenant created");
+        admin::create_tenant_in(
+            store,
+            id,
+            id,
+            &policy,
+            &directory,
+            Credits::parse(balance).expect("amount"),
+        )
+        .await
+        .expect("tenant created");
         let mut keys = Vec::new();
         for scope in [Scope::Admin, Scope::Ingest, Scope::Read] {
-            keys.push(admin::create_key_in(store, id, &[scope], None).await.expect("key"));
+            keys.push(
+                admin::create_key_in(store, id, &[scope], None)
+                    .await
+                    .expect("key"),
+            );
         }
         let [admin, ingest, read] = <[String; 3]>::try_from(keys).expect("three keys");
-        Keys { admin, ingest, read }
+        Keys {
+            admin,
+            ingest,
+            read,
+        }
     }
 
-    pub async fn call(&self, method: &str, path: &str, key: &str, body: Option<Value>) -> (u16, Value) {
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        key: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
         let mut req = self.http.request(method, self.url(path)).bearer_auth(key);
         if let Some(b) = body {
@@ -97,7 +126,11 @@ impl TestServer {
         let resp = req.send().await.expect("request sent");
         let status = resp.status().as_u16();
         let text = resp.text().await.expect("body");
-        let value = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or_else(|_| panic!("non-JSON answer: {text}")) };
+        let value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("non-JSON answer: {text}"))
+        };
         (status, value)
     }
 
@@ -121,7 +154,13 @@ impl TestServer {
             };
             let (status, page) = self.get(&page_path, key).await;
             assert_eq!(status, 200, "{page}");
-            out.extend(page["activities"].as_array().expect("activities").iter().cloned());
+            out.extend(
+                page["activities"]
+                    .as_array()
+                    .expect("activities")
+                    .iter()
+                    .cloned(),
+            );
             match page["nextCursor"].as_str() {
                 Some(c) => next = Some(c.to_owned()),
                 None => return out,

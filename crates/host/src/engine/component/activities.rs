@@ -15,13 +15,24 @@ impl ComponentEngine {
         ip_address: Option<&str>,
         items: &[RawActivity],
     ) -> EngineResult<Vec<Result<Activity, CoreError>>> {
-        let ctx = Context { now_ms: now.millis(), ip_address: ip_address.map(str::to_owned) };
+        let ctx = Context {
+            now_ms: now.millis(),
+            ip_address: ip_address.map(str::to_owned),
+        };
         let raw: Vec<WitRaw> = items
             .iter()
-            .map(|i| WitRaw { input_json: i.input_json.clone(), generated_id: i.generated_id.clone() })
+            .map(|i| WitRaw {
+                input_json: i.input_json.clone(),
+                generated_id: i.generated_id.clone(),
+            })
             .collect();
         let answers = self.with_tenant(tenant, |i| {
-            i.world.crm_engine_activities().call_enrich_batch(&mut i.store, &tenant_ref(tenant), &ctx, &raw)
+            i.world.crm_engine_activities().call_enrich_batch(
+                &mut i.store,
+                &tenant_ref(tenant),
+                &ctx,
+                &raw,
+            )
         })?;
         answers
             .into_iter()

@@ -41,7 +41,12 @@ impl Engine for ComponentEngine {
         self.guest_settle_and_seal(balance, first_seq, prev_hash, activities)
     }
 
-    fn report(&self, group_by: &str, timezone: &str, parts: &[&[ReportRow]]) -> EngineResult<Value> {
+    fn report(
+        &self,
+        group_by: &str,
+        timezone: &str,
+        parts: &[&[ReportRow]],
+    ) -> EngineResult<Value> {
         self.guest_report(group_by, timezone, parts)
     }
 

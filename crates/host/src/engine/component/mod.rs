@@ -53,7 +53,10 @@ pub(super) struct State {
 
 impl WasiView for State {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
@@ -73,7 +76,9 @@ pub struct ComponentEngine {
 
 impl std::fmt::Debug for ComponentEngine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ComponentEngine").field("id", &self.id).finish_non_exhaustive()
+        f.debug_struct("ComponentEngine")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -93,12 +98,14 @@ impl ComponentEngine {
         let stop_ticker = Arc::new(AtomicBool::new(false));
         let ticker_engine = engine.clone();
         let stop = stop_ticker.clone();
-        std::thread::Builder::new().name("wasm-epoch".to_owned()).spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                std::thread::sleep(EPOCH_TICK);
-                ticker_engine.increment_epoch();
-            }
-        })?;
+        std::thread::Builder::new()
+            .name("wasm-epoch".to_owned())
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    ticker_engine.increment_epoch();
+                }
+            })?;
         Ok(ComponentEngine {
             id: NEXT_ENGINE_ID.fetch_add(1, Ordering::Relaxed),
             engine,
@@ -111,14 +118,20 @@ impl ComponentEngine {
         let state = State {
             wasi: WasiCtx::builder().build(),
             table: ResourceTable::new(),
-            limits: StoreLimitsBuilder::new().memory_size(MAX_GUEST_MEMORY_BYTES).build(),
+            limits: StoreLimitsBuilder::new()
+                .memory_size(MAX_GUEST_MEMORY_BYTES)
+                .build(),
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
         // Instantiation runs guest code too (initialisers): give it a deadline.
         store.set_epoch_deadline(CALL_DEADLINE_TICKS);
         let world = self.pre.instantiate(&mut store)?;
-        Ok(Instance { store, world, loaded: HashMap::new() })
+        Ok(Instance {
+            store,
+            world,
+            loaded: HashMap::new(),
+        })
     }
 
     /// Runs `f` on this thread's instance. A trap (or any wasmtime error) discards the
@@ -154,10 +167,10 @@ impl ComponentEngine {
         f: impl Fn(&mut Instance) -> wasmtime::Result<Result<T, GuestError>>,
     ) -> EngineResult<T> {
         self.with_instance(|instance| {
-            if instance.loaded.get(tenant.id()) != Some(&tenant.version()) {
-                if let Err(e) = instance.load(tenant)? {
-                    return Ok(Err(e));
-                }
+            if instance.loaded.get(tenant.id()) != Some(&tenant.version())
+                && let Err(e) = instance.load(tenant)?
+            {
+                return Ok(Err(e));
             }
             match f(instance)? {
                 // The guest keeps a bounded number of snapshots and may have evicted this one.

@@ -22,5 +22,8 @@ impl Instance {
 }
 
 pub(super) fn tenant_ref(tenant: &Tenant) -> TenantRef {
-    TenantRef { tenant_id: tenant.id().to_owned(), version: tenant.version() }
+    TenantRef {
+        tenant_id: tenant.id().to_owned(),
+        version: tenant.version(),
+    }
 }
