@@ -1,0 +1,35 @@
+//! `crm-web`: the browser side of the engine. Chart logic lives here in Rust (the page
+//! only glues), and client-side aggregation uses crm-core itself, so a report computed
+//! in the browser equals the server's.
+
+mod export;
+mod svg;
+
+use wasm_bindgen::prelude::*;
+
+pub use export::aggregate_ndjson;
+pub use svg::{Chart, render};
+
+fn js_err(e: impl std::fmt::Display) -> JsError {
+    JsError::new(&e.to_string())
+}
+
+/// Renders one chart (`timeline`, `operations`, `users`, `departments`, `auth`,
+/// `locations`, `outcomes`) of a report JSON as an SVG document string.
+#[wasm_bindgen(js_name = renderChart)]
+pub fn render_chart(report_json: &str, chart: &str) -> Result<String, JsError> {
+    let chart = Chart::parse(chart).ok_or_else(|| js_err(format!("unknown chart `{chart}`")))?;
+    render(report_json, chart).map_err(js_err)
+}
+
+/// Aggregates an NDJSON export (one activity per line) into a report JSON.
+#[wasm_bindgen(js_name = aggregateExport)]
+pub fn aggregate_export(ndjson: &str, group_by: &str, timezone: &str) -> Result<String, JsError> {
+    aggregate_ndjson(ndjson, group_by, timezone).map_err(js_err)
+}
+
+/// The conformance entry point, for running `tests/conformance/` in the browser.
+#[wasm_bindgen]
+pub fn evaluate(setup_json: &str, op: &str, input_json: &str) -> String {
+    crm_core::json_api::evaluate_json(setup_json, op, input_json)
+}

@@ -1,0 +1,252 @@
+//! Report → accessible SVG bar charts. Every chart has a `<title>` and `<desc>`, every
+//! bar a `<title>` with its label and value, and `class="bar"` with `data-value` so tests
+//! (and assistive tech) can read it.
+
+use std::fmt::Write;
+
+use crm_core::report::ReportBody;
+
+/// Chart canvas: fits a laptop column and scales down (viewBox) to phone width.
+const WIDTH: u32 = 640;
+const HEIGHT: u32 = 240;
+const MARGIN: u32 = 32;
+/// Horizontal charts: rows and the label column.
+const ROW_HEIGHT: u32 = 22;
+const LABEL_WIDTH: u32 = 200;
+/// Most bars a horizontal chart shows; the rest are summed into "other".
+const MAX_ROWS: usize = 12;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Chart {
+    Timeline,
+    Operations,
+    Users,
+    Departments,
+    Auth,
+    Locations,
+    Outcomes,
+}
+
+impl Chart {
+    pub fn parse(name: &str) -> Option<Chart> {
+        Some(match name {
+            "timeline" => Chart::Timeline,
+            "operations" => Chart::Operations,
+            "users" => Chart::Users,
+            "departments" => Chart::Departments,
+            "auth" => Chart::Auth,
+            "locations" => Chart::Locations,
+            "outcomes" => Chart::Outcomes,
+            _ => return None,
+        })
+    }
+}
+
+/// Renders `chart` from a report JSON (extra fields such as `period` are ignored).
+pub fn render(report_json: &str, chart: Chart) -> Result<String, String> {
+    let r: ReportBody = serde_json::from_str(report_json).map_err(|e| format!("not a report: {e}"))?;
+    let credits = |c: &crm_core::Credits| c.to_string();
+    Ok(match chart {
+        Chart::Timeline => columns(
+            &format!("Activities per {}", group_name(&r)),
+            &format!("{} activities in {} buckets ({})", r.total_activities, r.temporal_breakdown.len(), r.timezone),
+            &r.temporal_breakdown.iter().map(|b| (b.bucket.clone(), b.count, credits(&b.total_credits))).collect::<Vec<_>>(),
+        ),
+        Chart::Operations => rows(
+            "Operations",
+            &r.operation_breakdown.iter().map(|o| (o.operation.clone(), o.count, credits(&o.total_credits))).collect::<Vec<_>>(),
+        ),
+        Chart::Users => rows(
+            "Credits by user",
+            &r.user_breakdown.iter().map(|u| (u.user_id.clone(), u.operation_count, credits(&u.total_credits))).collect::<Vec<_>>(),
+        ),
+        Chart::Departments => rows(
+            "Credits by department",
+            &r.department_breakdown
+                .iter()
+                .map(|d| (d.department_id.clone(), d.operation_count, credits(&d.total_credits)))
+                .collect::<Vec<_>>(),
+        ),
+        Chart::Auth => rows("Authentication methods", &counts(&r.compliance_summary.authentication_methods)),
+        Chart::Locations => rows("Locations", &counts(&r.compliance_summary.operations_by_location)),
+        Chart::Outcomes => rows("Outcomes", &counts(&r.outcome_breakdown)),
+    })
+}
+
+fn group_name(r: &ReportBody) -> &'static str {
+    match r.group_by {
+        crm_core::report::GroupBy::Hour => "hour",
+        crm_core::report::GroupBy::Day => "day",
+        crm_core::report::GroupBy::Week => "week",
+        crm_core::report::GroupBy::Month => "month",
+    }
+}
+
+fn counts(map: &std::collections::BTreeMap<String, u64>) -> Vec<(String, u64, String)> {
+    let mut v: Vec<_> = map.iter().map(|(k, n)| (k.clone(), *n, String::new())).collect();
+    v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    v
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+fn open(out: &mut String, title: &str, desc: &str, height: u32) {
+    let _ = write!(
+        out,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {height}" role="img" aria-label="{t}" class="chart"><title>{t}</title><desc>{d}</desc>"#,
+        t = escape(title),
+        d = escape(desc)
+    );
+}
+
+fn empty(out: &mut String, height: u32) {
+    let _ = write!(out, r#"<text x="{}" y="{}" text-anchor="middle" class="empty">No activity in this period</text>"#, WIDTH / 2, height / 2);
+}
+
+fn value_note(count: u64, credits: &str) -> String {
+    if credits.is_empty() { format!("{count}") } else { format!("{count} activities, {credits} credits") }
+}
+
+/// Vertical bars in order (time buckets).
+fn columns(title: &str, desc: &str, data: &[(String, u64, String)]) -> String {
+    let mut out = String::new();
+    open(&mut out, title, desc, HEIGHT);
+    if data.is_empty() {
+        empty(&mut out, HEIGHT);
+    } else {
+        let max = data.iter().map(|d| d.1).max().unwrap_or(1).max(1);
+        let plot_w = WIDTH - 2 * MARGIN;
+        let plot_h = HEIGHT - 2 * MARGIN;
+        let slot = f64::from(plot_w) / data.len() as f64;
+        let bar_w = (slot * 0.8).max(1.0);
+        for (i, (label, count, credits)) in data.iter().enumerate() {
+            let h = f64::from(plot_h) * (*count as f64) / (max as f64);
+            let x = f64::from(MARGIN) + slot * i as f64 + (slot - bar_w) / 2.0;
+            let y = f64::from(MARGIN + plot_h) - h;
+            let _ = write!(
+                out,
+                r#"<rect class="bar" data-label="{l}" data-value="{count}" x="{x:.1}" y="{y:.1}" width="{bar_w:.1}" height="{h:.1}"><title>{l}: {n}</title></rect>"#,
+                l = escape(label),
+                n = escape(&value_note(*count, credits)),
+            );
+        }
+        let first = &data[0].0;
+        let last = &data[data.len() - 1].0;
+        let _ = write!(
+            out,
+            r#"<text x="{MARGIN}" y="{}" class="axis">{}</text><text x="{}" y="{}" text-anchor="end" class="axis">{}</text><text x="{MARGIN}" y="{}" class="axis">max {max}</text>"#,
+            HEIGHT - 8,
+            escape(first),
+            WIDTH - MARGIN,
+            HEIGHT - 8,
+            escape(last),
+            MARGIN - 10,
+        );
+    }
+    out.push_str("</svg>");
+    out
+}
+
+/// Horizontal bars, largest first, capped at `MAX_ROWS` (the rest summed as "other").
+fn rows(title: &str, data: &[(String, u64, String)]) -> String {
+    let mut shown: Vec<(String, u64, String)> = data.iter().take(MAX_ROWS).cloned().collect();
+    if data.len() > MAX_ROWS {
+        let rest: u64 = data[MAX_ROWS..].iter().map(|d| d.1).sum();
+        shown.push((format!("other ({})", data.len() - MAX_ROWS), rest, String::new()));
+    }
+    let height = MARGIN + ROW_HEIGHT * (shown.len().max(1) as u32) + 8;
+    let total: u64 = data.iter().map(|d| d.1).sum();
+    let mut out = String::new();
+    open(&mut out, title, &format!("{} entries, {total} activities", data.len()), height);
+    if shown.is_empty() {
+        empty(&mut out, height);
+    } else {
+        let max = shown.iter().map(|d| d.1).max().unwrap_or(1).max(1);
+        let plot_w = f64::from(WIDTH - LABEL_WIDTH - 2 * MARGIN);
+        for (i, (label, count, credits)) in shown.iter().enumerate() {
+            let y = 8 + ROW_HEIGHT * i as u32;
+            let w = (plot_w * (*count as f64) / (max as f64)).max(1.0);
+            let note = value_note(*count, credits);
+            let _ = write!(
+                out,
+                r#"<text x="{lx}" y="{ty}" text-anchor="end" class="label">{l}</text><rect class="bar" data-label="{l}" data-value="{count}" x="{bx}" y="{y}" width="{w:.1}" height="{bh}"><title>{l}: {n}</title></rect><text x="{vx:.1}" y="{ty}" class="value">{n}</text>"#,
+                lx = LABEL_WIDTH - 6,
+                ty = y + ROW_HEIGHT / 2 + 4,
+                l = escape(label),
+                bx = LABEL_WIDTH,
+                bh = ROW_HEIGHT - 6,
+                vx = f64::from(LABEL_WIDTH) + w + 6.0,
+                n = escape(&note),
+            );
+        }
+    }
+    out.push_str("</svg>");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn report() -> String {
+        let rows = json!([
+            { "occurredAt": "2024-01-09T10:00:00Z", "userId": "u<1>", "operation": "crm.leads.read", "credits": "0.5", "authenticationMethod": "sso" },
+            { "occurredAt": "2024-01-10T10:00:00Z", "userId": "u2", "operation": "crm.leads.create", "credits": "3.5" },
+            { "occurredAt": "2024-01-10T11:00:00Z", "userId": "u2", "operation": "crm.leads.create", "credits": "3.5" },
+        ]);
+        let rows: Vec<crm_core::report::ReportRow> = serde_json::from_value(rows).expect("rows");
+        let agg = crm_core::engine::aggregate("day", "UTC", &rows).expect("aggregate");
+        serde_json::to_string(&crm_core::engine::finish(vec![agg]).expect("finish")).expect("json")
+    }
+
+    fn bars(svg: &str) -> usize {
+        svg.matches(r#"class="bar""#).count()
+    }
+
+    #[test]
+    fn one_bar_per_bucket_in_chronological_order() {
+        let svg = render(&report(), Chart::Timeline).expect("renders");
+        assert_eq!(bars(&svg), 2);
+        let first = svg.find("2024-01-09").expect("first bucket");
+        let second = svg.find(r#"data-label="2024-01-10""#).expect("second bucket");
+        assert!(first < second);
+        assert!(svg.contains(r#"data-value="2""#));
+    }
+
+    #[test]
+    fn labels_are_escaped_and_charts_are_titled() {
+        let svg = render(&report(), Chart::Users).expect("renders");
+        assert!(svg.contains("u&lt;1&gt;") && !svg.contains("u<1>"));
+        assert!(svg.starts_with("<svg") && svg.contains("<title>Credits by user</title>"));
+        assert!(svg.contains("2 activities, 7.0000 credits"));
+    }
+
+    #[test]
+    fn long_breakdowns_are_capped_with_an_other_row() {
+        let data: Vec<(String, u64, String)> = (0..20).map(|i| (format!("op{i}"), 20 - i, String::new())).collect();
+        let svg = rows("Operations", &data);
+        assert_eq!(bars(&svg), MAX_ROWS + 1);
+        assert!(svg.contains("other (8)"));
+    }
+
+    #[test]
+    fn empty_reports_say_so() {
+        let agg = crm_core::engine::aggregate("day", "UTC", &[]).expect("aggregate");
+        let json = serde_json::to_string(&crm_core::engine::finish(vec![agg]).expect("finish")).expect("json");
+        for chart in [Chart::Timeline, Chart::Operations, Chart::Auth] {
+            let svg = render(&json, chart).expect("renders");
+            assert_eq!(bars(&svg), 0);
+            assert!(svg.contains("No activity in this period"));
+        }
+    }
+
+    #[test]
+    fn malformed_reports_are_errors_not_panics() {
+        assert!(render("{", Chart::Timeline).is_err());
+        assert!(render("{}", Chart::Timeline).is_err());
+        assert_eq!(Chart::parse("pie"), None);
+    }
+}
