@@ -1,21 +1,23 @@
-//! Builds the `crm-component` guest for wasm32-wasip2 so that `cargo run -p crm-host`
-//! works from a clean clone with no manual step. The guest gets its own target dir
-//! (cargo would deadlock waiting on the outer build's lock otherwise) and its own
-//! size-optimised profile.
+//! Builds the wasm pieces the host embeds, so that `cargo run -p crm-host` works from a
+//! clean clone with no manual step:
+//! - the `crm-component` guest for wasm32-wasip2 (run in wasmtime);
+//! - the `crm-web` browser module for wasm32-unknown-unknown, with its JS glue made by
+//!   wasm-bindgen's library (no CLI to install), served with the dashboard.
+//!
+//! They get their own target dir (cargo would deadlock waiting on the outer build's
+//! lock otherwise) and the size-optimised `component` profile.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn main() {
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("set by cargo"));
-    let root = manifest
-        .ancestors()
-        .nth(2)
-        .expect("crates/host is two levels deep");
+    let root = manifest.ancestors().nth(2).expect("crates/host is two levels deep");
     for watched in [
         "crates/core/src",
         "crates/core/Cargo.toml",
         "crates/component",
+        "crates/web",
         "wit",
         "Cargo.lock",
     ] {
@@ -27,19 +29,31 @@ fn main() {
         .ancestors()
         .nth(4)
         .map_or_else(|| out.join("component"), |t| t.join("component"));
+
+    build_wasm(root, &target_dir, "crm-component", "wasm32-wasip2");
+    copy(
+        &target_dir.join("wasm32-wasip2/component/crm_component.wasm"),
+        &out.join("crm_component.wasm"),
+    );
+
+    build_wasm(root, &target_dir, "crm-web", "wasm32-unknown-unknown");
+    let mut bindgen = wasm_bindgen_cli_support::Bindgen::new();
+    bindgen
+        .input_path(target_dir.join("wasm32-unknown-unknown/component/crm_web.wasm"))
+        .typescript(false);
+    bindgen
+        .web(true)
+        .and_then(|b| b.generate(out.join("pkg")))
+        .unwrap_or_else(|e| panic!("wasm-bindgen for crm-web: {e:#}"));
+}
+
+fn build_wasm(root: &Path, target_dir: &Path, package: &str, target: &str) {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(root)
-        .args([
-            "build",
-            "--locked",
-            "-p",
-            "crm-component",
-            "--profile",
-            "component",
-        ])
-        .args(["--target", "wasm32-wasip2", "--target-dir"])
-        .arg(&target_dir);
+        .args(["build", "--locked", "-p", package, "--profile", "component"])
+        .args(["--target", target, "--target-dir"])
+        .arg(target_dir);
     // The outer build's flags and wrappers (clippy, coverage) are not meant for the guest.
     for var in [
         "RUSTFLAGS",
@@ -53,12 +67,7 @@ fn main() {
         cmd.env_remove(var);
     }
     let status = cmd.status().expect("cargo can be started");
-    assert!(
-        status.success(),
-        "building crm-component for wasm32-wasip2 failed"
-    );
-    let wasm = target_dir.join("wasm32-wasip2/component/crm_component.wasm");
-    copy(&wasm, &out.join("crm_component.wasm"));
+    assert!(status.success(), "building {package} for {target} failed");
 }
 
 fn copy(from: &Path, to: &Path) {

@@ -1,6 +1,7 @@
 //! The HTTP API (DESIGN.md §4): one file per resource, JSON errors everywhere.
 
 mod activities;
+mod assets;
 mod auth;
 mod credits;
 mod directory;
@@ -21,7 +22,7 @@ use crate::service::App;
 const MAX_BODY_BYTES: usize = 16 << 20;
 
 pub fn router(app: App) -> Router {
-    Router::new()
+    assets::routes(Router::new())
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route(

@@ -1,0 +1,178 @@
+// Dashboard glue: fetches the API, hands report JSON to crm-web (Rust → SVG), fills the
+// table. No chart logic here.
+import init, { renderChart } from '/pkg/crm_web.js';
+
+const $ = (sel) => document.querySelector(sel);
+const state = { key: sessionStorage.getItem('crm-key'), directory: null, cursor: null, seq: 0 };
+
+class ApiError extends Error {
+  constructor(status, code, message) { super(message); this.status = status; this.code = code; }
+}
+
+async function api(path) {
+  let response;
+  try {
+    response = await fetch(path, { headers: { Authorization: `Bearer ${state.key}` } });
+  } catch {
+    throw new ApiError(0, 'network', 'The server cannot be reached.');
+  }
+  const body = await response.json().catch(() => null);
+  if (!response.ok) {
+    throw new ApiError(response.status, body?.error?.code ?? 'http', body?.error?.message ?? `HTTP ${response.status}`);
+  }
+  return body;
+}
+
+function showError(message) {
+  const box = $('#error');
+  box.textContent = message;
+  box.hidden = !message;
+}
+
+function explain(err) {
+  if (err.status === 401) return 'This key was not accepted: it is unknown or revoked. Check it and sign in again.';
+  if (err.status === 403) return 'This key may not read reports (it needs the read scope).';
+  return err.message;
+}
+
+function setBusy(busy, text = '') {
+  $('#dashboard').setAttribute('aria-busy', String(busy));
+  $('#status').textContent = busy ? 'Loading…' : text;
+}
+
+async function signIn(key) {
+  state.key = key;
+  showError('');
+  try {
+    const dir = await api('/v1/directory');
+    state.directory = dir.directory;
+    sessionStorage.setItem('crm-key', key);
+  } catch (err) {
+    state.key = null;
+    sessionStorage.removeItem('crm-key');
+    document.body.dataset.state = 'signed-out';
+    showError(explain(err));
+    return;
+  }
+  $('#sign-in').hidden = true;
+  $('#dashboard').hidden = false;
+  $('#sign-out').hidden = false;
+  $('.balance').hidden = false;
+  fillScopes();
+  await Promise.all([refresh(), balance()]);
+}
+
+function signOut() {
+  sessionStorage.removeItem('crm-key');
+  location.reload();
+}
+
+function fillScopes() {
+  const kind = $('#scope-kind').value;
+  const select = $('#scope-id');
+  select.replaceChildren();
+  const items = kind === 'users'
+    ? (state.directory.users ?? []).map((u) => [u.id, `${u.name} (${u.id})`])
+    : (state.directory.departments ?? []).map((d) => [d.id, d.name]);
+  for (const [id, label] of items) select.append(new Option(label, id));
+}
+
+async function balance() {
+  try {
+    const b = await api('/v1/credits/balance');
+    $('#balance').textContent = b.balance;
+  } catch (err) {
+    $('#balance').textContent = '–';
+  }
+}
+
+function query(extra = {}) {
+  const params = new URLSearchParams({ since: $('#period').value, groupBy: $('#group-by').value, ...extra });
+  if ($('#tz').value) params.set('tz', $('#tz').value);
+  return params;
+}
+
+async function refresh() {
+  const kind = $('#scope-kind').value;
+  const id = $('#scope-id').value;
+  if (!id) { showError('The directory has no entries to show yet.'); return; }
+  const seq = ++state.seq;
+  document.body.dataset.state = 'loading';
+  setBusy(true);
+  showError('');
+  try {
+    const report = await api(`/v1/reports/${kind}/${encodeURIComponent(id)}?${query()}`);
+    if (seq !== state.seq) return; // a newer selection is on its way
+    render(report);
+    state.cursor = null;
+    $('#activities tbody').replaceChildren();
+    await loadActivities(kind, id, seq);
+    if (seq !== state.seq) return;
+    setBusy(false, `${report.totalActivities} activities, ${report.timezone}, by ${report.groupBy}`);
+    document.body.dataset.state = 'ready';
+  } catch (err) {
+    if (seq !== state.seq) return;
+    setBusy(false);
+    showError(explain(err));
+    document.body.dataset.state = 'error';
+  }
+}
+
+function render(report) {
+  const json = JSON.stringify(report);
+  for (const el of document.querySelectorAll('[data-chart]')) {
+    el.innerHTML = renderChart(json, el.dataset.chart);
+  }
+  $('#total').textContent = report.totalActivities;
+  $('#credits').textContent = report.totalCreditsUsed;
+  $('#most-active').textContent = report.mostActiveUser ? `${report.mostActiveUser.userId} (${report.mostActiveUser.count})` : '–';
+  $('#ips').textContent = report.complianceSummary.uniqueIpAddresses;
+}
+
+function cell(text, className) {
+  const td = document.createElement('td');
+  td.textContent = text;
+  if (className) td.className = className;
+  return td;
+}
+
+async function loadActivities(kind, id, seq) {
+  const params = new URLSearchParams({ since: $('#period').value, limit: '20' });
+  if (state.cursor) params.set('cursor', state.cursor);
+  const page = await api(`/v1/${kind}/${encodeURIComponent(id)}/activities?${params}`);
+  if (seq !== state.seq) return;
+  const body = $('#activities tbody');
+  for (const a of page.activities) {
+    const tr = document.createElement('tr');
+    const op = a.permission.operationContext;
+    tr.append(
+      cell(new Date(a.occurredAt).toLocaleString()),
+      cell(a.userContext.user.name),
+      cell(a.operation),
+      cell(a.outcome, `outcome-${a.outcome}`),
+      cell(a.credits),
+      cell(`${op.has ? 'allowed' : 'refused'} · ${op.source} · ${op.reason}`),
+      cell(a.userContext.entityPath, 'path'),
+    );
+    body.append(tr);
+  }
+  state.cursor = page.nextCursor;
+  $('#more').hidden = !page.nextCursor;
+}
+
+async function main() {
+  await init();
+  $('#sign-in-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    signIn($('#key').value.trim());
+  });
+  $('#sign-out').addEventListener('click', signOut);
+  $('#scope-kind').addEventListener('change', () => { fillScopes(); refresh(); });
+  for (const sel of ['#scope-id', '#period', '#group-by', '#tz']) $(sel).addEventListener('change', refresh);
+  $('#more').addEventListener('click', async () => {
+    try { await loadActivities($('#scope-kind').value, $('#scope-id').value, state.seq); } catch (err) { showError(explain(err)); }
+  });
+  if (state.key) await signIn(state.key);
+}
+
+main().catch((err) => showError(`The dashboard failed to start: ${err.message}`));
