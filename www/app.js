@@ -161,7 +161,7 @@ async function loadActivities(kind, id, seq) {
 }
 
 async function main() {
-  await init();
+  await init({ module_or_path: '/pkg/crm_web_bg.wasm' });
   $('#sign-in-form').addEventListener('submit', (e) => {
     e.preventDefault();
     signIn($('#key').value.trim());

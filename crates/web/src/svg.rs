@@ -10,9 +10,12 @@ use crm_core::report::ReportBody;
 const WIDTH: u32 = 640;
 const HEIGHT: u32 = 240;
 const MARGIN: u32 = 32;
-/// Horizontal charts: rows and the label column.
+/// The timeline spans the page width, so it gets a wider canvas (same text size).
+const TIMELINE_WIDTH: u32 = 960;
+/// Horizontal charts: rows, the label column and room for the value after the bar.
 const ROW_HEIGHT: u32 = 22;
 const LABEL_WIDTH: u32 = 200;
+const VALUE_WIDTH: u32 = 130;
 /// Most bars a horizontal chart shows; the rest are summed into "other".
 const MAX_ROWS: usize = 12;
 
@@ -92,17 +95,27 @@ fn escape(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
-fn open(out: &mut String, title: &str, desc: &str, height: u32) {
+fn open(out: &mut String, title: &str, desc: &str, width: u32, height: u32) {
     let _ = write!(
         out,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {height}" role="img" aria-label="{t}" class="chart"><title>{t}</title><desc>{d}</desc>"#,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" role="img" aria-label="{t}" class="chart"><title>{t}</title><desc>{d}</desc>"#,
         t = escape(title),
         d = escape(desc)
     );
 }
 
-fn empty(out: &mut String, height: u32) {
-    let _ = write!(out, r#"<text x="{}" y="{}" text-anchor="middle" class="empty">No activity in this period</text>"#, WIDTH / 2, height / 2);
+fn empty(out: &mut String, width: u32, height: u32) {
+    let _ = write!(
+        out,
+        r#"<text x="{}" y="{}" text-anchor="middle" class="empty">No activity in this period</text>"#,
+        width / 2,
+        height / 2
+    );
+}
+
+/// Short text after a bar; the bar's `<title>` carries the long form.
+fn short_note(count: u64, credits: &str) -> String {
+    if credits.is_empty() { format!("{count}") } else { format!("{count} · {credits} cr") }
 }
 
 fn value_note(count: u64, credits: &str) -> String {
@@ -112,12 +125,12 @@ fn value_note(count: u64, credits: &str) -> String {
 /// Vertical bars in order (time buckets).
 fn columns(title: &str, desc: &str, data: &[(String, u64, String)]) -> String {
     let mut out = String::new();
-    open(&mut out, title, desc, HEIGHT);
+    open(&mut out, title, desc, TIMELINE_WIDTH, HEIGHT);
     if data.is_empty() {
-        empty(&mut out, HEIGHT);
+        empty(&mut out, TIMELINE_WIDTH, HEIGHT);
     } else {
         let max = data.iter().map(|d| d.1).max().unwrap_or(1).max(1);
-        let plot_w = WIDTH - 2 * MARGIN;
+        let plot_w = TIMELINE_WIDTH - 2 * MARGIN;
         let plot_h = HEIGHT - 2 * MARGIN;
         let slot = f64::from(plot_w) / data.len() as f64;
         let bar_w = (slot * 0.8).max(1.0);
@@ -139,7 +152,7 @@ fn columns(title: &str, desc: &str, data: &[(String, u64, String)]) -> String {
             r#"<text x="{MARGIN}" y="{}" class="axis">{}</text><text x="{}" y="{}" text-anchor="end" class="axis">{}</text><text x="{MARGIN}" y="{}" class="axis">max {max}</text>"#,
             HEIGHT - 8,
             escape(first),
-            WIDTH - MARGIN,
+            TIMELINE_WIDTH - MARGIN,
             HEIGHT - 8,
             escape(last),
             MARGIN - 10,
@@ -159,26 +172,26 @@ fn rows(title: &str, data: &[(String, u64, String)]) -> String {
     let height = MARGIN + ROW_HEIGHT * (shown.len().max(1) as u32) + 8;
     let total: u64 = data.iter().map(|d| d.1).sum();
     let mut out = String::new();
-    open(&mut out, title, &format!("{} entries, {total} activities", data.len()), height);
+    open(&mut out, title, &format!("{} entries, {total} activities", data.len()), WIDTH, height);
     if shown.is_empty() {
-        empty(&mut out, height);
+        empty(&mut out, WIDTH, height);
     } else {
         let max = shown.iter().map(|d| d.1).max().unwrap_or(1).max(1);
-        let plot_w = f64::from(WIDTH - LABEL_WIDTH - 2 * MARGIN);
+        let plot_w = f64::from(WIDTH - LABEL_WIDTH - VALUE_WIDTH - MARGIN);
         for (i, (label, count, credits)) in shown.iter().enumerate() {
             let y = 8 + ROW_HEIGHT * i as u32;
             let w = (plot_w * (*count as f64) / (max as f64)).max(1.0);
-            let note = value_note(*count, credits);
             let _ = write!(
                 out,
-                r#"<text x="{lx}" y="{ty}" text-anchor="end" class="label">{l}</text><rect class="bar" data-label="{l}" data-value="{count}" x="{bx}" y="{y}" width="{w:.1}" height="{bh}"><title>{l}: {n}</title></rect><text x="{vx:.1}" y="{ty}" class="value">{n}</text>"#,
+                r#"<text x="{lx}" y="{ty}" text-anchor="end" class="label">{l}</text><rect class="bar" data-label="{l}" data-value="{count}" x="{bx}" y="{y}" width="{w:.1}" height="{bh}"><title>{l}: {n}</title></rect><text x="{vx:.1}" y="{ty}" class="value">{short}</text>"#,
                 lx = LABEL_WIDTH - 6,
                 ty = y + ROW_HEIGHT / 2 + 4,
                 l = escape(label),
                 bx = LABEL_WIDTH,
                 bh = ROW_HEIGHT - 6,
                 vx = f64::from(LABEL_WIDTH) + w + 6.0,
-                n = escape(&note),
+                n = escape(&value_note(*count, credits)),
+                short = escape(&short_note(*count, credits)),
             );
         }
     }

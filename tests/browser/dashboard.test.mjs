@@ -1,0 +1,144 @@
+// The dashboard in real headless Chromium against a real `crm-host demo`.
+// CRM_HOST_BIN names the built binary (cargo xtask ci sets it).
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const screenshots = join(here, '../../docs/screenshots');
+const bin = process.env.CRM_HOST_BIN ?? join(here, '../../target/debug/crm-host');
+const chromiumPath = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium';
+
+let demo, dataDir, url, key, browser;
+
+function startDemo() {
+  dataDir = mkdtempSync(join(tmpdir(), 'crm-browser-'));
+  demo = spawn(bin, ['demo', '--listen', '127.0.0.1:0', '--activities', '1500', '--dir', dataDir], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  return new Promise((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`demo did not start:\n${out}`)), 120_000);
+    demo.on('exit', (code) => reject(new Error(`demo exited with ${code}:\n${out}`)));
+    demo.stdout.on('data', (chunk) => {
+      out += chunk;
+      const u = out.match(/running at (http:\/\/127\.0\.0\.1:\d+)/);
+      const k = out.match(/API key \(admin[^)]*\): (crm_[0-9a-f]+)/);
+      if (u && k) {
+        clearTimeout(timer);
+        resolve([u[1], k[1]]);
+      }
+    });
+  });
+}
+
+async function apiReport(path) {
+  const r = await fetch(`${url}${path}`, { headers: { Authorization: `Bearer ${key}` } });
+  assert.equal(r.status, 200);
+  return r.json();
+}
+
+async function openPage({ width = 1280, height = 900 } = {}) {
+  const page = await browser.newPage({ viewport: { width, height } });
+  const problems = [];
+  page.on('console', (msg) => { if (msg.type() === 'error') problems.push(msg.text()); });
+  page.on('pageerror', (err) => problems.push(err.message));
+  await page.goto(url);
+  return { page, problems };
+}
+
+async function signIn(page, withKey) {
+  await page.fill('#key', withKey);
+  await page.click('#sign-in-form button[type=submit]');
+}
+
+async function waitReady(page) {
+  await page.waitForFunction(() => document.body.dataset.state === 'ready', null, { timeout: 30_000 });
+}
+
+before(async () => {
+  [url, key] = await startDemo();
+  browser = await chromium.launch({
+    executablePath: chromiumPath,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  mkdirSync(screenshots, { recursive: true });
+});
+
+after(async () => {
+  await browser?.close();
+  if (demo && demo.exitCode === null) {
+    demo.removeAllListeners('exit');
+    const exited = new Promise((resolve) => demo.once('exit', resolve));
+    process.kill(demo.pid, 'SIGTERM');
+    await exited;
+  }
+  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+});
+
+test('a bad key shows a clear message and no dashboard', async () => {
+  const { page, problems } = await openPage();
+  await signIn(page, 'crm_not_a_real_key');
+  await page.waitForSelector('#error:not([hidden])');
+  assert.match(await page.textContent('#error'), /not accepted/);
+  assert.equal(await page.isHidden('#dashboard'), true);
+  // The 401 itself is logged by Chromium as a failed resource load; nothing else may be.
+  assert.deepEqual(problems.filter((p) => !p.includes('401')), []);
+  await page.close();
+});
+
+test('charts render one bar per bucket and re-render on new settings', async () => {
+  const { page, problems } = await openPage();
+  await signIn(page, key);
+  await waitReady(page);
+  const dept = await page.inputValue('#scope-id');
+  const tenantTz = (await apiReport(`/v1/reports/departments/${dept}?since=30d&groupBy=day`)).timezone;
+  assert.equal(tenantTz, 'Europe/Berlin');
+
+  for (const [groupBy, since] of [['day', '30d'], ['week', '30d'], ['hour', '24h'], ['month', '12w']]) {
+    await page.selectOption('#period', since);
+    await page.selectOption('#group-by', groupBy);
+    await waitReady(page);
+    const expected = await apiReport(`/v1/reports/departments/${dept}?since=${since}&groupBy=${groupBy}`);
+    const bars = await page.$$eval('[data-chart="timeline"] .bar', (els) => els.map((e) => [e.dataset.label, Number(e.dataset.value)]));
+    assert.deepEqual(bars, expected.temporalBreakdown.map((b) => [b.bucket, b.count]), `${groupBy}/${since}`);
+    const ops = await page.$$eval('[data-chart="operations"] .bar', (els) => els.length);
+    assert.equal(ops, Math.min(expected.operationBreakdown.length, 13));
+    assert.equal(await page.textContent('#total'), String(expected.totalActivities));
+  }
+
+  await page.selectOption('#scope-kind', 'users');
+  await page.selectOption('#scope-id', 'user-004');
+  await page.selectOption('#period', '30d');
+  await page.selectOption('#tz', 'UTC');
+  await waitReady(page);
+  const expected = await apiReport('/v1/reports/users/user-004?since=30d&groupBy=month&tz=UTC');
+  assert.equal(await page.textContent('#total'), String(expected.totalActivities));
+  const rows = await page.$$eval('#activities tbody tr', (trs) => trs.length);
+  assert.equal(rows, Math.min(20, expected.totalActivities));
+  assert.match(await page.textContent('#activities tbody tr td.path'), /Acme Corp → .* → /);
+  assert.match(await page.textContent('#balance'), /^\d+\.\d{4}$/);
+  assert.deepEqual(problems, []);
+  await page.close();
+});
+
+test('screenshots at laptop and phone width', async () => {
+  for (const [name, width, height] of [['desktop', 1280, 1000], ['phone', 390, 844]]) {
+    const { page, problems } = await openPage({ width, height });
+    await signIn(page, key);
+    await waitReady(page);
+    await page.selectOption('#group-by', 'week');
+    await waitReady(page);
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert.ok(overflow <= 1, `${name}: page is ${overflow}px wider than the viewport`);
+    await page.screenshot({ path: join(screenshots, `dashboard-${name}.png`), fullPage: name === 'desktop' });
+    assert.deepEqual(problems, []);
+    await page.close();
+  }
+});
