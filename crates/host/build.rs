@@ -12,7 +12,10 @@ use std::process::Command;
 
 fn main() {
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("set by cargo"));
-    let root = manifest.ancestors().nth(2).expect("crates/host is two levels deep");
+    let root = manifest
+        .ancestors()
+        .nth(2)
+        .expect("crates/host is two levels deep");
     for watched in [
         "crates/core/src",
         "crates/core/Cargo.toml",

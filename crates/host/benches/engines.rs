@@ -13,12 +13,15 @@ use serde_json::{Value, json};
 const BATCH: usize = 100;
 
 fn tenant() -> Tenant {
-    let fixture: Value = serde_json::from_str(include_str!("../../../tests/conformance/fixtures/acme.json"))
-        .expect("fixture");
+    let fixture: Value = serde_json::from_str(include_str!(
+        "../../../tests/conformance/fixtures/acme.json"
+    ))
+    .expect("fixture");
     let policy_json = fixture["policy"].to_string();
     let directory_json = fixture["directory"].to_string();
     Tenant {
-        snapshot: TenantSnapshot::from_json("bench", 1, &policy_json, &directory_json).expect("fixture compiles"),
+        snapshot: TenantSnapshot::from_json("bench", 1, &policy_json, &directory_json)
+            .expect("fixture compiles"),
         policy_json,
         directory_json,
     }
@@ -37,14 +40,23 @@ fn bench(c: &mut Criterion) {
         })
         .collect();
     let checks: Vec<CheckRequest> = (0..BATCH)
-        .map(|i| CheckRequest { user_id: users[i % 4].to_owned(), permission: format!("crm.leads.op{}", i % 7) })
+        .map(|i| CheckRequest {
+            user_id: users[i % 4].to_owned(),
+            permission: format!("crm.leads.op{}", i % 7),
+        })
         .collect();
     let now = crm_core::Timestamp::from_millis(1_764_000_000_000).expect("in range");
     for kind in [EngineKind::Native, EngineKind::Component] {
         let engine = engine::build(kind).expect("engine builds");
         let name = format!("{kind:?}").to_lowercase();
         c.bench_function(&format!("enrich_batch_100/{name}"), |b| {
-            b.iter(|| black_box(engine.enrich_batch(&tenant, now, Some("127.0.0.1"), &raws).expect("enriches")))
+            b.iter(|| {
+                black_box(
+                    engine
+                        .enrich_batch(&tenant, now, Some("127.0.0.1"), &raws)
+                        .expect("enriches"),
+                )
+            })
         });
         c.bench_function(&format!("check_batch_100/{name}"), |b| {
             b.iter(|| black_box(engine.check_batch(&tenant, &checks).expect("checks")))

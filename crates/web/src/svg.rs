@@ -47,31 +47,64 @@ impl Chart {
 
 /// Renders `chart` from a report JSON (extra fields such as `period` are ignored).
 pub fn render(report_json: &str, chart: Chart) -> Result<String, String> {
-    let r: ReportBody = serde_json::from_str(report_json).map_err(|e| format!("not a report: {e}"))?;
+    let r: ReportBody =
+        serde_json::from_str(report_json).map_err(|e| format!("not a report: {e}"))?;
     let credits = |c: &crm_core::Credits| c.to_string();
     Ok(match chart {
         Chart::Timeline => columns(
             &format!("Activities per {}", group_name(&r)),
-            &format!("{} activities in {} buckets ({})", r.total_activities, r.temporal_breakdown.len(), r.timezone),
-            &r.temporal_breakdown.iter().map(|b| (b.bucket.clone(), b.count, credits(&b.total_credits))).collect::<Vec<_>>(),
+            &format!(
+                "{} activities in {} buckets ({})",
+                r.total_activities,
+                r.temporal_breakdown.len(),
+                r.timezone
+            ),
+            &r.temporal_breakdown
+                .iter()
+                .map(|b| (b.bucket.clone(), b.count, credits(&b.total_credits)))
+                .collect::<Vec<_>>(),
         ),
         Chart::Operations => rows(
             "Operations",
-            &r.operation_breakdown.iter().map(|o| (o.operation.clone(), o.count, credits(&o.total_credits))).collect::<Vec<_>>(),
+            &r.operation_breakdown
+                .iter()
+                .map(|o| (o.operation.clone(), o.count, credits(&o.total_credits)))
+                .collect::<Vec<_>>(),
         ),
         Chart::Users => rows(
             "Credits by user",
-            &r.user_breakdown.iter().map(|u| (u.user_id.clone(), u.operation_count, credits(&u.total_credits))).collect::<Vec<_>>(),
+            &r.user_breakdown
+                .iter()
+                .map(|u| {
+                    (
+                        u.user_id.clone(),
+                        u.operation_count,
+                        credits(&u.total_credits),
+                    )
+                })
+                .collect::<Vec<_>>(),
         ),
         Chart::Departments => rows(
             "Credits by department",
             &r.department_breakdown
                 .iter()
-                .map(|d| (d.department_id.clone(), d.operation_count, credits(&d.total_credits)))
+                .map(|d| {
+                    (
+                        d.department_id.clone(),
+                        d.operation_count,
+                        credits(&d.total_credits),
+                    )
+                })
                 .collect::<Vec<_>>(),
         ),
-        Chart::Auth => rows("Authentication methods", &counts(&r.compliance_summary.authentication_methods)),
-        Chart::Locations => rows("Locations", &counts(&r.compliance_summary.operations_by_location)),
+        Chart::Auth => rows(
+            "Authentication methods",
+            &counts(&r.compliance_summary.authentication_methods),
+        ),
+        Chart::Locations => rows(
+            "Locations",
+            &counts(&r.compliance_summary.operations_by_location),
+        ),
         Chart::Outcomes => rows("Outcomes", &counts(&r.outcome_breakdown)),
     })
 }
@@ -86,13 +119,19 @@ fn group_name(r: &ReportBody) -> &'static str {
 }
 
 fn counts(map: &std::collections::BTreeMap<String, u64>) -> Vec<(String, u64, String)> {
-    let mut v: Vec<_> = map.iter().map(|(k, n)| (k.clone(), *n, String::new())).collect();
+    let mut v: Vec<_> = map
+        .iter()
+        .map(|(k, n)| (k.clone(), *n, String::new()))
+        .collect();
     v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     v
 }
 
 fn escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 fn open(out: &mut String, title: &str, desc: &str, width: u32, height: u32) {
@@ -115,11 +154,19 @@ fn empty(out: &mut String, width: u32, height: u32) {
 
 /// Short text after a bar; the bar's `<title>` carries the long form.
 fn short_note(count: u64, credits: &str) -> String {
-    if credits.is_empty() { format!("{count}") } else { format!("{count} · {credits} cr") }
+    if credits.is_empty() {
+        format!("{count}")
+    } else {
+        format!("{count} · {credits} cr")
+    }
 }
 
 fn value_note(count: u64, credits: &str) -> String {
-    if credits.is_empty() { format!("{count}") } else { format!("{count} activities, {credits} credits") }
+    if credits.is_empty() {
+        format!("{count}")
+    } else {
+        format!("{count} activities, {credits} credits")
+    }
 }
 
 /// Vertical bars in order (time buckets).
@@ -167,12 +214,22 @@ fn rows(title: &str, data: &[(String, u64, String)]) -> String {
     let mut shown: Vec<(String, u64, String)> = data.iter().take(MAX_ROWS).cloned().collect();
     if data.len() > MAX_ROWS {
         let rest: u64 = data[MAX_ROWS..].iter().map(|d| d.1).sum();
-        shown.push((format!("other ({})", data.len() - MAX_ROWS), rest, String::new()));
+        shown.push((
+            format!("other ({})", data.len() - MAX_ROWS),
+            rest,
+            String::new(),
+        ));
     }
     let height = MARGIN + ROW_HEIGHT * (shown.len().max(1) as u32) + 8;
     let total: u64 = data.iter().map(|d| d.1).sum();
     let mut out = String::new();
-    open(&mut out, title, &format!("{} entries, {total} activities", data.len()), WIDTH, height);
+    open(
+        &mut out,
+        title,
+        &format!("{} entries, {total} activities", data.len()),
+        WIDTH,
+        height,
+    );
     if shown.is_empty() {
         empty(&mut out, WIDTH, height);
     } else {
@@ -224,7 +281,9 @@ mod tests {
         let svg = render(&report(), Chart::Timeline).expect("renders");
         assert_eq!(bars(&svg), 2);
         let first = svg.find("2024-01-09").expect("first bucket");
-        let second = svg.find(r#"data-label="2024-01-10""#).expect("second bucket");
+        let second = svg
+            .find(r#"data-label="2024-01-10""#)
+            .expect("second bucket");
         assert!(first < second);
         assert!(svg.contains(r#"data-value="2""#));
     }
@@ -239,7 +298,9 @@ mod tests {
 
     #[test]
     fn long_breakdowns_are_capped_with_an_other_row() {
-        let data: Vec<(String, u64, String)> = (0..20).map(|i| (format!("op{i}"), 20 - i, String::new())).collect();
+        let data: Vec<(String, u64, String)> = (0..20)
+            .map(|i| (format!("op{i}"), 20 - i, String::new()))
+            .collect();
         let svg = rows("Operations", &data);
         assert_eq!(bars(&svg), MAX_ROWS + 1);
         assert!(svg.contains("other (8)"));
@@ -248,7 +309,8 @@ mod tests {
     #[test]
     fn empty_reports_say_so() {
         let agg = crm_core::engine::aggregate("day", "UTC", &[]).expect("aggregate");
-        let json = serde_json::to_string(&crm_core::engine::finish(vec![agg]).expect("finish")).expect("json");
+        let json = serde_json::to_string(&crm_core::engine::finish(vec![agg]).expect("finish"))
+            .expect("json");
         for chart in [Chart::Timeline, Chart::Operations, Chart::Auth] {
             let svg = render(&json, chart).expect("renders");
             assert_eq!(bars(&svg), 0);

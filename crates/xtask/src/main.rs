@@ -24,6 +24,8 @@ enum Task {
     Lint,
     /// Build crm-core for both wasm targets (it must stay pure and portable).
     WasmCore,
+    /// The dashboard in headless Chromium against `crm-host demo`.
+    Browser,
 }
 
 /// The wasm targets crm-core must build for: the component (WASI p2) and the browser / worker.
@@ -51,6 +53,10 @@ fn main() -> Result<()> {
         Task::Prereqs => prereqs(),
         Task::Lint => lint(),
         Task::WasmCore => wasm_core(),
+        Task::Browser => {
+            prereqs()?;
+            browser(&root)
+        }
     }
 }
 
@@ -62,6 +68,9 @@ fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// Debian's Chromium, driven by playwright-core (never `playwright install`, which downloads).
+const CHROMIUM: &str = "/usr/bin/chromium";
+
 fn prereqs() -> Result<()> {
     let mut args = vec!["target", "add"];
     args.extend(WASM_TARGETS);
@@ -69,7 +78,50 @@ fn prereqs() -> Result<()> {
     step(
         "rustup components",
         tool("rustup", &["component", "add", "rustfmt", "clippy"]),
-    )
+    )?;
+    if !Path::new(CHROMIUM).exists() {
+        step("apt-get update", apt(&["update"]))?;
+        step(
+            "apt-get install chromium",
+            apt(&["install", "-y", "--no-install-recommends", "chromium"]),
+        )?;
+    }
+    Ok(())
+}
+
+/// apt-get, through sudo when not running as root.
+fn apt(args: &[&str]) -> Command {
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+    let mut cmd = if root {
+        Command::new("apt-get")
+    } else {
+        tool("sudo", &["apt-get"])
+    };
+    cmd.args(args).env("DEBIAN_FRONTEND", "noninteractive");
+    cmd
+}
+
+fn target_dir(root: &Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from)
+}
+
+fn browser(root: &Path) -> Result<()> {
+    let tests = root.join("tests/browser");
+    let mut npm = tool("npm", &["ci", "--no-audit", "--no-fund"]);
+    npm.current_dir(&tests);
+    step("npm ci (tests/browser)", npm)?;
+    step(
+        "build crm-host",
+        cargo(&["build", "-p", "crm-host", "--locked"]),
+    )?;
+    let mut node = tool("node", &["--test"]);
+    node.current_dir(&tests)
+        .env("CRM_HOST_BIN", target_dir(root).join("debug/crm-host"))
+        .env("CHROMIUM_BIN", CHROMIUM);
+    step("browser tests", node)
 }
 
 fn lint() -> Result<()> {
