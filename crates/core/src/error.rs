@@ -46,6 +46,21 @@ impl ErrorCode {
         ErrorCode::ALL.into_iter().find(|c| c.as_str() == text)
     }
 
+    /// The HTTP status every runtime answers for this code (one mapping, shared).
+    pub fn http_status(self) -> u16 {
+        match self {
+            ErrorCode::InvalidInput => 400,
+            ErrorCode::TooLarge => 413,
+            ErrorCode::InsufficientCredits => 402,
+            ErrorCode::UnknownUser
+            | ErrorCode::UnknownReference
+            | ErrorCode::Duplicate
+            | ErrorCode::Cycle
+            | ErrorCode::Overflow => 422,
+            ErrorCode::ChainBroken => 409,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorCode::InvalidInput => "invalid_input",

@@ -1,7 +1,7 @@
 //! The host's error type: every failure a request can meet, each mapped to one HTTP
 //! status and a stable code. Internal errors are logged and answered without details.
 
-use crm_core::{CoreError, ErrorCode};
+use crm_core::CoreError;
 use serde_json::{Value, json};
 
 use crate::engine::EngineError;
@@ -46,17 +46,7 @@ impl HostError {
 
     pub fn status(&self) -> u16 {
         match self {
-            HostError::Core(e) => match e.code {
-                ErrorCode::InvalidInput => 400,
-                ErrorCode::TooLarge => 413,
-                ErrorCode::InsufficientCredits => 402,
-                ErrorCode::UnknownUser
-                | ErrorCode::UnknownReference
-                | ErrorCode::Duplicate
-                | ErrorCode::Cycle
-                | ErrorCode::Overflow => 422,
-                ErrorCode::ChainBroken => 409,
-            },
+            HostError::Core(e) => e.code.http_status(),
             HostError::Unauthorized(_) => 401,
             HostError::Forbidden(_) => 403,
             HostError::NotFound(_) => 404,
