@@ -26,6 +26,8 @@ enum Task {
     WasmCore,
     /// The dashboard in headless Chromium against `crm-host demo`.
     Browser,
+    /// Build crm-worker and run its end-to-end suite under `wrangler dev`.
+    Worker,
 }
 
 /// The wasm targets crm-core must build for: the component (WASI p2) and the browser / worker.
@@ -57,6 +59,7 @@ fn main() -> Result<()> {
             prereqs()?;
             browser(&root)
         }
+        Task::Worker => worker(&root),
     }
 }
 
@@ -171,4 +174,64 @@ fn step(name: &str, mut cmd: Command) -> Result<()> {
         bail!("{name} failed ({status})");
     }
     Ok(())
+}
+
+/// Pinned with the `worker` and `wasm-bindgen` crates (TOOLCHAIN.md).
+const WORKER_BUILD_VERSION: &str = "0.8.7";
+const WASM_BINDGEN_VERSION: &str = "0.2.130";
+
+fn cargo_bin(name: &str) -> PathBuf {
+    let home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+        .unwrap_or_else(|| PathBuf::from(".cargo"));
+    home.join("bin").join(name)
+}
+
+/// Installs a cargo tool at an exact version unless that version is already there.
+fn ensure_tool(bin: &str, krate: &str, version: &str, locked: bool) -> Result<()> {
+    let have = Command::new(cargo_bin(bin))
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains(version));
+    if have {
+        return Ok(());
+    }
+    let mut args = vec!["install", krate, "--version", version];
+    if locked {
+        args.push("--locked");
+    }
+    step(&format!("cargo install {krate} {version}"), cargo(&args))
+}
+
+fn worker(root: &Path) -> Result<()> {
+    ensure_tool("worker-build", "worker-build", WORKER_BUILD_VERSION, true)?;
+    ensure_tool(
+        "wasm-bindgen",
+        "wasm-bindgen-cli",
+        WASM_BINDGEN_VERSION,
+        false,
+    )?;
+    let tests = root.join("tests/worker");
+    let mut npm = tool("npm", &["ci", "--no-audit", "--no-fund"]);
+    npm.current_dir(&tests);
+    step("npm ci (tests/worker)", npm)?;
+    let node_bin = tests.join("node_modules/.bin");
+    let path = format!(
+        "{}:{}",
+        node_bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut build = Command::new(cargo_bin("worker-build"));
+    build
+        .arg("--release")
+        .current_dir(root.join("crates/worker"))
+        .env("PATH", &path)
+        // worker-build would download these from GitHub; use the pinned local ones.
+        .env("WASM_BINDGEN_BIN", cargo_bin("wasm-bindgen"))
+        .env("WASM_OPT_BIN", node_bin.join("wasm-opt"));
+    step("worker-build --release", build)?;
+    let mut node = tool("node", &["--test"]);
+    node.current_dir(&tests).env("PATH", &path);
+    step("worker tests", node)
 }

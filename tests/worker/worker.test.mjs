@@ -1,0 +1,181 @@
+// crm-worker under `wrangler dev` (workerd) with local D1 and Queues, on 127.0.0.1.
+// The worker must be built first (cargo xtask ci does it: worker-build --release).
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, execFileSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = join(here, '../..');
+const bin = join(here, 'node_modules/.bin');
+const env = { ...process.env, PATH: `${bin}:${process.env.PATH}`, WRANGLER_SEND_METRICS: 'false',
+  CLOUDFLARE_CF_FETCH_ENABLED: 'false', NO_UPDATE_NOTIFIER: '1' };
+const persist = mkdtempSync(join(tmpdir(), 'crm-worker-'));
+// A copy of wrangler.toml without [build]: the test runs the worker built beforehand.
+const config = join(persist, 'wrangler.toml');
+let dev, url;
+const keys = {};
+
+function wrangler(args) {
+  return execFileSync(join(bin, 'wrangler'), args, { cwd: root, env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+function freePort() {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); });
+  });
+}
+
+const sql = (v) => `'${String(v).replaceAll("'", "''")}'`;
+
+function seedTenant(id, fixture, balanceUnits) {
+  const stmts = [`INSERT INTO tenants (id, name, version, policy, directory, balance_units, head_seq, head_hash, created_at)
+    VALUES (${sql(id)}, ${sql(id)}, 1, ${sql(JSON.stringify(fixture.policy))}, ${sql(JSON.stringify(fixture.directory))},
+    ${balanceUnits}, 0, ${sql('0'.repeat(64))}, 0);`];
+  keys[id] = {};
+  for (const scope of ['admin', 'ingest', 'read']) {
+    const key = `crm_${randomBytes(24).toString('hex')}`;
+    keys[id][scope] = key;
+    const hash = createHash('sha256').update(key).digest('hex');
+    stmts.push(`INSERT INTO api_keys (id, tenant_id, key_hash, scopes, created_at) VALUES (${sql(`key_${id}_${scope}`)}, ${sql(id)}, ${sql(hash)}, ${sql(scope)}, 0);`);
+  }
+  wrangler(['d1', 'execute', 'DB', '--local', '--persist-to', persist, '--config', config, '--command', stmts.join('\n')]);
+}
+
+async function call(method, path, key, body) {
+  const headers = { Authorization: `Bearer ${key}` };
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  const r = await fetch(`${url}${path}`, { method, headers, body: body === undefined ? undefined : (typeof body === 'string' ? body : JSON.stringify(body)) });
+  const text = await r.text();
+  let json = null;
+  try { json = JSON.parse(text); } catch { assert.fail(`non-JSON answer ${r.status}: ${text}`); }
+  return [r.status, json];
+}
+
+async function until(what, fn, ms = 30_000) {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+const activity = (id, userId, operation) => ({ id, userId, operation, compliance: { location: 'Berlin', authenticationMethod: 'sso' } });
+
+before(async () => {
+  const toml = readFileSync(join(root, 'wrangler.toml'), 'utf8').replace(/\[build\][^[]*/s, '');
+  const absolute = toml.replace('main = "crates/worker/build/index.js"', `main = "${join(root, 'crates/worker/build/index.js')}"`)
+    .replace('migrations_dir = "migrations"', `migrations_dir = "${join(root, 'migrations')}"`)
+    .replace('directory = "www"', `directory = "${join(root, 'www')}"`);
+  (await import('node:fs')).writeFileSync(config, absolute);
+  wrangler(['d1', 'migrations', 'apply', 'DB', '--local', '--persist-to', persist, '--config', config]);
+  const fixture = JSON.parse(readFileSync(join(root, 'tests/conformance/fixtures/acme.json'), 'utf8'));
+  seedTenant('edge-a', fixture, 1_000_000_000);
+  seedTenant('edge-b', fixture, 1_000_000_000);
+  const port = await freePort();
+  url = `http://127.0.0.1:${port}`;
+  dev = spawn(join(bin, 'wrangler'), ['dev', '--local', '--ip', '127.0.0.1', '--port', String(port), '--persist-to', persist,
+    '--config', config, '--var', 'CONFORMANCE:on', '--show-interactive-dev-session=false'],
+  { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  let log = '';
+  dev.stdout.on('data', (d) => { log += d; });
+  dev.stderr.on('data', (d) => { log += d; });
+  await until(`wrangler dev on ${url}\n${log}`, async () => (await fetch(`${url}/healthz`).then((r) => r.ok).catch(() => false)), 90_000);
+});
+
+after(() => {
+  if (dev) { try { process.kill(-dev.pid, 'SIGTERM'); } catch { /* already gone */ } }
+  rmSync(persist, { recursive: true, force: true });
+});
+
+test('conformance vectors pass on the worker', async () => {
+  const dir = join(root, 'tests/conformance');
+  let passed = 0;
+  for (const file of readdirSync(dir).filter((f) => f.endsWith('.json'))) {
+    const vectors = JSON.parse(readFileSync(join(dir, file), 'utf8'));
+    const setup = typeof vectors.setup === 'string'
+      ? JSON.parse(readFileSync(join(dir, 'fixtures', `${vectors.setup}.json`), 'utf8'))
+      : (vectors.setup ?? {});
+    for (const c of vectors.cases) {
+      const [status, answer] = await call('POST', '/v1/conformance', 'none', { setup, op: c.op, input: c.input });
+      assert.equal(status, 200);
+      if (c.expectError) {
+        assert.equal(answer.error?.code, c.expectError.code, `${file} / ${c.name}`);
+        if (c.expectError.field) assert.equal(answer.error.field, c.expectError.field, `${file} / ${c.name}`);
+      } else {
+        assert.deepEqual(answer.ok, c.expect, `${file} / ${c.name}`);
+      }
+      passed += 1;
+    }
+  }
+  assert.ok(passed >= 100, `${passed} cases`);
+});
+
+test('ingest through the queue, read back, idempotent re-send', async () => {
+  const a = keys['edge-a'];
+  const batch = [activity('q-1', 'user-123', 'crm.leads.create'), activity('q-2', 'user-200', 'crm.leads.read'),
+    activity('q-3', 'user-402', 'crm.leads.read')];
+  const [status, accepted] = await call('POST', '/v1/activities', a.ingest, batch);
+  assert.equal(status, 202, JSON.stringify(accepted));
+  assert.deepEqual(accepted.ids, ['q-1', 'q-2', 'q-3']);
+  const rows = await until('the consumer to write', async () => {
+    const [, page] = await call('GET', '/v1/activities', a.read);
+    return page.activities.length === 3 ? page.activities : null;
+  });
+  const seqs = rows.map((r) => r.seq).sort();
+  assert.deepEqual(seqs, [1, 2, 3]);
+  assert.equal(rows.find((r) => r.id === 'q-1').credits, '3.5000');
+  // The same request again: accepted, stored once.
+  assert.equal((await call('POST', '/v1/activities', a.ingest, batch))[0], 202);
+  const [s2, sync] = await call('POST', '/v1/activities?sync=true', a.ingest, [activity('s-1', 'user-123', 'crm.leads.read')]);
+  assert.equal(s2, 201, JSON.stringify(sync));
+  await new Promise((r) => setTimeout(r, 6000)); // longer than max_batch_timeout
+  const [, page] = await call('GET', '/v1/activities', a.read);
+  assert.equal(page.activities.length, 4);
+  const [, changed] = await call('POST', '/v1/activities', a.ingest, activity('q-1', 'user-123', 'crm.leads.update'));
+  assert.equal(changed.error.code, 'conflict');
+  const [, balance] = await call('GET', '/v1/credits/balance', a.read);
+  assert.equal(balance.balance, '99995.5000');
+});
+
+test('reports and subtree listings', async () => {
+  const a = keys['edge-a'];
+  const [status, report] = await call('GET', '/v1/reports/departments/dept-sales?since=1d&groupBy=hour&tz=UTC', a.read);
+  assert.equal(status, 200, JSON.stringify(report));
+  assert.equal(report.totalActivities, 3);
+  assert.equal(report.totalCreditsUsed, '4.0000');
+  assert.equal(report.complianceSummary.operationsByLocation.Berlin, 3);
+  const [, dept1] = await call('GET', '/v1/departments/dept-1/activities', a.read);
+  assert.deepEqual(dept1.activities.map((r) => r.id), ['q-3']);
+  const [, dept10] = await call('GET', '/v1/departments/dept-10/activities', a.read);
+  assert.deepEqual(dept10.activities, []);
+});
+
+test('bad input is a JSON 4xx and cross-tenant probes find nothing', async () => {
+  const a = keys['edge-a'];
+  const b = keys['edge-b'];
+  for (const [body, status] of [['{nope', 400], [[], 400], [{ userId: 'user-999', operation: 'crm.leads.read' }, 422],
+    [{ userId: 'user-123', operation: 'crm.leads.read', compliance: { ipAddress: '1.2.3.4' } }, 400]]) {
+    const [got, e] = await call('POST', '/v1/activities', a.ingest, body);
+    assert.equal(got, status, JSON.stringify(e));
+    assert.ok(e.error.message);
+  }
+  assert.equal((await call('GET', '/v1/activities?since=3x', a.read))[0], 400);
+  assert.equal((await call('GET', '/v1/activities?cursor=zz', a.read))[0], 400);
+  assert.equal((await call('GET', '/v1/activities', 'crm_nope'))[0], 401);
+  assert.equal((await call('POST', '/v1/activities', a.read, activity('r', 'user-123', 'crm.leads.read')))[0], 403);
+  const [, theirs] = await call('GET', '/v1/users/user-123/activities', b.read);
+  assert.deepEqual(theirs.activities, [], "tenant B sees none of A's rows");
+  const [, report] = await call('GET', '/v1/reports/users/user-123', b.read);
+  assert.equal(report.totalActivities, 0);
+  const [s, e] = await call('PATCH', '/v1/directory', a.admin, {});
+  assert.equal(s, 501, JSON.stringify(e));
+});
