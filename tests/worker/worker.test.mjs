@@ -143,7 +143,7 @@ test('ingest through the queue, read back, idempotent re-send', async () => {
   const [, changed] = await call('POST', '/v1/activities', a.ingest, activity('q-1', 'user-123', 'crm.leads.update'));
   assert.equal(changed.error.code, 'conflict');
   const [, balance] = await call('GET', '/v1/credits/balance', a.read);
-  assert.equal(balance.balance, '99995.5000');
+  assert.equal(balance.balance, '99995.0000'); // 3.5 + 0.5 + 0.5 + 0.5
 });
 
 test('reports and subtree listings', async () => {
@@ -151,7 +151,7 @@ test('reports and subtree listings', async () => {
   const [status, report] = await call('GET', '/v1/reports/departments/dept-sales?since=1d&groupBy=hour&tz=UTC', a.read);
   assert.equal(status, 200, JSON.stringify(report));
   assert.equal(report.totalActivities, 3);
-  assert.equal(report.totalCreditsUsed, '4.0000');
+  assert.equal(report.totalCreditsUsed, '4.5000');
   assert.equal(report.complianceSummary.operationsByLocation.Berlin, 3);
   const [, dept1] = await call('GET', '/v1/departments/dept-1/activities', a.read);
   assert.deepEqual(dept1.activities.map((r) => r.id), ['q-3']);

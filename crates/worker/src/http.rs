@@ -11,16 +11,16 @@ pub const MAX_BODY_BYTES: usize = 16 << 20;
 #[derive(Debug)]
 pub struct ApiError {
     status: u16,
-    code: String,
+    code: &'static str,
     message: String,
     details: Value,
 }
 
 impl ApiError {
-    pub fn new(status: u16, code: &str, message: impl Into<String>) -> ApiError {
+    pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> ApiError {
         ApiError {
             status,
-            code: code.to_owned(),
+            code,
             message: message.into(),
             details: json!({}),
         }
@@ -62,7 +62,7 @@ impl From<CoreError> for ApiError {
             .map_or_else(|| json!({}), |f| json!({ "field": f }));
         ApiError {
             status: e.code.http_status(),
-            code: e.code.as_str().to_owned(),
+            code: e.code.as_str(),
             message: e.message,
             details,
         }

@@ -15,13 +15,27 @@ use crate::http::{ApiError, respond};
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     Router::new()
-        .get("/healthz", |_, _| Response::from_json(&serde_json::json!({ "status": "ok" })))
-        .get_async("/v1/directory", |req, ctx| async move { respond(reads::directory(&req, &ctx.env).await) })
-        .put_async("/v1/directory", |mut req, ctx| async move { respond(ingest::put_directory(&mut req, &ctx.env).await) })
-        .post_async("/v1/permissions/check", |mut req, ctx| async move { respond(reads::check(&mut req, &ctx.env).await) })
-        .get_async("/v1/credits/balance", |req, ctx| async move { respond(reads::balance(&req, &ctx.env).await) })
-        .post_async("/v1/activities", |mut req, ctx| async move { respond(ingest::activities(&mut req, &ctx.env).await) })
-        .get_async("/v1/activities", |req, ctx| async move { respond(reads::list(&req, &ctx.env, reads::Scope::Tenant).await) })
+        .get("/healthz", |_, _| {
+            Response::from_json(&serde_json::json!({ "status": "ok" }))
+        })
+        .get_async("/v1/directory", |req, ctx| async move {
+            respond(reads::directory(&req, &ctx.env).await)
+        })
+        .put_async("/v1/directory", |mut req, ctx| async move {
+            respond(ingest::put_directory(&mut req, &ctx.env).await)
+        })
+        .post_async("/v1/permissions/check", |mut req, ctx| async move {
+            respond(reads::check(&mut req, &ctx.env).await)
+        })
+        .get_async("/v1/credits/balance", |req, ctx| async move {
+            respond(reads::balance(&req, &ctx.env).await)
+        })
+        .post_async("/v1/activities", |mut req, ctx| async move {
+            respond(ingest::activities(&mut req, &ctx.env).await)
+        })
+        .get_async("/v1/activities", |req, ctx| async move {
+            respond(reads::list(&req, &ctx.env, reads::Scope::Tenant).await)
+        })
         .get_async("/v1/users/:id/activities", |req, ctx| async move {
             let scope = reads::Scope::User(ctx.param("id").cloned().unwrap_or_default());
             respond(reads::list(&req, &ctx.env, scope).await)
@@ -38,11 +52,13 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
             let scope = reads::Scope::Department(ctx.param("id").cloned().unwrap_or_default());
             respond(reads::report(&req, &ctx.env, scope).await)
         })
-        .post_async("/v1/conformance", |mut req, ctx| async move { respond(reads::conformance(&mut req, &ctx.env).await) })
-        .or_else_any_method("/v1/*rest", |_, _| {
-            respond::<()>(Err(ApiError::not_implemented(
-                "not served at the edge yet: PATCH /v1/directory, prices, grants, leads, export and audit run on crm-host",
-            )))
+        .post_async("/v1/conformance", |mut req, ctx| async move {
+            respond(reads::conformance(&mut req, &ctx.env).await)
+        })
+        .patch("/v1/directory", |_, _| respond::<()>(Err(not_at_edge())))
+        .or_else_any_method("/v1/*rest", |_, _| respond::<()>(Err(not_at_edge())))
+        .or_else_any_method("/*rest", |_, _| {
+            respond::<()>(Err(ApiError::not_found("no such endpoint")))
         })
         .run(req, env)
         .await
@@ -51,4 +67,10 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
 #[event(queue)]
 async fn queue(batch: MessageBatch<serde_json::Value>, env: Env, _ctx: Context) -> Result<()> {
     consumer::consume(batch, &env).await
+}
+
+fn not_at_edge() -> ApiError {
+    ApiError::not_implemented(
+        "not served at the edge yet: PATCH /v1/directory, prices, grants, leads, export and audit run on crm-host",
+    )
 }
