@@ -179,3 +179,14 @@ test('bad input is a JSON 4xx and cross-tenant probes find nothing', async () =>
   const [s, e] = await call('PATCH', '/v1/directory', a.admin, {});
   assert.equal(s, 501, JSON.stringify(e));
 });
+
+test('the dashboard and its wasm module are served as static assets', async () => {
+  const page = await fetch(`${url}/`);
+  assert.equal(page.status, 200);
+  assert.match(await page.text(), /CRM activity/);
+  const wasm = await fetch(`${url}/pkg/crm_web_bg.wasm`);
+  assert.equal(wasm.status, 200);
+  assert.equal(wasm.headers.get('content-type'), 'application/wasm');
+  const glue = await fetch(`${url}/pkg/crm_web.js`);
+  assert.equal(glue.status, 200);
+});

@@ -231,6 +231,27 @@ fn worker(root: &Path) -> Result<()> {
         .env("WASM_BINDGEN_BIN", cargo_bin("wasm-bindgen"))
         .env("WASM_OPT_BIN", node_bin.join("wasm-opt"));
     step("worker-build --release", build)?;
+    // The dashboard's wasm module, served from www/pkg by the worker's static assets.
+    step(
+        "crm-web for the worker's assets",
+        cargo(&[
+            "build",
+            "--locked",
+            "-p",
+            "crm-web",
+            "--profile",
+            "component",
+            "--target",
+            "wasm32-unknown-unknown",
+        ]),
+    )?;
+    let web_wasm = target_dir(root).join("wasm32-unknown-unknown/component/crm_web.wasm");
+    let mut bindgen = Command::new(cargo_bin("wasm-bindgen"));
+    bindgen
+        .args(["--target", "web", "--no-typescript", "--out-dir"])
+        .arg(root.join("www/pkg"))
+        .arg(web_wasm);
+    step("wasm-bindgen crm-web → www/pkg", bindgen)?;
     let mut node = tool("node", &["--test"]);
     node.current_dir(&tests).env("PATH", &path);
     step("worker tests", node)
