@@ -49,6 +49,8 @@ fn main() -> Result<()> {
                 "doc tests",
                 cargo(&["test", "--workspace", "--doc", "--locked"]),
             )?;
+            browser(&root)?;
+            worker(&root)?;
             eprintln!("xtask: ci passed");
             Ok(())
         }
