@@ -1,0 +1,99 @@
+// Starts crm-worker under `wrangler dev` (workerd) on 127.0.0.1 with local D1 and
+// Queues in a temporary folder, seeded with two tenants from the conformance fixture.
+// Used by the e2e suite and the ingest benchmark. The worker must be built already.
+import assert from 'node:assert/strict';
+import { spawn, execFileSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const root = join(dirname(fileURLToPath(import.meta.url)), '../..');
+const bin = join(root, 'tests/worker/node_modules/.bin');
+const env = { ...process.env, PATH: `${bin}:${process.env.PATH}`, WRANGLER_SEND_METRICS: 'false',
+  CLOUDFLARE_CF_FETCH_ENABLED: 'false', NO_UPDATE_NOTIFIER: '1' };
+
+function wrangler(args) {
+  return execFileSync(join(bin, 'wrangler'), args, { cwd: root, env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+function freePort() {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); });
+  });
+}
+
+const sql = (v) => `'${String(v).replaceAll("'", "''")}'`;
+
+function seedTenant(keys, persist, config, id, fixture, balanceUnits) {
+  const stmts = [`INSERT INTO tenants (id, name, version, policy, directory, balance_units, head_seq, head_hash, created_at)
+    VALUES (${sql(id)}, ${sql(id)}, 1, ${sql(JSON.stringify(fixture.policy))}, ${sql(JSON.stringify(fixture.directory))},
+    ${balanceUnits}, 0, ${sql('0'.repeat(64))}, 0);`];
+  keys[id] = {};
+  for (const scope of ['admin', 'ingest', 'read']) {
+    const key = `crm_${randomBytes(24).toString('hex')}`;
+    keys[id][scope] = key;
+    const hash = createHash('sha256').update(key).digest('hex');
+    stmts.push(`INSERT INTO api_keys (id, tenant_id, key_hash, scopes, created_at) VALUES (${sql(`key_${id}_${scope}`)}, ${sql(id)}, ${sql(hash)}, ${sql(scope)}, 0);`);
+  }
+  wrangler(['d1', 'execute', 'DB', '--local', '--persist-to', persist, '--config', config, '--command', stmts.join('\n')]);
+}
+
+export async function call(url, method, path, key, body) {
+  const headers = { Authorization: `Bearer ${key}` };
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  const r = await fetch(`${url}${path}`, { method, headers, body: body === undefined ? undefined : (typeof body === 'string' ? body : JSON.stringify(body)) });
+  const text = await r.text();
+  let json = null;
+  try { json = JSON.parse(text); } catch { assert.fail(`non-JSON answer ${r.status}: ${text}`); }
+  return [r.status, json];
+}
+
+export async function until(what, fn, ms = 30_000) {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+/** Starts the worker; `stop()` kills wrangler's process group and removes the data. */
+export async function startWorker() {
+  const persist = mkdtempSync(join(tmpdir(), 'crm-worker-'));
+  // A copy of wrangler.toml without [build] (the worker is built beforehand), with absolute paths.
+  const config = join(persist, 'wrangler.toml');
+  const toml = readFileSync(join(root, 'wrangler.toml'), 'utf8').replace(/\[build\][^[]*/s, '')
+    .replace('main = "crates/worker/build/index.js"', `main = "${join(root, 'crates/worker/build/index.js')}"`)
+    .replace('migrations_dir = "migrations"', `migrations_dir = "${join(root, 'migrations')}"`)
+    .replace('directory = "www"', `directory = "${join(root, 'www')}"`);
+  writeFileSync(config, toml);
+  wrangler(['d1', 'migrations', 'apply', 'DB', '--local', '--persist-to', persist, '--config', config]);
+  const fixture = JSON.parse(readFileSync(join(root, 'tests/conformance/fixtures/acme.json'), 'utf8'));
+  const keys = {};
+  seedTenant(keys, persist, config, 'edge-a', fixture, 1_000_000_000);
+  seedTenant(keys, persist, config, 'edge-b', fixture, 1_000_000_000);
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const dev = spawn(join(bin, 'wrangler'), ['dev', '--local', '--ip', '127.0.0.1', '--port', String(port), '--persist-to', persist,
+    '--config', config, '--var', 'CONFORMANCE:on', '--show-interactive-dev-session=false'],
+  { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  let log = '';
+  dev.stdout.on('data', (d) => { log += d; });
+  dev.stderr.on('data', (d) => { log += d; });
+  const stop = () => {
+    try { process.kill(-dev.pid, 'SIGTERM'); } catch { /* already gone */ }
+    rmSync(persist, { recursive: true, force: true });
+  };
+  try {
+    await until(`wrangler dev on ${url}`, async () => (await fetch(`${url}/healthz`).then((r) => r.ok).catch(() => false)), 90_000);
+  } catch (e) {
+    stop();
+    throw new Error(`${e.message}\n${log}`);
+  }
+  return { url, keys, stop };
+}
