@@ -254,7 +254,14 @@ fn worker(root: &Path) -> Result<()> {
         .arg(root.join("www/pkg"))
         .arg(web_wasm);
     step("wasm-bindgen crm-web → www/pkg", bindgen)?;
+    // The parity test compares the worker's reports with crm-host's.
+    step(
+        "build crm-host",
+        cargo(&["build", "-p", "crm-host", "--locked"]),
+    )?;
     let mut node = tool("node", &["--test"]);
-    node.current_dir(&tests).env("PATH", &path);
+    node.current_dir(&tests)
+        .env("PATH", &path)
+        .env("CRM_HOST_BIN", target_dir(root).join("debug/crm-host"));
     step("worker tests", node)
 }

@@ -1,0 +1,68 @@
+// The same activities sent to crm-worker and to crm-host give the same report.
+// CRM_HOST_BIN names the built host binary (cargo xtask ci sets it).
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startWorker, call, until, root } from './harness.mjs';
+
+const hostBin = process.env.CRM_HOST_BIN ?? join(root, 'target/debug/crm-host');
+let worker, host, hostUrl, hostKey, dir;
+
+before(async () => {
+  worker = await startWorker();
+  dir = mkdtempSync(join(tmpdir(), 'crm-parity-'));
+  const db = join(dir, 'crm.db');
+  const fixture = JSON.parse(readFileSync(join(root, 'tests/conformance/fixtures/acme.json'), 'utf8'));
+  writeFileSync(join(dir, 'directory.json'), JSON.stringify(fixture.directory));
+  const cli = (args) => execFileSync(hostBin, args, { encoding: 'utf8', env: { ...process.env, CRM_LOG: 'error' } }).trim();
+  cli(['tenant', 'create', '--db', db, '--id', 'edge-a', '--name', 'edge-a', '--timezone', fixture.policy.timezone, '--balance', '100000']);
+  cli(['directory', 'import', '--db', db, '--tenant', 'edge-a', join(dir, 'directory.json')]);
+  hostKey = cli(['key', 'create', '--db', db, '--tenant', 'edge-a', '--scope', 'admin']);
+  host = spawn(hostBin, ['serve', '--db', db, '--listen', '127.0.0.1:0', '--engine', 'native'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CRM_LOG: 'crm_host=info' } });
+  let log = '';
+  host.stderr.on('data', (d) => { log += d; });
+  hostUrl = await until('crm-host serve', async () => log.match(/(http:\/\/127\.0\.0\.1:\d+)/)?.[1], 60_000);
+  const [status] = await call(hostUrl, 'PUT', '/v1/credits/prices', hostKey, fixture.policy.prices);
+  assert.equal(status, 200);
+});
+
+after(() => {
+  worker?.stop();
+  if (host && host.exitCode === null) host.kill('SIGTERM');
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+test('reports from the worker equal reports from crm-host for the same activities', async () => {
+  const users = ['user-123', 'user-200', 'user-402', 'user-300'];
+  const ops = ['crm.leads.create', 'crm.leads.read', 'crm.leads.delete', 'crm.reports.export'];
+  const base = Date.now() - 3 * 86_400_000;
+  const batch = Array.from({ length: 120 }, (_, i) => ({
+    id: `par-${i}`, userId: users[i % 4], operation: ops[(i * 7) % 4], entityType: 'lead',
+    occurredAt: new Date(base + i * 1_800_000).toISOString(),
+    compliance: { location: ['Berlin', 'Paris'][i % 2], authenticationMethod: 'sso' },
+  }));
+  const a = worker.keys['edge-a'];
+  assert.equal((await call(worker.url, 'POST', '/v1/activities', a.ingest, batch))[0], 202);
+  assert.equal((await call(hostUrl, 'POST', '/v1/activities', hostKey, batch))[0], 201);
+  const from = new Date(base - 3_600_000 - 1234).toISOString();
+  const to = new Date(base + 121 * 1_800_000 + 999).toISOString();
+  for (const path of [`/v1/reports/departments/dept-sales?from=${from}&to=${to}&groupBy=day`,
+    `/v1/reports/users/user-123?from=${from}&to=${to}&groupBy=hour&tz=UTC`,
+    `/v1/reports/departments/dept-1?from=${from}&to=${to}&groupBy=week&tz=Asia/Kolkata`]) {
+    const edge = await until('the consumer to write', async () => {
+      const [, r] = await call(worker.url, 'GET', path, a.read);
+      const [, h] = await call(hostUrl, 'GET', path, hostKey);
+      return r.totalActivities === h.totalActivities ? [r, h] : null;
+    });
+    const [r, h] = edge;
+    // The client IP is the connection's on each runtime; both are this machine.
+    assert.equal(r.complianceSummary.uniqueIpAddresses <= 1 && h.complianceSummary.uniqueIpAddresses <= 1, true);
+    delete r.complianceSummary.uniqueIpAddresses;
+    delete h.complianceSummary.uniqueIpAddresses;
+    assert.deepEqual(r, h, path);
+    assert.ok(h.totalActivities > 0, path);
+  }
+});
