@@ -783,3 +783,29 @@ async fn seed_defect_10_reports_carry_credits_and_compliance() {
         "dept-sales-emea"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn client_ip_comes_from_the_trusted_proxy_header_only_when_configured() {
+    for (header, expected) in [
+        (Some("X-Forwarded-For"), "203.0.113.9"),
+        (None, "127.0.0.1"),
+    ] {
+        let s = TestServer::start_with(EngineKind::Native, header).await;
+        let k = s.tenant("t-proxy", "100").await;
+        let resp = s
+            .http
+            .post(s.url("/v1/activities"))
+            .bearer_auth(&k.ingest)
+            .header("x-forwarded-for", "203.0.113.9, 10.0.0.1")
+            .json(&activity("px-1", "user-123", "crm.leads.read"))
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(resp.status().as_u16(), 201);
+        let rows = s.all("/v1/activities", &k.read).await;
+        assert_eq!(
+            rows[0]["compliance"]["ipAddress"], expected,
+            "header {header:?}"
+        );
+    }
+}

@@ -56,12 +56,17 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start(kind: EngineKind) -> TestServer {
+        TestServer::start_with(kind, None).await
+    }
+
+    /// With `client_ip_header` set, as behind a trusted reverse proxy.
+    pub async fn start_with(kind: EngineKind, client_ip_header: Option<&str>) -> TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let config = ServerConfig {
             db: dir.path().join("crm.db"),
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             engine: kind,
-            client_ip_header: None,
+            client_ip_header: client_ip_header.map(str::to_owned),
         };
         let running = server::start_with_engine(&config, shared_engine(kind))
             .await
