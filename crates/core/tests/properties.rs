@@ -80,9 +80,11 @@ proptest! {
 
     #[test]
     fn since_rejects_garbage(text in "[a-z0-9 .-]{0,8}") {
-        let plausible = text.len() >= 2
-            && text[..text.len() - 1].bytes().all(|b| b.is_ascii_digit())
-            && matches!(text.as_bytes()[text.len() - 1], b'm' | b'h' | b'd' | b'w');
+        // Surrounding whitespace is ignored, as in query strings.
+        let t = text.trim();
+        let plausible = t.len() >= 2
+            && t[..t.len() - 1].bytes().all(|b| b.is_ascii_digit())
+            && matches!(t.as_bytes()[t.len() - 1], b'm' | b'h' | b'd' | b'w');
         if !plausible {
             prop_assert!(Since::parse(&text).is_err());
         }
