@@ -448,11 +448,14 @@ async fn query_parameters_are_checked() {
 async fn seed_defect_8_pages_hold_each_activity_exactly_once() {
     let s = server().await;
     let k = s.tenant("t-pages", "1000").await;
-    let batch: Vec<Value> = (0..120)
+    // Whole milliseconds shared by 40 activities each, a few days back.
+    let now = crm_host::service::clock::now().millis() / 1000 * 1000;
+    let batch: Vec<Value> = (0..120u8)
         .map(|i| {
             let mut a = activity(&format!("pg-{i:03}"), "user-200", "crm.leads.read");
             // Many share a timestamp, so the cursor must break ties by seq.
-            a["occurredAt"] = json!(format!("2026-11-2{}T10:00:00Z", i % 3));
+            let day = 86_400_000 * (1 + i64::from(i % 3));
+            a["occurredAt"] = json!(crm_core::Timestamp::from_millis(now - day).expect("in range"));
             a
         })
         .collect();
