@@ -118,10 +118,7 @@ fn browser(root: &Path) -> Result<()> {
     let mut npm = tool("npm", &["ci", "--no-audit", "--no-fund"]);
     npm.current_dir(&tests);
     step("npm ci (tests/browser)", npm)?;
-    step(
-        "build crm-host",
-        cargo(&["build", "-p", "crm-host", "--locked"]),
-    )?;
+    step("build crm-host", build_host())?;
     let mut node = tool("node", &["--test"]);
     node.current_dir(&tests)
         .env("CRM_HOST_BIN", target_dir(root).join("debug/crm-host"))
@@ -255,13 +252,17 @@ fn worker(root: &Path) -> Result<()> {
         .arg(web_wasm);
     step("wasm-bindgen crm-web → www/pkg", bindgen)?;
     // The parity test compares the worker's reports with crm-host's.
-    step(
-        "build crm-host",
-        cargo(&["build", "-p", "crm-host", "--locked"]),
-    )?;
+    step("build crm-host", build_host())?;
     let mut node = tool("node", &["--test"]);
     node.current_dir(&tests)
         .env("PATH", &path)
         .env("CRM_HOST_BIN", target_dir(root).join("debug/crm-host"));
     step("worker tests", node)
+}
+
+/// Builds `target/debug/crm-host` with the same feature resolution as
+/// `cargo test --workspace --all-targets`, so after the tests it is a no-op rather than
+/// a rebuild of every dependency.
+fn build_host() -> Command {
+    cargo(&["build", "--workspace", "--all-targets", "--locked"])
 }
