@@ -260,9 +260,16 @@ fn worker(root: &Path) -> Result<()> {
     step("worker tests", node)
 }
 
-/// Builds `target/debug/crm-host` with the same feature resolution as
-/// `cargo test --workspace --all-targets`, so after the tests it is a no-op rather than
-/// a rebuild of every dependency.
+/// Builds `target/debug/crm-host` exactly as the test step does (same command, so the
+/// same feature resolution): after the tests it is a no-op rather than a rebuild of
+/// every dependency. (`cargo build --workspace` would also link the wasm-only cdylibs
+/// natively, which fails.)
 fn build_host() -> Command {
-    cargo(&["build", "--workspace", "--all-targets", "--locked"])
+    cargo(&[
+        "test",
+        "--workspace",
+        "--all-targets",
+        "--locked",
+        "--no-run",
+    ])
 }
