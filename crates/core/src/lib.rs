@@ -20,6 +20,7 @@ pub mod metadata;
 pub mod names;
 pub mod permission;
 pub mod pricing;
+pub mod query;
 pub mod report;
 pub mod tenant;
 pub mod time;

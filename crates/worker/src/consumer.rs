@@ -26,8 +26,6 @@ pub struct Envelope {
     pub received_at: i64,
 }
 
-const HOUR_MS: i64 = 3_600_000;
-
 pub async fn consume(batch: MessageBatch<Value>, env: &Env) -> Result<()> {
     let messages = batch.messages()?;
     let mut by_tenant: BTreeMap<String, Vec<(&Message<Value>, Envelope)>> = BTreeMap::new();
@@ -156,7 +154,7 @@ pub async fn write(env: &Env, tenant: &str, envelopes: Vec<Envelope>) -> ApiResu
              DO UPDATE SET count = count + 1, credits_units = credits_units + excluded.credits_units,
                            latest = MAX(latest, excluded.latest)",
         ).bind(&[
-            text(tenant), int(a.occurred_at.millis().div_euclid(HOUR_MS) * HOUR_MS), text(&a.user_id),
+            text(tenant), int(crm_core::query::hour_start(a.occurred_at.millis())), text(&a.user_id),
             text(&h.department_id), text(&h.department_path), text(&a.operation), text(a.outcome.as_str()),
             absent(&a.entity_type), absent(&a.compliance.location), absent(&a.compliance.authentication_method),
             absent(&a.compliance.ip_address), int(a.credits.units()), int(a.occurred_at.millis()),

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use crm_core::duration::{Since, TimeRange};
 use crm_core::limits::MAX_CHECK_BATCH;
 use crm_core::permission::CheckRequest;
+use crm_core::query::{Cursor, split_hours};
 use crm_core::report::{GroupBy, ReportRow, ReportTz};
 use crm_core::{Credits, Outcome, Timestamp};
 use serde::Deserialize;
@@ -19,7 +20,6 @@ use crate::store::{self, int, text};
 const DEFAULT_WINDOW: &str = "30d";
 const DEFAULT_LIMIT: usize = 50;
 const MAX_LIMIT: usize = 500;
-const HOUR_MS: i64 = 3_600_000;
 
 pub enum Scope {
     Tenant,
@@ -226,10 +226,10 @@ pub async fn list(req: &Request, env: &Env, scope: Scope) -> ApiResult<Answer> {
             .ok_or_else(|| ApiError::bad_request(format!("`limit` must be 1..={MAX_LIMIT}")))?,
     };
     if let Some(c) = params.get("cursor") {
-        let (t, s) = decode_cursor(c)?;
-        f.binds.push(int(t));
+        let c = Cursor::decode(c)?;
+        f.binds.push(int(c.occurred_at));
         let ti = f.binds.len();
-        f.binds.push(int(s));
+        f.binds.push(int(i64::try_from(c.seq).unwrap_or(i64::MAX)));
         f.sql.push_str(&format!(
             " AND (occurred_at < ?{ti} OR (occurred_at = ?{ti} AND seq < ?{}))",
             f.binds.len()
@@ -257,30 +257,19 @@ pub async fn list(req: &Request, env: &Env, scope: Scope) -> ApiResult<Answer> {
     let mut next = None;
     for row in rows.into_iter().take(limit) {
         activities.push(serde_json::from_str::<Value>(&row.body).map_err(ApiError::internal)?);
-        next = Some(format!("c{}.{}", row.occurred_at, row.seq));
+        let seq = u64::try_from(row.seq).map_err(ApiError::internal)?;
+        next = Some(
+            Cursor {
+                occurred_at: row.occurred_at,
+                seq,
+            }
+            .encode(),
+        );
     }
     Ok(Answer(
         200,
         json!({ "activities": activities, "nextCursor": if more { next } else { None } }),
     ))
-}
-
-fn decode_cursor(text: &str) -> ApiResult<(i64, i64)> {
-    let bad = || {
-        ApiError::bad_request(format!(
-            "`{}` is not a cursor from this API",
-            crm_core::time::clip(text)
-        ))
-    };
-    let (t, s) = text
-        .strip_prefix('c')
-        .and_then(|r| r.split_once('.'))
-        .ok_or_else(bad)?;
-    let digits = |x: &str| !x.is_empty() && x.bytes().all(|b| b.is_ascii_digit());
-    if !digits(t) || !digits(s) {
-        return Err(bad());
-    }
-    Ok((t.parse().map_err(|_| bad())?, s.parse().map_err(|_| bad())?))
 }
 
 #[derive(Deserialize)]
@@ -346,14 +335,11 @@ pub async fn report(req: &Request, env: &Env, scope: Scope) -> ApiResult<Answer>
         Some(name) => ReportTz::parse(name).map_err(|e| e.at("tz"))?,
         None => snap.policy.report_tz()?,
     };
-    let (from, to) = (r.from.millis(), r.to.millis());
-    let first_hour = from.div_euclid(HOUR_MS) * HOUR_MS
-        + if from.rem_euclid(HOUR_MS) == 0 {
-            0
-        } else {
-            HOUR_MS
-        };
-    let last_hour = to.div_euclid(HOUR_MS) * HOUR_MS;
+    let split = split_hours(
+        r.from.millis(),
+        r.to.millis(),
+        tz.hour_aligned(r.from, r.to),
+    );
     let raw_sql = |f: &Filter| {
         format!(
             "SELECT occurred_at, NULL AS latest, 1 AS count, user_id, department_id, operation, outcome, entity_type,
@@ -362,7 +348,7 @@ pub async fn report(req: &Request, env: &Env, scope: Scope) -> ApiResult<Answer>
         )
     };
     let mut parts = Vec::new();
-    let windows: Vec<(i64, i64)> = if tz.hour_aligned(r.from, r.to) && first_hour < last_hour {
+    if let Some((first_hour, last_hour)) = split.whole {
         let mut whole = Filter::new(&tenant, "hour_start", first_hour, last_hour);
         scoped(env, &tenant, &scope, &mut whole).await?;
         let sql = format!(
@@ -371,14 +357,8 @@ pub async fn report(req: &Request, env: &Env, scope: Scope) -> ApiResult<Answer>
             whole.sql
         );
         parts.push(rows(env, sql, &whole).await?);
-        [(from, first_hour), (last_hour, to)]
-            .into_iter()
-            .filter(|(a, b)| a < b)
-            .collect()
-    } else {
-        vec![(from, to)]
-    };
-    for (a, b) in windows {
+    }
+    for (a, b) in split.raw {
         let mut f = Filter::new(&tenant, "occurred_at", a, b);
         scoped(env, &tenant, &scope, &mut f).await?;
         parts.push(rows(env, raw_sql(&f), &f).await?);

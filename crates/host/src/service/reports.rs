@@ -2,6 +2,7 @@
 //! hours at its edges, merged by the core — equal to aggregating every raw row.
 
 use crm_core::duration::TimeRange;
+use crm_core::query::split_hours;
 use crm_core::report::{GroupBy, ReportTz};
 use serde_json::{Value, json};
 
@@ -11,7 +12,6 @@ use crate::error::HostResult;
 use crate::store::activities::{self, ActivityFilter};
 use crate::store::rollups;
 
-const HOUR_MS: i64 = 3_600_000;
 const REPORT_PARAMS: &[&str] = &["since", "from", "to", "groupBy", "tz"];
 
 pub async fn report(
@@ -35,14 +35,19 @@ pub async fn report(
     let (rollup_rows, raw_rows) = app
         .store
         .read(move |c| {
-            let (whole, edges) = split(&filter, aligned);
-            let rollup_rows = match &whole {
-                Some(w) => rollups::report_rows(c, &id, w)?,
+            let split = split_hours(filter.from, filter.to, aligned);
+            let window = |(from, to): (i64, i64)| ActivityFilter {
+                from,
+                to,
+                ..filter.clone()
+            };
+            let rollup_rows = match split.whole {
+                Some(w) => rollups::report_rows(c, &id, &window(w))?,
                 None => Vec::new(),
             };
             let mut raw = Vec::new();
-            for edge in &edges {
-                raw.extend(activities::report_rows(c, &id, edge)?);
+            for edge in split.raw {
+                raw.extend(activities::report_rows(c, &id, &window(edge))?);
             }
             Ok((rollup_rows, raw))
         })
@@ -51,39 +56,6 @@ pub async fn report(
         .engine
         .report(&group_by, tz.name(), &[&rollup_rows, &raw_rows])?;
     Ok(with_scope(body, &scope, range))
-}
-
-/// Splits `[from, to)` into whole hours (rollups) and the raw edges around them.
-fn split(f: &ActivityFilter, aligned: bool) -> (Option<ActivityFilter>, Vec<ActivityFilter>) {
-    let first_hour = f.from.div_euclid(HOUR_MS) * HOUR_MS
-        + if f.from.rem_euclid(HOUR_MS) == 0 {
-            0
-        } else {
-            HOUR_MS
-        };
-    let last_hour = f.to.div_euclid(HOUR_MS) * HOUR_MS;
-    if !aligned || first_hour >= last_hour {
-        return (None, vec![f.clone()]);
-    }
-    let whole = ActivityFilter {
-        from: first_hour,
-        to: last_hour,
-        ..f.clone()
-    };
-    let mut edges = Vec::new();
-    if f.from < first_hour {
-        edges.push(ActivityFilter {
-            to: first_hour,
-            ..f.clone()
-        });
-    }
-    if last_hour < f.to {
-        edges.push(ActivityFilter {
-            from: last_hour,
-            ..f.clone()
-        });
-    }
-    (Some(whole), edges)
 }
 
 fn with_scope(mut body: Value, scope: &Scope, range: TimeRange) -> Value {

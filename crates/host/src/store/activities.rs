@@ -1,5 +1,6 @@
 //! Activity rows: insertion (by the writer), lookups, filtered pages, report rows.
 
+pub use crm_core::query::Cursor;
 use crm_core::report::ReportRow;
 use crm_core::{Activity, Credits, Outcome, Timestamp};
 use rusqlite::types::Value as SqlValue;
@@ -76,39 +77,6 @@ pub fn insert(
         body,
     ])?;
     Ok(())
-}
-
-/// Position in a newest-first listing: the last row returned.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cursor {
-    pub occurred_at: i64,
-    pub seq: u64,
-}
-
-impl Cursor {
-    /// Opaque to clients; stable across versions of this format only.
-    pub fn encode(self) -> String {
-        format!("c{}.{}", self.occurred_at, self.seq)
-    }
-
-    pub fn decode(text: &str) -> HostResult<Cursor> {
-        let bad = || {
-            HostError::BadRequest(format!(
-                "`{}` is not a cursor from this API",
-                crm_core::time::clip(text)
-            ))
-        };
-        let rest = text.strip_prefix('c').ok_or_else(bad)?;
-        let (t, s) = rest.split_once('.').ok_or_else(bad)?;
-        let digits = |x: &str| !x.is_empty() && x.bytes().all(|b| b.is_ascii_digit());
-        if !digits(t) || !digits(s) {
-            return Err(bad());
-        }
-        Ok(Cursor {
-            occurred_at: t.parse().map_err(|_| bad())?,
-            seq: s.parse().map_err(|_| bad())?,
-        })
-    }
 }
 
 /// Which activities to list. `department_path` selects the whole subtree.

@@ -11,8 +11,6 @@ use rusqlite::{Connection, params, params_from_iter};
 use super::activities::{ActivityFilter, filter_clause};
 use crate::error::{HostError, HostResult};
 
-const HOUR_MS: i64 = 3_600_000;
-
 /// Stands for "absent" in key columns (which must be NOT NULL to conflict).
 const ABSENT: &str = "";
 
@@ -44,7 +42,7 @@ pub fn add(conn: &Connection, tenant_id: &str, activities: &[Activity]) -> HostR
         let t = a.occurred_at.millis();
         let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| ABSENT.to_owned());
         let key = Key {
-            hour_start: t.div_euclid(HOUR_MS) * HOUR_MS,
+            hour_start: crm_core::query::hour_start(t),
             user_id: a.user_id.clone(),
             department_id: a.user_context.hierarchy.department_id.clone(),
             department_path: a.user_context.hierarchy.department_path.clone(),
