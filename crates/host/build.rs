@@ -6,6 +6,11 @@
 //!
 //! They get their own target dir (cargo would deadlock waiting on the outer build's
 //! lock otherwise) and the size-optimised `component` profile.
+//!
+//! A fresh machine has the toolchain but not the wasm targets (rustup does not add the
+//! targets of `rust-toolchain.toml` on its own when `RUSTUP_AUTO_INSTALL=0`), so a missing
+//! target is added here with `rustup target add`, said in the build output; without rustup
+//! the build stops with one line naming what to install.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -50,7 +55,30 @@ fn main() {
         .unwrap_or_else(|e| panic!("wasm-bindgen for crm-web: {e:#}"));
 }
 
+/// Adds `target` to the active toolchain when its standard library is missing.
+fn ensure_target(target: &str) {
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".to_owned());
+    let sysroot = Command::new(rustc)
+        .args(["--print", "sysroot"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
+    if sysroot.is_some_and(|s| s.join("lib/rustlib").join(target).join("lib").is_dir()) {
+        return;
+    }
+    println!("cargo:warning=adding the missing Rust target {target} (rustup target add {target})");
+    match Command::new("rustup").args(["target", "add", target]).status() {
+        Ok(status) if status.success() => {}
+        Ok(status) => panic!("`rustup target add {target}` failed ({status}); run it by hand"),
+        Err(_) => panic!(
+            "the Rust target {target} is missing and rustup is not on PATH: install it with `rustup target add {target}`"
+        ),
+    }
+}
+
 fn build_wasm(root: &Path, target_dir: &Path, package: &str, target: &str) {
+    ensure_target(target);
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(root)
