@@ -68,7 +68,10 @@ fn ensure_target(target: &str) {
         return;
     }
     println!("cargo:warning=adding the missing Rust target {target} (rustup target add {target})");
-    match Command::new("rustup").args(["target", "add", target]).status() {
+    match Command::new("rustup")
+        .args(["target", "add", target])
+        .status()
+    {
         Ok(status) if status.success() => {}
         Ok(status) => panic!("`rustup target add {target}` failed ({status}); run it by hand"),
         Err(_) => panic!(

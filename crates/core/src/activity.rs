@@ -1,4 +1,4 @@
-//! The activity record (the seed's `activityEntry`, made correct) and its input form.
+//! The activity record (the original sketch's `activityEntry`, made correct) and its input form.
 
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
@@ -54,7 +54,7 @@ pub enum ReportedOutcome {
 }
 
 /// Compliance fields a client may send. The IP address is deliberately absent: it comes
-/// from the connection (seed defect 20 took it from the body, where anyone can forge it).
+/// from the connection (defect 20 took it from the body, where anyone can forge it).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ComplianceInput {
@@ -84,7 +84,7 @@ pub struct ActivityInput {
     pub entity_type: Option<String>,
     #[serde(default)]
     pub entity_id: Option<String>,
-    /// Kept as given; never invented (seed defect 19 made one up per activity).
+    /// Kept as given; never invented (defect 19 made one up per activity).
     #[serde(default)]
     pub session_id: Option<String>,
     /// When the operation happened; defaults to the time of receipt.
@@ -127,7 +127,7 @@ pub struct Hierarchy {
 #[serde(rename_all = "camelCase")]
 pub struct UserContext {
     pub user: UserProfile,
-    /// Department name, as the seed reported it.
+    /// Department name, as the original sketch reported it.
     pub department: String,
     pub hierarchy: Hierarchy,
     /// `Acme Corp → Sales Department → John Doe`

@@ -29,7 +29,7 @@ pub enum SetupRef {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Case {
     pub name: String,
-    /// The seed defect (DESIGN.md §6) this case guards against.
+    /// The original defect (docs/design.md §6) this case guards against.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub defect: Option<u32>,
     pub op: String,

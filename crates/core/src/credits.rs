@@ -1,5 +1,5 @@
 //! Exact credit amounts. One credit is 10 000 units; amounts are integers, never floats
-//! (seed defect 16 summed `0.1 + 0.2` as floats). Text form is a decimal string with
+//! (defect 16 summed `0.1 + 0.2` as floats). Text form is a decimal string with
 //! exactly four decimals, e.g. `"3.5000"`.
 
 use std::fmt;
@@ -10,7 +10,7 @@ use crate::error::{CoreError, CoreResult, ErrorCode};
 use crate::limits::MAX_CREDITS_UNITS;
 use crate::time::clip;
 
-/// Units per whole credit: four decimal places, as the seed's `DECIMAL(10,4)`.
+/// Units per whole credit: four decimal places, as the original sketch's `DECIMAL(10,4)`.
 pub const UNITS_PER_CREDIT: i64 = 10_000;
 const DECIMALS: usize = 4;
 

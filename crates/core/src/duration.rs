@@ -1,5 +1,5 @@
 //! `since` windows such as `90m`, `24h`, `30d`, `12w`. One parser for every query so a
-//! unit always means the same thing (seed defect 7 parsed `30d` as 30 hours in one
+//! unit always means the same thing (defect 7 parsed `30d` as 30 hours in one
 //! place and `24h` as 24 days in another).
 
 use crate::error::{CoreError, CoreResult};
@@ -19,7 +19,7 @@ pub struct Since {
 
 impl Since {
     /// Parses `<positive integer><unit>` with unit `m`, `h`, `d` or `w`. A bare number
-    /// is rejected: the seed's implicit unit is exactly what caused defect 7.
+    /// is rejected: the original sketch's implicit unit is exactly what caused defect 7.
     pub fn parse(text: &str) -> CoreResult<Since> {
         let bad = || {
             CoreError::invalid(

@@ -25,7 +25,7 @@ pub struct EnrichContext<'a> {
     pub ip_address: Option<String>,
 }
 
-/// Separator in entity paths, as in the seed: `Acme Corp → Sales → John Doe`.
+/// Separator in entity paths, as in the original sketch: `Acme Corp → Sales → John Doe`.
 pub const PATH_SEPARATOR: &str = " → ";
 
 fn validate_input(input: &ActivityInput, now: Timestamp) -> CoreResult<()> {
@@ -89,7 +89,7 @@ fn validate_input(input: &ActivityInput, now: Timestamp) -> CoreResult<()> {
 }
 
 impl CompiledDirectory {
-    /// The seed's `userContext`, made from the directory.
+    /// The original sketch's `userContext`, made from the directory.
     pub fn user_context(&self, user: UserIdx) -> UserContext {
         let u = &self.users[user.0 as usize];
         let dept = &self.depts[u.dept as usize];

@@ -1,6 +1,6 @@
-//! Collision-free activity ids. The seed built `activity:${Date.now()}:${userId}`, which
+//! Collision-free activity ids. The original sketch built `activity:${Date.now()}:${userId}`, which
 //! collides for two activities of one user in one millisecond, and then
-//! `INSERT OR REPLACE` overwrote the first (seed defect 1).
+//! `INSERT OR REPLACE` overwrote the first (defect 1).
 //!
 //! We use ULIDs: 48 bits of milliseconds + 80 random bits supplied by the caller (the
 //! core has no randomness). Within one millisecond the generator increments the random

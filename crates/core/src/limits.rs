@@ -12,7 +12,7 @@ pub const MAX_TEXT_LEN: usize = 256;
 /// Longest user agent we keep; longer ones are rejected rather than truncated so the
 /// audit record is never silently altered.
 pub const MAX_USER_AGENT_LEN: usize = 512;
-/// Serialized metadata cap per activity. The seed stored whole lead objects; an audit
+/// Serialized metadata cap per activity. The original sketch stored whole lead objects; an audit
 /// record should carry facts, not payloads.
 pub const MAX_METADATA_BYTES: usize = 8 * 1024;
 /// Nesting depth of metadata objects/arrays.

@@ -2,7 +2,7 @@
 //! user's direct grants covers it and no deny (role or direct) covers it. The decision
 //! names its source: `role:<RoleName>` (the first granting role in the user's role
 //! order), `direct`, or `none` when not granted — never `direct` for a refusal
-//! (seed defect 17).
+//! (defect 17).
 
 use serde::{Deserialize, Serialize};
 

@@ -155,7 +155,7 @@ async fn prices_balance_grants_and_charging_are_exact() {
         .await;
     assert_eq!((status, p["version"].as_u64()), (200, Some(2)));
 
-    // seed_defect_16: three charges of 0.1 and one of 0.3 leave exactly 9.4.
+    // defect_16: three charges of 0.1 and one of 0.3 leave exactly 9.4.
     for i in 0..3 {
         let (status, _) = s
             .post(
@@ -445,7 +445,7 @@ async fn query_parameters_are_checked() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn seed_defect_8_pages_hold_each_activity_exactly_once() {
+async fn defect_8_pages_hold_each_activity_exactly_once() {
     let s = server().await;
     let k = s.tenant("t-pages", "1000").await;
     // Whole milliseconds shared by 40 activities each, a few days back.
@@ -490,7 +490,7 @@ async fn seed_defect_8_pages_hold_each_activity_exactly_once() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn seed_defect_11_department_subtree_is_exact_and_tenant_scoped() {
+async fn defect_11_department_subtree_is_exact_and_tenant_scoped() {
     let s = server().await;
     let a = s.tenant("t-sub-a", "1000").await;
     let b = s.tenant("t-sub-b", "1000").await;
@@ -529,7 +529,7 @@ async fn seed_defect_11_department_subtree_is_exact_and_tenant_scoped() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn seed_defect_12_tenants_never_see_each_other() {
+async fn defect_12_tenants_never_see_each_other() {
     let s = server().await;
     let a = s.tenant("t-iso-a", "1000").await;
     let b = s.tenant("t-iso-b", "1000").await;
@@ -594,7 +594,7 @@ async fn seed_defect_12_tenants_never_see_each_other() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn seed_defect_19_and_20_session_and_ip_are_never_invented_or_taken_from_the_body() {
+async fn defect_19_and_20_session_and_ip_are_never_invented_or_taken_from_the_body() {
     let s = server().await;
     let k = s.tenant("t-comp", "100").await;
     let (status, e) = s
@@ -623,7 +623,7 @@ async fn seed_defect_19_and_20_session_and_ip_are_never_invented_or_taken_from_t
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn seed_defect_5_acknowledged_means_durable() {
+async fn defect_5_acknowledged_means_durable() {
     let s = server().await;
     let k = s.tenant("t-durable", "100").await;
     let (status, ack) = s
@@ -667,7 +667,7 @@ fn rusqlite_check(path: &std::path::Path) -> Vec<(String, i64)> {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn seed_defect_1_generated_ids_never_collide() {
+async fn defect_1_generated_ids_never_collide() {
     let s = server().await;
     let k = s.tenant("t-ids", "1000").await;
     let batch: Vec<Value> = (0..1000)
@@ -690,7 +690,7 @@ async fn seed_defect_1_generated_ids_never_collide() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn seed_defect_2_counts_are_exact_and_nothing_lingers_after_the_answer() {
+async fn defect_2_counts_are_exact_and_nothing_lingers_after_the_answer() {
     let s = server().await;
     let k = s.tenant("t-count", "1000").await;
     let mut expected = 0;
@@ -751,7 +751,7 @@ async fn many_concurrent_clients_get_exact_counts_and_an_unbroken_chain() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn seed_defect_10_reports_carry_credits_and_compliance() {
+async fn defect_10_reports_carry_credits_and_compliance() {
     let s = server().await;
     let k = s.tenant("t-report", "1000").await;
     let batch: Vec<Value> = (0..6)

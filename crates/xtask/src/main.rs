@@ -1,8 +1,11 @@
 //! `cargo xtask <command>`: project automation in Rust rather than shell, so it runs the
 //! same on every machine. `cargo xtask ci` is what `.ci/run` and the README call.
 
+mod tidy;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
@@ -28,6 +31,8 @@ enum Task {
     Browser,
     /// Build crm-worker and run its end-to-end suite under `wrangler dev`.
     Worker,
+    /// Fail on citations of files the repository lacks and on disagreeing version pins.
+    Tidy,
 }
 
 /// The wasm targets crm-core must build for: the component (WASI p2) and the browser / worker.
@@ -38,19 +43,10 @@ fn main() -> Result<()> {
     std::env::set_current_dir(&root).context("entering the workspace root")?;
     match Cli::parse().command {
         Task::Ci => {
-            prereqs()?;
-            lint()?;
-            wasm_core()?;
-            step(
-                "tests",
-                cargo(&["test", "--workspace", "--all-targets", "--locked"]),
-            )?;
-            step(
-                "doc tests",
-                cargo(&["test", "--workspace", "--doc", "--locked"]),
-            )?;
-            browser(&root)?;
-            worker(&root)?;
+            let mut timings = Timings::default();
+            let result = ci(&root, &mut timings);
+            timings.print();
+            result?;
             eprintln!("xtask: ci passed");
             Ok(())
         }
@@ -62,6 +58,52 @@ fn main() -> Result<()> {
             browser(&root)
         }
         Task::Worker => worker(&root),
+        Task::Tidy => tidy::run(&root),
+    }
+}
+
+fn ci(root: &Path, t: &mut Timings) -> Result<()> {
+    t.time("prerequisites", prereqs)?;
+    t.time("lint (fmt, clippy)", lint)?;
+    t.time("tidy", || tidy::run(root))?;
+    t.time("crm-core for wasm", wasm_core)?;
+    t.time("rust tests", || {
+        step(
+            "tests",
+            cargo(&["test", "--workspace", "--all-targets", "--locked"]),
+        )?;
+        step(
+            "doc tests",
+            cargo(&["test", "--workspace", "--doc", "--locked"]),
+        )
+    })?;
+    t.time("browser tier", || browser(root))?;
+    t.time("worker tier", || worker(root))
+}
+
+/// Wall time of each CI tier, printed as a table at the end (also when a tier fails).
+#[derive(Debug, Default)]
+struct Timings {
+    tiers: Vec<(&'static str, Duration, bool)>,
+}
+
+impl Timings {
+    fn time(&mut self, name: &'static str, f: impl FnOnce() -> Result<()>) -> Result<()> {
+        let start = Instant::now();
+        let result = f();
+        self.tiers.push((name, start.elapsed(), result.is_ok()));
+        result
+    }
+
+    fn print(&self) {
+        eprintln!("\nxtask: tier wall times");
+        eprintln!("  {:<22} {:>9}  result", "tier", "seconds");
+        for (name, took, ok) in &self.tiers {
+            let result = if *ok { "ok" } else { "FAILED" };
+            eprintln!("  {name:<22} {:>9.1}  {result}", took.as_secs_f64());
+        }
+        let total: Duration = self.tiers.iter().map(|t| t.1).sum();
+        eprintln!("  {:<22} {:>9.1}", "total", total.as_secs_f64());
     }
 }
 
@@ -175,9 +217,10 @@ fn step(name: &str, mut cmd: Command) -> Result<()> {
     Ok(())
 }
 
-/// Pinned with the `worker` and `wasm-bindgen` crates (TOOLCHAIN.md).
-const WORKER_BUILD_VERSION: &str = "0.8.7";
-const WASM_BINDGEN_VERSION: &str = "0.2.130";
+/// Pinned with the `worker` and `wasm-bindgen` crates (docs/toolchain.md); `tidy`
+/// checks that the manifests agree.
+pub(crate) const WORKER_BUILD_VERSION: &str = "0.8.7";
+pub(crate) const WASM_BINDGEN_VERSION: &str = "0.2.130";
 
 fn cargo_bin(name: &str) -> PathBuf {
     let home = std::env::var_os("CARGO_HOME")

@@ -1,4 +1,4 @@
-//! Synthetic RBAC data shared by the benches: DESIGN.md §7 sizes a tenant at
+//! Synthetic RBAC data shared by the benches: docs/design.md §7 sizes a tenant at
 //! 200 users, 20 roles and 500 permissions.
 
 use serde_json::{Value, json};

@@ -11,7 +11,7 @@ use crate::credits::Credits;
 use crate::error::CoreResult;
 use crate::time::Timestamp;
 
-/// Label for a missing location / auth method, as the seed reported it.
+/// Label for a missing location / auth method, as the original sketch reported it.
 const UNKNOWN: &str = "Unknown";
 /// Label for activities without an entity type.
 const NO_ENTITY: &str = "none";
@@ -36,7 +36,7 @@ impl CountCredits {
 struct OpAgg {
     count: u64,
     total_credits: Credits,
-    /// Newest activity of the operation, whatever order rows arrive in (seed defect 14
+    /// Newest activity of the operation, whatever order rows arrive in (defect 14
     /// kept the last one iterated).
     latest: Timestamp,
 }
@@ -362,7 +362,7 @@ pub struct ReportBody {
     pub most_active_user: Option<MostActiveUser>,
 }
 
-/// The seed's `summarizeRecentActivities`, made order-independent: `lastActivity` is the
+/// The original sketch's `summarizeRecentActivities`, made order-independent: `lastActivity` is the
 /// newest instant, not whatever came first.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -1,5 +1,5 @@
 //! Time buckets in UTC or an IANA timezone. Labels are zero-padded so that string order
-//! is time order (seed defect 13 built `2024-1-9` in server-local time with Sunday weeks):
+//! is time order (defect 13 built `2024-1-9` in server-local time with Sunday weeks):
 //! hour `2024-01-01T10`, day `2024-01-01`, ISO week `2024-W01` (Monday start), month `2024-01`.
 
 use chrono::{DateTime, Datelike, TimeZone, Timelike, Utc};

@@ -1,10 +1,10 @@
-//! Reports: the seed's shapes (operation / time / entity / compliance breakdowns,
+//! Reports: the original sketch's shapes (operation / time / entity / compliance breakdowns,
 //! per-user breakdown, most active user, recent summary), made correct.
 //!
 //! Aggregation is a commutative monoid over `ReportRow`s: a raw activity is a row with
 //! `count = 1`, an hourly rollup is a row with its group's count. Partial aggregates
 //! from rollups, raw edges or shards `merge` into exactly what one pass over all raw
-//! rows gives, with no cap on the number of activities (seed defect 9 stopped at 1000).
+//! rows gives, with no cap on the number of activities (defect 9 stopped at 1000).
 
 mod aggregate;
 mod bucket;

@@ -1,4 +1,4 @@
-//! The HTTP API (DESIGN.md §4): one file per resource, JSON errors everywhere.
+//! The HTTP API (docs/design.md §4): one file per resource, JSON errors everywhere.
 
 mod activities;
 mod assets;

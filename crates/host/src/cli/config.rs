@@ -66,3 +66,16 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         () = super::shutdown_signal() => Ok(()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_documented_example_config_parses() {
+        let example = include_str!("../../../../docs/examples/crm.toml");
+        let parsed: FileConfig = toml::from_str(example).expect("docs/examples/crm.toml parses");
+        assert_eq!(parsed.db.as_deref(), Some(Path::new("crm.db")));
+        assert_eq!(parsed.engine, Some(EngineKind::Component));
+    }
+}

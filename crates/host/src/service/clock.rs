@@ -10,7 +10,7 @@ pub fn now() -> Timestamp {
         .expect("the system clock is after 1970")
 }
 
-/// Monotonic ULIDs for activities without a client id (seed defect 1: ids from
+/// Monotonic ULIDs for activities without a client id (defect 1: ids from
 /// `Date.now()` collided within a millisecond).
 #[derive(Debug, Clone, Default)]
 pub struct IdSource {

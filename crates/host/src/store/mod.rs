@@ -79,7 +79,7 @@ impl Store {
 }
 
 /// Opens a connection with the pragmas every connection needs. `synchronous = FULL`:
-/// an acknowledged activity survives power loss, not only a process crash (seed defect 5).
+/// an acknowledged activity survives power loss, not only a process crash (defect 5).
 fn connect(path: &Path) -> rusqlite::Result<Connection> {
     let conn = Connection::open(path)?;
     conn.busy_timeout(BUSY_TIMEOUT)?;

@@ -1,7 +1,7 @@
 //! The group-commit writer: one thread owns the write connection. It takes the first
 //! waiting job, drains whatever else is already queued (up to a cap), and commits them
 //! all in one transaction — activities, rollups, credit ledger, outbox and hash chain.
-//! Callers get their answer only after the commit (seed defect 5 acknowledged first).
+//! Callers get their answer only after the commit (defect 5 acknowledged first).
 //! A lone request is never held back waiting for company: it commits at once.
 
 use std::any::Any;

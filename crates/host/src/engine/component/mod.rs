@@ -86,7 +86,7 @@ impl ComponentEngine {
     pub fn new() -> anyhow::Result<ComponentEngine> {
         let mut config = Config::new();
         config.epoch_interruption(true);
-        // A sync host: skipping async support saves ~330 ns per call (COMPONENT.md).
+        // A sync host: skipping async support saves ~330 ns per call (docs/toolchain.md).
         config.concurrency_support(false);
         let engine = wasmtime::Engine::new(&config)?;
         let component = Component::new(&engine, COMPONENT_WASM)?;
