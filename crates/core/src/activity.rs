@@ -103,7 +103,9 @@ pub struct ActivityInput {
 pub struct UserProfile {
     pub id: String,
     pub name: String,
-    pub email: String,
+    /// Absent for accounts that have none (service accounts, integrations).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,
     pub department_id: String,

@@ -109,7 +109,7 @@ impl CompiledDirectory {
             user: UserProfile {
                 id: u.id.to_string(),
                 name: u.name.to_string(),
-                email: u.email.to_string(),
+                email: u.email.as_deref().map(str::to_owned),
                 title: u.title.as_deref().map(str::to_owned),
                 department_id: dept.id.to_string(),
                 organization_id: org.id.to_string(),

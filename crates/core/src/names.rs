@@ -132,7 +132,14 @@ pub fn validate_text(field: &str, text: &str, max: usize) -> CoreResult<()> {
     Ok(())
 }
 
-/// Shorthand for the common display-string limit.
+/// A display string (name, email, title): within the common limit and not blank — a
+/// value that is not known is left out, not sent empty.
 pub fn validate_label(field: &str, text: &str) -> CoreResult<()> {
+    if text.trim().is_empty() {
+        return Err(CoreError::invalid(
+            field,
+            format!("`{field}` is blank; leave it out when there is none"),
+        ));
+    }
     validate_text(field, text, MAX_TEXT_LEN)
 }

@@ -39,7 +39,7 @@ pub(crate) struct DeptC {
 pub(crate) struct UserC {
     pub id: Box<str>,
     pub name: Box<str>,
-    pub email: Box<str>,
+    pub email: Option<Box<str>>,
     pub title: Option<Box<str>>,
     pub dept: u32,
     pub roles: Box<[u32]>,
@@ -211,7 +211,9 @@ impl CompiledDirectory {
         let mut users = Vec::with_capacity(spec.users.len());
         for (i, u) in spec.users.iter().enumerate() {
             validate_label(&format!("users[{i}].name"), &u.name)?;
-            validate_label(&format!("users[{i}].email"), &u.email)?;
+            if let Some(e) = &u.email {
+                validate_label(&format!("users[{i}].email"), e)?;
+            }
             if let Some(t) = &u.title {
                 validate_label(&format!("users[{i}].title"), t)?;
             }
@@ -240,7 +242,7 @@ impl CompiledDirectory {
             users.push(UserC {
                 id: u.id.as_str().into(),
                 name: u.name.as_str().into(),
-                email: u.email.as_str().into(),
+                email: u.email.as_deref().map(Into::into),
                 title: u.title.as_deref().map(Into::into),
                 dept,
                 roles: roles.into(),

@@ -41,7 +41,9 @@ pub struct Department {
 pub struct User {
     pub id: String,
     pub name: String,
-    pub email: String,
+    /// Optional: service accounts and integrations have no mailbox.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,
     pub department_id: String,
