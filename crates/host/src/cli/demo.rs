@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use chrono::{Datelike, TimeZone};
 use crm_core::directory::DirectorySpec;
 use crm_core::{Credits, TenantPolicy};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -95,6 +96,36 @@ const FIRST: &[&str] = &[
 ];
 const LAST: &[&str] = &["Novak", "Okafor", "Park", "Quinn", "Rossi"];
 
+/// Job titles by role, so the directory reads like a real one.
+fn title(role: &str) -> &'static str {
+    match role {
+        "role-sales-manager" => "Sales Manager",
+        "role-sales-rep" => "Account Executive",
+        "role-support" => "Support Agent",
+        "role-engineer" => "Software Engineer",
+        "role-marketing" => "Marketing Specialist",
+        _ => "Administrator",
+    }
+}
+
+/// The integration account: no mailbox, no title (directories have such accounts).
+const SERVICE_ACCOUNT: &str = "svc-sync";
+
+/// Department and role of demo user `i` (0-based): a sales-heavy company.
+fn placement(i: usize) -> (&'static str, &'static str) {
+    match i % 10 {
+        0 | 1 => ("dept-sales-emea", "role-sales-rep"),
+        2 => ("dept-sales-amer", "role-sales-rep"),
+        3 => ("dept-sales", "role-sales-manager"),
+        4 | 5 => ("dept-support-t1", "role-support"),
+        6 => ("dept-support-t2", "role-support"),
+        7 => ("dept-eng", "role-engineer"),
+        8 => ("dept-marketing", "role-marketing"),
+        _ if i == 9 => ("dept-eng", "role-admin"),
+        _ => ("dept-support", "role-support"),
+    }
+}
+
 fn directory() -> DirectorySpec {
     let departments: Vec<Value> = DEPARTMENTS
         .iter()
@@ -104,23 +135,18 @@ fn directory() -> DirectorySpec {
         .iter()
         .map(|(id, name, perms)| json!({ "id": id, "name": name, "permissions": perms }))
         .collect();
-    let users: Vec<Value> = (0..50)
+    let mut users: Vec<Value> = (0..DEMO_USERS)
         .map(|i| {
-            let (dept, role) = match i % 10 {
-                0 | 1 => ("dept-sales-emea", "role-sales-rep"),
-                2 => ("dept-sales-amer", "role-sales-rep"),
-                3 => ("dept-sales", "role-sales-manager"),
-                4 | 5 => ("dept-support-t1", "role-support"),
-                6 => ("dept-support-t2", "role-support"),
-                7 => ("dept-eng", "role-engineer"),
-                8 => ("dept-marketing", "role-marketing"),
-                _ => if i == 9 { ("dept-eng", "role-admin") } else { ("dept-support", "role-support") },
-            };
+            let (dept, role) = placement(i);
             let name = format!("{} {}", FIRST[i % FIRST.len()], LAST[i / FIRST.len()]);
-            json!({ "id": format!("user-{:03}", i + 1), "name": name,
-                    "email": format!("user{}@acme.example", i + 1), "departmentId": dept, "roles": [role] })
+            json!({ "id": user_id(i), "name": name, "email": format!("user{}@acme.example", i + 1),
+                    "title": title(role), "departmentId": dept, "roles": [role] })
         })
         .collect();
+    users.push(
+        json!({ "id": SERVICE_ACCOUNT, "name": "Contact sync (integration)",
+                       "departmentId": "dept-eng", "roles": ["role-engineer"] }),
+    );
     serde_json::from_value(json!({
         "organizations": [{ "id": "org-acme", "name": "Acme Corp" }],
         "departments": departments, "roles": roles, "users": users,
@@ -128,9 +154,15 @@ fn directory() -> DirectorySpec {
     .expect("the demo directory is valid")
 }
 
+const DEMO_USERS: usize = 50;
+
+fn user_id(i: usize) -> String {
+    format!("user-{:03}", i + 1)
+}
+
 fn policy() -> TenantPolicy {
     serde_json::from_value(json!({
-        "timezone": "Europe/Berlin",
+        "timezone": DEMO_TIMEZONE,
         "prices": { "default": "0.1", "prices": {
             "crm.leads.create": "2.5", "crm.leads.*": "0.5", "crm.reports.export": "10", "crm.tickets.*": "0.2" } },
         "redactKeys": ["password", "ssn"],
@@ -138,34 +170,147 @@ fn policy() -> TenantPolicy {
     .expect("the demo policy is valid")
 }
 
-const OPERATIONS: &[(&str, &str)] = &[
-    ("crm.leads.create", "lead"),
-    ("crm.leads.read", "lead"),
-    ("crm.leads.update", "lead"),
+const DEMO_TIMEZONE: &str = "Europe/Berlin";
+
+/// What a role's members do during a day: (operation, entity type, weight). Every entry
+/// is allowed by the role, so denials come only from [`STRAY_OPERATIONS`].
+fn workload(role: &str) -> &'static [(&'static str, &'static str, u32)] {
+    match role {
+        "role-sales-rep" => &[
+            ("crm.leads.read", "lead", 40),
+            ("crm.leads.update", "lead", 25),
+            ("crm.leads.create", "lead", 15),
+            ("crm.contacts.read", "contact", 20),
+        ],
+        "role-sales-manager" => &[
+            ("crm.leads.read", "lead", 30),
+            ("crm.leads.update", "lead", 10),
+            ("crm.contacts.update", "contact", 10),
+            ("crm.contacts.read", "contact", 20),
+            ("crm.reports.read", "report", 25),
+            ("crm.leads.create", "lead", 5),
+        ],
+        "role-support" => &[
+            ("crm.tickets.update", "ticket", 45),
+            ("crm.tickets.create", "ticket", 20),
+            ("crm.tickets.close", "ticket", 15),
+            ("crm.contacts.read", "contact", 20),
+        ],
+        "role-engineer" => &[
+            ("crm.integrations.sync", "integration", 70),
+            ("crm.reports.read", "report", 30),
+        ],
+        "role-marketing" => &[
+            ("crm.campaigns.update", "campaign", 45),
+            ("crm.campaigns.launch", "campaign", 10),
+            ("crm.contacts.read", "contact", 35),
+            ("crm.reports.export", "report", 10),
+        ],
+        _ => &[
+            ("crm.reports.read", "report", 40),
+            ("crm.reports.export", "report", 20),
+            ("crm.leads.delete", "lead", 20),
+            ("crm.integrations.sync", "integration", 20),
+        ],
+    }
+}
+
+/// Operations people try outside their role now and then (refused, as they should be).
+const STRAY_OPERATIONS: &[(&str, &str)] = &[
     ("crm.leads.delete", "lead"),
-    ("crm.contacts.read", "contact"),
-    ("crm.tickets.update", "ticket"),
-    ("crm.tickets.create", "ticket"),
     ("crm.reports.export", "report"),
-    ("crm.campaigns.launch", "campaign"),
-    ("crm.integrations.sync", "integration"),
+    ("crm.integrations.configure", "integration"),
 ];
+/// One attempt in this many is outside the user's role (a denial).
+const STRAY_ONE_IN: u32 = 30;
+/// One allowed operation in this many fails downstream (`failed`).
+const FAILED_ONE_IN: u32 = 40;
+
+/// Local office hours and their relative traffic: a morning ramp, a lunch dip, a quiet
+/// evening.
+const HOURS: &[(u32, u32)] = &[
+    (7, 2),
+    (8, 6),
+    (9, 10),
+    (10, 12),
+    (11, 12),
+    (12, 6),
+    (13, 8),
+    (14, 12),
+    (15, 11),
+    (16, 10),
+    (17, 6),
+    (18, 3),
+    (19, 1),
+    (20, 1),
+];
+/// One weekend activity for this many weekday ones.
+const WEEKEND_ONE_IN: u32 = 12;
+
+/// A moment in the last 30 days with a working-week rhythm in the demo's timezone.
+fn working_moment(rng: &mut StdRng, now_ms: i64) -> i64 {
+    let tz: chrono_tz::Tz = DEMO_TIMEZONE.parse().expect("a known zone");
+    let today = chrono::DateTime::from_timestamp_millis(now_ms)
+        .expect("now is in range")
+        .with_timezone(&tz)
+        .date_naive();
+    loop {
+        let date = today - chrono::Days::new(rng.random_range(0..30));
+        let weekend = matches!(date.weekday(), chrono::Weekday::Sat | chrono::Weekday::Sun);
+        if weekend && !rng.random_ratio(1, WEEKEND_ONE_IN) {
+            continue;
+        }
+        let (hour, _) = *HOURS
+            .choose_weighted(rng, |h| h.1)
+            .expect("weights are positive");
+        let local = date
+            .and_hms_opt(hour, rng.random_range(0..60), rng.random_range(0..60))
+            .expect("valid time of day");
+        let Some(at) = tz.from_local_datetime(&local).earliest() else {
+            continue; // skipped by a daylight-saving change
+        };
+        let ms = at.timestamp_millis() + rng.random_range(0..1000);
+        if ms <= now_ms {
+            return ms;
+        }
+    }
+}
 
 fn activity(rng: &mut StdRng, n: usize, now_ms: i64) -> Value {
-    let (op, entity) = *OPERATIONS.choose(rng).expect("not empty");
-    let user = format!("user-{:03}", rng.random_range(1..=50));
-    let at = now_ms - rng.random_range(0..30 * DAY_MS);
-    let location = *["Berlin", "Paris", "New York", "Austin", "Lisbon"]
+    // The integration account syncs around the clock; people work office hours.
+    let service = rng.random_ratio(1, 20);
+    let (user, role, at) = if service {
+        let at = now_ms - rng.random_range(0..30 * DAY_MS);
+        (SERVICE_ACCOUNT.to_owned(), "role-engineer", at)
+    } else {
+        let i = rng.random_range(0..DEMO_USERS);
+        (user_id(i), placement(i).1, working_moment(rng, now_ms))
+    };
+    let (op, entity) = if service {
+        ("crm.integrations.sync", "integration")
+    } else if rng.random_ratio(1, STRAY_ONE_IN) {
+        *STRAY_OPERATIONS.choose(rng).expect("not empty")
+    } else {
+        let (op, entity, _) = *workload(role)
+            .choose_weighted(rng, |w| w.2)
+            .expect("weights are positive");
+        (op, entity)
+    };
+    let location = *["Berlin", "Berlin", "Paris", "New York", "Austin", "Lisbon"]
         .choose(rng)
         .expect("not empty");
-    let auth = *["sso", "sso", "password", "api_key"]
-        .choose(rng)
-        .expect("not empty");
+    let auth = if service {
+        "api_key"
+    } else {
+        *["sso", "sso", "sso", "password"]
+            .choose(rng)
+            .expect("not empty")
+    };
     json!({
         "id": format!("demo-{n:06}"),
         "userId": user,
         "operation": op,
-        "outcome": if rng.random_ratio(1, 25) { "failed" } else { "success" },
+        "outcome": if rng.random_ratio(1, FAILED_ONE_IN) { "failed" } else { "success" },
         "entityType": entity,
         "entityId": format!("{entity}-{}", rng.random_range(1..500)),
         "sessionId": format!("sess-{}", rng.random_range(1..200)),
