@@ -1,8 +1,9 @@
 //! The host's error type: every failure a request can meet, each mapped to one HTTP
 //! status and a stable code. Internal errors are logged and answered without details.
 
-use crm_core::CoreError;
-use serde_json::{Value, json};
+use crm_core::api_error::{ApiCode, ApiError};
+use crm_core::{CoreError, ErrorCode};
+use serde_json::Value;
 
 use crate::engine::EngineError;
 
@@ -29,9 +30,12 @@ pub enum HostError {
     PayloadTooLarge(String),
     #[error("{0}")]
     MethodNotAllowed(String),
-    /// The store or engine cannot serve right now (shutting down, disk trouble).
+    /// The store or engine cannot serve right now (shutting down, busy).
     #[error("{0}")]
     Unavailable(String),
+    /// The store is out of space; nothing was written.
+    #[error("{0}")]
+    InsufficientStorage(String),
     /// A bug or an environment failure; details go to the log only.
     #[error("internal error: {0:#}")]
     Internal(anyhow::Error),
@@ -44,53 +48,48 @@ impl HostError {
         HostError::Internal(e.into())
     }
 
-    pub fn status(&self) -> u16 {
+    /// The shared API code (crm-core's vocabulary) of this error.
+    pub fn api_code(&self) -> ApiCode {
         match self {
-            HostError::Core(e) => e.code.http_status(),
-            HostError::Unauthorized(_) => 401,
-            HostError::Forbidden(_) => 403,
-            HostError::NotFound(_) => 404,
-            HostError::Conflict { .. } => 409,
-            HostError::PaymentRequired { .. } => 402,
-            HostError::BadRequest(_) => 400,
-            HostError::PayloadTooLarge(_) => 413,
-            HostError::MethodNotAllowed(_) => 405,
-            HostError::Unavailable(_) => 503,
-            HostError::Internal(_) => 500,
+            HostError::Core(e) => ApiCode::Core(e.code),
+            HostError::Unauthorized(_) => ApiCode::Unauthorized,
+            HostError::Forbidden(_) => ApiCode::Forbidden,
+            HostError::NotFound(_) => ApiCode::NotFound,
+            HostError::Conflict { .. } => ApiCode::Conflict,
+            HostError::PaymentRequired { .. } => ApiCode::InsufficientCredits,
+            HostError::BadRequest(_) => ApiCode::Core(ErrorCode::InvalidInput),
+            HostError::PayloadTooLarge(_) => ApiCode::Core(ErrorCode::TooLarge),
+            HostError::MethodNotAllowed(_) => ApiCode::MethodNotAllowed,
+            HostError::Unavailable(_) => ApiCode::Unavailable,
+            HostError::InsufficientStorage(_) => ApiCode::InsufficientStorage,
+            HostError::Internal(_) => ApiCode::Internal,
         }
     }
 
+    pub fn status(&self) -> u16 {
+        self.api_code().status()
+    }
+
     pub fn code(&self) -> &'static str {
+        self.api_code().as_str()
+    }
+
+    /// The answer in the shared shape; internal errors say nothing of their cause.
+    pub fn to_api(&self) -> ApiError {
         match self {
-            HostError::Core(e) => e.code.as_str(),
-            HostError::Unauthorized(_) => "unauthorized",
-            HostError::Forbidden(_) => "forbidden",
-            HostError::NotFound(_) => "not_found",
-            HostError::Conflict { .. } => "conflict",
-            HostError::PaymentRequired { .. } => "insufficient_credits",
-            HostError::BadRequest(_) => "invalid_input",
-            HostError::PayloadTooLarge(_) => "too_large",
-            HostError::MethodNotAllowed(_) => "method_not_allowed",
-            HostError::Unavailable(_) => "unavailable",
-            HostError::Internal(_) => "internal",
+            HostError::Core(e) => ApiError::from(e.clone()),
+            HostError::Conflict { message, details }
+            | HostError::PaymentRequired { message, details } => {
+                ApiError::new(self.api_code(), message.clone()).with_details(details.clone())
+            }
+            HostError::Internal(_) => ApiError::internal(),
+            other => ApiError::new(self.api_code(), other.to_string()),
         }
     }
 
     /// `{ "error": { "code", "message", "details" } }`
     pub fn body(&self) -> Value {
-        let (message, details) = match self {
-            HostError::Core(e) => (
-                e.message.clone(),
-                e.field
-                    .as_ref()
-                    .map_or_else(|| json!({}), |f| json!({ "field": f })),
-            ),
-            HostError::Conflict { message, details }
-            | HostError::PaymentRequired { message, details } => (message.clone(), details.clone()),
-            HostError::Internal(_) => ("internal error; see the server log".to_owned(), json!({})),
-            other => (other.to_string(), json!({})),
-        };
-        json!({ "error": { "code": self.code(), "message": message, "details": details } })
+        self.to_api().body()
     }
 }
 
@@ -100,11 +99,5 @@ impl From<EngineError> for HostError {
             EngineError::Core(c) => HostError::Core(c),
             EngineError::Fault(f) => HostError::Internal(anyhow::anyhow!("engine fault: {f}")),
         }
-    }
-}
-
-impl From<rusqlite::Error> for HostError {
-    fn from(e: rusqlite::Error) -> Self {
-        HostError::Internal(e.into())
     }
 }

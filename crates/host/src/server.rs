@@ -1,7 +1,6 @@
 //! Starting and stopping the HTTP server (used by `serve`, `demo` and the tests).
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -9,11 +8,11 @@ use tokio::task::JoinHandle;
 
 use crate::engine::{self, EngineKind, SharedEngine};
 use crate::service::App;
-use crate::store::Store;
+use crate::store::{Location, Store};
 
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
-    pub db: PathBuf,
+    pub db: Location,
     pub listen: SocketAddr,
     pub engine: EngineKind,
     pub client_ip_header: Option<String>,

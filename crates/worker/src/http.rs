@@ -1,81 +1,80 @@
-//! JSON errors (same shape and statuses as crm-host), API key auth, body parsing.
+//! JSON errors (crm-core's shared vocabulary, as crm-host), API key auth, body parsing.
 
-use crm_core::CoreError;
-use serde_json::{Value, json};
+use crate::d1;
+
+use crm_core::api_error::{ApiCode, ApiError};
+use crm_core::{CoreError, ErrorCode};
+use crm_store::keys::{self, KeyRecord, KeyScope};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 use worker::{Env, Request, Response, Result};
 
 /// Largest request body: a full batch of 1000 activities at the metadata cap.
 pub const MAX_BODY_BYTES: usize = 16 << 20;
 
+/// A failed request: the shared API error (crm-core's vocabulary, same codes, statuses
+/// and body as crm-host), wrapped so the worker's own conversions can live here.
 #[derive(Debug)]
-pub struct ApiError {
-    status: u16,
-    code: &'static str,
-    message: String,
-    details: Value,
-}
+pub struct Failure(pub ApiError);
 
-impl ApiError {
-    pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError {
-            status,
-            code,
-            message: message.into(),
-            details: json!({}),
-        }
+impl Failure {
+    pub fn new(code: ApiCode, message: impl Into<String>) -> Failure {
+        Failure(ApiError::new(code, message))
     }
 
-    pub fn bad_request(message: impl Into<String>) -> ApiError {
-        ApiError::new(400, "invalid_input", message)
+    pub fn bad_request(message: impl Into<String>) -> Failure {
+        Failure::new(ApiCode::Core(ErrorCode::InvalidInput), message)
     }
 
-    pub fn not_found(message: impl Into<String>) -> ApiError {
-        ApiError::new(404, "not_found", message)
+    pub fn too_large(message: impl Into<String>) -> Failure {
+        Failure::new(ApiCode::Core(ErrorCode::TooLarge), message)
     }
 
-    pub fn not_implemented(message: impl Into<String>) -> ApiError {
-        ApiError::new(501, "not_implemented", message)
+    pub fn not_found(message: impl Into<String>) -> Failure {
+        Failure::new(ApiCode::NotFound, message)
     }
 
-    pub fn with_details(mut self, details: Value) -> ApiError {
-        self.details = details;
-        self
+    pub fn not_implemented(message: impl Into<String>) -> Failure {
+        Failure::new(ApiCode::NotImplemented, message)
+    }
+
+    pub fn with_details(self, details: Value) -> Failure {
+        Failure(self.0.with_details(details))
     }
 
     pub fn message(&self) -> &str {
-        &self.message
+        &self.0.message
     }
 
     /// Storage or platform failure: logged, answered without internals.
-    pub fn internal(e: impl std::fmt::Display) -> ApiError {
+    pub fn internal(e: impl std::fmt::Display) -> Failure {
         worker::console_error!("internal error: {e}");
-        ApiError::new(500, "internal", "internal error; see the worker log")
+        Failure(ApiError::internal())
     }
 }
 
-impl From<CoreError> for ApiError {
-    fn from(e: CoreError) -> ApiError {
-        let details = e
-            .field
-            .as_ref()
-            .map_or_else(|| json!({}), |f| json!({ "field": f }));
-        ApiError {
-            status: e.code.http_status(),
-            code: e.code.as_str(),
-            message: e.message,
-            details,
+impl From<CoreError> for Failure {
+    fn from(e: CoreError) -> Failure {
+        Failure(ApiError::from(e))
+    }
+}
+
+impl From<worker::Error> for Failure {
+    fn from(e: worker::Error) -> Failure {
+        Failure::internal(e)
+    }
+}
+
+impl From<crm_store::StoreError> for Failure {
+    fn from(e: crm_store::StoreError) -> Failure {
+        match e {
+            crm_store::StoreError::Core(c) => c.into(),
+            other => Failure::internal(other),
         }
     }
 }
 
-impl From<worker::Error> for ApiError {
-    fn from(e: worker::Error) -> ApiError {
-        ApiError::internal(e)
-    }
-}
-
-pub type ApiResult<T> = std::result::Result<T, ApiError>;
+pub type ApiResult<T> = std::result::Result<T, Failure>;
 
 pub fn respond<T: Into<Answer>>(result: ApiResult<T>) -> Result<Response> {
     let (status, body) = match result {
@@ -83,10 +82,7 @@ pub fn respond<T: Into<Answer>>(result: ApiResult<T>) -> Result<Response> {
             let Answer(status, body) = answer.into();
             (status, body)
         }
-        Err(e) => (
-            e.status,
-            json!({ "error": { "code": e.code, "message": e.message, "details": e.details } }),
-        ),
+        Err(Failure(e)) => (e.status(), e.body()),
     };
     Ok(Response::from_json(&body)?.with_status(status))
 }
@@ -106,42 +102,23 @@ impl From<()> for Answer {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scope {
-    Admin,
-    Ingest,
-    Read,
-}
-
-impl Scope {
-    fn as_str(self) -> &'static str {
-        match self {
-            Scope::Admin => "admin",
-            Scope::Ingest => "ingest",
-            Scope::Read => "read",
-        }
-    }
-}
-
 /// The caller: tenant and scopes come from the API key only.
 #[derive(Debug, Clone)]
 pub struct Caller {
-    pub tenant_id: String,
-    scopes: Vec<String>,
+    pub key: KeyRecord,
 }
 
 impl Caller {
-    pub fn require(&self, scope: Scope) -> ApiResult<&Caller> {
-        if self
-            .scopes
-            .iter()
-            .any(|s| s == scope.as_str() || s == "admin")
-        {
+    pub fn tenant(&self) -> &str {
+        &self.key.tenant_id
+    }
+
+    pub fn require(&self, scope: KeyScope) -> ApiResult<&Caller> {
+        if self.key.allows(scope) {
             Ok(self)
         } else {
-            Err(ApiError::new(
-                403,
-                "forbidden",
+            Err(Failure::new(
+                ApiCode::Forbidden,
                 format!("this key lacks the `{}` scope", scope.as_str()),
             ))
         }
@@ -149,43 +126,31 @@ impl Caller {
 }
 
 pub async fn caller(req: &Request, env: &Env) -> ApiResult<Caller> {
-    let header = req.headers().get("authorization")?.ok_or_else(|| {
-        ApiError::new(
-            401,
-            "unauthorized",
-            "missing `Authorization: Bearer <api key>`",
-        )
-    })?;
+    let unauthorized = |m: &str| Failure::new(ApiCode::Unauthorized, m);
+    let header = req
+        .headers()
+        .get("authorization")?
+        .ok_or_else(|| unauthorized("missing `Authorization: Bearer <api key>`"))?;
     let token = header
         .strip_prefix("Bearer ")
         .map(str::trim)
         .filter(|t| !t.is_empty())
-        .ok_or_else(|| {
-            ApiError::new(
-                401,
-                "unauthorized",
-                "the Authorization header must be `Bearer <api key>`",
-            )
-        })?;
+        .ok_or_else(|| unauthorized("the Authorization header must be `Bearer <api key>`"))?;
     let hash = hex::encode(Sha256::digest(token.as_bytes()));
-    crate::store::key(env, &hash)
+    let now = worker::Date::now().as_millis() as i64;
+    let row = d1::query_opt(env, &keys::lookup(d1::DIALECT, &hash, now))
         .await?
-        .map(|(tenant_id, scopes)| Caller {
-            tenant_id,
-            scopes: scopes.split(',').map(str::to_owned).collect(),
-        })
-        .ok_or_else(|| ApiError::new(401, "unauthorized", "unknown or revoked API key"))
+        .ok_or_else(|| unauthorized("unknown, expired or revoked API key"))?;
+    Ok(Caller {
+        key: keys::decode(&row)?,
+    })
 }
 
 /// The body as JSON, with the size cap and a JSON error for malformed input.
 pub async fn body(req: &mut Request) -> ApiResult<Value> {
     let bytes = req.bytes().await?;
     if bytes.len() > MAX_BODY_BYTES {
-        return Err(ApiError::new(
-            413,
-            "too_large",
-            "the request body is too large",
-        ));
+        return Err(Failure::too_large("the request body is too large"));
     }
     serde_json::from_slice(&bytes).map_err(|e| CoreError::from_json(&e).into())
 }
@@ -203,7 +168,7 @@ pub fn query(
     let mut out = std::collections::BTreeMap::new();
     for (k, v) in url.query_pairs() {
         if !allowed.contains(&k.as_ref()) {
-            return Err(ApiError::bad_request(format!(
+            return Err(Failure::bad_request(format!(
                 "unknown query parameter `{}`; allowed: {}",
                 crm_core::time::clip(&k),
                 allowed.join(", ")

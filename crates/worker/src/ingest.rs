@@ -13,9 +13,15 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use worker::{Env, Request};
 
-use crate::consumer::{self, Envelope, Written};
-use crate::http::{self, Answer, ApiError, ApiResult, Scope};
-use crate::store::{self, int, text};
+use crm_core::api_error::ApiCode;
+use crm_store::ingest::{self as plan, Candidate, IdConflict};
+use crm_store::keys::KeyScope;
+use crm_store::tenants;
+
+use crate::consumer::{self, Envelope};
+use crate::d1::{self, DIALECT};
+use crate::http::{self, Answer, ApiResult, Failure};
+use crate::store;
 
 /// Messages per `sendBatch` (the Queues limit).
 const QUEUE_BATCH: usize = 100;
@@ -38,31 +44,29 @@ fn random_bits() -> u128 {
 
 pub async fn activities(req: &mut Request, env: &Env) -> ApiResult<Answer> {
     let caller = http::caller(req, env).await?;
-    caller.require(Scope::Ingest)?;
+    caller.require(KeyScope::Ingest)?;
     let params = http::query(req, &["sync"])?;
     let sync = params.get("sync").is_some_and(|v| v == "true");
     let body = http::body(req).await?;
     let (items, single) = match body {
         Value::Array(items) if items.is_empty() => {
-            return Err(ApiError::bad_request("the batch is empty"));
+            return Err(Failure::bad_request("the batch is empty"));
         }
         Value::Array(items) if items.len() > MAX_BATCH => {
-            return Err(ApiError::new(
-                413,
-                "too_large",
-                format!("a batch holds at most {MAX_BATCH} activities"),
-            ));
+            return Err(Failure::too_large(format!(
+                "a batch holds at most {MAX_BATCH} activities"
+            )));
         }
         Value::Array(items) => (items, false),
         one @ Value::Object(_) => (vec![one], true),
         _ => {
-            return Err(ApiError::bad_request(
+            return Err(Failure::bad_request(
                 "the body must be an activity object or an array of them",
             ));
         }
     };
-    let tenant = caller.tenant_id.clone();
-    let snap = store::snapshot(env, &tenant).await?;
+    let tenant = caller.tenant().to_owned();
+    let snap = store::snapshot(env, &caller).await?;
     let now = now()?;
     let ip = http::client_ip(req);
     let mut envelopes = Vec::with_capacity(items.len());
@@ -84,44 +88,29 @@ pub async fn activities(req: &mut Request, env: &Env) -> ApiResult<Answer> {
             received_at: now.millis(),
         });
     }
-    // Conflicts with what is already stored are refused before anything is queued.
-    let ids: Vec<String> = envelopes.iter().map(|e| e.activity.id.clone()).collect();
-    let existing = store::existing(env, &tenant, &ids).await?;
-    if let Some((i, e)) = envelopes.iter().enumerate().find(|(_, e)| {
-        existing
-            .get(&e.activity.id)
-            .is_some_and(|x| x.input_hash != e.input_hash)
-    }) {
-        let mut err = ApiError::new(
-            409,
-            "conflict",
-            format!(
-                "activity `{}` was already recorded with different content",
-                e.activity.id
-            ),
-        );
-        err = err.with_details(json!({ "id": e.activity.id, "index": i }));
-        return Err(err);
-    }
     if sync {
-        let outcomes = consumer::write(env, &tenant, envelopes.clone()).await?;
-        if outcomes.contains(&Written::Conflict) {
-            return Err(ApiError::new(
-                409,
-                "conflict",
-                "an id in this request repeats with different content",
-            ));
-        }
-        let results: Vec<Value> = envelopes
-            .iter()
-            .zip(&outcomes)
-            .map(|(e, o)| json!({ "id": e.activity.id, "duplicate": *o == Written::Duplicate }))
-            .collect();
+        let stored = consumer::write(env, &tenant, &envelopes)
+            .await?
+            .map_err(|c| conflict(&c))?;
+        let created = stored.iter().filter(|s| !s.duplicate).count();
         return Ok(Answer(
-            201,
-            json!({ "created": outcomes.iter().filter(|o| **o == Written::Stored).count(), "results": results }),
+            if created == 0 { 200 } else { 201 },
+            json!({ "created": created, "duplicates": stored.len() - created, "results": stored }),
         ));
     }
+    // Conflicts inside the request or with what is stored are refused before anything
+    // is queued.
+    let ids: Vec<&str> = envelopes.iter().map(|e| e.activity.id.as_str()).collect();
+    let stored = consumer::stored(env, &tenant, &ids).await?;
+    let candidates: Vec<Candidate<'_>> = envelopes
+        .iter()
+        .map(|e| Candidate {
+            id: &e.activity.id,
+            input_hash: &e.input_hash,
+        })
+        .collect();
+    plan::classify(&candidates, &stored).map_err(|c| conflict(&c))?;
+    let ids: Vec<String> = ids.into_iter().map(str::to_owned).collect();
     let queue = env.queue("ACTIVITIES")?;
     for chunk in envelopes.chunks(QUEUE_BATCH) {
         queue.send_batch(chunk.to_vec()).await?;
@@ -132,37 +121,39 @@ pub async fn activities(req: &mut Request, env: &Env) -> ApiResult<Answer> {
     ))
 }
 
+fn conflict(c: &IdConflict) -> Failure {
+    Failure::new(ApiCode::Conflict, c.message())
+        .with_details(json!({ "id": c.id, "index": c.index }))
+}
+
 pub async fn put_directory(req: &mut Request, env: &Env) -> ApiResult<Answer> {
     let caller = http::caller(req, env).await?;
-    caller.require(Scope::Admin)?;
+    caller.require(KeyScope::Admin)?;
     let spec: DirectorySpec = http::parse(http::body(req).await?)?;
-    let head = store::head(env, &caller.tenant_id).await?;
-    let directory = serde_json::to_string(&spec).map_err(ApiError::internal)?;
-    #[derive(serde::Deserialize)]
-    struct Policy {
-        policy: String,
-    }
-    let policy: Policy = store::db(env)?
-        .prepare("SELECT policy FROM tenants WHERE id = ?1")
-        .bind(&[text(&caller.tenant_id)])?
-        .first(None)
-        .await?
-        .ok_or_else(|| ApiError::not_found("the key's tenant does not exist"))?;
-    let version = head.version + 1;
-    let snap = TenantSnapshot::from_json(
-        &caller.tenant_id,
-        u64::try_from(version).map_err(ApiError::internal)?,
-        &policy.policy,
-        &directory,
-    )?;
-    let db = store::db(env)?;
-    // Guarded like the chain head: a concurrent directory change makes this fail, not overwrite.
-    db.batch(vec![
-        db.prepare("UPDATE tenants SET version = CASE WHEN version = ?2 THEN ?3 ELSE NULL END, directory = ?4 WHERE id = ?1")
-            .bind(&[text(&caller.tenant_id), int(head.version), int(version), text(&directory)])?,
-        db.prepare("INSERT INTO tenant_versions (tenant_id, version, policy, directory, created_at) VALUES (?1, ?2, ?3, ?4, ?5)")
-            .bind(&[text(&caller.tenant_id), int(version), text(&policy.policy), text(&directory), int(now()?.millis())])?,
-    ])
+    let row = store::tenant_row(env, caller.tenant()).await?;
+    let directory = serde_json::to_string(&spec).map_err(Failure::internal)?;
+    let version = row.version + 1;
+    let snap = TenantSnapshot::from_json(caller.tenant(), version, &row.policy, &directory)?;
+    d1::transaction(
+        env,
+        &[
+            tenants::update_snapshot(
+                DIALECT,
+                caller.tenant(),
+                row.version,
+                &row.policy,
+                &directory,
+            ),
+            tenants::record_version(
+                DIALECT,
+                caller.tenant(),
+                version,
+                &row.policy,
+                &directory,
+                now()?.millis(),
+            ),
+        ],
+    )
     .await?;
     let d = &snap.directory;
     Ok(Answer(

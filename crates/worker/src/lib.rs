@@ -3,6 +3,7 @@
 //! between ingest and the D1 writer. All rules come from crm-core.
 
 mod consumer;
+mod d1;
 mod http;
 mod ingest;
 mod reads;
@@ -10,7 +11,8 @@ mod store;
 
 use worker::{Context, Env, MessageBatch, Request, Response, Result, Router, event};
 
-use crate::http::{ApiError, respond};
+use crate::http::{Failure, respond};
+use crm_store::listing::Subject;
 
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
@@ -34,22 +36,22 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
             respond(ingest::activities(&mut req, &ctx.env).await)
         })
         .get_async("/v1/activities", |req, ctx| async move {
-            respond(reads::list(&req, &ctx.env, reads::Scope::Tenant).await)
+            respond(reads::list(&req, &ctx.env, Subject::Tenant).await)
         })
         .get_async("/v1/users/:id/activities", |req, ctx| async move {
-            let scope = reads::Scope::User(ctx.param("id").cloned().unwrap_or_default());
+            let scope = Subject::User(ctx.param("id").cloned().unwrap_or_default());
             respond(reads::list(&req, &ctx.env, scope).await)
         })
         .get_async("/v1/departments/:id/activities", |req, ctx| async move {
-            let scope = reads::Scope::Department(ctx.param("id").cloned().unwrap_or_default());
+            let scope = Subject::Department(ctx.param("id").cloned().unwrap_or_default());
             respond(reads::list(&req, &ctx.env, scope).await)
         })
         .get_async("/v1/reports/users/:id", |req, ctx| async move {
-            let scope = reads::Scope::User(ctx.param("id").cloned().unwrap_or_default());
+            let scope = Subject::User(ctx.param("id").cloned().unwrap_or_default());
             respond(reads::report(&req, &ctx.env, scope).await)
         })
         .get_async("/v1/reports/departments/:id", |req, ctx| async move {
-            let scope = reads::Scope::Department(ctx.param("id").cloned().unwrap_or_default());
+            let scope = Subject::Department(ctx.param("id").cloned().unwrap_or_default());
             respond(reads::report(&req, &ctx.env, scope).await)
         })
         .post_async("/v1/conformance", |mut req, ctx| async move {
@@ -58,7 +60,7 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
         .patch("/v1/directory", |_, _| respond::<()>(Err(not_at_edge())))
         .or_else_any_method("/v1/*rest", |_, _| respond::<()>(Err(not_at_edge())))
         .or_else_any_method("/*rest", |_, _| {
-            respond::<()>(Err(ApiError::not_found("no such endpoint")))
+            respond::<()>(Err(Failure::not_found("no such endpoint")))
         })
         .run(req, env)
         .await
@@ -69,8 +71,8 @@ async fn queue(batch: MessageBatch<serde_json::Value>, env: Env, _ctx: Context) 
     consumer::consume(batch, &env).await
 }
 
-fn not_at_edge() -> ApiError {
-    ApiError::not_implemented(
+fn not_at_edge() -> Failure {
+    Failure::not_implemented(
         "not served at the edge yet: PATCH /v1/directory, prices, grants, leads, export and audit run on crm-host",
     )
 }

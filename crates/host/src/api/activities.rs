@@ -8,10 +8,10 @@ use serde_json::{Value, json};
 use super::auth::Caller;
 use super::error::{Body, Query};
 use crate::error::{HostError, HostResult};
-use crate::service::queries::{self, Scope as Where};
+use crate::service::queries;
 use crate::service::{App, ingest};
-use crate::store::activities::ActivityPage;
-use crate::store::{Scope, refused_for_credits};
+use crm_store::keys::KeyScope as Scope;
+use crm_store::listing::{Page, Subject};
 
 /// `POST /v1/activities`: 201 when recorded, 200 when every item replays an earlier
 /// request, 402 for a single activity the balance cannot cover (recorded as
@@ -23,13 +23,8 @@ pub async fn ingest(
 ) -> HostResult<(StatusCode, Json<Value>)> {
     caller.require(Scope::Ingest)?;
     let submission = ingest::Submission::from_body(body.0)?;
-    let stored = ingest::ingest(
-        &app,
-        caller.tenant(),
-        &submission,
-        caller.ip_address.as_deref(),
-    )
-    .await?;
+    let tenant = caller.snapshot(&app).await?;
+    let stored = ingest::ingest(&app, &tenant, &submission, caller.ip_address.as_deref()).await?;
     let status = if stored.iter().all(|s| s.duplicate) {
         StatusCode::OK
     } else {
@@ -41,7 +36,7 @@ pub async fn ingest(
                 .into_iter()
                 .next()
                 .ok_or_else(|| HostError::internal(anyhow::anyhow!("no answer")))?;
-            if refused_for_credits(&one) {
+            if one.refused_for_credits() {
                 return Err(HostError::PaymentRequired {
                     message: "the credit balance cannot cover this operation; it was recorded as insufficient_credits"
                         .to_owned(),
@@ -61,7 +56,7 @@ pub async fn ingest(
     }
 }
 
-fn page_json(page: ActivityPage) -> Json<Value> {
+fn page_json(page: Page) -> Json<Value> {
     Json(
         json!({ "activities": page.activities, "nextCursor": page.next_cursor.map(|c| c.encode()) }),
     )
@@ -73,8 +68,9 @@ pub async fn list(
     Query(params): Query,
 ) -> HostResult<Json<Value>> {
     caller.require(Scope::Read)?;
+    let tenant = caller.snapshot(&app).await?;
     Ok(page_json(
-        queries::list(&app, caller.tenant(), Where::Tenant, &params).await?,
+        queries::list(&app, &tenant, Subject::Tenant, &params).await?,
     ))
 }
 
@@ -85,8 +81,9 @@ pub async fn user(
     Query(params): Query,
 ) -> HostResult<Json<Value>> {
     caller.require(Scope::Read)?;
+    let tenant = caller.snapshot(&app).await?;
     Ok(page_json(
-        queries::list(&app, caller.tenant(), Where::User(id), &params).await?,
+        queries::list(&app, &tenant, Subject::User(id), &params).await?,
     ))
 }
 
@@ -97,7 +94,8 @@ pub async fn department(
     Query(params): Query,
 ) -> HostResult<Json<Value>> {
     caller.require(Scope::Read)?;
+    let tenant = caller.snapshot(&app).await?;
     Ok(page_json(
-        queries::list(&app, caller.tenant(), Where::Department(id), &params).await?,
+        queries::list(&app, &tenant, Subject::Department(id), &params).await?,
     ))
 }

@@ -5,14 +5,18 @@ use std::net::SocketAddr;
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 
+use std::sync::Arc;
+
+use crm_store::keys::{KeyRecord, KeyScope};
+
+use crate::engine::Tenant;
 use crate::error::HostError;
-use crate::service::App;
-use crate::store::{ApiKeyRecord, Scope, keys};
+use crate::service::{App, clock};
 
 /// The authenticated caller.
 #[derive(Debug, Clone)]
 pub struct Caller {
-    pub key: ApiKeyRecord,
+    pub key: KeyRecord,
     /// From the connection (or the configured trusted proxy header).
     pub ip_address: Option<String>,
 }
@@ -22,7 +26,14 @@ impl Caller {
         &self.key.tenant_id
     }
 
-    pub fn require(&self, scope: Scope) -> Result<&Caller, HostError> {
+    /// The caller's tenant snapshot, at least as new as the version its key lookup saw.
+    pub async fn snapshot(&self, app: &App) -> Result<Arc<Tenant>, HostError> {
+        app.tenants
+            .get(&self.key.tenant_id, Some(self.key.tenant_version))
+            .await
+    }
+
+    pub fn require(&self, scope: KeyScope) -> Result<&Caller, HostError> {
         if self.key.allows(scope) {
             Ok(self)
         } else {
@@ -58,9 +69,11 @@ impl FromRequestParts<App> for Caller {
             .to_owned();
         let key = app
             .store
-            .read(move |c| keys::lookup(c, &token))
+            .key(&token, clock::now().millis())
             .await?
-            .ok_or_else(|| HostError::Unauthorized("unknown or revoked API key".to_owned()))?;
+            .ok_or_else(|| {
+                HostError::Unauthorized("unknown, expired or revoked API key".to_owned())
+            })?;
         Ok(Caller {
             key,
             ip_address: client_ip(parts, app),

@@ -10,11 +10,11 @@ use super::auth::Caller;
 use super::error::Body;
 use crate::error::{HostError, HostResult};
 use crate::service::{App, clock};
-use crate::store::{Scope, tenants};
+use crm_store::keys::KeyScope as Scope;
 
 pub async fn prices(State(app): State<App>, caller: Caller) -> HostResult<Json<Value>> {
     caller.require(Scope::Read)?;
-    let t = app.tenants.get(caller.tenant()).await?;
+    let t = caller.snapshot(&app).await?;
     Ok(Json(
         serde_json::to_value(&t.snapshot.policy.prices).map_err(HostError::internal)?,
     ))
@@ -30,7 +30,7 @@ pub async fn put_prices(
     let t = app
         .tenants
         .update(caller.tenant(), move |_, policy| {
-            policy.prices = table;
+            policy.prices = table.clone();
             Ok(())
         })
         .await?;
@@ -42,8 +42,7 @@ pub async fn put_prices(
 
 pub async fn balance(State(app): State<App>, caller: Caller) -> HostResult<Json<Value>> {
     caller.require(Scope::Read)?;
-    let id = caller.tenant().to_owned();
-    let row = app.store.read(move |c| tenants::require(c, &id)).await?;
+    let row = app.store.tenant(caller.tenant()).await?;
     Ok(Json(
         json!({ "balance": Credits::from_units(row.balance_units)? }),
     ))
@@ -65,12 +64,10 @@ pub async fn grant(State(app): State<App>, caller: Caller, body: Body) -> HostRe
     }
     let reason = grant.reason.unwrap_or_else(|| "grant".to_owned());
     crm_core::names::validate_text("reason", &reason, crm_core::limits::MAX_TEXT_LEN)?;
-    let id = caller.tenant().to_owned();
     let now = clock::now().millis();
     let balance = app
         .store
-        .writer()
-        .exec(move |c| tenants::adjust_balance(c, &id, grant.amount.units(), now, "grant", &reason))
+        .adjust_balance(caller.tenant(), grant.amount.units(), now, "grant", reason)
         .await?;
     Ok(Json(json!({ "balance": Credits::from_units(balance)? })))
 }

@@ -9,7 +9,7 @@ use super::error::Body;
 use crate::engine::Tenant;
 use crate::error::HostResult;
 use crate::service::App;
-use crate::store::Scope;
+use crm_store::keys::KeyScope as Scope;
 
 fn summary(t: &Tenant) -> Value {
     let d = &t.snapshot.directory;
@@ -24,7 +24,7 @@ fn summary(t: &Tenant) -> Value {
 
 pub async fn get(State(app): State<App>, caller: Caller) -> HostResult<Json<Value>> {
     caller.require(Scope::Read)?;
-    let t = app.tenants.get(caller.tenant()).await?;
+    let t = caller.snapshot(&app).await?;
     let directory: Value =
         serde_json::from_str(&t.directory_json).map_err(crate::error::HostError::internal)?;
     Ok(Json(

@@ -13,10 +13,8 @@ pub async fn healthz() -> Json<Value> {
 
 /// Ready when the database answers and the writer is running.
 pub async fn readyz(State(app): State<App>) -> HostResult<Json<Value>> {
-    app.store
-        .read(|c| Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?))
-        .await?;
-    if !app.store.writer().is_running() {
+    app.store.ping().await?;
+    if !app.store.writer_running() {
         return Err(HostError::Unavailable("the writer has stopped".to_owned()));
     }
     Ok(Json(

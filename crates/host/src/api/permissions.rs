@@ -18,7 +18,7 @@ struct Batch {
 }
 
 pub async fn check(State(app): State<App>, caller: Caller, body: Body) -> HostResult<Json<Value>> {
-    let tenant = app.tenants.get(caller.tenant()).await?;
+    let tenant = caller.snapshot(&app).await?;
     if body.0.get("checks").is_some() {
         let batch: Batch = body.parse()?;
         if batch.checks.len() > MAX_CHECK_BATCH {

@@ -7,9 +7,9 @@ use serde_json::Value;
 use super::auth::Caller;
 use super::error::Query;
 use crate::error::HostResult;
-use crate::service::queries::Scope as Where;
 use crate::service::{App, reports};
-use crate::store::Scope;
+use crm_store::keys::KeyScope as Scope;
+use crm_store::listing::Subject;
 
 pub async fn user(
     State(app): State<App>,
@@ -18,8 +18,9 @@ pub async fn user(
     Query(params): Query,
 ) -> HostResult<Json<Value>> {
     caller.require(Scope::Read)?;
+    let tenant = caller.snapshot(&app).await?;
     Ok(Json(
-        reports::report(&app, caller.tenant(), Where::User(id), &params).await?,
+        reports::report(&app, &tenant, Subject::User(id), &params).await?,
     ))
 }
 
@@ -30,7 +31,8 @@ pub async fn department(
     Query(params): Query,
 ) -> HostResult<Json<Value>> {
     caller.require(Scope::Read)?;
+    let tenant = caller.snapshot(&app).await?;
     Ok(Json(
-        reports::report(&app, caller.tenant(), Where::Department(id), &params).await?,
+        reports::report(&app, &tenant, Subject::Department(id), &params).await?,
     ))
 }

@@ -9,14 +9,16 @@ use serde::Deserialize;
 
 use crate::engine::EngineKind;
 use crate::server::{self, ServerConfig};
+use crate::store::Location;
 
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
     /// TOML file with `db`, `listen`, `engine`, `client_ip_header`.
     #[arg(long, env = "CRM_CONFIG")]
     config: Option<PathBuf>,
+    /// SQLite database file, or a `postgres://` URL (several hosts may share one).
     #[arg(long, env = "CRM_DB")]
-    db: Option<PathBuf>,
+    db: Option<String>,
     #[arg(long, env = "CRM_LISTEN")]
     listen: Option<SocketAddr>,
     #[arg(long, env = "CRM_ENGINE", value_enum)]
@@ -30,7 +32,7 @@ pub struct ServeArgs {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileConfig {
-    db: Option<PathBuf>,
+    db: Option<String>,
     listen: Option<SocketAddr>,
     engine: Option<EngineKind>,
     client_ip_header: Option<String>,
@@ -48,10 +50,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         None => FileConfig::default(),
     };
     let config = ServerConfig {
-        db: args
-            .db
-            .or(file.db)
-            .unwrap_or_else(|| PathBuf::from("crm.db")),
+        db: Location::parse(&args.db.or(file.db).unwrap_or_else(|| "crm.db".to_owned())),
         listen: args
             .listen
             .or(file.listen)
@@ -60,7 +59,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         client_ip_header: args.client_ip_header.or(file.client_ip_header),
     };
     let running = server::start(&config).await?;
-    tracing::info!(url = %running.url(), db = %config.db.display(), engine = ?config.engine, "serving");
+    tracing::info!(url = %running.url(), db = %config.db, engine = ?config.engine, "serving");
     tokio::select! {
         result = running.wait() => result,
         () = super::shutdown_signal() => Ok(()),
@@ -75,7 +74,7 @@ mod tests {
     fn the_documented_example_config_parses() {
         let example = include_str!("../../../../docs/examples/crm.toml");
         let parsed: FileConfig = toml::from_str(example).expect("docs/examples/crm.toml parses");
-        assert_eq!(parsed.db.as_deref(), Some(Path::new("crm.db")));
+        assert_eq!(parsed.db.as_deref(), Some("crm.db"));
         assert_eq!(parsed.engine, Some(EngineKind::Component));
     }
 }

@@ -17,7 +17,8 @@ use crate::engine::EngineKind;
 use crate::server::{self, ServerConfig};
 use crate::service::admin;
 use crate::service::ingest::{self, Submission};
-use crate::store::Scope;
+use crate::store::Location;
+use crm_store::keys::KeyScope;
 
 const DEMO_TENANT: &str = "demo";
 /// Activities are sent in batches of this size, like a busy CRM backend would.
@@ -337,7 +338,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         db.display()
     );
     let running = server::start(&ServerConfig {
-        db,
+        db: Location::Sqlite(db),
         listen: args.listen,
         engine: args.engine,
         client_ip_header: None,
@@ -368,13 +369,15 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
                 .map(|i| activity(&mut rng, i, now_ms))
                 .collect();
             let ip = format!("192.0.2.{}", rng.random_range(1..255));
-            ingest::ingest(&app, DEMO_TENANT, &Submission::Batch(batch), Some(&ip)).await?;
+            let tenant = app.tenants.get(DEMO_TENANT, None).await?;
+            ingest::ingest(&app, &tenant, &Submission::Batch(batch), Some(&ip)).await?;
             n += size;
             bar.set_position(n as u64);
         }
         bar.finish();
     }
-    let key = admin::create_key_in(&app.store, DEMO_TENANT, &[Scope::Admin], Some("demo")).await?;
+    let key =
+        admin::create_key_in(&app.store, DEMO_TENANT, &[KeyScope::Admin], Some("demo")).await?;
     let url = running.url();
     println!();
     println!("CRM activity engine demo is running at {url}");

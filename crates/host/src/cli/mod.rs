@@ -8,7 +8,8 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::store::Scope;
+use crate::store::Location;
+use crm_store::keys::KeyScope;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -46,9 +47,22 @@ enum Command {
 
 #[derive(Debug, clap::Args)]
 struct DbArg {
-    /// SQLite database file.
-    #[arg(long, env = "CRM_DB", default_value = "crm.db")]
-    db: PathBuf,
+    /// SQLite database file, or a `postgres://` URL.
+    #[arg(long, env = "CRM_DB", default_value = "crm.db", value_parser = parse_location)]
+    db: Location,
+}
+
+pub fn parse_location(text: &str) -> Result<Location, String> {
+    if text.trim().is_empty() {
+        return Err("the database location is empty".to_owned());
+    }
+    Ok(Location::parse(text))
+}
+
+/// `admin`, `ingest` or `read`.
+pub fn parse_scope(text: &str) -> Result<KeyScope, String> {
+    KeyScope::parse(text)
+        .ok_or_else(|| format!("`{text}` is not a scope; use admin, ingest or read"))
 }
 
 #[derive(Debug, Subcommand)]
@@ -78,8 +92,8 @@ enum KeyCommand {
         db: DbArg,
         #[arg(long)]
         tenant: String,
-        #[arg(long = "scope", value_enum, required = true)]
-        scopes: Vec<Scope>,
+        #[arg(long = "scope", required = true, value_parser = parse_scope)]
+        scopes: Vec<KeyScope>,
         #[arg(long)]
         label: Option<String>,
     },

@@ -10,9 +10,10 @@ use crm_core::{Credits, TenantPolicy};
 
 use crate::engine::NativeEngine;
 use crate::service::clock;
-use crate::store::{Scope, Store, keys, tenants};
+use crate::store::{Location, Store};
+use crm_store::keys::KeyScope;
 
-fn open(db: &Path) -> anyhow::Result<Store> {
+fn open(db: &Location) -> anyhow::Result<Store> {
     // Admin commands never enrich; the native engine avoids compiling the component.
     Store::open(db, std::sync::Arc::new(NativeEngine))
 }
@@ -31,17 +32,9 @@ pub async fn create_tenant_in(
     let policy_json = serde_json::to_string(policy)?;
     let directory_json = serde_json::to_string(directory)?;
     TenantSnapshot::from_json(id, 1, &policy_json, &directory_json)?;
-    let (id, name) = (id.to_owned(), name.to_owned());
     let now = clock::now().millis();
     store
-        .writer()
-        .exec(move |c| {
-            tenants::create(c, &id, &name, &policy_json, &directory_json, now)?;
-            if balance.units() > 0 {
-                tenants::adjust_balance(c, &id, balance.units(), now, "grant", "opening balance")?;
-            }
-            Ok(())
-        })
+        .create_tenant(id, name, policy_json, directory_json, balance.units(), now)
         .await?;
     Ok(())
 }
@@ -49,23 +42,18 @@ pub async fn create_tenant_in(
 pub async fn create_key_in(
     store: &Store,
     tenant: &str,
-    scopes: &[Scope],
+    scopes: &[KeyScope],
     label: Option<&str>,
 ) -> anyhow::Result<String> {
-    let (tenant, scopes, label) = (tenant.to_owned(), scopes.to_vec(), label.map(str::to_owned));
     let now = clock::now().millis();
     let (_id, key) = store
-        .writer()
-        .exec(move |c| {
-            tenants::require(c, &tenant)?;
-            keys::create(c, &tenant, &scopes, label.as_deref(), now)
-        })
+        .create_key(tenant, scopes.to_vec(), label.map(str::to_owned), None, now)
         .await?;
     Ok(key)
 }
 
 pub fn create_tenant(
-    db: &Path,
+    db: &Location,
     id: &str,
     name: &str,
     timezone: &str,
@@ -90,9 +78,9 @@ pub fn create_tenant(
 }
 
 pub fn create_key(
-    db: &Path,
+    db: &Location,
     tenant: &str,
-    scopes: &[Scope],
+    scopes: &[KeyScope],
     label: Option<&str>,
 ) -> anyhow::Result<()> {
     let store = open(db)?;
@@ -101,7 +89,7 @@ pub fn create_key(
     Ok(())
 }
 
-pub fn import_directory(db: &Path, tenant: &str, file: &Path) -> anyhow::Result<()> {
+pub fn import_directory(db: &Location, tenant: &str, file: &Path) -> anyhow::Result<()> {
     let text =
         std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     let spec: DirectorySpec =

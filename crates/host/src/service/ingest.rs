@@ -8,8 +8,11 @@ use sha2::{Digest, Sha256};
 
 use super::{App, clock};
 use crate::engine::RawActivity;
+use crate::engine::Tenant;
 use crate::error::{HostError, HostResult};
-use crate::store::{IngestItem, Stored};
+use crate::store::IngestItem;
+use crm_store::ingest::Stored;
+use std::sync::Arc;
 
 /// A request body: one activity object, or an array of them.
 #[derive(Debug)]
@@ -49,11 +52,10 @@ impl Submission {
 /// Records the submission for `tenant_id`. `ip_address` comes from the connection.
 pub async fn ingest(
     app: &App,
-    tenant_id: &str,
+    tenant: &Arc<Tenant>,
     submission: &Submission,
     ip_address: Option<&str>,
 ) -> HostResult<Vec<Stored>> {
-    let tenant = app.tenants.get(tenant_id).await?;
     let now = clock::now();
     let mut raws = Vec::with_capacity(submission.items().len());
     let mut hashes = Vec::with_capacity(raws.capacity());
@@ -64,7 +66,7 @@ pub async fn ingest(
         });
         hashes.push(hex::encode(Sha256::digest(canonical_json(item).as_bytes())));
     }
-    let enriched = app.engine.enrich_batch(&tenant, now, ip_address, &raws)?;
+    let enriched = app.engine.enrich_batch(tenant, now, ip_address, &raws)?;
     let mut items = Vec::with_capacity(enriched.len());
     for (i, (result, input_hash)) in enriched.into_iter().zip(hashes).enumerate() {
         let activity = result.map_err(|e| match submission {
@@ -76,5 +78,5 @@ pub async fn ingest(
             input_hash,
         });
     }
-    app.store.writer().ingest(tenant, items, now.millis()).await
+    app.store.ingest(tenant.clone(), items, now.millis()).await
 }

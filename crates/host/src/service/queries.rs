@@ -8,7 +8,9 @@ use crm_core::duration::{Since, TimeRange};
 use super::{App, clock};
 use crate::engine::Tenant;
 use crate::error::{HostError, HostResult};
-use crate::store::activities::{self, ActivityFilter, ActivityPage, Cursor};
+use crm_core::query::Cursor;
+use crm_store::activities::Filter;
+use crm_store::listing::{Page, Subject, UnknownSubject};
 
 /// Window when the client gives none.
 const DEFAULT_WINDOW: &str = "30d";
@@ -48,41 +50,12 @@ impl Params {
     }
 }
 
-/// Where a listing or report looks: one user, or a department subtree.
-#[derive(Debug, Clone)]
-pub enum Scope {
-    Tenant,
-    User(String),
-    Department(String),
-}
-
-impl Scope {
-    /// Checks the user/department exists in the tenant's directory (so another
-    /// tenant's ids answer 404 like any unknown id) and builds the filter.
-    pub fn filter(&self, tenant: &Tenant, range: TimeRange) -> HostResult<ActivityFilter> {
-        let dir = &tenant.snapshot.directory;
-        let mut f = ActivityFilter {
-            from: range.from.millis(),
-            to: range.to.millis(),
-            ..ActivityFilter::default()
-        };
-        match self {
-            Scope::Tenant => {}
-            Scope::User(id) => {
-                dir.user(id).ok_or_else(|| {
-                    HostError::NotFound(format!("no user `{}`", crm_core::time::clip(id)))
-                })?;
-                f.user_id = Some(id.clone());
-            }
-            Scope::Department(id) => {
-                let dept = dir.department(id).ok_or_else(|| {
-                    HostError::NotFound(format!("no department `{}`", crm_core::time::clip(id)))
-                })?;
-                f.department_path = Some(dir.department_path(dept));
-            }
-        }
-        Ok(f)
-    }
+/// The subject's filter over `range`, resolved once against the tenant's directory;
+/// an id the directory lacks (another tenant's included) is 404.
+pub fn subject_filter(subject: &Subject, tenant: &Tenant, range: TimeRange) -> HostResult<Filter> {
+    subject
+        .filter(&tenant.snapshot.directory, range)
+        .map_err(|UnknownSubject(message)| HostError::NotFound(message))
 }
 
 const LIST_PARAMS: &[&str] = &[
@@ -99,28 +72,27 @@ const LIST_PARAMS: &[&str] = &[
 
 pub async fn list(
     app: &App,
-    tenant_id: &str,
-    scope: Scope,
+    tenant: &Tenant,
+    subject: Subject,
     params: &Params,
-) -> HostResult<ActivityPage> {
+) -> HostResult<Page> {
     params.only(LIST_PARAMS)?;
-    let tenant = app.tenants.get(tenant_id).await?;
-    let scope = match (scope, params.get("userId"), params.get("departmentId")) {
-        (Scope::Tenant, Some(_), Some(_)) => {
+    let subject = match (subject, params.get("userId"), params.get("departmentId")) {
+        (Subject::Tenant, Some(_), Some(_)) => {
             return Err(HostError::BadRequest(
                 "give `userId` or `departmentId`, not both".to_owned(),
             ));
         }
-        (Scope::Tenant, Some(u), None) => Scope::User(u.to_owned()),
-        (Scope::Tenant, None, Some(d)) => Scope::Department(d.to_owned()),
-        (scope, None, None) => scope,
+        (Subject::Tenant, Some(u), None) => Subject::User(u.to_owned()),
+        (Subject::Tenant, None, Some(d)) => Subject::Department(d.to_owned()),
+        (subject, None, None) => subject,
         _ => {
             return Err(HostError::BadRequest(
                 "the path already names the user or department".to_owned(),
             ));
         }
     };
-    let mut filter = scope.filter(&tenant, params.range()?)?;
+    let mut filter = subject_filter(&subject, tenant, params.range()?)?;
     if let Some(op) = params.get("operation") {
         crm_core::names::validate_operation("operation", op)?;
         filter.operation = Some(op.to_owned());
@@ -141,8 +113,5 @@ pub async fn list(
             .ok_or_else(|| HostError::BadRequest(format!("`limit` must be 1..={MAX_LIMIT}")))?,
     };
     let cursor = params.get("cursor").map(Cursor::decode).transpose()?;
-    let id = tenant_id.to_owned();
-    app.store
-        .read(move |c| activities::page(c, &id, &filter, cursor, limit))
-        .await
+    app.store.page(tenant.id(), filter, cursor, limit).await
 }

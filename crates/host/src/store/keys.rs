@@ -1,9 +1,10 @@
-//! API keys: stored as SHA-256 hashes; the tenant and scopes come from the key only.
+//! API key operations. Keys are random (192 bits), shown once, stored as SHA-256.
 
+use crm_store::keys::{self, KeyInfo, KeyRecord, KeyScope, NewKey};
 use rand::RngCore;
-use rusqlite::{Connection, OptionalExtension, params};
 use sha2::{Digest, Sha256};
 
+use super::Store;
 use crate::error::{HostError, HostResult};
 
 /// Prefix that makes keys recognisable in logs and secret scanners.
@@ -11,90 +12,84 @@ const KEY_PREFIX: &str = "crm_";
 /// Random bytes per key: 192 bits, beyond guessing.
 const KEY_RANDOM_BYTES: usize = 24;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, clap::ValueEnum)]
-pub enum Scope {
-    /// Everything, including directory, prices and credit grants.
-    Admin,
-    /// Record activities and check permissions.
-    Ingest,
-    /// Queries, reports, balance.
-    Read,
-}
-
-impl Scope {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Scope::Admin => "admin",
-            Scope::Ingest => "ingest",
-            Scope::Read => "read",
-        }
-    }
-
-    fn parse(text: &str) -> Option<Scope> {
-        [Scope::Admin, Scope::Ingest, Scope::Read]
-            .into_iter()
-            .find(|s| s.as_str() == text)
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct ApiKeyRecord {
-    pub id: String,
-    pub tenant_id: String,
-    pub scopes: Vec<Scope>,
-}
-
-impl ApiKeyRecord {
-    /// Admin keys may do everything.
-    pub fn allows(&self, scope: Scope) -> bool {
-        self.scopes.contains(&scope) || self.scopes.contains(&Scope::Admin)
-    }
-}
-
 pub fn hash_key(key: &str) -> String {
     hex::encode(Sha256::digest(key.as_bytes()))
 }
 
-/// Creates a key and returns its id and the key text (shown once, never stored).
-pub fn create(
-    conn: &Connection,
-    tenant_id: &str,
-    scopes: &[Scope],
-    label: Option<&str>,
-    now: i64,
-) -> HostResult<(String, String)> {
-    if scopes.is_empty() {
-        return Err(HostError::BadRequest(
-            "a key needs at least one scope".to_owned(),
-        ));
-    }
+/// A fresh key text and its id (derived from its hash, so the id reveals nothing).
+pub fn generate() -> (String, String) {
     let mut random = [0u8; KEY_RANDOM_BYTES];
     rand::rng().fill_bytes(&mut random);
     let key = format!("{KEY_PREFIX}{}", hex::encode(random));
-    let id = format!("key_{}", &hex::encode(Sha256::digest(key.as_bytes()))[..16]);
-    let scopes_text = scopes
-        .iter()
-        .map(|s| s.as_str())
-        .collect::<Vec<_>>()
-        .join(",");
-    conn.execute(
-        "INSERT INTO api_keys (id, tenant_id, key_hash, scopes, label, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![id, tenant_id, hash_key(&key), scopes_text, label, now],
-    )?;
-    Ok((id, key))
+    let id = format!("key_{}", &hash_key(&key)[..16]);
+    (id, key)
 }
 
-pub fn lookup(conn: &Connection, key: &str) -> HostResult<Option<ApiKeyRecord>> {
-    let row: Option<(String, String, String)> = conn
-        .query_row(
-            "SELECT id, tenant_id, scopes FROM api_keys WHERE key_hash = ?1 AND revoked_at IS NULL",
-            [hash_key(key)],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )
-        .optional()?;
-    Ok(row.map(|(id, tenant_id, scopes)| ApiKeyRecord {
-        id,
-        tenant_id,
-        scopes: scopes.split(',').filter_map(Scope::parse).collect(),
-    }))
+impl Store {
+    /// The live key with this text, and its tenant's current version.
+    pub async fn key(&self, key: &str, now: i64) -> HostResult<Option<KeyRecord>> {
+        let (d, hash) = (self.dialect(), hash_key(key));
+        self.read(move |c| {
+            c.query_opt(&keys::lookup(d, &hash, now))?
+                .map(|r| keys::decode(&r).map_err(HostError::from))
+                .transpose()
+        })
+        .await
+    }
+
+    /// Creates a key; answers `(id, key text)`. The text is never stored.
+    pub async fn create_key(
+        &self,
+        tenant: &str,
+        scopes: Vec<KeyScope>,
+        label: Option<String>,
+        expires_at: Option<i64>,
+        now: i64,
+    ) -> HostResult<(String, String)> {
+        let (d, tenant) = (self.dialect(), tenant.to_owned());
+        self.write(None, move |c| {
+            let row = c.query_opt(&crm_store::tenants::get(d, &tenant, false))?;
+            if row.is_none() {
+                return Err(HostError::NotFound(format!(
+                    "tenant `{tenant}` does not exist"
+                )));
+            }
+            let (id, key) = generate();
+            let hash = hash_key(&key);
+            c.execute(&keys::insert(
+                d,
+                &NewKey {
+                    id: &id,
+                    tenant_id: &tenant,
+                    key_hash: &hash,
+                    scopes: &scopes,
+                    label: label.as_deref(),
+                    created_at: now,
+                    expires_at,
+                },
+            )?)?;
+            Ok((id, key))
+        })
+        .await
+    }
+
+    pub async fn list_keys(&self, tenant: &str) -> HostResult<Vec<KeyInfo>> {
+        let (d, tenant) = (self.dialect(), tenant.to_owned());
+        self.read(move |c| {
+            c.query(&keys::list(d, &tenant))?
+                .iter()
+                .map(|r| keys::decode_info(r).map_err(HostError::from))
+                .collect()
+        })
+        .await
+    }
+
+    /// Revokes a key of `tenant`; false when the tenant has no such key.
+    pub async fn revoke_key(&self, tenant: &str, key_id: &str, now: i64) -> HostResult<bool> {
+        let (d, tenant, key_id) = (self.dialect(), tenant.to_owned(), key_id.to_owned());
+        self.write(None, move |c| {
+            Ok(c.execute(&keys::revoke(d, &tenant, &key_id, now))? > 0)
+        })
+        .await
+    }
 }

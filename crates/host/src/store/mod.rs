@@ -1,30 +1,67 @@
-//! SQLite storage: schema from the shared `migrations/`, a pool of read connections,
-//! and one group-commit writer thread that owns every write.
+//! Storage of the on-prem host, on SQLite (embedded default) or PostgreSQL (several
+//! hosts over one database). The SQL and the decisions live in `crm-store`, shared
+//! with the worker; this module runs them: `driver.rs` is the whole backend
+//! interface (a new backend implements `Conn` and `Connector`), `group_commit.rs` the
+//! one writer per process, `pool.rs` the readers, and the files beside them the
+//! operations the service layer calls.
 
-pub mod activities;
-pub mod keys;
-mod migrations;
-mod reads;
-pub mod rollups;
-pub mod tenants;
-mod writer;
+mod driver;
+mod group_commit;
+mod ingest;
+mod keys;
+mod migrate;
+mod pool;
+mod postgres;
+mod queries;
+mod sqlite;
+mod tenants;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
-use rusqlite::Connection;
+use crm_store::Dialect;
+
+pub use driver::{Conn, DbError};
+pub use ingest::IngestItem;
+pub use keys::{generate as generate_key, hash_key};
+pub use queries::ReportRows;
 
 use crate::engine::SharedEngine;
 use crate::error::{HostError, HostResult};
+use driver::Connector;
+use group_commit::Writer;
+use pool::Pool;
 
-pub use keys::{ApiKeyRecord, Scope};
-pub use reads::ReadPool;
-pub use tenants::{TenantRow, require as tenant_row, update_snapshot};
-pub use writer::{IngestItem, Stored, Writer, refused_for_credits};
+/// Where the data lives: a SQLite file, or a PostgreSQL URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
 
-/// How long a connection waits on a lock before failing: only readers wait (the
-/// writer is the one writer), and WAL readers never block it.
-const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+impl Location {
+    /// `postgres://…` or `postgresql://…` is PostgreSQL; anything else a SQLite file.
+    pub fn parse(text: &str) -> Location {
+        if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+            Location::Postgres(text.to_owned())
+        } else {
+            Location::Sqlite(PathBuf::from(text))
+        }
+    }
+
+    fn connector(&self) -> Arc<dyn Connector> {
+        match self {
+            Location::Sqlite(path) => Arc::new(sqlite::SqliteConnector { path: path.clone() }),
+            Location::Postgres(url) => Arc::new(postgres::PostgresConnector::new(url)),
+        }
+    }
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.connector().describe())
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -33,38 +70,49 @@ pub struct Store {
 
 #[derive(Debug)]
 struct Inner {
-    path: PathBuf,
-    reads: ReadPool,
+    dialect: Dialect,
+    reads: Pool,
     writer: Writer,
 }
 
 impl Store {
-    /// Opens (creating and migrating if needed) the database at `path` and starts the writer.
-    pub fn open(path: &Path, engine: SharedEngine) -> anyhow::Result<Store> {
-        let conn = connect(path)?;
-        migrations::apply(&conn)?;
-        let writer = Writer::start(conn, engine)?;
+    /// Opens (creating and migrating if needed) the database and starts the writer.
+    pub fn open(location: &Location, engine: SharedEngine) -> anyhow::Result<Store> {
+        let connector = location.connector();
+        // On a plain thread: a blocking driver (PostgreSQL's client runs its own small
+        // runtime) must not run on an async runtime's thread, where callers may be.
+        let conn = std::thread::scope(|s| {
+            s.spawn(|| -> Result<Box<dyn Conn>, DbError> {
+                let mut conn = connector.connect()?;
+                migrate::apply(conn.as_mut())?;
+                Ok(conn)
+            })
+            .join()
+        })
+        .map_err(|_| anyhow::anyhow!("opening the store panicked"))??;
+        let dialect = connector.dialect();
+        let writer = Writer::start(connector.clone(), conn, engine)?;
         Ok(Store {
             inner: Arc::new(Inner {
-                path: path.to_owned(),
-                reads: ReadPool::new(path.to_owned()),
+                dialect,
+                reads: Pool::new(connector),
                 writer,
             }),
         })
     }
 
-    pub fn path(&self) -> &Path {
-        &self.inner.path
+    pub fn dialect(&self) -> Dialect {
+        self.inner.dialect
     }
 
-    pub fn writer(&self) -> &Writer {
-        &self.inner.writer
+    pub fn writer_running(&self) -> bool {
+        self.inner.writer.is_running()
     }
 
     /// Runs a read on a pooled connection off the async runtime.
     pub async fn read<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&Connection) -> HostResult<T> + Send + 'static,
+        f: impl FnOnce(&mut dyn Conn) -> HostResult<T> + Send + 'static,
     ) -> HostResult<T> {
         let reads = self.inner.reads.clone();
         tokio::task::spawn_blocking(move || reads.with(f))
@@ -73,18 +121,74 @@ impl Store {
     }
 
     /// A read for synchronous callers (CLI).
-    pub fn read_blocking<T>(&self, f: impl FnOnce(&Connection) -> HostResult<T>) -> HostResult<T> {
+    pub fn read_blocking<T>(
+        &self,
+        f: impl FnOnce(&mut dyn Conn) -> HostResult<T>,
+    ) -> HostResult<T> {
         self.inner.reads.with(f)
+    }
+
+    /// Runs `f` in the writer's transaction; `tenant` names the tenant row it changes.
+    pub async fn write<T: Send + 'static>(
+        &self,
+        tenant: Option<&str>,
+        f: impl FnOnce(&mut dyn Conn) -> HostResult<T> + Send + 'static,
+    ) -> HostResult<T> {
+        self.inner.writer.exec(tenant, f).await
+    }
+
+    /// Records enriched activities through the group-commit writer; answers after
+    /// the commit, one `Stored` per item.
+    pub async fn ingest(
+        &self,
+        tenant: Arc<crate::engine::Tenant>,
+        items: Vec<IngestItem>,
+        received_at: i64,
+    ) -> HostResult<Vec<crm_store::ingest::Stored>> {
+        self.inner.writer.ingest(tenant, items, received_at).await
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> HostResult<()> {
+        let d = self.dialect();
+        self.read(move |c| {
+            c.query(&d.stmt("SELECT 1", Vec::new()))?;
+            Ok(())
+        })
+        .await
     }
 }
 
-/// Opens a connection with the pragmas every connection needs. `synchronous = FULL`:
-/// an acknowledged activity survives power loss, not only a process crash (defect 5).
-fn connect(path: &Path) -> rusqlite::Result<Connection> {
-    let conn = Connection::open(path)?;
-    conn.busy_timeout(BUSY_TIMEOUT)?;
-    conn.pragma_update(None, "journal_mode", "WAL")?;
-    conn.pragma_update(None, "synchronous", "FULL")?;
-    conn.pragma_update(None, "foreign_keys", "ON")?;
-    Ok(conn)
+impl From<DbError> for HostError {
+    fn from(e: DbError) -> Self {
+        match e {
+            DbError::Busy(m) => {
+                tracing::warn!(error = %m, "database busy");
+                HostError::Unavailable("the database is busy; retry shortly".to_owned())
+            }
+            DbError::Full(m) => {
+                tracing::error!(error = %m, "database out of space");
+                HostError::InsufficientStorage(
+                    "the database is out of space; nothing was written".to_owned(),
+                )
+            }
+            DbError::Constraint(m) => {
+                tracing::warn!(error = %m, "constraint refused a write");
+                HostError::Conflict {
+                    message: "the write conflicts with stored data; nothing was written".to_owned(),
+                    details: serde_json::json!({}),
+                }
+            }
+            DbError::Other(m) => HostError::internal(anyhow::anyhow!(m)),
+        }
+    }
+}
+
+impl From<crm_store::StoreError> for HostError {
+    fn from(e: crm_store::StoreError) -> Self {
+        match e {
+            crm_store::StoreError::Core(c) => HostError::Core(c),
+            other => HostError::internal(other),
+        }
+    }
 }

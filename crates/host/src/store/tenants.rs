@@ -1,145 +1,136 @@
-//! Tenant rows: policy, directory (versioned), balance and chain head.
+//! Tenant operations: the row (snapshot source and version), creation, optimistic
+//! directory/policy replacement, and balance changes with their ledger entries.
 
-use rusqlite::{Connection, OptionalExtension, params};
+use crm_store::tenants::{self, TenantRow};
 
+use super::Store;
 use crate::error::{HostError, HostResult};
 
-#[derive(Debug, Clone)]
-pub struct TenantRow {
-    pub id: String,
-    pub name: String,
-    pub version: u64,
-    pub policy: String,
-    pub directory: String,
-    pub balance_units: i64,
-    pub head_seq: u64,
-    pub head_hash: String,
+fn missing(id: &str) -> HostError {
+    HostError::NotFound(format!(
+        "tenant `{}` does not exist",
+        crm_core::time::clip(id)
+    ))
 }
 
-pub fn get(conn: &Connection, id: &str) -> HostResult<Option<TenantRow>> {
-    Ok(conn
-        .query_row(
-            "SELECT id, name, version, policy, directory, balance_units, head_seq, head_hash
-             FROM tenants WHERE id = ?1",
-            [id],
-            |r| {
-                Ok(TenantRow {
-                    id: r.get(0)?,
-                    name: r.get(1)?,
-                    version: r.get(2)?,
-                    policy: r.get(3)?,
-                    directory: r.get(4)?,
-                    balance_units: r.get(5)?,
-                    head_seq: r.get(6)?,
-                    head_hash: r.get(7)?,
-                })
-            },
-        )
-        .optional()?)
-}
-
-pub fn require(conn: &Connection, id: &str) -> HostResult<TenantRow> {
-    get(conn, id)?.ok_or_else(|| HostError::NotFound(format!("tenant `{id}` does not exist")))
-}
-
-pub fn create(
-    conn: &Connection,
-    id: &str,
-    name: &str,
-    policy: &str,
-    directory: &str,
-    now: i64,
-) -> HostResult<()> {
-    if get(conn, id)?.is_some() {
-        return Err(HostError::Conflict {
-            message: format!("tenant `{id}` already exists"),
-            details: serde_json::json!({ "tenantId": id }),
-        });
+impl Store {
+    pub async fn tenant(&self, id: &str) -> HostResult<TenantRow> {
+        let (d, id) = (self.dialect(), id.to_owned());
+        self.read(move |c| {
+            let row = c
+                .query_opt(&tenants::get(d, &id, false))?
+                .ok_or_else(|| missing(&id))?;
+            Ok(tenants::decode(&row)?)
+        })
+        .await
     }
-    conn.execute(
-        "INSERT INTO tenants (id, name, version, policy, directory, head_hash, created_at)
-         VALUES (?1, ?2, 1, ?3, ?4, ?5, ?6)",
-        params![id, name, policy, directory, crm_core::chain::GENESIS, now],
-    )?;
-    record_version(conn, id, 1, policy, directory, now)
+
+    /// A new tenant with an opening balance (a `grant` ledger entry when positive).
+    pub async fn create_tenant(
+        &self,
+        id: &str,
+        name: &str,
+        policy: String,
+        directory: String,
+        opening_units: i64,
+        now: i64,
+    ) -> HostResult<()> {
+        let (d, id, name) = (self.dialect(), id.to_owned(), name.to_owned());
+        let lock = id.clone();
+        self.write(Some(&lock), move |c| {
+            if c.query_opt(&tenants::get(d, &id, false))?.is_some() {
+                return Err(HostError::Conflict {
+                    message: format!("tenant `{id}` already exists"),
+                    details: serde_json::json!({ "tenantId": id }),
+                });
+            }
+            c.execute_all(&tenants::create(d, &id, &name, &policy, &directory, now))?;
+            if opening_units > 0 {
+                adjust(c, &id, opening_units, now, "grant", "opening balance")?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Replaces policy and directory if the tenant is still at `expected_version`;
+    /// answers the new version, or `None` when another change came first (the caller
+    /// recomputes from the newer row). Compiling happens before, off the writer.
+    pub async fn replace_snapshot(
+        &self,
+        id: &str,
+        expected_version: u64,
+        policy: String,
+        directory: String,
+        now: i64,
+    ) -> HostResult<Option<u64>> {
+        let (d, id) = (self.dialect(), id.to_owned());
+        let lock = id.clone();
+        self.write(Some(&lock), move |c| {
+            let row = c
+                .query_opt(&tenants::get(d, &id, true))?
+                .ok_or_else(|| missing(&id))?;
+            if tenants::decode(&row)?.version != expected_version {
+                return Ok(None);
+            }
+            let version = expected_version + 1;
+            c.execute(&tenants::update_snapshot(
+                d,
+                &id,
+                expected_version,
+                &policy,
+                &directory,
+            ))?;
+            c.execute(&tenants::record_version(
+                d, &id, version, &policy, &directory, now,
+            ))?;
+            Ok(Some(version))
+        })
+        .await
+    }
+
+    /// Adds `delta_units` (may be negative) to the balance; answers the new balance.
+    pub async fn adjust_balance(
+        &self,
+        id: &str,
+        delta_units: i64,
+        now: i64,
+        kind: &'static str,
+        detail: String,
+    ) -> HostResult<i64> {
+        let id = id.to_owned();
+        let lock = id.clone();
+        self.write(Some(&lock), move |c| {
+            adjust(c, &id, delta_units, now, kind, &detail)
+        })
+        .await
+    }
 }
 
-/// Replaces directory and/or policy and bumps the version. Returns the new version.
-pub fn update_snapshot(
-    conn: &Connection,
-    id: &str,
-    policy: &str,
-    directory: &str,
-    now: i64,
-) -> HostResult<u64> {
-    let version: u64 = conn.query_row(
-        "UPDATE tenants SET version = version + 1, policy = ?2, directory = ?3 WHERE id = ?1 RETURNING version",
-        params![id, policy, directory],
-        |r| r.get(0),
-    )?;
-    record_version(conn, id, version, policy, directory, now)?;
-    Ok(version)
-}
-
-fn record_version(
-    conn: &Connection,
-    id: &str,
-    version: u64,
-    policy: &str,
-    directory: &str,
-    now: i64,
-) -> HostResult<()> {
-    conn.execute(
-        "INSERT INTO tenant_versions (tenant_id, version, policy, directory, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![id, version, policy, directory, now],
-    )?;
-    Ok(())
-}
-
-/// Adds `delta` (may be negative) to the balance with a ledger entry. Returns the new balance.
-pub fn adjust_balance(
-    conn: &Connection,
+/// A balance change with its ledger entry, inside the caller's transaction.
+pub fn adjust(
+    c: &mut dyn super::Conn,
     id: &str,
     delta_units: i64,
     now: i64,
     kind: &str,
     detail: &str,
 ) -> HostResult<i64> {
-    let current: i64 = conn.query_row(
-        "SELECT balance_units FROM tenants WHERE id = ?1",
-        [id],
-        |r| r.get(0),
-    )?;
-    let next = current
-        .checked_add(delta_units)
-        .filter(|b| *b >= 0 && *b <= crm_core::limits::MAX_CREDITS_UNITS)
-        .ok_or_else(|| {
-            HostError::Core(crm_core::CoreError::new(
-                crm_core::ErrorCode::Overflow,
-                "the balance would leave the allowed range",
-            ))
-        })?;
-    conn.execute(
-        "UPDATE tenants SET balance_units = ?2 WHERE id = ?1",
-        params![id, next],
-    )?;
-    ledger_entry(conn, id, now, delta_units, next, kind, detail)?;
+    let d = c.dialect();
+    let row = c
+        .query_opt(&tenants::head(d, id))?
+        .ok_or_else(|| missing(id))?;
+    let head = tenants::decode_head(&row)?;
+    let next = tenants::adjusted(head.balance.units(), delta_units)?;
+    c.execute(&tenants::set_balance(d, id, next))?;
+    c.execute(&tenants::ledger_entry(
+        d,
+        id,
+        now,
+        delta_units,
+        next,
+        kind,
+        detail,
+    ))?;
     Ok(next)
-}
-
-pub fn ledger_entry(
-    conn: &Connection,
-    id: &str,
-    now: i64,
-    delta_units: i64,
-    balance_units: i64,
-    kind: &str,
-    detail: &str,
-) -> HostResult<()> {
-    conn.execute(
-        "INSERT INTO credit_ledger (tenant_id, entry, at, delta_units, balance_units, kind, detail)
-         VALUES (?1, (SELECT COALESCE(MAX(entry), 0) + 1 FROM credit_ledger WHERE tenant_id = ?1), ?2, ?3, ?4, ?5, ?6)",
-        params![id, now, delta_units, balance_units, kind, detail],
-    )?;
-    Ok(())
 }

@@ -1,11 +1,9 @@
 //! The browser module's client-side aggregation of an activity export equals the
 //! server's report for the same data.
 
-mod support;
-
+use crate::support::{TestServer, activity};
 use crm_host::engine::EngineKind;
 use serde_json::{Value, json};
-use support::{TestServer, activity};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn client_side_aggregation_of_an_export_equals_the_server_report() {

@@ -1,17 +1,15 @@
 //! The conformance vectors through both engines (the wasm component in wasmtime and
 //! crm-core linked natively), and rollup-based reports equal to raw recounts.
 
-mod support;
-
 use std::path::Path;
 
+use crate::support::{TestServer, activity, repo_root, shared_engine};
 use crm_core::conformance::VectorFile;
 use crm_core::json_api::Answer;
 use crm_core::report::ReportRow;
 use crm_host::engine::EngineKind;
 use proptest::prelude::*;
 use serde_json::{Value, json};
-use support::{TestServer, activity, repo_root, shared_engine};
 
 fn run_vectors(kind: EngineKind) -> usize {
     let engine = shared_engine(kind);

@@ -1,7 +1,8 @@
-//! A real crm-host on 127.0.0.1 (random port) over a real SQLite file in a temp dir,
-//! with tenants from the conformance fixture, and a small HTTP client.
+//! A real crm-host on 127.0.0.1 (random port) over a real SQLite file in a temp dir
+//! or a real PostgreSQL database, with tenants from the conformance fixture, and a
+//! small HTTP client.
 
-#![allow(dead_code)] // Each test binary uses a different part of the harness.
+pub mod postgres;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -12,7 +13,8 @@ use crm_core::{Credits, TenantPolicy};
 use crm_host::engine::{self, EngineKind, SharedEngine};
 use crm_host::server::{self, Running, ServerConfig};
 use crm_host::service::admin;
-use crm_host::store::Scope;
+use crm_host::store::{Location, Store};
+use crm_store::keys::KeyScope;
 use serde_json::{Value, json};
 
 pub fn repo_root() -> PathBuf {
@@ -48,22 +50,61 @@ pub struct Keys {
     pub read: String,
 }
 
+/// The storage a test server runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    /// A fresh, empty database of this backend.
+    pub fn fresh(self, dir: &Path) -> Location {
+        match self {
+            Backend::Sqlite => Location::Sqlite(dir.join("crm.db")),
+            Backend::Postgres => Location::Postgres(postgres::database()),
+        }
+    }
+}
+
 pub struct TestServer {
     pub running: Running,
-    pub dir: tempfile::TempDir,
+    /// Holds the SQLite file (and nothing for PostgreSQL) until the server is dropped.
+    _dir: tempfile::TempDir,
+    pub db: Location,
     pub http: reqwest::Client,
 }
 
 impl TestServer {
     pub async fn start(kind: EngineKind) -> TestServer {
-        TestServer::start_with(kind, None).await
+        TestServer::start_on(Backend::Sqlite, kind, None).await
     }
 
-    /// With `client_ip_header` set, as behind a trusted reverse proxy.
-    pub async fn start_with(kind: EngineKind, client_ip_header: Option<&str>) -> TestServer {
+    /// On `backend`; with `client_ip_header` set, as behind a trusted reverse proxy.
+    pub async fn start_on(
+        backend: Backend,
+        kind: EngineKind,
+        client_ip_header: Option<&str>,
+    ) -> TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
+        let db = backend.fresh(dir.path());
+        TestServer::start_at(db, dir, kind, client_ip_header).await
+    }
+
+    /// Another server over the same database (several hosts, one PostgreSQL).
+    pub async fn start_at(
+        db: Location,
+        dir: tempfile::TempDir,
+        kind: EngineKind,
+        client_ip_header: Option<&str>,
+    ) -> TestServer {
+        // Server logs appear in a failing test's output.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("crm_host=info,warn")
+            .with_test_writer()
+            .try_init();
         let config = ServerConfig {
-            db: dir.path().join("crm.db"),
+            db: db.clone(),
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             engine: kind,
             client_ip_header: client_ip_header.map(str::to_owned),
@@ -73,13 +114,16 @@ impl TestServer {
             .expect("server starts");
         TestServer {
             running,
-            dir,
+            _dir: dir,
+            db,
             http: reqwest::Client::new(),
         }
     }
 
-    pub fn db_path(&self) -> PathBuf {
-        self.dir.path().join("crm.db")
+    /// A second, independent store over this server's database: what it reads was
+    /// committed, not merely held by the server.
+    pub fn independent_store(&self) -> Store {
+        Store::open(&self.db, shared_engine(EngineKind::Native)).expect("second store opens")
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -101,7 +145,7 @@ impl TestServer {
         .await
         .expect("tenant created");
         let mut keys = Vec::new();
-        for scope in [Scope::Admin, Scope::Ingest, Scope::Read] {
+        for scope in [KeyScope::Admin, KeyScope::Ingest, KeyScope::Read] {
             keys.push(
                 admin::create_key_in(store, id, &[scope], None)
                     .await

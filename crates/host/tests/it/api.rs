@@ -1,31 +1,29 @@
-//! The HTTP API against a real server and real SQLite files.
-
-mod support;
+//! The HTTP API against a real server, on a real SQLite file and on a real
+//! PostgreSQL database: every test runs on both (`on_both_backends!` at the end).
 
 use crm_host::engine::EngineKind;
 use serde_json::{Value, json};
-use support::{TestServer, activity};
 
-async fn server() -> TestServer {
-    TestServer::start(EngineKind::Component).await
+use crate::support::{Backend, TestServer, activity};
+
+async fn server(backend: Backend) -> TestServer {
+    TestServer::start_on(backend, EngineKind::Component, None).await
 }
 
 fn count(v: &Value) -> usize {
     v["activities"].as_array().map_or(0, Vec::len)
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn health_and_readiness() {
-    let s = server().await;
+async fn health_and_readiness(backend: Backend) {
+    let s = server(backend).await;
     let (status, body) = s.get("/healthz", "").await;
     assert_eq!((status, body["status"].as_str()), (200, Some("ok")));
     let (status, body) = s.get("/readyz", "").await;
     assert_eq!((status, body["engine"].as_str()), (200, Some("component")));
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn directory_is_versioned_and_validated_before_it_changes() {
-    let s = server().await;
+async fn directory_is_versioned_and_validated_before_it_changes(backend: Backend) {
+    let s = server(backend).await;
     let k = s.tenant("t-dir", "10").await;
     let (status, body) = s.get("/v1/directory", &k.read).await;
     assert_eq!(status, 200);
@@ -83,9 +81,8 @@ async fn directory_is_versioned_and_validated_before_it_changes() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn permission_checks_single_and_batch() {
-    let s = server().await;
+async fn permission_checks_single_and_batch(backend: Backend) {
+    let s = server(backend).await;
     let k = s.tenant("t-perm", "10").await;
     let (status, d) = s
         .post(
@@ -127,9 +124,8 @@ async fn permission_checks_single_and_batch() {
     assert_eq!(status, 413);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn prices_balance_grants_and_charging_are_exact() {
-    let s = server().await;
+async fn prices_balance_grants_and_charging_are_exact(backend: Backend) {
+    let s = server(backend).await;
     let k = s.tenant("t-credits", "10").await;
     let (status, prices) = s.get("/v1/credits/prices", &k.read).await;
     assert_eq!(
@@ -200,9 +196,8 @@ async fn prices_balance_grants_and_charging_are_exact() {
     assert_eq!(b["balance"], "10.0000", "refused grants change nothing");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn insufficient_credits_is_402_recorded_and_charges_nothing() {
-    let s = server().await;
+async fn insufficient_credits_is_402_recorded_and_charges_nothing(backend: Backend) {
+    let s = server(backend).await;
     let k = s.tenant("t-poor", "3").await;
     let (status, e) = s
         .post(
@@ -229,9 +224,8 @@ async fn insufficient_credits_is_402_recorded_and_charges_nothing() {
     assert_eq!(listed[0]["credits"], "0.0000");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn ingest_is_idempotent_by_id() {
-    let s = server().await;
+async fn ingest_is_idempotent_by_id(backend: Backend) {
+    let s = server(backend).await;
     let k = s.tenant("t-idem", "100").await;
     let a = activity("same-1", "user-200", "crm.leads.read");
     let (status, first) = s.post("/v1/activities", &k.ingest, a.clone()).await;
@@ -275,9 +269,8 @@ async fn ingest_is_idempotent_by_id() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn bad_input_is_a_json_4xx_and_writes_nothing() {
-    let s = server().await;
+async fn bad_input_is_a_json_4xx_and_writes_nothing(backend: Backend) {
+    let s = server(backend).await;
     let k = s.tenant("t-bad", "100").await;
     let raw = |body: &'static str, ctype: &'static str| {
         let req = s
@@ -406,9 +399,8 @@ async fn bad_input_is_a_json_4xx_and_writes_nothing() {
     assert_eq!(b["balance"], "100.0000");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn query_parameters_are_checked() {
-    let s = server().await;
+async fn query_parameters_are_checked(backend: Backend) {
+    let s = server(backend).await;
     let k = s.tenant("t-query", "100").await;
     for (path, field) in [
         ("/v1/activities?since=30x", Some("since")),
@@ -444,9 +436,8 @@ async fn query_parameters_are_checked() {
     assert_eq!(status, 404);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn defect_8_pages_hold_each_activity_exactly_once() {
-    let s = server().await;
+async fn defect_8_pages_hold_each_activity_exactly_once(backend: Backend) {
+    let s = server(backend).await;
     let k = s.tenant("t-pages", "1000").await;
     // Whole milliseconds shared by 40 activities each, a few days back.
     let now = crm_host::service::clock::now().millis() / 1000 * 1000;
@@ -489,9 +480,8 @@ async fn defect_8_pages_hold_each_activity_exactly_once() {
     assert_eq!((seen.len(), pages), (120, 18));
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn defect_11_department_subtree_is_exact_and_tenant_scoped() {
-    let s = server().await;
+async fn defect_11_department_subtree_is_exact_and_tenant_scoped(backend: Backend) {
+    let s = server(backend).await;
     let a = s.tenant("t-sub-a", "1000").await;
     let b = s.tenant("t-sub-b", "1000").await;
     // user-400 is in dept-1, user-401 in dept-10, user-402 in dept-1-a (child of dept-1).
@@ -528,9 +518,8 @@ async fn defect_11_department_subtree_is_exact_and_tenant_scoped() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn defect_12_tenants_never_see_each_other() {
-    let s = server().await;
+async fn defect_12_tenants_never_see_each_other(backend: Backend) {
+    let s = server(backend).await;
     let a = s.tenant("t-iso-a", "1000").await;
     let b = s.tenant("t-iso-b", "1000").await;
     assert_eq!(
@@ -593,9 +582,10 @@ async fn defect_12_tenants_never_see_each_other() {
     assert_eq!(bal["balance"], "996.5000", "only A's own charge");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn defect_19_and_20_session_and_ip_are_never_invented_or_taken_from_the_body() {
-    let s = server().await;
+async fn defect_19_and_20_session_and_ip_are_never_invented_or_taken_from_the_body(
+    backend: Backend,
+) {
+    let s = server(backend).await;
     let k = s.tenant("t-comp", "100").await;
     let (status, e) = s
         .post("/v1/activities", &k.ingest, json!({ "userId": "user-123", "operation": "crm.leads.read", "compliance": { "ipAddress": "6.6.6.6" } }))
@@ -622,9 +612,8 @@ async fn defect_19_and_20_session_and_ip_are_never_invented_or_taken_from_the_bo
     assert_eq!(rows[0]["sessionId"], Value::Null);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn defect_5_acknowledged_means_durable() {
-    let s = server().await;
+async fn defect_5_acknowledged_means_durable(backend: Backend) {
+    let s = server(backend).await;
     let k = s.tenant("t-durable", "100").await;
     let (status, ack) = s
         .post(
@@ -634,41 +623,25 @@ async fn defect_5_acknowledged_means_durable() {
         )
         .await;
     assert_eq!(status, 201);
-    // A separate connection to the file sees the acknowledged row at once.
-    let conn = rusqlite_check(&s.db_path());
+    // A separate store over the same database sees the acknowledged row at once.
+    let store = s.independent_store();
+    let d = store.dialect();
+    let rows = store
+        .read(move |c| Ok(c.query(&d.stmt("SELECT id, seq FROM activities", Vec::new()))?))
+        .await
+        .expect("read");
+    let stored: Vec<(String, i64)> = rows
+        .iter()
+        .map(|r| (r.string(0).expect("id"), r.int(1).expect("seq")))
+        .collect();
     assert_eq!(
-        conn,
+        stored,
         vec![("dur-1".to_owned(), ack["seq"].as_i64().expect("seq"))]
     );
 }
 
-fn rusqlite_check(path: &std::path::Path) -> Vec<(String, i64)> {
-    let out = std::process::Command::new("sqlite3")
-        .arg(path)
-        .arg("SELECT id, seq FROM activities")
-        .output();
-    match out {
-        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout)
-            .lines()
-            .filter_map(|l| {
-                l.split_once('|')
-                    .map(|(a, b)| (a.to_owned(), b.parse().expect("seq")))
-            })
-            .collect(),
-        // No sqlite3 CLI: read through the host's own read path instead.
-        _ => crm_host::store::ReadPool::new(path.to_owned())
-            .with(|c| {
-                let mut stmt = c.prepare("SELECT id, seq FROM activities")?;
-                let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-                Ok(rows.collect::<Result<Vec<_>, _>>()?)
-            })
-            .expect("read"),
-    }
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn defect_1_generated_ids_never_collide() {
-    let s = server().await;
+async fn defect_1_generated_ids_never_collide(backend: Backend) {
+    let s = server(backend).await;
     let k = s.tenant("t-ids", "1000").await;
     let batch: Vec<Value> = (0..1000)
         .map(|_| json!({ "userId": "user-200", "operation": "crm.leads.read" }))
@@ -689,9 +662,8 @@ async fn defect_1_generated_ids_never_collide() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn defect_2_counts_are_exact_and_nothing_lingers_after_the_answer() {
-    let s = server().await;
+async fn defect_2_counts_are_exact_and_nothing_lingers_after_the_answer(backend: Backend) {
+    let s = server(backend).await;
     let k = s.tenant("t-count", "1000").await;
     let mut expected = 0;
     for round in 0..5 {
@@ -710,9 +682,8 @@ async fn defect_2_counts_are_exact_and_nothing_lingers_after_the_answer() {
     assert_eq!(report["totalActivities"], 200);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn many_concurrent_clients_get_exact_counts_and_an_unbroken_chain() {
-    let s = std::sync::Arc::new(server().await);
+async fn many_concurrent_clients_get_exact_counts_and_an_unbroken_chain(backend: Backend) {
+    let s = std::sync::Arc::new(server(backend).await);
     let k = s.tenant("t-conc", "100000").await;
     let mut tasks = Vec::new();
     for client in 0..16 {
@@ -750,9 +721,8 @@ async fn many_concurrent_clients_get_exact_counts_and_an_unbroken_chain() {
     assert_eq!(b["balance"], "88800.0000");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn defect_10_reports_carry_credits_and_compliance() {
-    let s = server().await;
+async fn defect_10_reports_carry_credits_and_compliance(backend: Backend) {
+    let s = server(backend).await;
     let k = s.tenant("t-report", "1000").await;
     let batch: Vec<Value> = (0..6)
         .map(|i| activity(&format!("rp-{i}"), "user-123", "crm.leads.create"))
@@ -787,13 +757,12 @@ async fn defect_10_reports_carry_credits_and_compliance() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn client_ip_comes_from_the_trusted_proxy_header_only_when_configured() {
+async fn client_ip_comes_from_the_trusted_proxy_header_only_when_configured(backend: Backend) {
     for (header, expected) in [
         (Some("X-Forwarded-For"), "203.0.113.9"),
         (None, "127.0.0.1"),
     ] {
-        let s = TestServer::start_with(EngineKind::Native, header).await;
+        let s = TestServer::start_on(backend, EngineKind::Native, header).await;
         let k = s.tenant("t-proxy", "100").await;
         let resp = s
             .http
@@ -812,3 +781,42 @@ async fn client_ip_comes_from_the_trusted_proxy_header_only_when_configured() {
         );
     }
 }
+
+/// Runs each listed test once on SQLite and once on PostgreSQL.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod on_sqlite {
+            $(#[tokio::test(flavor = "multi_thread")]
+            async fn $name() {
+                super::$name(crate::support::Backend::Sqlite).await
+            })*
+        }
+        mod on_postgres {
+            $(#[tokio::test(flavor = "multi_thread")]
+            async fn $name() {
+                super::$name(crate::support::Backend::Postgres).await
+            })*
+        }
+    };
+}
+
+on_both_backends!(
+    health_and_readiness,
+    directory_is_versioned_and_validated_before_it_changes,
+    permission_checks_single_and_batch,
+    prices_balance_grants_and_charging_are_exact,
+    insufficient_credits_is_402_recorded_and_charges_nothing,
+    ingest_is_idempotent_by_id,
+    bad_input_is_a_json_4xx_and_writes_nothing,
+    query_parameters_are_checked,
+    defect_8_pages_hold_each_activity_exactly_once,
+    defect_11_department_subtree_is_exact_and_tenant_scoped,
+    defect_12_tenants_never_see_each_other,
+    defect_19_and_20_session_and_ip_are_never_invented_or_taken_from_the_body,
+    defect_5_acknowledged_means_durable,
+    defect_1_generated_ids_never_collide,
+    defect_2_counts_are_exact_and_nothing_lingers_after_the_answer,
+    many_concurrent_clients_get_exact_counts_and_an_unbroken_chain,
+    defect_10_reports_carry_credits_and_compliance,
+    client_ip_comes_from_the_trusted_proxy_header_only_when_configured,
+);

@@ -1,0 +1,106 @@
+//! The ingest transaction, on any backend: classify the batch against stored ids,
+//! seal the fresh activities after the tenant's head with the engine, write them.
+//! The decisions are `crm_store::ingest`'s; this file only drives the connection.
+
+use std::collections::HashMap;
+
+use crm_core::Activity;
+use crm_store::activities::{self, Existing};
+use crm_store::ingest::{self as plan, Candidate, IdConflict, Stored};
+use crm_store::tenants::{self, Head};
+use serde_json::json;
+
+use super::driver::Conn;
+use crate::engine::{SharedEngine, Tenant};
+use crate::error::{HostError, HostResult};
+
+/// An enriched activity waiting to be recorded.
+#[derive(Debug, Clone)]
+pub struct IngestItem {
+    pub activity: Activity,
+    /// SHA-256 of the client's input, for idempotent replays.
+    pub input_hash: String,
+}
+
+pub fn conflict(c: &IdConflict) -> HostError {
+    HostError::Conflict {
+        message: c.message(),
+        details: json!({ "id": c.id, "index": c.index }),
+    }
+}
+
+/// Records `items` for `tenant` inside the caller's transaction. `heads` caches the
+/// heads this transaction already moved (several jobs of one group, one tenant).
+pub fn record(
+    conn: &mut dyn Conn,
+    engine: &SharedEngine,
+    tenant: &Tenant,
+    items: Vec<IngestItem>,
+    received_at: i64,
+    heads: &mut HashMap<String, Head>,
+) -> HostResult<Vec<Stored>> {
+    let d = conn.dialect();
+    let tenant_id = tenant.id();
+    let ids: Vec<&str> = items.iter().map(|i| i.activity.id.as_str()).collect();
+    let mut stored: HashMap<String, Existing> = HashMap::new();
+    for st in activities::lookup(d, tenant_id, &ids) {
+        for row in conn.query(&st)? {
+            let e = activities::decode_existing(&row)?;
+            stored.insert(e.id.clone(), e);
+        }
+    }
+    let candidates: Vec<Candidate<'_>> = items
+        .iter()
+        .map(|i| Candidate {
+            id: &i.activity.id,
+            input_hash: &i.input_hash,
+        })
+        .collect();
+    let dispositions = plan::classify(&candidates, &stored).map_err(|c| conflict(&c))?;
+    let (mut fresh, mut hashes) = (Vec::new(), Vec::new());
+    for (item, d) in items.into_iter().zip(&dispositions) {
+        if *d == plan::Disposition::Fresh {
+            fresh.push(item.activity);
+            hashes.push(item.input_hash);
+        }
+    }
+    if fresh.is_empty() {
+        return Ok(plan::answers(dispositions, &[]));
+    }
+    let before = match heads.get(tenant_id) {
+        Some(h) => h.clone(),
+        None => {
+            let row = conn
+                .query_opt(&tenants::head(d, tenant_id))?
+                .ok_or_else(|| {
+                    HostError::NotFound(format!("tenant `{tenant_id}` does not exist"))
+                })?;
+            tenants::decode_head(&row)?
+        }
+    };
+    let (balance, sealed) =
+        engine.settle_and_seal(before.balance, before.seq + 1, &before.hash, fresh)?;
+    let hash_refs: Vec<&str> = hashes.iter().map(String::as_str).collect();
+    let statements = plan::write(
+        d,
+        tenant_id,
+        &before,
+        &sealed,
+        &hash_refs,
+        received_at,
+        balance,
+    )?;
+    conn.execute_all(&statements)?;
+    let last = sealed
+        .last()
+        .expect("fresh is not empty, so neither is sealed");
+    heads.insert(
+        tenant_id.to_owned(),
+        Head {
+            seq: last.seq,
+            hash: last.hash.clone(),
+            balance,
+        },
+    );
+    Ok(plan::answers(dispositions, &sealed))
+}

@@ -1,0 +1,10 @@
+//! crm-host's integration tests, in one binary so wasmtime is linked once: the HTTP
+//! API on SQLite and on PostgreSQL (both real, started here), the conformance vectors
+//! through both engines, rollup reports against raw recounts, several hosts over one
+//! PostgreSQL, and the browser module's parity with server reports.
+
+mod api;
+mod engines;
+mod multi_host;
+mod support;
+mod web_parity;

@@ -1,0 +1,238 @@
+//! Activity rows: the insert, the lookup of stored ids for idempotency, the filter
+//! shared by listings and raw report rows, and the row → `ReportRow` mapping.
+
+use crm_core::report::ReportRow;
+use crm_core::{Activity, Credits, Outcome, Timestamp};
+
+use crate::dialect::Dialect;
+use crate::error::{StoreError, StoreResult};
+use crate::sql::{Row, Statement, Value, seq};
+
+/// Columns of an activity row, in insert order.
+const COLUMNS: &str = "tenant_id, id, seq, occurred_at, received_at, user_id, department_id,
+     department_path, operation, outcome, entity_type, entity_id, credits_units, session_id,
+     ip_address, location, auth_method, input_hash, prev_hash, hash, body";
+const COLUMN_COUNT: usize = 21;
+
+/// The insert of one sealed activity. A second row with the same id or seq is refused
+/// by the keys (never replaced, never skipped: either would break the chain).
+pub fn insert(
+    d: Dialect,
+    a: &Activity,
+    input_hash: &str,
+    received_at: i64,
+) -> StoreResult<Statement> {
+    let body = serde_json::to_string(a).map_err(|e| StoreError::decode(e.to_string()))?;
+    let h = &a.user_context.hierarchy;
+    let marks: Vec<String> = (1..=COLUMN_COUNT).map(|i| format!("?{i}")).collect();
+    let sql = format!(
+        "INSERT INTO activities ({COLUMNS}) VALUES ({})",
+        marks.join(", ")
+    );
+    Ok(d.stmt(
+        &sql,
+        vec![
+            a.tenant_id.as_str().into(),
+            a.id.as_str().into(),
+            seq(a.seq),
+            a.occurred_at.millis().into(),
+            received_at.into(),
+            a.user_id.as_str().into(),
+            h.department_id.as_str().into(),
+            h.department_path.as_str().into(),
+            a.operation.as_str().into(),
+            a.outcome.as_str().into(),
+            a.entity_type.as_deref().into(),
+            a.entity_id.as_deref().into(),
+            a.credits.units().into(),
+            a.session_id.as_deref().into(),
+            a.compliance.ip_address.as_deref().into(),
+            a.compliance.location.as_deref().into(),
+            a.compliance.authentication_method.as_deref().into(),
+            input_hash.into(),
+            a.prev_hash.as_str().into(),
+            a.hash.as_str().into(),
+            body.into(),
+        ],
+    ))
+}
+
+/// What a stored activity answers to a replay of its id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Existing {
+    pub id: String,
+    pub input_hash: String,
+    pub seq: u64,
+    pub outcome: Outcome,
+    pub credits: Credits,
+    pub hash: String,
+    pub occurred_at: Timestamp,
+}
+
+/// Stored activities among `ids`, in as many statements as the dialect's parameter
+/// limit needs.
+pub fn lookup(d: Dialect, tenant_id: &str, ids: &[&str]) -> Vec<Statement> {
+    let per = d.max_params().saturating_sub(1).clamp(1, 500);
+    ids.chunks(per)
+        .map(|chunk| {
+            let marks: Vec<String> = (0..chunk.len()).map(|i| format!("?{}", i + 2)).collect();
+            let sql = format!(
+                "SELECT id, input_hash, seq, outcome, {}, hash, occurred_at
+                 FROM activities WHERE tenant_id = ?1 AND id IN ({})",
+                d.money("credits_units"),
+                marks.join(", ")
+            );
+            let mut params = vec![Value::from(tenant_id)];
+            params.extend(chunk.iter().map(|id| Value::from(*id)));
+            d.stmt(&sql, params)
+        })
+        .collect()
+}
+
+pub fn decode_existing(row: &Row) -> StoreResult<Existing> {
+    Ok(Existing {
+        id: row.string(0)?,
+        input_hash: row.string(1)?,
+        seq: row.uint(2)?,
+        outcome: outcome(row.text(3)?)?,
+        credits: Credits::from_units(row.int(4)?)?,
+        hash: row.string(5)?,
+        occurred_at: Timestamp::from_millis(row.int(6)?)?,
+    })
+}
+
+pub(crate) fn outcome(text: &str) -> StoreResult<Outcome> {
+    Outcome::parse(text).ok_or_else(|| StoreError::decode(format!("stored outcome `{text}`")))
+}
+
+/// Which activities a listing, export or raw report part reads. `department_path`
+/// selects the whole subtree (an index range, never a substring match).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filter {
+    pub user_id: Option<String>,
+    pub department_path: Option<String>,
+    pub operation: Option<String>,
+    pub outcome: Option<Outcome>,
+    pub from: i64,
+    pub to: i64,
+}
+
+/// Upper bound (exclusive) of a path prefix range: `/a/b/` → `/a/b0` (`0` follows `/`).
+pub fn path_range_end(prefix: &str) -> String {
+    let mut end = prefix.trim_end_matches('/').to_owned();
+    end.push('0');
+    end
+}
+
+/// A WHERE clause with its parameters, numbered from `?1` (always the tenant).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Clause {
+    pub sql: String,
+    pub params: Vec<Value>,
+}
+
+impl Clause {
+    pub fn push(&mut self, condition: &str, value: Value) {
+        self.params.push(value);
+        self.sql
+            .push_str(&format!(" AND {condition} ?{}", self.params.len()));
+    }
+}
+
+/// The filter over `time_col` (`occurred_at` for activities, `hour_start` for rollups).
+pub fn clause(tenant_id: &str, f: &Filter, time_col: &str) -> Clause {
+    let mut c = Clause {
+        sql: format!("tenant_id = ?1 AND {time_col} >= ?2 AND {time_col} < ?3"),
+        params: vec![tenant_id.into(), f.from.into(), f.to.into()],
+    };
+    if let Some(u) = &f.user_id {
+        c.push("user_id =", u.into());
+    }
+    if let Some(p) = &f.department_path {
+        c.push("department_path >=", p.into());
+        c.push("department_path <", path_range_end(p).into());
+    }
+    if let Some(op) = &f.operation {
+        c.push("operation =", op.into());
+    }
+    if let Some(o) = f.outcome {
+        c.push("outcome =", o.as_str().into());
+    }
+    c
+}
+
+/// Raw rows of a report part `[f.from, f.to)`.
+pub fn report_rows(d: Dialect, tenant_id: &str, f: &Filter) -> Statement {
+    let c = clause(tenant_id, f, "occurred_at");
+    let sql = format!(
+        "SELECT occurred_at, user_id, department_id, operation, outcome, entity_type, {},
+                location, auth_method, ip_address
+         FROM activities WHERE {}",
+        d.money("credits_units"),
+        c.sql
+    );
+    d.stmt(&sql, c.params)
+}
+
+pub fn decode_report_row(row: &Row) -> StoreResult<ReportRow> {
+    Ok(ReportRow {
+        occurred_at: Timestamp::from_millis(row.int(0)?)?,
+        latest: None,
+        count: 1,
+        user_id: row.string(1)?,
+        department_id: Some(row.string(2)?),
+        operation: row.string(3)?,
+        outcome: outcome(row.text(4)?)?,
+        entity_type: row.opt_string(5)?,
+        credits: Credits::from_units(row.int(6)?)?,
+        location: row.opt_string(7)?,
+        authentication_method: row.opt_string(8)?,
+        ip_address: row.opt_string(9)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subtree_ranges_end_just_past_the_prefix() {
+        let (start, end) = ("/dept-1/", path_range_end("/dept-1/"));
+        assert_eq!(end, "/dept-10");
+        let inside = |p: &str| p >= start && p < end.as_str();
+        assert!(inside("/dept-1/") && inside("/dept-1/dept-1-a/"));
+        assert!(!inside("/dept-10/") && !inside("/dept-1"));
+    }
+
+    #[test]
+    fn lookups_respect_the_parameter_limit() {
+        let ids: Vec<String> = (0..250).map(|i| format!("id-{i}")).collect();
+        let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+        let parts = lookup(Dialect::D1, "t", &refs);
+        assert_eq!(parts.len(), 3);
+        assert!(
+            parts
+                .iter()
+                .all(|s| s.params.len() <= Dialect::D1.max_params())
+        );
+        assert_eq!(parts.iter().map(|s| s.params.len() - 1).sum::<usize>(), 250);
+    }
+
+    #[test]
+    fn clauses_number_parameters_in_order() {
+        let f = Filter {
+            user_id: Some("u".into()),
+            department_path: Some("/d/".into()),
+            from: 1,
+            to: 2,
+            ..Filter::default()
+        };
+        let c = clause("t", &f, "occurred_at");
+        assert_eq!(
+            c.sql,
+            "tenant_id = ?1 AND occurred_at >= ?2 AND occurred_at < ?3 AND user_id = ?4 \
+             AND department_path >= ?5 AND department_path < ?6"
+        );
+        assert_eq!(c.params.len(), 6);
+    }
+}

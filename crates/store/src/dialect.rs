@@ -1,0 +1,107 @@
+//! The three SQL dialects the schema runs on. Statements are written once, in the
+//! common subset, with SQLite's numbered placeholders (`?1`); a dialect renders the few
+//! spellings that differ.
+
+use crate::sql::{Statement, Value};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Dialect {
+    /// Embedded SQLite through rusqlite (the host's default).
+    Sqlite,
+    /// Cloudflare D1: SQLite, reached through JavaScript, whose numbers are doubles.
+    D1,
+    /// PostgreSQL (the host's scale-out backend).
+    Postgres,
+}
+
+impl Dialect {
+    /// The SQL text for this dialect: PostgreSQL spells `?N` as `$N`. Quoted literals
+    /// are left alone.
+    pub fn render(self, sql: &str) -> String {
+        if self != Dialect::Postgres {
+            return sql.to_owned();
+        }
+        let mut out = String::with_capacity(sql.len());
+        let mut quoted = false;
+        let mut chars = sql.chars().peekable();
+        while let Some(c) = chars.next() {
+            match c {
+                '\'' => {
+                    quoted = !quoted;
+                    out.push(c);
+                }
+                '?' if !quoted && chars.peek().is_some_and(char::is_ascii_digit) => out.push('$'),
+                _ => out.push(c),
+            }
+        }
+        out
+    }
+
+    /// A statement for this dialect.
+    pub fn stmt(self, sql: &str, params: Vec<Value>) -> Statement {
+        Statement {
+            sql: self.render(sql),
+            params,
+        }
+    }
+
+    /// The larger of two values: SQLite's two-argument `MAX`, PostgreSQL's `GREATEST`.
+    pub fn greatest(self) -> &'static str {
+        match self {
+            Dialect::Postgres => "GREATEST",
+            Dialect::Sqlite | Dialect::D1 => "MAX",
+        }
+    }
+
+    /// A money column (credit units) as selected: D1 returns it as text, because a
+    /// JavaScript number is exact only up to 2^53 units.
+    pub fn money(self, column: &str) -> String {
+        match self {
+            Dialect::D1 => format!("CAST({column} AS TEXT)"),
+            Dialect::Sqlite | Dialect::Postgres => column.to_owned(),
+        }
+    }
+
+    /// A sum of a money column; D1 returns it as text (see [`Dialect::money`]).
+    pub fn money_sum(self, column: &str) -> String {
+        match self {
+            Dialect::D1 => format!("CAST(COALESCE(SUM({column}), 0) AS TEXT)"),
+            Dialect::Sqlite | Dialect::Postgres => format!("COALESCE(SUM({column}), 0)"),
+        }
+    }
+
+    /// Row lock for a read that precedes a write in the same transaction. SQLite and D1
+    /// serialise writers already (one writer; a D1 batch is one transaction);
+    /// PostgreSQL has concurrent writers from several hosts and needs the lock.
+    pub fn for_update(self) -> &'static str {
+        match self {
+            Dialect::Postgres => " FOR UPDATE",
+            Dialect::Sqlite | Dialect::D1 => "",
+        }
+    }
+
+    /// Bound parameters one statement may carry. D1 allows 100.
+    pub fn max_params(self) -> usize {
+        match self {
+            Dialect::D1 => 100,
+            Dialect::Sqlite => 32_766,
+            Dialect::Postgres => 65_535,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn postgres_numbers_placeholders_with_dollars_outside_literals() {
+        let sql = "SELECT '?1', a FROM t WHERE b = ?1 AND c = ?12 AND d = '?' AND e IS NOT NULL";
+        assert_eq!(
+            Dialect::Postgres.render(sql),
+            "SELECT '?1', a FROM t WHERE b = $1 AND c = $12 AND d = '?' AND e IS NOT NULL"
+        );
+        assert_eq!(Dialect::Sqlite.render(sql), sql);
+        assert_eq!(Dialect::D1.render(sql), sql);
+    }
+}

@@ -1,0 +1,22 @@
+//! Errors of the storage logic. A stored value that does not decode is a bug or a
+//! damaged database, never the client's fault: runtimes answer it as an internal error.
+
+use crm_core::CoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A column held something other than what the schema promises.
+    #[error("stored data does not decode: {0}")]
+    Decode(String),
+    /// A core rule refused stored or computed data (credits out of range, bad time).
+    #[error(transparent)]
+    Core(#[from] CoreError),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+impl StoreError {
+    pub fn decode(what: impl Into<String>) -> StoreError {
+        StoreError::Decode(what.into())
+    }
+}

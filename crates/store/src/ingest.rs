@@ -1,0 +1,240 @@
+//! The decisions of recording a batch, shared by every runtime:
+//! 1. [`classify`] the batch against the ids already stored — new, a replay of the
+//!    same content (answered with the original result), or a conflict (same id,
+//!    different content), which refuses the whole request before anything is written;
+//! 2. the runtime seals the new activities with the core after the tenant's [`Head`];
+//! 3. [`write`] lists the statements of one transaction: the activities, their folded
+//!    rollups, the ledger entry and the guarded head move;
+//! 4. [`answers`] gives one [`Stored`] per item of the request, in request order.
+
+use std::collections::HashMap;
+
+use crm_core::{Activity, Credits, Outcome, Timestamp};
+
+use crate::activities::{self, Existing};
+use crate::dialect::Dialect;
+use crate::error::StoreResult;
+use crate::rollups;
+use crate::sql::Statement;
+use crate::tenants::{self, Head};
+
+/// What happens to one item of a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Disposition {
+    /// Not stored yet: sealed and written.
+    Fresh,
+    /// Stored before with the same content: answered with the stored result.
+    Replay(Existing),
+    /// The same id and content as an earlier item of this request.
+    SameAs(usize),
+}
+
+/// The same id with different content: the request is refused, nothing is written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdConflict {
+    pub id: String,
+    /// Position in the request.
+    pub index: usize,
+    /// True when the other content is stored; false when it is earlier in the request.
+    pub stored: bool,
+}
+
+impl IdConflict {
+    pub fn message(&self) -> String {
+        if self.stored {
+            format!(
+                "activity `{}` was already recorded with different content",
+                self.id
+            )
+        } else {
+            format!(
+                "activity `{}` appears twice in the request with different content",
+                self.id
+            )
+        }
+    }
+}
+
+/// An item to classify: its id and the SHA-256 of the client's input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Candidate<'a> {
+    pub id: &'a str,
+    pub input_hash: &'a str,
+}
+
+/// Classifies every item; the first conflict refuses the request.
+pub fn classify(
+    items: &[Candidate<'_>],
+    stored: &HashMap<String, Existing>,
+) -> Result<Vec<Disposition>, IdConflict> {
+    let mut first_seen: HashMap<&str, (usize, &str)> = HashMap::with_capacity(items.len());
+    let mut out = Vec::with_capacity(items.len());
+    for (index, item) in items.iter().enumerate() {
+        let conflict = |stored| IdConflict {
+            id: item.id.to_owned(),
+            index,
+            stored,
+        };
+        if let Some((first, hash)) = first_seen.get(item.id) {
+            if *hash != item.input_hash {
+                return Err(conflict(false));
+            }
+            out.push(Disposition::SameAs(*first));
+            continue;
+        }
+        first_seen.insert(item.id, (index, item.input_hash));
+        match stored.get(item.id) {
+            Some(e) if e.input_hash == item.input_hash => out.push(Disposition::Replay(e.clone())),
+            Some(_) => return Err(conflict(true)),
+            None => out.push(Disposition::Fresh),
+        }
+    }
+    Ok(out)
+}
+
+/// The statements recording sealed activities after `before`, in one transaction.
+/// `input_hashes[i]` belongs to `sealed[i]`; `balance` is what settling left.
+pub fn write(
+    d: Dialect,
+    tenant_id: &str,
+    before: &Head,
+    sealed: &[Activity],
+    input_hashes: &[&str],
+    received_at: i64,
+    balance: Credits,
+) -> StoreResult<Vec<Statement>> {
+    let Some(last) = sealed.last() else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::with_capacity(sealed.len() + 8);
+    for (a, input_hash) in sealed.iter().zip(input_hashes) {
+        out.push(activities::insert(d, a, input_hash, received_at)?);
+    }
+    out.extend(rollups::upserts(d, tenant_id, &rollups::fold(sealed)));
+    let charged = before.balance.units() - balance.units();
+    if charged != 0 {
+        out.push(tenants::ledger_entry(
+            d,
+            tenant_id,
+            received_at,
+            -charged,
+            balance.units(),
+            "usage",
+            &format!("activities seq {}..={}", before.seq + 1, last.seq),
+        ));
+    }
+    out.push(tenants::move_head(
+        d, tenant_id, before, last.seq, &last.hash, balance,
+    ));
+    Ok(out)
+}
+
+/// The answer for one recorded (or replayed) activity.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Stored {
+    pub id: String,
+    pub seq: u64,
+    pub outcome: Outcome,
+    pub credits: Credits,
+    pub hash: String,
+    pub occurred_at: Timestamp,
+    /// True when this id was already recorded with the same content.
+    pub duplicate: bool,
+}
+
+impl Stored {
+    pub fn of(a: &Activity) -> Stored {
+        Stored {
+            id: a.id.clone(),
+            seq: a.seq,
+            outcome: a.outcome,
+            credits: a.credits,
+            hash: a.hash.clone(),
+            occurred_at: a.occurred_at,
+            duplicate: false,
+        }
+    }
+
+    fn replayed(e: Existing) -> Stored {
+        Stored {
+            id: e.id,
+            seq: e.seq,
+            outcome: e.outcome,
+            credits: e.credits,
+            hash: e.hash,
+            occurred_at: e.occurred_at,
+            duplicate: true,
+        }
+    }
+
+    /// Whether the activity was refused for lack of credits.
+    pub fn refused_for_credits(&self) -> bool {
+        self.outcome == Outcome::InsufficientCredits
+    }
+}
+
+/// One answer per item, in request order. `sealed` holds the fresh items in order.
+pub fn answers(dispositions: Vec<Disposition>, sealed: &[Activity]) -> Vec<Stored> {
+    let mut fresh = sealed.iter();
+    let mut out: Vec<Stored> = Vec::with_capacity(dispositions.len());
+    for d in dispositions {
+        let stored = match d {
+            Disposition::Fresh => match fresh.next() {
+                Some(a) => Stored::of(a),
+                None => continue,
+            },
+            Disposition::Replay(e) => Stored::replayed(e),
+            Disposition::SameAs(i) => Stored {
+                duplicate: true,
+                ..out[i].clone()
+            },
+        };
+        out.push(stored);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn existing(id: &str, hash: &str) -> Existing {
+        Existing {
+            id: id.into(),
+            input_hash: hash.into(),
+            seq: 3,
+            outcome: Outcome::Success,
+            credits: Credits::ZERO,
+            hash: "h".into(),
+            occurred_at: Timestamp::from_millis(0).expect("epoch"),
+        }
+    }
+
+    fn c<'a>(id: &'a str, input_hash: &'a str) -> Candidate<'a> {
+        Candidate { id, input_hash }
+    }
+
+    #[test]
+    fn new_replay_and_repeat_within_the_request() {
+        let stored = HashMap::from([("a".to_owned(), existing("a", "x"))]);
+        let got = classify(&[c("a", "x"), c("b", "y"), c("b", "y")], &stored).expect("no conflict");
+        assert_eq!(
+            got,
+            vec![
+                Disposition::Replay(existing("a", "x")),
+                Disposition::Fresh,
+                Disposition::SameAs(1)
+            ]
+        );
+    }
+
+    #[test]
+    fn conflicts_inside_the_request_and_against_storage_refuse_it() {
+        let stored = HashMap::from([("a".to_owned(), existing("a", "x"))]);
+        let inside = classify(&[c("b", "y"), c("b", "z")], &stored).expect_err("conflict");
+        assert_eq!((inside.index, inside.stored), (1, false));
+        let against = classify(&[c("b", "y"), c("a", "other")], &stored).expect_err("conflict");
+        assert_eq!((against.index, against.stored), (1, true));
+    }
+}

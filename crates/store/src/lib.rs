@@ -1,0 +1,27 @@
+//! `crm-store`: what every runtime's storage has in common, written once.
+//!
+//! The runtimes own their drivers (rusqlite and PostgreSQL in `crm-host`, D1 in
+//! `crm-worker`); this crate owns everything else: each SQL statement (one definition,
+//! rendered per [`Dialect`]), the row types and their mapping to core types, and the
+//! pure decisions storage makes — classifying a batch against stored ids, folding
+//! rollups, the guarded chain-head move, the listing page and cursor, the split of a
+//! report into rollup and raw parts. A driver only executes [`Statement`]s and hands
+//! back [`Row`]s, so no SQL text is written twice and the runtimes cannot drift.
+//!
+//! Like `crm-core`, this crate is pure: no I/O, no clock, no randomness.
+
+pub mod activities;
+pub mod dialect;
+pub mod error;
+pub mod ingest;
+pub mod keys;
+pub mod listing;
+pub mod migrations;
+pub mod report;
+pub mod rollups;
+pub mod sql;
+pub mod tenants;
+
+pub use dialect::Dialect;
+pub use error::{StoreError, StoreResult};
+pub use sql::{Row, Statement, Value};

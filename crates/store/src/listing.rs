@@ -1,0 +1,112 @@
+//! Listings: the subject a listing or report is about, newest-first pages with a
+//! cursor, and the raw bodies they return.
+
+use crm_core::directory::CompiledDirectory;
+use crm_core::duration::TimeRange;
+use crm_core::query::Cursor;
+use serde_json::value::RawValue;
+
+use crate::activities::{Filter, clause};
+use crate::dialect::Dialect;
+use crate::error::{StoreError, StoreResult};
+use crate::sql::{Row, Statement, seq};
+
+/// What a listing or a report is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Subject {
+    /// The whole tenant.
+    Tenant,
+    /// One user.
+    User(String),
+    /// A department and every department below it.
+    Department(String),
+}
+
+/// A subject that the tenant's directory does not have (404, exactly like an id of
+/// another tenant, so ids of other tenants cannot be probed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownSubject(pub String);
+
+impl Subject {
+    /// The filter for this subject over `range`, resolved once against the directory:
+    /// a user must exist; a department becomes its path (the subtree's index range).
+    pub fn filter(
+        &self,
+        dir: &CompiledDirectory,
+        range: TimeRange,
+    ) -> Result<Filter, UnknownSubject> {
+        let mut f = Filter {
+            from: range.from.millis(),
+            to: range.to.millis(),
+            ..Filter::default()
+        };
+        match self {
+            Subject::Tenant => {}
+            Subject::User(id) => {
+                dir.user(id).ok_or_else(|| {
+                    UnknownSubject(format!("no user `{}`", crm_core::time::clip(id)))
+                })?;
+                f.user_id = Some(id.clone());
+            }
+            Subject::Department(id) => {
+                let dept = dir.department(id).ok_or_else(|| {
+                    UnknownSubject(format!("no department `{}`", crm_core::time::clip(id)))
+                })?;
+                f.department_path = Some(dir.department_path(dept));
+            }
+        }
+        Ok(f)
+    }
+}
+
+/// The page after `cursor` (newest first), one row more than `limit` to know whether
+/// another page follows.
+pub fn page(
+    d: Dialect,
+    tenant_id: &str,
+    f: &Filter,
+    cursor: Option<Cursor>,
+    limit: usize,
+) -> Statement {
+    let mut c = clause(tenant_id, f, "occurred_at");
+    if let Some(cur) = cursor {
+        c.params.push(cur.occurred_at.into());
+        let t = c.params.len();
+        c.params.push(seq(cur.seq));
+        c.sql.push_str(&format!(
+            " AND (occurred_at < ?{t} OR (occurred_at = ?{t} AND seq < ?{}))",
+            c.params.len()
+        ));
+    }
+    let sql = format!(
+        "SELECT body, occurred_at, seq FROM activities WHERE {} ORDER BY occurred_at DESC, seq DESC LIMIT {}",
+        c.sql,
+        limit + 1
+    );
+    d.stmt(&sql, c.params)
+}
+
+/// A page of activity records, exactly as stored (and hashed).
+#[derive(Debug)]
+pub struct Page {
+    pub activities: Vec<Box<RawValue>>,
+    pub next_cursor: Option<Cursor>,
+}
+
+pub fn decode_page(rows: &[Row], limit: usize) -> StoreResult<Page> {
+    let mut activities = Vec::with_capacity(rows.len().min(limit));
+    let mut last = None;
+    for row in rows.iter().take(limit) {
+        activities.push(
+            RawValue::from_string(row.string(0)?).map_err(|e| StoreError::decode(e.to_string()))?,
+        );
+        last = Some(Cursor {
+            occurred_at: row.int(1)?,
+            seq: row.uint(2)?,
+        });
+    }
+    Ok(Page {
+        activities,
+        next_cursor: if rows.len() > limit { last } else { None },
+    })
+}

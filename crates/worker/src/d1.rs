@@ -1,0 +1,89 @@
+//! The D1 driver for `crm-store` statements: bind, run, and hand rows back as
+//! `crm_store::Row`s. JavaScript numbers are doubles, so integers beyond 2^53 travel
+//! as text both ways (SQLite's integer affinity stores them as integers; the D1
+//! dialect selects money as text).
+
+use crm_store::{Dialect, Row, Statement, Value};
+use wasm_bindgen::JsValue;
+use worker::{D1Database, D1PreparedStatement, Env};
+
+use crate::http::{ApiResult, Failure};
+
+pub const DIALECT: Dialect = Dialect::D1;
+
+/// Largest integer a JavaScript number holds exactly.
+const MAX_SAFE_INTEGER: i64 = (1 << 53) - 1;
+
+pub fn db(env: &Env) -> ApiResult<D1Database> {
+    Ok(env.d1("DB")?)
+}
+
+fn bind_value(v: &Value) -> JsValue {
+    match v {
+        Value::Int(Some(i)) if i.abs() <= MAX_SAFE_INTEGER => JsValue::from_f64(*i as f64),
+        Value::Int(Some(i)) => JsValue::from_str(&i.to_string()),
+        Value::Text(Some(t)) => JsValue::from_str(t),
+        Value::Int(None) | Value::Text(None) => JsValue::NULL,
+    }
+}
+
+pub fn prepare(db: &D1Database, st: &Statement) -> ApiResult<D1PreparedStatement> {
+    let binds: Vec<JsValue> = st.params.iter().map(bind_value).collect();
+    Ok(db.prepare(&st.sql).bind(&binds)?)
+}
+
+fn column(v: serde_json::Value) -> ApiResult<Value> {
+    Ok(match v {
+        serde_json::Value::Null => Value::Text(None),
+        serde_json::Value::String(s) => Value::Text(Some(s)),
+        serde_json::Value::Number(n) => match n.as_i64() {
+            Some(i) => Value::Int(Some(i)),
+            // Integral doubles (how D1 hands back every INTEGER column).
+            None => match n.as_f64() {
+                Some(f) if f.fract() == 0.0 && f.abs() <= MAX_SAFE_INTEGER as f64 => {
+                    Value::Int(Some(f as i64))
+                }
+                _ => {
+                    return Err(Failure::internal(format!(
+                        "column holds a non-integer number {n}"
+                    )));
+                }
+            },
+        },
+        other => {
+            return Err(Failure::internal(format!(
+                "column holds unexpected JSON {other}"
+            )));
+        }
+    })
+}
+
+pub async fn query(env: &Env, st: &Statement) -> ApiResult<Vec<Row>> {
+    let rows: Vec<Vec<serde_json::Value>> = prepare(&db(env)?, st)?.raw().await?;
+    rows.into_iter()
+        .map(|r| {
+            r.into_iter()
+                .map(column)
+                .collect::<ApiResult<Vec<_>>>()
+                .map(Row)
+        })
+        .collect()
+}
+
+pub async fn query_opt(env: &Env, st: &Statement) -> ApiResult<Option<Row>> {
+    Ok(query(env, st).await?.into_iter().next())
+}
+
+/// Runs the statements as one transaction (a D1 batch): all or nothing.
+pub async fn transaction(env: &Env, statements: &[Statement]) -> ApiResult<()> {
+    if statements.is_empty() {
+        return Ok(());
+    }
+    let db = db(env)?;
+    let prepared = statements
+        .iter()
+        .map(|st| prepare(&db, st))
+        .collect::<ApiResult<Vec<_>>>()?;
+    db.batch(prepared).await?;
+    Ok(())
+}
