@@ -9,7 +9,7 @@ use crm_core::limits::MAX_CHECK_BATCH;
 use crm_core::permission::CheckRequest;
 use crm_core::query::Cursor;
 use crm_core::report::{GroupBy, ReportTz};
-use crm_core::{Credits, Outcome, Timestamp};
+use crm_core::{Outcome, Timestamp};
 use crm_store::keys::KeyScope;
 use crm_store::listing::{self, Subject, UnknownSubject};
 use crm_store::report;

@@ -126,14 +126,38 @@ fn prereqs() -> Result<()> {
         "rustup components",
         tool("rustup", &["component", "add", "rustfmt", "clippy"]),
     )?;
+    let mut missing = Vec::new();
     if !Path::new(CHROMIUM).exists() {
+        missing.push("chromium");
+    }
+    if !has_postgres_server() {
+        missing.push("postgresql");
+    }
+    if !on_path("redis-server") {
+        missing.push("redis-server");
+    }
+    if !missing.is_empty() {
         step("apt-get update", apt(&["update"]))?;
-        step(
-            "apt-get install chromium",
-            apt(&["install", "-y", "--no-install-recommends", "chromium"]),
-        )?;
+        let mut args = vec!["install", "-y", "--no-install-recommends"];
+        args.extend(&missing);
+        step(&format!("apt-get install {}", missing.join(" ")), apt(&args))?;
     }
     Ok(())
+}
+
+/// Debian's PostgreSQL server binaries (`initdb`, `pg_ctl`) live in a versioned folder
+/// off PATH; the tests start their own cluster with them.
+fn has_postgres_server() -> bool {
+    std::fs::read_dir("/usr/lib/postgresql").is_ok_and(|versions| {
+        versions
+            .filter_map(Result::ok)
+            .any(|v| v.path().join("bin/initdb").exists())
+    })
+}
+
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
 }
 
 /// apt-get, through sudo when not running as root.

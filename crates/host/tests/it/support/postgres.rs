@@ -111,10 +111,12 @@ fn start() -> Cluster {
         me = std::process::id(),
         dir = dir.display()
     );
-    Command::new("sh")
-        .args(["-c", &watchdog])
-        .spawn()
+    // Detached (the shell that starts it exits at once), so nothing is left to reap.
+    let started = Command::new("sh")
+        .args(["-c", &format!("( {watchdog} ) >/dev/null 2>&1 &")])
+        .status()
         .expect("watchdog starts");
+    assert!(started.success(), "watchdog starts");
     Cluster { port, _dir: dir }
 }
 
