@@ -33,6 +33,13 @@ pub enum HostError {
     /// The store or engine cannot serve right now (shutting down, busy).
     #[error("{0}")]
     Unavailable(String),
+    /// Too much in flight (429) or backed up (503): retry after the given seconds.
+    #[error("{message}")]
+    Overloaded {
+        code: ApiCode,
+        message: String,
+        retry_after: u64,
+    },
     /// The store is out of space; nothing was written.
     #[error("{0}")]
     InsufficientStorage(String),
@@ -62,6 +69,7 @@ impl HostError {
             HostError::MethodNotAllowed(_) => ApiCode::MethodNotAllowed,
             HostError::Unavailable(_) => ApiCode::Unavailable,
             HostError::InsufficientStorage(_) => ApiCode::InsufficientStorage,
+            HostError::Overloaded { code, .. } => *code,
             HostError::Internal(_) => ApiCode::Internal,
         }
     }
@@ -83,7 +91,20 @@ impl HostError {
                 ApiError::new(self.api_code(), message.clone()).with_details(details.clone())
             }
             HostError::Internal(_) => ApiError::internal(),
+            HostError::Overloaded { retry_after, .. } => {
+                ApiError::new(self.api_code(), self.to_string())
+                    .with_details(serde_json::json!({ "retryAfterSeconds": retry_after }))
+            }
             other => ApiError::new(self.api_code(), other.to_string()),
+        }
+    }
+
+    /// Seconds the client should wait before retrying, when known.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            HostError::Overloaded { retry_after, .. } => Some(*retry_after),
+            HostError::Unavailable(_) => Some(1),
+            _ => None,
         }
     }
 

@@ -7,6 +7,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::engine::{self, EngineKind, SharedEngine};
+use crate::fanout::{Fanout, FanoutConfig};
 use crate::service::App;
 use crate::store::{Location, Store};
 
@@ -16,6 +17,20 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     pub engine: EngineKind,
     pub client_ip_header: Option<String>,
+    pub fanout: FanoutConfig,
+}
+
+impl ServerConfig {
+    /// Defaults for everything but where the data lives and where to listen.
+    pub fn new(db: Location, listen: SocketAddr) -> ServerConfig {
+        ServerConfig {
+            db,
+            listen,
+            engine: EngineKind::Component,
+            client_ip_header: None,
+            fanout: FanoutConfig::default(),
+        }
+    }
 }
 
 /// A running server; dropping it does not stop it, `stop` does.
@@ -34,6 +49,7 @@ impl Running {
 
     /// Stops accepting, finishes in-flight requests, returns when done.
     pub async fn stop(self) -> anyhow::Result<()> {
+        self.app.fanout.stop();
         let _ = self.shutdown.send(());
         self.task.await??;
         Ok(())
@@ -62,7 +78,8 @@ pub async fn start_with_engine(
     engine: SharedEngine,
 ) -> anyhow::Result<Running> {
     let store = Store::open(&config.db, engine.clone())?;
-    let mut app = App::new(store, engine);
+    let mut app = App::new(store.clone(), engine);
+    app.fanout = Fanout::start(&config.fanout, store).await?;
     app.client_ip_header = config
         .client_ip_header
         .as_ref()

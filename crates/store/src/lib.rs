@@ -17,6 +17,7 @@ pub mod ingest;
 pub mod keys;
 pub mod listing;
 pub mod migrations;
+pub mod outbox;
 pub mod report;
 pub mod rollups;
 pub mod sql;

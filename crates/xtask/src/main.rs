@@ -140,7 +140,10 @@ fn prereqs() -> Result<()> {
         step("apt-get update", apt(&["update"]))?;
         let mut args = vec!["install", "-y", "--no-install-recommends"];
         args.extend(&missing);
-        step(&format!("apt-get install {}", missing.join(" ")), apt(&args))?;
+        step(
+            &format!("apt-get install {}", missing.join(" ")),
+            apt(&args),
+        )?;
     }
     Ok(())
 }

@@ -8,12 +8,14 @@ use anyhow::Context;
 use serde::Deserialize;
 
 use crate::engine::EngineKind;
+use crate::fanout::FanoutConfig;
 use crate::server::{self, ServerConfig};
 use crate::store::Location;
 
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
-    /// TOML file with `db`, `listen`, `engine`, `client_ip_header`.
+    /// TOML file with any of the settings below (snake_case names); see
+    /// docs/examples/crm.toml.
     #[arg(long, env = "CRM_CONFIG")]
     config: Option<PathBuf>,
     /// SQLite database file, or a `postgres://` URL (several hosts may share one).
@@ -27,6 +29,28 @@ pub struct ServeArgs {
     /// Leave unset when clients connect directly: they could forge it.
     #[arg(long, env = "CRM_CLIENT_IP_HEADER")]
     client_ip_header: Option<String>,
+    #[command(flatten)]
+    fanout: FanoutArgs,
+}
+
+/// Where committed activities are delivered (both optional).
+#[derive(Debug, Default, clap::Args)]
+pub struct FanoutArgs {
+    /// Redis for the activity streams (`redis://127.0.0.1:6379`).
+    #[arg(long, env = "CRM_REDIS_URL")]
+    redis_url: Option<String>,
+    /// Base URL of the upstream batch API (`POST {url}/api/activities/batch`).
+    #[arg(long, env = "CRM_UPSTREAM_URL")]
+    upstream_url: Option<String>,
+    /// Header sent to the upstream, `Name: value` (e.g. `Authorization: Bearer …`).
+    #[arg(long, env = "CRM_UPSTREAM_AUTH")]
+    upstream_auth: Option<String>,
+    /// Folder of the upstream's NDJSON spool (`activity-backup-{tenant}.ndjson`).
+    #[arg(long, env = "CRM_SPOOL_DIR")]
+    spool_dir: Option<PathBuf>,
+    /// Undelivered activities per tenant past which ingest answers 503.
+    #[arg(long, env = "CRM_MAX_BACKLOG")]
+    max_backlog: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -36,6 +60,11 @@ struct FileConfig {
     listen: Option<SocketAddr>,
     engine: Option<EngineKind>,
     client_ip_header: Option<String>,
+    redis_url: Option<String>,
+    upstream_url: Option<String>,
+    upstream_auth: Option<String>,
+    spool_dir: Option<PathBuf>,
+    max_backlog: Option<u64>,
 }
 
 fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
@@ -44,22 +73,55 @@ fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
     toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
 }
 
+impl FanoutArgs {
+    /// Flags and environment over the file over the defaults.
+    fn resolve(self, file: &mut FileConfig) -> FanoutConfig {
+        let defaults = FanoutConfig::default();
+        FanoutConfig {
+            redis_url: self.redis_url.or(file.redis_url.take()),
+            upstream_url: self.upstream_url.or(file.upstream_url.take()),
+            upstream_auth: self.upstream_auth.or(file.upstream_auth.take()),
+            spool_dir: self
+                .spool_dir
+                .or(file.spool_dir.take())
+                .unwrap_or(defaults.spool_dir.clone()),
+            max_backlog: self
+                .max_backlog
+                .or(file.max_backlog)
+                .unwrap_or(defaults.max_backlog),
+            ..defaults
+        }
+    }
+
+    /// For the demo: its own flags only.
+    pub fn into_config(self) -> FanoutConfig {
+        self.resolve(&mut FileConfig::default())
+    }
+}
+
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let file = match &args.config {
+    let mut file = match &args.config {
         Some(p) => read_file(p)?,
         None => FileConfig::default(),
     };
     let config = ServerConfig {
-        db: Location::parse(&args.db.or(file.db).unwrap_or_else(|| "crm.db".to_owned())),
+        db: Location::parse(
+            &args
+                .db
+                .or(file.db.take())
+                .unwrap_or_else(|| "crm.db".to_owned()),
+        ),
         listen: args
             .listen
             .or(file.listen)
             .unwrap_or_else(super::default_listen),
         engine: args.engine.or(file.engine).unwrap_or(EngineKind::Component),
-        client_ip_header: args.client_ip_header.or(file.client_ip_header),
+        client_ip_header: args.client_ip_header.or(file.client_ip_header.take()),
+        fanout: args.fanout.resolve(&mut file),
     };
     let running = server::start(&config).await?;
-    tracing::info!(url = %running.url(), db = %config.db, engine = ?config.engine, "serving");
+    tracing::info!(url = %running.url(), db = %config.db, engine = ?config.engine,
+        redis = config.fanout.redis_url.is_some(), upstream = config.fanout.upstream_url.is_some(), "serving");
     tokio::select! {
         result = running.wait() => result,
         () = super::shutdown_signal() => Ok(()),

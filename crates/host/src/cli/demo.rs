@@ -40,6 +40,8 @@ pub struct DemoArgs {
     /// Seed for the generated data, so two demos look alike.
     #[arg(long, default_value_t = 7)]
     seed: u64,
+    #[command(flatten)]
+    fanout: super::config::FanoutArgs,
 }
 
 const DEPARTMENTS: &[(&str, &str, Option<&str>)] = &[
@@ -337,13 +339,14 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         args.engine,
         db.display()
     );
-    let running = server::start(&ServerConfig {
-        db: Location::Sqlite(db),
-        listen: args.listen,
-        engine: args.engine,
-        client_ip_header: None,
-    })
-    .await?;
+    let mut config = ServerConfig::new(Location::Sqlite(db), args.listen);
+    config.engine = args.engine;
+    config.fanout = args.fanout.into_config();
+    if config.fanout.upstream_url.is_some() && !config.fanout.spool_dir.is_absolute() {
+        config.fanout.spool_dir = dir.join("spool");
+    }
+    let redis = config.fanout.redis_url.clone();
+    let running = server::start(&config).await?;
     let app = running.app.clone();
     if fresh {
         admin::create_tenant_in(
@@ -396,6 +399,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         "       -d '{{\"userId\":\"user-004\",\"permission\":\"crm.leads.delete\"}}' {url}/v1/permissions/check"
     );
     println!();
+    if let Some(redis) = redis {
+        println!("Activities stream to Redis; watch them arrive with:");
+        println!("  crm-host tail --redis-url {redis} --tenant {DEMO_TENANT}");
+        println!();
+    }
     println!("Press Ctrl-C to stop.");
     tokio::select! {
         result = running.wait() => result?,

@@ -2,6 +2,8 @@
 
 mod config;
 mod demo;
+mod replay;
+mod tail;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -43,6 +45,10 @@ enum Command {
         #[command(subcommand)]
         command: DirectoryCommand,
     },
+    /// Re-send the upstream spool; remove what was delivered.
+    Replay(replay::ReplayArgs),
+    /// Follow a tenant's activity stream in Redis (consumer group) and print it.
+    Tail(tail::TailArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -144,6 +150,8 @@ pub fn main() -> anyhow::Result<()> {
         Command::Directory {
             command: DirectoryCommand::Import { db, tenant, file },
         } => crate::service::admin::import_directory(&db.db, &tenant, &file),
+        Command::Replay(args) => runtime()?.block_on(replay::run(args)),
+        Command::Tail(args) => runtime()?.block_on(tail::run(args)),
     }
 }
 

@@ -56,6 +56,7 @@ pub async fn ingest(
     submission: &Submission,
     ip_address: Option<&str>,
 ) -> HostResult<Vec<Stored>> {
+    app.fanout.admit(tenant.id())?;
     let now = clock::now();
     let mut raws = Vec::with_capacity(submission.items().len());
     let mut hashes = Vec::with_capacity(raws.capacity());
@@ -78,5 +79,10 @@ pub async fn ingest(
             input_hash,
         });
     }
-    app.store.ingest(tenant.clone(), items, now.millis()).await
+    let stored = app
+        .store
+        .ingest(tenant.clone(), items, now.millis())
+        .await?;
+    app.fanout.notify();
+    Ok(stored)
 }

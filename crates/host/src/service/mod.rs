@@ -9,6 +9,7 @@ pub mod reports;
 pub mod tenants;
 
 use crate::engine::SharedEngine;
+use crate::fanout::Fanout;
 use crate::store::Store;
 
 /// Everything a request needs, cheap to clone.
@@ -18,6 +19,8 @@ pub struct App {
     pub engine: SharedEngine,
     pub tenants: tenants::Registry,
     pub ids: clock::IdSource,
+    /// Delivery to Redis and the upstream API (disabled when neither is configured).
+    pub fanout: Fanout,
     /// Header carrying the client IP when behind a trusted reverse proxy (lowercase);
     /// without it the IP is the TCP peer's. Never read from a request body.
     pub client_ip_header: Option<String>,
@@ -30,6 +33,7 @@ impl App {
             store,
             engine,
             ids: clock::IdSource::default(),
+            fanout: Fanout::default(),
             client_ip_header: None,
         }
     }

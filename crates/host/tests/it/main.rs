@@ -5,6 +5,7 @@
 
 mod api;
 mod engines;
+mod fanout;
 mod multi_host;
 mod support;
 mod web_parity;

@@ -3,6 +3,8 @@
 //! small HTTP client.
 
 pub mod postgres;
+pub mod redis;
+pub mod upstream;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -86,30 +88,36 @@ impl TestServer {
         kind: EngineKind,
         client_ip_header: Option<&str>,
     ) -> TestServer {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let db = backend.fresh(dir.path());
-        TestServer::start_at(db, dir, kind, client_ip_header).await
+        TestServer::start_configured(backend, kind, |c| {
+            c.client_ip_header = client_ip_header.map(str::to_owned);
+        })
+        .await
     }
 
-    /// Another server over the same database (several hosts, one PostgreSQL).
-    pub async fn start_at(
-        db: Location,
-        dir: tempfile::TempDir,
+    /// On `backend`, with the configuration adjusted by `adjust` (fan-out, limits).
+    pub async fn start_configured(
+        backend: Backend,
         kind: EngineKind,
-        client_ip_header: Option<&str>,
+        adjust: impl FnOnce(&mut ServerConfig),
     ) -> TestServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = backend.fresh(dir.path());
+        let mut config = ServerConfig::new(db, SocketAddr::from(([127, 0, 0, 1], 0)));
+        config.engine = kind;
+        config.fanout.spool_dir = dir.path().join("spool");
+        adjust(&mut config);
+        TestServer::start_at(config, dir).await
+    }
+
+    /// A server with this configuration; `dir` holds its files.
+    pub async fn start_at(config: ServerConfig, dir: tempfile::TempDir) -> TestServer {
         // Server logs appear in a failing test's output.
         let _ = tracing_subscriber::fmt()
             .with_env_filter("crm_host=info,warn")
             .with_test_writer()
             .try_init();
-        let config = ServerConfig {
-            db: db.clone(),
-            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            engine: kind,
-            client_ip_header: client_ip_header.map(str::to_owned),
-        };
-        let running = server::start_with_engine(&config, shared_engine(kind))
+        let db = config.db.clone();
+        let running = server::start_with_engine(&config, shared_engine(config.engine))
             .await
             .expect("server starts");
         TestServer {
@@ -118,6 +126,10 @@ impl TestServer {
             db,
             http: reqwest::Client::new(),
         }
+    }
+
+    pub fn spool_dir(&self) -> PathBuf {
+        self._dir.path().join("spool")
     }
 
     /// A second, independent store over this server's database: what it reads was

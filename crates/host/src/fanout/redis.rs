@@ -1,0 +1,103 @@
+//! The Redis sink: per delivery one pipeline with, for every activity, `XADD
+//! crm:{tenant}:activities MAXLEN ~ N * id <id> seq <seq> activity <json>` (durable;
+//! consumer groups read it at their pace) and `PUBLISH` of the record on the same
+//! channel name for live listeners (defect 6 published one by one, fire-and-forget).
+//! The connection manager reconnects by itself; a failed pipeline is retried whole
+//! (consumers deduplicate by id).
+
+use std::time::Duration;
+
+use crm_store::outbox::Outgoing;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+use super::sink::{Delivery, Sink, SinkError};
+
+/// Activities per pipeline: large enough to amortise the round trip, small enough to
+/// keep one pipeline well under a millisecond of Redis time.
+const BATCH: usize = 500;
+/// A Redis that does not answer within this is treated as down (retry later).
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The stream and channel of a tenant.
+pub fn channel(tenant: &str) -> String {
+    format!("crm:{tenant}:activities")
+}
+
+pub struct RedisSink {
+    client: redis::Client,
+    /// Made on first use (a Redis that is down at start is just an outage); once made,
+    /// it reconnects by itself.
+    conn: tokio::sync::OnceCell<ConnectionManager>,
+    /// Approximate length the stream is trimmed to (`MAXLEN ~`).
+    max_len: u64,
+}
+
+impl std::fmt::Debug for RedisSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RedisSink(max_len={})", self.max_len)
+    }
+}
+
+impl RedisSink {
+    /// Checks the URL; connects on first delivery.
+    pub fn new(url: &str, max_len: u64) -> anyhow::Result<RedisSink> {
+        Ok(RedisSink {
+            client: redis::Client::open(url)?,
+            conn: tokio::sync::OnceCell::new(),
+            max_len,
+        })
+    }
+
+    async fn conn(&self) -> redis::RedisResult<ConnectionManager> {
+        self.conn
+            .get_or_try_init(|| {
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(CONNECT_TIMEOUT)
+                    .set_response_timeout(RESPONSE_TIMEOUT);
+                ConnectionManager::new_with_config(self.client.clone(), config)
+            })
+            .await
+            .cloned()
+    }
+}
+
+impl Sink for RedisSink {
+    fn name(&self) -> &'static str {
+        "redis"
+    }
+
+    fn batch_size(&self) -> usize {
+        BATCH
+    }
+
+    fn spools(&self) -> bool {
+        false
+    }
+
+    fn deliver<'a>(&'a self, tenant: &'a str, batch: &'a [Outgoing]) -> Delivery<'a> {
+        Box::pin(async move {
+            let key = channel(tenant);
+            let mut pipe = redis::pipe();
+            for o in batch {
+                pipe.cmd("XADD")
+                    .arg(&key)
+                    .arg("MAXLEN")
+                    .arg("~")
+                    .arg(self.max_len)
+                    .arg("*")
+                    .arg("id")
+                    .arg(&o.id)
+                    .arg("seq")
+                    .arg(o.seq)
+                    .arg("activity")
+                    .arg(&o.body)
+                    .ignore();
+                pipe.cmd("PUBLISH").arg(&key).arg(&o.body).ignore();
+            }
+            let retry = |e: redis::RedisError| SinkError::Retry(e.to_string());
+            let mut conn = self.conn().await.map_err(retry)?;
+            pipe.query_async::<()>(&mut conn).await.map_err(retry)
+        })
+    }
+}

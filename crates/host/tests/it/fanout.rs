@@ -1,0 +1,259 @@
+//! Fan-out with real processes on loopback: a real `redis-server` (stopped and
+//! restarted for outages) and an upstream stub told to succeed, fail, refuse or hang.
+//! Nothing acknowledged is lost; each id arrives in order per tenant.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use crm_host::engine::EngineKind;
+use serde_json::{Value, json};
+
+use crate::support::redis::RedisServer;
+use crate::support::upstream::{Mode, Upstream};
+use crate::support::{Backend, Keys, TestServer, activity};
+
+/// Longest a test waits for the relays to catch up.
+const PATIENCE: Duration = Duration::from_secs(30);
+
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let start = Instant::now();
+    while start.elapsed() < PATIENCE {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting until {what}");
+}
+
+async fn ingest(s: &TestServer, k: &Keys, prefix: &str, n: usize) -> Vec<String> {
+    let ids: Vec<String> = (0..n).map(|i| format!("{prefix}-{i:04}")).collect();
+    let batch: Vec<Value> = ids
+        .iter()
+        .map(|id| activity(id, "user-123", "crm.leads.read"))
+        .collect();
+    let (status, answer) = s.post("/v1/activities", &k.ingest, json!(batch)).await;
+    assert_eq!(status, 201, "{answer}");
+    ids
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn redis_stream_gets_every_activity_in_order_across_an_outage() {
+    let mut redis = RedisServer::start();
+    let url = redis.url();
+    let s = TestServer::start_configured(Backend::Sqlite, EngineKind::Native, |c| {
+        c.fanout.redis_url = Some(url);
+    })
+    .await;
+    let k = s.tenant("t-redis", "100000").await;
+    let mut expected = ingest(&s, &k, "before", 120).await;
+    eventually("the stream holds the first batch", || async {
+        redis.stream_ids("t-redis").await == expected
+    })
+    .await;
+
+    redis.stop();
+    // Ingest stays available while Redis is down; readiness is not lost, only degraded.
+    let during = ingest(&s, &k, "during", 80).await;
+    let (status, ready) = s.get("/readyz", &k.read).await;
+    assert_eq!(status, 200, "{ready}");
+    redis.restart(); // an empty Redis: the earlier entries are gone with the old process
+    eventually("the backlog drains after the outage", || async {
+        redis.stream_ids("t-redis").await == during
+    })
+    .await;
+    expected.extend(during);
+    let more = ingest(&s, &k, "after", 30).await;
+    eventually("new activities follow", || async {
+        redis.stream_ids("t-redis").await.ends_with(&more)
+    })
+    .await;
+    let status = s.running.app.fanout.status();
+    assert!(status.retries > 0, "the outage was retried: {status:?}");
+    assert_eq!(status.spooled, 0, "Redis never spools");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn defect_6_the_stream_keeps_activities_nobody_listened_to_and_publishes_live() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let s = TestServer::start_configured(Backend::Sqlite, EngineKind::Native, |c| {
+        c.fanout.redis_url = Some(url);
+    })
+    .await;
+    let k = s.tenant("t-quiet", "100000").await;
+    // Nobody subscribed: a fire-and-forget PUBLISH would lose all of these.
+    let unheard = ingest(&s, &k, "unheard", 50).await;
+    eventually("the stream keeps them", || async {
+        redis.stream_ids("t-quiet").await == unheard
+    })
+    .await;
+    // A live listener gets the records published on the same channel name.
+    let client = redis::Client::open(redis.url()).expect("url");
+    let mut pubsub = client.get_async_pubsub().await.expect("pubsub");
+    pubsub
+        .subscribe("crm:t-quiet:activities")
+        .await
+        .expect("subscribe");
+    let live = ingest(&s, &k, "live", 5).await;
+    let mut heard = Vec::new();
+    let mut messages = pubsub.on_message();
+    while heard.len() < live.len() {
+        let msg = tokio::time::timeout(PATIENCE, futures_next(&mut messages))
+            .await
+            .expect("published in time")
+            .expect("a message");
+        let body: Value =
+            serde_json::from_str(&msg.get_payload::<String>().expect("text")).expect("json");
+        heard.push(body["id"].as_str().expect("id").to_owned());
+    }
+    assert_eq!(heard, live);
+}
+
+async fn futures_next<S: futures_util::Stream + Unpin>(s: &mut S) -> Option<S::Item> {
+    futures_util::StreamExt::next(s).await
+}
+
+fn spool_lines(s: &TestServer, tenant: &str) -> Vec<Value> {
+    let file = s
+        .spool_dir()
+        .join(format!("activity-backup-{tenant}.ndjson"));
+    std::fs::read_to_string(file)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("spool line is JSON"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn upstream_outage_backs_off_spools_and_replay_delivers_once() {
+    let upstream = Upstream::start(Mode::Fail).await;
+    let url = upstream.url.clone();
+    let s = TestServer::start_configured(Backend::Sqlite, EngineKind::Native, |c| {
+        c.fanout.upstream_url = Some(url);
+        c.fanout.retry_budget = 3;
+    })
+    .await;
+    let k = s.tenant("t-up", "100000").await;
+    let ids = ingest(&s, &k, "up", 150).await;
+    eventually("every activity is spooled", || async {
+        spool_lines(&s, "t-up").len() == 150
+    })
+    .await;
+    let spooled: Vec<String> = spool_lines(&s, "t-up")
+        .iter()
+        .map(|a| a["id"].as_str().expect("id").to_owned())
+        .collect();
+    assert_eq!(spooled, ids, "spooled once each, in order");
+    // defect 3: a failing upstream is retried a bounded number of times — two batches of
+    // at most 100, three attempts each — not recursively.
+    assert!(upstream.hits() <= 6, "{} attempts", upstream.hits());
+    assert!(upstream.ids().is_empty());
+
+    upstream.set(Mode::Accept);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_crm-host"))
+        .arg("replay")
+        .arg("--spool-dir")
+        .arg(s.spool_dir())
+        .args(["--upstream-url", &upstream.url])
+        .output()
+        .expect("replay runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(upstream.ids(), ids, "replayed once each, in order");
+    assert!(
+        spool_lines(&s, "t-up").is_empty(),
+        "the spool is empty after replay"
+    );
+
+    // Later activities go straight through again.
+    let more = ingest(&s, &k, "later", 10).await;
+    eventually("new activities reach the upstream", || async {
+        upstream.ids().ends_with(&more)
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_upstream_refusal_is_spooled_at_once_without_retries() {
+    let upstream = Upstream::start(Mode::Refuse).await;
+    let url = upstream.url.clone();
+    let s = TestServer::start_configured(Backend::Sqlite, EngineKind::Native, |c| {
+        c.fanout.upstream_url = Some(url);
+        c.fanout.retry_budget = 50;
+    })
+    .await;
+    let k = s.tenant("t-refused", "100000").await;
+    ingest(&s, &k, "refused", 20).await;
+    eventually("the refused batch is spooled", || async {
+        spool_lines(&s, "t-refused").len() == 20
+    })
+    .await;
+    assert_eq!(upstream.hits(), 1, "a 4xx is not retried");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn defect_4_activities_recorded_during_a_delivery_are_not_lost() {
+    let upstream = Upstream::start(Mode::Slow(Duration::from_millis(800))).await;
+    let url = upstream.url.clone();
+    let s = TestServer::start_configured(Backend::Sqlite, EngineKind::Native, |c| {
+        c.fanout.upstream_url = Some(url);
+    })
+    .await;
+    let k = s.tenant("t-flush", "100000").await;
+    let mut ids = ingest(&s, &k, "first", 30).await;
+    eventually("a delivery is in flight", || async { upstream.hits() > 0 }).await;
+    // Recorded while the first delivery is still running.
+    ids.extend(ingest(&s, &k, "second", 30).await);
+    ids.extend(ingest(&s, &k, "third", 30).await);
+    eventually("everything arrives", || async {
+        upstream.ids().len() >= ids.len()
+    })
+    .await;
+    assert_eq!(upstream.ids(), ids, "nothing lost, nothing twice, in order");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_backlog_answers_503_with_retry_after_and_loses_nothing() {
+    let upstream = Upstream::start(Mode::Fail).await;
+    let url = upstream.url.clone();
+    let s = TestServer::start_configured(Backend::Sqlite, EngineKind::Native, |c| {
+        c.fanout.upstream_url = Some(url);
+        c.fanout.retry_budget = 1_000;
+        c.fanout.max_backlog = 40;
+    })
+    .await;
+    let k = s.tenant("t-full", "100000").await;
+    let accepted = ingest(&s, &k, "fill", 50).await;
+    eventually("the relay sees the backlog", || async {
+        s.running.app.fanout.status().pending >= 50
+    })
+    .await;
+    let resp = s
+        .http
+        .post(s.url("/v1/activities"))
+        .bearer_auth(&k.ingest)
+        .json(&activity("over", "user-123", "crm.leads.read"))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(resp.status().as_u16(), 503);
+    assert!(resp.headers().get("retry-after").is_some());
+    let body: Value = resp.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "unavailable");
+    // The refused activity was not recorded; the accepted ones are all there.
+    let stored = s.all("/v1/activities", &k.read).await;
+    assert_eq!(stored.len(), accepted.len());
+    upstream.set(Mode::Accept);
+    eventually("the backlog drains once the upstream is back", || async {
+        upstream.ids() == accepted
+    })
+    .await;
+}

@@ -1,0 +1,89 @@
+//! A stand-in for the upstream batch API (`POST /api/activities/batch`) on a loopback
+//! port, which a test can tell to succeed, fail with 500, refuse with 400, or hang.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::post;
+use serde_json::Value;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Accept,
+    Fail,
+    Refuse,
+    /// Holds each request this long, then accepts it.
+    Slow(Duration),
+}
+
+#[derive(Debug)]
+struct Inner {
+    mode: Mode,
+    hits: usize,
+    received: Vec<Value>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    pub url: String,
+    inner: Arc<Mutex<Inner>>,
+}
+
+async fn batch(State(s): State<Arc<Mutex<Inner>>>, Json(body): Json<Value>) -> StatusCode {
+    let mode = {
+        let mut i = s.lock().expect("stub state");
+        i.hits += 1;
+        i.mode
+    };
+    match mode {
+        Mode::Fail => return StatusCode::INTERNAL_SERVER_ERROR,
+        Mode::Refuse => return StatusCode::BAD_REQUEST,
+        Mode::Slow(d) => tokio::time::sleep(d).await,
+        Mode::Accept => {}
+    }
+    let items = body["activities"].as_array().cloned().unwrap_or_default();
+    s.lock().expect("stub state").received.extend(items);
+    StatusCode::OK
+}
+
+impl Upstream {
+    pub async fn start(mode: Mode) -> Upstream {
+        let inner = Arc::new(Mutex::new(Inner {
+            mode,
+            hits: 0,
+            received: Vec::new(),
+        }));
+        let app = axum::Router::new()
+            .route("/api/activities/batch", post(batch))
+            .with_state(inner.clone());
+        let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Upstream { url, inner }
+    }
+
+    pub fn set(&self, mode: Mode) {
+        self.inner.lock().expect("stub state").mode = mode;
+    }
+
+    pub fn hits(&self) -> usize {
+        self.inner.lock().expect("stub state").hits
+    }
+
+    /// Ids of the activities accepted so far, in arrival order.
+    pub fn ids(&self) -> Vec<String> {
+        self.inner
+            .lock()
+            .expect("stub state")
+            .received
+            .iter()
+            .map(|a| a["id"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+}
