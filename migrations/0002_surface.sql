@@ -35,6 +35,10 @@ CREATE INDEX leads_by_update ON leads (tenant_id, updated_at, id);
 ALTER TABLE tenants ADD COLUMN anchor_seq INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE tenants ADD COLUMN anchor_hash TEXT NOT NULL DEFAULT '0000000000000000000000000000000000000000000000000000000000000000';
 
+-- Per-tenant secret (hex) that signs viewer tokens and derives idempotent key texts;
+-- rotating it revokes every viewer token of the tenant at once.
+ALTER TABLE tenants ADD COLUMN secret TEXT NOT NULL DEFAULT '';
+
 -- Fan-out: how far each sink has delivered each tenant's log (activities by seq).
 CREATE TABLE sink_cursors (
     tenant_id     TEXT NOT NULL,

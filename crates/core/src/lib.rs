@@ -25,6 +25,7 @@ pub mod query;
 pub mod report;
 pub mod tenant;
 pub mod time;
+pub mod viewer_token;
 
 pub use activity::{Activity, ActivityInput, Outcome};
 pub use credits::Credits;

@@ -9,6 +9,7 @@ use tokio::task::JoinHandle;
 use crate::engine::{self, EngineKind, SharedEngine};
 use crate::fanout::{Fanout, FanoutConfig};
 use crate::service::App;
+use crate::service::proxies::TrustedProxies;
 use crate::store::{Location, Store};
 
 #[derive(Debug, Clone)]
@@ -17,6 +18,8 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     pub engine: EngineKind,
     pub client_ip_header: Option<String>,
+    /// Proxies whose header is believed (default: loopback).
+    pub trusted_proxies: TrustedProxies,
     pub fanout: FanoutConfig,
 }
 
@@ -28,6 +31,7 @@ impl ServerConfig {
             listen,
             engine: EngineKind::Component,
             client_ip_header: None,
+            trusted_proxies: TrustedProxies::default(),
             fanout: FanoutConfig::default(),
         }
     }
@@ -84,6 +88,7 @@ pub async fn start_with_engine(
         .client_ip_header
         .as_ref()
         .map(|h| h.to_ascii_lowercase());
+    app.trusted_proxies = config.trusted_proxies.clone();
     serve(app, config.listen).await
 }
 

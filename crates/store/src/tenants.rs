@@ -212,6 +212,22 @@ pub fn record_version(
     )
 }
 
+/// The tenant's signing secret (hex; empty until first needed) and version.
+pub fn secret(d: Dialect, id: &str) -> Statement {
+    d.stmt(
+        "SELECT secret, version FROM tenants WHERE id = ?1",
+        vec![id.into()],
+    )
+}
+
+/// Sets the secret if none is set yet (two hosts racing keep the first).
+pub fn init_secret(d: Dialect, id: &str, secret: &str) -> Statement {
+    d.stmt(
+        "UPDATE tenants SET secret = ?2 WHERE id = ?1 AND secret = ''",
+        vec![id.into(), secret.into()],
+    )
+}
+
 /// The current version only: what a cached snapshot is checked against.
 pub fn version(d: Dialect, id: &str) -> Statement {
     d.stmt(

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use super::auth::Caller;
 use super::error::{Body, Query};
 use crate::error::{HostError, HostResult};
-use crate::service::queries;
+use crate::service::queries::{self, Params};
 use crate::service::{App, ingest};
 use crm_store::keys::KeyScope as Scope;
 use crm_store::listing::{Page, Subject};
@@ -62,16 +62,27 @@ fn page_json(page: Page) -> Json<Value> {
     )
 }
 
+async fn listing(
+    app: &App,
+    caller: &Caller,
+    subject: Subject,
+    params: &Params,
+) -> HostResult<Json<Value>> {
+    caller.require(Scope::Read)?;
+    let tenant = caller.snapshot(app).await?;
+    let page = queries::list(app, &tenant, subject, params, |s| {
+        caller.may_read(s, &tenant)
+    })
+    .await?;
+    Ok(page_json(page))
+}
+
 pub async fn list(
     State(app): State<App>,
     caller: Caller,
     Query(params): Query,
 ) -> HostResult<Json<Value>> {
-    caller.require(Scope::Read)?;
-    let tenant = caller.snapshot(&app).await?;
-    Ok(page_json(
-        queries::list(&app, &tenant, Subject::Tenant, &params).await?,
-    ))
+    listing(&app, &caller, Subject::Tenant, &params).await
 }
 
 pub async fn user(
@@ -80,11 +91,7 @@ pub async fn user(
     Path(id): Path<String>,
     Query(params): Query,
 ) -> HostResult<Json<Value>> {
-    caller.require(Scope::Read)?;
-    let tenant = caller.snapshot(&app).await?;
-    Ok(page_json(
-        queries::list(&app, &tenant, Subject::User(id), &params).await?,
-    ))
+    listing(&app, &caller, Subject::User(id), &params).await
 }
 
 pub async fn department(
@@ -93,9 +100,5 @@ pub async fn department(
     Path(id): Path<String>,
     Query(params): Query,
 ) -> HostResult<Json<Value>> {
-    caller.require(Scope::Read)?;
-    let tenant = caller.snapshot(&app).await?;
-    Ok(page_json(
-        queries::list(&app, &tenant, Subject::Department(id), &params).await?,
-    ))
+    listing(&app, &caller, Subject::Department(id), &params).await
 }

@@ -1,46 +1,114 @@
-//! `Authorization: Bearer <api key>`. The tenant comes from the key and nothing else.
+//! `Authorization: Bearer <api key | viewer token>`. The tenant comes from the key or
+//! the signed token and nothing else; viewer tokens are read-only and may be limited to
+//! one user or one department subtree.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
-
-use std::sync::Arc;
-
-use crm_store::keys::{KeyRecord, KeyScope};
+use crm_core::viewer_token::{self, TokenScope};
+use crm_store::keys::KeyScope;
+use crm_store::listing::Subject;
 
 use crate::engine::Tenant;
 use crate::error::HostError;
 use crate::service::{App, clock};
 
+/// Who is calling.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    /// An API key with scopes.
+    Key { id: String, scopes: Vec<KeyScope> },
+    /// A viewer token: read-only, limited to its scope, until it expires.
+    Viewer { scope: TokenScope, expires_at: i64 },
+}
+
 /// The authenticated caller.
 #[derive(Debug, Clone)]
 pub struct Caller {
-    pub key: KeyRecord,
+    pub tenant_id: String,
+    /// The tenant's directory version when the credential was checked.
+    pub tenant_version: u64,
+    pub principal: Principal,
     /// From the connection (or the configured trusted proxy header).
     pub ip_address: Option<String>,
 }
 
+fn forbidden(message: impl Into<String>) -> HostError {
+    HostError::Forbidden(message.into())
+}
+
 impl Caller {
     pub fn tenant(&self) -> &str {
-        &self.key.tenant_id
+        &self.tenant_id
     }
 
-    /// The caller's tenant snapshot, at least as new as the version its key lookup saw.
+    /// The caller's tenant snapshot, at least as new as the version its credential saw.
     pub async fn snapshot(&self, app: &App) -> Result<Arc<Tenant>, HostError> {
         app.tenants
-            .get(&self.key.tenant_id, Some(self.key.tenant_version))
+            .get(&self.tenant_id, Some(self.tenant_version))
             .await
     }
 
+    /// Keys need the scope (admin implies all); viewer tokens may only read.
     pub fn require(&self, scope: KeyScope) -> Result<&Caller, HostError> {
-        if self.key.allows(scope) {
-            Ok(self)
-        } else {
-            Err(HostError::Forbidden(format!(
+        match &self.principal {
+            Principal::Key { scopes, .. }
+                if scopes.contains(&scope) || scopes.contains(&KeyScope::Admin) =>
+            {
+                Ok(self)
+            }
+            Principal::Key { .. } => Err(forbidden(format!(
                 "this key lacks the `{}` scope",
                 scope.as_str()
-            )))
+            ))),
+            Principal::Viewer { .. } if scope == KeyScope::Read => Ok(self),
+            Principal::Viewer { .. } => Err(forbidden("a viewer token may only read")),
+        }
+    }
+
+    /// Reads about the whole tenant: keys with `read`, or tenant-wide viewer tokens.
+    pub fn require_tenant_wide(&self) -> Result<&Caller, HostError> {
+        self.require(KeyScope::Read)?;
+        match &self.principal {
+            Principal::Viewer { scope, .. } if *scope != TokenScope::Tenant => Err(forbidden(
+                "this viewer token is limited to one user or department",
+            )),
+            _ => Ok(self),
+        }
+    }
+
+    /// Whether this caller may read `subject` (after `require(Read)`): a limited viewer
+    /// token sees its user, or its department and everything below it.
+    pub fn may_read(&self, subject: &Subject, tenant: &Tenant) -> Result<(), HostError> {
+        let Principal::Viewer { scope, .. } = &self.principal else {
+            return Ok(());
+        };
+        let dir = &tenant.snapshot.directory;
+        let within = |root: &str, dept_path: Option<String>| {
+            let root = dir.department(root).map(|d| dir.department_path(d));
+            matches!((root, dept_path), (Some(r), Some(p)) if p.starts_with(&r))
+        };
+        let allowed = match (scope, subject) {
+            (TokenScope::Tenant, _) => true,
+            (TokenScope::User(mine), Subject::User(u)) => mine == u,
+            (TokenScope::Department(root), Subject::Department(d)) => {
+                within(root, dir.department(d).map(|d| dir.department_path(d)))
+            }
+            (TokenScope::Department(root), Subject::User(u)) => within(
+                root,
+                dir.user(u)
+                    .map(|u| dir.department_path(dir.user_department(u))),
+            ),
+            _ => false,
+        };
+        if allowed {
+            Ok(())
+        } else {
+            Err(forbidden(
+                "this viewer token does not cover that user or department",
+            ))
         }
     }
 }
@@ -63,40 +131,89 @@ impl FromRequestParts<App> for Caller {
             .filter(|t| !t.is_empty())
             .ok_or_else(|| {
                 HostError::Unauthorized(
-                    "the Authorization header must be `Bearer <api key>`".to_owned(),
+                    "the Authorization header must be `Bearer <api key or viewer token>`"
+                        .to_owned(),
                 )
             })?
             .to_owned();
-        let key = app
-            .store
-            .key(&token, clock::now().millis())
-            .await?
-            .ok_or_else(|| {
-                HostError::Unauthorized("unknown, expired or revoked API key".to_owned())
-            })?;
+        let ip_address = client_ip(parts, app);
+        let now = clock::now().millis();
+        if token.starts_with("vt1.") {
+            return viewer(app, &token, now, ip_address).await;
+        }
+        let key = app.store.key(&token, now).await?.ok_or_else(|| {
+            HostError::Unauthorized("unknown, expired or revoked API key".to_owned())
+        })?;
         Ok(Caller {
-            key,
-            ip_address: client_ip(parts, app),
+            tenant_id: key.tenant_id,
+            tenant_version: key.tenant_version,
+            principal: Principal::Key {
+                id: key.id,
+                scopes: key.scopes,
+            },
+            ip_address,
         })
     }
 }
 
+async fn viewer(
+    app: &App,
+    token: &str,
+    now: i64,
+    ip_address: Option<String>,
+) -> Result<Caller, HostError> {
+    let refused = || HostError::Unauthorized("invalid or expired viewer token".to_owned());
+    let tenant = viewer_token::claimed_tenant(token).map_err(|_| refused())?;
+    let (secret, version) = app
+        .store
+        .tenant_secret(&tenant)
+        .await
+        .map_err(|e| match e {
+            HostError::NotFound(_) => refused(),
+            other => other,
+        })?;
+    let claims = viewer_token::verify(token, &secret, now).map_err(|_| refused())?;
+    Ok(Caller {
+        tenant_id: claims.tenant,
+        tenant_version: version,
+        principal: Principal::Viewer {
+            scope: claims.scope,
+            expires_at: claims.expires_at,
+        },
+        ip_address,
+    })
+}
+
+/// The client's address. Directly connected clients: the TCP peer. Behind a reverse
+/// proxy (`client_ip_header` set, and the peer is a trusted proxy): the rightmost
+/// address of the header that is not itself a trusted proxy — entries to its left
+/// were written by the client and prove nothing.
 fn client_ip(parts: &Parts, app: &App) -> Option<String> {
-    if let Some(name) = &app.client_ip_header {
-        // Behind a trusted proxy: the first address of the header is the client.
-        if let Some(v) = parts
-            .headers
-            .get(name.as_str())
-            .and_then(|v| v.to_str().ok())
-        {
-            let first = v.split(',').next().map(str::trim).unwrap_or_default();
-            if let Ok(ip) = first.parse::<std::net::IpAddr>() {
-                return Some(ip.to_string());
-            }
-        }
-    }
-    parts
+    let peer = parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.ip().to_string())
+        .map(|ConnectInfo(addr)| addr.ip());
+    if let (Some(name), Some(peer)) = (&app.client_ip_header, peer)
+        && app.trusted_proxies.trusts(peer)
+    {
+        let values: Vec<IpAddr> = parts
+            .headers
+            .get_all(name.as_str())
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|a| a.trim().parse().ok())
+            .collect();
+        if let Some(client) = values
+            .iter()
+            .rev()
+            .find(|a| !app.trusted_proxies.trusts(**a))
+        {
+            return Some(client.to_string());
+        }
+        if let Some(first) = values.first() {
+            return Some(first.to_string());
+        }
+    }
+    peer.map(|p| p.to_string())
 }

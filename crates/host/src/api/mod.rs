@@ -47,6 +47,7 @@ pub fn router(app: App) -> Router {
             "/v1/departments/{id}/activities",
             get(activities::department),
         )
+        .route("/v1/reports", get(reports::tenant))
         .route("/v1/reports/users/{id}", get(reports::user))
         .route("/v1/reports/departments/{id}", get(reports::department))
         .fallback(error::not_found)

@@ -1,4 +1,5 @@
-//! `GET /v1/reports/users/{id}` and `/v1/reports/departments/{id}` (subtree).
+//! `GET /v1/reports` (tenant), `/v1/reports/users/{id}` and
+//! `/v1/reports/departments/{id}` (subtree).
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -7,9 +8,31 @@ use serde_json::Value;
 use super::auth::Caller;
 use super::error::Query;
 use crate::error::HostResult;
+use crate::service::queries::Params;
 use crate::service::{App, reports};
 use crm_store::keys::KeyScope as Scope;
 use crm_store::listing::Subject;
+
+async fn report(
+    app: &App,
+    caller: &Caller,
+    subject: Subject,
+    params: &Params,
+) -> HostResult<Json<Value>> {
+    caller.require(Scope::Read)?;
+    let tenant = caller.snapshot(app).await?;
+    caller.may_read(&subject, &tenant)?;
+    Ok(Json(reports::report(app, &tenant, subject, params).await?))
+}
+
+/// `GET /v1/reports`: the whole tenant.
+pub async fn tenant(
+    State(app): State<App>,
+    caller: Caller,
+    Query(params): Query,
+) -> HostResult<Json<Value>> {
+    report(&app, &caller, Subject::Tenant, &params).await
+}
 
 pub async fn user(
     State(app): State<App>,
@@ -17,11 +40,7 @@ pub async fn user(
     Path(id): Path<String>,
     Query(params): Query,
 ) -> HostResult<Json<Value>> {
-    caller.require(Scope::Read)?;
-    let tenant = caller.snapshot(&app).await?;
-    Ok(Json(
-        reports::report(&app, &tenant, Subject::User(id), &params).await?,
-    ))
+    report(&app, &caller, Subject::User(id), &params).await
 }
 
 pub async fn department(
@@ -30,9 +49,5 @@ pub async fn department(
     Path(id): Path<String>,
     Query(params): Query,
 ) -> HostResult<Json<Value>> {
-    caller.require(Scope::Read)?;
-    let tenant = caller.snapshot(&app).await?;
-    Ok(Json(
-        reports::report(&app, &tenant, Subject::Department(id), &params).await?,
-    ))
+    report(&app, &caller, Subject::Department(id), &params).await
 }

@@ -10,6 +10,7 @@ use serde::Deserialize;
 use crate::engine::EngineKind;
 use crate::fanout::FanoutConfig;
 use crate::server::{self, ServerConfig};
+use crate::service::proxies::TrustedProxies;
 use crate::store::Location;
 
 #[derive(Debug, clap::Args)]
@@ -29,6 +30,13 @@ pub struct ServeArgs {
     /// Leave unset when clients connect directly: they could forge it.
     #[arg(long, env = "CRM_CLIENT_IP_HEADER")]
     client_ip_header: Option<String>,
+    /// Proxies (addresses or networks) whose header is believed; default loopback.
+    #[arg(
+        long = "trusted-proxy",
+        env = "CRM_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    trusted_proxies: Vec<String>,
     #[command(flatten)]
     fanout: FanoutArgs,
 }
@@ -60,6 +68,7 @@ struct FileConfig {
     listen: Option<SocketAddr>,
     engine: Option<EngineKind>,
     client_ip_header: Option<String>,
+    trusted_proxies: Option<Vec<String>>,
     redis_url: Option<String>,
     upstream_url: Option<String>,
     upstream_auth: Option<String>,
@@ -117,6 +126,11 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .unwrap_or_else(super::default_listen),
         engine: args.engine.or(file.engine).unwrap_or(EngineKind::Component),
         client_ip_header: args.client_ip_header.or(file.client_ip_header.take()),
+        trusted_proxies: match (args.trusted_proxies, file.trusted_proxies.take()) {
+            (flags, _) if !flags.is_empty() => TrustedProxies::parse(&flags)?,
+            (_, Some(listed)) => TrustedProxies::parse(&listed)?,
+            _ => TrustedProxies::default(),
+        },
         fanout: args.fanout.resolve(&mut file),
     };
     let running = server::start(&config).await?;

@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod clock;
 pub mod ingest;
+pub mod proxies;
 pub mod queries;
 pub mod reports;
 pub mod tenants;
@@ -24,6 +25,8 @@ pub struct App {
     /// Header carrying the client IP when behind a trusted reverse proxy (lowercase);
     /// without it the IP is the TCP peer's. Never read from a request body.
     pub client_ip_header: Option<String>,
+    /// Peers whose `client_ip_header` is believed.
+    pub trusted_proxies: proxies::TrustedProxies,
 }
 
 impl App {
@@ -35,6 +38,7 @@ impl App {
             ids: clock::IdSource::default(),
             fanout: Fanout::default(),
             client_ip_header: None,
+            trusted_proxies: proxies::TrustedProxies::default(),
         }
     }
 }

@@ -70,11 +70,14 @@ const LIST_PARAMS: &[&str] = &[
     "cursor",
 ];
 
+/// A page of `subject`'s activities. `authorize` sees the final subject (after
+/// `userId`/`departmentId` narrowed a tenant-wide listing) before anything is read.
 pub async fn list(
     app: &App,
     tenant: &Tenant,
     subject: Subject,
     params: &Params,
+    authorize: impl FnOnce(&Subject) -> HostResult<()>,
 ) -> HostResult<Page> {
     params.only(LIST_PARAMS)?;
     let subject = match (subject, params.get("userId"), params.get("departmentId")) {
@@ -92,6 +95,7 @@ pub async fn list(
             ));
         }
     };
+    authorize(&subject)?;
     let mut filter = subject_filter(&subject, tenant, params.range()?)?;
     if let Some(op) = params.get("operation") {
         crm_core::names::validate_operation("operation", op)?;

@@ -20,6 +20,16 @@ pub async fn report(
     params: &Params,
 ) -> HostResult<Value> {
     params.only(REPORT_PARAMS)?;
+    report_checked(app, tenant, subject, params).await
+}
+
+/// A report; the caller checked the parameter names.
+pub async fn report_checked(
+    app: &App,
+    tenant: &Tenant,
+    subject: Subject,
+    params: &Params,
+) -> HostResult<Value> {
     let range = params.range()?;
     let group_by = params.get("groupBy").unwrap_or("day").to_owned();
     GroupBy::parse(&group_by).map_err(|e| e.at("groupBy"))?;

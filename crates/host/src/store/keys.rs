@@ -16,11 +16,16 @@ pub fn hash_key(key: &str) -> String {
     hex::encode(Sha256::digest(key.as_bytes()))
 }
 
+/// `n` random bytes as hex.
+pub fn random_hex(n: usize) -> String {
+    let mut random = vec![0u8; n];
+    rand::rng().fill_bytes(&mut random);
+    hex::encode(random)
+}
+
 /// A fresh key text and its id (derived from its hash, so the id reveals nothing).
 pub fn generate() -> (String, String) {
-    let mut random = [0u8; KEY_RANDOM_BYTES];
-    rand::rng().fill_bytes(&mut random);
-    let key = format!("{KEY_PREFIX}{}", hex::encode(random));
+    let key = format!("{KEY_PREFIX}{}", random_hex(KEY_RANDOM_BYTES));
     let id = format!("key_{}", &hash_key(&key)[..16]);
     (id, key)
 }

@@ -6,6 +6,9 @@ use crm_store::tenants::{self, TenantRow};
 use super::Store;
 use crate::error::{HostError, HostResult};
 
+/// Bytes of a tenant secret: 256 bits.
+const SECRET_BYTES: usize = 32;
+
 fn missing(id: &str) -> HostError {
     HostError::NotFound(format!(
         "tenant `{}` does not exist",
@@ -87,6 +90,32 @@ impl Store {
             Ok(Some(version))
         })
         .await
+    }
+
+    /// The tenant's secret (for viewer tokens) and current version; made on first use.
+    pub async fn tenant_secret(&self, id: &str) -> HostResult<(Vec<u8>, u64)> {
+        let d = self.dialect();
+        let read = move |c: &mut dyn super::Conn, id: &str| -> HostResult<(String, u64)> {
+            let row = c
+                .query_opt(&tenants::secret(d, id))?
+                .ok_or_else(|| missing(id))?;
+            Ok((row.string(0)?, row.uint(1)?))
+        };
+        let owned = id.to_owned();
+        let (mut secret, mut version) = self.read(move |c| read(c, &owned)).await?;
+        if secret.is_empty() {
+            let fresh = super::keys::random_hex(SECRET_BYTES);
+            let owned = id.to_owned();
+            (secret, version) = self
+                .write(None, move |c| {
+                    c.execute(&tenants::init_secret(d, &owned, &fresh))?;
+                    read(c, &owned)
+                })
+                .await?;
+        }
+        let bytes = hex::decode(&secret)
+            .map_err(|_| HostError::internal(anyhow::anyhow!("stored tenant secret is not hex")))?;
+        Ok((bytes, version))
     }
 
     /// Adds `delta_units` (may be negative) to the balance; answers the new balance.
