@@ -73,6 +73,7 @@ fn bench(c: &mut Criterion) {
                         now: Timestamp::from_millis(T0).expect("in range"),
                         generated_id: format!("gen-{i}"),
                         ip_address: Some("127.0.0.1".to_owned()),
+                        directory_version: Some(1),
                     };
                     black_box(enrich(&dir, &policy, input, &ctx).expect("valid input"));
                 }

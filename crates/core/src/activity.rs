@@ -191,6 +191,10 @@ pub struct Activity {
     pub permission: PermissionContext,
     pub metadata: Map<String, Value>,
     pub compliance: Compliance,
+    /// The directory version the permission decision was made against (decision
+    /// provenance: an auditor can replay why it was allowed or refused).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub directory_version: Option<u64>,
     pub prev_hash: String,
     pub hash: String,
 }

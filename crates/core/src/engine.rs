@@ -56,6 +56,7 @@ impl TenantSnapshot {
             now,
             generated_id: generated_id.to_owned(),
             ip_address: ip_address.map(str::to_owned),
+            directory_version: Some(self.version),
         };
         enrich(&self.directory, &self.policy, input, &ctx)
     }

@@ -23,6 +23,8 @@ pub struct EnrichContext<'a> {
     pub generated_id: String,
     /// Peer address of the connection (or of a trusted proxy's forwarded header).
     pub ip_address: Option<String>,
+    /// Version of the directory the decision is made against, recorded with it.
+    pub directory_version: Option<u64>,
 }
 
 /// Separator in entity paths, as in the original sketch: `Acme Corp → Sales → John Doe`.
@@ -213,6 +215,7 @@ pub fn enrich(
             location: compliance_in.location,
             authentication_method: compliance_in.authentication_method,
         },
+        directory_version: ctx.directory_version,
         prev_hash: String::new(),
         hash: String::new(),
     })

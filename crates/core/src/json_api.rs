@@ -65,6 +65,9 @@ struct ContextInput {
     generated_id: Option<String>,
     #[serde(default)]
     ip_address: Option<String>,
+    /// Recorded as the activity's `directoryVersion` (decision provenance).
+    #[serde(default)]
+    directory_version: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -269,6 +272,7 @@ fn enrich_context<'a>(setup: &'a Setup, ctx: &ContextInput) -> EnrichContext<'a>
             .clone()
             .unwrap_or_else(|| "gen-0".to_owned()),
         ip_address: ctx.ip_address.clone(),
+        directory_version: ctx.directory_version,
     }
 }
 

@@ -43,6 +43,9 @@ pub enum HostError {
     /// The store is out of space; nothing was written.
     #[error("{0}")]
     InsufficientStorage(String),
+    /// A fully formed answer (code, message, details) decided by a flow.
+    #[error("{}", .0.message)]
+    Api(ApiError),
     /// A bug or an environment failure; details go to the log only.
     #[error("internal error: {0:#}")]
     Internal(anyhow::Error),
@@ -70,6 +73,7 @@ impl HostError {
             HostError::Unavailable(_) => ApiCode::Unavailable,
             HostError::InsufficientStorage(_) => ApiCode::InsufficientStorage,
             HostError::Overloaded { code, .. } => *code,
+            HostError::Api(e) => e.code,
             HostError::Internal(_) => ApiCode::Internal,
         }
     }
@@ -91,6 +95,7 @@ impl HostError {
                 ApiError::new(self.api_code(), message.clone()).with_details(details.clone())
             }
             HostError::Internal(_) => ApiError::internal(),
+            HostError::Api(e) => e.clone(),
             HostError::Overloaded { retry_after, .. } => {
                 ApiError::new(self.api_code(), self.to_string())
                     .with_details(serde_json::json!({ "retryAfterSeconds": retry_after }))

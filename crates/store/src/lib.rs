@@ -13,8 +13,10 @@
 pub mod activities;
 pub mod dialect;
 pub mod error;
+pub mod idempotency;
 pub mod ingest;
 pub mod keys;
+pub mod leads;
 pub mod listing;
 pub mod migrations;
 pub mod outbox;

@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 
 use super::auth::Caller;
 use super::error::{Body, Query};
+use super::idempotency::IdempotencyKey;
 use crate::error::{HostError, HostResult};
 use crate::service::queries::{self, Params};
 use crate::service::{App, ingest};
@@ -19,12 +20,20 @@ use crm_store::listing::{Page, Subject};
 pub async fn ingest(
     State(app): State<App>,
     caller: Caller,
+    key: IdempotencyKey,
     body: Body,
 ) -> HostResult<(StatusCode, Json<Value>)> {
     caller.require(Scope::Ingest)?;
     let submission = ingest::Submission::from_body(body.0)?;
     let tenant = caller.snapshot(&app).await?;
-    let stored = ingest::ingest(&app, &tenant, &submission, caller.ip_address.as_deref()).await?;
+    let stored = ingest::ingest(
+        &app,
+        &tenant,
+        &submission,
+        caller.ip_address.as_deref(),
+        key.as_deref(),
+    )
+    .await?;
     let status = if stored.iter().all(|s| s.duplicate) {
         StatusCode::OK
     } else {

@@ -8,9 +8,11 @@ use serde_json::{Value, json};
 
 use super::auth::Caller;
 use super::error::Body;
+use super::idempotency::IdempotencyKey;
 use crate::error::{HostError, HostResult};
 use crate::service::{App, clock};
 use crm_store::keys::KeyScope as Scope;
+use sha2::{Digest, Sha256};
 
 pub async fn prices(State(app): State<App>, caller: Caller) -> HostResult<Json<Value>> {
     caller.require(Scope::Read)?;
@@ -41,7 +43,7 @@ pub async fn put_prices(
 }
 
 pub async fn balance(State(app): State<App>, caller: Caller) -> HostResult<Json<Value>> {
-    caller.require(Scope::Read)?;
+    caller.require_tenant_wide()?;
     let row = app.store.tenant(caller.tenant()).await?;
     Ok(Json(
         json!({ "balance": Credits::from_units(row.balance_units)? }),
@@ -56,8 +58,16 @@ struct Grant {
     reason: Option<String>,
 }
 
-pub async fn grant(State(app): State<App>, caller: Caller, body: Body) -> HostResult<Json<Value>> {
+pub async fn grant(
+    State(app): State<App>,
+    caller: Caller,
+    key: IdempotencyKey,
+    body: Body,
+) -> HostResult<Json<Value>> {
     caller.require(Scope::Admin)?;
+    let request_hash = hex::encode(Sha256::digest(
+        crm_core::chain::canonical_json(&body.0).as_bytes(),
+    ));
     let grant: Grant = body.parse()?;
     if grant.amount.units() <= 0 {
         return Err(crm_core::CoreError::invalid("amount", "a grant must be positive").into());
@@ -67,7 +77,14 @@ pub async fn grant(State(app): State<App>, caller: Caller, body: Body) -> HostRe
     let now = clock::now().millis();
     let balance = app
         .store
-        .adjust_balance(caller.tenant(), grant.amount.units(), now, "grant", reason)
+        .adjust_balance(
+            caller.tenant(),
+            grant.amount.units(),
+            now,
+            "grant",
+            reason,
+            key.0.map(|k| (format!("grant:{k}"), request_hash)),
+        )
         .await?;
     Ok(Json(json!({ "balance": Credits::from_units(balance)? })))
 }

@@ -4,15 +4,21 @@ mod activities;
 mod assets;
 mod auth;
 mod credits;
+mod crm;
+mod dashboards;
 mod directory;
 mod error;
 mod health;
+mod idempotency;
+mod keys;
 mod permissions;
 mod reports;
+mod session;
+mod tokens;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use tower_http::trace::TraceLayer;
 
 use crate::service::App;
@@ -48,6 +54,17 @@ pub fn router(app: App) -> Router {
             get(activities::department),
         )
         .route("/v1/reports", get(reports::tenant))
+        .route("/v1/dashboards/users/{id}", get(dashboards::user))
+        .route("/v1/session", get(session::get))
+        .route("/v1/operations/{operation}", post(crm::operation))
+        .route("/v1/leads", get(crm::list_leads).post(crm::create_lead))
+        .route(
+            "/v1/leads/{id}",
+            get(crm::read_lead).patch(crm::update_lead),
+        )
+        .route("/v1/viewer-tokens", post(tokens::create))
+        .route("/v1/keys", get(keys::list).post(keys::create))
+        .route("/v1/keys/{id}", delete(keys::revoke))
         .route("/v1/reports/users/{id}", get(reports::user))
         .route("/v1/reports/departments/{id}", get(reports::department))
         .fallback(error::not_found)

@@ -373,7 +373,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
                 .collect();
             let ip = format!("192.0.2.{}", rng.random_range(1..255));
             let tenant = app.tenants.get(DEMO_TENANT, None).await?;
-            ingest::ingest(&app, &tenant, &Submission::Batch(batch), Some(&ip)).await?;
+            ingest::ingest(&app, &tenant, &Submission::Batch(batch), Some(&ip), None).await?;
             n += size;
             bar.set_position(n as u64);
         }

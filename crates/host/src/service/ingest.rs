@@ -49,21 +49,30 @@ impl Submission {
     }
 }
 
-/// Records the submission for `tenant_id`. `ip_address` comes from the connection.
+/// Records the submission for `tenant`. `ip_address` comes from the connection. With
+/// an `Idempotency-Key`, the ids of items without one are derived from it, so a retried
+/// batch lands on the same ids and answers the first result.
 pub async fn ingest(
     app: &App,
     tenant: &Arc<Tenant>,
     submission: &Submission,
     ip_address: Option<&str>,
+    idempotency_key: Option<&str>,
 ) -> HostResult<Vec<Stored>> {
     app.fanout.admit(tenant.id())?;
     let now = clock::now();
     let mut raws = Vec::with_capacity(submission.items().len());
     let mut hashes = Vec::with_capacity(raws.capacity());
-    for item in submission.items() {
+    let derived = idempotency_key.map(|k| {
+        hex::encode(Sha256::digest(format!("{}\nactivities\n{k}", tenant.id())))[..32].to_owned()
+    });
+    for (i, item) in submission.items().iter().enumerate() {
         raws.push(RawActivity {
             input_json: serde_json::to_string(item).map_err(HostError::internal)?,
-            generated_id: app.ids.next(now),
+            generated_id: match &derived {
+                Some(base) => format!("idem-{base}-{i}"),
+                None => app.ids.next(now),
+            },
         });
         hashes.push(hex::encode(Sha256::digest(canonical_json(item).as_bytes())));
     }

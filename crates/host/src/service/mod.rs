@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod clock;
+pub mod crm;
 pub mod ingest;
 pub mod proxies;
 pub mod queries;

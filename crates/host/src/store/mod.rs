@@ -22,7 +22,7 @@ use std::sync::Arc;
 use crm_store::Dialect;
 
 pub use driver::{Conn, DbError};
-pub use ingest::IngestItem;
+pub use ingest::{IngestItem, record};
 pub use keys::{generate as generate_key, hash_key};
 pub use queries::ReportRows;
 

@@ -1,6 +1,7 @@
 //! Tenant operations: the row (snapshot source and version), creation, optimistic
 //! directory/policy replacement, and balance changes with their ledger entries.
 
+use crm_store::idempotency;
 use crm_store::tenants::{self, TenantRow};
 
 use super::Store;
@@ -119,6 +120,9 @@ impl Store {
     }
 
     /// Adds `delta_units` (may be negative) to the balance; answers the new balance.
+    /// With an idempotency key `(key, request hash)`, a retry of the same request
+    /// answers the first new balance and changes nothing; the same key with another
+    /// request is 409.
     pub async fn adjust_balance(
         &self,
         id: &str,
@@ -126,13 +130,40 @@ impl Store {
         now: i64,
         kind: &'static str,
         detail: String,
+        idempotency: Option<(String, String)>,
     ) -> HostResult<i64> {
         let id = id.to_owned();
         let lock = id.clone();
         self.write(Some(&lock), move |c| {
-            adjust(c, &id, delta_units, now, kind, &detail)
+            let d = c.dialect();
+            if let Some((key, request_hash)) = &idempotency
+                && let Some(row) = c.query_opt(&idempotency::get(d, &id, key))?
+            {
+                let first = idempotency::decode(&row)?;
+                if &first.request_hash != request_hash {
+                    return Err(reused_key());
+                }
+                return first.response.parse().map_err(HostError::internal);
+            }
+            let balance = adjust(c, &id, delta_units, now, kind, &detail)?;
+            if let Some((key, request_hash)) = idempotency {
+                let recorded = idempotency::Recorded {
+                    request_hash,
+                    status: 200,
+                    response: balance.to_string(),
+                };
+                c.execute(&idempotency::insert(d, &id, &key, &recorded, now))?;
+            }
+            Ok(balance)
         })
         .await
+    }
+}
+
+pub fn reused_key() -> HostError {
+    HostError::Conflict {
+        message: "this Idempotency-Key was used for a different request".to_owned(),
+        details: serde_json::json!({}),
     }
 }
 

@@ -758,17 +758,35 @@ async fn defect_10_reports_carry_credits_and_compliance(backend: Backend) {
 }
 
 async fn client_ip_comes_from_the_trusted_proxy_header_only_when_configured(backend: Backend) {
-    for (header, expected) in [
-        (Some("X-Forwarded-For"), "203.0.113.9"),
-        (None, "127.0.0.1"),
+    // The client wrote the left entries; the proxy appended the address it saw.
+    let forwarded = "203.0.113.9, 198.51.100.7, 10.0.0.1";
+    for (header, trusted, expected) in [
+        // Only loopback (the test's own proxy) is trusted: 10.0.0.1 is the client.
+        (Some("X-Forwarded-For"), vec![], "10.0.0.1"),
+        // An inner proxy network is trusted too: the next hop left of it is the client;
+        // 203.0.113.9, which the client claimed, is never believed.
+        (
+            Some("X-Forwarded-For"),
+            vec!["127.0.0.1".to_owned(), "10.0.0.0/8".to_owned()],
+            "198.51.100.7",
+        ),
+        // No header configured: the TCP peer.
+        (None, vec![], "127.0.0.1"),
     ] {
-        let s = TestServer::start_on(backend, EngineKind::Native, header).await;
+        let s = TestServer::start_configured(backend, EngineKind::Native, |c| {
+            c.client_ip_header = header.map(str::to_owned);
+            if !trusted.is_empty() {
+                c.trusted_proxies =
+                    crm_host::service::proxies::TrustedProxies::parse(&trusted).expect("valid");
+            }
+        })
+        .await;
         let k = s.tenant("t-proxy", "100").await;
         let resp = s
             .http
             .post(s.url("/v1/activities"))
             .bearer_auth(&k.ingest)
-            .header("x-forwarded-for", "203.0.113.9, 10.0.0.1")
+            .header("x-forwarded-for", forwarded)
             .json(&activity("px-1", "user-123", "crm.leads.read"))
             .send()
             .await
@@ -777,7 +795,7 @@ async fn client_ip_comes_from_the_trusted_proxy_header_only_when_configured(back
         let rows = s.all("/v1/activities", &k.read).await;
         assert_eq!(
             rows[0]["compliance"]["ipAddress"], expected,
-            "header {header:?}"
+            "header {header:?}, trusted {trusted:?}"
         );
     }
 }

@@ -8,4 +8,5 @@ mod engines;
 mod fanout;
 mod multi_host;
 mod support;
+mod surface;
 mod web_parity;

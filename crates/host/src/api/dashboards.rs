@@ -1,0 +1,62 @@
+//! `GET /v1/dashboards/users/{id}`: a user's context (profile, department, hierarchy,
+//! entity path), their report for the period, their most recent activities and a
+//! summary of those.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use crm_core::Activity;
+use crm_core::report::{ReportRow, recent_summary};
+use crm_store::keys::KeyScope;
+use crm_store::listing::Subject;
+use serde_json::{Value, json};
+
+use super::auth::Caller;
+use super::error::Query;
+use crate::error::{HostError, HostResult};
+use crate::service::queries::{self, Params};
+use crate::service::{App, reports};
+
+/// Recent activities shown on a dashboard.
+const RECENT: usize = 20;
+
+pub async fn user(
+    State(app): State<App>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(params): Query,
+) -> HostResult<Json<Value>> {
+    caller.require(KeyScope::Read)?;
+    params.only(&["since", "from", "to", "groupBy", "tz"])?;
+    let tenant = caller.snapshot(&app).await?;
+    let subject = Subject::User(id.clone());
+    caller.may_read(&subject, &tenant)?;
+    let dir = &tenant.snapshot.directory;
+    let user = dir
+        .user(&id)
+        .ok_or_else(|| HostError::NotFound(format!("no user `{}`", crm_core::time::clip(&id))))?;
+    let context = dir.user_context(user);
+    let report = reports::report_checked(&app, &tenant, subject.clone(), &params).await?;
+    let mut recent_params = Params::default();
+    recent_params
+        .0
+        .insert("limit".to_owned(), RECENT.to_string());
+    for k in ["since", "from", "to"] {
+        if let Some(v) = params.get(k) {
+            recent_params.0.insert(k.to_owned(), v.to_owned());
+        }
+    }
+    let page = queries::list(&app, &tenant, subject, &recent_params, |_| Ok(())).await?;
+    let rows: Vec<ReportRow> = page
+        .activities
+        .iter()
+        .map(|raw| serde_json::from_str::<Activity>(raw.get()).map(|a| ReportRow::from(&a)))
+        .collect::<Result<_, _>>()
+        .map_err(HostError::internal)?;
+    Ok(Json(json!({
+        "userId": id,
+        "context": context,
+        "report": report,
+        "recent": page.activities,
+        "recentSummary": recent_summary(&rows)?,
+    })))
+}

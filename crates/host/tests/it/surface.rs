@@ -1,0 +1,584 @@
+//! The product surface around the core: viewer tokens and their limits, key
+//! administration, sessions, dashboards, the tenant-wide report, CRM operations and
+//! leads, idempotent writes, decision provenance and directory changes made outside
+//! the server.
+
+use crm_host::engine::EngineKind;
+use serde_json::{Value, json};
+
+use crate::support::{Backend, TestServer, activity};
+
+async fn server() -> TestServer {
+    TestServer::start_on(Backend::Sqlite, EngineKind::Native, None).await
+}
+
+async fn token(s: &TestServer, admin: &str, body: Value) -> String {
+    let (status, answer) = s.post("/v1/viewer-tokens", admin, body).await;
+    assert_eq!(status, 200, "{answer}");
+    assert!(
+        answer["dashboardPath"]
+            .as_str()
+            .expect("path")
+            .starts_with("/#token=vt1.")
+    );
+    answer["token"].as_str().expect("token").to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn viewer_tokens_are_read_only_scoped_and_refused_when_forged_or_expired() {
+    let s = server().await;
+    let k = s.tenant("t-view", "1000").await;
+    let other = s.tenant("t-other", "1000").await;
+    let batch: Vec<Value> = ["user-123", "user-200", "user-402"]
+        .iter()
+        .enumerate()
+        .map(|(i, u)| activity(&format!("v-{i}"), u, "crm.leads.read"))
+        .collect();
+    assert_eq!(
+        s.post("/v1/activities", &k.ingest, json!(batch)).await.0,
+        201
+    );
+
+    // Only admins issue tokens; bad requests are 4xx.
+    assert_eq!(s.post("/v1/viewer-tokens", &k.read, json!({})).await.0, 403);
+    assert_eq!(
+        s.post("/v1/viewer-tokens", &k.admin, json!({ "userId": "nobody" }))
+            .await
+            .0,
+        404
+    );
+    assert_eq!(
+        s.post("/v1/viewer-tokens", &k.admin, json!({ "ttlSeconds": 0 }))
+            .await
+            .0,
+        400
+    );
+    assert_eq!(
+        s.post(
+            "/v1/viewer-tokens",
+            &k.admin,
+            json!({ "ttlSeconds": 90000 })
+        )
+        .await
+        .0,
+        400
+    );
+    assert_eq!(
+        s.post(
+            "/v1/viewer-tokens",
+            &k.admin,
+            json!({ "userId": "user-123", "departmentId": "dept-1" })
+        )
+        .await
+        .0,
+        400
+    );
+
+    let user = token(&s, &k.admin, json!({ "userId": "user-123" })).await;
+    assert_eq!(s.get("/v1/users/user-123/activities", &user).await.0, 200);
+    assert_eq!(
+        s.get("/v1/reports/users/user-123?since=1d", &user).await.0,
+        200
+    );
+    assert_eq!(s.get("/v1/dashboards/users/user-123", &user).await.0, 200);
+    // Another user, a department, the whole tenant, writes: all refused.
+    assert_eq!(s.get("/v1/users/user-200/activities", &user).await.0, 403);
+    assert_eq!(s.get("/v1/activities?userId=user-200", &user).await.0, 403);
+    assert_eq!(s.get("/v1/activities", &user).await.0, 403);
+    assert_eq!(s.get("/v1/reports", &user).await.0, 403);
+    assert_eq!(
+        s.get("/v1/reports/departments/dept-sales", &user).await.0,
+        403
+    );
+    assert_eq!(s.get("/v1/credits/balance", &user).await.0, 403);
+    assert_eq!(
+        s.post(
+            "/v1/activities",
+            &user,
+            activity("v-x", "user-123", "crm.leads.read")
+        )
+        .await
+        .0,
+        403
+    );
+    assert_eq!(s.post("/v1/viewer-tokens", &user, json!({})).await.0, 403);
+
+    // A department token covers the subtree and its users, nothing else.
+    let dept = token(&s, &k.admin, json!({ "departmentId": "dept-sales" })).await;
+    assert_eq!(
+        s.get("/v1/reports/departments/dept-sales-emea", &dept)
+            .await
+            .0,
+        200
+    );
+    assert_eq!(s.get("/v1/users/user-123/activities", &dept).await.0, 200); // in dept-sales-emea
+    assert_eq!(s.get("/v1/users/user-402/activities", &dept).await.0, 403); // in dept-1-a
+    assert_eq!(s.get("/v1/reports/departments/dept-1", &dept).await.0, 403);
+    let (status, session) = s.get("/v1/session", &dept).await;
+    assert_eq!(status, 200);
+    let visible: Vec<&str> = session["departments"]
+        .as_array()
+        .expect("departments")
+        .iter()
+        .map(|d| d["id"].as_str().expect("id"))
+        .collect();
+    assert_eq!(visible, vec!["dept-sales", "dept-sales-emea"]);
+    assert_eq!(session["tenantWide"], false);
+
+    // Tenant tokens read everything of their tenant, nothing of another.
+    let tenant = token(&s, &k.admin, json!({})).await;
+    assert_eq!(s.get("/v1/reports", &tenant).await.0, 200);
+    assert_eq!(s.get("/v1/credits/balance", &tenant).await.0, 200);
+    let (_, theirs) = s.get("/v1/activities", &other.read).await;
+    assert_eq!(theirs["activities"].as_array().expect("list").len(), 0);
+
+    // Forged: another tenant's token with this tenant's name, altered claims, junk.
+    let foreign = token(&s, &other.admin, json!({})).await;
+    let parts: Vec<&str> = foreign.split('.').collect();
+    let claims = String::from_utf8(hex::decode(parts[1]).expect("hex")).expect("utf8");
+    let forged_claims = hex::encode(claims.replace("t-other", "t-view"));
+    let forged = format!("vt1.{forged_claims}.{}", parts[2]);
+    for bad in [
+        forged.as_str(),
+        "vt1.00.00",
+        "vt1.zz",
+        &format!("{tenant}00"),
+    ] {
+        let (status, body) = s.get("/v1/reports", bad).await;
+        assert_eq!(status, 401, "{bad}: {body}");
+        assert_eq!(body["error"]["code"], "unauthorized");
+    }
+    // Expired: a token issued for one second.
+    let short = token(&s, &k.admin, json!({ "ttlSeconds": 1 })).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    assert_eq!(s.get("/v1/reports", &short).await.0, 401);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn keys_are_listed_created_with_expiry_and_revoked_at_once() {
+    let s = server().await;
+    let k = s.tenant("t-keys", "100").await;
+    assert_eq!(s.get("/v1/keys", &k.read).await.0, 403);
+    let (status, created) = s
+        .post(
+            "/v1/keys",
+            &k.admin,
+            json!({ "scopes": ["read"], "label": "reporting" }),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let new_key = created["key"].as_str().expect("key").to_owned();
+    let new_id = created["id"].as_str().expect("id").to_owned();
+    assert_eq!(s.get("/v1/credits/balance", &new_key).await.0, 200);
+    let (_, listed) = s.get("/v1/keys", &k.admin).await;
+    let keys = listed["keys"].as_array().expect("keys");
+    assert_eq!(keys.len(), 4);
+    assert!(
+        keys.iter()
+            .all(|k| k.get("keyHash").is_none() && k.get("key").is_none()),
+        "no secrets listed"
+    );
+    // Revoked: refused on the very next request.
+    let resp = s
+        .call("DELETE", &format!("/v1/keys/{new_id}"), &k.admin, None)
+        .await;
+    assert_eq!(resp.0, 204);
+    let (status, body) = s.get("/v1/credits/balance", &new_key).await;
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(
+        s.call("DELETE", "/v1/keys/key_nope", &k.admin, None)
+            .await
+            .0,
+        404
+    );
+    // Bad requests.
+    for bad in [
+        json!({ "scopes": [] }),
+        json!({ "scopes": ["root"] }),
+        json!({ "scopes": ["read"], "expiresInSeconds": -1 }),
+    ] {
+        assert_eq!(
+            s.post("/v1/keys", &k.admin, bad.clone()).await.0,
+            400,
+            "{bad}"
+        );
+    }
+    // Expired keys are refused.
+    let (_, short) = s
+        .post(
+            "/v1/keys",
+            &k.admin,
+            json!({ "scopes": ["read"], "expiresInSeconds": 1 }),
+        )
+        .await;
+    let short = short["key"].as_str().expect("key").to_owned();
+    assert_eq!(s.get("/v1/credits/balance", &short).await.0, 200);
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    assert_eq!(s.get("/v1/credits/balance", &short).await.0, 401);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dashboards_and_the_tenant_wide_report() {
+    let s = server().await;
+    let k = s.tenant("t-dash", "1000").await;
+    let batch: Vec<Value> = (0..30)
+        .map(|i| {
+            activity(
+                &format!("d-{i}"),
+                if i % 3 == 0 { "user-200" } else { "user-123" },
+                "crm.leads.create",
+            )
+        })
+        .collect();
+    assert_eq!(
+        s.post("/v1/activities", &k.ingest, json!(batch)).await.0,
+        201
+    );
+    let (status, dash) = s
+        .get(
+            "/v1/dashboards/users/user-123?since=1d&groupBy=hour",
+            &k.read,
+        )
+        .await;
+    assert_eq!(status, 200, "{dash}");
+    assert_eq!(
+        dash["context"]["entityPath"],
+        "Acme Corp → Sales Department → EMEA Sales → John Doe"
+    );
+    assert_eq!(dash["report"]["totalActivities"], 20);
+    assert_eq!(dash["recent"].as_array().expect("recent").len(), 20);
+    assert_eq!(dash["recentSummary"]["totalOperations"], 20);
+    assert_eq!(s.get("/v1/dashboards/users/nobody", &k.read).await.0, 404);
+    assert_eq!(
+        s.get("/v1/dashboards/users/user-123?bogus=1", &k.read)
+            .await
+            .0,
+        400
+    );
+    let (status, all) = s.get("/v1/reports?since=1d", &k.read).await;
+    assert_eq!(status, 200);
+    assert_eq!(all["totalActivities"], 30);
+    assert_eq!(all["userBreakdown"].as_array().expect("users").len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn operations_meter_any_crm_call_with_403_402_and_failures_recorded() {
+    let s = server().await;
+    let k = s.tenant("t-ops", "3").await;
+    let (status, ok) = s
+        .post(
+            "/v1/operations/crm.contacts.read",
+            &k.ingest,
+            json!({ "userId": "user-123" }),
+        )
+        .await;
+    assert_eq!(status, 201, "{ok}");
+    assert_eq!(ok["allowed"], true);
+    assert_eq!(ok["creditsCharged"], "0.2500");
+    // defect 17: refused is 403 with the denied activity recorded.
+    let (status, denied) = s
+        .post(
+            "/v1/operations/crm.leads.delete",
+            &k.ingest,
+            json!({ "userId": "user-123" }),
+        )
+        .await;
+    assert_eq!(status, 403, "{denied}");
+    assert_eq!(denied["error"]["details"]["activity"]["outcome"], "denied");
+    // Not enough credits: 402, recorded, nothing charged.
+    let (status, poor) = s
+        .post(
+            "/v1/operations/crm.reports.export",
+            &k.ingest,
+            json!({ "userId": "user-123" }),
+        )
+        .await;
+    assert_eq!(status, 402, "{poor}");
+    assert_eq!(
+        poor["error"]["details"]["activity"]["outcome"],
+        "insufficient_credits"
+    );
+    let (_, balance) = s.get("/v1/credits/balance", &k.read).await;
+    assert_eq!(balance["balance"], "2.7500");
+    // Bad input changes nothing.
+    for (path, body) in [
+        (
+            "/v1/operations/crm.contacts.read",
+            json!({ "userId": "user-123", "id": "x" }),
+        ),
+        (
+            "/v1/operations/crm.contacts.read",
+            json!({ "userId": "user-123", "ipAddress": "1.2.3.4" }),
+        ),
+        ("/v1/operations/crm.contacts.read", json!([])),
+        (
+            "/v1/operations/not%20valid",
+            json!({ "userId": "user-123" }),
+        ),
+    ] {
+        let (status, body) = s.post(path, &k.ingest, body).await;
+        assert!((400..500).contains(&status), "{path}: {status} {body}");
+    }
+    assert_eq!(s.all("/v1/activities", &k.read).await.len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn defect_15_leads_are_created_updated_read_and_failures_record_no_lead_data() {
+    let s = server().await;
+    let k = s.tenant("t-leads", "1000").await;
+    let lead = json!({ "title": "Enterprise deal", "source": "Website", "value": "50000", "customFields": { "tier": "gold" } });
+    let (status, created) = s
+        .post(
+            "/v1/leads",
+            &k.ingest,
+            json!({ "userId": "user-123", "leadId": "lead-1", "lead": lead }),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["lead"]["title"], "Enterprise deal");
+    assert_eq!(created["lead"]["ownerId"], "user-123");
+    assert_eq!(created["lead"]["version"], 1);
+    assert_eq!(created["creditsCharged"], "3.5000");
+    assert_eq!(created["activity"]["outcome"], "success");
+
+    // Creating it again fails: a failed activity with an error code and no lead data.
+    let (status, again) = s
+        .post(
+            "/v1/leads",
+            &k.ingest,
+            json!({ "userId": "user-123", "leadId": "lead-1", "lead": lead }),
+        )
+        .await;
+    assert_eq!(status, 409, "{again}");
+    assert_eq!(again["error"]["details"]["errorCode"], "lead_exists");
+    let failed_id = again["error"]["details"]["activity"]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let stored = s.all("/v1/activities?outcome=failed", &k.read).await;
+    let failed = stored
+        .iter()
+        .find(|a| a["id"] == failed_id.as_str())
+        .expect("recorded");
+    assert_eq!(failed["metadata"], json!({ "errorCode": "lead_exists" }));
+    assert_eq!(failed["credits"], "0.0000");
+    let text = failed.to_string();
+    assert!(
+        !text.contains("Enterprise") && !text.contains("gold") && !text.contains("50000"),
+        "{text}"
+    );
+
+    let (status, updated) = s
+        .call(
+            "PATCH",
+            "/v1/leads/lead-1",
+            &k.ingest,
+            Some(json!({ "userId": "user-123", "changes": { "status": "won" }, "expectedVersion": 1 })),
+        )
+        .await;
+    assert_eq!(status, 200, "{updated}");
+    assert_eq!(updated["lead"]["status"], "won");
+    assert_eq!(updated["lead"]["title"], "Enterprise deal");
+    assert_eq!(updated["lead"]["version"], 2);
+    let (status, stale) = s
+        .call(
+            "PATCH",
+            "/v1/leads/lead-1",
+            &k.ingest,
+            Some(json!({ "userId": "user-123", "changes": { "status": "lost" }, "expectedVersion": 1 })),
+        )
+        .await;
+    assert_eq!(status, 409, "{stale}");
+    assert_eq!(stale["error"]["details"]["errorCode"], "version_mismatch");
+    let (status, missing) = s.get("/v1/leads/lead-9?userId=user-123", &k.ingest).await;
+    assert_eq!(status, 404);
+    assert_eq!(missing["error"]["details"]["activity"]["outcome"], "failed");
+    let (status, read) = s.get("/v1/leads/lead-1?userId=user-123", &k.ingest).await;
+    assert_eq!(status, 200);
+    assert_eq!(read["lead"]["status"], "won");
+    let (status, listed) = s.get("/v1/leads?userId=user-123", &k.ingest).await;
+    assert_eq!(status, 200, "{listed}");
+    assert_eq!(listed["leads"].as_array().expect("leads").len(), 1);
+    // A user without the permission: 403, nothing created.
+    let (status, _) = s
+        .post(
+            "/v1/leads",
+            &k.ingest,
+            json!({ "userId": "user-400", "lead": { "title": "x" } }),
+        )
+        .await;
+    assert_eq!(status, 403);
+    // Bad input: 400 and nothing recorded.
+    let before = s.all("/v1/activities", &k.read).await.len();
+    for bad in [
+        json!({ "userId": "user-123" }),
+        json!({ "userId": "user-123", "lead": { "title": "" } }),
+        json!({ "userId": "user-123", "lead": { "title": "t", "status": "maybe" } }),
+        json!({ "userId": "user-123", "lead": { "title": "t", "value": "1e999" } }),
+        json!({ "userId": "user-123", "lead": { "title": "t", "extra": 1 } }),
+    ] {
+        let (status, body) = s.post("/v1/leads", &k.ingest, bad.clone()).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+    }
+    assert_eq!(s.all("/v1/activities", &k.read).await.len(), before);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn idempotency_keys_make_retries_answer_the_first_result() {
+    let s = server().await;
+    let k = s.tenant("t-idem", "100").await;
+    let grant = |key: &'static str, amount: &'static str| {
+        let (s, admin) = (&s, k.admin.clone());
+        async move {
+            let resp = s
+                .http
+                .post(s.url("/v1/credits/grants"))
+                .bearer_auth(admin)
+                .header("idempotency-key", key)
+                .json(&json!({ "amount": amount }))
+                .send()
+                .await
+                .expect("sent");
+            (
+                resp.status().as_u16(),
+                resp.json::<Value>().await.expect("json"),
+            )
+        }
+    };
+    assert_eq!(
+        grant("g-1", "5").await,
+        (200, json!({ "balance": "105.0000" }))
+    );
+    // The retry answers the first result and is not applied twice.
+    assert_eq!(
+        grant("g-1", "5").await,
+        (200, json!({ "balance": "105.0000" }))
+    );
+    assert_eq!(grant("g-1", "6").await.0, 409);
+    assert_eq!(
+        grant("g-2", "5").await,
+        (200, json!({ "balance": "110.0000" }))
+    );
+
+    // Activity batches without ids: the same key lands on the same ids.
+    let batch = json!([{ "userId": "user-123", "operation": "crm.leads.read" }, { "userId": "user-200", "operation": "crm.leads.read" }]);
+    let post = |key: &'static str| {
+        let (s, ingest, batch) = (&s, k.ingest.clone(), batch.clone());
+        async move {
+            let resp = s
+                .http
+                .post(s.url("/v1/activities"))
+                .bearer_auth(ingest)
+                .header("idempotency-key", key)
+                .json(&batch)
+                .send()
+                .await
+                .expect("sent");
+            (
+                resp.status().as_u16(),
+                resp.json::<Value>().await.expect("json"),
+            )
+        }
+    };
+    let (first, a) = post("batch-1").await;
+    let (second, b) = post("batch-1").await;
+    assert_eq!((first, second), (201, 200));
+    assert_eq!(a["results"][0]["id"], b["results"][0]["id"]);
+    assert_eq!(b["duplicates"], 2);
+    assert_eq!(s.all("/v1/activities", &k.read).await.len(), 2);
+
+    // Operations and leads too.
+    let op = |key: &'static str| {
+        let (s, ingest) = (&s, k.ingest.clone());
+        async move {
+            s.http
+                .post(s.url("/v1/leads"))
+                .bearer_auth(ingest)
+                .header("idempotency-key", key)
+                .json(&json!({ "userId": "user-123", "lead": { "title": "Retry me" } }))
+                .send()
+                .await
+                .expect("sent")
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(op("lead-key").await, 201);
+    assert_eq!(op("lead-key").await, 200);
+    let (_, leads) = s.get("/v1/leads?userId=user-123", &k.ingest).await;
+    assert_eq!(leads["leads"].as_array().expect("leads").len(), 1);
+    let bad = s
+        .http
+        .post(s.url("/v1/credits/grants"))
+        .bearer_auth(&k.admin)
+        .header("idempotency-key", "")
+        .json(&json!({ "amount": "1" }))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(bad.status().as_u16(), 400);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn decisions_name_their_directory_version_and_outside_changes_are_seen_at_once() {
+    let s = server().await;
+    let k = s.tenant("t-prov", "100").await;
+    let (_, first) = s
+        .post(
+            "/v1/operations/crm.leads.read",
+            &k.ingest,
+            json!({ "userId": "user-123" }),
+        )
+        .await;
+    let id = first["activity"]["id"].as_str().expect("id").to_owned();
+    let rows = s.all("/v1/activities", &k.read).await;
+    let row = rows
+        .iter()
+        .find(|a| a["id"] == id.as_str())
+        .expect("stored");
+    assert_eq!(row["directoryVersion"], 1);
+
+    // Another process (the CLI, another host) replaces the directory in the database.
+    let spec = json!({ "organizations": [{ "id": "o", "name": "O" }],
+        "departments": [{ "id": "d", "name": "D", "organizationId": "o" }],
+        "users": [{ "id": "solo", "name": "Solo", "departmentId": "d", "grants": ["crm.leads.read"] }] });
+    let file = tempfile::NamedTempFile::new().expect("file");
+    std::fs::write(file.path(), spec.to_string()).expect("write");
+    let crm_host::store::Location::Sqlite(db) = s.db.clone() else {
+        unreachable!("sqlite backend")
+    };
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_crm-host"))
+        .args(["directory", "import", "--tenant", "t-prov", "--db"])
+        .arg(&db)
+        .arg(file.path())
+        .output()
+        .expect("cli runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The running server uses it on its next request: user-123 is gone, solo exists.
+    let (status, _) = s
+        .post(
+            "/v1/operations/crm.leads.read",
+            &k.ingest,
+            json!({ "userId": "user-123" }),
+        )
+        .await;
+    assert_eq!(status, 422);
+    let (status, second) = s
+        .post(
+            "/v1/operations/crm.leads.read",
+            &k.ingest,
+            json!({ "userId": "solo" }),
+        )
+        .await;
+    assert_eq!(status, 201, "{second}");
+    let rows = s.all("/v1/activities", &k.read).await;
+    let id = second["activity"]["id"].as_str().expect("id");
+    assert_eq!(
+        rows.iter().find(|a| a["id"] == id).expect("stored")["directoryVersion"],
+        2
+    );
+}

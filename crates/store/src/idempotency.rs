@@ -1,0 +1,52 @@
+//! Stored first answers of requests sent with an `Idempotency-Key` (for effects that
+//! have no natural id to collide on, such as credit grants). Written in the same
+//! transaction as the effect, so an answer exists exactly when the effect does.
+
+use crate::dialect::Dialect;
+use crate::error::StoreResult;
+use crate::sql::{Row, Statement};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recorded {
+    pub request_hash: String,
+    pub status: u16,
+    pub response: String,
+}
+
+pub fn get(d: Dialect, tenant_id: &str, key: &str) -> Statement {
+    d.stmt(
+        "SELECT request_hash, status, response FROM idempotency WHERE tenant_id = ?1 AND key = ?2",
+        vec![tenant_id.into(), key.into()],
+    )
+}
+
+pub fn decode(row: &Row) -> StoreResult<Recorded> {
+    Ok(Recorded {
+        request_hash: row.string(0)?,
+        status: u16::try_from(row.int(1)?).unwrap_or(200),
+        response: row.string(2)?,
+    })
+}
+
+pub fn insert(d: Dialect, tenant_id: &str, key: &str, r: &Recorded, now: i64) -> Statement {
+    d.stmt(
+        "INSERT INTO idempotency (tenant_id, key, request_hash, status, response, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        vec![
+            tenant_id.into(),
+            key.into(),
+            r.request_hash.as_str().into(),
+            i64::from(r.status).into(),
+            r.response.as_str().into(),
+            now.into(),
+        ],
+    )
+}
+
+/// Forgets answers older than `before` (retries come within minutes, not days).
+pub fn prune(d: Dialect, before: i64) -> Statement {
+    d.stmt(
+        "DELETE FROM idempotency WHERE created_at < ?1",
+        vec![before.into()],
+    )
+}
