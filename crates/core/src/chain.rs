@@ -74,27 +74,102 @@ pub fn seal(activity: &mut Activity, seq: u64, prev_hash: &str) {
     activity.hash = compute_hash(activity);
 }
 
+/// Where and why a chain does not verify.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Break {
+    /// The first sequence number that is wrong (missing, altered or out of place).
+    pub seq: u64,
+    pub reason: String,
+}
+
+/// Verifies a chain one activity at a time, in `seq` order, so stores can stream
+/// millions of records through it. Starts after an anchor: `(0, GENESIS)` for a full
+/// chain, or the last record retention deleted.
+#[derive(Debug, Clone)]
+pub struct Verifier {
+    next_seq: u64,
+    prev_hash: String,
+    verified: u64,
+}
+
+impl Verifier {
+    pub fn new(anchor_seq: u64, anchor_hash: &str) -> Verifier {
+        Verifier {
+            next_seq: anchor_seq + 1,
+            prev_hash: anchor_hash.to_owned(),
+            verified: 0,
+        }
+    }
+
+    pub fn verified(&self) -> u64 {
+        self.verified
+    }
+
+    /// Hash of the last record verified (the anchor's before any).
+    pub fn last_hash(&self) -> &str {
+        &self.prev_hash
+    }
+
+    pub fn push(&mut self, a: &Activity) -> Result<(), Break> {
+        let at = |seq, reason: &str| Break {
+            seq,
+            reason: reason.to_owned(),
+        };
+        if a.seq > self.next_seq {
+            return Err(at(self.next_seq, "this record is missing (deleted)"));
+        }
+        if a.seq < self.next_seq {
+            return Err(at(a.seq, "record out of order or repeated"));
+        }
+        if a.prev_hash != self.prev_hash {
+            return Err(at(
+                a.seq,
+                "prevHash does not match the previous record's hash (reordered or removed)",
+            ));
+        }
+        if compute_hash(a) != a.hash {
+            return Err(at(a.seq, "content does not match its hash (altered)"));
+        }
+        self.prev_hash.clone_from(&a.hash);
+        self.next_seq += 1;
+        self.verified += 1;
+        Ok(())
+    }
+
+    /// After the last record: the chain must end where the store says its head is
+    /// (records cut off the end are detected too).
+    pub fn finish(&self, head_seq: u64, head_hash: &str) -> Result<(), Break> {
+        if self.next_seq - 1 != head_seq {
+            return Err(Break {
+                seq: self.next_seq,
+                reason: format!(
+                    "the chain ends at seq {} but the head is {head_seq}",
+                    self.next_seq - 1
+                ),
+            });
+        }
+        if self.prev_hash != head_hash {
+            return Err(Break {
+                seq: head_seq,
+                reason: "the last record's hash is not the recorded head".to_owned(),
+            });
+        }
+        Ok(())
+    }
+}
+
 /// Verifies a run of activities in `seq` order. `prev_hash` is the hash before the
 /// first one (`GENESIS` when starting at seq 1). Returns the last hash.
 pub fn verify(activities: &[Activity], prev_hash: &str, first_seq: u64) -> CoreResult<String> {
-    let mut expected_prev = prev_hash.to_owned();
-    for (expected_seq, a) in (first_seq..).zip(activities) {
-        let broken = |what: &str| {
+    let mut v = Verifier::new(first_seq.saturating_sub(1), prev_hash);
+    for a in activities {
+        v.push(a).map_err(|b| {
             CoreError::new(
                 ErrorCode::ChainBroken,
-                format!("chain broken at seq {}: {what}", a.seq),
+                format!("chain broken at seq {}: {}", b.seq, b.reason),
             )
-        };
-        if a.seq != expected_seq {
-            return Err(broken("sequence gap"));
-        }
-        if a.prev_hash != expected_prev {
-            return Err(broken("prevHash does not match the previous hash"));
-        }
-        if compute_hash(a) != a.hash {
-            return Err(broken("content does not match its hash"));
-        }
-        expected_prev = a.hash.clone();
+        })?;
     }
-    Ok(expected_prev)
+    Ok(v.last_hash().to_owned())
 }

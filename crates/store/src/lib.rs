@@ -13,6 +13,7 @@
 pub mod activities;
 pub mod dialect;
 pub mod error;
+pub mod export;
 pub mod idempotency;
 pub mod ingest;
 pub mod keys;

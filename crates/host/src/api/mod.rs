@@ -2,12 +2,14 @@
 
 mod activities;
 mod assets;
+mod audit;
 mod auth;
 mod credits;
 mod crm;
 mod dashboards;
 mod directory;
 mod error;
+mod export;
 mod health;
 mod idempotency;
 mod keys;
@@ -56,6 +58,8 @@ pub fn router(app: App) -> Router {
         .route("/v1/reports", get(reports::tenant))
         .route("/v1/dashboards/users/{id}", get(dashboards::user))
         .route("/v1/session", get(session::get))
+        .route("/v1/export", get(export::export))
+        .route("/v1/audit/verify", get(audit::verify))
         .route("/v1/operations/{operation}", post(crm::operation))
         .route("/v1/leads", get(crm::list_leads).post(crm::create_lead))
         .route(

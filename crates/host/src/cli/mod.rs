@@ -2,6 +2,7 @@
 
 mod config;
 mod demo;
+mod records;
 mod replay;
 mod tail;
 
@@ -45,6 +46,12 @@ enum Command {
         #[command(subcommand)]
         command: DirectoryCommand,
     },
+    /// Print a report as tables.
+    Report(records::ReportArgs),
+    /// Export a tenant's records (NDJSON or CSV) in chain order.
+    Export(records::ExportArgs),
+    /// Recompute a tenant's hash chain; name the first bad sequence number.
+    Verify(records::VerifyArgs),
     /// Re-send the upstream spool; remove what was delivered.
     Replay(replay::ReplayArgs),
     /// Follow a tenant's activity stream in Redis (consumer group) and print it.
@@ -52,10 +59,10 @@ enum Command {
 }
 
 #[derive(Debug, clap::Args)]
-struct DbArg {
+pub struct DbArg {
     /// SQLite database file, or a `postgres://` URL.
     #[arg(long, env = "CRM_DB", default_value = "crm.db", value_parser = parse_location)]
-    db: Location,
+    pub db: Location,
 }
 
 pub fn parse_location(text: &str) -> Result<Location, String> {
@@ -102,6 +109,25 @@ enum KeyCommand {
         scopes: Vec<KeyScope>,
         #[arg(long)]
         label: Option<String>,
+        /// Lifetime in days (default: no expiry).
+        #[arg(long)]
+        expires_in_days: Option<u32>,
+    },
+    /// List a tenant's keys (never their secrets).
+    List {
+        #[command(flatten)]
+        db: DbArg,
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Revoke a key; running servers refuse it on their next request.
+    Revoke {
+        #[command(flatten)]
+        db: DbArg,
+        #[arg(long)]
+        tenant: String,
+        /// The key's id (`key_…`, from `key list`).
+        id: String,
     },
 }
 
@@ -145,8 +171,24 @@ pub fn main() -> anyhow::Result<()> {
                     tenant,
                     scopes,
                     label,
+                    expires_in_days,
                 },
-        } => crate::service::admin::create_key(&db.db, &tenant, &scopes, label.as_deref()),
+        } => crate::service::admin::create_key(
+            &db.db,
+            &tenant,
+            &scopes,
+            label.as_deref(),
+            expires_in_days,
+        ),
+        Command::Key {
+            command: KeyCommand::List { db, tenant },
+        } => crate::service::admin::list_keys(&db.db, &tenant),
+        Command::Key {
+            command: KeyCommand::Revoke { db, tenant, id },
+        } => crate::service::admin::revoke_key(&db.db, &tenant, &id),
+        Command::Report(args) => runtime()?.block_on(records::report(args)),
+        Command::Export(args) => runtime()?.block_on(records::export(args)),
+        Command::Verify(args) => runtime()?.block_on(records::verify(args)),
         Command::Directory {
             command: DirectoryCommand::Import { db, tenant, file },
         } => crate::service::admin::import_directory(&db.db, &tenant, &file),

@@ -82,11 +82,54 @@ pub fn create_key(
     tenant: &str,
     scopes: &[KeyScope],
     label: Option<&str>,
+    expires_in_days: Option<u32>,
 ) -> anyhow::Result<()> {
     let store = open(db)?;
-    let key = block_on(create_key_in(&store, tenant, scopes, label))?;
+    let now = clock::now().millis();
+    let expires_at = expires_in_days.map(|d| now + i64::from(d) * 86_400_000);
+    let (_id, key) = block_on(store.create_key(
+        tenant,
+        scopes.to_vec(),
+        label.map(str::to_owned),
+        expires_at,
+        now,
+    ))?;
     println!("{key}");
     Ok(())
+}
+
+pub fn list_keys(db: &Location, tenant: &str) -> anyhow::Result<()> {
+    let store = open(db)?;
+    let keys = block_on(store.list_keys(tenant))?;
+    let when = |t: Option<i64>| {
+        t.and_then(|t| crm_core::Timestamp::from_millis(t).ok())
+            .map_or_else(|| "-".to_owned(), |t| t.to_rfc3339())
+    };
+    println!(
+        "{:<22} {:<20} {:<16} {:<26} {:<26}",
+        "id", "scopes", "label", "expires", "revoked"
+    );
+    for k in keys {
+        println!(
+            "{:<22} {:<20} {:<16} {:<26} {:<26}",
+            k.id,
+            k.scopes.join(","),
+            k.label.unwrap_or_default(),
+            when(k.expires_at),
+            when(k.revoked_at)
+        );
+    }
+    Ok(())
+}
+
+pub fn revoke_key(db: &Location, tenant: &str, id: &str) -> anyhow::Result<()> {
+    let store = open(db)?;
+    if block_on(store.revoke_key(tenant, id, clock::now().millis()))? {
+        println!("revoked {id}");
+        Ok(())
+    } else {
+        anyhow::bail!("tenant {tenant} has no key {id}")
+    }
 }
 
 pub fn import_directory(db: &Location, tenant: &str, file: &Path) -> anyhow::Result<()> {

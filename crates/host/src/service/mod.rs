@@ -2,8 +2,10 @@
 //! queries and reports. Handlers stay thin; the CLI calls the same functions.
 
 pub mod admin;
+pub mod audit;
 pub mod clock;
 pub mod crm;
+pub mod export;
 pub mod ingest;
 pub mod proxies;
 pub mod queries;

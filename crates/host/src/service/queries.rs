@@ -2,8 +2,8 @@
 
 use std::collections::BTreeMap;
 
-use crm_core::Outcome;
 use crm_core::duration::{Since, TimeRange};
+use crm_core::{Outcome, Timestamp};
 
 use super::{App, clock};
 use crate::engine::Tenant;
@@ -38,6 +38,20 @@ impl Params {
         }
     }
 
+    /// The window of an export: everything unless `since`, `from` or `to` narrow it.
+    pub fn export_range(&self) -> HostResult<TimeRange> {
+        if ["since", "from", "to"]
+            .iter()
+            .any(|k| self.get(k).is_some())
+        {
+            return self.range();
+        }
+        Ok(TimeRange {
+            from: Timestamp::from_millis(crm_core::time::MIN_TIMESTAMP_MS)?,
+            to: Timestamp::from_millis(crm_core::time::MAX_TIMESTAMP_MS)?,
+        })
+    }
+
     pub fn range(&self) -> HostResult<TimeRange> {
         let default = Since::parse(DEFAULT_WINDOW).expect("the default window parses");
         Ok(TimeRange::resolve(
@@ -70,16 +84,16 @@ const LIST_PARAMS: &[&str] = &[
     "cursor",
 ];
 
-/// A page of `subject`'s activities. `authorize` sees the final subject (after
-/// `userId`/`departmentId` narrowed a tenant-wide listing) before anything is read.
-pub async fn list(
-    app: &App,
+/// The filter of a listing or export: `userId`/`departmentId` may narrow a
+/// tenant-wide request; `authorize` sees the final subject before anything is read.
+/// `range` is the request's time window.
+pub fn filter(
     tenant: &Tenant,
     subject: Subject,
     params: &Params,
+    range: TimeRange,
     authorize: impl FnOnce(&Subject) -> HostResult<()>,
-) -> HostResult<Page> {
-    params.only(LIST_PARAMS)?;
+) -> HostResult<Filter> {
     let subject = match (subject, params.get("userId"), params.get("departmentId")) {
         (Subject::Tenant, Some(_), Some(_)) => {
             return Err(HostError::BadRequest(
@@ -96,7 +110,7 @@ pub async fn list(
         }
     };
     authorize(&subject)?;
-    let mut filter = subject_filter(&subject, tenant, params.range()?)?;
+    let mut filter = subject_filter(&subject, tenant, range)?;
     if let Some(op) = params.get("operation") {
         crm_core::names::validate_operation("operation", op)?;
         filter.operation = Some(op.to_owned());
@@ -108,6 +122,19 @@ pub async fn list(
             )
         })?);
     }
+    Ok(filter)
+}
+
+/// A page of `subject`'s activities (see [`filter`]).
+pub async fn list(
+    app: &App,
+    tenant: &Tenant,
+    subject: Subject,
+    params: &Params,
+    authorize: impl FnOnce(&Subject) -> HostResult<()>,
+) -> HostResult<Page> {
+    params.only(LIST_PARAMS)?;
+    let filter = filter(tenant, subject, params, params.range()?, authorize)?;
     let limit = match params.get("limit") {
         None => DEFAULT_LIMIT,
         Some(text) => text

@@ -4,6 +4,7 @@
 //! PostgreSQL, and the browser module's parity with server reports.
 
 mod api;
+mod audit;
 mod engines;
 mod fanout;
 mod multi_host;

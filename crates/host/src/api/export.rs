@@ -1,0 +1,79 @@
+//! `GET /v1/export?format=ndjson|csv` (with the listing's filters; all time unless
+//! `since`/`from`/`to` narrow it), streamed in chain order with bounded memory.
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use crm_store::keys::KeyScope;
+use crm_store::listing::Subject;
+
+use super::auth::Caller;
+use super::error::Query;
+use crate::error::HostResult;
+use crate::service::export::{self, Format};
+use crate::service::{App, queries};
+
+/// Chunks buffered between the reader and the client: the reader waits for a slow
+/// client instead of filling memory.
+const IN_FLIGHT_CHUNKS: usize = 2;
+
+pub async fn export(
+    State(app): State<App>,
+    caller: Caller,
+    Query(params): Query,
+) -> HostResult<Response> {
+    caller.require(KeyScope::Read)?;
+    params.only(&[
+        "format",
+        "userId",
+        "departmentId",
+        "operation",
+        "outcome",
+        "since",
+        "from",
+        "to",
+    ])?;
+    let format = Format::parse(params.get("format").unwrap_or("ndjson"))?;
+    let tenant = caller.snapshot(&app).await?;
+    let filter = queries::filter(
+        &tenant,
+        Subject::Tenant,
+        &params,
+        params.export_range()?,
+        |s| caller.may_read(s, &tenant),
+    )?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(IN_FLIGHT_CHUNKS);
+    let (store, tenant_id) = (app.store.clone(), caller.tenant().to_owned());
+    tokio::task::spawn_blocking(move || {
+        let sent = export::write_chunks(&store, &tenant_id, &filter, format, |chunk| {
+            tx.blocking_send(Ok(Bytes::from(chunk))).is_ok()
+        });
+        if let Err(e) = sent {
+            tracing::error!(error = %e, "export stopped");
+            // The client sees a cut-off body rather than a silently short one.
+            let _ = tx.blocking_send(Err(std::io::Error::other("export failed")));
+        }
+    });
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    let extension = match format {
+        Format::Ndjson => "ndjson",
+        Format::Csv => "csv",
+    };
+    Ok((
+        [
+            (header::CONTENT_TYPE, format.content_type().to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!(
+                    "attachment; filename=\"activities-{}.{extension}\"",
+                    caller.tenant()
+                ),
+            ),
+        ],
+        Body::from_stream(stream),
+    )
+        .into_response())
+}

@@ -1,0 +1,228 @@
+//! Export and tamper evidence: the export streams every record in chain order (NDJSON
+//! as hashed, CSV), the verify endpoint and CLI recompute the chain, and editing,
+//! deleting, reordering or cutting off stored rows is detected at the first bad seq.
+
+use crm_host::engine::EngineKind;
+use crm_host::store::Location;
+use serde_json::{Value, json};
+
+use crate::support::{Backend, Keys, TestServer, activity};
+
+async fn seeded(n: usize) -> (TestServer, Keys) {
+    let s = TestServer::start_on(Backend::Sqlite, EngineKind::Native, None).await;
+    let k = s.tenant("t-audit", "100000").await;
+    let users = ["user-123", "user-200", "user-402"];
+    for chunk in 0..n.div_ceil(500) {
+        let batch: Vec<Value> = (chunk * 500..((chunk + 1) * 500).min(n))
+            .map(|i| activity(&format!("a-{i:05}"), users[i % 3], "crm.leads.read"))
+            .collect();
+        assert_eq!(
+            s.post("/v1/activities", &k.ingest, json!(batch)).await.0,
+            201
+        );
+    }
+    (s, k)
+}
+
+async fn raw(s: &TestServer, path: &str, key: &str) -> (u16, String, String) {
+    let resp = s
+        .http
+        .get(s.url(path))
+        .bearer_auth(key)
+        .send()
+        .await
+        .expect("sent");
+    let status = resp.status().as_u16();
+    let kind = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    (status, kind, resp.text().await.expect("body"))
+}
+
+/// Runs one statement on the server's database behind its back (tampering).
+async fn tamper(s: &TestServer, sql: &str) {
+    let store = s.independent_store();
+    let d = store.dialect();
+    let sql = sql.to_owned();
+    store
+        .write(None, move |c| {
+            c.execute(&d.stmt(&sql, Vec::new()))?;
+            Ok(())
+        })
+        .await
+        .expect("tampered");
+}
+
+async fn verify(s: &TestServer, k: &Keys) -> Value {
+    let (status, v) = s.get("/v1/audit/verify", &k.read).await;
+    assert_eq!(status, 200, "{v}");
+    v
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn exports_stream_every_record_in_chain_order_and_verify_offline() {
+    let (s, k) = seeded(2_300).await;
+    let (status, kind, body) = raw(&s, "/v1/export?format=ndjson", &k.read).await;
+    assert_eq!(status, 200);
+    assert_eq!(kind, "application/x-ndjson");
+    let records: Vec<crm_core::Activity> = body
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("an activity per line"))
+        .collect();
+    assert_eq!(records.len(), 2_300);
+    crm_core::chain::verify(&records, crm_core::chain::GENESIS, 1)
+        .expect("the export verifies offline");
+
+    let (status, kind, csv) = raw(&s, "/v1/export?format=csv&userId=user-200", &k.read).await;
+    assert_eq!(status, 200);
+    assert!(kind.starts_with("text/csv"));
+    let mut lines = csv.lines();
+    assert!(
+        lines
+            .next()
+            .expect("header")
+            .starts_with("seq,id,occurredAt,userId")
+    );
+    assert_eq!(lines.filter(|l| l.contains(",user-200,")).count(), 767);
+
+    for bad in [
+        "/v1/export?format=xml",
+        "/v1/export?userId=nobody",
+        "/v1/export?bogus=1",
+        "/v1/export?since=forever",
+    ] {
+        let (status, _, body) = raw(&s, bad, &k.read).await;
+        assert!((400..500).contains(&status), "{bad}: {status} {body}");
+    }
+    assert_eq!(raw(&s, "/v1/export", &k.ingest).await.0, 403);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_untouched_chain_verifies_and_every_kind_of_tampering_names_its_first_bad_seq() {
+    let (s, k) = seeded(60).await;
+    let v = verify(&s, &k).await;
+    assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(v["verified"], 60);
+
+    // Editing a record's content.
+    tamper(&s, "UPDATE activities SET body = replace(body, 'crm.leads.read', 'crm.leads.delete') WHERE seq = 20").await;
+    let v = verify(&s, &k).await;
+    assert_eq!(
+        (v["ok"].clone(), v["firstBadSeq"].clone()),
+        (json!(false), json!(20)),
+        "{v}"
+    );
+    tamper(&s, "UPDATE activities SET body = replace(body, 'crm.leads.delete', 'crm.leads.read') WHERE seq = 20").await;
+    assert_eq!(verify(&s, &k).await["ok"], true);
+
+    // Editing an indexed column only (what reports and listings read).
+    tamper(&s, "UPDATE activities SET credits_units = 0 WHERE seq = 7").await;
+    assert_eq!(verify(&s, &k).await["firstBadSeq"], 7);
+    tamper(
+        &s,
+        "UPDATE activities SET credits_units = 5000 WHERE seq = 7",
+    )
+    .await;
+    assert_eq!(verify(&s, &k).await["ok"], true);
+
+    // Reordering two records.
+    tamper(&s, "UPDATE activities SET seq = -1 WHERE seq = 31").await;
+    tamper(&s, "UPDATE activities SET seq = 31 WHERE seq = 32").await;
+    tamper(&s, "UPDATE activities SET seq = 32 WHERE seq = -1").await;
+    let v = verify(&s, &k).await;
+    assert_eq!(v["firstBadSeq"], 31, "{v}");
+    tamper(&s, "UPDATE activities SET seq = -1 WHERE seq = 31").await;
+    tamper(&s, "UPDATE activities SET seq = 31 WHERE seq = 32").await;
+    tamper(&s, "UPDATE activities SET seq = 32 WHERE seq = -1").await;
+    assert_eq!(verify(&s, &k).await["ok"], true);
+
+    // Deleting the last record (the head no longer matches), then one in the middle.
+    tamper(&s, "DELETE FROM activities WHERE seq = 60").await;
+    let v = verify(&s, &k).await;
+    assert_eq!(v["firstBadSeq"], 60, "{v}");
+    tamper(&s, "DELETE FROM activities WHERE seq = 45").await;
+    assert_eq!(verify(&s, &k).await["firstBadSeq"], 45);
+
+    // The CLI says the same and fails.
+    let Location::Sqlite(db) = s.db.clone() else {
+        unreachable!("sqlite")
+    };
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_crm-host"))
+        .args(["verify", "--tenant", "t-audit", "--db"])
+        .arg(&db)
+        .output()
+        .expect("cli runs");
+    assert!(!out.status.success());
+    let printed: Value = serde_json::from_slice(&out.stdout).expect("json report");
+    assert_eq!(printed["firstBadSeq"], 45);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cli_exports_reports_and_manages_keys() {
+    let (s, k) = seeded(120).await;
+    let Location::Sqlite(db) = s.db.clone() else {
+        unreachable!("sqlite")
+    };
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_crm-host"))
+            .args(args)
+            .arg("--db")
+            .arg(&db)
+            .output()
+            .expect("cli runs");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("out.ndjson");
+    let (ok, _, err) = cli(&[
+        "export",
+        "--tenant",
+        "t-audit",
+        "--out",
+        file.to_str().expect("utf8"),
+    ]);
+    assert!(ok, "{err}");
+    assert_eq!(
+        std::fs::read_to_string(&file)
+            .expect("written")
+            .lines()
+            .count(),
+        120
+    );
+    let (ok, out, err) = cli(&["report", "--tenant", "t-audit", "--since", "1d"]);
+    assert!(ok, "{err}");
+    assert!(out.starts_with("120 activities"), "{out}");
+    assert!(out.contains("crm.leads.read"), "{out}");
+    let (ok, out, _) = cli(&["verify", "--tenant", "t-audit"]);
+    assert!(ok, "{out}");
+    let (ok, out, _) = cli(&["key", "list", "--tenant", "t-audit"]);
+    assert!(ok);
+    assert_eq!(out.lines().count(), 4, "{out}"); // header + three keys
+    let last = out
+        .lines()
+        .last()
+        .expect("a key")
+        .split_whitespace()
+        .next()
+        .expect("id")
+        .to_owned();
+    let (ok, _, _) = cli(&["key", "revoke", "--tenant", "t-audit", &last]);
+    assert!(ok);
+    let (ok, _, err) = cli(&["key", "revoke", "--tenant", "t-audit", "key_unknown"]);
+    assert!(!ok && err.contains("no key"), "{err}");
+    let (_, listed) = s.get("/v1/keys", &k.admin).await;
+    let revoked = listed["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .filter(|k| !k["revokedAt"].is_null())
+        .count();
+    assert_eq!(revoked, 1);
+}
