@@ -1,12 +1,26 @@
 // Dashboard glue: fetches the API, hands report JSON to crm-web (Rust → SVG), fills the
 // table. No chart logic here.
-import init, { renderChart } from '/pkg/crm_web.js';
+import init, { renderChart, verifyExport } from '/pkg/crm_web.js';
 
 const $ = (sel) => document.querySelector(sel);
-const state = { key: sessionStorage.getItem('crm-key'), directory: null, cursor: null, seq: 0 };
+const state = { key: sessionStorage.getItem('crm-key'), session: null, cursor: null, seq: 0 };
 
 class ApiError extends Error {
   constructor(status, code, message) { super(message); this.status = status; this.code = code; }
+}
+
+async function request(path) {
+  let response;
+  try {
+    response = await fetch(path, { headers: { Authorization: `Bearer ${state.key}` } });
+  } catch {
+    throw new ApiError(0, 'network', 'The server cannot be reached.');
+  }
+  if (!response.ok) {
+    const body = await response.json().catch(() => null);
+    throw new ApiError(response.status, body?.error?.code ?? 'http', body?.error?.message ?? `HTTP ${response.status}`);
+  }
+  return response;
 }
 
 async function api(path) {
@@ -30,8 +44,8 @@ function showError(message) {
 }
 
 function explain(err) {
-  if (err.status === 401) return 'This key was not accepted: it is unknown or revoked. Check it and sign in again.';
-  if (err.status === 403) return 'This key may not read reports (it needs the read scope).';
+  if (err.status === 401) return 'This sign-in was not accepted: the key or token is unknown, expired or revoked. Ask for a new one.';
+  if (err.status === 403) return 'This sign-in may not read that (a key needs the read scope; a viewer token covers only its user or department).';
   return err.message;
 }
 
@@ -44,8 +58,7 @@ async function signIn(key) {
   state.key = key;
   showError('');
   try {
-    const dir = await api('/v1/directory');
-    state.directory = dir.directory;
+    state.session = await api('/v1/session');
     sessionStorage.setItem('crm-key', key);
   } catch (err) {
     state.key = null;
@@ -57,7 +70,9 @@ async function signIn(key) {
   $('#sign-in').hidden = true;
   $('#dashboard').hidden = false;
   $('#sign-out').hidden = false;
-  $('.balance').hidden = false;
+  $('.balance').hidden = !state.session.tenantWide;
+  $('#verify-server').hidden = !state.session.tenantWide;
+  if (!state.session.departments.length) $('#scope-kind').value = 'users';
   fillScopes();
   await Promise.all([refresh(), balance()]);
 }
@@ -72,12 +87,13 @@ function fillScopes() {
   const select = $('#scope-id');
   select.replaceChildren();
   const items = kind === 'users'
-    ? (state.directory.users ?? []).map((u) => [u.id, `${u.name} (${u.id})`])
-    : (state.directory.departments ?? []).map((d) => [d.id, d.name]);
+    ? state.session.users.map((u) => [u.id, `${u.name} (${u.id})`])
+    : state.session.departments.map((d) => [d.id, d.name]);
   for (const [id, label] of items) select.append(new Option(label, id));
 }
 
 async function balance() {
+  if (!state.session.tenantWide) return;
   try {
     const b = await api('/v1/credits/balance');
     $('#balance').textContent = b.balance;
@@ -160,6 +176,53 @@ async function loadActivities(kind, id, seq) {
   $('#more').hidden = !page.nextCursor;
 }
 
+function exportParams(format) {
+  const kind = $('#scope-kind').value;
+  const params = new URLSearchParams({ format, since: $('#period').value });
+  params.set(kind === 'users' ? 'userId' : 'departmentId', $('#scope-id').value);
+  return params;
+}
+
+async function download(format) {
+  const status = $('#audit-status');
+  status.textContent = 'Preparing the export…';
+  try {
+    const response = await request(`/v1/export?${exportParams(format)}`);
+    const blob = await response.blob();
+    const link = document.createElement('a');
+    link.href = URL.createObjectURL(blob);
+    link.download = `activities-${$('#scope-id').value}.${format}`;
+    link.click();
+    URL.revokeObjectURL(link.href);
+    status.textContent = `Exported ${format.toUpperCase()} (${blob.size} bytes).`;
+  } catch (err) {
+    status.textContent = explain(err);
+  }
+}
+
+async function verifyServer() {
+  const status = $('#audit-status');
+  status.textContent = 'Verifying the hash chain…';
+  try {
+    const v = await api('/v1/audit/verify');
+    status.dataset.result = v.ok ? 'ok' : 'broken';
+    status.textContent = v.ok
+      ? `The chain verifies: ${v.verified} records, sequence ${v.anchorSeq + 1} to ${v.headSeq}.`
+      : `The chain is broken at sequence ${v.firstBadSeq}: ${v.reason}`;
+  } catch (err) {
+    status.textContent = explain(err);
+  }
+}
+
+async function verifyFile(file) {
+  const status = $('#audit-status');
+  const v = JSON.parse(verifyExport(await file.text()));
+  status.dataset.result = v.ok ? 'ok' : 'broken';
+  status.textContent = v.ok
+    ? `${file.name}: ${v.records} records, every hash matches; ${v.links} links checked${v.contiguous ? '' : ' (a filtered export: gaps between records are expected)'}.`
+    : `${file.name}: tampered at sequence ${v.firstBadSeq ?? '?'}: ${v.reason}`;
+}
+
 async function main() {
   await init({ module_or_path: '/pkg/crm_web_bg.wasm' });
   $('#sign-in-form').addEventListener('submit', (e) => {
@@ -172,6 +235,17 @@ async function main() {
   $('#more').addEventListener('click', async () => {
     try { await loadActivities($('#scope-kind').value, $('#scope-id').value, state.seq); } catch (err) { showError(explain(err)); }
   });
+  $('#export-ndjson').addEventListener('click', () => download('ndjson'));
+  $('#export-csv').addEventListener('click', () => download('csv'));
+  $('#verify-server').addEventListener('click', verifyServer);
+  $('#verify-file').addEventListener('change', (e) => { if (e.target.files[0]) verifyFile(e.target.files[0]); });
+  // A dashboard link carries a viewer token in the fragment (never sent to the server
+  // in URLs or logs); take it and clear it from the address bar.
+  const fromLink = new URLSearchParams(location.hash.slice(1)).get('token');
+  if (fromLink) {
+    history.replaceState(null, '', location.pathname);
+    state.key = fromLink;
+  }
   if (state.key) await signIn(state.key);
 }
 

@@ -3,7 +3,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,7 +14,7 @@ const screenshots = join(here, '../../docs/screenshots');
 const bin = process.env.CRM_HOST_BIN ?? join(here, '../../target/debug/crm-host');
 const chromiumPath = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium';
 
-let demo, dataDir, url, key, browser;
+let demo, dataDir, url, key, link, browser;
 
 function startDemo() {
   dataDir = mkdtempSync(join(tmpdir(), 'crm-browser-'));
@@ -29,9 +29,10 @@ function startDemo() {
       out += chunk;
       const u = out.match(/running at (http:\/\/127\.0\.0\.1:\d+)/);
       const k = out.match(/API key \(admin[^)]*\): (crm_[0-9a-f]+)/);
-      if (u && k) {
+      const l = out.match(/Dashboard \([^)]*\): (http:\/\/\S+)/);
+      if (u && k && l) {
         clearTimeout(timer);
-        resolve([u[1], k[1]]);
+        resolve([u[1], k[1], l[1]]);
       }
     });
   });
@@ -62,7 +63,7 @@ async function waitReady(page) {
 }
 
 before(async () => {
-  [url, key] = await startDemo();
+  [url, key, link] = await startDemo();
   browser = await chromium.launch({
     executablePath: chromiumPath,
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
@@ -124,6 +125,63 @@ test('charts render one bar per bucket and re-render on new settings', async () 
   assert.equal(rows, Math.min(20, expected.totalActivities));
   assert.match(await page.textContent('#activities tbody tr td.path'), /Acme Corp → .* → /);
   assert.match(await page.textContent('#balance'), /^\d+\.\d{4}$/);
+  assert.deepEqual(problems, []);
+  await page.close();
+});
+
+test('the demo link signs in with a viewer token; export and both verifications work', async () => {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 900 }, acceptDownloads: true });
+  const problems = [];
+  page.on('console', (msg) => { if (msg.type() === 'error') problems.push(msg.text()); });
+  page.on('pageerror', (err) => problems.push(err.message));
+  await page.goto(link);
+  await waitReady(page);
+  assert.equal(new URL(page.url()).hash, '', 'the token is taken out of the address bar');
+  assert.match(await page.textContent('#balance'), /^\d+\.\d{4}$/);
+
+  await page.click('#verify-server');
+  await page.waitForFunction(() => document.querySelector('#audit-status').dataset.result);
+  assert.match(await page.textContent('#audit-status'), /The chain verifies: \d+ records/);
+
+  const [download] = await Promise.all([page.waitForEvent('download'), page.click('#export-ndjson')]);
+  const file = join(dataDir, 'export.ndjson');
+  await download.saveAs(file);
+  const lines = readFileSync(file, 'utf8').trim().split('\n');
+  assert.ok(lines.length > 10, `exported ${lines.length} records`);
+
+  await page.evaluate(() => { delete document.querySelector('#audit-status').dataset.result; });
+  await page.setInputFiles('#verify-file', file);
+  await page.waitForFunction(() => document.querySelector('#audit-status').dataset.result);
+  assert.match(await page.textContent('#audit-status'), /every hash matches/);
+
+  // The same file with one record altered is caught offline, naming its sequence number.
+  const altered = lines.map((l, i) => (i === 3 ? l.replace(/"operation":"[^"]+"/, '"operation":"crm.leads.delete"') : l));
+  const seq = JSON.parse(lines[3]).seq;
+  const tampered = join(dataDir, 'tampered.ndjson');
+  writeFileSync(tampered, altered.join('\n'));
+  await page.evaluate(() => { delete document.querySelector('#audit-status').dataset.result; });
+  await page.setInputFiles('#verify-file', tampered);
+  await page.waitForFunction(() => document.querySelector('#audit-status').dataset.result === 'broken');
+  assert.match(await page.textContent('#audit-status'), new RegExp(`tampered at sequence ${seq}`));
+  assert.deepEqual(problems, []);
+  await page.close();
+});
+
+test('a user-scoped viewer token shows that user only', async () => {
+  const r = await fetch(`${url}/v1/viewer-tokens`, {
+    method: 'POST',
+    headers: { Authorization: `Bearer ${key}`, 'Content-Type': 'application/json' },
+    body: JSON.stringify({ userId: 'user-004' }),
+  });
+  assert.equal(r.status, 200);
+  const { dashboardPath } = await r.json();
+  const { page, problems } = await openPage();
+  await page.goto(`${url}${dashboardPath}`);
+  await waitReady(page);
+  assert.equal(await page.inputValue('#scope-kind'), 'users');
+  const options = await page.$$eval('#scope-id option', (os) => os.map((o) => o.value));
+  assert.deepEqual(options, ['user-004']);
+  assert.equal(await page.isHidden('.balance'), true);
   assert.deepEqual(problems, []);
   await page.close();
 });

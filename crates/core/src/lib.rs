@@ -6,6 +6,7 @@
 
 pub mod activity;
 pub mod api_error;
+pub mod api_spec;
 pub mod chain;
 pub mod conformance;
 pub mod credits;

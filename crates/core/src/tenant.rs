@@ -20,7 +20,14 @@ pub struct TenantPolicy {
     /// `"[REDACTED]"` before anything is stored.
     #[serde(default)]
     pub redact_keys: Vec<String>,
+    /// Days activities are kept; older ones are deleted in chain order (the chain stays
+    /// verifiable from the last deleted record). Absent: kept forever.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_days: Option<u32>,
 }
+
+/// Longest retention that can be set: 100 years.
+pub const MAX_RETENTION_DAYS: u32 = 36_600;
 
 impl TenantPolicy {
     pub fn validate(&self) -> CoreResult<()> {
@@ -34,6 +41,15 @@ impl TenantPolicy {
         }
         for key in &self.redact_keys {
             validate_label("redactKeys", key)?;
+        }
+        if self
+            .retention_days
+            .is_some_and(|d| d == 0 || d > MAX_RETENTION_DAYS)
+        {
+            return Err(CoreError::invalid(
+                "retentionDays",
+                format!("`retentionDays` must be 1..={MAX_RETENTION_DAYS}"),
+            ));
         }
         Ok(())
     }

@@ -81,9 +81,12 @@ pub async fn start_with_engine(
     config: &ServerConfig,
     engine: SharedEngine,
 ) -> anyhow::Result<Running> {
+    // Metrics recorded before the recorder exists are lost: install it first.
+    crate::service::stats::prometheus();
     let store = Store::open(&config.db, engine.clone())?;
     let mut app = App::new(store.clone(), engine);
     app.fanout = Fanout::start(&config.fanout, store).await?;
+    crate::service::retention::spawn(app.clone());
     app.client_ip_header = config
         .client_ip_header
         .as_ref()

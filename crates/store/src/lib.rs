@@ -22,6 +22,7 @@ pub mod listing;
 pub mod migrations;
 pub mod outbox;
 pub mod report;
+pub mod retention;
 pub mod rollups;
 pub mod sql;
 pub mod tenants;

@@ -4,11 +4,13 @@
 
 mod export;
 mod svg;
+mod verify;
 
 use wasm_bindgen::prelude::*;
 
 pub use export::aggregate_ndjson;
 pub use svg::{Chart, render};
+pub use verify::{OfflineVerification, verify_ndjson};
 
 fn js_err(e: impl std::fmt::Display) -> JsError {
     JsError::new(&e.to_string())
@@ -26,6 +28,13 @@ pub fn render_chart(report_json: &str, chart: &str) -> Result<String, JsError> {
 #[wasm_bindgen(js_name = aggregateExport)]
 pub fn aggregate_export(ndjson: &str, group_by: &str, timezone: &str) -> Result<String, JsError> {
     aggregate_ndjson(ndjson, group_by, timezone).map_err(js_err)
+}
+
+/// Verifies an NDJSON export offline (hashes, and links between consecutive
+/// records); answers `{ok, records, links, contiguous, firstBadSeq?, reason?}` JSON.
+#[wasm_bindgen(js_name = verifyExport)]
+pub fn verify_export(ndjson: &str) -> String {
+    serde_json::to_string(&verify_ndjson(ndjson)).expect("the verification serializes")
 }
 
 /// The conformance entry point, for running `tests/conformance/` in the browser.

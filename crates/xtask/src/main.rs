@@ -107,8 +107,13 @@ impl Timings {
     }
 }
 
+/// The checkout `cargo xtask` was run in. Read at run time (cargo sets it for `cargo
+/// run`), not baked in at build time: a cached xtask binary may have been built from
+/// another checkout sharing the target dir.
 fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    let manifest = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+    manifest
         .ancestors()
         .nth(2)
         .expect("xtask lives in crates/xtask")

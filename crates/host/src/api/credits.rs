@@ -15,7 +15,7 @@ use crm_store::keys::KeyScope as Scope;
 use sha2::{Digest, Sha256};
 
 pub async fn prices(State(app): State<App>, caller: Caller) -> HostResult<Json<Value>> {
-    caller.require(Scope::Read)?;
+    caller.require_tenant_wide()?;
     let t = caller.snapshot(&app).await?;
     Ok(Json(
         serde_json::to_value(&t.snapshot.policy.prices).map_err(HostError::internal)?,

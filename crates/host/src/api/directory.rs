@@ -23,7 +23,7 @@ fn summary(t: &Tenant) -> Value {
 }
 
 pub async fn get(State(app): State<App>, caller: Caller) -> HostResult<Json<Value>> {
-    caller.require(Scope::Read)?;
+    caller.require_tenant_wide()?;
     let t = caller.snapshot(&app).await?;
     let directory: Value =
         serde_json::from_str(&t.directory_json).map_err(crate::error::HostError::internal)?;

@@ -17,6 +17,7 @@ impl IntoResponse for HostError {
         if let HostError::Internal(e) = &self {
             tracing::error!(error = %format!("{e:#}"), "internal error");
         }
+        crate::service::stats::Stats::refused(self.code());
         let status =
             StatusCode::from_u16(self.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut response = (status, axum::Json(self.body())).into_response();

@@ -13,14 +13,22 @@ mod export;
 mod health;
 mod idempotency;
 mod keys;
+mod metrics;
 mod permissions;
+mod policy;
 mod reports;
 mod session;
 mod tokens;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
-use axum::routing::{delete, get, post};
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use std::collections::BTreeMap;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+
+use axum::routing::{MethodRouter, delete, get, patch, post, put};
+use crm_core::api_spec::{self, Endpoint};
 use tower_http::trace::TraceLayer;
 
 use crate::service::App;
@@ -29,51 +37,102 @@ use crate::service::App;
 /// plus their other fields fits well inside.
 const MAX_BODY_BYTES: usize = 16 << 20;
 
+/// The handler of a documented endpoint. Routes exist only through the shared table
+/// (`crm_core::api_spec::ENDPOINTS`), so every route is in the OpenAPI document.
+fn handler(e: &Endpoint) -> Option<MethodRouter<App>> {
+    Some(match (e.method, e.path) {
+        ("GET", "/healthz") => get(health::healthz),
+        ("GET", "/readyz") => get(health::readyz),
+        ("GET", "/metrics") => get(metrics::prometheus),
+        ("GET", "/v1/openapi.json") => get(openapi),
+        ("GET", "/v1/metrics") => get(metrics::json),
+        ("GET", "/v1/session") => get(session::get),
+        ("GET", "/v1/directory") => get(directory::get),
+        ("PUT", "/v1/directory") => put(directory::put),
+        ("PATCH", "/v1/directory") => patch(directory::patch),
+        ("POST", "/v1/permissions/check") => post(permissions::check),
+        ("GET", "/v1/policy") => get(policy::get),
+        ("PUT", "/v1/policy") => put(policy::put),
+        ("GET", "/v1/credits/prices") => get(credits::prices),
+        ("PUT", "/v1/credits/prices") => put(credits::put_prices),
+        ("GET", "/v1/credits/balance") => get(credits::balance),
+        ("POST", "/v1/credits/grants") => post(credits::grant),
+        ("POST", "/v1/activities") => post(activities::ingest),
+        ("GET", "/v1/activities") => get(activities::list),
+        ("GET", "/v1/users/{id}/activities") => get(activities::user),
+        ("GET", "/v1/departments/{id}/activities") => get(activities::department),
+        ("GET", "/v1/reports") => get(reports::tenant),
+        ("GET", "/v1/reports/users/{id}") => get(reports::user),
+        ("GET", "/v1/reports/departments/{id}") => get(reports::department),
+        ("GET", "/v1/dashboards/users/{id}") => get(dashboards::user),
+        ("POST", "/v1/operations/{operation}") => post(crm::operation),
+        ("POST", "/v1/leads") => post(crm::create_lead),
+        ("GET", "/v1/leads") => get(crm::list_leads),
+        ("GET", "/v1/leads/{id}") => get(crm::read_lead),
+        ("PATCH", "/v1/leads/{id}") => patch(crm::update_lead),
+        ("GET", "/v1/export") => get(export::export),
+        ("GET", "/v1/audit/verify") => get(audit::verify),
+        ("POST", "/v1/viewer-tokens") => post(tokens::create),
+        ("GET", "/v1/keys") => get(keys::list),
+        ("POST", "/v1/keys") => post(keys::create),
+        ("DELETE", "/v1/keys/{id}") => delete(keys::revoke),
+        _ => return None,
+    })
+}
+
+async fn openapi() -> axum::Json<serde_json::Value> {
+    axum::Json(api_spec::document(env!("CARGO_PKG_VERSION")))
+}
+
 pub fn router(app: App) -> Router {
-    assets::routes(Router::new())
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route(
-            "/v1/directory",
-            get(directory::get)
-                .put(directory::put)
-                .patch(directory::patch),
-        )
-        .route("/v1/permissions/check", post(permissions::check))
-        .route(
-            "/v1/credits/prices",
-            get(credits::prices).put(credits::put_prices),
-        )
-        .route("/v1/credits/balance", get(credits::balance))
-        .route("/v1/credits/grants", post(credits::grant))
-        .route(
-            "/v1/activities",
-            post(activities::ingest).get(activities::list),
-        )
-        .route("/v1/users/{id}/activities", get(activities::user))
-        .route(
-            "/v1/departments/{id}/activities",
-            get(activities::department),
-        )
-        .route("/v1/reports", get(reports::tenant))
-        .route("/v1/dashboards/users/{id}", get(dashboards::user))
-        .route("/v1/session", get(session::get))
-        .route("/v1/export", get(export::export))
-        .route("/v1/audit/verify", get(audit::verify))
-        .route("/v1/operations/{operation}", post(crm::operation))
-        .route("/v1/leads", get(crm::list_leads).post(crm::create_lead))
-        .route(
-            "/v1/leads/{id}",
-            get(crm::read_lead).patch(crm::update_lead),
-        )
-        .route("/v1/viewer-tokens", post(tokens::create))
-        .route("/v1/keys", get(keys::list).post(keys::create))
-        .route("/v1/keys/{id}", delete(keys::revoke))
-        .route("/v1/reports/users/{id}", get(reports::user))
-        .route("/v1/reports/departments/{id}", get(reports::department))
+    let mut by_path: BTreeMap<&str, MethodRouter<App>> = BTreeMap::new();
+    for e in api_spec::ENDPOINTS {
+        let h = handler(e)
+            .unwrap_or_else(|| panic!("{} {} is documented but has no handler", e.method, e.path));
+        let merged = match by_path.remove(e.path) {
+            Some(existing) => existing.merge(h),
+            None => h,
+        };
+        by_path.insert(e.path, merged);
+    }
+    let mut router = assets::routes(Router::new());
+    for (path, methods) in by_path {
+        router = router.route(path, methods);
+    }
+    router
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(TraceLayer::new_for_http())
+        .layer(middleware::from_fn_with_state(app.clone(), count))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
+            let id = req
+                .headers()
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+        }))
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .with_state(app)
+}
+
+/// Counts every answered request by status class (the real error rate).
+async fn count(State(app): State<App>, req: Request, next: Next) -> Response {
+    app.stats.request_started();
+    let response = next.run(req).await;
+    app.stats.request_finished(response.status().as_u16());
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_documented_endpoint_has_a_handler() {
+        for e in api_spec::ENDPOINTS {
+            assert!(handler(e).is_some(), "{} {}", e.method, e.path);
+        }
+    }
 }

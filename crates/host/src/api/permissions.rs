@@ -27,6 +27,9 @@ pub async fn check(State(app): State<App>, caller: Caller, body: Body) -> HostRe
             )));
         }
         let decisions = app.engine.check_batch(&tenant, &batch.checks)?;
+        for d in &decisions {
+            app.stats.checked(d.allowed);
+        }
         return Ok(Json(json!({ "decisions": decisions })));
     }
     let one: CheckRequest = body.parse()?;
@@ -36,6 +39,7 @@ pub async fn check(State(app): State<App>, caller: Caller, body: Body) -> HostRe
     let decision = decisions
         .pop()
         .ok_or_else(|| HostError::internal(anyhow::anyhow!("no decision")))?;
+    app.stats.checked(decision.allowed);
     Ok(Json(
         serde_json::to_value(decision).map_err(HostError::internal)?,
     ))

@@ -3,7 +3,7 @@
 
 use axum::Json;
 use axum::extract::State;
-use crm_core::viewer_token::{self, Claims, MAX_TTL_MS, TokenScope};
+use crm_core::viewer_token::{MAX_TTL_MS, TokenScope};
 use crm_core::{CoreError, Timestamp};
 use crm_store::keys::KeyScope;
 use serde_json::{Value, json};
@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use super::auth::Caller;
 use super::error::Body;
 use crate::error::{HostError, HostResult};
-use crate::service::{App, clock};
+use crate::service::{App, tokens};
 
 /// Lifetime when the request names none: a working session.
 const DEFAULT_TTL_SECONDS: i64 = 3_600;
@@ -61,18 +61,12 @@ pub async fn create(State(app): State<App>, caller: Caller, body: Body) -> HostR
         )
         .into());
     }
-    let expires_at = clock::now().millis() + ttl * 1_000;
-    let (secret, _) = app.store.tenant_secret(caller.tenant()).await?;
-    let claims = Claims {
-        tenant: caller.tenant().to_owned(),
-        scope,
-        expires_at,
-    };
-    let token = viewer_token::sign(&claims, &secret);
+    let (token, expires_at) =
+        tokens::issue(&app, caller.tenant(), scope.clone(), ttl * 1_000).await?;
     Ok(Json(json!({
         "token": token,
         "expiresAt": Timestamp::from_millis(expires_at)?,
-        "scope": claims.scope,
+        "scope": scope,
         "dashboardPath": format!("/#token={token}"),
     })))
 }

@@ -173,8 +173,9 @@ impl Fanout {
         Ok(fanout)
     }
 
-    pub fn enabled(&self) -> bool {
-        !self.inner.sinks.is_empty()
+    /// Names of the sinks this host delivers to.
+    pub fn sinks(&self) -> Vec<&'static str> {
+        self.inner.sinks.clone()
     }
 
     /// New activities were committed: relays look now rather than at their next poll.

@@ -194,6 +194,12 @@ pub async fn run(
         })
         .await?;
     app.fanout.notify();
+    if !done.stored.duplicate {
+        app.stats.recorded(
+            std::iter::once((done.stored.outcome, done.stored.credits.units())),
+            1,
+        );
+    }
     Ok(done)
 }
 

@@ -88,10 +88,18 @@ pub async fn ingest(
             input_hash,
         });
     }
+    let batch = items.len();
     let stored = app
         .store
         .ingest(tenant.clone(), items, now.millis())
         .await?;
     app.fanout.notify();
+    app.stats.recorded(
+        stored
+            .iter()
+            .filter(|s| !s.duplicate)
+            .map(|s| (s.outcome, s.credits.units())),
+        batch,
+    );
     Ok(stored)
 }

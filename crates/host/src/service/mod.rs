@@ -10,7 +10,10 @@ pub mod ingest;
 pub mod proxies;
 pub mod queries;
 pub mod reports;
+pub mod retention;
+pub mod stats;
 pub mod tenants;
+pub mod tokens;
 
 use crate::engine::SharedEngine;
 use crate::fanout::Fanout;
@@ -25,6 +28,7 @@ pub struct App {
     pub ids: clock::IdSource,
     /// Delivery to Redis and the upstream API (disabled when neither is configured).
     pub fanout: Fanout,
+    pub stats: std::sync::Arc<stats::Stats>,
     /// Header carrying the client IP when behind a trusted reverse proxy (lowercase);
     /// without it the IP is the TCP peer's. Never read from a request body.
     pub client_ip_header: Option<String>,
@@ -40,6 +44,7 @@ impl App {
             engine,
             ids: clock::IdSource::default(),
             fanout: Fanout::default(),
+            stats: std::sync::Arc::default(),
             client_ip_header: None,
             trusted_proxies: proxies::TrustedProxies::default(),
         }

@@ -255,8 +255,12 @@ fn commit_group(conn: &mut dyn Conn, engine: &SharedEngine, jobs: Vec<Job>) -> V
             }
         }
     }
+    let committing = std::time::Instant::now();
     match conn.batch("COMMIT") {
-        Ok(()) => replies,
+        Ok(()) => {
+            crate::service::stats::Stats::commit(committing.elapsed().as_secs_f64());
+            replies
+        }
         Err(e) => {
             tracing::error!(error = %e, "group commit failed");
             let _ = conn.batch("ROLLBACK");

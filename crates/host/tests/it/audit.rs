@@ -226,3 +226,67 @@ async fn the_cli_exports_reports_and_manages_keys() {
         .count();
     assert_eq!(revoked, 1);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn retention_deletes_expired_records_in_chain_order_and_the_chain_still_verifies() {
+    let s = TestServer::start_on(Backend::Sqlite, EngineKind::Native, None).await;
+    let k = s.tenant("t-keep", "100000").await;
+    let now = crm_host::service::clock::now().millis();
+    let day = 86_400_000;
+    let at = |ms: i64| crm_core::Timestamp::from_millis(ms).expect("in range");
+    // Seq 1-40 are ten days old, seq 41-60 fresh, seq 61 old again (a late arrival).
+    let mut batch: Vec<Value> = (0..40)
+        .map(|i| {
+            let mut a = activity(&format!("old-{i}"), "user-123", "crm.leads.read");
+            a["occurredAt"] = json!(at(now - 10 * day + i));
+            a
+        })
+        .collect();
+    batch.extend((0..20).map(|i| activity(&format!("new-{i}"), "user-123", "crm.leads.read")));
+    let mut late = activity("late", "user-123", "crm.leads.read");
+    late["occurredAt"] = json!(at(now - 9 * day));
+    batch.push(late);
+    assert_eq!(
+        s.post("/v1/activities", &k.ingest, json!(batch)).await.0,
+        201
+    );
+    let (_, before) = s.get("/v1/reports?since=30d", &k.read).await;
+
+    let (_, policy) = s.get("/v1/policy", &k.read).await;
+    let mut policy = policy["policy"].clone();
+    policy["retentionDays"] = json!(7);
+    assert_eq!(
+        s.call("PUT", "/v1/policy", &k.admin, Some(policy)).await.0,
+        200
+    );
+    let deleted = crm_host::service::retention::run_once(&s.running.app, now)
+        .await
+        .expect("retention pass");
+    assert_eq!(
+        deleted, 40,
+        "the old prefix, not the late arrival behind fresh records"
+    );
+    let left = s.all("/v1/activities?since=30d", &k.read).await;
+    assert_eq!(left.len(), 21);
+    assert!(left.iter().any(|a| a["id"] == "late"));
+    let v = verify(&s, &k).await;
+    assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(
+        (v["anchorSeq"].clone(), v["verified"].clone()),
+        (json!(40), json!(21))
+    );
+    // Rollups keep their totals: a report over whole hours still counts what was deleted.
+    let (_, after) = s.get("/v1/reports?since=30d", &k.read).await;
+    assert_eq!(
+        after["totalActivities"], before["totalActivities"],
+        "{after}"
+    );
+    assert_eq!(before["totalActivities"], 61);
+    // A second pass has nothing more to delete.
+    assert_eq!(
+        crm_host::service::retention::run_once(&s.running.app, now)
+            .await
+            .expect("pass"),
+        0
+    );
+}

@@ -8,6 +8,7 @@ mod audit;
 mod engines;
 mod fanout;
 mod multi_host;
+mod openapi;
 mod support;
 mod surface;
 mod web_parity;

@@ -92,6 +92,11 @@ async fn viewer_tokens_are_read_only_scoped_and_refused_when_forged_or_expired()
     );
     assert_eq!(s.get("/v1/credits/balance", &user).await.0, 403);
     assert_eq!(
+        s.get("/v1/directory", &user).await.0,
+        403,
+        "the directory names every user"
+    );
+    assert_eq!(
         s.post(
             "/v1/activities",
             &user,
@@ -262,7 +267,7 @@ async fn dashboards_and_the_tenant_wide_report() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn operations_meter_any_crm_call_with_403_402_and_failures_recorded() {
+async fn defect_17_operations_meter_any_crm_call_and_a_refusal_is_403_with_source_none() {
     let s = server().await;
     let k = s.tenant("t-ops", "3").await;
     let (status, ok) = s
@@ -285,6 +290,17 @@ async fn operations_meter_any_crm_call_with_403_402_and_failures_recorded() {
         .await;
     assert_eq!(status, 403, "{denied}");
     assert_eq!(denied["error"]["details"]["activity"]["outcome"], "denied");
+    let (_, check) = s
+        .post(
+            "/v1/permissions/check",
+            &k.ingest,
+            json!({ "userId": "user-123", "permission": "crm.leads.delete" }),
+        )
+        .await;
+    assert_eq!(
+        (check["allowed"].clone(), check["source"].clone()),
+        (json!(false), json!("none"))
+    );
     // Not enough credits: 402, recorded, nothing charged.
     let (status, poor) = s
         .post(
@@ -581,4 +597,85 @@ async fn decisions_name_their_directory_version_and_outside_changes_are_seen_at_
         rows.iter().find(|a| a["id"] == id).expect("stored")["directoryVersion"],
         2
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn defect_18_the_metrics_count_errors_and_the_error_rate_is_real() {
+    let s = server().await;
+    let k = s.tenant("t-metrics", "100").await;
+    let (_, before) = s.get("/v1/metrics", &k.admin).await;
+    let requests = before["requests"]["requests"].as_u64().expect("count");
+    let errors = before["requests"]["clientErrors"].as_u64().expect("count");
+    assert_eq!(s.get("/v1/nothing", &k.read).await.0, 404);
+    assert_eq!(s.post("/v1/activities", &k.ingest, json!([])).await.0, 400);
+    assert_eq!(
+        s.post(
+            "/v1/activities",
+            &k.ingest,
+            activity("m-1", "user-123", "crm.leads.read")
+        )
+        .await
+        .0,
+        201
+    );
+    let (_, after) = s.get("/v1/metrics", &k.admin).await;
+    // The three requests above and the first metrics call itself.
+    assert_eq!(
+        after["requests"]["requests"].as_u64().expect("count"),
+        requests + 4
+    );
+    assert_eq!(
+        after["requests"]["clientErrors"].as_u64().expect("count"),
+        errors + 2
+    );
+    assert!(after["requests"]["errorRate"].as_f64().expect("rate") > 0.0);
+    let prometheus = s
+        .http
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .expect("sent")
+        .text()
+        .await
+        .expect("text");
+    for name in [
+        "crm_http_requests_total",
+        "crm_errors_total",
+        "crm_activities_recorded_total",
+        "crm_commit_seconds",
+        "crm_ingest_batch_size",
+    ] {
+        assert!(prometheus.contains(name), "{name} missing from /metrics");
+    }
+    // Every answer carries a request id.
+    let resp = s.http.get(s.url("/healthz")).send().await.expect("sent");
+    assert!(resp.headers().get("x-request-id").is_some());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn defect_9_and_14_reports_count_everything_and_latest_is_the_newest() {
+    let s = server().await;
+    let k = s.tenant("t-big", "100000").await;
+    let now = crm_host::service::clock::now().millis();
+    let at = |ms: i64| crm_core::Timestamp::from_millis(ms).expect("in range");
+    for chunk in 0..3 {
+        // Newest first within each batch: "last seen" is never "latest".
+        let batch: Vec<Value> = (0..500)
+            .map(|i| {
+                let n = chunk * 500 + i;
+                let mut a = activity(&format!("b-{n}"), "user-123", "crm.leads.read");
+                a["occurredAt"] = json!(at(now - 60_000 - n * 1_000));
+                a
+            })
+            .collect();
+        assert_eq!(
+            s.post("/v1/activities", &k.ingest, json!(batch)).await.0,
+            201
+        );
+    }
+    let (_, report) = s.get("/v1/reports?since=2d", &k.read).await;
+    assert_eq!(report["totalActivities"], 1500, "no 1000-activity cap");
+    let op = &report["operationBreakdown"][0];
+    assert_eq!(op["count"], 1500);
+    assert_eq!(op["latest"], json!(at(now - 60_000)));
 }

@@ -1,0 +1,39 @@
+//! `GET/PUT /v1/policy`: the tenant's policy — report timezone, price table,
+//! metadata keys to redact and retention days — versioned with the directory.
+
+use axum::Json;
+use axum::extract::State;
+use crm_core::TenantPolicy;
+use crm_store::keys::KeyScope;
+use serde_json::{Value, json};
+
+use super::auth::Caller;
+use super::error::Body;
+use crate::error::{HostError, HostResult};
+use crate::service::App;
+
+fn answer(policy: &TenantPolicy, version: u64) -> HostResult<Json<Value>> {
+    Ok(Json(
+        json!({ "version": version, "policy": serde_json::to_value(policy).map_err(HostError::internal)? }),
+    ))
+}
+
+pub async fn get(State(app): State<App>, caller: Caller) -> HostResult<Json<Value>> {
+    caller.require_tenant_wide()?;
+    let t = caller.snapshot(&app).await?;
+    answer(&t.snapshot.policy, t.version())
+}
+
+pub async fn put(State(app): State<App>, caller: Caller, body: Body) -> HostResult<Json<Value>> {
+    caller.require(KeyScope::Admin)?;
+    let next: TenantPolicy = body.parse()?;
+    next.validate()?;
+    let t = app
+        .tenants
+        .update(caller.tenant(), move |_, policy| {
+            policy.clone_from(&next);
+            Ok(())
+        })
+        .await?;
+    answer(&t.snapshot.policy, t.version())
+}

@@ -1,0 +1,112 @@
+//! The retention pass, run in the background: per tenant with `retentionDays`, delete
+//! the expired prefix of its chain (never records a sink has yet to deliver) and move
+//! its anchor; forget idempotency answers older than a day.
+
+use std::time::Duration;
+
+use crm_core::TenantPolicy;
+use crm_store::{idempotency, retention};
+
+use super::{App, clock};
+use crate::error::{HostError, HostResult};
+
+/// How often the pass runs: retention is measured in days, a minute is prompt.
+pub const INTERVAL: Duration = Duration::from_secs(60);
+/// Records deleted per tenant per transaction: keeps each transaction short so ingest
+/// is never held up long.
+const BATCH: usize = 5_000;
+/// Idempotency answers are kept this long: retries come within minutes.
+const IDEMPOTENCY_TTL_MS: i64 = 86_400_000;
+const DAY_MS: i64 = 86_400_000;
+
+/// One pass over every tenant; answers how many records were deleted.
+pub async fn run_once(app: &App, now: i64) -> HostResult<u64> {
+    let d = app.store.dialect();
+    let tenants = app
+        .store
+        .read(move |c| {
+            c.query(&retention::tenants(d))?
+                .iter()
+                .map(|r| Ok((r.string(0)?, r.string(1)?, r.uint(2)?, r.uint(3)?)))
+                .collect::<HostResult<Vec<_>>>()
+        })
+        .await?;
+    let mut deleted = 0;
+    for (tenant, policy, mut anchor, head) in tenants {
+        let policy: TenantPolicy = serde_json::from_str(&policy).map_err(HostError::internal)?;
+        let Some(days) = policy.retention_days else {
+            continue;
+        };
+        let cutoff = now - i64::from(days) * DAY_MS;
+        let deliverable_to = delivered_everywhere(app, &tenant, head).await?;
+        loop {
+            let (t, a) = (tenant.clone(), anchor);
+            let rows = app
+                .store
+                .read(move |c| {
+                    c.query(&retention::oldest(d, &t, a, BATCH))?
+                        .iter()
+                        .map(|r| retention::decode_oldest(r).map_err(HostError::from))
+                        .collect::<HostResult<Vec<_>>>()
+                })
+                .await?;
+            let Some((last, hash)) = retention::expired_prefix(&rows, cutoff, deliverable_to)
+            else {
+                break;
+            };
+            let t = tenant.clone();
+            app.store
+                .write(Some(&tenant), move |c| {
+                    c.execute_all(&retention::delete_through(d, &t, anchor, last, &hash))?;
+                    Ok(())
+                })
+                .await?;
+            deleted += last - anchor;
+            anchor = last;
+            if rows.len() < BATCH || rows.last().map(|r| r.0) != Some(last) {
+                break;
+            }
+        }
+    }
+    app.store
+        .write(None, move |c| {
+            c.execute(&idempotency::prune(d, now - IDEMPOTENCY_TTL_MS))?;
+            Ok(())
+        })
+        .await?;
+    Ok(deleted)
+}
+
+/// The highest seq every sink of this host has delivered (the head without sinks).
+async fn delivered_everywhere(app: &App, tenant: &str, head: u64) -> HostResult<u64> {
+    let d = app.store.dialect();
+    let mut lowest = head;
+    for sink in app.fanout.sinks() {
+        let t = tenant.to_owned();
+        let seq = app
+            .store
+            .read(move |c| {
+                Ok(c.query_opt(&retention::delivered(d, &t, sink))?
+                    .map(|r| r.uint(0))
+                    .transpose()?)
+            })
+            .await?
+            .unwrap_or(0);
+        lowest = lowest.min(seq);
+    }
+    Ok(lowest)
+}
+
+/// Runs the pass every [`INTERVAL`] until the process ends.
+pub fn spawn(app: App) {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(INTERVAL).await;
+            match run_once(&app, clock::now().millis()).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(deleted = n, "retention pass"),
+                Err(e) => tracing::warn!(error = %e, "retention pass failed"),
+            }
+        }
+    });
+}
