@@ -156,7 +156,8 @@ impl Stored {
         }
     }
 
-    fn replayed(e: Existing) -> Stored {
+    /// The answer a stored activity gives to a replay of its id.
+    pub fn replayed(e: Existing) -> Stored {
         Stored {
             id: e.id,
             seq: e.seq,

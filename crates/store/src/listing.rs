@@ -22,6 +22,44 @@ pub enum Subject {
     Department(String),
 }
 
+/// Query parameters every activity listing accepts.
+pub const LIST_PARAMS: &[&str] = &[
+    "userId",
+    "departmentId",
+    "operation",
+    "outcome",
+    "since",
+    "from",
+    "to",
+    "limit",
+    "cursor",
+];
+
+/// A request that names its subject twice or in two ways.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AmbiguousSubject(pub &'static str);
+
+impl Subject {
+    /// A tenant-wide request narrowed by its `userId` or `departmentId` parameter.
+    pub fn narrowed(
+        self,
+        user_id: Option<&str>,
+        department_id: Option<&str>,
+    ) -> Result<Subject, AmbiguousSubject> {
+        match (self, user_id, department_id) {
+            (Subject::Tenant, Some(_), Some(_)) => Err(AmbiguousSubject(
+                "give `userId` or `departmentId`, not both",
+            )),
+            (Subject::Tenant, Some(u), None) => Ok(Subject::User(u.to_owned())),
+            (Subject::Tenant, None, Some(d)) => Ok(Subject::Department(d.to_owned())),
+            (subject, None, None) => Ok(subject),
+            _ => Err(AmbiguousSubject(
+                "the path already names the user or department",
+            )),
+        }
+    }
+}
+
 /// A subject that the tenant's directory does not have (404, exactly like an id of
 /// another tenant, so ids of other tenants cannot be probed).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -11,7 +11,7 @@ use crm_core::query::Cursor;
 use crm_core::report::{GroupBy, ReportTz};
 use crm_core::{Outcome, Timestamp};
 use crm_store::keys::KeyScope;
-use crm_store::listing::{self, Subject, UnknownSubject};
+use crm_store::listing::{self, AmbiguousSubject, LIST_PARAMS, Subject, UnknownSubject};
 use crm_store::report;
 use serde_json::{Value, json};
 use worker::{Env, Request};
@@ -116,35 +116,13 @@ fn range(params: &BTreeMap<String, String>) -> ApiResult<TimeRange> {
 pub async fn list(req: &Request, env: &Env, subject: Subject) -> ApiResult<Answer> {
     let caller = http::caller(req, env).await?;
     caller.require(KeyScope::Read)?;
-    let params = http::query(
-        req,
-        &[
-            "userId",
-            "departmentId",
-            "operation",
-            "outcome",
-            "since",
-            "from",
-            "to",
-            "limit",
-            "cursor",
-        ],
-    )?;
-    let subject = match (subject, params.get("userId"), params.get("departmentId")) {
-        (Subject::Tenant, Some(_), Some(_)) => {
-            return Err(Failure::bad_request(
-                "give `userId` or `departmentId`, not both",
-            ));
-        }
-        (Subject::Tenant, Some(u), None) => Subject::User(u.clone()),
-        (Subject::Tenant, None, Some(d)) => Subject::Department(d.clone()),
-        (s, None, None) => s,
-        _ => {
-            return Err(Failure::bad_request(
-                "the path already names the user or department",
-            ));
-        }
-    };
+    let params = http::query(req, LIST_PARAMS)?;
+    let subject = subject
+        .narrowed(
+            params.get("userId").map(String::as_str),
+            params.get("departmentId").map(String::as_str),
+        )
+        .map_err(|AmbiguousSubject(m)| Failure::bad_request(m))?;
     let snap = store::snapshot(env, &caller).await?;
     let mut f = subject_filter(&snap, &subject, range(&params)?)?;
     if let Some(op) = params.get("operation") {

@@ -242,15 +242,7 @@ fn transaction(
         };
         return Ok(Done {
             error_code: (e.outcome == Outcome::Failed).then_some("replayed_failure"),
-            stored: Stored {
-                id: e.id,
-                seq: e.seq,
-                outcome: e.outcome,
-                credits: e.credits,
-                hash: e.hash,
-                occurred_at: e.occurred_at,
-                duplicate: true,
-            },
+            stored: Stored::replayed(e),
             result,
         });
     }

@@ -10,7 +10,7 @@ use crate::engine::Tenant;
 use crate::error::{HostError, HostResult};
 use crm_core::query::Cursor;
 use crm_store::activities::Filter;
-use crm_store::listing::{Page, Subject, UnknownSubject};
+use crm_store::listing::{AmbiguousSubject, LIST_PARAMS, Page, Subject, UnknownSubject};
 
 /// Window when the client gives none.
 const DEFAULT_WINDOW: &str = "30d";
@@ -72,18 +72,6 @@ pub fn subject_filter(subject: &Subject, tenant: &Tenant, range: TimeRange) -> H
         .map_err(|UnknownSubject(message)| HostError::NotFound(message))
 }
 
-const LIST_PARAMS: &[&str] = &[
-    "userId",
-    "departmentId",
-    "operation",
-    "outcome",
-    "since",
-    "from",
-    "to",
-    "limit",
-    "cursor",
-];
-
 /// The filter of a listing or export: `userId`/`departmentId` may narrow a
 /// tenant-wide request; `authorize` sees the final subject before anything is read.
 /// `range` is the request's time window.
@@ -94,21 +82,9 @@ pub fn filter(
     range: TimeRange,
     authorize: impl FnOnce(&Subject) -> HostResult<()>,
 ) -> HostResult<Filter> {
-    let subject = match (subject, params.get("userId"), params.get("departmentId")) {
-        (Subject::Tenant, Some(_), Some(_)) => {
-            return Err(HostError::BadRequest(
-                "give `userId` or `departmentId`, not both".to_owned(),
-            ));
-        }
-        (Subject::Tenant, Some(u), None) => Subject::User(u.to_owned()),
-        (Subject::Tenant, None, Some(d)) => Subject::Department(d.to_owned()),
-        (subject, None, None) => subject,
-        _ => {
-            return Err(HostError::BadRequest(
-                "the path already names the user or department".to_owned(),
-            ));
-        }
-    };
+    let subject = subject
+        .narrowed(params.get("userId"), params.get("departmentId"))
+        .map_err(|AmbiguousSubject(m)| HostError::BadRequest(m.to_owned()))?;
     authorize(&subject)?;
     let mut filter = subject_filter(&subject, tenant, range)?;
     if let Some(op) = params.get("operation") {
