@@ -2,6 +2,7 @@
 
 mod config;
 mod demo;
+mod loadgen;
 mod records;
 mod replay;
 mod tail;
@@ -52,6 +53,8 @@ enum Command {
     Export(records::ExportArgs),
     /// Recompute a tenant's hash chain; name the first bad sequence number.
     Verify(records::VerifyArgs),
+    /// Generate load against a running server; print throughput and latency.
+    Loadgen(loadgen::LoadgenArgs),
     /// Re-send the upstream spool; remove what was delivered.
     Replay(replay::ReplayArgs),
     /// Follow a tenant's activity stream in Redis (consumer group) and print it.
@@ -193,6 +196,7 @@ pub fn main() -> anyhow::Result<()> {
             command: DirectoryCommand::Import { db, tenant, file },
         } => crate::service::admin::import_directory(&db.db, &tenant, &file),
         Command::Replay(args) => runtime()?.block_on(replay::run(args)),
+        Command::Loadgen(args) => runtime()?.block_on(loadgen::run(args)),
         Command::Tail(args) => runtime()?.block_on(tail::run(args)),
     }
 }
