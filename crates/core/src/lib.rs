@@ -17,6 +17,7 @@ pub mod enrich;
 pub mod error;
 pub mod ids;
 pub mod json_api;
+pub mod json_limits;
 pub mod limits;
 pub mod metadata;
 pub mod names;

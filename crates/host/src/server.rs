@@ -21,6 +21,8 @@ pub struct ServerConfig {
     /// Proxies whose header is believed (default: loopback).
     pub trusted_proxies: TrustedProxies,
     pub fanout: FanoutConfig,
+    /// Requests per second per credential (`None`: unlimited).
+    pub rate_limit: Option<u32>,
 }
 
 impl ServerConfig {
@@ -33,6 +35,7 @@ impl ServerConfig {
             client_ip_header: None,
             trusted_proxies: TrustedProxies::default(),
             fanout: FanoutConfig::default(),
+            rate_limit: None,
         }
     }
 }
@@ -92,6 +95,7 @@ pub async fn start_with_engine(
         .as_ref()
         .map(|h| h.to_ascii_lowercase());
     app.trusted_proxies = config.trusted_proxies.clone();
+    app.limits = std::sync::Arc::new(crate::service::limits::Limits::new(config.rate_limit));
     serve(app, config.listen).await
 }
 

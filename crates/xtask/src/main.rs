@@ -1,6 +1,7 @@
 //! `cargo xtask <command>`: project automation in Rust rather than shell, so it runs the
 //! same on every machine. `cargo xtask ci` is what `.ci/run` and the README call.
 
+mod bench;
 mod tidy;
 
 use std::path::{Path, PathBuf};
@@ -33,6 +34,12 @@ enum Task {
     Worker,
     /// Fail on citations of files the repository lacks and on disagreeing version pins.
     Tidy,
+    /// Measure every figure of BENCHMARKS.md in one run (release build; minutes).
+    Bench {
+        /// Small data sizes: a smoke run of the whole procedure.
+        #[arg(long)]
+        quick: bool,
+    },
 }
 
 /// The wasm targets crm-core must build for: the component (WASI p2) and the browser / worker.
@@ -59,6 +66,17 @@ fn main() -> Result<()> {
         }
         Task::Worker => worker(&root),
         Task::Tidy => tidy::run(&root),
+        Task::Bench { quick } => {
+            prereqs()?;
+            bench::run(
+                &root,
+                if quick {
+                    bench::Sizes::quick()
+                } else {
+                    bench::Sizes::full()
+                },
+            )
+        }
     }
 }
 

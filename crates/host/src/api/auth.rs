@@ -33,6 +33,8 @@ pub struct Caller {
     pub principal: Principal,
     /// From the connection (or the configured trusted proxy header).
     pub ip_address: Option<String>,
+    /// This request's place among the credential's requests in flight.
+    _in_flight: Arc<tokio::sync::OwnedSemaphorePermit>,
 }
 
 fn forbidden(message: impl Into<String>) -> HostError {
@@ -144,6 +146,7 @@ impl FromRequestParts<App> for Caller {
         let key = app.store.key(&token, now).await?.ok_or_else(|| {
             HostError::Unauthorized("unknown, expired or revoked API key".to_owned())
         })?;
+        let in_flight = Arc::new(app.limits.admit(&key.id)?);
         Ok(Caller {
             tenant_id: key.tenant_id,
             tenant_version: key.tenant_version,
@@ -152,6 +155,7 @@ impl FromRequestParts<App> for Caller {
                 scopes: key.scopes,
             },
             ip_address,
+            _in_flight: in_flight,
         })
     }
 }
@@ -173,6 +177,7 @@ async fn viewer(
             other => other,
         })?;
     let claims = viewer_token::verify(token, &secret, now).map_err(|_| refused())?;
+    let credential = format!("viewer:{}", &token[token.len().saturating_sub(16)..]);
     Ok(Caller {
         tenant_id: claims.tenant,
         tenant_version: version,
@@ -181,6 +186,7 @@ async fn viewer(
             expires_at: claims.expires_at,
         },
         ip_address,
+        _in_flight: Arc::new(app.limits.admit(&credential)?),
     })
 }
 

@@ -2,15 +2,20 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
+use axum::http::header;
+use crm_core::json_limits::{self, JsonLimits};
+use tokio::sync::OwnedSemaphorePermit;
+
 use crate::error::HostError;
 use crate::service::queries::Params;
+use crate::service::{App, limits};
 
 impl IntoResponse for HostError {
     fn into_response(self) -> Response {
@@ -30,27 +35,90 @@ impl IntoResponse for HostError {
     }
 }
 
-/// A JSON body; malformed JSON, a wrong content type or an oversized body answer a JSON error.
-#[derive(Debug)]
-pub struct Body(pub Value);
+/// Longest a client may take to send its body: slow senders hold a budget reservation.
+const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
-impl<S: Send + Sync> FromRequest<S> for Body {
+/// A JSON body, read within the host's bounds: its size (large-body endpoints 16 MiB,
+/// others 1 MiB) is reserved from a budget before reading (503 when the budget is
+/// spent), and depth, value count and string length are checked while reading, before
+/// a tree is built (413). The reservation is held until the body is dropped.
+#[derive(Debug)]
+pub struct Body(
+    pub Value,
+    #[allow(
+        dead_code,
+        reason = "held, not read: releases the budget when the body is dropped"
+    )]
+    OwnedSemaphorePermit,
+);
+
+impl FromRequest<App> for Body {
     type Rejection = HostError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<Value>::from_request(req, state).await {
-            Ok(axum::Json(v)) => Ok(Body(v)),
-            Err(rejection) => Err(json_rejection(&rejection)),
+    async fn from_request(req: Request, app: &App) -> Result<Self, Self::Rejection> {
+        let json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                v.split(';')
+                    .next()
+                    .is_some_and(|m| m.trim() == "application/json" || m.trim().ends_with("+json"))
+            });
+        if !json {
+            return Err(HostError::BadRequest(
+                "send the body as `Content-Type: application/json`".to_owned(),
+            ));
         }
-    }
-}
-
-fn json_rejection(r: &JsonRejection) -> HostError {
-    match r.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => {
-            HostError::PayloadTooLarge("the request body is too large".to_owned())
+        let path = req.uri().path();
+        let large = path == "/v1/activities" || path == "/v1/directory";
+        let max = if large {
+            limits::LARGE_BODY
+        } else {
+            limits::SMALL_BODY
+        };
+        let too_large = || {
+            HostError::PayloadTooLarge(format!(
+                "the request body is larger than {} KiB",
+                max / 1024
+            ))
+        };
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        if declared.is_some_and(|n| n > max) {
+            return Err(too_large());
         }
-        _ => HostError::BadRequest(r.body_text()),
+        let permit = app.limits.body(declared.unwrap_or(max), large)?;
+        let read = tokio::time::timeout(
+            BODY_READ_TIMEOUT,
+            axum::body::to_bytes(req.into_body(), max),
+        )
+        .await
+        .map_err(|_| {
+            HostError::Api(crm_core::api_error::ApiError::new(
+                crm_core::api_error::ApiCode::Timeout,
+                format!(
+                    "the request body did not arrive within {} s",
+                    BODY_READ_TIMEOUT.as_secs()
+                ),
+            ))
+        })?;
+        let bytes = read.map_err(|e| {
+            if std::error::Error::source(&e)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
+            {
+                too_large()
+            } else {
+                HostError::BadRequest("the request body could not be read".to_owned())
+            }
+        })?;
+        json_limits::check(&bytes, JsonLimits::REQUEST)?;
+        let value = serde_json::from_slice(&bytes)
+            .map_err(|e| HostError::Core(crm_core::CoreError::from_json(&e)))?;
+        Ok(Body(value, permit))
     }
 }
 

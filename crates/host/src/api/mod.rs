@@ -33,10 +33,6 @@ use tower_http::trace::TraceLayer;
 
 use crate::service::App;
 
-/// Largest request body: a full batch of 1000 activities at the metadata cap (8 KB)
-/// plus their other fields fits well inside.
-const MAX_BODY_BYTES: usize = 16 << 20;
-
 /// The handler of a documented endpoint. Routes exist only through the shared table
 /// (`crm_core::api_spec::ENDPOINTS`), so every route is in the OpenAPI document.
 fn handler(e: &Endpoint) -> Option<MethodRouter<App>> {
@@ -102,7 +98,7 @@ pub fn router(app: App) -> Router {
     router
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(DefaultBodyLimit::max(crate::service::limits::LARGE_BODY))
         .layer(middleware::from_fn_with_state(app.clone(), count))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {

@@ -37,6 +37,9 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     trusted_proxies: Vec<String>,
+    /// Requests per second one API key or viewer token may make (default: unlimited).
+    #[arg(long, env = "CRM_RATE_LIMIT")]
+    rate_limit: Option<u32>,
     #[command(flatten)]
     fanout: FanoutArgs,
 }
@@ -69,6 +72,7 @@ struct FileConfig {
     engine: Option<EngineKind>,
     client_ip_header: Option<String>,
     trusted_proxies: Option<Vec<String>>,
+    rate_limit: Option<u32>,
     redis_url: Option<String>,
     upstream_url: Option<String>,
     upstream_auth: Option<String>,
@@ -131,6 +135,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             (_, Some(listed)) => TrustedProxies::parse(&listed)?,
             _ => TrustedProxies::default(),
         },
+        rate_limit: args.rate_limit.or(file.rate_limit),
         fanout: args.fanout.resolve(&mut file),
     };
     let running = server::start(&config).await?;

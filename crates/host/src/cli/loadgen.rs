@@ -113,19 +113,33 @@ async fn users(args: &LoadgenArgs, http: &reqwest::Client) -> anyhow::Result<Vec
         .flatten()
         .filter_map(|u| u["id"].as_str().map(str::to_owned))
         .collect();
-    anyhow::ensure!(!users.is_empty(), "the tenant has no users to generate load for");
+    anyhow::ensure!(
+        !users.is_empty(),
+        "the tenant has no users to generate load for"
+    );
     Ok(users)
 }
 
-fn request(args: &LoadgenArgs, http: &reqwest::Client, users: &[String]) -> reqwest::RequestBuilder {
+fn request(
+    args: &LoadgenArgs,
+    http: &reqwest::Client,
+    users: &[String],
+) -> reqwest::RequestBuilder {
     let mut rng = rand::rng();
     let mut pick = || {
         (
             users.choose(&mut rng).cloned().unwrap_or_default(),
-            (*OPERATIONS.choose(&mut rand::rng()).unwrap_or(&"crm.leads.read")).to_owned(),
+            (*OPERATIONS
+                .choose(&mut rand::rng())
+                .unwrap_or(&"crm.leads.read"))
+            .to_owned(),
         )
     };
-    let post = |path: &str, body: Value| http.post(format!("{}{path}", args.url)).bearer_auth(&args.key).json(&body);
+    let post = |path: &str, body: Value| {
+        http.post(format!("{}{path}", args.url))
+            .bearer_auth(&args.key)
+            .json(&body)
+    };
     match args.mix {
         Mix::Ingest => {
             let batch: Vec<Value> = (0..args.batch)
@@ -140,7 +154,10 @@ fn request(args: &LoadgenArgs, http: &reqwest::Client, users: &[String]) -> reqw
         }
         Mix::Check => {
             let (u, op) = pick();
-            post("/v1/permissions/check", json!({ "userId": u, "permission": op }))
+            post(
+                "/v1/permissions/check",
+                json!({ "userId": u, "permission": op }),
+            )
         }
         Mix::CheckBatch => {
             let checks: Vec<Value> = (0..args.batch)
@@ -159,7 +176,10 @@ fn request(args: &LoadgenArgs, http: &reqwest::Client, users: &[String]) -> reqw
 
 /// Runs the load and answers its summary.
 pub async fn measure(args: &LoadgenArgs) -> anyhow::Result<Summary> {
-    anyhow::ensure!(args.clients > 0 && args.batch > 0 && args.seconds > 0, "clients, batch and seconds must be positive");
+    anyhow::ensure!(
+        args.clients > 0 && args.batch > 0 && args.seconds > 0,
+        "clients, batch and seconds must be positive"
+    );
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(args.clients)
         .timeout(Duration::from_secs(60))
@@ -178,7 +198,8 @@ pub async fn measure(args: &LoadgenArgs) -> anyhow::Result<Summary> {
         ProgressBar::hidden()
     } else {
         ProgressBar::new(args.seconds).with_style(
-            ProgressStyle::with_template("loadgen [{bar:40}] {pos}/{len} s").expect("valid template"),
+            ProgressStyle::with_template("loadgen [{bar:40}] {pos}/{len} s")
+                .expect("valid template"),
         )
     };
     let mut tasks = Vec::with_capacity(args.clients);
@@ -203,7 +224,8 @@ pub async fn measure(args: &LoadgenArgs) -> anyhow::Result<Summary> {
                 match req.send().await {
                     Ok(r) if r.status().is_success() => {
                         let _ = r.bytes().await;
-                        latencies.push(u64::try_from(sent.elapsed().as_micros()).unwrap_or(u64::MAX));
+                        latencies
+                            .push(u64::try_from(sent.elapsed().as_micros()).unwrap_or(u64::MAX));
                     }
                     _ => errors += 1,
                 }

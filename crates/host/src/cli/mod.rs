@@ -1,5 +1,6 @@
 //! The `crm-host` command line.
 
+mod bench;
 mod config;
 mod demo;
 mod loadgen;
@@ -53,6 +54,12 @@ enum Command {
     Export(records::ExportArgs),
     /// Recompute a tenant's hash chain; name the first bad sequence number.
     Verify(records::VerifyArgs),
+    /// Benchmark helpers (seed data, raw insert reference, many tenants, upstream stub).
+    #[command(hide = true)]
+    Bench {
+        #[command(subcommand)]
+        command: bench::BenchCommand,
+    },
     /// Generate load against a running server; print throughput and latency.
     Loadgen(loadgen::LoadgenArgs),
     /// Re-send the upstream spool; remove what was delivered.
@@ -197,6 +204,7 @@ pub fn main() -> anyhow::Result<()> {
         } => crate::service::admin::import_directory(&db.db, &tenant, &file),
         Command::Replay(args) => runtime()?.block_on(replay::run(args)),
         Command::Loadgen(args) => runtime()?.block_on(loadgen::run(args)),
+        Command::Bench { command } => runtime()?.block_on(bench::run(command)),
         Command::Tail(args) => runtime()?.block_on(tail::run(args)),
     }
 }

@@ -177,6 +177,7 @@ pub async fn run(
     let activity = enrich(&app.engine, tenant, now, ip, &input)?;
     let (engine, tenant_c, ip) = (app.engine.clone(), tenant.clone(), ip.map(str::to_owned));
     let lock = tenant.id().to_owned();
+    let _queued = super::ingest::queue_room(app, 1).await?;
     let done = app
         .store
         .write(Some(&lock), move |c| {

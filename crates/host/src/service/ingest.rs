@@ -89,6 +89,7 @@ pub async fn ingest(
         });
     }
     let batch = items.len();
+    let _queued = queue_room(app, batch).await?;
     let stored = app
         .store
         .ingest(tenant.clone(), items, now.millis())
@@ -102,4 +103,22 @@ pub async fn ingest(
         batch,
     );
     Ok(stored)
+}
+
+/// Longest an ingest waits for room among the activities queued for the writer.
+const QUEUE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Room for `n` activities in the writer's queue (waits briefly, then 503): memory
+/// held for the writer is bounded by activities, not by jobs.
+pub async fn queue_room(app: &App, n: usize) -> HostResult<tokio::sync::OwnedSemaphorePermit> {
+    let n = u32::try_from(n).unwrap_or(u32::MAX).max(1);
+    tokio::time::timeout(QUEUE_WAIT, app.limits.queued.clone().acquire_many_owned(n))
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .ok_or_else(|| HostError::Overloaded {
+            code: crm_core::api_error::ApiCode::Unavailable,
+            message: "the writer is saturated; retry shortly".to_owned(),
+            retry_after: 1,
+        })
 }

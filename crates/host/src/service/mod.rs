@@ -7,6 +7,7 @@ pub mod clock;
 pub mod crm;
 pub mod export;
 pub mod ingest;
+pub mod limits;
 pub mod proxies;
 pub mod queries;
 pub mod reports;
@@ -29,6 +30,8 @@ pub struct App {
     /// Delivery to Redis and the upstream API (disabled when neither is configured).
     pub fanout: Fanout,
     pub stats: std::sync::Arc<stats::Stats>,
+    /// Bounds on bodies, requests per credential and queued activities.
+    pub limits: std::sync::Arc<limits::Limits>,
     /// Header carrying the client IP when behind a trusted reverse proxy (lowercase);
     /// without it the IP is the TCP peer's. Never read from a request body.
     pub client_ip_header: Option<String>,
@@ -45,6 +48,7 @@ impl App {
             ids: clock::IdSource::default(),
             fanout: Fanout::default(),
             stats: std::sync::Arc::default(),
+            limits: std::sync::Arc::default(),
             client_ip_header: None,
             trusted_proxies: proxies::TrustedProxies::default(),
         }

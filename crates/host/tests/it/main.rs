@@ -7,6 +7,7 @@ mod api;
 mod audit;
 mod engines;
 mod fanout;
+mod hostile;
 mod multi_host;
 mod openapi;
 mod support;

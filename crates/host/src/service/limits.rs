@@ -1,0 +1,156 @@
+//! Bounds on what requests may hold at once, so hostile or bursty clients cannot take
+//! the host's memory or starve other tenants: bytes of request bodies in flight (large
+//! and small bodies from separate budgets), requests in flight per credential, an
+//! optional per-credential rate, and activities queued for the writer.
+
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex};
+
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::error::HostError;
+use crm_core::api_error::ApiCode;
+
+/// Largest body of the endpoints that take batches (`/v1/activities`,
+/// `/v1/directory`): 1,000 activities at the metadata cap fit.
+pub const LARGE_BODY: usize = 16 << 20;
+/// Largest body of every other endpoint.
+pub const SMALL_BODY: usize = 1 << 20;
+/// Bytes of large bodies held at once. A parsed body takes a few times its size, so
+/// three 16 MiB bodies keep the host well under 300 MB; more wait their turn (503).
+pub const LARGE_BUDGET: usize = 48 << 20;
+/// Bytes of small bodies held at once: a separate budget, so big uploads never starve
+/// ordinary requests.
+pub const SMALL_BUDGET: usize = 32 << 20;
+/// Requests one credential may have in flight; more answer 429.
+pub const IN_FLIGHT_PER_CREDENTIAL: usize = 64;
+/// Activities enriched and waiting for the writer, over all requests (~2 KB each).
+pub const QUEUED_ACTIVITIES: usize = 100_000;
+
+/// Permits are counted in KiB so a 16 MiB budget fits a semaphore comfortably.
+fn kib(bytes: usize) -> u32 {
+    u32::try_from(bytes.div_ceil(1024)).unwrap_or(u32::MAX)
+}
+
+#[derive(Debug)]
+pub struct Limits {
+    large: Arc<Semaphore>,
+    small: Arc<Semaphore>,
+    per_credential: Mutex<HashMap<String, Arc<Semaphore>>>,
+    rate: Option<DefaultKeyedRateLimiter<String>>,
+    pub queued: Arc<Semaphore>,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits::new(None)
+    }
+}
+
+fn busy(message: &str, code: ApiCode) -> HostError {
+    HostError::Overloaded {
+        code,
+        message: message.to_owned(),
+        retry_after: 1,
+    }
+}
+
+impl Limits {
+    /// `rate_per_second`: requests per credential per second (`None`: unlimited).
+    pub fn new(rate_per_second: Option<u32>) -> Limits {
+        Limits {
+            large: Arc::new(Semaphore::new(kib(LARGE_BUDGET) as usize)),
+            small: Arc::new(Semaphore::new(kib(SMALL_BUDGET) as usize)),
+            per_credential: Mutex::default(),
+            rate: rate_per_second
+                .and_then(NonZeroU32::new)
+                .map(|r| RateLimiter::keyed(Quota::per_second(r))),
+            queued: Arc::new(Semaphore::new(QUEUED_ACTIVITIES)),
+        }
+    }
+
+    /// Room for a body of `bytes` (of a large-body endpoint or not), or 503.
+    pub fn body(&self, bytes: usize, large: bool) -> Result<OwnedSemaphorePermit, HostError> {
+        let pool = if large { &self.large } else { &self.small };
+        pool.clone()
+            .try_acquire_many_owned(kib(bytes).max(1))
+            .map_err(|_| {
+                busy(
+                    "too many large requests are being read; retry shortly",
+                    ApiCode::Unavailable,
+                )
+            })
+    }
+
+    /// One more request in flight for `credential` (and within its rate), or 429.
+    pub fn admit(&self, credential: &str) -> Result<OwnedSemaphorePermit, HostError> {
+        if let Some(rate) = &self.rate
+            && rate.check_key(&credential.to_owned()).is_err()
+        {
+            return Err(busy(
+                "rate limit of this credential reached",
+                ApiCode::TooManyRequests,
+            ));
+        }
+        let sem = {
+            let mut map = self
+                .per_credential
+                .lock()
+                .map_err(|_| HostError::internal(anyhow::anyhow!("limits lock poisoned")))?;
+            // Forget idle credentials now and then so the map does not grow forever.
+            if map.len() > 10_000 {
+                map.retain(|_, s| s.available_permits() < IN_FLIGHT_PER_CREDENTIAL);
+            }
+            map.entry(credential.to_owned())
+                .or_insert_with(|| Arc::new(Semaphore::new(IN_FLIGHT_PER_CREDENTIAL)))
+                .clone()
+        };
+        sem.try_acquire_owned().map_err(|_| {
+            busy(
+                "too many requests of this credential in flight",
+                ApiCode::TooManyRequests,
+            )
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn budgets_refuse_beyond_their_size_and_refill_on_release() {
+        let l = Limits::default();
+        let a = l.body(LARGE_BODY, true).expect("first");
+        let _b = l.body(LARGE_BODY, true).expect("second");
+        let _c = l.body(LARGE_BODY, true).expect("third");
+        assert!(l.body(LARGE_BODY, true).is_err(), "the fourth waits");
+        assert!(
+            l.body(SMALL_BODY, false).is_ok(),
+            "small bodies have their own budget"
+        );
+        drop(a);
+        assert!(l.body(LARGE_BODY, true).is_ok());
+    }
+
+    #[test]
+    fn in_flight_and_rate_per_credential() {
+        let l = Limits::new(Some(2));
+        let first = l.admit("k").expect("1");
+        let _second = l.admit("k").expect("2");
+        assert_eq!(
+            l.admit("k").expect_err("3rd in the same second").status(),
+            429
+        );
+        assert!(l.admit("other").is_ok(), "another credential is unaffected");
+        drop(first);
+        let unlimited = Limits::default();
+        let held: Vec<_> = (0..IN_FLIGHT_PER_CREDENTIAL)
+            .map(|_| unlimited.admit("k").expect("room"))
+            .collect();
+        assert_eq!(unlimited.admit("k").expect_err("full").status(), 429);
+        drop(held);
+    }
+}

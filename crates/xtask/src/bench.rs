@@ -1,0 +1,522 @@
+//! `cargo xtask bench`: every figure of BENCHMARKS.md measured side by side in one run
+//! on this machine, each beside its goal and its comparison, written to
+//! `<target>/bench-summary.json` and printed as the table BENCHMARKS.md carries.
+//!
+//! Steps: build `crm-host` (release); a raw rusqlite insert of enriched rows (the
+//! reference); HTTP ingest through `crm-host serve` with and without the Redis and
+//! upstream sinks; permission checks over HTTP at a paced 20,000/s; reports over 1 M
+//! raw and 10 M rollup-backed activities; resident memory per tenant at 1,000 tenants.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use serde_json::{Value, json};
+
+use crate::{cargo, step, target_dir};
+
+/// Knobs of one run (`--quick` shrinks the data for a smoke run).
+#[derive(Debug, Clone, Copy)]
+pub struct Sizes {
+    pub raw_rows: usize,
+    pub ingest_seconds: u64,
+    pub report_raw: u64,
+    pub report_rollups: u64,
+    pub tenants: usize,
+}
+
+impl Sizes {
+    pub fn full() -> Sizes {
+        Sizes {
+            raw_rows: 200_000,
+            ingest_seconds: 20,
+            report_raw: 1_000_000,
+            report_rollups: 10_000_000,
+            tenants: 1_000,
+        }
+    }
+
+    pub fn quick() -> Sizes {
+        Sizes {
+            raw_rows: 20_000,
+            ingest_seconds: 5,
+            report_raw: 50_000,
+            report_rollups: 200_000,
+            tenants: 50,
+        }
+    }
+}
+
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+fn host(bin: &Path, args: &[&str]) -> Result<Value> {
+    let out = Command::new(bin)
+        .args(args)
+        .stderr(Stdio::inherit())
+        .output()
+        .with_context(|| format!("running crm-host {}", args.join(" ")))?;
+    if !out.status.success() {
+        bail!("crm-host {} failed", args.join(" "));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let last = text.lines().last().unwrap_or_default();
+    serde_json::from_str(last).or_else(|_| Ok(Value::String(last.trim().to_owned())))
+}
+
+fn serve(bin: &Path, db: &str, extra: &[&str]) -> Result<Server> {
+    let port = free_port()?;
+    let mut args = vec!["serve", "--db", db, "--listen"];
+    let listen = format!("127.0.0.1:{port}");
+    args.push(&listen);
+    args.extend(extra);
+    let child = Command::new(bin)
+        .args(&args)
+        .env("CRM_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .context("starting crm-host serve")?;
+    let server = Server {
+        child,
+        url: format!("http://{listen}"),
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Ok(server);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    bail!("crm-host serve did not come up")
+}
+
+fn loadgen(bin: &Path, url: &str, key: &str, args: &[&str]) -> Result<Value> {
+    let mut all = vec!["loadgen", "--url", url, "--key", key, "--json"];
+    all.extend(args);
+    host(bin, &all)
+}
+
+/// A tenant with a 200-user directory and an admin key, in `db`.
+fn tenant(bin: &Path, db: &str, id: &str, activities: u64) -> Result<String> {
+    host(
+        bin,
+        &[
+            "bench",
+            "seed",
+            "--db",
+            db,
+            "--tenant",
+            id,
+            "--activities",
+            &activities.to_string(),
+        ],
+    )?;
+    let key = host(
+        bin,
+        &[
+            "key", "create", "--db", db, "--tenant", id, "--scope", "admin",
+        ],
+    )?;
+    Ok(key.as_str().unwrap_or_default().to_owned())
+}
+
+fn rss_kib(pid: u32) -> Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .context("VmRSS")
+}
+
+fn redis(dir: &Path) -> Result<(Child, String)> {
+    let port = free_port()?;
+    let child = Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .arg("--dir")
+        .arg(dir)
+        .stdout(Stdio::null())
+        .spawn()
+        .context("redis-server (apt-get install redis-server)")?;
+    std::thread::sleep(Duration::from_millis(300));
+    Ok((child, format!("redis://127.0.0.1:{port}")))
+}
+
+pub fn run(root: &Path, sizes: Sizes) -> Result<()> {
+    step(
+        "build crm-host (release)",
+        cargo(&["build", "--release", "--locked", "-p", "crm-host"]),
+    )?;
+    let bin = target_dir(root).join("release/crm-host");
+    let tmp = tempfile_dir()?;
+    let dir = tmp.as_path();
+    let mut figures = serde_json::Map::new();
+    let secs = sizes.ingest_seconds.to_string();
+
+    eprintln!("xtask bench: raw rusqlite insert");
+    let raw = host(
+        &bin,
+        &[
+            "bench",
+            "raw-insert",
+            "--db",
+            &path(dir, "raw.db"),
+            "--rows",
+            &sizes.raw_rows.to_string(),
+        ],
+    )?;
+    figures.insert("rawInsert".into(), raw.clone());
+
+    eprintln!("xtask bench: HTTP ingest, no sinks");
+    let db = path(dir, "ingest.db");
+    let key = tenant(&bin, &db, "bench", 0)?;
+    let plain = {
+        let s = serve(&bin, &db, &[])?;
+        loadgen(
+            &bin,
+            &s.url,
+            &key,
+            &[
+                "--mix",
+                "ingest",
+                "--clients",
+                "8",
+                "--batch",
+                "500",
+                "--seconds",
+                &secs,
+            ],
+        )?
+    };
+    figures.insert("ingest".into(), plain.clone());
+
+    eprintln!("xtask bench: permission checks over HTTP at 20,000/s");
+    {
+        let s = serve(&bin, &db, &[])?;
+        let single = loadgen(
+            &bin,
+            &s.url,
+            &key,
+            &[
+                "--mix",
+                "check",
+                "--clients",
+                "32",
+                "--rate",
+                "20000",
+                "--seconds",
+                "10",
+            ],
+        )?;
+        let batched = loadgen(
+            &bin,
+            &s.url,
+            &key,
+            &[
+                "--mix",
+                "check-batch",
+                "--batch",
+                "100",
+                "--clients",
+                "8",
+                "--seconds",
+                "10",
+            ],
+        )?;
+        figures.insert("checks".into(), single);
+        figures.insert("checksBatched".into(), batched);
+    }
+
+    eprintln!("xtask bench: HTTP ingest with Redis and upstream sinks");
+    let with_sinks = match redis(dir) {
+        Ok((mut redis_child, redis_url)) => {
+            let stub_port = free_port()?;
+            let mut stub = Command::new(&bin)
+                .args([
+                    "bench",
+                    "upstream-stub",
+                    "--listen",
+                    &format!("127.0.0.1:{stub_port}"),
+                ])
+                .stderr(Stdio::null())
+                .spawn()?;
+            let db = path(dir, "sinks.db");
+            let key = tenant(&bin, &db, "bench", 0)?;
+            let upstream = format!("http://127.0.0.1:{stub_port}");
+            let spool = path(dir, "spool");
+            let result = {
+                let s = serve(
+                    &bin,
+                    &db,
+                    &[
+                        "--redis-url",
+                        &redis_url,
+                        "--upstream-url",
+                        &upstream,
+                        "--spool-dir",
+                        &spool,
+                    ],
+                )?;
+                let r = loadgen(
+                    &bin,
+                    &s.url,
+                    &key,
+                    &[
+                        "--mix",
+                        "ingest",
+                        "--clients",
+                        "8",
+                        "--batch",
+                        "500",
+                        "--seconds",
+                        &secs,
+                    ],
+                )?;
+                std::thread::sleep(Duration::from_secs(3));
+                let metrics: Value = ureq_json(&format!("{}/v1/metrics", s.url), &key)?;
+                json!({ "ingest": r, "fanout": metrics["fanout"] })
+            };
+            let _ = stub.kill();
+            let _ = redis_child.kill();
+            let _ = stub.wait();
+            let _ = redis_child.wait();
+            result
+        }
+        Err(e) => json!({ "skipped": e.to_string() }),
+    };
+    figures.insert("ingestWithSinks".into(), with_sinks);
+
+    for (name, n) in [
+        ("report1M", sizes.report_raw),
+        ("report10M", sizes.report_rollups),
+    ] {
+        eprintln!("xtask bench: {name} ({n} activities over 30 days)");
+        let db = path(dir, &format!("{name}.db"));
+        let started = Instant::now();
+        let key = tenant(&bin, &db, "bench", n)?;
+        let seeded = started.elapsed().as_secs_f64();
+        let s = serve(&bin, &db, &[])?;
+        let tenant_wide = loadgen(
+            &bin,
+            &s.url,
+            &key,
+            &["--mix", "report", "--clients", "1", "--seconds", "10"],
+        )?;
+        let dept = measure_get(&s.url, &key, "/v1/reports/departments/dept-0?since=30d", 5)?;
+        let raw_only = measure_get(&s.url, &key, "/v1/reports?since=30d&tz=Asia/Kolkata", 3)?;
+        figures.insert(
+            name.into(),
+            json!({ "activities": n, "seedSeconds": seeded, "tenantWide": tenant_wide,
+                    "departmentSubtreeMs": dept, "rawOnlyMs": raw_only }),
+        );
+    }
+
+    eprintln!(
+        "xtask bench: memory per tenant ({} tenants × 200 users)",
+        sizes.tenants
+    );
+    {
+        let db = path(dir, "tenants.db");
+        let tenants = host(
+            &bin,
+            &[
+                "bench",
+                "tenants",
+                "--db",
+                &db,
+                "--count",
+                &sizes.tenants.to_string(),
+            ],
+        )?;
+        let s = serve(&bin, &db, &[])?;
+        std::thread::sleep(Duration::from_secs(1));
+        let before = rss_kib(s.child.id())?;
+        for t in tenants.as_array().into_iter().flatten() {
+            let key = t["key"].as_str().unwrap_or_default();
+            ureq_post(
+                &format!("{}/v1/permissions/check", s.url),
+                key,
+                &json!({ "userId": "user-0001", "permission": "crm.leads.read" }),
+            )?;
+        }
+        let after = rss_kib(s.child.id())?;
+        let per = (after.saturating_sub(before)) as f64 / sizes.tenants as f64;
+        figures.insert(
+            "memory".into(),
+            json!({ "tenants": sizes.tenants, "rssBeforeKiB": before, "rssAfterKiB": after, "perTenantKiB": per }),
+        );
+    }
+
+    let summary = Value::Object(figures);
+    let out = target_dir(root).join("bench-summary.json");
+    std::fs::write(&out, serde_json::to_string_pretty(&summary)?)?;
+    println!("{}", table(&summary));
+    eprintln!("xtask bench: wrote {}", out.display());
+    Ok(())
+}
+
+fn path(dir: &Path, name: &str) -> String {
+    dir.join(name).display().to_string()
+}
+
+fn tempfile_dir() -> Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("crm-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+/// A GET with the key, by curl (on every machine; keeps xtask free of an HTTP client).
+fn ureq_json(url: &str, key: &str) -> Result<Value> {
+    let out = Command::new("curl")
+        .args(["-sf", "-H", &format!("Authorization: Bearer {key}"), url])
+        .output()?;
+    Ok(serde_json::from_slice(&out.stdout)?)
+}
+
+fn ureq_post(url: &str, key: &str, body: &Value) -> Result<()> {
+    let status = Command::new("curl")
+        .args([
+            "-sf",
+            "-o",
+            "/dev/null",
+            "-H",
+            &format!("Authorization: Bearer {key}"),
+            "-H",
+            "Content-Type: application/json",
+        ])
+        .args(["-d", &body.to_string(), url])
+        .status()?;
+    if !status.success() {
+        bail!("POST {url} failed");
+    }
+    Ok(())
+}
+
+/// Median wall time (ms) of `n` GETs.
+fn measure_get(base: &str, key: &str, path: &str, n: usize) -> Result<f64> {
+    let mut times = Vec::with_capacity(n);
+    for _ in 0..n {
+        let start = Instant::now();
+        ureq_json(&format!("{base}{path}"), key)?;
+        times.push(start.elapsed().as_secs_f64() * 1_000.0);
+    }
+    times.sort_by(f64::total_cmp);
+    Ok(times[n / 2])
+}
+
+fn num(v: &Value, path: &[&str]) -> f64 {
+    path.iter()
+        .fold(v, |v, k| &v[*k])
+        .as_f64()
+        .unwrap_or(f64::NAN)
+}
+
+/// The BENCHMARKS.md table: each figure, its goal and its comparison.
+fn table(s: &Value) -> String {
+    let raw = num(s, &["rawInsert", "rowsPerSec"]);
+    let ingest = num(s, &["ingest", "itemsPerSec"]);
+    let sinks = num(s, &["ingestWithSinks", "ingest", "itemsPerSec"]);
+    let rows = [
+        (
+            "Durable HTTP ingest (8 clients × 500)",
+            format!("{ingest:.0} activities/s"),
+            "≥ 50,000/s and ≥ 0.5× raw".to_owned(),
+            format!("raw rusqlite insert {raw:.0} rows/s → {:.2}×", ingest / raw),
+        ),
+        (
+            "Ingest with Redis + upstream sinks",
+            format!("{sinks:.0} activities/s"),
+            "≥ 0.8× without".to_owned(),
+            format!(
+                "{:.2}× of {ingest:.0}; lag p99 {} ms",
+                sinks / ingest,
+                s["ingestWithSinks"]["fanout"]["lagP99Ms"]
+            ),
+        ),
+        (
+            "Permission check over HTTP (paced 20,000/s)",
+            format!(
+                "p50 {:.3} ms, p99 {:.3} ms",
+                num(s, &["checks", "latencyMs", "p50"]),
+                num(s, &["checks", "latencyMs", "p99"])
+            ),
+            "p50 < 0.1 ms, p99 < 1 ms".to_owned(),
+            format!(
+                "achieved {:.0} checks/s",
+                num(s, &["checks", "requestsPerSec"])
+            ),
+        ),
+        (
+            "Batched checks (100 per request)",
+            format!("{:.0} checks/s", num(s, &["checksBatched", "itemsPerSec"])),
+            "—".to_owned(),
+            format!(
+                "p99 {:.3} ms per request",
+                num(s, &["checksBatched", "latencyMs", "p99"])
+            ),
+        ),
+        (
+            "Report, 1 M activities, tenant",
+            format!(
+                "p50 {:.1} ms",
+                num(s, &["report1M", "tenantWide", "latencyMs", "p50"])
+            ),
+            "< 500 ms".to_owned(),
+            format!(
+                "subtree {:.1} ms; raw-only (Asia/Kolkata) {:.1} ms",
+                num(s, &["report1M", "departmentSubtreeMs"]),
+                num(s, &["report1M", "rawOnlyMs"])
+            ),
+        ),
+        (
+            "Report, 10 M activities, tenant",
+            format!(
+                "p50 {:.1} ms",
+                num(s, &["report10M", "tenantWide", "latencyMs", "p50"])
+            ),
+            "< 50 ms".to_owned(),
+            format!(
+                "subtree {:.1} ms; raw-only {:.1} ms",
+                num(s, &["report10M", "departmentSubtreeMs"]),
+                num(s, &["report10M", "rawOnlyMs"])
+            ),
+        ),
+        (
+            "Resident memory per tenant",
+            format!("{:.1} KiB", num(s, &["memory", "perTenantKiB"])),
+            "≤ 100 KB".to_owned(),
+            format!("{} tenants × 200 users", s["memory"]["tenants"]),
+        ),
+    ];
+    let mut out =
+        String::from("| figure | measured | goal | comparison (same run) |\n|---|---|---|---|\n");
+    for (a, b, c, d) in rows {
+        out.push_str(&format!("| {a} | {b} | {c} | {d} |\n"));
+    }
+    out
+}
