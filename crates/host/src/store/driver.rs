@@ -33,6 +33,8 @@ pub trait Conn: Send {
     fn batch(&mut self, sql: &str) -> DbResult<()>;
     /// Starts the write transaction of a group commit.
     fn begin(&mut self) -> DbResult<()>;
+    /// Whether a transaction is open (false once the database rolled it back itself).
+    fn in_transaction(&self) -> bool;
     /// True once the connection is unusable (server gone); the pool drops it.
     fn is_broken(&self) -> bool {
         false

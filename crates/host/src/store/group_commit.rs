@@ -230,7 +230,14 @@ fn commit_group(conn: &mut dyn Conn, engine: &SharedEngine, jobs: Vec<Job>) -> V
     }
     let mut replies = Vec::with_capacity(jobs.len());
     let mut heads: HashMap<String, Head> = HashMap::new();
+    // Set when the database rolled the whole transaction back by itself (SQLite does
+    // on a full disk): every job of the group failed, including those before.
+    let mut lost: Option<DbError> = None;
     for job in jobs {
+        if let Some(e) = &lost {
+            replies.extend(failed(vec![job], e));
+            continue;
+        }
         match job {
             Job::Ingest {
                 tenant,
@@ -245,15 +252,24 @@ fn commit_group(conn: &mut dyn Conn, engine: &SharedEngine, jobs: Vec<Job>) -> V
                     // The savepoint rolled back: cached heads may be ahead of the database.
                     heads.clear();
                 }
+                lost = rolled_back(conn, result.as_ref().err());
                 replies.push(Reply::Ingest(reply, result));
             }
             Job::Exec { run, reply, .. } => {
                 let result = in_savepoint(conn, run);
                 // Exec jobs may change balances or heads behind the cache.
                 heads.clear();
+                lost = rolled_back(conn, result.as_ref().err());
                 replies.push(Reply::Exec(reply, result));
             }
         }
+        if let Some(e) = &lost {
+            tracing::error!(error = %e, "the database rolled the group back");
+            replies = replies.into_iter().map(|r| r.failed(e)).collect();
+        }
+    }
+    if lost.is_some() {
+        return replies;
     }
     let committing = std::time::Instant::now();
     match conn.batch("COMMIT") {
@@ -285,6 +301,18 @@ fn lock_tenants(conn: &mut dyn Conn, jobs: &[Job]) -> Result<(), DbError> {
     Ok(())
 }
 
+/// Whether the transaction is gone (the database rolled it back after `error`), and
+/// the error every job of the group then answers: 507 for a full disk, else 503.
+fn rolled_back(conn: &dyn Conn, error: Option<&HostError>) -> Option<DbError> {
+    if conn.in_transaction() {
+        return None;
+    }
+    Some(match error {
+        Some(HostError::InsufficientStorage(m)) => DbError::Full(m.clone()),
+        _ => DbError::Busy("the transaction was rolled back; retry".to_owned()),
+    })
+}
+
 fn in_savepoint<T>(
     conn: &mut dyn Conn,
     f: impl FnOnce(&mut dyn Conn) -> HostResult<T>,
@@ -310,8 +338,11 @@ fn in_savepoint<T>(
             Ok(v)
         }
         Err(e) => {
-            conn.batch("ROLLBACK TO job")?;
-            conn.batch("RELEASE job")?;
+            // Unless the database already rolled the whole transaction back.
+            if conn.in_transaction() {
+                conn.batch("ROLLBACK TO job")?;
+                conn.batch("RELEASE job")?;
+            }
             Err(e)
         }
     }

@@ -149,6 +149,12 @@ impl Conn for PgConn {
         self.batch("BEGIN")
     }
 
+    /// PostgreSQL never ends a transaction on its own: a failed statement aborts it
+    /// until the savepoint is rolled back, which the writer does.
+    fn in_transaction(&self) -> bool {
+        !self.client.is_closed()
+    }
+
     fn is_broken(&self) -> bool {
         self.client.is_closed()
     }

@@ -127,6 +127,10 @@ impl Conn for SqliteConn {
         self.0.execute_batch(sql).map_err(map_err)
     }
 
+    fn in_transaction(&self) -> bool {
+        !self.0.is_autocommit()
+    }
+
     fn begin(&mut self) -> DbResult<()> {
         // IMMEDIATE: take the write lock now, so the group never fails half-way on it.
         self.batch("BEGIN IMMEDIATE")

@@ -5,6 +5,7 @@
 
 mod api;
 mod audit;
+mod crash;
 mod engines;
 mod fanout;
 mod hostile;
