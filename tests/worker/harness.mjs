@@ -42,8 +42,8 @@ function seedTenant(keys, persist, config, id, fixture, balanceUnits) {
   wrangler(['d1', 'execute', 'DB', '--local', '--persist-to', persist, '--config', config, '--command', stmts.join('\n')]);
 }
 
-export async function call(url, method, path, key, body) {
-  const headers = { Authorization: `Bearer ${key}` };
+export async function call(url, method, path, key, body, extra = {}) {
+  const headers = { Authorization: `Bearer ${key}`, ...extra };
   if (body !== undefined) headers['Content-Type'] = 'application/json';
   const r = await fetch(`${url}${path}`, { method, headers, body: body === undefined ? undefined : (typeof body === 'string' ? body : JSON.stringify(body)) });
   const text = await r.text();
@@ -62,8 +62,9 @@ export async function until(what, fn, ms = 30_000) {
   }
 }
 
-/** Starts the worker; `stop()` kills wrangler's process group and removes the data. */
-export async function startWorker() {
+// `stop()` kills wrangler's process group and removes the data.
+/** Starts the worker; `vars` are extra `--var NAME:value` settings. */
+export async function startWorker(vars = {}) {
   const persist = mkdtempSync(join(tmpdir(), 'crm-worker-'));
   // A copy of wrangler.toml without [build] (the worker is built beforehand), with absolute paths.
   const config = join(persist, 'wrangler.toml');
@@ -80,7 +81,8 @@ export async function startWorker() {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const dev = spawn(join(bin, 'wrangler'), ['dev', '--local', '--ip', '127.0.0.1', '--port', String(port), '--persist-to', persist,
-    '--config', config, '--var', 'CONFORMANCE:on', '--show-interactive-dev-session=false'],
+    '--config', config, '--var', 'CONFORMANCE:on', ...Object.entries(vars).flatMap(([k, v]) => ['--var', `${k}:${v}`]),
+    '--show-interactive-dev-session=false'],
   { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   let log = '';
   dev.stdout.on('data', (d) => { log += d; });

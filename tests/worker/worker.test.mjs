@@ -97,8 +97,11 @@ test('bad input is a JSON 4xx and cross-tenant probes find nothing', async () =>
   assert.deepEqual(theirs.activities, [], "tenant B sees none of A's rows");
   const [, report] = await call('GET', '/v1/reports/users/user-123', b.read);
   assert.equal(report.totalActivities, 0);
-  const [s, e] = await call('PATCH', '/v1/directory', a.admin, {});
+  const [s, e] = await call('POST', '/v1/leads', a.admin, {});
   assert.equal(s, 501, JSON.stringify(e));
+  assert.match(e.error.message, /operations/);
+  assert.equal((await call('DELETE', '/v1/activities', a.admin))[0], 405);
+  assert.equal((await call('GET', '/v1/nothing-here', a.admin))[0], 404);
 });
 
 test('the dashboard and its wasm module are served as static assets', async () => {

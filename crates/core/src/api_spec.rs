@@ -208,12 +208,17 @@ pub const ENDPOINTS: &[Endpoint] = &[
     },
     Endpoint {
         body: Some("ActivityInput"),
-        ok: &[(201, "IngestAnswer"), (200, "IngestAnswer")],
+        ok: &[
+            (201, "IngestAnswer"),
+            (200, "IngestAnswer"),
+            (202, "QueuedAnswer"),
+        ],
+        query: &["sync"],
         idempotent: true,
         ..ep(
             "POST",
             "/v1/activities",
-            "Record one activity or a batch of at most 1000; answered after commit; idempotent by id.",
+            "Record one activity or a batch of at most 1000; idempotent by id. crm-host answers after commit (201/200); the edge queues (202, ids fixed and returned) unless `sync=true`.",
             INGEST,
         )
     },
@@ -345,12 +350,13 @@ pub const ENDPOINTS: &[Endpoint] = &[
             "since",
             "from",
             "to",
+            "afterSeq",
         ],
         ok: &[(200, "")],
         ..ep(
             "GET",
             "/v1/export",
-            "Stream records in chain order: NDJSON (as hashed) or CSV.",
+            "Records in chain order after `afterSeq`: NDJSON (as hashed) or CSV. crm-host streams them all; the edge answers pages (header `x-next-after-seq`).",
             READ,
         )
     },
@@ -361,6 +367,24 @@ pub const ENDPOINTS: &[Endpoint] = &[
             "/v1/audit/verify",
             "Recompute the hash chain; name the first bad sequence number.",
             READ,
+        )
+    },
+    Endpoint {
+        query: &["limit"],
+        ..ep(
+            "GET",
+            "/v1/dead-letters",
+            "The edge's dead letters (activities its consumer could not write), oldest first. crm-host has none (its fan-out spools instead): 501.",
+            ADMIN,
+        )
+    },
+    Endpoint {
+        ok: &[(202, "Object")],
+        ..ep(
+            "POST",
+            "/v1/dead-letters/{id}/redrive",
+            "Re-queue one of the edge's dead letters (crm-host: 501).",
+            ADMIN,
         )
     },
     Endpoint {
@@ -587,6 +611,14 @@ pub fn schemas() -> Map<String, Value> {
             "duplicates": { "type": "integer" }, "results": { "type": "array", "items": r("Stored") } }))] }),
         ),
         (
+            "QueuedAnswer",
+            obj(
+                &["accepted", "queued", "ids"],
+                json!({ "accepted": { "type": "integer" }, "queued": { "type": "integer" },
+                "ids": { "type": "array", "items": { "type": "string" } } }),
+            ),
+        ),
+        (
             "Page",
             obj(
                 &["activities", "nextCursor"],
@@ -733,6 +765,10 @@ const ERRORS: &[(u16, &str)] = &[
     (413, "Too large."),
     (422, "Refers to something the directory does not have."),
     (429, "Too many requests; retry after `Retry-After`."),
+    (
+        501,
+        "Not served by this runtime (crm-host or the edge); the message says why.",
+    ),
     (503, "Temporarily unavailable; retry after `Retry-After`."),
 ];
 

@@ -19,4 +19,9 @@ impl StoreError {
     pub fn decode(what: impl Into<String>) -> StoreError {
         StoreError::Decode(what.into())
     }
+
+    /// A stored record that cannot be read back or re-encoded.
+    pub fn corrupt(e: impl std::fmt::Display) -> StoreError {
+        StoreError::Decode(e.to_string())
+    }
 }

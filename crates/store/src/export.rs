@@ -2,12 +2,122 @@
 //! filters) and for the audit, which also checks that the indexed columns agree with
 //! the hashed record (an edit of a column alone is tampering too).
 
-use crm_core::Activity;
+use crm_core::{Activity, CoreError};
 
 use crate::activities::{Filter, clause};
 use crate::dialect::Dialect;
-use crate::error::StoreResult;
+use crate::error::{StoreError, StoreResult};
 use crate::sql::{Row, Statement, seq};
+
+/// Records per export read: big enough to amortise the query, small enough to stream.
+pub const CHUNK: usize = 1_000;
+
+/// An export's format: NDJSON (the records exactly as hashed, so an auditor can verify
+/// them offline) or CSV (the main columns).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Ndjson,
+    Csv,
+}
+
+const CSV_HEADER: [&str; 16] = [
+    "seq",
+    "id",
+    "occurredAt",
+    "userId",
+    "departmentId",
+    "operation",
+    "outcome",
+    "entityType",
+    "entityId",
+    "credits",
+    "sessionId",
+    "ipAddress",
+    "location",
+    "authenticationMethod",
+    "prevHash",
+    "hash",
+];
+
+impl Format {
+    pub fn parse(text: &str) -> Result<Format, CoreError> {
+        match text {
+            "ndjson" => Ok(Format::Ndjson),
+            "csv" => Ok(Format::Csv),
+            _ => Err(CoreError::invalid(
+                "format",
+                "`format` must be ndjson or csv",
+            )),
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Ndjson => "application/x-ndjson",
+            Format::Csv => "text/csv; charset=utf-8",
+        }
+    }
+
+    /// What the export starts with: the CSV header line, nothing for NDJSON.
+    pub fn preamble(self) -> StoreResult<Vec<u8>> {
+        match self {
+            Format::Ndjson => Ok(Vec::new()),
+            Format::Csv => {
+                let mut w = csv::Writer::from_writer(Vec::new());
+                w.write_record(CSV_HEADER).map_err(StoreError::corrupt)?;
+                w.into_inner().map_err(StoreError::corrupt)
+            }
+        }
+    }
+
+    /// Encodes a chunk of [`chunk`] rows; answers the bytes and the last seq (where the
+    /// next chunk starts), or `None` when the chunk is empty (the export is complete).
+    pub fn encode(self, rows: &[Row]) -> StoreResult<Option<(Vec<u8>, u64)>> {
+        let mut last = None;
+        let mut buf = Vec::with_capacity(rows.len() * 1_024);
+        let mut w = csv::Writer::from_writer(Vec::new());
+        for row in rows {
+            let (seq, body) = decode_chunk_row(row)?;
+            last = Some(seq);
+            match self {
+                Format::Ndjson => {
+                    buf.extend_from_slice(body.as_bytes());
+                    buf.push(b'\n');
+                }
+                Format::Csv => {
+                    let a: Activity = serde_json::from_str(&body).map_err(StoreError::corrupt)?;
+                    csv_row(&mut w, &a).map_err(StoreError::corrupt)?;
+                }
+            }
+        }
+        if self == Format::Csv {
+            buf = w.into_inner().map_err(StoreError::corrupt)?;
+        }
+        Ok(last.map(|seq| (buf, seq)))
+    }
+}
+
+fn csv_row(w: &mut csv::Writer<Vec<u8>>, a: &Activity) -> csv::Result<()> {
+    let opt = |v: &Option<String>| v.clone().unwrap_or_default();
+    w.write_record([
+        a.seq.to_string(),
+        a.id.clone(),
+        a.occurred_at.to_rfc3339(),
+        a.user_id.clone(),
+        a.user_context.hierarchy.department_id.clone(),
+        a.operation.clone(),
+        a.outcome.as_str().to_owned(),
+        opt(&a.entity_type),
+        opt(&a.entity_id),
+        a.credits.to_string(),
+        opt(&a.session_id),
+        opt(&a.compliance.ip_address),
+        opt(&a.compliance.location),
+        opt(&a.compliance.authentication_method),
+        a.prev_hash.clone(),
+        a.hash.clone(),
+    ])
+}
 
 /// Records after `after_seq` that match `f`, in `seq` order.
 pub fn chunk(d: Dialect, tenant_id: &str, f: &Filter, after_seq: u64, limit: usize) -> Statement {

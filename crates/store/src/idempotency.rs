@@ -6,6 +6,24 @@ use crate::dialect::Dialect;
 use crate::error::StoreResult;
 use crate::sql::{Row, Statement};
 
+/// Longest `Idempotency-Key` accepted: room for a UUID or a client's own composite key.
+pub const MAX_KEY_LEN: usize = 200;
+
+/// The `Idempotency-Key` header value, trimmed, if it is 1–[`MAX_KEY_LEN`] visible
+/// ASCII characters.
+pub fn check_key(text: &str) -> Result<&str, crm_core::CoreError> {
+    Some(text.trim())
+        .filter(|t| {
+            !t.is_empty() && t.len() <= MAX_KEY_LEN && t.bytes().all(|b| b.is_ascii_graphic())
+        })
+        .ok_or_else(|| {
+            crm_core::CoreError::invalid(
+                "Idempotency-Key",
+                format!("`Idempotency-Key` must be 1-{MAX_KEY_LEN} visible ASCII characters"),
+            )
+        })
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Recorded {
     pub request_hash: String,

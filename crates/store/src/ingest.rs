@@ -62,6 +62,17 @@ pub struct Candidate<'a> {
     pub input_hash: &'a str,
 }
 
+/// The id of item `index` of a request without its own id, sent with an
+/// `Idempotency-Key`: derived from tenant and key, so a retried request lands on the
+/// same ids and answers the first result.
+pub fn derived_id(tenant_id: &str, idempotency_key: &str, index: usize) -> String {
+    use sha2::{Digest, Sha256};
+    let base = hex::encode(Sha256::digest(format!(
+        "{tenant_id}\nactivities\n{idempotency_key}"
+    )));
+    format!("idem-{}-{index}", &base[..32])
+}
+
 /// Classifies every item; the first conflict refuses the request.
 pub fn classify(
     items: &[Candidate<'_>],

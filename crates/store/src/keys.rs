@@ -4,6 +4,7 @@
 use crate::dialect::Dialect;
 use crate::error::{StoreError, StoreResult};
 use crate::sql::{Row, Statement, Value};
+use sha2::{Digest, Sha256};
 
 /// What a key may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -43,6 +44,24 @@ impl KeyScope {
     pub fn split(text: &str) -> Vec<KeyScope> {
         text.split(',').filter_map(KeyScope::parse).collect()
     }
+}
+
+/// Prefix that makes keys recognisable in logs and secret scanners.
+const KEY_PREFIX: &str = "crm_";
+/// Random bytes per key: 192 bits, beyond guessing.
+pub const KEY_RANDOM_BYTES: usize = 24;
+
+/// How a key is stored and looked up: its SHA-256, hex.
+pub fn hash_key(key: &str) -> String {
+    hex::encode(Sha256::digest(key.as_bytes()))
+}
+
+/// A key text made of `random` (the caller's randomness, [`KEY_RANDOM_BYTES`] of it),
+/// and its id (derived from its hash, so the id reveals nothing): `(id, key)`.
+pub fn from_random(random: &[u8; KEY_RANDOM_BYTES]) -> (String, String) {
+    let key = format!("{KEY_PREFIX}{}", hex::encode(random));
+    let id = format!("key_{}", &hash_key(&key)[..16]);
+    (id, key)
 }
 
 /// A live key as a request sees it, with the tenant's current directory version (one

@@ -8,9 +8,15 @@
 //! report into rollup and raw parts. A driver only executes [`Statement`]s and hands
 //! back [`Row`]s, so no SQL text is written twice and the runtimes cannot drift.
 //!
+//! It also holds the access rules ([`access`]) and the administrative request rules
+//! ([`requests`]) that both runtimes apply, so their answers cannot drift either.
+//!
 //! Like `crm-core`, this crate is pure: no I/O, no clock, no randomness.
 
+pub mod access;
 pub mod activities;
+pub mod audit;
+pub mod dead_letters;
 pub mod dialect;
 pub mod error;
 pub mod export;
@@ -20,8 +26,12 @@ pub mod keys;
 pub mod leads;
 pub mod listing;
 pub mod migrations;
+pub mod operations;
 pub mod outbox;
+pub mod packing;
+pub mod queued;
 pub mod report;
+pub mod requests;
 pub mod retention;
 pub mod rollups;
 pub mod sql;

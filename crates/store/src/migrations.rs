@@ -21,6 +21,10 @@ const SQLITE: &[Migration] = &[
         version: 2,
         sql: include_str!("../../../migrations/0002_surface.sql"),
     },
+    Migration {
+        version: 3,
+        sql: include_str!("../../../migrations/0003_edge.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -31,6 +35,10 @@ const POSTGRES: &[Migration] = &[
     Migration {
         version: 2,
         sql: include_str!("../../../migrations/postgres/0002_surface.sql"),
+    },
+    Migration {
+        version: 3,
+        sql: include_str!("../../../migrations/postgres/0003_edge.sql"),
     },
 ];
 

@@ -70,6 +70,14 @@ pub fn decode_outgoing(row: &Row) -> StoreResult<Outgoing> {
     })
 }
 
+/// How far `sink` has delivered `tenant` (no row: nothing yet): `SELECT delivered_seq`.
+pub fn cursor(d: Dialect, tenant_id: &str, sink: &str) -> Statement {
+    d.stmt(
+        "SELECT delivered_seq FROM sink_cursors WHERE tenant_id = ?1 AND sink = ?2",
+        vec![tenant_id.into(), sink.into()],
+    )
+}
+
 /// Moves the sink's cursor forward to `delivered_seq` (never back: a slower,
 /// concurrent relay of another host cannot undo a newer position).
 pub fn advance(d: Dialect, tenant_id: &str, sink: &str, delivered_seq: u64, now: i64) -> Statement {

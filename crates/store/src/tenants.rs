@@ -76,8 +76,9 @@ pub fn decode_head(row: &Row) -> StoreResult<Head> {
     })
 }
 
-/// Moves the head from `before` to (`seq`, `hash`) with the new balance — only if it is
-/// still where it was read. Otherwise `head_seq` becomes NULL, which the NOT NULL
+/// Moves the head from `before` to (`seq`, `hash`) with the new balance — only if head
+/// and balance are still what was read (a grant between the read and the write would
+/// otherwise be overwritten). Otherwise `head_seq` becomes NULL, which the NOT NULL
 /// constraint refuses, so the whole transaction (or D1 batch) rolls back instead of
 /// forking the chain. Under a row lock the guard never fires; it is the safety net.
 pub fn move_head(
@@ -89,7 +90,8 @@ pub fn move_head(
     balance: Credits,
 ) -> Statement {
     d.stmt(
-        "UPDATE tenants SET head_seq = CASE WHEN head_seq = ?2 THEN CAST(?3 AS BIGINT) ELSE NULL END,
+        "UPDATE tenants SET
+             head_seq = CASE WHEN head_seq = ?2 AND balance_units = ?6 THEN CAST(?3 AS BIGINT) ELSE NULL END,
              head_hash = ?4, balance_units = ?5 WHERE id = ?1",
         vec![
             id.into(),
@@ -97,6 +99,7 @@ pub fn move_head(
             seq(seq_after),
             hash.into(),
             balance.units().into(),
+            before.balance.units().into(),
         ],
     )
 }
@@ -125,11 +128,15 @@ pub fn ledger_entry(
     )
 }
 
-/// Sets the balance (the caller computed it under the row lock and writes the ledger).
-pub fn set_balance(d: Dialect, id: &str, balance_units: i64) -> Statement {
+/// Sets the balance from `expected_units` to `balance_units` (the caller computed it and
+/// writes the ledger). Guarded like the head: if the balance moved since it was read,
+/// the NOT NULL constraint refuses the write and the transaction rolls back — the
+/// safety net where no row lock is held (D1).
+pub fn set_balance(d: Dialect, id: &str, expected_units: i64, balance_units: i64) -> Statement {
     d.stmt(
-        "UPDATE tenants SET balance_units = ?2 WHERE id = ?1",
-        vec![id.into(), balance_units.into()],
+        "UPDATE tenants SET balance_units = CASE WHEN balance_units = ?3 THEN CAST(?2 AS BIGINT) ELSE NULL END
+         WHERE id = ?1",
+        vec![id.into(), balance_units.into(), expected_units.into()],
     )
 }
 
@@ -256,11 +263,15 @@ mod tests {
             balance: Credits::ZERO,
         };
         let st = move_head(Dialect::Postgres, "t", &before, 9, "h9", Credits::ZERO);
-        assert!(
-            st.sql
-                .contains("CASE WHEN head_seq = $2 THEN CAST($3 AS BIGINT) ELSE NULL END")
-        );
+        assert!(st.sql.contains(
+            "CASE WHEN head_seq = $2 AND balance_units = $6 THEN CAST($3 AS BIGINT) ELSE NULL END"
+        ));
         assert_eq!(st.params[1], Value::from(4));
         assert_eq!(st.params[2], Value::from(9));
+        assert_eq!(
+            st.params[5],
+            Value::from(0),
+            "guarded by the balance read too"
+        );
     }
 }

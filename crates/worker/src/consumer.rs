@@ -1,101 +1,152 @@
-//! The queue consumer: per batch and tenant, one D1 transaction (a `batch()`) with the
-//! activities, their folded rollups, the ledger entry and the guarded head move — the
-//! statements of `crm_store::ingest`, exactly as crm-host writes them. If another
-//! writer moved the head meanwhile, the guard aborts the whole batch and its messages
-//! are retried, so seq and hashes never fork. Each message is acked or retried
-//! explicitly; one that can never succeed goes to the dead-letter queue with its reason.
+//! The queue consumer. A message is a [`Packet`]: one tenant's enriched activities.
+//! Per batch and tenant, one D1 transaction (a `batch()`) writes the activities, their
+//! folded rollups, the ledger entry, the guarded head move and the release of their
+//! queue reservations — the statements of `crm_store`, exactly as crm-host writes them.
+//! If another writer moved the head meanwhile, the guard aborts the batch and only that
+//! tenant's messages are retried, so seq and hashes never fork. An item that can never
+//! be written (its id stored with other content) goes to the dead-letter queue alone,
+//! with its reason; the rest of its packet is written. Each message is acked or retried
+//! explicitly. After a tenant's write, the upstream sink (if configured) gets what it
+//! has not yet confirmed.
 
 use std::collections::{BTreeMap, HashMap};
 
 use crm_core::Activity;
 use crm_store::activities::{self, Existing};
 use crm_store::ingest::{self as plan, Candidate, Disposition, IdConflict, Stored};
+use crm_store::queued;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use worker::{Env, Message, MessageBatch, MessageExt, Result};
 
+use crate::auth::now_ms;
 use crate::d1::{self, DIALECT};
 use crate::http::ApiResult;
-use crate::store;
+use crate::{store, upstream};
 
-/// One enriched activity on its way to D1.
+/// One enriched activity on its way to D1, with the hash of the client's input.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Envelope {
-    pub tenant_id: String,
+pub struct Item {
     pub activity: Activity,
     pub input_hash: String,
+}
+
+impl Item {
+    pub fn candidate(&self) -> Candidate<'_> {
+        Candidate {
+            id: &self.activity.id,
+            input_hash: &self.input_hash,
+        }
+    }
+}
+
+/// One queue message: a tenant's activities from one request, in request order.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Packet {
+    pub tenant_id: String,
     pub received_at: i64,
+    pub items: Vec<Item>,
 }
 
 pub async fn consume(batch: MessageBatch<Value>, env: &Env) -> Result<()> {
     let messages = batch.messages()?;
-    let mut by_tenant: BTreeMap<String, Vec<(&Message<Value>, Envelope)>> = BTreeMap::new();
+    let mut by_tenant: BTreeMap<String, Vec<(&Message<Value>, Packet)>> = BTreeMap::new();
     for m in &messages {
-        match serde_json::from_value::<Envelope>(m.body().clone()) {
-            Ok(e) => by_tenant
-                .entry(e.tenant_id.clone())
+        match serde_json::from_value::<Packet>(m.body().clone()) {
+            Ok(p) => by_tenant
+                .entry(p.tenant_id.clone())
                 .or_default()
-                .push((m, e)),
-            Err(e) => dead_letter(env, m, &format!("undecodable message: {e}")).await,
-        }
-    }
-    for (tenant, mut items) in by_tenant {
-        // A message whose id was stored (or queued earlier in this batch) with other
-        // content can never be written: dead-letter it, write the rest.
-        loop {
-            let envelopes: Vec<Envelope> = items.iter().map(|(_, e)| e.clone()).collect();
-            match write(env, &tenant, &envelopes).await {
-                Ok(Ok(_)) => {
-                    for (m, _) in &items {
-                        m.ack();
-                    }
-                    break;
-                }
-                Ok(Err(conflict)) => {
-                    let (m, _) = items.remove(conflict.index);
-                    dead_letter(env, m, &conflict.message()).await;
-                    if items.is_empty() {
-                        break;
-                    }
-                }
-                Err(e) => {
-                    worker::console_error!(
-                        "tenant {tenant}: batch not written, retrying: {}",
-                        e.message()
-                    );
-                    for (m, _) in &items {
-                        m.retry();
-                    }
-                    break;
+                .push((m, p)),
+            Err(e) => {
+                if dead_letter(env, m.body().clone(), &format!("undecodable message: {e}")).await {
+                    m.ack();
+                } else {
+                    m.retry();
                 }
             }
+        }
+    }
+    for (tenant, packets) in by_tenant {
+        let written = write_tenant(env, &tenant, &packets).await;
+        for (m, _) in &packets {
+            if written {
+                m.ack();
+            } else {
+                m.retry();
+            }
+        }
+        if written {
+            upstream::deliver(env, &tenant).await;
         }
     }
     Ok(())
 }
 
-async fn dead_letter(env: &Env, m: &Message<Value>, reason: &str) {
+/// Writes a tenant's packets; true when every item is written or dead-lettered.
+async fn write_tenant(env: &Env, tenant: &str, packets: &[(&Message<Value>, Packet)]) -> bool {
+    let mut items: Vec<Item> = packets.iter().flat_map(|(_, p)| p.items.clone()).collect();
+    let received_at = packets.first().map_or(0, |(_, p)| p.received_at);
+    loop {
+        match write(env, tenant, &items, received_at).await {
+            Ok(Ok(_)) => return true,
+            Ok(Err(conflict)) => {
+                let item = items.remove(conflict.index);
+                let body =
+                    json!({ "tenantId": tenant, "receivedAt": received_at, "items": [item] });
+                if !dead_letter(env, body, &conflict.message()).await {
+                    return false;
+                }
+                let id = item.activity.id.as_str();
+                // The reservation was for content that will never be written.
+                if d1::transaction(env, &queued::release(DIALECT, tenant, &[id], now_ms()))
+                    .await
+                    .is_err()
+                {
+                    return false;
+                }
+                if items.is_empty() {
+                    return true;
+                }
+            }
+            Err(e) => {
+                worker::console_error!(
+                    "tenant {tenant}: batch not written, retrying: {}",
+                    e.message()
+                );
+                return false;
+            }
+        }
+    }
+}
+
+/// Sends a body to the dead-letter queue with its reason; false if that failed (the
+/// message is then retried, and the platform's dead-letter queue takes it after
+/// `max_retries`).
+async fn dead_letter(env: &Env, body: Value, reason: &str) -> bool {
     let sent = match env.queue("DEAD_LETTERS") {
         Ok(q) => q
-            .send(json!({ "reason": reason, "body": m.body() }))
+            .send(json!({ "reason": reason, "body": body }))
             .await
             .is_ok(),
         Err(_) => false,
     };
-    if sent {
-        m.ack();
-    } else {
-        // Retrying lets the platform's own dead-letter queue take it after max_retries.
-        worker::console_error!("dead-letter send failed ({reason}); retrying message");
-        m.retry();
+    if !sent {
+        worker::console_error!("dead-letter send failed ({reason})");
     }
+    sent
 }
 
-/// Stored activities among the envelopes' ids.
-pub async fn stored(env: &Env, tenant: &str, ids: &[&str]) -> ApiResult<HashMap<String, Existing>> {
+/// Stored activities among the candidates' ids.
+pub async fn stored(
+    env: &Env,
+    tenant: &str,
+    items: &[Candidate<'_>],
+) -> ApiResult<HashMap<String, Existing>> {
+    let ids: Vec<&str> = items.iter().map(|c| c.id).collect();
     let mut out = HashMap::new();
-    for st in activities::lookup(DIALECT, tenant, ids) {
+    for st in activities::lookup(DIALECT, tenant, &ids) {
         for row in d1::query(env, &st).await? {
             let e = activities::decode_existing(&row)?;
             out.insert(e.id.clone(), e);
@@ -104,55 +155,50 @@ pub async fn stored(env: &Env, tenant: &str, ids: &[&str]) -> ApiResult<HashMap<
     Ok(out)
 }
 
-/// Writes one tenant's envelopes in one D1 transaction, all or nothing. A conflicting
-/// id (stored, or earlier in `envelopes` with other content) writes nothing and says
-/// which. Used by the consumer and by `?sync=true` ingest.
+/// Writes one tenant's items in one D1 transaction, all or nothing, releasing their
+/// queue reservations. A conflicting id (stored, or earlier in `items` with other
+/// content) writes nothing and says which. Used by the consumer and by `?sync=true`.
 pub async fn write(
     env: &Env,
     tenant: &str,
-    envelopes: &[Envelope],
+    items: &[Item],
+    received_at: i64,
 ) -> ApiResult<std::result::Result<Vec<Stored>, IdConflict>> {
-    let ids: Vec<&str> = envelopes.iter().map(|e| e.activity.id.as_str()).collect();
-    let stored = stored(env, tenant, &ids).await?;
-    let candidates: Vec<Candidate<'_>> = envelopes
-        .iter()
-        .map(|e| Candidate {
-            id: &e.activity.id,
-            input_hash: &e.input_hash,
-        })
-        .collect();
+    let candidates: Vec<Candidate<'_>> = items.iter().map(Item::candidate).collect();
+    let stored = stored(env, tenant, &candidates).await?;
     let dispositions = match plan::classify(&candidates, &stored) {
         Ok(d) => d,
         Err(conflict) => return Ok(Err(conflict)),
     };
     let mut fresh = Vec::new();
     let mut hashes = Vec::new();
-    for (e, d) in envelopes.iter().zip(&dispositions) {
+    for (item, d) in items.iter().zip(&dispositions) {
         if *d == Disposition::Fresh {
-            fresh.push(e.activity.clone());
-            hashes.push(e.input_hash.as_str());
+            fresh.push(item.activity.clone());
+            hashes.push(item.input_hash.as_str());
         }
     }
-    if fresh.is_empty() {
-        return Ok(Ok(plan::answers(dispositions, &[])));
+    let ids: Vec<&str> = candidates.iter().map(|c| c.id).collect();
+    let mut statements = Vec::new();
+    if !fresh.is_empty() {
+        let before = store::head(env, tenant).await?;
+        let balance = crm_core::engine::settle_and_seal(
+            before.balance,
+            before.seq + 1,
+            &before.hash,
+            &mut fresh,
+        )?;
+        statements = plan::write(
+            DIALECT,
+            tenant,
+            &before,
+            &fresh,
+            &hashes,
+            received_at,
+            balance,
+        )?;
     }
-    let before = store::head(env, tenant).await?;
-    let balance = crm_core::engine::settle_and_seal(
-        before.balance,
-        before.seq + 1,
-        &before.hash,
-        &mut fresh,
-    )?;
-    let received_at = envelopes.first().map_or(0, |e| e.received_at);
-    let statements = plan::write(
-        DIALECT,
-        tenant,
-        &before,
-        &fresh,
-        &hashes,
-        received_at,
-        balance,
-    )?;
+    statements.extend(queued::release(DIALECT, tenant, &ids, now_ms()));
     d1::transaction(env, &statements).await?;
     Ok(Ok(plan::answers(dispositions, &fresh)))
 }

@@ -1,13 +1,9 @@
 //! JSON errors (crm-core's shared vocabulary, as crm-host), API key auth, body parsing.
 
-use crate::d1;
-
 use crm_core::api_error::{ApiCode, ApiError};
 use crm_core::{CoreError, ErrorCode};
-use crm_store::keys::{self, KeyRecord, KeyScope};
 use serde_json::Value;
-use sha2::{Digest, Sha256};
-use worker::{Env, Request, Response, Result};
+use worker::{Request, Response, Result};
 
 /// Largest request body: a full batch of 1000 activities at the metadata cap.
 pub const MAX_BODY_BYTES: usize = 16 << 20;
@@ -102,48 +98,12 @@ impl From<()> for Answer {
     }
 }
 
-/// The caller: tenant and scopes come from the API key only.
-#[derive(Debug, Clone)]
-pub struct Caller {
-    pub key: KeyRecord,
-}
-
-impl Caller {
-    pub fn tenant(&self) -> &str {
-        &self.key.tenant_id
-    }
-
-    pub fn require(&self, scope: KeyScope) -> ApiResult<&Caller> {
-        if self.key.allows(scope) {
-            Ok(self)
-        } else {
-            Err(Failure::new(
-                ApiCode::Forbidden,
-                format!("this key lacks the `{}` scope", scope.as_str()),
-            ))
-        }
-    }
-}
-
-pub async fn caller(req: &Request, env: &Env) -> ApiResult<Caller> {
-    let unauthorized = |m: &str| Failure::new(ApiCode::Unauthorized, m);
-    let header = req
-        .headers()
-        .get("authorization")?
-        .ok_or_else(|| unauthorized("missing `Authorization: Bearer <api key>`"))?;
-    let token = header
-        .strip_prefix("Bearer ")
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| unauthorized("the Authorization header must be `Bearer <api key>`"))?;
-    let hash = hex::encode(Sha256::digest(token.as_bytes()));
-    let now = worker::Date::now().as_millis() as i64;
-    let row = d1::query_opt(env, &keys::lookup(d1::DIALECT, &hash, now))
-        .await?
-        .ok_or_else(|| unauthorized("unknown, expired or revoked API key"))?;
-    Ok(Caller {
-        key: keys::decode(&row)?,
-    })
+/// The `Idempotency-Key` header, checked like crm-host checks it.
+pub fn idempotency_key(req: &Request) -> ApiResult<Option<String>> {
+    let Some(key) = req.headers().get("idempotency-key")? else {
+        return Ok(None);
+    };
+    Ok(Some(crm_store::idempotency::check_key(&key)?.to_owned()))
 }
 
 /// The body as JSON, with the size cap and a JSON error for malformed input.

@@ -1,11 +1,15 @@
-//! Writes at the edge: activity ingest (Queue, or D1 directly with `?sync=true`) and
-//! directory replacement.
+//! Activity ingest at the edge. The whole request is validated and enriched first (a
+//! bad item refuses it and nothing is queued); ids are fixed before anything is
+//! queued (the client's, derived from an `Idempotency-Key`, or fresh) and returned;
+//! ids conflicting inside the request, with stored activities or with activities
+//! still in the queue are refused before the 202. Enriched activities travel in
+//! packets sized by bytes under the Queues limits; `?sync=true` writes to D1 directly,
+//! all or nothing.
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 
 use crm_core::chain::canonical_json;
-use crm_core::directory::DirectorySpec;
-use crm_core::engine::TenantSnapshot;
 use crm_core::ids::IdGenerator;
 use crm_core::limits::MAX_BATCH;
 use crm_core::{CoreError, Timestamp};
@@ -16,64 +20,135 @@ use worker::{Env, Request};
 use crm_core::api_error::ApiCode;
 use crm_store::ingest::{self as plan, Candidate, IdConflict};
 use crm_store::keys::KeyScope;
-use crm_store::tenants;
+use crm_store::packing::{self, TooLarge};
+use crm_store::queued;
 
-use crate::consumer::{self, Envelope};
+use crate::auth::{self, now_ms};
+use crate::consumer::{self, Item, Packet};
 use crate::d1::{self, DIALECT};
 use crate::http::{self, Answer, ApiResult, Failure};
-use crate::store;
+use crate::{random, store};
 
+/// Largest packet (one queue message) as JSON: Queues takes 128 KB per message; the
+/// margin covers the platform's own encoding of the body.
+pub const MAX_PACKET_BYTES: usize = 120_000;
+/// Largest `sendBatch` as JSON: Queues takes 256 KB per batch.
+const MAX_SEND_BYTES: usize = 240_000;
 /// Messages per `sendBatch` (the Queues limit).
-const QUEUE_BATCH: usize = 100;
+const MAX_SEND_MESSAGES: usize = 100;
 
 thread_local! {
     static IDS: RefCell<IdGenerator> = RefCell::new(IdGenerator::new());
 }
 
-fn now() -> ApiResult<Timestamp> {
-    Ok(Timestamp::from_millis(
-        worker::Date::now().as_millis() as i64
-    )?)
+/// A fresh, monotonic ULID.
+pub fn fresh_id(now: Timestamp) -> ApiResult<String> {
+    let bits = random::ulid_bits()?;
+    Ok(IDS.with_borrow_mut(|g| g.next(now, bits)))
 }
 
-/// 80 random bits for a ULID; `Math.random` gives 52 per call.
-fn random_bits() -> u128 {
-    let part = || (js_sys::Math::random() * f64::from(1u32 << 31) * f64::from(1u32 << 9)) as u128;
-    (part() << 40) ^ part()
+fn now() -> ApiResult<Timestamp> {
+    Ok(Timestamp::from_millis(now_ms())?)
+}
+
+fn conflict(c: &IdConflict, queued: bool) -> Failure {
+    let message = if queued {
+        format!(
+            "activity `{}` is already queued with different content",
+            c.id
+        )
+    } else {
+        c.message()
+    };
+    Failure::new(ApiCode::Conflict, message).with_details(json!({ "id": c.id, "index": c.index }))
+}
+
+/// A request body: one activity object, or a non-empty array of at most [`MAX_BATCH`].
+fn items(body: Value) -> ApiResult<(Vec<Value>, bool)> {
+    match body {
+        Value::Array(items) if items.is_empty() => Err(Failure::bad_request("the batch is empty")),
+        Value::Array(items) if items.len() > MAX_BATCH => Err(Failure::too_large(format!(
+            "a batch holds at most {MAX_BATCH} activities, this one has {}",
+            items.len()
+        ))),
+        Value::Array(items) => Ok((items, false)),
+        one @ Value::Object(_) => Ok((vec![one], true)),
+        _ => Err(Failure::bad_request(
+            "the body must be an activity object or an array of them",
+        )),
+    }
+}
+
+/// Packs items into packets of at most [`MAX_PACKET_BYTES`]; an item that cannot fit
+/// one packet alone is refused with 413 (nothing is queued).
+fn pack(tenant: &str, received_at: i64, items: Vec<Item>) -> ApiResult<Vec<Packet>> {
+    let empty = Packet {
+        tenant_id: tenant.to_owned(),
+        received_at,
+        items: Vec::new(),
+    };
+    let overhead = encoded_len(&empty)?;
+    let sizes = items
+        .iter()
+        .map(|i| Ok(encoded_len(i)? + 1))
+        .collect::<ApiResult<Vec<_>>>()?;
+    let runs = packing::runs(&sizes, overhead, MAX_PACKET_BYTES, usize::MAX).map_err(
+        |TooLarge { index, bytes }| {
+            Failure::too_large(format!(
+                "activity [{index}] takes {bytes} bytes enriched; a queue message holds at most {MAX_PACKET_BYTES} (smaller metadata, or ?sync=true)"
+            ))
+            .with_details(json!({ "index": index, "bytes": bytes, "limit": MAX_PACKET_BYTES }))
+        },
+    )?;
+    Ok(runs
+        .into_iter()
+        .map(|r| Packet {
+            items: items[r].to_vec(),
+            ..empty.clone()
+        })
+        .collect())
+}
+
+fn encoded_len<T: serde::Serialize>(v: &T) -> ApiResult<usize> {
+    Ok(serde_json::to_vec(v).map_err(Failure::internal)?.len())
+}
+
+/// Groups packets into `sendBatch` calls within the count and byte limits.
+fn send_groups(packets: Vec<Packet>) -> ApiResult<Vec<Vec<Packet>>> {
+    let sizes = packets
+        .iter()
+        .map(encoded_len)
+        .collect::<ApiResult<Vec<_>>>()?;
+    let runs = packing::runs(&sizes, 0, MAX_SEND_BYTES, MAX_SEND_MESSAGES)
+        .map_err(|_| Failure::internal("a packet is larger than a sendBatch"))?;
+    Ok(runs.into_iter().map(|r| packets[r].to_vec()).collect())
 }
 
 pub async fn activities(req: &mut Request, env: &Env) -> ApiResult<Answer> {
-    let caller = http::caller(req, env).await?;
+    let caller = auth::caller(req, env).await?;
     caller.require(KeyScope::Ingest)?;
     let params = http::query(req, &["sync"])?;
-    let sync = params.get("sync").is_some_and(|v| v == "true");
-    let body = http::body(req).await?;
-    let (items, single) = match body {
-        Value::Array(items) if items.is_empty() => {
-            return Err(Failure::bad_request("the batch is empty"));
-        }
-        Value::Array(items) if items.len() > MAX_BATCH => {
-            return Err(Failure::too_large(format!(
-                "a batch holds at most {MAX_BATCH} activities"
-            )));
-        }
-        Value::Array(items) => (items, false),
-        one @ Value::Object(_) => (vec![one], true),
-        _ => {
-            return Err(Failure::bad_request(
-                "the body must be an activity object or an array of them",
-            ));
-        }
+    let sync = match params.get("sync").map(String::as_str) {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(_) => return Err(Failure::bad_request("`sync` must be true or false")),
     };
+    let idempotency_key = http::idempotency_key(req)?;
+    let (bodies, single) = items(http::body(req).await?)?;
     let tenant = caller.tenant().to_owned();
     let snap = store::snapshot(env, &caller).await?;
     let now = now()?;
     let ip = http::client_ip(req);
-    let mut envelopes = Vec::with_capacity(items.len());
-    for (i, item) in items.iter().enumerate() {
-        let generated = IDS.with_borrow_mut(|g| g.next(now, random_bits()));
+    let mut items = Vec::with_capacity(bodies.len());
+    // Ids that another request could also send: the client's own and derived ones.
+    let mut chosen = Vec::new();
+    for (i, body) in bodies.iter().enumerate() {
+        let generated = match &idempotency_key {
+            Some(k) => plan::derived_id(&tenant, k, i),
+            None => fresh_id(now)?,
+        };
         let activity = snap
-            .enrich_json(&item.to_string(), &generated, now, ip.as_deref())
+            .enrich_json(&body.to_string(), &generated, now, ip.as_deref())
             .map_err(|e: CoreError| {
                 if single {
                     e
@@ -81,84 +156,116 @@ pub async fn activities(req: &mut Request, env: &Env) -> ApiResult<Answer> {
                     e.within(&format!("[{i}]"))
                 }
             })?;
-        envelopes.push(Envelope {
-            tenant_id: tenant.clone(),
+        if activity.id != generated || idempotency_key.is_some() {
+            chosen.push(i);
+        }
+        items.push(Item {
             activity,
-            input_hash: hex::encode(Sha256::digest(canonical_json(item).as_bytes())),
-            received_at: now.millis(),
+            input_hash: hex::encode(Sha256::digest(canonical_json(body).as_bytes())),
         });
     }
     if sync {
-        let stored = consumer::write(env, &tenant, &envelopes)
+        let mine: Vec<Candidate<'_>> = chosen.iter().map(|&i| items[i].candidate()).collect();
+        queued::conflict(&mine, &queued_ids(env, &tenant, &mine, now.millis()).await?)
+            .map_err(|c| conflict(&in_request(c, &items), true))?;
+        let stored = consumer::write(env, &tenant, &items, now.millis())
             .await?
-            .map_err(|c| conflict(&c))?;
+            .map_err(|c| conflict(&c, false))?;
         let created = stored.iter().filter(|s| !s.duplicate).count();
         return Ok(Answer(
             if created == 0 { 200 } else { 201 },
             json!({ "created": created, "duplicates": stored.len() - created, "results": stored }),
         ));
     }
-    // Conflicts inside the request or with what is stored are refused before anything
-    // is queued.
-    let ids: Vec<&str> = envelopes.iter().map(|e| e.activity.id.as_str()).collect();
-    let stored = consumer::stored(env, &tenant, &ids).await?;
-    let candidates: Vec<Candidate<'_>> = envelopes
+    let ids: Vec<String> = items.iter().map(|i| i.activity.id.clone()).collect();
+    let candidates: Vec<Candidate<'_>> = items.iter().map(Item::candidate).collect();
+    let stored = consumer::stored(env, &tenant, &candidates).await?;
+    let dispositions = plan::classify(&candidates, &stored).map_err(|c| conflict(&c, false))?;
+    let fresh: Vec<usize> = dispositions
         .iter()
-        .map(|e| Candidate {
-            id: &e.activity.id,
-            input_hash: &e.input_hash,
-        })
+        .enumerate()
+        .filter(|(_, d)| **d == plan::Disposition::Fresh)
+        .map(|(i, _)| i)
         .collect();
-    plan::classify(&candidates, &stored).map_err(|c| conflict(&c))?;
-    let ids: Vec<String> = ids.into_iter().map(str::to_owned).collect();
+    let packets = pack(
+        &tenant,
+        now.millis(),
+        fresh.iter().map(|&i| items[i].clone()).collect(),
+    )?;
+    let groups = send_groups(packets)?;
+    // A request sent in several batches reserves every id, so a retry after a partial
+    // failure (same ids) replays instead of recording twice.
+    let reserve: Vec<Candidate<'_>> = if groups.len() > 1 {
+        fresh.iter().map(|&i| candidates[i]).collect()
+    } else {
+        chosen
+            .iter()
+            .filter(|i| fresh.contains(i))
+            .map(|&i| candidates[i])
+            .collect()
+    };
+    if !reserve.is_empty() {
+        reserve_ids(env, &tenant, &reserve, now.millis())
+            .await?
+            .map_err(|c| conflict(&in_request(c, &items), true))?;
+    }
     let queue = env.queue("ACTIVITIES")?;
-    for chunk in envelopes.chunks(QUEUE_BATCH) {
-        queue.send_batch(chunk.to_vec()).await?;
+    for (n, group) in groups.into_iter().enumerate() {
+        if let Err(e) = queue.send_batch(group).await {
+            worker::console_error!("sendBatch failed after {n} batches: {e}");
+            return Err(Failure::new(
+                ApiCode::Unavailable,
+                "the queue refused part of this request; send it again with the same ids (they are listed) or the same Idempotency-Key — parts already queued are recognised",
+            )
+            .with_details(json!({ "ids": ids })));
+        }
     }
     Ok(Answer(
         202,
-        json!({ "accepted": envelopes.len(), "ids": ids }),
+        json!({ "accepted": items.len(), "queued": fresh.len(), "ids": ids }),
     ))
 }
 
-fn conflict(c: &IdConflict) -> Failure {
-    Failure::new(ApiCode::Conflict, c.message())
-        .with_details(json!({ "id": c.id, "index": c.index }))
+/// A conflict found among some of the items, placed at its index in the request.
+fn in_request(mut c: IdConflict, items: &[Item]) -> IdConflict {
+    c.index = items
+        .iter()
+        .position(|i| i.activity.id == c.id)
+        .unwrap_or(c.index);
+    c
 }
 
-pub async fn put_directory(req: &mut Request, env: &Env) -> ApiResult<Answer> {
-    let caller = http::caller(req, env).await?;
-    caller.require(KeyScope::Admin)?;
-    let spec: DirectorySpec = http::parse(http::body(req).await?)?;
-    let row = store::tenant_row(env, caller.tenant()).await?;
-    let directory = serde_json::to_string(&spec).map_err(Failure::internal)?;
-    let version = row.version + 1;
-    let snap = TenantSnapshot::from_json(caller.tenant(), version, &row.policy, &directory)?;
-    d1::transaction(
-        env,
-        &[
-            tenants::update_snapshot(
-                DIALECT,
-                caller.tenant(),
-                row.version,
-                &row.policy,
-                &directory,
-            ),
-            tenants::record_version(
-                DIALECT,
-                caller.tenant(),
-                version,
-                &row.policy,
-                &directory,
-                now()?.millis(),
-            ),
-        ],
-    )
-    .await?;
-    let d = &snap.directory;
-    Ok(Answer(
-        200,
-        json!({ "version": version, "users": d.user_count(), "departments": d.department_count(),
-        "roles": d.role_count(), "permissions": d.permission_count() }),
+/// Reserves ids as queued; refused when one is queued with other content (checked
+/// before and after the insert, so of two racing requests only one wins).
+async fn reserve_ids(
+    env: &Env,
+    tenant: &str,
+    items: &[Candidate<'_>],
+    now: i64,
+) -> ApiResult<Result<(), IdConflict>> {
+    if let Err(c) = queued::conflict(items, &queued_ids(env, tenant, items, now).await?) {
+        return Ok(Err(c));
+    }
+    d1::transaction(env, &queued::reserve(DIALECT, tenant, items, now)).await?;
+    Ok(queued::conflict(
+        items,
+        &queued_ids(env, tenant, items, now).await?,
     ))
+}
+
+async fn queued_ids(
+    env: &Env,
+    tenant: &str,
+    items: &[Candidate<'_>],
+    now: i64,
+) -> ApiResult<HashMap<String, String>> {
+    let ids: Vec<&str> = items.iter().map(|c| c.id).collect();
+    let mut out = HashMap::new();
+    for st in queued::lookup(DIALECT, tenant, &ids, now) {
+        for row in d1::query(env, &st).await? {
+            let (id, hash) = queued::decode(&row)?;
+            out.insert(id, hash);
+        }
+    }
+    Ok(out)
 }

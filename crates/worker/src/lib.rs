@@ -1,36 +1,92 @@
-//! `crm-worker`: the CRM activity engine at the edge. Same HTTP API as crm-host where
-//! the edge can serve it (others answer 501 with the reason); D1 for storage, a Queue
-//! between ingest and the D1 writer. All rules come from crm-core.
+//! `crm-worker`: the CRM activity engine at the edge. The same HTTP API as crm-host
+//! (one OpenAPI document, `crm_core::api_spec`), D1 for storage, a Queue between ingest
+//! and the D1 writer. All rules come from crm-core and crm-store; this crate only
+//! drives D1, the queues and the Workers runtime. Endpoints the edge cannot serve
+//! answer 501 with the reason (see ARCHITECTURE.md, "The edge").
 
+mod admin;
+mod audit;
+mod auth;
 mod consumer;
 mod d1;
+mod dead_letters;
 mod http;
 mod ingest;
+mod operations;
+mod random;
 mod reads;
+mod status;
 mod store;
+mod upstream;
 
 use worker::{Context, Env, MessageBatch, Request, Response, Result, Router, event};
 
 use crate::http::{Failure, respond};
 use crm_store::listing::Subject;
 
+/// Why the lead endpoints are not served at the edge.
+const LEADS_AT_THE_EDGE: &str = "leads are served by crm-host: creating or changing a lead decides on what is stored (exists? which version?) inside the transaction that charges and records, and a D1 batch cannot branch on a read. At the edge, meter CRM operations with POST /v1/operations/{operation}";
+
+fn param(ctx: &worker::RouteContext<()>, name: &str) -> String {
+    ctx.param(name).cloned().unwrap_or_default()
+}
+
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     Router::new()
-        .get("/healthz", |_, _| {
-            Response::from_json(&serde_json::json!({ "status": "ok" }))
+        .get("/healthz", |_, _| respond(Ok(status::health())))
+        .get_async("/readyz", |_, ctx| async move {
+            respond(status::ready(&ctx.env).await)
+        })
+        .get("/v1/openapi.json", |_, _| respond(Ok(status::openapi())))
+        .get_async("/v1/metrics", |req, ctx| async move {
+            respond(status::metrics(&req, &ctx.env).await)
+        })
+        .get_async("/v1/session", |req, ctx| async move {
+            respond(admin::session(&req, &ctx.env).await)
         })
         .get_async("/v1/directory", |req, ctx| async move {
-            respond(reads::directory(&req, &ctx.env).await)
+            respond(admin::directory(&req, &ctx.env).await)
         })
         .put_async("/v1/directory", |mut req, ctx| async move {
-            respond(ingest::put_directory(&mut req, &ctx.env).await)
+            respond(admin::put_directory(&mut req, &ctx.env).await)
+        })
+        .patch_async("/v1/directory", |mut req, ctx| async move {
+            respond(admin::patch_directory(&mut req, &ctx.env).await)
+        })
+        .get_async("/v1/policy", |req, ctx| async move {
+            respond(admin::policy(&req, &ctx.env).await)
+        })
+        .put_async("/v1/policy", |mut req, ctx| async move {
+            respond(admin::put_policy(&mut req, &ctx.env).await)
+        })
+        .get_async("/v1/credits/prices", |req, ctx| async move {
+            respond(admin::prices(&req, &ctx.env).await)
+        })
+        .put_async("/v1/credits/prices", |mut req, ctx| async move {
+            respond(admin::put_prices(&mut req, &ctx.env).await)
+        })
+        .get_async("/v1/credits/balance", |req, ctx| async move {
+            respond(admin::balance(&req, &ctx.env).await)
+        })
+        .post_async("/v1/credits/grants", |mut req, ctx| async move {
+            respond(admin::grant(&mut req, &ctx.env).await)
+        })
+        .get_async("/v1/keys", |req, ctx| async move {
+            respond(admin::list_keys(&req, &ctx.env).await)
+        })
+        .post_async("/v1/keys", |mut req, ctx| async move {
+            respond(admin::create_key(&mut req, &ctx.env).await)
+        })
+        .delete_async("/v1/keys/:id", |req, ctx| async move {
+            let id = param(&ctx, "id");
+            respond(admin::revoke_key(&req, &ctx.env, &id).await)
+        })
+        .post_async("/v1/viewer-tokens", |mut req, ctx| async move {
+            respond(admin::viewer_token(&mut req, &ctx.env).await)
         })
         .post_async("/v1/permissions/check", |mut req, ctx| async move {
             respond(reads::check(&mut req, &ctx.env).await)
-        })
-        .get_async("/v1/credits/balance", |req, ctx| async move {
-            respond(reads::balance(&req, &ctx.env).await)
         })
         .post_async("/v1/activities", |mut req, ctx| async move {
             respond(ingest::activities(&mut req, &ctx.env).await)
@@ -39,40 +95,72 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
             respond(reads::list(&req, &ctx.env, Subject::Tenant).await)
         })
         .get_async("/v1/users/:id/activities", |req, ctx| async move {
-            let scope = Subject::User(ctx.param("id").cloned().unwrap_or_default());
+            let scope = Subject::User(param(&ctx, "id"));
             respond(reads::list(&req, &ctx.env, scope).await)
         })
         .get_async("/v1/departments/:id/activities", |req, ctx| async move {
-            let scope = Subject::Department(ctx.param("id").cloned().unwrap_or_default());
+            let scope = Subject::Department(param(&ctx, "id"));
             respond(reads::list(&req, &ctx.env, scope).await)
         })
+        .get_async("/v1/reports", |req, ctx| async move {
+            respond(reads::report(&req, &ctx.env, Subject::Tenant).await)
+        })
         .get_async("/v1/reports/users/:id", |req, ctx| async move {
-            let scope = Subject::User(ctx.param("id").cloned().unwrap_or_default());
+            let scope = Subject::User(param(&ctx, "id"));
             respond(reads::report(&req, &ctx.env, scope).await)
         })
         .get_async("/v1/reports/departments/:id", |req, ctx| async move {
-            let scope = Subject::Department(ctx.param("id").cloned().unwrap_or_default());
+            let scope = Subject::Department(param(&ctx, "id"));
             respond(reads::report(&req, &ctx.env, scope).await)
+        })
+        .get_async("/v1/dashboards/users/:id", |req, ctx| async move {
+            let id = param(&ctx, "id");
+            respond(reads::dashboard(&req, &ctx.env, id).await)
+        })
+        .post_async("/v1/operations/:operation", |mut req, ctx| async move {
+            let op = param(&ctx, "operation");
+            respond(operations::metering(&mut req, &ctx.env, &op).await)
+        })
+        .get_async("/v1/export", |req, ctx| async move {
+            match audit::export(&req, &ctx.env).await {
+                Ok(r) => Ok(r),
+                Err(e) => respond::<()>(Err(e)),
+            }
+        })
+        .get_async("/v1/audit/verify", |req, ctx| async move {
+            respond(audit::verify(&req, &ctx.env).await)
+        })
+        .get_async("/v1/dead-letters", |req, ctx| async move {
+            respond(dead_letters::list(&req, &ctx.env).await)
+        })
+        .post_async("/v1/dead-letters/:id/redrive", |req, ctx| async move {
+            let id = param(&ctx, "id");
+            respond(dead_letters::redrive(&req, &ctx.env, &id).await)
         })
         .post_async("/v1/conformance", |mut req, ctx| async move {
             respond(reads::conformance(&mut req, &ctx.env).await)
         })
-        .patch("/v1/directory", |_, _| respond::<()>(Err(not_at_edge())))
-        .or_else_any_method("/v1/*rest", |_, _| respond::<()>(Err(not_at_edge())))
-        .or_else_any_method("/*rest", |_, _| {
-            respond::<()>(Err(Failure::not_found("no such endpoint")))
+        .or_else_any_method("/v1/leads", |_, _| {
+            respond::<()>(Err(Failure::not_implemented(LEADS_AT_THE_EDGE)))
         })
+        .or_else_any_method("/v1/leads/:id", |_, _| {
+            respond::<()>(Err(Failure::not_implemented(LEADS_AT_THE_EDGE)))
+        })
+        .or_else_any_method("/metrics", |_, _| {
+            respond::<()>(Err(Failure::not_implemented(
+                "no Prometheus scrape at the edge: Workers have no long-lived process to count in; use GET /v1/metrics (from D1) and Workers analytics",
+            )))
+        })
+        .or_else_any_method("/*rest", |req, _| respond::<()>(Err(status::unrouted(&req))))
         .run(req, env)
         .await
 }
 
 #[event(queue)]
 async fn queue(batch: MessageBatch<serde_json::Value>, env: Env, _ctx: Context) -> Result<()> {
-    consumer::consume(batch, &env).await
-}
-
-fn not_at_edge() -> Failure {
-    Failure::not_implemented(
-        "not served at the edge yet: PATCH /v1/directory, prices, grants, leads, export and audit run on crm-host",
-    )
+    if batch.queue() == dead_letters::QUEUE {
+        dead_letters::consume(batch, &env).await
+    } else {
+        consumer::consume(batch, &env).await
+    }
 }

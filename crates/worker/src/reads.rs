@@ -1,42 +1,37 @@
-//! Reads at the edge: directory, permission checks, balance, listings and reports —
+//! Reads at the edge: permission checks, listings, reports and dashboards —
 //! the same shapes as crm-host, read with the same `crm-store` statements and
 //! aggregated by the same core code.
 
 use std::collections::BTreeMap;
 
 use crm_core::duration::{Since, TimeRange};
+use crm_core::engine::TenantSnapshot;
 use crm_core::limits::MAX_CHECK_BATCH;
 use crm_core::permission::CheckRequest;
 use crm_core::query::Cursor;
+use crm_core::report::ReportRow;
 use crm_core::report::{GroupBy, ReportTz};
-use crm_core::{Outcome, Timestamp};
+use crm_core::{Activity, Outcome, Timestamp};
 use crm_store::keys::KeyScope;
 use crm_store::listing::{self, AmbiguousSubject, LIST_PARAMS, Subject, UnknownSubject};
 use crm_store::report;
 use serde_json::{Value, json};
 use worker::{Env, Request};
 
+use crate::auth::{self, Caller};
 use crate::d1::{self, DIALECT};
 use crate::http::{self, Answer, ApiResult, Failure};
 use crate::store;
 
 const DEFAULT_WINDOW: &str = "30d";
 const DEFAULT_LIMIT: usize = 50;
+/// Recent activities shown on a dashboard (as crm-host).
+const RECENT: usize = 20;
+const REPORT_PARAMS: &[&str] = &["since", "from", "to", "groupBy", "tz"];
 const MAX_LIMIT: usize = 500;
 
-pub async fn directory(req: &Request, env: &Env) -> ApiResult<Answer> {
-    let caller = http::caller(req, env).await?;
-    caller.require(KeyScope::Read)?;
-    let row = store::tenant_row(env, caller.tenant()).await?;
-    let directory: Value = serde_json::from_str(&row.directory).map_err(Failure::internal)?;
-    Ok(Answer(
-        200,
-        json!({ "version": row.version, "directory": directory }),
-    ))
-}
-
 pub async fn check(req: &mut Request, env: &Env) -> ApiResult<Answer> {
-    let caller = http::caller(req, env).await?;
+    let caller = auth::caller(req, env).await?;
     let body = http::body(req).await?;
     let snap = store::snapshot(env, &caller).await?;
     if let Some(checks) = body.get("checks") {
@@ -57,13 +52,6 @@ pub async fn check(req: &mut Request, env: &Env) -> ApiResult<Answer> {
         serde_json::to_value(snap.directory.check(&one.user_id, &one.permission)?)
             .map_err(Failure::internal)?,
     ))
-}
-
-pub async fn balance(req: &Request, env: &Env) -> ApiResult<Answer> {
-    let caller = http::caller(req, env).await?;
-    caller.require(KeyScope::Read)?;
-    let head = store::head(env, caller.tenant()).await?;
-    Ok(Answer(200, json!({ "balance": head.balance })))
 }
 
 /// The conformance vectors' entry point, enabled only where `CONFORMANCE = "on"` (tests).
@@ -114,7 +102,7 @@ fn range(params: &BTreeMap<String, String>) -> ApiResult<TimeRange> {
 }
 
 pub async fn list(req: &Request, env: &Env, subject: Subject) -> ApiResult<Answer> {
-    let caller = http::caller(req, env).await?;
+    let caller = auth::caller(req, env).await?;
     caller.require(KeyScope::Read)?;
     let params = http::query(req, LIST_PARAMS)?;
     let subject = subject
@@ -124,7 +112,27 @@ pub async fn list(req: &Request, env: &Env, subject: Subject) -> ApiResult<Answe
         )
         .map_err(|AmbiguousSubject(m)| Failure::bad_request(m))?;
     let snap = store::snapshot(env, &caller).await?;
-    let mut f = subject_filter(&snap, &subject, range(&params)?)?;
+    let page = page(env, &caller, &snap, &subject, &params).await?;
+    Ok(Answer(
+        200,
+        json!({ "activities": page.activities, "nextCursor": page.next_cursor.map(Cursor::encode) }),
+    ))
+}
+
+/// One page of the subject's activities, newest first.
+async fn page(
+    env: &Env,
+    caller: &Caller,
+    snap: &TenantSnapshot,
+    subject: &Subject,
+    params: &BTreeMap<String, String>,
+) -> ApiResult<listing::Page> {
+    if *subject == Subject::Tenant {
+        caller.require_tenant_wide()?;
+    } else {
+        caller.may_read(subject, &snap.directory)?;
+    }
+    let mut f = subject_filter(snap, subject, range(params)?)?;
     if let Some(op) = params.get("operation") {
         crm_core::names::validate_operation("operation", op)?;
         f.operation = Some(op.clone());
@@ -153,29 +161,44 @@ pub async fn list(req: &Request, env: &Env, subject: Subject) -> ApiResult<Answe
         &listing::page(DIALECT, caller.tenant(), &f, cursor, limit),
     )
     .await?;
-    let page = listing::decode_page(&rows, limit)?;
-    Ok(Answer(
-        200,
-        json!({ "activities": page.activities, "nextCursor": page.next_cursor.map(Cursor::encode) }),
-    ))
+    Ok(listing::decode_page(&rows, limit)?)
 }
 
 pub async fn report(req: &Request, env: &Env, subject: Subject) -> ApiResult<Answer> {
-    let caller = http::caller(req, env).await?;
+    let caller = auth::caller(req, env).await?;
     caller.require(KeyScope::Read)?;
-    let params = http::query(req, &["since", "from", "to", "groupBy", "tz"])?;
-    let r = range(&params)?;
+    let params = http::query(req, REPORT_PARAMS)?;
+    let snap = store::snapshot(env, &caller).await?;
+    Ok(report_body(env, &caller, &snap, &subject, &params)
+        .await?
+        .into())
+}
+
+/// The subject's report: hourly rollups for whole hours, raw rows at the edges,
+/// merged by the core (as crm-host).
+async fn report_body(
+    env: &Env,
+    caller: &Caller,
+    snap: &TenantSnapshot,
+    subject: &Subject,
+    params: &BTreeMap<String, String>,
+) -> ApiResult<Value> {
+    if *subject == Subject::Tenant {
+        caller.require_tenant_wide()?;
+    } else {
+        caller.may_read(subject, &snap.directory)?;
+    }
+    let r = range(params)?;
     let group = params
         .get("groupBy")
         .cloned()
         .unwrap_or_else(|| "day".to_owned());
     GroupBy::parse(&group).map_err(|e| e.at("groupBy"))?;
-    let snap = store::snapshot(env, &caller).await?;
     let tz = match params.get("tz") {
         Some(name) => ReportTz::parse(name).map_err(|e| e.at("tz"))?,
         None => snap.policy.report_tz()?,
     };
-    let f = subject_filter(&snap, &subject, r)?;
+    let f = subject_filter(snap, subject, r)?;
     let mut partials = Vec::new();
     for part in report::parts(DIALECT, caller.tenant(), &f, tz.hour_aligned(r.from, r.to)) {
         let rows = d1::query(env, &part.statement).await?;
@@ -188,12 +211,48 @@ pub async fn report(req: &Request, env: &Env, subject: Subject) -> ApiResult<Ans
     let mut body =
         serde_json::to_value(crm_core::engine::finish(partials)?).map_err(Failure::internal)?;
     if let Some(obj) = body.as_object_mut() {
-        match &subject {
+        match subject {
             Subject::User(id) => obj.insert("userId".to_owned(), json!(id)),
             Subject::Department(id) => obj.insert("departmentId".to_owned(), json!(id)),
             Subject::Tenant => None,
         };
         obj.insert("period".to_owned(), json!({ "from": r.from, "to": r.to }));
     }
-    Ok(Answer(200, body))
+    Ok(body)
+}
+
+/// `GET /v1/dashboards/users/{id}`: context, report, recent activities and their summary.
+pub async fn dashboard(req: &Request, env: &Env, id: String) -> ApiResult<Answer> {
+    let caller = auth::caller(req, env).await?;
+    caller.require(KeyScope::Read)?;
+    let params = http::query(req, REPORT_PARAMS)?;
+    let snap = store::snapshot(env, &caller).await?;
+    let subject = Subject::User(id.clone());
+    caller.may_read(&subject, &snap.directory)?;
+    let dir = &snap.directory;
+    let user = dir
+        .user(&id)
+        .ok_or_else(|| Failure::not_found(format!("no user `{}`", crm_core::time::clip(&id))))?;
+    let report = report_body(env, &caller, &snap, &subject, &params).await?;
+    let mut recent_params: BTreeMap<String, String> = params
+        .iter()
+        .filter(|(k, _)| ["since", "from", "to"].contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    recent_params.insert("limit".to_owned(), RECENT.to_string());
+    let page = page(env, &caller, &snap, &subject, &recent_params).await?;
+    let rows: Vec<ReportRow> = page
+        .activities
+        .iter()
+        .map(|raw| serde_json::from_str::<Activity>(raw.get()).map(|a| ReportRow::from(&a)))
+        .collect::<Result<_, _>>()
+        .map_err(Failure::internal)?;
+    Ok(json!({
+        "userId": id,
+        "context": dir.user_context(user),
+        "report": report,
+        "recent": page.activities,
+        "recentSummary": crm_core::report::recent_summary(&rows)?,
+    })
+    .into())
 }

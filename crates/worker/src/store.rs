@@ -9,8 +9,9 @@ use crm_core::engine::TenantSnapshot;
 use crm_store::tenants::{self, Head, TenantRow};
 use worker::Env;
 
+use crate::auth::Caller;
 use crate::d1::{self, DIALECT};
-use crate::http::{ApiResult, Caller, Failure};
+use crate::http::{ApiResult, Failure};
 
 thread_local! {
     static SNAPSHOTS: RefCell<HashMap<String, Rc<TenantSnapshot>>> = RefCell::new(HashMap::new());
@@ -37,7 +38,7 @@ pub async fn head(env: &Env, tenant: &str) -> ApiResult<Head> {
 /// The caller's tenant snapshot, at least as new as the version its key lookup saw.
 pub async fn snapshot(env: &Env, caller: &Caller) -> ApiResult<Rc<TenantSnapshot>> {
     let tenant = caller.tenant();
-    let version = caller.key.tenant_version;
+    let version = caller.tenant_version;
     if let Some(s) =
         SNAPSHOTS.with_borrow(|m| m.get(tenant).filter(|s| s.version >= version).cloned())
     {
@@ -52,4 +53,17 @@ pub async fn snapshot(env: &Env, caller: &Caller) -> ApiResult<Rc<TenantSnapshot
     )?);
     SNAPSHOTS.with_borrow_mut(|m| m.insert(tenant.to_owned(), snap.clone()));
     Ok(snap)
+}
+
+/// Caches a snapshot this isolate just stored (a newer one already cached wins).
+pub fn install(snap: TenantSnapshot) -> Rc<TenantSnapshot> {
+    let snap = Rc::new(snap);
+    SNAPSHOTS.with_borrow_mut(|m| {
+        if m.get(&snap.tenant_id)
+            .is_none_or(|s| s.version < snap.version)
+        {
+            m.insert(snap.tenant_id.clone(), snap.clone());
+        }
+    });
+    snap
 }

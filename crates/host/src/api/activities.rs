@@ -21,9 +21,17 @@ pub async fn ingest(
     State(app): State<App>,
     caller: Caller,
     key: IdempotencyKey,
+    Query(params): Query,
     body: Body,
 ) -> HostResult<(StatusCode, Json<Value>)> {
     caller.require(Scope::Ingest)?;
+    // The host always answers after commit; `sync` is accepted for parity with the edge.
+    params.only(&["sync"])?;
+    if !matches!(params.get("sync"), None | Some("true" | "false")) {
+        return Err(HostError::BadRequest(
+            "`sync` must be true or false".to_owned(),
+        ));
+    }
     let submission = ingest::Submission::from_body(body.0)?;
     let tenant = caller.snapshot(&app).await?;
     let stored = ingest::ingest(

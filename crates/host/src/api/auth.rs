@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
-use crm_core::viewer_token::{self, TokenScope};
+use crm_core::viewer_token;
+use crm_store::access::Denied;
 use crm_store::keys::KeyScope;
 use crm_store::listing::Subject;
 
@@ -15,14 +16,7 @@ use crate::engine::Tenant;
 use crate::error::HostError;
 use crate::service::{App, clock};
 
-/// Who is calling.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Principal {
-    /// An API key with scopes.
-    Key { id: String, scopes: Vec<KeyScope> },
-    /// A viewer token: read-only, limited to its scope, until it expires.
-    Viewer { scope: TokenScope, expires_at: i64 },
-}
+pub use crm_store::access::Principal;
 
 /// The authenticated caller.
 #[derive(Debug, Clone)]
@@ -35,10 +29,6 @@ pub struct Caller {
     pub ip_address: Option<String>,
     /// This request's place among the credential's requests in flight.
     _in_flight: Arc<tokio::sync::OwnedSemaphorePermit>,
-}
-
-fn forbidden(message: impl Into<String>) -> HostError {
-    HostError::Forbidden(message.into())
 }
 
 impl Caller {
@@ -55,64 +45,26 @@ impl Caller {
 
     /// Keys need the scope (admin implies all); viewer tokens may only read.
     pub fn require(&self, scope: KeyScope) -> Result<&Caller, HostError> {
-        match &self.principal {
-            Principal::Key { scopes, .. }
-                if scopes.contains(&scope) || scopes.contains(&KeyScope::Admin) =>
-            {
-                Ok(self)
-            }
-            Principal::Key { .. } => Err(forbidden(format!(
-                "this key lacks the `{}` scope",
-                scope.as_str()
-            ))),
-            Principal::Viewer { .. } if scope == KeyScope::Read => Ok(self),
-            Principal::Viewer { .. } => Err(forbidden("a viewer token may only read")),
-        }
+        self.principal.require(scope).map_err(denied)?;
+        Ok(self)
     }
 
     /// Reads about the whole tenant: keys with `read`, or tenant-wide viewer tokens.
     pub fn require_tenant_wide(&self) -> Result<&Caller, HostError> {
-        self.require(KeyScope::Read)?;
-        match &self.principal {
-            Principal::Viewer { scope, .. } if *scope != TokenScope::Tenant => Err(forbidden(
-                "this viewer token is limited to one user or department",
-            )),
-            _ => Ok(self),
-        }
+        self.principal.require_tenant_wide().map_err(denied)?;
+        Ok(self)
     }
 
-    /// Whether this caller may read `subject` (after `require(Read)`): a limited viewer
-    /// token sees its user, or its department and everything below it.
+    /// Whether this caller may read `subject` (after `require(Read)`).
     pub fn may_read(&self, subject: &Subject, tenant: &Tenant) -> Result<(), HostError> {
-        let Principal::Viewer { scope, .. } = &self.principal else {
-            return Ok(());
-        };
-        let dir = &tenant.snapshot.directory;
-        let within = |root: &str, dept_path: Option<String>| {
-            let root = dir.department(root).map(|d| dir.department_path(d));
-            matches!((root, dept_path), (Some(r), Some(p)) if p.starts_with(&r))
-        };
-        let allowed = match (scope, subject) {
-            (TokenScope::Tenant, _) => true,
-            (TokenScope::User(mine), Subject::User(u)) => mine == u,
-            (TokenScope::Department(root), Subject::Department(d)) => {
-                within(root, dir.department(d).map(|d| dir.department_path(d)))
-            }
-            (TokenScope::Department(root), Subject::User(u)) => within(
-                root,
-                dir.user(u)
-                    .map(|u| dir.department_path(dir.user_department(u))),
-            ),
-            _ => false,
-        };
-        if allowed {
-            Ok(())
-        } else {
-            Err(forbidden(
-                "this viewer token does not cover that user or department",
-            ))
-        }
+        self.principal
+            .may_read(subject, &tenant.snapshot.directory)
+            .map_err(denied)
     }
+}
+
+fn denied(Denied(message): Denied) -> HostError {
+    HostError::Forbidden(message)
 }
 
 impl FromRequestParts<App> for Caller {

@@ -12,6 +12,7 @@ use super::idempotency::IdempotencyKey;
 use crate::error::{HostError, HostResult};
 use crate::service::{App, clock};
 use crm_store::keys::KeyScope as Scope;
+use crm_store::requests::GrantRequest;
 use sha2::{Digest, Sha256};
 
 pub async fn prices(State(app): State<App>, caller: Caller) -> HostResult<Json<Value>> {
@@ -50,14 +51,6 @@ pub async fn balance(State(app): State<App>, caller: Caller) -> HostResult<Json<
     ))
 }
 
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Grant {
-    amount: Credits,
-    #[serde(default)]
-    reason: Option<String>,
-}
-
 pub async fn grant(
     State(app): State<App>,
     caller: Caller,
@@ -68,18 +61,13 @@ pub async fn grant(
     let request_hash = hex::encode(Sha256::digest(
         crm_core::chain::canonical_json(&body.0).as_bytes(),
     ));
-    let grant: Grant = body.parse()?;
-    if grant.amount.units() <= 0 {
-        return Err(crm_core::CoreError::invalid("amount", "a grant must be positive").into());
-    }
-    let reason = grant.reason.unwrap_or_else(|| "grant".to_owned());
-    crm_core::names::validate_text("reason", &reason, crm_core::limits::MAX_TEXT_LEN)?;
+    let (units, reason) = body.parse::<GrantRequest>()?.plan()?;
     let now = clock::now().millis();
     let balance = app
         .store
         .adjust_balance(
             caller.tenant(),
-            grant.amount.units(),
+            units,
             now,
             "grant",
             reason,

@@ -6,9 +6,8 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use crm_core::Outcome;
-use crm_core::api_error::{ApiCode, ApiError};
 use crm_store::keys::KeyScope;
+use crm_store::operations;
 use serde_json::{Map, Value, json};
 
 use super::auth::Caller;
@@ -24,65 +23,19 @@ const MAX_LEADS: usize = 500;
 
 type Answer = HostResult<(StatusCode, Json<Value>)>;
 
-/// The HTTP answer for an operation's outcome.
+/// The HTTP answer for an operation's outcome (`crm_store::operations`).
 fn answer(done: Done, fresh_status: StatusCode) -> Answer {
-    let activity = serde_json::to_value(&done.stored).map_err(HostError::internal)?;
-    let refused = |code: ApiCode, message: &str, extra: Value| {
-        let mut details = json!({ "activity": activity });
-        if let (Some(d), Some(e)) = (details.as_object_mut(), extra.as_object()) {
-            d.extend(e.clone());
-        }
-        Err(HostError::Api(
-            ApiError::new(code, message).with_details(details),
-        ))
-    };
-    match done.stored.outcome {
-        Outcome::Success => {
-            let mut body = json!({
-                "allowed": true,
-                "activity": activity,
-                "creditsCharged": done.stored.credits,
-            });
-            if let (Some(b), Some(Value::Object(r))) = (body.as_object_mut(), done.result) {
-                b.extend(r);
-            }
-            let status = if done.stored.duplicate {
-                StatusCode::OK
-            } else {
-                fresh_status
-            };
-            Ok((status, Json(body)))
-        }
-        Outcome::Denied => refused(
-            ApiCode::Forbidden,
-            "the user does not hold the permission for this operation; recorded as denied",
-            json!({}),
-        ),
-        Outcome::InsufficientCredits => refused(
-            ApiCode::InsufficientCredits,
-            "the credit balance cannot cover this operation; recorded as insufficient_credits",
-            json!({}),
-        ),
-        Outcome::Failed => {
-            let code = done.error_code.unwrap_or("failed");
-            let status = match code {
-                "lead_not_found" => ApiCode::NotFound,
-                _ => ApiCode::Conflict,
-            };
-            refused(
-                status,
-                "the operation failed; recorded as failed",
-                json!({ "errorCode": code }),
-            )
-        }
-    }
-}
-
-fn object(body: Body, what: &str) -> HostResult<Map<String, Value>> {
-    match body.0 {
-        Value::Object(m) => Ok(m),
-        _ => Err(HostError::BadRequest(format!("the body must be {what}"))),
-    }
+    let (status, body) = operations::answer(
+        &done.stored,
+        done.result,
+        done.error_code,
+        fresh_status.as_u16(),
+    )
+    .map_err(HostError::Api)?;
+    Ok((
+        StatusCode::from_u16(status).map_err(HostError::internal)?,
+        Json(body),
+    ))
 }
 
 /// `POST /v1/operations/{operation}`: the body is an activity without `id` and
@@ -96,19 +49,6 @@ pub async fn operation(
     body: Body,
 ) -> Answer {
     caller.require(KeyScope::Ingest)?;
-    crm_core::names::validate_operation("operation", &operation)?;
-    let body = object(body, "an object with at least `userId`")?;
-    for taken in ["id", "operation"] {
-        if body.contains_key(taken) {
-            return Err(crm_core::CoreError::invalid(
-                taken,
-                format!(
-                    "`{taken}` comes from the path and the Idempotency-Key header, not the body"
-                ),
-            )
-            .into());
-        }
-    }
     let tenant = caller.snapshot(&app).await?;
     let id = crm::activity_id(
         &app,
@@ -116,7 +56,11 @@ pub async fn operation(
         &format!("op:{operation}"),
         key.as_deref(),
     );
-    let input = crm::activity_input(&operation, &id, body);
+    let Value::Object(input) = operations::metering_input(&operation, &id, body.0)? else {
+        return Err(HostError::internal(anyhow::anyhow!(
+            "metering input is an object"
+        )));
+    };
     let done = crm::run(
         &app,
         &tenant,

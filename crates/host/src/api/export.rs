@@ -10,7 +10,7 @@ use crm_store::listing::Subject;
 
 use super::auth::Caller;
 use super::error::Query;
-use crate::error::HostResult;
+use crate::error::{HostError, HostResult};
 use crate::service::export::{self, Format};
 use crate::service::{App, queries};
 
@@ -33,7 +33,14 @@ pub async fn export(
         "since",
         "from",
         "to",
+        "afterSeq",
     ])?;
+    let after_seq = match params.get("afterSeq") {
+        None => 0,
+        Some(t) => t.parse::<u64>().map_err(|_| {
+            HostError::BadRequest("`afterSeq` must be a sequence number".to_owned())
+        })?,
+    };
     let format = Format::parse(params.get("format").unwrap_or("ndjson"))?;
     let tenant = caller.snapshot(&app).await?;
     let filter = queries::filter(
@@ -46,7 +53,7 @@ pub async fn export(
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(IN_FLIGHT_CHUNKS);
     let (store, tenant_id) = (app.store.clone(), caller.tenant().to_owned());
     tokio::task::spawn_blocking(move || {
-        let sent = export::write_chunks(&store, &tenant_id, &filter, format, |chunk| {
+        let sent = export::write_chunks(&store, &tenant_id, &filter, format, after_seq, |chunk| {
             tx.blocking_send(Ok(Bytes::from(chunk))).is_ok()
         });
         if let Err(e) = sent {

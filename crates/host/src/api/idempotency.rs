@@ -7,9 +7,6 @@ use axum::http::request::Parts;
 
 use crate::error::HostError;
 
-/// Longest key accepted: room for a UUID or a client's own composite key.
-const MAX_KEY_LEN: usize = 200;
-
 #[derive(Debug, Clone, Default)]
 pub struct IdempotencyKey(pub Option<String>);
 
@@ -20,18 +17,10 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
         let Some(v) = parts.headers.get("idempotency-key") else {
             return Ok(IdempotencyKey(None));
         };
-        let text = v
-            .to_str()
-            .ok()
-            .map(str::trim)
-            .filter(|t| {
-                !t.is_empty() && t.len() <= MAX_KEY_LEN && t.bytes().all(|b| b.is_ascii_graphic())
-            })
-            .ok_or_else(|| {
-                HostError::BadRequest(format!(
-                    "`Idempotency-Key` must be 1-{MAX_KEY_LEN} visible ASCII characters"
-                ))
-            })?;
+        let text = v.to_str().map_err(|_| {
+            HostError::BadRequest("`Idempotency-Key` must be visible ASCII characters".to_owned())
+        })?;
+        let text = crm_store::idempotency::check_key(text)?;
         Ok(IdempotencyKey(Some(text.to_owned())))
     }
 }

@@ -7,6 +7,7 @@ mod auth;
 mod credits;
 mod crm;
 mod dashboards;
+mod dead_letters;
 mod directory;
 mod error;
 mod export;
@@ -72,6 +73,8 @@ fn handler(e: &Endpoint) -> Option<MethodRouter<App>> {
         ("GET", "/v1/keys") => get(keys::list),
         ("POST", "/v1/keys") => post(keys::create),
         ("DELETE", "/v1/keys/{id}") => delete(keys::revoke),
+        ("GET", "/v1/dead-letters") => get(dead_letters::none),
+        ("POST", "/v1/dead-letters/{id}/redrive") => post(dead_letters::none),
         _ => return None,
     })
 }

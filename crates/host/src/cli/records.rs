@@ -174,7 +174,7 @@ pub async fn export(args: ExportArgs) -> anyhow::Result<()> {
     let progress = bar.clone();
     let written = tokio::task::spawn_blocking(move || {
         let mut failed = None;
-        let n = export::write_chunks(&store, &tenant_id, &filter, format, |chunk| {
+        let n = export::write_chunks(&store, &tenant_id, &filter, format, 0, |chunk| {
             progress.inc(chunk.iter().filter(|b| **b == b'\n').count() as u64);
             match out.write_all(&chunk) {
                 Ok(()) => true,

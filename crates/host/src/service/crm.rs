@@ -107,26 +107,13 @@ pub struct Done {
     pub error_code: Option<&'static str>,
 }
 
-/// The operation's common request fields (everything of an activity input but its id
-/// and operation, which the endpoint sets).
-pub fn activity_input(
-    operation: &str,
-    id: &str,
-    mut body: Map<String, Value>,
-) -> Map<String, Value> {
-    body.insert("operation".to_owned(), json!(operation));
-    body.insert("id".to_owned(), json!(id));
-    body
-}
+pub use crm_store::operations::activity_input;
 
 /// The activity id of a request: derived from its `Idempotency-Key` (so a retry is the
 /// same activity), else a fresh ULID.
 pub fn activity_id(app: &App, tenant: &str, route: &str, idempotency_key: Option<&str>) -> String {
     match idempotency_key {
-        Some(k) => format!(
-            "idem-{}",
-            &hex::encode(Sha256::digest(format!("{tenant}\n{route}\n{k}")))[..40]
-        ),
+        Some(k) => crm_store::operations::derived_id(tenant, route, k),
         None => app.ids.next(clock::now()),
     }
 }

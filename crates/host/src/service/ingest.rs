@@ -63,14 +63,11 @@ pub async fn ingest(
     let now = clock::now();
     let mut raws = Vec::with_capacity(submission.items().len());
     let mut hashes = Vec::with_capacity(raws.capacity());
-    let derived = idempotency_key.map(|k| {
-        hex::encode(Sha256::digest(format!("{}\nactivities\n{k}", tenant.id())))[..32].to_owned()
-    });
     for (i, item) in submission.items().iter().enumerate() {
         raws.push(RawActivity {
             input_json: serde_json::to_string(item).map_err(HostError::internal)?,
-            generated_id: match &derived {
-                Some(base) => format!("idem-{base}-{i}"),
+            generated_id: match idempotency_key {
+                Some(k) => crm_store::ingest::derived_id(tenant.id(), k, i),
                 None => app.ids.next(now),
             },
         });

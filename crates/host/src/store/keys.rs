@@ -2,19 +2,11 @@
 
 use crm_store::keys::{self, KeyInfo, KeyRecord, KeyScope, NewKey};
 use rand::RngCore;
-use sha2::{Digest, Sha256};
 
 use super::Store;
 use crate::error::{HostError, HostResult};
 
-/// Prefix that makes keys recognisable in logs and secret scanners.
-const KEY_PREFIX: &str = "crm_";
-/// Random bytes per key: 192 bits, beyond guessing.
-const KEY_RANDOM_BYTES: usize = 24;
-
-pub fn hash_key(key: &str) -> String {
-    hex::encode(Sha256::digest(key.as_bytes()))
-}
+pub use crm_store::keys::hash_key;
 
 /// `n` random bytes as hex.
 pub fn random_hex(n: usize) -> String {
@@ -23,11 +15,11 @@ pub fn random_hex(n: usize) -> String {
     hex::encode(random)
 }
 
-/// A fresh key text and its id (derived from its hash, so the id reveals nothing).
+/// A fresh key text and its id.
 pub fn generate() -> (String, String) {
-    let key = format!("{KEY_PREFIX}{}", random_hex(KEY_RANDOM_BYTES));
-    let id = format!("key_{}", &hash_key(&key)[..16]);
-    (id, key)
+    let mut random = [0u8; keys::KEY_RANDOM_BYTES];
+    rand::rng().fill_bytes(&mut random);
+    keys::from_random(&random)
 }
 
 impl Store {

@@ -182,7 +182,7 @@ pub fn adjust(
         .ok_or_else(|| missing(id))?;
     let head = tenants::decode_head(&row)?;
     let next = tenants::adjusted(head.balance.units(), delta_units)?;
-    c.execute(&tenants::set_balance(d, id, next))?;
+    c.execute(&tenants::set_balance(d, id, head.balance.units(), next))?;
     c.execute(&tenants::ledger_entry(
         d,
         id,

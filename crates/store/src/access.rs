@@ -1,0 +1,159 @@
+//! Who may do what: the credential behind a request (an API key with scopes, or a
+//! read-only viewer token limited to the tenant, a user or a department subtree) and
+//! the rules both runtimes apply to it. The runtimes authenticate; this decides.
+
+use crm_core::directory::CompiledDirectory;
+use crm_core::viewer_token::TokenScope;
+use serde_json::{Value, json};
+
+use crate::keys::KeyScope;
+use crate::listing::Subject;
+
+/// Who is calling.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    /// An API key with scopes.
+    Key { id: String, scopes: Vec<KeyScope> },
+    /// A viewer token: read-only, limited to its scope, until it expires (ms).
+    Viewer { scope: TokenScope, expires_at: i64 },
+}
+
+/// A refusal: the credential is valid but may not do this (403).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Denied(pub String);
+
+impl Principal {
+    /// Keys need the scope (admin implies all); viewer tokens may only read.
+    pub fn require(&self, scope: KeyScope) -> Result<(), Denied> {
+        match self {
+            Principal::Key { scopes, .. }
+                if scopes.contains(&scope) || scopes.contains(&KeyScope::Admin) =>
+            {
+                Ok(())
+            }
+            Principal::Key { .. } => Err(Denied(format!(
+                "this key lacks the `{}` scope",
+                scope.as_str()
+            ))),
+            Principal::Viewer { .. } if scope == KeyScope::Read => Ok(()),
+            Principal::Viewer { .. } => Err(Denied("a viewer token may only read".to_owned())),
+        }
+    }
+
+    /// Whether reads about the whole tenant are allowed: keys with `read`, or
+    /// tenant-wide viewer tokens.
+    pub fn is_tenant_wide(&self) -> bool {
+        !matches!(self, Principal::Viewer { scope, .. } if *scope != TokenScope::Tenant)
+    }
+
+    /// `require(Read)` plus the whole tenant in view.
+    pub fn require_tenant_wide(&self) -> Result<(), Denied> {
+        self.require(KeyScope::Read)?;
+        if self.is_tenant_wide() {
+            Ok(())
+        } else {
+            Err(Denied(
+                "this viewer token is limited to one user or department".to_owned(),
+            ))
+        }
+    }
+
+    /// Whether this caller may read `subject`: a limited viewer token sees its user,
+    /// or its department and everything below it.
+    pub fn may_read(&self, subject: &Subject, dir: &CompiledDirectory) -> Result<(), Denied> {
+        let Principal::Viewer { scope, .. } = self else {
+            return Ok(());
+        };
+        let within = |root: &str, dept_path: Option<String>| {
+            let root = dir.department(root).map(|d| dir.department_path(d));
+            matches!((root, dept_path), (Some(r), Some(p)) if p.starts_with(&r))
+        };
+        let allowed = match (scope, subject) {
+            (TokenScope::Tenant, _) => true,
+            (TokenScope::User(mine), Subject::User(u)) => mine == u,
+            (TokenScope::Department(root), Subject::Department(d)) => {
+                within(root, dir.department(d).map(|d| dir.department_path(d)))
+            }
+            (TokenScope::Department(root), Subject::User(u)) => within(
+                root,
+                dir.user(u)
+                    .map(|u| dir.department_path(dir.user_department(u))),
+            ),
+            _ => false,
+        };
+        if allowed {
+            Ok(())
+        } else {
+            Err(Denied(
+                "this viewer token does not cover that user or department".to_owned(),
+            ))
+        }
+    }
+
+    /// The answer of `GET /v1/session`: who the caller is and which users and
+    /// departments it may look at (what a dashboard needs for its pickers).
+    /// `spec` is the tenant's stored directory JSON.
+    pub fn session(
+        &self,
+        tenant_id: &str,
+        spec: &Value,
+        dir: &CompiledDirectory,
+    ) -> Result<Value, crm_core::CoreError> {
+        let visible = |kind: &str, make: fn(String) -> Subject| -> Vec<Value> {
+            spec[kind]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|item| {
+                    let id = item["id"].as_str().unwrap_or_default().to_owned();
+                    self.may_read(&make(id), dir).is_ok()
+                })
+                .map(|item| json!({ "id": item["id"], "name": item["name"] }))
+                .collect()
+        };
+        let who = match self {
+            Principal::Key { id, scopes } => json!({
+                "kind": "key", "keyId": id,
+                "scopes": scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
+            }),
+            Principal::Viewer { scope, expires_at } => json!({
+                "kind": "viewer", "scope": scope,
+                "expiresAt": crm_core::Timestamp::from_millis(*expires_at)?,
+            }),
+        };
+        Ok(json!({
+            "tenantId": tenant_id,
+            "caller": who,
+            "tenantWide": self.is_tenant_wide(),
+            "users": visible("users", Subject::User),
+            "departments": visible("departments", Subject::Department),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(scopes: &[KeyScope]) -> Principal {
+        Principal::Key {
+            id: "k".to_owned(),
+            scopes: scopes.to_vec(),
+        }
+    }
+
+    #[test]
+    fn admin_keys_imply_every_scope_and_viewers_only_read() {
+        assert!(key(&[KeyScope::Admin]).require(KeyScope::Ingest).is_ok());
+        assert!(key(&[KeyScope::Read]).require(KeyScope::Ingest).is_err());
+        let viewer = Principal::Viewer {
+            scope: TokenScope::User("u1".to_owned()),
+            expires_at: 0,
+        };
+        assert!(viewer.require(KeyScope::Read).is_ok());
+        assert!(viewer.require(KeyScope::Admin).is_err());
+        assert!(!viewer.is_tenant_wide());
+        assert!(viewer.require_tenant_wide().is_err());
+        assert!(key(&[KeyScope::Read]).require_tenant_wide().is_ok());
+    }
+}

@@ -1,0 +1,110 @@
+//! CRM operations as both runtimes answer them: the request body of `POST
+//! /v1/operations/{operation}`, the activity id a retry lands on, and the HTTP answer
+//! for each outcome (success with the credits charged; `denied` 403,
+//! `insufficient_credits` 402, `failed` 404/409 — each with the recorded activity).
+
+use crm_core::api_error::{ApiCode, ApiError};
+use crm_core::{CoreError, Outcome};
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::ingest::Stored;
+
+/// The activity id of an operation request sent with an `Idempotency-Key`: derived
+/// from tenant, route and key, so a retry is the same activity.
+pub fn derived_id(tenant_id: &str, route: &str, idempotency_key: &str) -> String {
+    format!(
+        "idem-{}",
+        &hex::encode(Sha256::digest(format!(
+            "{tenant_id}\n{route}\n{idempotency_key}"
+        )))[..40]
+    )
+}
+
+/// The activity input of `POST /v1/operations/{operation}`: the body is an activity
+/// without `id` and `operation` (those come from the path and the idempotency key).
+pub fn metering_input(operation: &str, id: &str, body: Value) -> Result<Value, CoreError> {
+    crm_core::names::validate_operation("operation", operation)?;
+    let Value::Object(body) = body else {
+        return Err(CoreError::invalid(
+            "body",
+            "the body must be an object with at least `userId`",
+        ));
+    };
+    for taken in ["id", "operation"] {
+        if body.contains_key(taken) {
+            return Err(CoreError::invalid(
+                taken,
+                format!(
+                    "`{taken}` comes from the path and the Idempotency-Key header, not the body"
+                ),
+            ));
+        }
+    }
+    Ok(Value::Object(activity_input(operation, id, body)))
+}
+
+/// An operation's activity input: the request's fields plus its id and operation.
+pub fn activity_input(
+    operation: &str,
+    id: &str,
+    mut body: Map<String, Value>,
+) -> Map<String, Value> {
+    body.insert("operation".to_owned(), json!(operation));
+    body.insert("id".to_owned(), json!(id));
+    body
+}
+
+/// The HTTP answer of an operation: status and body, or the refusal (with the recorded
+/// activity in its details). `result` is the effect's answer (a lead, a page of
+/// leads); `error_code` why a `failed` operation failed.
+pub fn answer(
+    stored: &Stored,
+    result: Option<Value>,
+    error_code: Option<&str>,
+    fresh_status: u16,
+) -> Result<(u16, Value), ApiError> {
+    let activity = serde_json::to_value(stored).map_err(|_| ApiError::internal())?;
+    let refused = |code: ApiCode, message: &str, extra: Value| {
+        let mut details = json!({ "activity": activity });
+        if let (Some(d), Some(e)) = (details.as_object_mut(), extra.as_object()) {
+            d.extend(e.clone());
+        }
+        Err(ApiError::new(code, message).with_details(details))
+    };
+    match stored.outcome {
+        Outcome::Success => {
+            let mut body = json!({
+                "allowed": true,
+                "activity": activity,
+                "creditsCharged": stored.credits,
+            });
+            if let (Some(b), Some(Value::Object(r))) = (body.as_object_mut(), result) {
+                b.extend(r);
+            }
+            Ok((if stored.duplicate { 200 } else { fresh_status }, body))
+        }
+        Outcome::Denied => refused(
+            ApiCode::Forbidden,
+            "the user does not hold the permission for this operation; recorded as denied",
+            json!({}),
+        ),
+        Outcome::InsufficientCredits => refused(
+            ApiCode::InsufficientCredits,
+            "the credit balance cannot cover this operation; recorded as insufficient_credits",
+            json!({}),
+        ),
+        Outcome::Failed => {
+            let code = error_code.unwrap_or("failed");
+            let status = match code {
+                "lead_not_found" => ApiCode::NotFound,
+                _ => ApiCode::Conflict,
+            };
+            refused(
+                status,
+                "the operation failed; recorded as failed",
+                json!({ "errorCode": code }),
+            )
+        }
+    }
+}

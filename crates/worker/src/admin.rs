@@ -1,0 +1,330 @@
+//! Administration at the edge, with the same rules and answers as crm-host: directory
+//! (replace and patch), policy and prices, credit grants, API keys, viewer tokens and
+//! the session. Tenant changes are optimistic: apply to the stored row, compile, store
+//! guarded on the version read — retried when another change landed first.
+
+use std::rc::Rc;
+
+use crm_core::TenantPolicy;
+use crm_core::api_error::ApiCode;
+use crm_core::directory::{DirectoryPatch, DirectorySpec};
+use crm_core::engine::TenantSnapshot;
+use crm_core::pricing::PriceTable;
+use crm_core::viewer_token::{self, Claims};
+use crm_core::{Credits, Timestamp};
+use crm_store::idempotency;
+use crm_store::keys::{self, KeyScope, NewKey};
+use crm_store::requests::{GrantRequest, KeyPlan, NewKeyRequest, ViewerTokenRequest};
+use crm_store::tenants::{self, TenantRow};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use worker::{Env, Request};
+
+use crate::auth::{self, now_ms};
+use crate::d1::{self, DIALECT};
+use crate::http::{self, Answer, ApiResult, Failure};
+use crate::{random, store};
+
+/// Attempts at an optimistic change before giving up: each retry means another change
+/// landed in between, which is rare.
+const UPDATE_ATTEMPTS: usize = 5;
+
+/// D1 refuses rows over 2 MB; a directory and policy must fit one `tenants` row and
+/// one `tenant_versions` row with room for the other columns.
+pub const MAX_STORED_DIRECTORY_BYTES: usize = 1_900_000;
+
+fn conflict(message: &str) -> Failure {
+    Failure::new(ApiCode::Conflict, message)
+}
+
+/// Applies `change` to the tenant's directory and policy and stores the result as the
+/// next version; answers the compiled snapshot.
+async fn update(
+    env: &Env,
+    tenant: &str,
+    change: impl Fn(&mut DirectorySpec, &mut TenantPolicy) -> ApiResult<()>,
+) -> ApiResult<Rc<TenantSnapshot>> {
+    for _ in 0..UPDATE_ATTEMPTS {
+        let row: TenantRow = store::tenant_row(env, tenant).await?;
+        let mut spec: DirectorySpec =
+            serde_json::from_str(&row.directory).map_err(Failure::internal)?;
+        let mut policy: TenantPolicy =
+            serde_json::from_str(&row.policy).map_err(Failure::internal)?;
+        change(&mut spec, &mut policy)?;
+        let directory = serde_json::to_string(&spec).map_err(Failure::internal)?;
+        let policy = serde_json::to_string(&policy).map_err(Failure::internal)?;
+        if directory.len() + policy.len() > MAX_STORED_DIRECTORY_BYTES {
+            return Err(Failure::too_large(format!(
+                "the directory and policy take {} bytes; the edge stores at most {MAX_STORED_DIRECTORY_BYTES} (D1's row limit)",
+                directory.len() + policy.len()
+            )));
+        }
+        let version = row.version + 1;
+        let snap = TenantSnapshot::from_json(tenant, version, &policy, &directory)?;
+        let written = d1::transaction(
+            env,
+            &[
+                tenants::update_snapshot(DIALECT, tenant, row.version, &policy, &directory),
+                tenants::record_version(DIALECT, tenant, version, &policy, &directory, now_ms()),
+            ],
+        )
+        .await;
+        match written {
+            Ok(()) => return Ok(store::install(snap)),
+            // The guard refused: another change came first. Anything else is real.
+            Err(_) if store::tenant_row(env, tenant).await?.version != row.version => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Err(conflict(
+        "the directory kept changing while this change was applied; retry",
+    ))
+}
+
+fn summary(snap: &TenantSnapshot) -> Value {
+    let d = &snap.directory;
+    json!({
+        "version": snap.version, "users": d.user_count(), "departments": d.department_count(),
+        "roles": d.role_count(), "permissions": d.permission_count(),
+    })
+}
+
+pub async fn directory(req: &Request, env: &Env) -> ApiResult<Answer> {
+    let caller = auth::caller(req, env).await?;
+    caller.require_tenant_wide()?;
+    let row = store::tenant_row(env, caller.tenant()).await?;
+    let directory: Value = serde_json::from_str(&row.directory).map_err(Failure::internal)?;
+    Ok(json!({ "version": row.version, "directory": directory }).into())
+}
+
+pub async fn put_directory(req: &mut Request, env: &Env) -> ApiResult<Answer> {
+    let caller = auth::caller(req, env).await?;
+    caller.require(KeyScope::Admin)?;
+    let spec: DirectorySpec = http::parse(http::body(req).await?)?;
+    let snap = update(env, caller.tenant(), |current, _| {
+        current.clone_from(&spec);
+        Ok(())
+    })
+    .await?;
+    Ok(summary(&snap).into())
+}
+
+pub async fn patch_directory(req: &mut Request, env: &Env) -> ApiResult<Answer> {
+    let caller = auth::caller(req, env).await?;
+    caller.require(KeyScope::Admin)?;
+    let patch: DirectoryPatch = http::parse(http::body(req).await?)?;
+    let snap = update(env, caller.tenant(), |current, _| {
+        *current = current.patched(&patch)?;
+        Ok(())
+    })
+    .await?;
+    Ok(summary(&snap).into())
+}
+
+fn policy_answer(snap: &TenantSnapshot) -> ApiResult<Answer> {
+    Ok(json!({
+        "version": snap.version,
+        "policy": serde_json::to_value(&snap.policy).map_err(Failure::internal)?,
+    })
+    .into())
+}
+
+pub async fn policy(req: &Request, env: &Env) -> ApiResult<Answer> {
+    let caller = auth::caller(req, env).await?;
+    caller.require_tenant_wide()?;
+    policy_answer(&*store::snapshot(env, &caller).await?)
+}
+
+pub async fn put_policy(req: &mut Request, env: &Env) -> ApiResult<Answer> {
+    let caller = auth::caller(req, env).await?;
+    caller.require(KeyScope::Admin)?;
+    let next: TenantPolicy = http::parse(http::body(req).await?)?;
+    next.validate()?;
+    let snap = update(env, caller.tenant(), |_, policy| {
+        policy.clone_from(&next);
+        Ok(())
+    })
+    .await?;
+    policy_answer(&snap)
+}
+
+pub async fn prices(req: &Request, env: &Env) -> ApiResult<Answer> {
+    let caller = auth::caller(req, env).await?;
+    caller.require_tenant_wide()?;
+    let snap = store::snapshot(env, &caller).await?;
+    Ok(serde_json::to_value(&snap.policy.prices)
+        .map_err(Failure::internal)?
+        .into())
+}
+
+pub async fn put_prices(req: &mut Request, env: &Env) -> ApiResult<Answer> {
+    let caller = auth::caller(req, env).await?;
+    caller.require(KeyScope::Admin)?;
+    let table: PriceTable = http::parse(http::body(req).await?)?;
+    let snap = update(env, caller.tenant(), |_, policy| {
+        policy.prices = table.clone();
+        Ok(())
+    })
+    .await?;
+    let mut answer = serde_json::to_value(&snap.policy.prices).map_err(Failure::internal)?;
+    answer["version"] = json!(snap.version);
+    Ok(answer.into())
+}
+
+pub async fn balance(req: &Request, env: &Env) -> ApiResult<Answer> {
+    let caller = auth::caller(req, env).await?;
+    caller.require_tenant_wide()?;
+    let head = store::head(env, caller.tenant()).await?;
+    Ok(json!({ "balance": head.balance }).into())
+}
+
+/// `POST /v1/credits/grants`: guarded on the balance read (the consumer's head move is
+/// guarded on it too, so neither overwrites the other), retried when it moved. With an
+/// `Idempotency-Key`, a retry answers the first balance and changes nothing.
+pub async fn grant(req: &mut Request, env: &Env) -> ApiResult<Answer> {
+    let caller = auth::caller(req, env).await?;
+    caller.require(KeyScope::Admin)?;
+    let idempotency_key = http::idempotency_key(req)?;
+    let body = http::body(req).await?;
+    let request_hash = hex::encode(Sha256::digest(
+        crm_core::chain::canonical_json(&body).as_bytes(),
+    ));
+    let (units, reason) = http::parse::<GrantRequest>(body)?.plan()?;
+    let tenant = caller.tenant();
+    let key = idempotency_key.map(|k| format!("grant:{k}"));
+    for _ in 0..UPDATE_ATTEMPTS {
+        if let Some(key) = &key
+            && let Some(row) = d1::query_opt(env, &idempotency::get(DIALECT, tenant, key)).await?
+        {
+            let first = idempotency::decode(&row)?;
+            if first.request_hash != request_hash {
+                return Err(conflict(
+                    "this Idempotency-Key was used for a different request",
+                ));
+            }
+            let units: i64 = first.response.parse().map_err(Failure::internal)?;
+            return Ok(json!({ "balance": Credits::from_units(units)? }).into());
+        }
+        let head = store::head(env, tenant).await?;
+        let next = tenants::adjusted(head.balance.units(), units)?;
+        let now = now_ms();
+        let mut statements = vec![
+            tenants::set_balance(DIALECT, tenant, head.balance.units(), next),
+            tenants::ledger_entry(DIALECT, tenant, now, units, next, "grant", &reason),
+        ];
+        if let Some(key) = &key {
+            let recorded = idempotency::Recorded {
+                request_hash: request_hash.clone(),
+                status: 200,
+                response: next.to_string(),
+            };
+            statements.push(idempotency::insert(DIALECT, tenant, key, &recorded, now));
+        }
+        match d1::transaction(env, &statements).await {
+            Ok(()) => return Ok(json!({ "balance": Credits::from_units(next)? }).into()),
+            // Refused by the balance guard or a concurrent use of the key: look again.
+            Err(_) if store::head(env, tenant).await?.balance != head.balance || key.is_some() => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Err(conflict("the balance kept changing while granting; retry"))
+}
+
+pub async fn list_keys(req: &Request, env: &Env) -> ApiResult<Answer> {
+    let caller = auth::caller(req, env).await?;
+    caller.require(KeyScope::Admin)?;
+    let keys = d1::query(env, &keys::list(DIALECT, caller.tenant()))
+        .await?
+        .iter()
+        .map(keys::decode_info)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(json!({ "keys": keys }).into())
+}
+
+pub async fn create_key(req: &mut Request, env: &Env) -> ApiResult<Answer> {
+    let caller = auth::caller(req, env).await?;
+    caller.require(KeyScope::Admin)?;
+    let now = now_ms();
+    let KeyPlan {
+        scopes,
+        label,
+        expires_at,
+    } = http::parse::<NewKeyRequest>(http::body(req).await?)?.plan(now)?;
+    let mut bytes = [0u8; keys::KEY_RANDOM_BYTES];
+    random::fill(&mut bytes)?;
+    let (id, key) = keys::from_random(&bytes);
+    let hash = keys::hash_key(&key);
+    let insert = keys::insert(
+        DIALECT,
+        &NewKey {
+            id: &id,
+            tenant_id: caller.tenant(),
+            key_hash: &hash,
+            scopes: &scopes,
+            label: label.as_deref(),
+            created_at: now,
+            expires_at,
+        },
+    )?;
+    d1::transaction(env, &[insert]).await?;
+    Ok(Answer(
+        201,
+        json!({
+            "id": id, "key": key, "scopes": scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
+            "label": label, "expiresAt": expires_at.map(Timestamp::from_millis).transpose()?,
+        }),
+    ))
+}
+
+pub async fn revoke_key(req: &Request, env: &Env, id: &str) -> ApiResult<Answer> {
+    let caller = auth::caller(req, env).await?;
+    caller.require(KeyScope::Admin)?;
+    let found = d1::query(env, &keys::list(DIALECT, caller.tenant()))
+        .await?
+        .iter()
+        .map(keys::decode_info)
+        .any(|k| k.is_ok_and(|k| k.id == id));
+    if !found {
+        return Err(Failure::not_found(format!(
+            "no key `{}`",
+            crm_core::time::clip(id)
+        )));
+    }
+    d1::transaction(env, &[keys::revoke(DIALECT, caller.tenant(), id, now_ms())]).await?;
+    Ok(().into())
+}
+
+pub async fn viewer_token(req: &mut Request, env: &Env) -> ApiResult<Answer> {
+    let caller = auth::caller(req, env).await?;
+    caller.require(KeyScope::Admin)?;
+    let request: ViewerTokenRequest = http::parse(http::body(req).await?)?;
+    let snap = store::snapshot(env, &caller).await?;
+    let (scope, ttl_ms) = request.plan(&snap.directory).map_err(Failure)?;
+    let secret = auth::tenant_secret(env, caller.tenant()).await?;
+    let expires_at = now_ms() + ttl_ms;
+    let claims = Claims {
+        tenant: caller.tenant().to_owned(),
+        scope: scope.clone(),
+        expires_at,
+    };
+    let token = viewer_token::sign(&claims, &secret);
+    Ok(json!({
+        "token": token,
+        "expiresAt": Timestamp::from_millis(expires_at)?,
+        "scope": scope,
+        "dashboardPath": format!("/#token={token}"),
+    })
+    .into())
+}
+
+pub async fn session(req: &Request, env: &Env) -> ApiResult<Answer> {
+    let caller = auth::caller(req, env).await?;
+    caller.require(KeyScope::Read)?;
+    let row = store::tenant_row(env, caller.tenant()).await?;
+    let snap = store::snapshot(env, &caller).await?;
+    let spec: Value = serde_json::from_str(&row.directory).map_err(Failure::internal)?;
+    Ok(caller
+        .principal
+        .session(caller.tenant(), &spec, &snap.directory)?
+        .into())
+}

@@ -1,0 +1,131 @@
+//! Export and audit at the edge: the log in chain order, read from D1 a chunk at a
+//! time and encoded by `crm_store::export` (NDJSON exactly as hashed, or CSV), and the
+//! chain verified by `crm_store::audit` — the same code crm-host runs.
+
+use crm_core::duration::{Since, TimeRange};
+use crm_core::{Outcome, Timestamp};
+use crm_store::activities::Filter;
+use crm_store::audit::Audit;
+use crm_store::export::{self, CHUNK, Format};
+use crm_store::keys::KeyScope;
+use crm_store::listing::{AmbiguousSubject, Subject, UnknownSubject};
+use worker::{Env, Request, Response, ResponseBuilder};
+
+use crate::auth;
+use crate::d1::{self, DIALECT};
+use crate::http::{self, Answer, ApiResult, Failure};
+use crate::store;
+
+/// Largest export one request answers at the edge: a Worker's response is built in
+/// memory here, and an isolate has 128 MB. Larger exports page with `afterSeq`.
+const MAX_EXPORT_RECORDS: usize = 50_000;
+
+const EXPORT_PARAMS: &[&str] = &[
+    "format",
+    "userId",
+    "departmentId",
+    "operation",
+    "outcome",
+    "since",
+    "from",
+    "to",
+    "afterSeq",
+];
+
+/// `GET /v1/export`: up to [`MAX_EXPORT_RECORDS`] records after `afterSeq`; when more
+/// remain, the `x-next-after-seq` header says where the next page starts.
+pub async fn export(req: &Request, env: &Env) -> ApiResult<Response> {
+    let caller = auth::caller(req, env).await?;
+    caller.require(KeyScope::Read)?;
+    let params = http::query(req, EXPORT_PARAMS)?;
+    let get = |k: &str| params.get(k).map(String::as_str);
+    let format = Format::parse(get("format").unwrap_or("ndjson"))?;
+    let subject = Subject::Tenant
+        .narrowed(get("userId"), get("departmentId"))
+        .map_err(|AmbiguousSubject(m)| Failure::bad_request(m))?;
+    let snap = store::snapshot(env, &caller).await?;
+    if subject == Subject::Tenant {
+        caller.require_tenant_wide()?;
+    } else {
+        caller.may_read(&subject, &snap.directory)?;
+    }
+    // Exports default to the whole log (listings default to 30 days).
+    let now = Timestamp::from_millis(auth::now_ms())?;
+    let range = if ["since", "from", "to"]
+        .iter()
+        .any(|k| params.contains_key(*k))
+    {
+        TimeRange::resolve(
+            get("since"),
+            get("from"),
+            get("to"),
+            Since::parse("30d")?,
+            now,
+        )?
+    } else {
+        TimeRange {
+            from: Timestamp::from_millis(crm_core::time::MIN_TIMESTAMP_MS)?,
+            to: Timestamp::from_millis(crm_core::time::MAX_TIMESTAMP_MS)?,
+        }
+    };
+    let mut filter: Filter = subject
+        .filter(&snap.directory, range)
+        .map_err(|UnknownSubject(m)| Failure::not_found(m))?;
+    if let Some(op) = get("operation") {
+        crm_core::names::validate_operation("operation", op)?;
+        filter.operation = Some(op.to_owned());
+    }
+    if let Some(o) = get("outcome") {
+        filter.outcome = Some(
+            Outcome::parse(o).ok_or_else(|| Failure::bad_request("`outcome` is not an outcome"))?,
+        );
+    }
+    let mut after = match get("afterSeq") {
+        None => 0,
+        Some(t) => t
+            .parse::<u64>()
+            .map_err(|_| Failure::bad_request("`afterSeq` must be a sequence number"))?,
+    };
+    let mut out = format.preamble()?;
+    let mut written = 0;
+    let mut more = false;
+    while written < MAX_EXPORT_RECORDS {
+        let limit = CHUNK.min(MAX_EXPORT_RECORDS - written);
+        let rows = d1::query(
+            env,
+            &export::chunk(DIALECT, caller.tenant(), &filter, after, limit),
+        )
+        .await?;
+        let Some((bytes, last)) = format.encode(&rows)? else {
+            break;
+        };
+        out.extend_from_slice(&bytes);
+        written += rows.len();
+        after = last;
+        more = rows.len() == limit;
+    }
+    let mut builder = ResponseBuilder::new()
+        .with_header("content-type", format.content_type())?
+        .with_header("x-export-records", &written.to_string())?;
+    if more && written == MAX_EXPORT_RECORDS {
+        builder = builder.with_header("x-next-after-seq", &after.to_string())?;
+    }
+    Ok(builder.fixed(out))
+}
+
+/// `GET /v1/audit/verify`: recomputes the tenant's chain from its anchor to its head.
+pub async fn verify(req: &Request, env: &Env) -> ApiResult<Answer> {
+    let caller = auth::caller(req, env).await?;
+    caller.require_tenant_wide()?;
+    http::query(req, &[])?;
+    let row = d1::query_opt(env, &export::bounds(DIALECT, caller.tenant()))
+        .await?
+        .ok_or_else(|| Failure::not_found("the key's tenant does not exist"))?;
+    let mut audit = Audit::new(caller.tenant(), export::decode_bounds(&row)?);
+    while let Some(st) = audit.next(DIALECT) {
+        audit.feed(&d1::query(env, &st).await?)?;
+    }
+    Ok(serde_json::to_value(audit.finish())
+        .map_err(Failure::internal)?
+        .into())
+}

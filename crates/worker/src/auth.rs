@@ -1,0 +1,141 @@
+//! `Authorization: Bearer <api key | viewer token>`. The tenant comes from the key or
+//! the signed token and nothing else; the rules of what each may do are
+//! `crm_store::access`, shared with crm-host.
+
+use crm_core::api_error::ApiCode;
+use crm_core::viewer_token;
+use crm_store::access::{Denied, Principal};
+use crm_store::keys::{self, KeyScope};
+use crm_store::listing::Subject;
+use crm_store::tenants;
+use worker::{Env, Request};
+
+use crate::d1::{self, DIALECT};
+use crate::http::{ApiResult, Failure};
+use crate::random;
+
+/// Bytes of a tenant's signing secret: 256 bits, as HMAC-SHA256 wants.
+const SECRET_BYTES: usize = 32;
+
+/// The authenticated caller.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub tenant_id: String,
+    /// The tenant's directory version when the credential was checked.
+    pub tenant_version: u64,
+    pub principal: Principal,
+}
+
+fn denied(Denied(message): Denied) -> Failure {
+    Failure::new(ApiCode::Forbidden, message)
+}
+
+fn unauthorized(message: &str) -> Failure {
+    Failure::new(ApiCode::Unauthorized, message)
+}
+
+impl Caller {
+    pub fn tenant(&self) -> &str {
+        &self.tenant_id
+    }
+
+    pub fn require(&self, scope: KeyScope) -> ApiResult<&Caller> {
+        self.principal.require(scope).map_err(denied)?;
+        Ok(self)
+    }
+
+    pub fn require_tenant_wide(&self) -> ApiResult<&Caller> {
+        self.principal.require_tenant_wide().map_err(denied)?;
+        Ok(self)
+    }
+
+    pub fn may_read(
+        &self,
+        subject: &Subject,
+        dir: &crm_core::directory::CompiledDirectory,
+    ) -> ApiResult<()> {
+        self.principal.may_read(subject, dir).map_err(denied)
+    }
+}
+
+pub fn now_ms() -> i64 {
+    worker::Date::now().as_millis() as i64
+}
+
+pub async fn caller(req: &Request, env: &Env) -> ApiResult<Caller> {
+    let header = req
+        .headers()
+        .get("authorization")?
+        .ok_or_else(|| unauthorized("missing `Authorization: Bearer <api key>`"))?;
+    let token = header
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| {
+            unauthorized("the Authorization header must be `Bearer <api key or viewer token>`")
+        })?;
+    let now = now_ms();
+    if token.starts_with("vt1.") {
+        return viewer(env, token, now).await;
+    }
+    let row = d1::query_opt(env, &keys::lookup(DIALECT, &keys::hash_key(token), now))
+        .await?
+        .ok_or_else(|| unauthorized("unknown, expired or revoked API key"))?;
+    let key = keys::decode(&row)?;
+    Ok(Caller {
+        tenant_id: key.tenant_id,
+        tenant_version: key.tenant_version,
+        principal: Principal::Key {
+            id: key.id,
+            scopes: key.scopes,
+        },
+    })
+}
+
+async fn viewer(env: &Env, token: &str, now: i64) -> ApiResult<Caller> {
+    let refused = || unauthorized("invalid or expired viewer token");
+    let tenant = viewer_token::claimed_tenant(token).map_err(|_| refused())?;
+    let Some((secret, version)) = stored_secret(env, &tenant).await? else {
+        return Err(refused());
+    };
+    if secret.is_empty() {
+        return Err(refused());
+    }
+    let claims = viewer_token::verify(token, &secret, now).map_err(|_| refused())?;
+    Ok(Caller {
+        tenant_id: claims.tenant,
+        tenant_version: version,
+        principal: Principal::Viewer {
+            scope: claims.scope,
+            expires_at: claims.expires_at,
+        },
+    })
+}
+
+async fn stored_secret(env: &Env, tenant: &str) -> ApiResult<Option<(Vec<u8>, u64)>> {
+    let Some(row) = d1::query_opt(env, &tenants::secret(DIALECT, tenant)).await? else {
+        return Ok(None);
+    };
+    let secret = hex::decode(row.text(0)?)
+        .map_err(|_| Failure::internal("stored tenant secret is not hex"))?;
+    Ok(Some((secret, row.uint(1)?)))
+}
+
+/// The tenant's signing secret, created on first use (two isolates racing keep the
+/// first one written).
+pub async fn tenant_secret(env: &Env, tenant: &str) -> ApiResult<Vec<u8>> {
+    let missing = || Failure::not_found("the key's tenant does not exist");
+    let (secret, _) = stored_secret(env, tenant).await?.ok_or_else(missing)?;
+    if !secret.is_empty() {
+        return Ok(secret);
+    }
+    let mut fresh = [0u8; SECRET_BYTES];
+    random::fill(&mut fresh)?;
+    d1::transaction(
+        env,
+        &[tenants::init_secret(DIALECT, tenant, &hex::encode(fresh))],
+    )
+    .await?;
+    let (secret, _) = stored_secret(env, tenant).await?.ok_or_else(missing)?;
+    Ok(secret)
+}

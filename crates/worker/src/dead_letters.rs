@@ -1,0 +1,108 @@
+//! The dead-letter queue's consumer and its admin endpoints. Every message that reaches
+//! the dead-letter queue — an item the consumer refused for good (with the reason), or
+//! a packet whose retries ran out — is kept in D1 (`dead_letters`) under its tenant, so
+//! nothing acknowledged is lost silently: `GET /v1/dead-letters` lists them and
+//! `POST /v1/dead-letters/{id}/redrive` puts one back on the activity queue (where
+//! replays of already written ids are recognised). Bodies never come from clients, so
+//! a re-driven packet is as trustworthy as when it was first enriched.
+
+use crm_store::dead_letters;
+use crm_store::keys::KeyScope;
+use serde_json::{Value, json};
+use worker::{Env, MessageBatch, MessageExt, Request, Result};
+
+use crate::auth::{self, now_ms};
+use crate::consumer::Packet;
+use crate::d1::{self, DIALECT};
+use crate::http::{self, Answer, ApiResult, Failure};
+use crate::ingest;
+
+/// The dead-letter queue's name (`wrangler.toml`).
+pub const QUEUE: &str = "crm-activities-dlq";
+
+/// Dead letters listed per request unless `limit` says otherwise, and at most.
+const DEFAULT_LIST: usize = 50;
+const MAX_LIST: usize = 500;
+
+pub async fn consume(batch: MessageBatch<Value>, env: &Env) -> Result<()> {
+    for m in batch.messages()? {
+        // Ours carry `{reason, body}`; the platform's (retries exhausted) the packet.
+        let (reason, body) = match m.body() {
+            Value::Object(o) if o.contains_key("reason") && o.contains_key("body") => (
+                o["reason"].as_str().unwrap_or("refused").to_owned(),
+                o["body"].clone(),
+            ),
+            other => (
+                "the queue's retries ran out (D1 unavailable or the head kept moving)".to_owned(),
+                other.clone(),
+            ),
+        };
+        let tenant = body["tenantId"].as_str().unwrap_or_default().to_owned();
+        let id = crm_core::Timestamp::from_millis(now_ms())
+            .ok()
+            .and_then(|now| ingest::fresh_id(now).ok());
+        let stored = match id {
+            Some(id) => d1::transaction(
+                env,
+                &[dead_letters::insert(
+                    DIALECT,
+                    &tenant,
+                    &id,
+                    &reason,
+                    &body.to_string(),
+                    now_ms(),
+                )],
+            )
+            .await
+            .is_ok(),
+            None => false,
+        };
+        if stored {
+            m.ack();
+        } else {
+            m.retry();
+        }
+    }
+    Ok(())
+}
+
+pub async fn list(req: &Request, env: &Env) -> ApiResult<Answer> {
+    let caller = auth::caller(req, env).await?;
+    caller.require(KeyScope::Admin)?;
+    let params = http::query(req, &["limit"])?;
+    let limit = match params.get("limit") {
+        None => DEFAULT_LIST,
+        Some(t) => t
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=MAX_LIST).contains(n))
+            .ok_or_else(|| Failure::bad_request(format!("`limit` must be 1..={MAX_LIST}")))?,
+    };
+    let letters = d1::query(env, &dead_letters::list(DIALECT, caller.tenant(), limit))
+        .await?
+        .iter()
+        .map(dead_letters::decode)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(json!({ "deadLetters": letters }).into())
+}
+
+pub async fn redrive(req: &Request, env: &Env, id: &str) -> ApiResult<Answer> {
+    let caller = auth::caller(req, env).await?;
+    caller.require(KeyScope::Admin)?;
+    let letter = d1::query_opt(env, &dead_letters::get(DIALECT, caller.tenant(), id))
+        .await?
+        .map(|r| dead_letters::decode(&r))
+        .transpose()?
+        .ok_or_else(|| {
+            Failure::not_found(format!("no dead letter `{}`", crm_core::time::clip(id)))
+        })?;
+    let packet: Packet = serde_json::from_value(letter.body).map_err(|_| {
+        Failure::bad_request("this dead letter is not a packet of activities; drop it")
+    })?;
+    env.queue("ACTIVITIES")?.send(&packet).await?;
+    d1::transaction(env, &[dead_letters::delete(DIALECT, caller.tenant(), id)]).await?;
+    Ok(Answer(
+        202,
+        json!({ "redriven": id, "activities": packet.items.len() }),
+    ))
+}

@@ -1,0 +1,108 @@
+//! The upstream sink at the edge: after the consumer writes a tenant's activities, it
+//! posts what the sink has not confirmed — the range (cursor, head] of
+//! `crm_store::outbox`, the same view crm-host's relay reads — to
+//! `{UPSTREAM_URL}/api/activities/batch` as `{ "activities": [...] }`, in order, and
+//! moves the cursor only after a 2xx. A failure leaves the cursor where it is: the next
+//! consumer invocation for the tenant (the queue's retries and new traffic) tries
+//! again, so delivery is at least once and every record carries its id for
+//! deduplication. Configured by the `UPSTREAM_URL` variable and the optional
+//! `UPSTREAM_AUTH` secret (`Name: value`).
+
+use crm_store::outbox;
+use serde_json::value::RawValue;
+use worker::{Env, Fetch, Headers, Method, Request, RequestInit};
+
+use crate::auth::now_ms;
+use crate::d1::{self, DIALECT};
+use crate::http::{ApiResult, Failure};
+
+/// The sink's name in `sink_cursors` (the same as crm-host's upstream sink).
+const SINK: &str = "upstream";
+/// Activities per POST, as crm-host's upstream sink.
+const BATCH: usize = 100;
+/// POSTs per consumer invocation and tenant: bounds the subrequests one invocation
+/// spends (Workers allow 1,000), the rest waits for the next one.
+const MAX_POSTS: usize = 20;
+
+/// Delivers the tenant's backlog when an upstream is configured; failures are logged
+/// and retried later (the cursor stays).
+pub async fn deliver(env: &Env, tenant: &str) {
+    let Ok(url) = env.var("UPSTREAM_URL").map(|v| v.to_string()) else {
+        return;
+    };
+    if url.is_empty() {
+        return;
+    }
+    if let Err(e) = deliver_to(env, tenant, &url).await {
+        worker::console_error!("upstream delivery for {tenant} stopped: {}", e.message());
+    }
+}
+
+async fn deliver_to(env: &Env, tenant: &str, url: &str) -> ApiResult<()> {
+    let cursor = d1::query_opt(env, &outbox::cursor(DIALECT, tenant, SINK))
+        .await?
+        .map(|r| r.uint(0))
+        .transpose()?
+        .unwrap_or(0);
+    let mut after = cursor;
+    for _ in 0..MAX_POSTS {
+        let rows = d1::query(env, &outbox::after(DIALECT, tenant, after, BATCH)).await?;
+        let Some(last) = rows.last() else {
+            return Ok(());
+        };
+        let last = outbox::decode_outgoing(last)?.seq;
+        let bodies = rows
+            .iter()
+            .map(|r| outbox::decode_outgoing(r).map(|o| o.body))
+            .collect::<Result<Vec<_>, _>>()?;
+        let raw = bodies
+            .iter()
+            .map(|b| serde_json::from_str::<&RawValue>(b))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(Failure::internal)?;
+        post(
+            env,
+            url,
+            &serde_json::json!({ "activities": raw }).to_string(),
+        )
+        .await?;
+        d1::transaction(
+            env,
+            &[outbox::advance(DIALECT, tenant, SINK, last, now_ms())],
+        )
+        .await?;
+        after = last;
+    }
+    Ok(())
+}
+
+async fn post(env: &Env, url: &str, body: &str) -> ApiResult<()> {
+    let headers = Headers::new();
+    headers.set("content-type", "application/json")?;
+    // A secret in production; a plain variable works too (local development).
+    let auth = env
+        .secret("UPSTREAM_AUTH")
+        .or_else(|_| env.var("UPSTREAM_AUTH"))
+        .map(|s| s.to_string());
+    if let Ok(auth) = auth
+        && let Some((name, value)) = auth.split_once(':')
+    {
+        headers.set(name.trim(), value.trim())?;
+    }
+    let mut init = RequestInit::new();
+    init.with_method(Method::Post)
+        .with_headers(headers)
+        .with_body(Some(body.into()));
+    let target = format!("{}/api/activities/batch", url.trim_end_matches('/'));
+    let response = Fetch::Request(Request::new_with_init(&target, &init)?)
+        .send()
+        .await?;
+    if (200..300).contains(&response.status_code()) {
+        Ok(())
+    } else {
+        Err(Failure::internal(format!(
+            "upstream answered {}",
+            response.status_code()
+        )))
+    }
+}
