@@ -48,6 +48,7 @@ export async function call(url, method, path, key, body, extra = {}) {
   const r = await fetch(`${url}${path}`, { method, headers, body: body === undefined ? undefined : (typeof body === 'string' ? body : JSON.stringify(body)) });
   const text = await r.text();
   let json = null;
+  if (r.status === 204 && text === '') return [r.status, null];
   try { json = JSON.parse(text); } catch { assert.fail(`non-JSON answer ${r.status}: ${text}`); }
   return [r.status, json];
 }

@@ -80,6 +80,10 @@ pub fn respond<T: Into<Answer>>(result: ApiResult<T>) -> Result<Response> {
         }
         Err(Failure(e)) => (e.status(), e.body()),
     };
+    if status == 204 {
+        // A 204 may not carry a body (the runtime refuses to build one).
+        return Ok(Response::empty()?.with_status(204));
+    }
     Ok(Response::from_json(&body)?.with_status(status))
 }
 

@@ -33,7 +33,7 @@ fn param(ctx: &worker::RouteContext<()>, name: &str) -> String {
 
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
-    Router::new()
+    let response = Router::new()
         .get("/healthz", |_, _| respond(Ok(status::health())))
         .get_async("/readyz", |_, ctx| async move {
             respond(status::ready(&ctx.env).await)
@@ -153,7 +153,12 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
         })
         .or_else_any_method("/*rest", |req, _| respond::<()>(Err(status::unrouted(&req))))
         .run(req, env)
-        .await
+        .await?;
+    if response.status_code() == 405 {
+        // The router's own answer for a known path and another method is plain text.
+        return respond::<()>(Err(status::method_not_allowed()));
+    }
+    Ok(response)
 }
 
 #[event(queue)]

@@ -91,11 +91,15 @@ pub fn unrouted(req: &Request) -> Failure {
                 .all(|(t, p)| t == p || (t.starts_with('{') && !p.is_empty()))
     };
     if api_spec::ENDPOINTS.iter().any(|e| matches(e.path)) {
-        Failure::new(
-            crm_core::api_error::ApiCode::MethodNotAllowed,
-            "this endpoint does not support that method",
-        )
+        method_not_allowed()
     } else {
         Failure::not_found("no such endpoint")
     }
+}
+
+pub fn method_not_allowed() -> Failure {
+    Failure::new(
+        crm_core::api_error::ApiCode::MethodNotAllowed,
+        "this endpoint does not support that method",
+    )
 }

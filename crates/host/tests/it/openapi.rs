@@ -346,7 +346,11 @@ async fn every_route_is_documented_and_every_answer_matches_its_schema() {
     ] {
         let (status, body) = w.call(method, path, a, None).await;
         assert_eq!(status, 501, "{method} {path}: {body}");
-        assert!(body["error"]["message"].as_str().is_some_and(|m| m.contains("spool")));
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("spool"))
+        );
     }
 
     let documented: BTreeSet<(String, String)> = crm_core::api_spec::ENDPOINTS
