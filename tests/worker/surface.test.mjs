@@ -64,6 +64,18 @@ test('directory patch, policy and prices change the version and the pricing', as
   assert.equal((await call('PATCH', '/v1/directory', a.ingest, {}))[0], 403);
 });
 
+test('a directory larger than a D1 row is refused with 413 and the limit, changing nothing', async () => {
+  const b = keys['edge-b'];
+  const [, current] = await call('GET', '/v1/directory', b.admin);
+  const users = Array.from({ length: 12_000 }, (_, i) => ({
+    id: `bulk-${i}`, name: `Bulk User ${i} ${'n'.repeat(150)}`, departmentId: 'dept-sales', roles: ['role-sales-rep'],
+  }));
+  const [s, e] = await call('PUT', '/v1/directory', b.admin, { ...current.directory, users: [...current.directory.users, ...users] });
+  assert.equal(s, 413, JSON.stringify(e).slice(0, 300));
+  assert.match(e.error.message, /1900000/);
+  assert.equal((await call('GET', '/v1/directory', b.admin))[1].version, current.version);
+});
+
 test('grants are exact beyond 2^53 units and idempotent by key', async () => {
   const b = keys['edge-b'];
   const [, before] = await call('GET', '/v1/credits/balance', b.read);
