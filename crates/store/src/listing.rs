@@ -35,6 +35,34 @@ pub const LIST_PARAMS: &[&str] = &[
     "cursor",
 ];
 
+/// The `limit` query parameter: `default` when absent, else 1..=`max`.
+pub fn limit(text: Option<&str>, default: usize, max: usize) -> Result<usize, crm_core::CoreError> {
+    match text {
+        None => Ok(default),
+        Some(t) => t
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=max).contains(n))
+            .ok_or_else(|| {
+                crm_core::CoreError::invalid("limit", format!("`limit` must be 1..={max}"))
+            }),
+    }
+}
+
+/// The summary of a page of activities (a dashboard's "recent" section).
+pub fn recent_summary(page: &Page) -> StoreResult<crm_core::report::RecentSummary> {
+    let rows = page
+        .activities
+        .iter()
+        .map(|raw| {
+            serde_json::from_str::<crm_core::Activity>(raw.get())
+                .map(|a| crm_core::report::ReportRow::from(&a))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(StoreError::corrupt)?;
+    Ok(crm_core::report::recent_summary(&rows)?)
+}
+
 /// A request that names its subject twice or in two ways.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AmbiguousSubject(pub &'static str);

@@ -20,24 +20,12 @@ use crate::store;
 /// memory here, and an isolate has 128 MB. Larger exports page with `afterSeq`.
 const MAX_EXPORT_RECORDS: usize = 50_000;
 
-const EXPORT_PARAMS: &[&str] = &[
-    "format",
-    "userId",
-    "departmentId",
-    "operation",
-    "outcome",
-    "since",
-    "from",
-    "to",
-    "afterSeq",
-];
-
 /// `GET /v1/export`: up to [`MAX_EXPORT_RECORDS`] records after `afterSeq`; when more
 /// remain, the `x-next-after-seq` header says where the next page starts.
 pub async fn export(req: &Request, env: &Env) -> ApiResult<Response> {
     let caller = auth::caller(req, env).await?;
     caller.require(KeyScope::Read)?;
-    let params = http::query(req, EXPORT_PARAMS)?;
+    let params = http::query(req, crm_core::api_spec::query_params("GET", "/v1/export"))?;
     let get = |k: &str| params.get(k).map(String::as_str);
     let format = Format::parse(get("format").unwrap_or("ndjson"))?;
     let subject = Subject::Tenant

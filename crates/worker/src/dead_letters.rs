@@ -70,14 +70,11 @@ pub async fn list(req: &Request, env: &Env) -> ApiResult<Answer> {
     let caller = auth::caller(req, env).await?;
     caller.require(KeyScope::Admin)?;
     let params = http::query(req, &["limit"])?;
-    let limit = match params.get("limit") {
-        None => DEFAULT_LIST,
-        Some(t) => t
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=MAX_LIST).contains(n))
-            .ok_or_else(|| Failure::bad_request(format!("`limit` must be 1..={MAX_LIST}")))?,
-    };
+    let limit = crm_store::listing::limit(
+        params.get("limit").map(String::as_str),
+        DEFAULT_LIST,
+        MAX_LIST,
+    )?;
     let letters = d1::query(env, &dead_letters::list(DIALECT, caller.tenant(), limit))
         .await?
         .iter()

@@ -9,9 +9,8 @@ use crm_core::engine::TenantSnapshot;
 use crm_core::limits::MAX_CHECK_BATCH;
 use crm_core::permission::CheckRequest;
 use crm_core::query::Cursor;
-use crm_core::report::ReportRow;
 use crm_core::report::{GroupBy, ReportTz};
-use crm_core::{Activity, Outcome, Timestamp};
+use crm_core::{Outcome, Timestamp};
 use crm_store::keys::KeyScope;
 use crm_store::listing::{self, AmbiguousSubject, LIST_PARAMS, Subject, UnknownSubject};
 use crm_store::report;
@@ -144,14 +143,11 @@ async fn page(
             )
         })?);
     }
-    let limit = match params.get("limit") {
-        None => DEFAULT_LIMIT,
-        Some(t) => t
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=MAX_LIMIT).contains(n))
-            .ok_or_else(|| Failure::bad_request(format!("`limit` must be 1..={MAX_LIMIT}")))?,
-    };
+    let limit = listing::limit(
+        params.get("limit").map(String::as_str),
+        DEFAULT_LIMIT,
+        MAX_LIMIT,
+    )?;
     let cursor = params
         .get("cursor")
         .map(|c| Cursor::decode(c))
@@ -241,18 +237,12 @@ pub async fn dashboard(req: &Request, env: &Env, id: String) -> ApiResult<Answer
         .collect();
     recent_params.insert("limit".to_owned(), RECENT.to_string());
     let page = page(env, &caller, &snap, &subject, &recent_params).await?;
-    let rows: Vec<ReportRow> = page
-        .activities
-        .iter()
-        .map(|raw| serde_json::from_str::<Activity>(raw.get()).map(|a| ReportRow::from(&a)))
-        .collect::<Result<_, _>>()
-        .map_err(Failure::internal)?;
     Ok(json!({
         "userId": id,
         "context": dir.user_context(user),
         "report": report,
         "recent": page.activities,
-        "recentSummary": crm_core::report::recent_summary(&rows)?,
+        "recentSummary": listing::recent_summary(&page)?,
     })
     .into())
 }

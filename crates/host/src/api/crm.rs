@@ -258,14 +258,7 @@ pub async fn list_leads(State(app): State<App>, caller: Caller, Query(params): Q
     caller.require(KeyScope::Ingest)?;
     params.only(&["userId", "sessionId", "limit", "cursor"])?;
     let req = user_param(&params)?;
-    let limit = match params.get("limit") {
-        None => DEFAULT_LEADS,
-        Some(t) => t
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=MAX_LEADS).contains(n))
-            .ok_or_else(|| HostError::BadRequest(format!("`limit` must be 1..={MAX_LEADS}")))?,
-    };
+    let limit = crm_store::listing::limit(params.get("limit"), DEFAULT_LEADS, MAX_LEADS)?;
     let after = params.get("cursor").map(crm::decode_cursor).transpose()?;
     let tenant = caller.snapshot(&app).await?;
     let activity_id = app.ids.next(crate::service::clock::now());

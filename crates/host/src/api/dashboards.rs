@@ -4,8 +4,6 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use crm_core::Activity;
-use crm_core::report::{ReportRow, recent_summary};
 use crm_store::keys::KeyScope;
 use crm_store::listing::Subject;
 use serde_json::{Value, json};
@@ -46,17 +44,11 @@ pub async fn user(
         }
     }
     let page = queries::list(&app, &tenant, subject, &recent_params, |_| Ok(())).await?;
-    let rows: Vec<ReportRow> = page
-        .activities
-        .iter()
-        .map(|raw| serde_json::from_str::<Activity>(raw.get()).map(|a| ReportRow::from(&a)))
-        .collect::<Result<_, _>>()
-        .map_err(HostError::internal)?;
     Ok(Json(json!({
         "userId": id,
         "context": context,
         "report": report,
         "recent": page.activities,
-        "recentSummary": recent_summary(&rows)?,
+        "recentSummary": crm_store::listing::recent_summary(&page)?,
     })))
 }

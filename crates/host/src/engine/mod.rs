@@ -3,6 +3,7 @@
 
 mod component;
 mod native;
+mod pool;
 
 use std::sync::Arc;
 
@@ -14,6 +15,7 @@ use serde_json::Value;
 
 pub use component::ComponentEngine;
 pub use native::NativeEngine;
+pub use pool::EnginePool;
 
 /// Which engine runs the core.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]

@@ -129,6 +129,16 @@ fn enrich(
     ip: Option<&str>,
     input: &Value,
 ) -> HostResult<Activity> {
+    enrich_with(&**engine, tenant, now, ip, input)
+}
+
+fn enrich_with(
+    engine: &dyn crate::engine::Engine,
+    tenant: &Tenant,
+    now: Timestamp,
+    ip: Option<&str>,
+    input: &Value,
+) -> HostResult<Activity> {
     let raw = RawActivity {
         input_json: input.to_string(),
         generated_id: String::new(),
@@ -161,7 +171,12 @@ pub async fn run(
     let now = clock::now();
     let input = Value::Object(input);
     let request_hash = hash(&input);
-    let activity = enrich(&app.engine, tenant, now, ip, &input)?;
+    let activity = {
+        let (t, ip, input) = (tenant.clone(), ip.map(str::to_owned), input.clone());
+        app.engines
+            .run(move |e| Ok(enrich_with(e, &t, now, ip.as_deref(), &input)))
+            .await??
+    };
     let (engine, tenant_c, ip) = (app.engine.clone(), tenant.clone(), ip.map(str::to_owned));
     let lock = tenant.id().to_owned();
     let _queued = super::ingest::queue_room(app, 1).await?;

@@ -73,7 +73,11 @@ pub async fn ingest(
         });
         hashes.push(hex::encode(Sha256::digest(canonical_json(item).as_bytes())));
     }
-    let enriched = app.engine.enrich_batch(tenant, now, ip_address, &raws)?;
+    let (t, ip) = (tenant.clone(), ip_address.map(str::to_owned));
+    let enriched = app
+        .engines
+        .run(move |e| e.enrich_batch(&t, now, ip.as_deref(), &raws))
+        .await?;
     let mut items = Vec::with_capacity(enriched.len());
     for (i, (result, input_hash)) in enriched.into_iter().zip(hashes).enumerate() {
         let activity = result.map_err(|e| match submission {

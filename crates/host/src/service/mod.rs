@@ -16,7 +16,7 @@ pub mod stats;
 pub mod tenants;
 pub mod tokens;
 
-use crate::engine::SharedEngine;
+use crate::engine::{EnginePool, SharedEngine};
 use crate::fanout::Fanout;
 use crate::store::Store;
 
@@ -25,6 +25,9 @@ use crate::store::Store;
 pub struct App {
     pub store: Store,
     pub engine: SharedEngine,
+    /// Threads that run engine work (enrichment, batch checks, reports) off the async
+    /// runtime.
+    pub engines: EnginePool,
     pub tenants: tenants::Registry,
     pub ids: clock::IdSource,
     /// Delivery to Redis and the upstream API (disabled when neither is configured).
@@ -39,11 +42,19 @@ pub struct App {
     pub trusted_proxies: proxies::TrustedProxies,
 }
 
+/// One engine thread per core: engine work is CPU-bound, more threads would only
+/// multiply component instances (memory) without adding throughput.
+fn engine_threads() -> usize {
+    std::thread::available_parallelism().map_or(2, std::num::NonZero::get)
+}
+
 impl App {
     pub fn new(store: Store, engine: SharedEngine) -> App {
         App {
             tenants: tenants::Registry::new(store.clone(), engine.clone()),
             store,
+            engines: EnginePool::start(engine.clone(), engine_threads())
+                .expect("the OS starts the engine threads at startup"),
             engine,
             ids: clock::IdSource::default(),
             fanout: Fanout::default(),

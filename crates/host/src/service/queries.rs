@@ -111,14 +111,7 @@ pub async fn list(
 ) -> HostResult<Page> {
     params.only(LIST_PARAMS)?;
     let filter = filter(tenant, subject, params, params.range()?, authorize)?;
-    let limit = match params.get("limit") {
-        None => DEFAULT_LIMIT,
-        Some(text) => text
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=MAX_LIMIT).contains(n))
-            .ok_or_else(|| HostError::BadRequest(format!("`limit` must be 1..={MAX_LIMIT}")))?,
-    };
+    let limit = crm_store::listing::limit(params.get("limit"), DEFAULT_LIMIT, MAX_LIMIT)?;
     let cursor = params.get("cursor").map(Cursor::decode).transpose()?;
     app.store.page(tenant.id(), filter, cursor, limit).await
 }

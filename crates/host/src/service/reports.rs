@@ -40,8 +40,15 @@ pub async fn report_checked(
     let filter = subject_filter(&subject, tenant, range)?;
     let aligned = tz.hour_aligned(range.from, range.to);
     let parts = app.store.report_rows(tenant.id(), filter, aligned).await?;
-    let parts: Vec<&[crm_core::report::ReportRow]> = parts.iter().map(Vec::as_slice).collect();
-    let body = app.engine.report(&group_by, tz.name(), &parts)?;
+    let zone = tz.name().to_owned();
+    let body = app
+        .engines
+        .run(move |e| {
+            let parts: Vec<&[crm_core::report::ReportRow]> =
+                parts.iter().map(Vec::as_slice).collect();
+            e.report(&group_by, &zone, &parts)
+        })
+        .await?;
     Ok(with_subject(body, &subject, range))
 }
 
