@@ -149,29 +149,6 @@ impl activities::Guest for Component {
                 .collect())
         })
     }
-
-    fn settle_and_seal(
-        balance_units: i64,
-        first_seq: u64,
-        prev_hash: String,
-        activities_json: Vec<String>,
-    ) -> Result<activities::Settled, Error> {
-        let mut list = activities_json
-            .iter()
-            .map(|text| serde_json::from_str::<Activity>(text).map_err(json_err))
-            .collect::<Result<Vec<_>, _>>()?;
-        let balance = Credits::from_units(balance_units).map_err(to_wit)?;
-        let left =
-            engine::settle_and_seal(balance, first_seq, &prev_hash, &mut list).map_err(to_wit)?;
-        Ok(activities::Settled {
-            balance_units: left.units(),
-            activities_json: list
-                .iter()
-                .map(serde_json::to_string)
-                .collect::<Result<_, _>>()
-                .map_err(json_err)?,
-        })
-    }
 }
 
 impl reports::Guest for Component {

@@ -86,7 +86,7 @@ pub async fn start_with_engine(
 ) -> anyhow::Result<Running> {
     // Metrics recorded before the recorder exists are lost: install it first.
     crate::service::stats::prometheus();
-    let store = Store::open(&config.db, engine.clone())?;
+    let store = Store::open(&config.db)?;
     let mut app = App::new(store.clone(), engine);
     app.fanout = Fanout::start(&config.fanout, store).await?;
     crate::service::retention::spawn(app.clone());

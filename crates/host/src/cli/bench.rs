@@ -156,7 +156,7 @@ async fn seed(
     users: usize,
 ) -> anyhow::Result<()> {
     let engine: SharedEngine = Arc::new(NativeEngine);
-    let store = Store::open(db, engine.clone())?;
+    let store = Store::open(db)?;
     let app = App::new(store.clone(), engine.clone());
     if store.tenant(tenant_id).await.is_err() {
         admin::create_tenant_in(
@@ -213,10 +213,7 @@ async fn seed(
 
 fn raw_insert(path: &PathBuf, rows: usize, batch: usize) -> anyhow::Result<()> {
     // The store creates the schema; the inserts below bypass it entirely.
-    drop(Store::open(
-        &Location::Sqlite(path.clone()),
-        Arc::new(NativeEngine),
-    )?);
+    drop(Store::open(&Location::Sqlite(path.clone()))?);
     let dir = crm_core::engine::TenantSnapshot::from_json(
         "raw",
         1,
@@ -276,7 +273,7 @@ fn raw_insert(path: &PathBuf, rows: usize, batch: usize) -> anyhow::Result<()> {
 }
 
 async fn tenants(db: &Location, count: usize, users: usize) -> anyhow::Result<()> {
-    let store = Store::open(db, Arc::new(NativeEngine))?;
+    let store = Store::open(db)?;
     let directory = synthetic_directory(users);
     let mut out = Vec::with_capacity(count);
     for i in 0..count {

@@ -52,7 +52,7 @@ impl Scope {
 
     fn open(&self) -> anyhow::Result<App> {
         let engine = Arc::new(NativeEngine);
-        let store = Store::open(&self.db.db, engine.clone())?;
+        let store = Store::open(&self.db.db)?;
         Ok(App::new(store, engine))
     }
 }
@@ -205,7 +205,7 @@ pub struct VerifyArgs {
 }
 
 pub async fn verify(args: VerifyArgs) -> anyhow::Result<()> {
-    let store = Store::open(&args.db.db, Arc::new(NativeEngine))?;
+    let store = Store::open(&args.db.db)?;
     let bar = ProgressBar::new(0).with_style(
         ProgressStyle::with_template("verifying [{bar:40}] {pos}/{len}").expect("valid template"),
     );

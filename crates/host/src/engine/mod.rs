@@ -79,14 +79,6 @@ pub trait Engine: Send + Sync + std::fmt::Debug {
         ip_address: Option<&str>,
         items: &[RawActivity],
     ) -> EngineResult<Vec<Result<Activity, CoreError>>>;
-    /// Charges then chains; returns the remaining balance and the sealed activities.
-    fn settle_and_seal(
-        &self,
-        balance: Credits,
-        first_seq: u64,
-        prev_hash: &str,
-        activities: Vec<Activity>,
-    ) -> EngineResult<(Credits, Vec<Activity>)>;
     /// Aggregates each part separately and merges them (rollups + raw edges).
     fn report(&self, group_by: &str, timezone: &str, parts: &[&[ReportRow]])
     -> EngineResult<Value>;

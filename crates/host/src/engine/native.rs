@@ -41,17 +41,6 @@ impl Engine for NativeEngine {
             .collect())
     }
 
-    fn settle_and_seal(
-        &self,
-        balance: Credits,
-        first_seq: u64,
-        prev_hash: &str,
-        mut activities: Vec<Activity>,
-    ) -> EngineResult<(Credits, Vec<Activity>)> {
-        let left = engine::settle_and_seal(balance, first_seq, prev_hash, &mut activities)?;
-        Ok((left, activities))
-    }
-
     fn report(
         &self,
         group_by: &str,

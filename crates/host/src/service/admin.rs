@@ -15,7 +15,7 @@ use crm_store::keys::KeyScope;
 
 fn open(db: &Location) -> anyhow::Result<Store> {
     // Admin commands never enrich; the native engine avoids compiling the component.
-    Store::open(db, std::sync::Arc::new(NativeEngine))
+    Store::open(db)
 }
 
 /// Creates a tenant; shared with the demo.

@@ -268,16 +268,9 @@ fn transaction(
         activity: recorded,
         input_hash: request_hash.to_owned(),
     };
-    let stored = crate::store::record(
-        c,
-        engine,
-        tenant,
-        vec![item],
-        now.millis(),
-        &mut HashMap::new(),
-    )?
-    .pop()
-    .ok_or_else(|| HostError::internal(anyhow::anyhow!("recording answered nothing")))?;
+    let stored = crate::store::record(c, tenant, vec![item], now.millis(), &mut HashMap::new())?
+        .pop()
+        .ok_or_else(|| HostError::internal(anyhow::anyhow!("recording answered nothing")))?;
     let result = if failure.is_none() && stored.outcome == Outcome::Success {
         apply(
             c,

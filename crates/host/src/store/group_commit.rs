@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::driver::{Conn, Connector, DbError};
 use super::ingest::{self, IngestItem};
-use crate::engine::{SharedEngine, Tenant};
+use crate::engine::Tenant;
 use crate::error::{HostError, HostResult};
 use crm_store::ingest::Stored;
 
@@ -66,15 +66,11 @@ pub struct Writer {
 }
 
 impl Writer {
-    pub fn start(
-        connector: Arc<dyn Connector>,
-        conn: Box<dyn Conn>,
-        engine: SharedEngine,
-    ) -> anyhow::Result<Writer> {
+    pub fn start(connector: Arc<dyn Connector>, conn: Box<dyn Conn>) -> anyhow::Result<Writer> {
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
         std::thread::Builder::new()
             .name("store-writer".to_owned())
-            .spawn(move || run(connector, conn, engine, rx))?;
+            .spawn(move || run(connector, conn, rx))?;
         Ok(Writer { tx })
     }
 
@@ -169,12 +165,7 @@ fn clone_db(e: &DbError) -> DbError {
     }
 }
 
-fn run(
-    connector: Arc<dyn Connector>,
-    mut conn: Box<dyn Conn>,
-    engine: SharedEngine,
-    mut rx: mpsc::Receiver<Job>,
-) {
+fn run(connector: Arc<dyn Connector>, mut conn: Box<dyn Conn>, mut rx: mpsc::Receiver<Job>) {
     while let Some(first) = rx.blocking_recv() {
         let mut weight = first.weight();
         let mut jobs = vec![first];
@@ -197,7 +188,7 @@ fn run(
                 }
             }
         }
-        for reply in commit_group(conn.as_mut(), &engine, jobs) {
+        for reply in commit_group(conn.as_mut(), jobs) {
             reply.send();
         }
     }
@@ -220,7 +211,7 @@ fn failed(jobs: Vec<Job>, e: &DbError) -> Vec<Reply> {
 }
 
 /// One transaction for the group; each job in its own savepoint.
-fn commit_group(conn: &mut dyn Conn, engine: &SharedEngine, jobs: Vec<Job>) -> Vec<Reply> {
+fn commit_group(conn: &mut dyn Conn, jobs: Vec<Job>) -> Vec<Reply> {
     if let Err(e) = conn.begin() {
         return failed(jobs, &e);
     }
@@ -246,7 +237,7 @@ fn commit_group(conn: &mut dyn Conn, engine: &SharedEngine, jobs: Vec<Job>) -> V
                 reply,
             } => {
                 let result = in_savepoint(conn, |c| {
-                    ingest::record(c, engine, &tenant, items, received_at, &mut heads)
+                    ingest::record(c, &tenant, items, received_at, &mut heads)
                 });
                 if result.is_err() {
                     // The savepoint rolled back: cached heads may be ahead of the database.

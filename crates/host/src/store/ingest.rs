@@ -1,5 +1,5 @@
 //! The ingest transaction, on any backend: classify the batch against stored ids,
-//! seal the fresh activities after the tenant's head with the engine, write them.
+//! seal the fresh activities after the tenant's head (crm-core, natively), write them.
 //! The decisions are `crm_store::ingest`'s; this file only drives the connection.
 
 use std::collections::HashMap;
@@ -11,7 +11,7 @@ use crm_store::tenants::{self, Head};
 use serde_json::json;
 
 use super::driver::Conn;
-use crate::engine::{SharedEngine, Tenant};
+use crate::engine::Tenant;
 use crate::error::{HostError, HostResult};
 
 /// An enriched activity waiting to be recorded.
@@ -33,7 +33,6 @@ pub fn conflict(c: &IdConflict) -> HostError {
 /// heads this transaction already moved (several jobs of one group, one tenant).
 pub fn record(
     conn: &mut dyn Conn,
-    engine: &SharedEngine,
     tenant: &Tenant,
     items: Vec<IngestItem>,
     received_at: i64,
@@ -78,8 +77,16 @@ pub fn record(
             tenants::decode_head(&row)?
         }
     };
-    let (balance, sealed) =
-        engine.settle_and_seal(before.balance, before.seq + 1, &before.hash, fresh)?;
+    // Sealing is the store's part: charge in order and chain after the head, natively
+    // in the writer (crm-core's code, as every runtime); only the tenant's rules
+    // (enrichment) run in the engine.
+    let mut sealed = fresh;
+    let balance = crm_core::engine::settle_and_seal(
+        before.balance,
+        before.seq + 1,
+        &before.hash,
+        &mut sealed,
+    )?;
     let hash_refs: Vec<&str> = hashes.iter().map(String::as_str).collect();
     let statements = plan::write(
         d,

@@ -26,7 +26,6 @@ pub use ingest::{IngestItem, record};
 pub use keys::{generate as generate_key, hash_key};
 pub use queries::ReportRows;
 
-use crate::engine::SharedEngine;
 use crate::error::{HostError, HostResult};
 use driver::Connector;
 use group_commit::Writer;
@@ -77,7 +76,7 @@ struct Inner {
 
 impl Store {
     /// Opens (creating and migrating if needed) the database and starts the writer.
-    pub fn open(location: &Location, engine: SharedEngine) -> anyhow::Result<Store> {
+    pub fn open(location: &Location) -> anyhow::Result<Store> {
         let connector = location.connector();
         // On a plain thread: a blocking driver (PostgreSQL's client runs its own small
         // runtime) must not run on an async runtime's thread, where callers may be.
@@ -91,7 +90,7 @@ impl Store {
         })
         .map_err(|_| anyhow::anyhow!("opening the store panicked"))??;
         let dialect = connector.dialect();
-        let writer = Writer::start(connector.clone(), conn, engine)?;
+        let writer = Writer::start(connector.clone(), conn)?;
         Ok(Store {
             inner: Arc::new(Inner {
                 dialect,

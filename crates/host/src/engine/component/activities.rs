@@ -1,6 +1,6 @@
 //! Host side of the `activities` interface.
 
-use crm_core::{Activity, CoreError, Credits, Timestamp};
+use crm_core::{Activity, CoreError, Timestamp};
 
 use super::bindings::exports::crm::engine::activities::{Context, RawActivity as WitRaw};
 use super::tenants::tenant_ref;
@@ -44,35 +44,5 @@ impl ComponentEngine {
                 },
             })
             .collect()
-    }
-
-    pub(super) fn guest_settle_and_seal(
-        &self,
-        balance: Credits,
-        first_seq: u64,
-        prev_hash: &str,
-        activities: Vec<Activity>,
-    ) -> EngineResult<(Credits, Vec<Activity>)> {
-        let json = activities
-            .iter()
-            .map(serde_json::to_string)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(json_fault)?;
-        let settled = self.with_instance(|i| {
-            i.world.crm_engine_activities().call_settle_and_seal(
-                &mut i.store,
-                balance.units(),
-                first_seq,
-                prev_hash,
-                &json,
-            )
-        })?;
-        let sealed = settled
-            .activities_json
-            .iter()
-            .map(|text| serde_json::from_str(text))
-            .collect::<Result<Vec<Activity>, _>>()
-            .map_err(json_fault)?;
-        Ok((Credits::from_units(settled.balance_units)?, sealed))
     }
 }

@@ -31,16 +31,6 @@ impl Engine for ComponentEngine {
         self.guest_enrich_batch(tenant, now, ip_address, items)
     }
 
-    fn settle_and_seal(
-        &self,
-        balance: Credits,
-        first_seq: u64,
-        prev_hash: &str,
-        activities: Vec<Activity>,
-    ) -> EngineResult<(Credits, Vec<Activity>)> {
-        self.guest_settle_and_seal(balance, first_seq, prev_hash, activities)
-    }
-
     fn report(
         &self,
         group_by: &str,

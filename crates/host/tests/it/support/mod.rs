@@ -135,7 +135,7 @@ impl TestServer {
     /// A second, independent store over this server's database: what it reads was
     /// committed, not merely held by the server.
     pub fn independent_store(&self) -> Store {
-        Store::open(&self.db, shared_engine(EngineKind::Native)).expect("second store opens")
+        Store::open(&self.db).expect("second store opens")
     }
 
     pub fn url(&self, path: &str) -> String {
