@@ -14,11 +14,10 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 
 use bindings::crm::engine::types::{Error, TenantRef};
-use bindings::exports::crm::engine::{activities, conformance, permissions, reports, tenants};
-use crm_core::engine::{self, TenantSnapshot};
+use bindings::exports::crm::engine::{activities, conformance, permissions, tenants};
+use crm_core::engine::TenantSnapshot;
 use crm_core::permission::CheckRequest;
-use crm_core::report::{Aggregate, ReportRow};
-use crm_core::{Activity, CoreError, Credits, Timestamp};
+use crm_core::{CoreError, Credits, Timestamp};
 
 /// Snapshots one instance keeps. Instances are pooled per host thread and serve every
 /// tenant; past this many the oldest are dropped and the host reloads on demand.
@@ -148,26 +147,6 @@ impl activities::Guest for Component {
                 })
                 .collect())
         })
-    }
-}
-
-impl reports::Guest for Component {
-    fn aggregate(group_by: String, timezone: String, rows_json: String) -> Result<String, Error> {
-        let rows: Vec<ReportRow> = serde_json::from_str(&rows_json).map_err(json_err)?;
-        let agg = engine::aggregate(&group_by, &timezone, &rows).map_err(to_wit)?;
-        serde_json::to_string(&agg).map_err(json_err)
-    }
-
-    fn finish(partials_json: Vec<String>) -> Result<String, Error> {
-        let partials = partials_json
-            .iter()
-            .map(|text| {
-                let agg: Aggregate = serde_json::from_str(text).map_err(json_err)?;
-                agg.rehydrate().map_err(to_wit)
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let body = engine::finish(partials).map_err(to_wit)?;
-        serde_json::to_string(&body).map_err(json_err)
     }
 }
 

@@ -9,9 +9,7 @@ use std::sync::Arc;
 
 use crm_core::engine::TenantSnapshot;
 use crm_core::permission::{CheckRequest, Decision};
-use crm_core::report::ReportRow;
 use crm_core::{Activity, CoreError, Credits, Timestamp};
-use serde_json::Value;
 
 pub use component::ComponentEngine;
 pub use native::NativeEngine;
@@ -79,9 +77,6 @@ pub trait Engine: Send + Sync + std::fmt::Debug {
         ip_address: Option<&str>,
         items: &[RawActivity],
     ) -> EngineResult<Vec<Result<Activity, CoreError>>>;
-    /// Aggregates each part separately and merges them (rollups + raw edges).
-    fn report(&self, group_by: &str, timezone: &str, parts: &[&[ReportRow]])
-    -> EngineResult<Value>;
     /// The conformance entry point: `{"ok": ...}` or `{"error": ...}` JSON text.
     fn evaluate(&self, setup_json: &str, op: &str, input_json: &str) -> EngineResult<String>;
 }

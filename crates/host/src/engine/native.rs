@@ -1,12 +1,9 @@
 //! crm-core linked directly.
 
-use crm_core::engine;
 use crm_core::permission::{CheckRequest, Decision};
-use crm_core::report::ReportRow;
 use crm_core::{Activity, CoreError, Credits, Timestamp};
-use serde_json::Value;
 
-use super::{Engine, EngineError, EngineKind, EngineResult, RawActivity, Tenant};
+use super::{Engine, EngineKind, EngineResult, RawActivity, Tenant};
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NativeEngine;
@@ -39,20 +36,6 @@ impl Engine for NativeEngine {
                     .enrich_json(&i.input_json, &i.generated_id, now, ip_address)
             })
             .collect())
-    }
-
-    fn report(
-        &self,
-        group_by: &str,
-        timezone: &str,
-        parts: &[&[ReportRow]],
-    ) -> EngineResult<Value> {
-        let partials = parts
-            .iter()
-            .map(|rows| engine::aggregate(group_by, timezone, rows))
-            .collect::<Result<Vec<_>, _>>()?;
-        let body = engine::finish(partials)?;
-        serde_json::to_value(body).map_err(|e| EngineError::Fault(e.to_string()))
     }
 
     fn evaluate(&self, setup_json: &str, op: &str, input_json: &str) -> EngineResult<String> {

@@ -41,12 +41,18 @@ pub async fn report_checked(
     let aligned = tz.hour_aligned(range.from, range.to);
     let parts = app.store.report_rows(tenant.id(), filter, aligned).await?;
     let zone = tz.name().to_owned();
+    // Aggregation is plain arithmetic over stored rows: crm-core natively (a million
+    // rows parsed inside the component would outlast its call deadline), on an engine
+    // thread so the runtime stays free.
     let body = app
         .engines
-        .run(move |e| {
-            let parts: Vec<&[crm_core::report::ReportRow]> =
-                parts.iter().map(Vec::as_slice).collect();
-            e.report(&group_by, &zone, &parts)
+        .run(move |_| {
+            let partials = parts
+                .iter()
+                .map(|rows| crm_core::engine::aggregate(&group_by, &zone, rows))
+                .collect::<Result<Vec<_>, _>>()?;
+            serde_json::to_value(crm_core::engine::finish(partials)?)
+                .map_err(|e| crate::engine::EngineError::Fault(e.to_string()))
         })
         .await?;
     Ok(with_subject(body, &subject, range))

@@ -1,9 +1,7 @@
 //! Host side of the `conformance` interface, and the `Engine` impl tying the files together.
 
 use crm_core::permission::{CheckRequest, Decision};
-use crm_core::report::ReportRow;
 use crm_core::{Activity, CoreError, Credits, Timestamp};
-use serde_json::Value;
 
 use super::ComponentEngine;
 use crate::engine::{Engine, EngineKind, EngineResult, RawActivity, Tenant};
@@ -29,15 +27,6 @@ impl Engine for ComponentEngine {
         items: &[RawActivity],
     ) -> EngineResult<Vec<Result<Activity, CoreError>>> {
         self.guest_enrich_batch(tenant, now, ip_address, items)
-    }
-
-    fn report(
-        &self,
-        group_by: &str,
-        timezone: &str,
-        parts: &[&[ReportRow]],
-    ) -> EngineResult<Value> {
-        self.guest_report(group_by, timezone, parts)
     }
 
     fn evaluate(&self, setup_json: &str, op: &str, input_json: &str) -> EngineResult<String> {

@@ -12,7 +12,6 @@ mod activities;
 mod bindings;
 mod conformance;
 mod permissions;
-mod reports;
 mod tenants;
 
 use std::cell::RefCell;
