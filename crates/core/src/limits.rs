@@ -33,6 +33,15 @@ pub const MAX_ORGANIZATIONS: usize = 1_000;
 pub const MAX_PERMISSIONS_PER_ROLE: usize = 1_000;
 pub const MAX_ROLES_PER_USER: usize = 64;
 pub const MAX_GRANTS_PER_USER: usize = 256;
+/// Distinct exact permission names in one directory: a CRM names hundreds; the cap keeps
+/// every bitset (one bit per name) small.
+pub const MAX_PERMISSION_NAMES: usize = 20_000;
+/// Bitset words (64 names each) a compiled directory may hold across roles and users
+/// with grants: 32 MB at most, whatever the shape of the upload.
+pub const MAX_GRANT_WORDS: usize = 4_000_000;
+/// Wildcard patterns × permission names matched while compiling: bounds the compile
+/// time of a directory (tens of milliseconds at this budget).
+pub const MAX_WILDCARD_MATCHES: usize = 20_000_000;
 /// Depth of the department tree; also bounds the entity path length.
 pub const MAX_DEPARTMENT_DEPTH: usize = 32;
 

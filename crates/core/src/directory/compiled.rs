@@ -98,6 +98,57 @@ fn index_ids<'a>(
     Ok(map)
 }
 
+/// Refuses, before anything is allocated, a directory whose compiled form would be too
+/// large or too slow to build: too many distinct permission names, too many bitset
+/// words across the roles and users that have grants, or too many wildcard matches.
+fn check_compile_budget(spec: &DirectorySpec, permissions: &PermissionIndex) -> CoreResult<()> {
+    use crate::limits::{MAX_GRANT_WORDS, MAX_PERMISSION_NAMES, MAX_WILDCARD_MATCHES};
+    if permissions.len() > MAX_PERMISSION_NAMES {
+        return Err(CoreError::too_large(
+            "roles",
+            format!(
+                "the directory names {} distinct permissions; at most {MAX_PERMISSION_NAMES}",
+                permissions.len()
+            ),
+        ));
+    }
+    let grant_sets = spec
+        .roles
+        .iter()
+        .filter(|r| !r.permissions.is_empty())
+        .count()
+        + spec.users.iter().filter(|u| !u.grants.is_empty()).count();
+    let words = grant_sets
+        .saturating_mul(2)
+        .saturating_mul(permissions.words());
+    if words > MAX_GRANT_WORDS {
+        return Err(CoreError::too_large(
+            "users",
+            format!(
+                "{grant_sets} roles and users with grants over {} permissions need {words} bitset words; at most {MAX_GRANT_WORDS}",
+                permissions.len()
+            ),
+        ));
+    }
+    let wildcards = spec
+        .roles
+        .iter()
+        .flat_map(|r| &r.permissions)
+        .chain(spec.users.iter().flat_map(|u| &u.grants))
+        .filter(|p| super::grants::is_wildcard(p))
+        .count();
+    if wildcards.saturating_mul(permissions.len()) > MAX_WILDCARD_MATCHES {
+        return Err(CoreError::too_large(
+            "roles",
+            format!(
+                "{wildcards} wildcard patterns over {} permissions exceed the compile budget ({MAX_WILDCARD_MATCHES} matches)",
+                permissions.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 impl CompiledDirectory {
     /// Validates and compiles a directory. Every reference must resolve, ids must be
     /// unique, the department tree must be acyclic and at most `MAX_DEPARTMENT_DEPTH` deep.
@@ -198,6 +249,7 @@ impl CompiledDirectory {
             Grants::intern_names(&format!("users[{i}].grants"), &u.grants, &mut permissions)?;
         }
 
+        check_compile_budget(spec, &permissions)?;
         let roles = spec
             .roles
             .iter()

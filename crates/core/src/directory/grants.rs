@@ -86,6 +86,20 @@ fn test_bit(bits: &[u64], id: u32) -> bool {
     bits.get(word).is_some_and(|w| w & (1 << bit) != 0)
 }
 
+/// Drops trailing empty words: a user without direct grants costs no bitset at all
+/// (`test_bit` reads missing words as zero).
+fn trimmed(mut bits: Vec<u64>) -> Box<[u64]> {
+    while bits.last() == Some(&0) {
+        bits.pop();
+    }
+    bits.into()
+}
+
+/// Whether a pattern is a wildcard (expanded over every known name at compile time).
+pub(crate) fn is_wildcard(pattern: &str) -> bool {
+    pattern.ends_with('*')
+}
+
 fn set_bit(bits: &mut [u64], id: u32) {
     bits[(id / 64) as usize] |= 1 << (id % 64);
 }
@@ -141,8 +155,8 @@ impl Grants {
             }
         }
         Grants {
-            allow: allow.into(),
-            deny: deny.into(),
+            allow: trimmed(allow),
+            deny: trimmed(deny),
             allow_wild: allow_wild.into(),
             deny_wild: deny_wild.into(),
             patterns: patterns.iter().map(|p| p.as_str().into()).collect(),

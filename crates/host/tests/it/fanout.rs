@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use crm_host::engine::EngineKind;
 use serde_json::{Value, json};
 
-use crate::support::redis::RedisServer;
+use crate::support::redis::{RedisServer, stream_ids};
 use crate::support::upstream::{Mode, Upstream};
 use crate::support::{Backend, Keys, TestServer, activity};
 
@@ -52,7 +52,7 @@ async fn redis_stream_gets_every_activity_in_order_across_an_outage() {
     let k = s.tenant("t-redis", "100000").await;
     let mut expected = ingest(&s, &k, "before", 120).await;
     eventually("the stream holds the first batch", || async {
-        redis.stream_ids("t-redis").await == expected
+        stream_ids(&redis, "t-redis").await == expected
     })
     .await;
 
@@ -63,13 +63,13 @@ async fn redis_stream_gets_every_activity_in_order_across_an_outage() {
     assert_eq!(status, 200, "{ready}");
     redis.restart(); // an empty Redis: the earlier entries are gone with the old process
     eventually("the backlog drains after the outage", || async {
-        redis.stream_ids("t-redis").await == during
+        stream_ids(&redis, "t-redis").await == during
     })
     .await;
     expected.extend(during);
     let more = ingest(&s, &k, "after", 30).await;
     eventually("new activities follow", || async {
-        redis.stream_ids("t-redis").await.ends_with(&more)
+        stream_ids(&redis, "t-redis").await.ends_with(&more)
     })
     .await;
     let status = s.running.app.fanout.status();
@@ -89,7 +89,7 @@ async fn defect_6_the_stream_keeps_activities_nobody_listened_to_and_publishes_l
     // Nobody subscribed: a fire-and-forget PUBLISH would lose all of these.
     let unheard = ingest(&s, &k, "unheard", 50).await;
     eventually("the stream keeps them", || async {
-        redis.stream_ids("t-quiet").await == unheard
+        stream_ids(&redis, "t-quiet").await == unheard
     })
     .await;
     // A live listener gets the records published on the same channel name.

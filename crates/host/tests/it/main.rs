@@ -9,6 +9,7 @@ mod crash;
 mod engines;
 mod fanout;
 mod hostile;
+mod isolation;
 mod multi_host;
 mod openapi;
 mod support;

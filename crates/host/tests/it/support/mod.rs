@@ -172,13 +172,14 @@ impl TestServer {
         }
     }
 
-    pub async fn call(
+    /// Status and body text, whatever the content type.
+    pub async fn call_text(
         &self,
         method: &str,
         path: &str,
         key: &str,
         body: Option<Value>,
-    ) -> (u16, Value) {
+    ) -> (u16, String) {
         let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
         let mut req = self.http.request(method, self.url(path)).bearer_auth(key);
         if let Some(b) = body {
@@ -186,7 +187,17 @@ impl TestServer {
         }
         let resp = req.send().await.expect("request sent");
         let status = resp.status().as_u16();
-        let text = resp.text().await.expect("body");
+        (status, resp.text().await.expect("body"))
+    }
+
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        key: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let (status, text) = self.call_text(method, path, key, body).await;
         let value = if text.is_empty() {
             Value::Null
         } else {
