@@ -39,6 +39,10 @@ enum Task {
         /// Small data sizes: a smoke run of the whole procedure.
         #[arg(long)]
         quick: bool,
+        /// Activities behind the rollup report (default 10 M: ~25 GB of SQLite and
+        /// ~30 min of seeding here; a smaller figure fits a small disk).
+        #[arg(long)]
+        rollup_activities: Option<u64>,
     },
 }
 
@@ -66,16 +70,20 @@ fn main() -> Result<()> {
         }
         Task::Worker => worker(&root),
         Task::Tidy => tidy::run(&root),
-        Task::Bench { quick } => {
+        Task::Bench {
+            quick,
+            rollup_activities,
+        } => {
             prereqs()?;
-            bench::run(
-                &root,
-                if quick {
-                    bench::Sizes::quick()
-                } else {
-                    bench::Sizes::full()
-                },
-            )
+            let mut sizes = if quick {
+                bench::Sizes::quick()
+            } else {
+                bench::Sizes::full()
+            };
+            if let Some(n) = rollup_activities {
+                sizes.report_rollups = n;
+            }
+            bench::run(&root, sizes)
         }
     }
 }
