@@ -49,7 +49,8 @@ test('reports from the worker equal reports from crm-host for the same activitie
   assert.equal((await call(hostUrl, 'POST', '/v1/activities', hostKey, batch))[0], 201);
   const from = new Date(base - 3_600_000 - 1234).toISOString();
   const to = new Date(base + 121 * 1_800_000 + 999).toISOString();
-  for (const path of [`/v1/reports/departments/dept-sales?from=${from}&to=${to}&groupBy=day`,
+  for (const path of [`/v1/reports?from=${from}&to=${to}&groupBy=month&tz=America/New_York`,
+    `/v1/reports/departments/dept-sales?from=${from}&to=${to}&groupBy=day`,
     `/v1/reports/users/user-123?from=${from}&to=${to}&groupBy=hour&tz=UTC`,
     `/v1/reports/departments/dept-1?from=${from}&to=${to}&groupBy=week&tz=Asia/Kolkata`]) {
     const edge = await until('the consumer to write', async () => {
@@ -64,5 +65,39 @@ test('reports from the worker equal reports from crm-host for the same activitie
     delete h.complianceSummary.uniqueIpAddresses;
     assert.deepEqual(r, h, path);
     assert.ok(h.totalActivities > 0, path);
+  }
+});
+
+test('dashboards and refusals are the same on both runtimes', async () => {
+  const a = worker.keys['edge-a'];
+  const from = new Date(Date.now() - 5 * 86_400_000).toISOString();
+  const to = new Date(Date.now() + 60_000).toISOString();
+  const path = `/v1/dashboards/users/user-123?from=${from}&to=${to}&groupBy=day&tz=UTC`;
+  const [s1, r] = await call(worker.url, 'GET', path, a.read);
+  const [s2, h] = await call(hostUrl, 'GET', path, hostKey);
+  assert.equal(s1, 200, JSON.stringify(r));
+  assert.equal(s2, 200, JSON.stringify(h));
+  assert.deepEqual(r.context, h.context);
+  for (const x of [r.report, h.report]) delete x.complianceSummary.uniqueIpAddresses;
+  assert.deepEqual(r.report, h.report);
+  assert.deepEqual(r.recent.map((x) => x.id), h.recent.map((x) => x.id));
+  // The same bad requests get the same status and error code.
+  for (const [method, p, body] of [
+    ['GET', '/v1/reports?groupBy=year', undefined],
+    ['GET', '/v1/reports/users/nobody', undefined],
+    ['GET', '/v1/activities?limit=0', undefined],
+    ['GET', '/v1/activities?bogus=1', undefined],
+    ['POST', '/v1/activities', [{ userId: 'user-999', operation: 'crm.leads.read' }]],
+    ['POST', '/v1/activities', { userId: 'user-123' }],
+    ['POST', '/v1/keys', { scopes: [] }],
+    ['POST', '/v1/viewer-tokens', { userId: 'user-123', departmentId: 'dept-1' }],
+    ['POST', '/v1/credits/grants', { amount: '-1' }],
+    ['PATCH', '/v1/directory', { upsert: { users: [{ id: 'x', name: 'X', departmentId: 'nowhere' }] } }],
+    ['DELETE', '/v1/activities', undefined],
+  ]) {
+    const [ws, we] = await call(worker.url, method, p, a.admin, body);
+    const [hs, he] = await call(hostUrl, method, p, hostKey, body);
+    assert.equal(ws, hs, `${method} ${p}: worker ${JSON.stringify(we)} host ${JSON.stringify(he)}`);
+    assert.equal(we.error?.code, he.error?.code, `${method} ${p}`);
   }
 });

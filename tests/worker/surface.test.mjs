@@ -231,3 +231,27 @@ test('the consumer delivers to the upstream after its failures, every id once or
   const [, metrics] = await call('GET', '/v1/metrics', a.admin);
   assert.ok(metrics.upstream.deliveredSeq >= Math.max(...seqs.filter((s) => s)));
 });
+
+test('concurrent sync writes and queued packets for one tenant keep one chain (head guard)', async () => {
+  const b = keys['edge-b'];
+  const sync = Array.from({ length: 12 }, (_, i) => call('POST', '/v1/activities?sync=true', b.ingest,
+    [activity(`race-s-${i}`, 'user-123', 'crm.leads.read')]));
+  const queued = Array.from({ length: 6 }, (_, i) => call('POST', '/v1/activities', b.ingest,
+    Array.from({ length: 20 }, (_, j) => activity(`race-q-${i}-${j}`, 'user-200', 'crm.leads.read'))));
+  const answers = await Promise.all([...sync, ...queued]);
+  // A sync write that lost the race to another writer is refused whole (5xx-free) or written.
+  const written = answers.slice(0, 12).filter(([s]) => s === 201).length;
+  for (const [s, body] of answers.slice(0, 12)) assert.ok([201, 409, 503].includes(s), JSON.stringify(body));
+  for (const [s] of answers.slice(12)) assert.equal(s, 202);
+  await until('the queued packets to be written', async () => {
+    const r = await fetch(`${url}/v1/export?operation=crm.leads.read&userId=user-200`, { headers: { Authorization: `Bearer ${b.read}` } });
+    const ids = (await r.text()).trim().split('\n').filter(Boolean).map((l) => JSON.parse(l).id);
+    return ids.filter((id) => id.startsWith('race-q-')).length === 120;
+  }, 90_000);
+  const r = await fetch(`${url}/v1/export`, { headers: { Authorization: `Bearer ${b.read}` } });
+  const records = (await r.text()).trim().split('\n').map((l) => JSON.parse(l));
+  assert.equal(records.filter((x) => x.id.startsWith('race-s-')).length, written);
+  assert.deepEqual(records.map((x) => x.seq), records.map((_, i) => i + 1));
+  const [, verified] = await call('GET', '/v1/audit/verify', b.read);
+  assert.equal(verified.ok, true, JSON.stringify(verified));
+});

@@ -21,8 +21,13 @@ use worker::{Env, Message, MessageBatch, MessageExt, Result};
 
 use crate::auth::now_ms;
 use crate::d1::{self, DIALECT};
-use crate::http::ApiResult;
+use crate::http::{ApiResult, Failure};
 use crate::{store, upstream};
+use crm_core::api_error::ApiCode;
+
+/// Attempts at sealing after a head another writer keeps moving: each retry means a
+/// concurrent sync write or grant landed in between, which is rare.
+const HEAD_ATTEMPTS: usize = 4;
 
 /// One enriched activity on its way to D1, with the hash of the client's input.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -170,7 +175,7 @@ pub async fn write(
         Ok(d) => d,
         Err(conflict) => return Ok(Err(conflict)),
     };
-    let mut fresh = Vec::new();
+    let mut fresh: Vec<Activity> = Vec::new();
     let mut hashes = Vec::new();
     for (item, d) in items.iter().zip(&dispositions) {
         if *d == Disposition::Fresh {
@@ -179,26 +184,52 @@ pub async fn write(
         }
     }
     let ids: Vec<&str> = candidates.iter().map(|c| c.id).collect();
-    let mut statements = Vec::new();
-    if !fresh.is_empty() {
-        let before = store::head(env, tenant).await?;
-        let balance = crm_core::engine::settle_and_seal(
-            before.balance,
-            before.seq + 1,
-            &before.hash,
-            &mut fresh,
-        )?;
-        statements = plan::write(
-            DIALECT,
-            tenant,
-            &before,
-            &fresh,
-            &hashes,
-            received_at,
-            balance,
-        )?;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let mut sealed = fresh.clone();
+        let mut statements = Vec::new();
+        let before = if sealed.is_empty() {
+            None
+        } else {
+            let before = store::head(env, tenant).await?;
+            let balance = crm_core::engine::settle_and_seal(
+                before.balance,
+                before.seq + 1,
+                &before.hash,
+                &mut sealed,
+            )?;
+            statements = plan::write(
+                DIALECT,
+                tenant,
+                &before,
+                &sealed,
+                &hashes,
+                received_at,
+                balance,
+            )?;
+            Some(before)
+        };
+        statements.extend(queued::release(DIALECT, tenant, &ids, now_ms()));
+        if let Err(e) = d1::transaction(env, &statements).await {
+            // The head guard refused if another writer (a sync request, a grant) moved
+            // the head or the balance since it was read: seal again after the new head.
+            let moved = match &before {
+                Some(b) => store::head(env, tenant).await? != *b,
+                None => false,
+            };
+            if !moved || attempt == HEAD_ATTEMPTS {
+                return Err(if moved {
+                    Failure::new(
+                        ApiCode::Unavailable,
+                        "other writers kept moving this tenant's chain; retry",
+                    )
+                } else {
+                    e
+                });
+            }
+            continue;
+        }
+        return Ok(Ok(plan::answers(dispositions, &sealed)));
     }
-    statements.extend(queued::release(DIALECT, tenant, &ids, now_ms()));
-    d1::transaction(env, &statements).await?;
-    Ok(Ok(plan::answers(dispositions, &fresh)))
 }
