@@ -1,6 +1,6 @@
 //! The mergeable aggregate and the report body it produces.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
 
@@ -15,6 +15,18 @@ use crate::time::Timestamp;
 const UNKNOWN: &str = "Unknown";
 /// Label for activities without an entity type.
 const NO_ENTITY: &str = "none";
+
+/// One hour in milliseconds: rollup rows start on whole hours.
+const HOUR_MS: i64 = 3_600_000;
+
+/// The entry for `key`, created with `new` if missing: allocates a key only when the
+/// entry is new (most rows hit existing entries).
+fn slot<'m, V>(map: &'m mut BTreeMap<String, V>, key: &str, new: impl FnOnce() -> V) -> &'m mut V {
+    if !map.contains_key(key) {
+        map.insert(key.to_owned(), new());
+    }
+    map.get_mut(key).expect("present or inserted above")
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
@@ -82,60 +94,69 @@ impl Aggregate {
     }
 
     pub fn add(&mut self, row: &ReportRow) -> CoreResult<()> {
-        let (n, c) = (row.count, row.credits);
-        self.total.add(n, c)?;
-        let latest = row.latest.unwrap_or(row.occurred_at).max(row.occurred_at);
-        let op = self
-            .operations
-            .entry(row.operation.clone())
-            .or_insert(OpAgg {
-                count: 0,
-                total_credits: Credits::ZERO,
-                latest,
-            });
-        op.count += n;
-        op.total_credits = op.total_credits.checked_add(c)?;
-        op.latest = op.latest.max(latest);
-        self.buckets
-            .entry(self.tz.bucket(row.occurred_at, self.group_by))
-            .or_default()
-            .add(n, c)?;
-        self.entities
-            .entry(
-                row.entity_type
-                    .clone()
-                    .unwrap_or_else(|| NO_ENTITY.to_owned()),
-            )
-            .or_default()
-            .add(n, c)?;
-        *self.outcomes.entry(row.outcome).or_default() += n;
-        self.users
-            .entry(row.user_id.clone())
-            .or_default()
-            .add(n, c)?;
-        if let Some(d) = &row.department_id {
-            self.departments.entry(d.clone()).or_default().add(n, c)?;
-        }
-        *self
-            .locations
-            .entry(row.location.clone().unwrap_or_else(|| UNKNOWN.to_owned()))
-            .or_default() += n;
-        *self
-            .auth_methods
-            .entry(
-                row.authentication_method
-                    .clone()
-                    .unwrap_or_else(|| UNKNOWN.to_owned()),
-            )
-            .or_default() += n;
-        if let Some(ip) = &row.ip_address {
-            self.ips.insert(ip.clone());
+        let label = self.tz.bucket(row.occurred_at, self.group_by);
+        self.add_labelled(row, &label)
+    }
+
+    /// Adds many rows. Rollup rows start on whole hours and repeat them, so their bucket
+    /// labels (a zone conversion and a format each) are computed once per hour.
+    pub fn add_all<'a>(&mut self, rows: impl IntoIterator<Item = &'a ReportRow>) -> CoreResult<()> {
+        let mut labels: HashMap<i64, String> = HashMap::new();
+        for row in rows {
+            let t = row.occurred_at.millis();
+            if t.rem_euclid(HOUR_MS) != 0 {
+                self.add(row)?;
+                continue;
+            }
+            let (tz, group_by) = (&self.tz, self.group_by);
+            let label = labels
+                .entry(t)
+                .or_insert_with(|| tz.bucket(row.occurred_at, group_by));
+            self.add_labelled(row, label)?;
         }
         Ok(())
     }
 
-    pub fn add_all<'a>(&mut self, rows: impl IntoIterator<Item = &'a ReportRow>) -> CoreResult<()> {
-        rows.into_iter().try_for_each(|r| self.add(r))
+    fn add_labelled(&mut self, row: &ReportRow, bucket: &str) -> CoreResult<()> {
+        let (n, c) = (row.count, row.credits);
+        self.total.add(n, c)?;
+        let latest = row.latest.unwrap_or(row.occurred_at).max(row.occurred_at);
+        let op = slot(&mut self.operations, &row.operation, || OpAgg {
+            count: 0,
+            total_credits: Credits::ZERO,
+            latest,
+        });
+        op.count += n;
+        op.total_credits = op.total_credits.checked_add(c)?;
+        op.latest = op.latest.max(latest);
+        slot(&mut self.buckets, bucket, CountCredits::default).add(n, c)?;
+        slot(
+            &mut self.entities,
+            row.entity_type.as_deref().unwrap_or(NO_ENTITY),
+            CountCredits::default,
+        )
+        .add(n, c)?;
+        *self.outcomes.entry(row.outcome).or_default() += n;
+        slot(&mut self.users, &row.user_id, CountCredits::default).add(n, c)?;
+        if let Some(d) = &row.department_id {
+            slot(&mut self.departments, d, CountCredits::default).add(n, c)?;
+        }
+        *slot(
+            &mut self.locations,
+            row.location.as_deref().unwrap_or(UNKNOWN),
+            u64::default,
+        ) += n;
+        *slot(
+            &mut self.auth_methods,
+            row.authentication_method.as_deref().unwrap_or(UNKNOWN),
+            u64::default,
+        ) += n;
+        if let Some(ip) = &row.ip_address
+            && !self.ips.contains(ip)
+        {
+            self.ips.insert(ip.clone());
+        }
+        Ok(())
     }
 
     /// Folds `other` into `self`. Both must use the same grouping and timezone.
