@@ -14,6 +14,50 @@ const COLUMNS: &str = "tenant_id, id, seq, occurred_at, received_at, user_id, de
      ip_address, location, auth_method, input_hash, prev_hash, hash, body";
 const COLUMN_COUNT: usize = 21;
 
+/// Rows per multi-row insert at most: one round trip for a typical batch, statement
+/// text of a few tens of KB.
+const MAX_ROWS_PER_INSERT: usize = 500;
+
+/// The values of one activity row, in [`COLUMNS`] order.
+fn row_values(a: &Activity, input_hash: &str, received_at: i64) -> StoreResult<Vec<Value>> {
+    let body = serde_json::to_string(a).map_err(|e| StoreError::decode(e.to_string()))?;
+    let h = &a.user_context.hierarchy;
+    Ok(vec![
+        a.tenant_id.as_str().into(),
+        a.id.as_str().into(),
+        seq(a.seq),
+        a.occurred_at.millis().into(),
+        received_at.into(),
+        a.user_id.as_str().into(),
+        h.department_id.as_str().into(),
+        h.department_path.as_str().into(),
+        a.operation.as_str().into(),
+        a.outcome.as_str().into(),
+        a.entity_type.as_deref().into(),
+        a.entity_id.as_deref().into(),
+        a.credits.units().into(),
+        a.session_id.as_deref().into(),
+        a.compliance.ip_address.as_deref().into(),
+        a.compliance.location.as_deref().into(),
+        a.compliance.authentication_method.as_deref().into(),
+        input_hash.into(),
+        a.prev_hash.as_str().into(),
+        a.hash.as_str().into(),
+        body.into(),
+    ])
+}
+
+/// `(?1, …, ?w), (?w+1, …)`: `rows` tuples of `width` numbered placeholders.
+pub(crate) fn tuples(rows: usize, width: usize) -> String {
+    (0..rows)
+        .map(|r| {
+            let marks: Vec<String> = (1..=width).map(|c| format!("?{}", r * width + c)).collect();
+            format!("({})", marks.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The insert of one sealed activity. A second row with the same id or seq is refused
 /// by the keys (never replaced, never skipped: either would break the chain).
 pub fn insert(
@@ -22,39 +66,41 @@ pub fn insert(
     input_hash: &str,
     received_at: i64,
 ) -> StoreResult<Statement> {
-    let body = serde_json::to_string(a).map_err(|e| StoreError::decode(e.to_string()))?;
-    let h = &a.user_context.hierarchy;
-    let marks: Vec<String> = (1..=COLUMN_COUNT).map(|i| format!("?{i}")).collect();
-    let sql = format!(
-        "INSERT INTO activities ({COLUMNS}) VALUES ({})",
-        marks.join(", ")
-    );
     Ok(d.stmt(
-        &sql,
-        vec![
-            a.tenant_id.as_str().into(),
-            a.id.as_str().into(),
-            seq(a.seq),
-            a.occurred_at.millis().into(),
-            received_at.into(),
-            a.user_id.as_str().into(),
-            h.department_id.as_str().into(),
-            h.department_path.as_str().into(),
-            a.operation.as_str().into(),
-            a.outcome.as_str().into(),
-            a.entity_type.as_deref().into(),
-            a.entity_id.as_deref().into(),
-            a.credits.units().into(),
-            a.session_id.as_deref().into(),
-            a.compliance.ip_address.as_deref().into(),
-            a.compliance.location.as_deref().into(),
-            a.compliance.authentication_method.as_deref().into(),
-            input_hash.into(),
-            a.prev_hash.as_str().into(),
-            a.hash.as_str().into(),
-            body.into(),
-        ],
+        &format!(
+            "INSERT INTO activities ({COLUMNS}) VALUES {}",
+            tuples(1, COLUMN_COUNT)
+        ),
+        row_values(a, input_hash, received_at)?,
     ))
+}
+
+/// The inserts of sealed activities (`input_hashes[i]` belongs to `sealed[i]`), as few
+/// multi-row statements as the dialect's parameter limit allows — one round trip per
+/// statement matters on PostgreSQL and D1. Same refusals as [`insert`].
+pub fn insert_many(
+    d: Dialect,
+    sealed: &[Activity],
+    input_hashes: &[&str],
+    received_at: i64,
+) -> StoreResult<Vec<Statement>> {
+    let per = (d.max_params() / COLUMN_COUNT).clamp(1, MAX_ROWS_PER_INSERT);
+    let rows: Vec<(&Activity, &&str)> = sealed.iter().zip(input_hashes).collect();
+    rows.chunks(per)
+        .map(|chunk| {
+            let mut params = Vec::with_capacity(chunk.len() * COLUMN_COUNT);
+            for (a, h) in chunk {
+                params.extend(row_values(a, h, received_at)?);
+            }
+            Ok(d.stmt(
+                &format!(
+                    "INSERT INTO activities ({COLUMNS}) VALUES {}",
+                    tuples(chunk.len(), COLUMN_COUNT)
+                ),
+                params,
+            ))
+        })
+        .collect()
 }
 
 /// What a stored activity answers to a replay of its id.

@@ -117,10 +117,7 @@ pub fn write(
     let Some(last) = sealed.last() else {
         return Ok(Vec::new());
     };
-    let mut out = Vec::with_capacity(sealed.len() + 8);
-    for (a, input_hash) in sealed.iter().zip(input_hashes) {
-        out.push(activities::insert(d, a, input_hash, received_at)?);
-    }
+    let mut out = activities::insert_many(d, sealed, input_hashes, received_at)?;
     out.extend(rollups::upserts(d, tenant_id, &rollups::fold(sealed)));
     let charged = before.balance.units() - balance.units();
     if charged != 0 {

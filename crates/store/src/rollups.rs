@@ -66,25 +66,33 @@ pub fn fold(activities: &[Activity]) -> Vec<(Key, Sums)> {
     out
 }
 
-/// The upserts adding a folded batch to the stored rollups.
+/// Values per rollup row in an upsert.
+const ROLLUP_WIDTH: usize = 14;
+/// Rollup rows per multi-row upsert at most.
+const MAX_ROWS_PER_UPSERT: usize = 500;
+
+/// The upserts adding a folded batch to the stored rollups: multi-row statements (the
+/// folded keys are distinct, so no statement touches a row twice).
 pub fn upserts(d: Dialect, tenant_id: &str, folded: &[(Key, Sums)]) -> Vec<Statement> {
-    let sql = format!(
-        "INSERT INTO rollups_hourly (tenant_id, hour_start, user_id, department_id, department_path,
-             operation, outcome, entity_type, location, auth_method, ip_address, count, credits_units, latest)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
-         ON CONFLICT (tenant_id, hour_start, user_id, department_id, department_path, operation,
-                      outcome, entity_type, location, auth_method, ip_address)
-         DO UPDATE SET count = rollups_hourly.count + excluded.count,
-                       credits_units = rollups_hourly.credits_units + excluded.credits_units,
-                       latest = {}(rollups_hourly.latest, excluded.latest)",
-        d.greatest()
-    );
+    let per = (d.max_params() / ROLLUP_WIDTH).clamp(1, MAX_ROWS_PER_UPSERT);
     folded
-        .iter()
-        .map(|(k, s)| {
-            d.stmt(
-                &sql,
-                vec![
+        .chunks(per)
+        .map(|chunk| {
+            let sql = format!(
+                "INSERT INTO rollups_hourly (tenant_id, hour_start, user_id, department_id, department_path,
+                     operation, outcome, entity_type, location, auth_method, ip_address, count, credits_units, latest)
+                 VALUES {}
+                 ON CONFLICT (tenant_id, hour_start, user_id, department_id, department_path, operation,
+                              outcome, entity_type, location, auth_method, ip_address)
+                 DO UPDATE SET count = rollups_hourly.count + excluded.count,
+                               credits_units = rollups_hourly.credits_units + excluded.credits_units,
+                               latest = {}(rollups_hourly.latest, excluded.latest)",
+                crate::activities::tuples(chunk.len(), ROLLUP_WIDTH),
+                d.greatest()
+            );
+            let mut params = Vec::with_capacity(chunk.len() * ROLLUP_WIDTH);
+            for (k, s) in chunk {
+                params.extend([
                     tenant_id.into(),
                     k.hour_start.into(),
                     k.user_id.as_str().into(),
@@ -99,8 +107,9 @@ pub fn upserts(d: Dialect, tenant_id: &str, folded: &[(Key, Sums)]) -> Vec<State
                     s.count.into(),
                     s.credits_units.into(),
                     s.latest.into(),
-                ],
-            )
+                ]);
+            }
+            d.stmt(&sql, params)
         })
         .collect()
 }
