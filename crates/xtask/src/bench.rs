@@ -447,10 +447,13 @@ fn table(s: &Value) -> String {
     let raw = num(s, &["rawInsert", "rowsPerSec"]);
     let ingest = num(s, &["ingest", "itemsPerSec"]);
     let sinks = num(s, &["ingestWithSinks", "ingest", "itemsPerSec"]);
-    let big_report = format!(
-        "Report, {:.1} M activities, tenant",
-        num(s, &["report10M", "activities"]) / 1e6
-    );
+    let report_label = |name: &str| {
+        format!(
+            "Report, {:.2} M activities, tenant",
+            num(s, &[name, "activities"]) / 1e6
+        )
+    };
+    let (small_report, big_report) = (report_label("report1M"), report_label("report10M"));
     let rows = [
         (
             "Durable HTTP ingest (8 clients × 500)",
@@ -503,7 +506,7 @@ fn table(s: &Value) -> String {
             ),
         ),
         (
-            "Report, 1 M activities, tenant",
+            small_report.as_str(),
             format!(
                 "p50 {:.1} ms",
                 num(s, &["report1M", "tenantWide", "latencyMs", "p50"])
