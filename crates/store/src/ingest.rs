@@ -103,6 +103,32 @@ pub fn classify(
     Ok(out)
 }
 
+/// Seals `fresh` after `before` (charges in order against the balance, then chains
+/// them — crm-core's `settle_and_seal`) and lists the statements that record them, in
+/// one transaction, and the balance left: what every runtime's writer does with a
+/// batch of new activities.
+pub fn seal_and_write(
+    d: Dialect,
+    tenant_id: &str,
+    before: &Head,
+    fresh: &mut [Activity],
+    input_hashes: &[&str],
+    received_at: i64,
+) -> StoreResult<(Credits, Vec<Statement>)> {
+    let balance =
+        crm_core::engine::settle_and_seal(before.balance, before.seq + 1, &before.hash, fresh)?;
+    let statements = write(
+        d,
+        tenant_id,
+        before,
+        fresh,
+        input_hashes,
+        received_at,
+        balance,
+    )?;
+    Ok((balance, statements))
+}
+
 /// The statements recording sealed activities after `before`, in one transaction.
 /// `input_hashes[i]` belongs to `sealed[i]`; `balance` is what settling left.
 pub fn write(

@@ -193,21 +193,8 @@ pub async fn write(
             None
         } else {
             let before = store::head(env, tenant).await?;
-            let balance = crm_core::engine::settle_and_seal(
-                before.balance,
-                before.seq + 1,
-                &before.hash,
-                &mut sealed,
-            )?;
-            statements = plan::write(
-                DIALECT,
-                tenant,
-                &before,
-                &sealed,
-                &hashes,
-                received_at,
-                balance,
-            )?;
+            (_, statements) =
+                plan::seal_and_write(DIALECT, tenant, &before, &mut sealed, &hashes, received_at)?;
             Some(before)
         };
         statements.extend(queued::release(DIALECT, tenant, &ids, now_ms()));

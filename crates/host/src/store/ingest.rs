@@ -81,22 +81,9 @@ pub fn record(
     // in the writer (crm-core's code, as every runtime); only the tenant's rules
     // (enrichment) run in the engine.
     let mut sealed = fresh;
-    let balance = crm_core::engine::settle_and_seal(
-        before.balance,
-        before.seq + 1,
-        &before.hash,
-        &mut sealed,
-    )?;
     let hash_refs: Vec<&str> = hashes.iter().map(String::as_str).collect();
-    let statements = plan::write(
-        d,
-        tenant_id,
-        &before,
-        &sealed,
-        &hash_refs,
-        received_at,
-        balance,
-    )?;
+    let (balance, statements) =
+        plan::seal_and_write(d, tenant_id, &before, &mut sealed, &hash_refs, received_at)?;
     conn.execute_all(&statements)?;
     let last = sealed
         .last()
