@@ -215,25 +215,6 @@ test('tenant-wide report, dashboard, metering operation and OpenAPI', async () =
   assert.equal(s7, 200, JSON.stringify(dead));
   assert.deepEqual(dead.deadLetters, []);
   assert.equal((await call('POST', '/v1/dead-letters/nope/redrive', a.admin))[0], 404);
-  // A packet on the dead-letter queue (test hook) is kept, listed, and re-driven into
-  // the log; tenant B sees none of it.
-  const [si] = await call('POST', '/v1/testing/dead-letters', a.admin,
-    [activity('dl-1', 'user-123', 'crm.leads.read'), activity('dl-2', 'user-200', 'crm.leads.read')]);
-  assert.equal(si, 202);
-  const letter = await until('the dead letter to be kept', async () => {
-    const [, l] = await call('GET', '/v1/dead-letters', a.admin);
-    return l.deadLetters.find((x) => x.reason === 'injected by a test');
-  });
-  assert.deepEqual(letter.body.items.map((x) => x.activity.id), ['dl-1', 'dl-2']);
-  assert.deepEqual((await call('GET', '/v1/dead-letters', keys['edge-b'].admin))[1].deadLetters, []);
-  assert.equal((await call('POST', `/v1/dead-letters/${letter.id}/redrive`, keys['edge-b'].admin))[0], 404);
-  const [sr, redriven] = await call('POST', `/v1/dead-letters/${letter.id}/redrive`, a.admin);
-  assert.equal(sr, 202, JSON.stringify(redriven));
-  await until('the re-driven activities to be written', async () => {
-    const [, page] = await call('GET', '/v1/activities?limit=500', a.read);
-    return ['dl-1', 'dl-2'].every((id) => page.activities.some((x) => x.id === id));
-  });
-  assert.deepEqual((await call('GET', '/v1/dead-letters', a.admin))[1].deadLetters, []);
 });
 
 test('the consumer delivers to the upstream after its failures, every id once or more, in order', async () => {

@@ -66,44 +66,6 @@ pub async fn consume(batch: MessageBatch<Value>, env: &Env) -> Result<()> {
     Ok(())
 }
 
-/// Test hook, served only where `CONFORMANCE = "on"` (the e2e suite): puts a packet of
-/// the caller's activities on the dead-letter queue, as the consumer does with an item
-/// it refuses, so listing and re-driving can be tried end to end.
-pub async fn inject(req: &mut Request, env: &Env) -> ApiResult<Answer> {
-    if !crate::status::testing(env) {
-        return Err(Failure::not_found("no such endpoint"));
-    }
-    let caller = auth::caller(req, env).await?;
-    caller.require(KeyScope::Admin)?;
-    let Value::Array(bodies) = http::body(req).await? else {
-        return Err(Failure::bad_request(
-            "the body must be an array of activities",
-        ));
-    };
-    let snap = crate::store::snapshot(env, &caller).await?;
-    let now = crm_core::Timestamp::from_millis(now_ms())?;
-    let items = bodies
-        .iter()
-        .map(|body| {
-            let activity =
-                snap.enrich_json(&body.to_string(), &ingest::fresh_id(now)?, now, None)?;
-            Ok(crate::consumer::Item {
-                activity,
-                input_hash: ingest::input_hash(body),
-            })
-        })
-        .collect::<ApiResult<Vec<_>>>()?;
-    let packet = Packet {
-        tenant_id: caller.tenant().to_owned(),
-        received_at: now.millis(),
-        items,
-    };
-    env.queue("DEAD_LETTERS")?
-        .send(json!({ "reason": "injected by a test", "body": packet }))
-        .await?;
-    Ok(Answer(202, json!({ "injected": packet.items.len() })))
-}
-
 pub async fn list(req: &Request, env: &Env) -> ApiResult<Answer> {
     let caller = auth::caller(req, env).await?;
     caller.require(KeyScope::Admin)?;

@@ -41,11 +41,6 @@ thread_local! {
     static IDS: RefCell<IdGenerator> = RefCell::new(IdGenerator::new());
 }
 
-/// SHA-256 of the client's input (canonical JSON): replay vs conflict.
-pub fn input_hash(body: &Value) -> String {
-    hex::encode(Sha256::digest(canonical_json(body).as_bytes()))
-}
-
 /// A fresh, monotonic ULID.
 pub fn fresh_id(now: Timestamp) -> ApiResult<String> {
     let bits = random::ulid_bits()?;
@@ -166,7 +161,7 @@ pub async fn activities(req: &mut Request, env: &Env) -> ApiResult<Answer> {
         }
         items.push(Item {
             activity,
-            input_hash: input_hash(body),
+            input_hash: hex::encode(Sha256::digest(canonical_json(body).as_bytes())),
         });
     }
     if sync {

@@ -137,9 +137,6 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
             let id = param(&ctx, "id");
             respond(dead_letters::redrive(&req, &ctx.env, &id).await)
         })
-        .post_async("/v1/testing/dead-letters", |mut req, ctx| async move {
-            respond(dead_letters::inject(&mut req, &ctx.env).await)
-        })
         .post_async("/v1/conformance", |mut req, ctx| async move {
             respond(reads::conformance(&mut req, &ctx.env).await)
         })
