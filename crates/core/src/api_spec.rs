@@ -33,7 +33,8 @@ pub struct Endpoint {
     pub idempotent: bool,
 }
 
-const LIST_QUERY: &[&str] = &[
+/// Query parameters every activity listing accepts.
+pub const LIST_QUERY: &[&str] = &[
     "userId",
     "departmentId",
     "operation",
