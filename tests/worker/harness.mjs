@@ -63,7 +63,8 @@ export async function until(what, fn, ms = 30_000) {
   }
 }
 
-// `stop()` kills wrangler's process group and removes the data.
+// `stop()` kills wrangler's process group and removes the data (with CRM_WORKER_LOG=file
+// set, wrangler's output is written there first, for debugging).
 /** Starts the worker; `vars` are extra `--var NAME:value` settings. */
 export async function startWorker(vars = {}) {
   const persist = mkdtempSync(join(tmpdir(), 'crm-worker-'));
@@ -89,6 +90,7 @@ export async function startWorker(vars = {}) {
   dev.stdout.on('data', (d) => { log += d; });
   dev.stderr.on('data', (d) => { log += d; });
   const stop = () => {
+    if (process.env.CRM_WORKER_LOG) writeFileSync(process.env.CRM_WORKER_LOG, log);
     try { process.kill(-dev.pid, 'SIGTERM'); } catch { /* already gone */ }
     rmSync(persist, { recursive: true, force: true });
   };

@@ -22,7 +22,7 @@ use worker::{Env, Message, MessageBatch, MessageExt, Result};
 use crate::auth::now_ms;
 use crate::d1::{self, DIALECT};
 use crate::http::{ApiResult, Failure};
-use crate::{store, upstream};
+use crate::{message, store, upstream};
 use crm_core::api_error::ApiCode;
 
 /// Attempts at sealing after a head another writer keeps moving: each retry means a
@@ -59,7 +59,7 @@ pub async fn consume(batch: MessageBatch<Value>, env: &Env) -> Result<()> {
     let messages = batch.messages()?;
     let mut by_tenant: BTreeMap<String, Vec<(&Message<Value>, Packet)>> = BTreeMap::new();
     for m in &messages {
-        match serde_json::from_value::<Packet>(m.body().clone()) {
+        match message::decode::<Packet>(m.body()) {
             Ok(p) => by_tenant
                 .entry(p.tenant_id.clone())
                 .or_default()
@@ -130,12 +130,10 @@ async fn write_tenant(env: &Env, tenant: &str, packets: &[(&Message<Value>, Pack
 /// message is then retried, and the platform's dead-letter queue takes it after
 /// `max_retries`).
 async fn dead_letter(env: &Env, body: Value, reason: &str) -> bool {
-    let sent = match env.queue("DEAD_LETTERS") {
-        Ok(q) => q
-            .send(json!({ "reason": reason, "body": body }))
-            .await
-            .is_ok(),
-        Err(_) => false,
+    let letter = message::encode(&json!({ "reason": reason, "body": body }));
+    let sent = match (env.queue("DEAD_LETTERS"), letter) {
+        (Ok(q), Ok(letter)) => q.send(letter).await.is_ok(),
+        _ => false,
     };
     if !sent {
         worker::console_error!("dead-letter send failed ({reason})");

@@ -15,7 +15,7 @@ use crate::auth::{self, now_ms};
 use crate::consumer::Packet;
 use crate::d1::{self, DIALECT};
 use crate::http::{self, Answer, ApiResult, Failure};
-use crate::ingest;
+use crate::{ingest, message};
 
 /// The dead-letter queue's name (`wrangler.toml`).
 pub const QUEUE: &str = "crm-activities-dlq";
@@ -27,7 +27,8 @@ const MAX_LIST: usize = 500;
 pub async fn consume(batch: MessageBatch<Value>, env: &Env) -> Result<()> {
     for m in batch.messages()? {
         // Ours carry `{reason, body}`; the platform's (retries exhausted) the packet.
-        let (reason, body) = match m.body() {
+        let letter = message::decode::<Value>(m.body()).unwrap_or_else(|_| m.body().clone());
+        let (reason, body) = match &letter {
             Value::Object(o) if o.contains_key("reason") && o.contains_key("body") => (
                 o["reason"].as_str().unwrap_or("refused").to_owned(),
                 o["body"].clone(),
@@ -66,6 +67,46 @@ pub async fn consume(batch: MessageBatch<Value>, env: &Env) -> Result<()> {
     Ok(())
 }
 
+/// Test hook, served only where `CONFORMANCE = "on"` (the e2e suite): puts a packet of
+/// the caller's activities on the dead-letter queue, as the consumer does with an item
+/// it refuses, so listing and re-driving can be tried end to end.
+pub async fn inject(req: &mut Request, env: &Env) -> ApiResult<Answer> {
+    if !crate::status::testing(env) {
+        return Err(Failure::not_found("no such endpoint"));
+    }
+    let caller = auth::caller(req, env).await?;
+    caller.require(KeyScope::Admin)?;
+    let Value::Array(bodies) = http::body(req).await? else {
+        return Err(Failure::bad_request(
+            "the body must be an array of activities",
+        ));
+    };
+    let snap = crate::store::snapshot(env, &caller).await?;
+    let now = crm_core::Timestamp::from_millis(now_ms())?;
+    let items = bodies
+        .iter()
+        .map(|body| {
+            let activity =
+                snap.enrich_json(&body.to_string(), &ingest::fresh_id(now)?, now, None)?;
+            Ok(crate::consumer::Item {
+                activity,
+                input_hash: ingest::input_hash(body),
+            })
+        })
+        .collect::<ApiResult<Vec<_>>>()?;
+    let packet = Packet {
+        tenant_id: caller.tenant().to_owned(),
+        received_at: now.millis(),
+        items,
+    };
+    env.queue("DEAD_LETTERS")?
+        .send(message::encode(
+            &json!({ "reason": "injected by a test", "body": packet }),
+        )?)
+        .await?;
+    Ok(Answer(202, json!({ "injected": packet.items.len() })))
+}
+
 pub async fn list(req: &Request, env: &Env) -> ApiResult<Answer> {
     let caller = auth::caller(req, env).await?;
     caller.require(KeyScope::Admin)?;
@@ -96,7 +137,9 @@ pub async fn redrive(req: &Request, env: &Env, id: &str) -> ApiResult<Answer> {
     let packet: Packet = serde_json::from_value(letter.body).map_err(|_| {
         Failure::bad_request("this dead letter is not a packet of activities; drop it")
     })?;
-    env.queue("ACTIVITIES")?.send(&packet).await?;
+    env.queue("ACTIVITIES")?
+        .send(message::encode(&packet)?)
+        .await?;
     d1::transaction(env, &[dead_letters::delete(DIALECT, caller.tenant(), id)]).await?;
     Ok(Answer(
         202,

@@ -27,6 +27,7 @@ use crate::auth::{self, now_ms};
 use crate::consumer::{self, Item, Packet};
 use crate::d1::{self, DIALECT};
 use crate::http::{self, Answer, ApiResult, Failure};
+use crate::message;
 use crate::{random, store};
 
 /// Largest packet (one queue message) as JSON: Queues takes 128 KB per message; the
@@ -39,6 +40,11 @@ const MAX_SEND_MESSAGES: usize = 100;
 
 thread_local! {
     static IDS: RefCell<IdGenerator> = RefCell::new(IdGenerator::new());
+}
+
+/// SHA-256 of the client's input (canonical JSON): replay vs conflict.
+pub fn input_hash(body: &Value) -> String {
+    hex::encode(Sha256::digest(canonical_json(body).as_bytes()))
 }
 
 /// A fresh, monotonic ULID.
@@ -114,14 +120,15 @@ fn encoded_len<T: serde::Serialize>(v: &T) -> ApiResult<usize> {
 }
 
 /// Groups packets into `sendBatch` calls within the count and byte limits.
-fn send_groups(packets: Vec<Packet>) -> ApiResult<Vec<Vec<Packet>>> {
-    let sizes = packets
+fn send_groups(packets: &[Packet]) -> ApiResult<Vec<Vec<String>>> {
+    let messages = packets
         .iter()
-        .map(encoded_len)
+        .map(message::encode)
         .collect::<ApiResult<Vec<_>>>()?;
+    let sizes: Vec<usize> = messages.iter().map(String::len).collect();
     let runs = packing::runs(&sizes, 0, MAX_SEND_BYTES, MAX_SEND_MESSAGES)
         .map_err(|_| Failure::internal("a packet is larger than a sendBatch"))?;
-    Ok(runs.into_iter().map(|r| packets[r].to_vec()).collect())
+    Ok(runs.into_iter().map(|r| messages[r].to_vec()).collect())
 }
 
 pub async fn activities(req: &mut Request, env: &Env) -> ApiResult<Answer> {
@@ -161,7 +168,7 @@ pub async fn activities(req: &mut Request, env: &Env) -> ApiResult<Answer> {
         }
         items.push(Item {
             activity,
-            input_hash: hex::encode(Sha256::digest(canonical_json(body).as_bytes())),
+            input_hash: input_hash(body),
         });
     }
     if sync {
@@ -192,7 +199,7 @@ pub async fn activities(req: &mut Request, env: &Env) -> ApiResult<Answer> {
         now.millis(),
         fresh.iter().map(|&i| items[i].clone()).collect(),
     )?;
-    let groups = send_groups(packets)?;
+    let groups = send_groups(&packets)?;
     // A request sent in several batches reserves every id, so a retry after a partial
     // failure (same ids) replays instead of recording twice.
     let reserve: Vec<Candidate<'_>> = if groups.len() > 1 {

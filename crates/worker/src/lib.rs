@@ -12,6 +12,7 @@ mod d1;
 mod dead_letters;
 mod http;
 mod ingest;
+mod message;
 mod operations;
 mod random;
 mod reads;
@@ -136,6 +137,9 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
         .post_async("/v1/dead-letters/:id/redrive", |req, ctx| async move {
             let id = param(&ctx, "id");
             respond(dead_letters::redrive(&req, &ctx.env, &id).await)
+        })
+        .post_async("/v1/testing/dead-letters", |mut req, ctx| async move {
+            respond(dead_letters::inject(&mut req, &ctx.env).await)
         })
         .post_async("/v1/conformance", |mut req, ctx| async move {
             respond(reads::conformance(&mut req, &ctx.env).await)

@@ -55,12 +55,7 @@ pub async fn check(req: &mut Request, env: &Env) -> ApiResult<Answer> {
 
 /// The conformance vectors' entry point, enabled only where `CONFORMANCE = "on"` (tests).
 pub async fn conformance(req: &mut Request, env: &Env) -> ApiResult<Answer> {
-    if env
-        .var("CONFORMANCE")
-        .map(|v| v.to_string())
-        .unwrap_or_default()
-        != "on"
-    {
+    if !crate::status::testing(env) {
         return Err(Failure::not_found("no such endpoint"));
     }
     let body = http::body(req).await?;

@@ -11,6 +11,14 @@ use crate::auth;
 use crate::d1::{self, DIALECT};
 use crate::http::{Answer, ApiResult, Failure};
 
+/// Whether the test hooks are on (`CONFORMANCE = "on"`, the e2e suite only).
+pub fn testing(env: &Env) -> bool {
+    env.var("CONFORMANCE")
+        .map(|v| v.to_string())
+        .unwrap_or_default()
+        == "on"
+}
+
 pub fn health() -> Answer {
     json!({ "status": "ok" }).into()
 }
