@@ -1,5 +1,7 @@
 // Starts crm-worker under `wrangler dev` (workerd) on 127.0.0.1 with local D1 and
-// Queues in a temporary folder, seeded with two tenants from the conformance fixture.
+// Queues in a temporary folder, with two shards (two D1 databases, two queues, as in
+// wrangler.toml) and tenants from the conformance fixture: by default `edge-a` on
+// shard 0 and `edge-b` on shard 1.
 // Used by the e2e suite and the ingest benchmark. The worker must be built already.
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
@@ -28,18 +30,37 @@ function freePort() {
 
 const sql = (v) => `'${String(v).replaceAll("'", "''")}'`;
 
-function seedTenant(keys, persist, config, id, fixture, balanceUnits) {
-  const stmts = [`INSERT INTO tenants (id, name, version, policy, directory, balance_units, head_seq, head_hash, created_at)
+/** The D1 binding of shard `n` (as the worker's `shards.rs`). */
+export const shardDb = (n) => (n === 0 ? 'DB' : `DB_${n}`);
+
+/** Runs SQL on a shard's local database (also while the worker runs). */
+export function d1(worker, shard, command) {
+  const out = wrangler(['d1', 'execute', shardDb(shard), '--local', '--persist-to', worker.persist, '--config', worker.config, '--json', '--command', command]);
+  return JSON.parse(out)[0].results;
+}
+
+// A tenant's rows go to its shard; its placement and its keys' hashes to the control
+// database (shard 0), where the worker resolves them first.
+function seedTenant(keys, sqlByShard, id, shard, fixture, balanceUnits) {
+  const control = (sqlByShard[0] ??= []);
+  if (shard !== 0) control.push(`INSERT INTO tenant_shards (tenant_id, shard) VALUES (${sql(id)}, ${shard});`);
+  const stmts = (sqlByShard[shard] ??= []);
+  stmts.push(`INSERT INTO tenants (id, name, version, policy, directory, balance_units, head_seq, head_hash, created_at)
     VALUES (${sql(id)}, ${sql(id)}, 1, ${sql(JSON.stringify(fixture.policy))}, ${sql(JSON.stringify(fixture.directory))},
-    ${balanceUnits}, 0, ${sql('0'.repeat(64))}, 0);`];
-  keys[id] = {};
+    ${balanceUnits}, 0, ${sql('0'.repeat(64))}, 0);`);
+  keys[id] = { shard };
   for (const scope of ['admin', 'ingest', 'read']) {
     const key = `crm_${randomBytes(24).toString('hex')}`;
     keys[id][scope] = key;
     const hash = createHash('sha256').update(key).digest('hex');
     stmts.push(`INSERT INTO api_keys (id, tenant_id, key_hash, scopes, created_at) VALUES (${sql(`key_${id}_${scope}`)}, ${sql(id)}, ${sql(hash)}, ${sql(scope)}, 0);`);
+    control.push(`INSERT INTO key_directory (key_hash, tenant_id) VALUES (${sql(hash)}, ${sql(id)});`);
   }
-  wrangler(['d1', 'execute', 'DB', '--local', '--persist-to', persist, '--config', config, '--command', stmts.join('\n')]);
+}
+
+/** The D1 bindings of wrangler.toml, shard 0 first. */
+function shardDatabases(toml) {
+  return [...toml.matchAll(/^binding = "(DB(?:_\d+)?)"$/gm)].map((m) => m[1]);
 }
 
 export async function call(url, method, path, key, body, extra = {}) {
@@ -65,21 +86,31 @@ export async function until(what, fn, ms = 30_000) {
 
 // `stop()` kills wrangler's process group and removes the data (with CRM_WORKER_LOG=file
 // set, wrangler's output is written there first, for debugging).
-/** Starts the worker; `vars` are extra `--var NAME:value` settings. */
-export async function startWorker(vars = {}) {
+/** Starts the worker; `vars` are extra `--var NAME:value` settings, `tenants` maps
+ * tenant ids to shards. */
+export async function startWorker(vars = {}, tenants = { 'edge-a': 0, 'edge-b': 1 }) {
   const persist = mkdtempSync(join(tmpdir(), 'crm-worker-'));
   // A copy of wrangler.toml without [build] (the worker is built beforehand), with absolute paths.
   const config = join(persist, 'wrangler.toml');
   const toml = readFileSync(join(root, 'wrangler.toml'), 'utf8').replace(/\[build\][^[]*/s, '')
     .replace('main = "crates/worker/build/index.js"', `main = "${join(root, 'crates/worker/build/index.js')}"`)
-    .replace('migrations_dir = "migrations"', `migrations_dir = "${join(root, 'migrations')}"`)
+    .replaceAll('migrations_dir = "migrations"', `migrations_dir = "${join(root, 'migrations')}"`)
     .replace('directory = "www"', `directory = "${join(root, 'www')}"`);
   writeFileSync(config, toml);
-  wrangler(['d1', 'migrations', 'apply', 'DB', '--local', '--persist-to', persist, '--config', config]);
+  // Every shard gets every migration (as `cargo xtask d1-migrate` does remotely).
+  for (const db of shardDatabases(toml)) {
+    wrangler(['d1', 'migrations', 'apply', db, '--local', '--persist-to', persist, '--config', config]);
+  }
   const fixture = JSON.parse(readFileSync(join(root, 'tests/conformance/fixtures/acme.json'), 'utf8'));
   const keys = {};
-  seedTenant(keys, persist, config, 'edge-a', fixture, 1_000_000_000);
-  seedTenant(keys, persist, config, 'edge-b', fixture, 1_000_000_000);
+  const sqlByShard = {};
+  for (const [id, shard] of Object.entries(tenants)) seedTenant(keys, sqlByShard, id, shard, fixture, 1_000_000_000);
+  for (const [shard, stmts] of Object.entries(sqlByShard)) {
+    // In slices: one `d1 execute` with thousands of statements is slow to parse.
+    for (let i = 0; i < stmts.length; i += 500) {
+      wrangler(['d1', 'execute', shardDb(Number(shard)), '--local', '--persist-to', persist, '--config', config, '--command', stmts.slice(i, i + 500).join('\n')]);
+    }
+  }
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const dev = spawn(join(bin, 'wrangler'), ['dev', '--local', '--ip', '127.0.0.1', '--port', String(port), '--persist-to', persist,
@@ -100,5 +131,5 @@ export async function startWorker(vars = {}) {
     stop();
     throw new Error(`${e.message}\n${log}`);
   }
-  return { url, keys, stop };
+  return { url, keys, stop, persist, config };
 }

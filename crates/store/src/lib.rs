@@ -34,6 +34,7 @@ pub mod report;
 pub mod requests;
 pub mod retention;
 pub mod rollups;
+pub mod shards;
 pub mod sql;
 pub mod tenants;
 

@@ -25,6 +25,10 @@ const SQLITE: &[Migration] = &[
         version: 3,
         sql: include_str!("../../../migrations/0003_edge.sql"),
     },
+    Migration {
+        version: 4,
+        sql: include_str!("../../../migrations/0004_shards.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -39,6 +43,10 @@ const POSTGRES: &[Migration] = &[
     Migration {
         version: 3,
         sql: include_str!("../../../migrations/postgres/0003_edge.sql"),
+    },
+    Migration {
+        version: 4,
+        sql: include_str!("../../../migrations/postgres/0004_shards.sql"),
     },
 ];
 

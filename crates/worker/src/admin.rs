@@ -15,13 +15,14 @@ use crm_core::{Credits, Timestamp};
 use crm_store::idempotency;
 use crm_store::keys::{self, KeyScope, NewKey};
 use crm_store::requests::{GrantRequest, KeyPlan, NewKeyRequest, ViewerTokenRequest};
+use crm_store::shards;
 use crm_store::tenants::{self, TenantRow};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use worker::{Env, Request};
 
 use crate::auth::{self, now_ms};
-use crate::d1::{self, DIALECT};
+use crate::d1::{self, DIALECT, Db};
 use crate::http::{self, Answer, ApiResult, Failure};
 use crate::{random, store};
 
@@ -44,6 +45,7 @@ async fn update(
     tenant: &str,
     change: impl Fn(&mut DirectorySpec, &mut TenantPolicy) -> ApiResult<()>,
 ) -> ApiResult<Rc<TenantSnapshot>> {
+    let db = Db::of_tenant(env, tenant).await?;
     for _ in 0..UPDATE_ATTEMPTS {
         let row: TenantRow = store::tenant_row(env, tenant).await?;
         let mut spec: DirectorySpec =
@@ -62,7 +64,7 @@ async fn update(
         let version = row.version + 1;
         let snap = TenantSnapshot::from_json(tenant, version, &policy, &directory)?;
         let written = d1::transaction(
-            env,
+            &db,
             &[
                 tenants::update_snapshot(DIALECT, tenant, row.version, &policy, &directory),
                 tenants::record_version(DIALECT, tenant, version, &policy, &directory, now_ms()),
@@ -192,9 +194,10 @@ pub async fn grant(req: &mut Request, env: &Env) -> ApiResult<Answer> {
     let (units, reason) = http::parse::<GrantRequest>(body)?.plan()?;
     let tenant = caller.tenant();
     let key = idempotency_key.map(|k| format!("grant:{k}"));
+    let db = Db::of_tenant(env, tenant).await?;
     for _ in 0..UPDATE_ATTEMPTS {
         if let Some(key) = &key
-            && let Some(row) = d1::query_opt(env, &idempotency::get(DIALECT, tenant, key)).await?
+            && let Some(row) = d1::query_opt(&db, &idempotency::get(DIALECT, tenant, key)).await?
         {
             let first = idempotency::decode(&row)?;
             if first.request_hash != request_hash {
@@ -220,7 +223,7 @@ pub async fn grant(req: &mut Request, env: &Env) -> ApiResult<Answer> {
             };
             statements.push(idempotency::insert(DIALECT, tenant, key, &recorded, now));
         }
-        match d1::transaction(env, &statements).await {
+        match d1::transaction(&db, &statements).await {
             Ok(()) => return Ok(json!({ "balance": Credits::from_units(next)? }).into()),
             // Refused by the balance guard or a concurrent use of the key: look again.
             Err(_) if store::head(env, tenant).await?.balance != head.balance || key.is_some() => {}
@@ -233,7 +236,8 @@ pub async fn grant(req: &mut Request, env: &Env) -> ApiResult<Answer> {
 pub async fn list_keys(req: &Request, env: &Env) -> ApiResult<Answer> {
     let caller = auth::caller(req, env).await?;
     caller.require(KeyScope::Admin)?;
-    let keys = d1::query(env, &keys::list(DIALECT, caller.tenant()))
+    let db = Db::of_tenant(env, caller.tenant()).await?;
+    let keys = d1::query(&db, &keys::list(DIALECT, caller.tenant()))
         .await?
         .iter()
         .map(keys::decode_info)
@@ -266,7 +270,14 @@ pub async fn create_key(req: &mut Request, env: &Env) -> ApiResult<Answer> {
             expires_at,
         },
     )?;
-    d1::transaction(env, &[insert]).await?;
+    // The key's hash is registered in the control database first: a registration whose
+    // key row never got written resolves to no key (401), never to a wrong tenant.
+    d1::transaction(
+        &Db::control(env)?,
+        &[shards::register_key(DIALECT, &hash, caller.tenant())],
+    )
+    .await?;
+    d1::transaction(&Db::of_tenant(env, caller.tenant()).await?, &[insert]).await?;
     Ok(Answer(
         201,
         json!({
@@ -279,7 +290,8 @@ pub async fn create_key(req: &mut Request, env: &Env) -> ApiResult<Answer> {
 pub async fn revoke_key(req: &Request, env: &Env, id: &str) -> ApiResult<Answer> {
     let caller = auth::caller(req, env).await?;
     caller.require(KeyScope::Admin)?;
-    let found = d1::query(env, &keys::list(DIALECT, caller.tenant()))
+    let db = Db::of_tenant(env, caller.tenant()).await?;
+    let found = d1::query(&db, &keys::list(DIALECT, caller.tenant()))
         .await?
         .iter()
         .map(keys::decode_info)
@@ -290,7 +302,7 @@ pub async fn revoke_key(req: &Request, env: &Env, id: &str) -> ApiResult<Answer>
             crm_core::time::clip(id)
         )));
     }
-    d1::transaction(env, &[keys::revoke(DIALECT, caller.tenant(), id, now_ms())]).await?;
+    d1::transaction(&db, &[keys::revoke(DIALECT, caller.tenant(), id, now_ms())]).await?;
     Ok(().into())
 }
 

@@ -12,7 +12,7 @@ use crm_store::listing::{AmbiguousSubject, Subject, UnknownSubject};
 use worker::{Env, Request, Response, ResponseBuilder};
 
 use crate::auth;
-use crate::d1::{self, DIALECT};
+use crate::d1::{self, DIALECT, Db};
 use crate::http::{self, Answer, ApiResult, Failure};
 use crate::store;
 
@@ -74,13 +74,14 @@ pub async fn export(req: &Request, env: &Env) -> ApiResult<Response> {
             .parse::<u64>()
             .map_err(|_| Failure::bad_request("`afterSeq` must be a sequence number"))?,
     };
+    let db = Db::of_tenant(env, caller.tenant()).await?;
     let mut out = format.preamble()?;
     let mut written = 0;
     let mut more = false;
     while written < MAX_EXPORT_RECORDS {
         let limit = CHUNK.min(MAX_EXPORT_RECORDS - written);
         let rows = d1::query(
-            env,
+            &db,
             &export::chunk(DIALECT, caller.tenant(), &filter, after, limit),
         )
         .await?;
@@ -106,12 +107,13 @@ pub async fn verify(req: &Request, env: &Env) -> ApiResult<Answer> {
     let caller = auth::caller(req, env).await?;
     caller.require_tenant_wide()?;
     http::query(req, &[])?;
-    let row = d1::query_opt(env, &export::bounds(DIALECT, caller.tenant()))
+    let db = Db::of_tenant(env, caller.tenant()).await?;
+    let row = d1::query_opt(&db, &export::bounds(DIALECT, caller.tenant()))
         .await?
         .ok_or_else(|| Failure::not_found("the key's tenant does not exist"))?;
     let mut audit = Audit::new(caller.tenant(), export::decode_bounds(&row)?);
     while let Some(st) = audit.next(DIALECT) {
-        audit.feed(&d1::query(env, &st).await?)?;
+        audit.feed(&d1::query(&db, &st).await?)?;
     }
     Ok(serde_json::to_value(audit.finish())
         .map_err(Failure::internal)?

@@ -10,9 +10,10 @@ use crm_store::listing::Subject;
 use crm_store::tenants;
 use worker::{Env, Request};
 
-use crate::d1::{self, DIALECT};
+use crate::d1::{self, DIALECT, Db};
 use crate::http::{ApiResult, Failure};
 use crate::random;
+use crate::shards;
 
 /// Bytes of a tenant's signing secret: 256 bits, as HMAC-SHA256 wants.
 const SECRET_BYTES: usize = 32;
@@ -78,9 +79,15 @@ pub async fn caller(req: &Request, env: &Env) -> ApiResult<Caller> {
     if token.starts_with("vt1.") {
         return viewer(env, token, now).await;
     }
-    let row = d1::query_opt(env, &keys::lookup(DIALECT, &keys::hash_key(token), now))
+    let unknown = || unauthorized("unknown, expired or revoked API key");
+    let hash = keys::hash_key(token);
+    let tenant = shards::tenant_of_key(env, &hash)
         .await?
-        .ok_or_else(|| unauthorized("unknown, expired or revoked API key"))?;
+        .ok_or_else(unknown)?;
+    let db = Db::of_tenant(env, &tenant).await?;
+    let row = d1::query_opt(&db, &keys::lookup(DIALECT, &hash, now))
+        .await?
+        .ok_or_else(unknown)?;
     let key = keys::decode(&row)?;
     Ok(Caller {
         tenant_id: key.tenant_id,
@@ -113,7 +120,8 @@ async fn viewer(env: &Env, token: &str, now: i64) -> ApiResult<Caller> {
 }
 
 async fn stored_secret(env: &Env, tenant: &str) -> ApiResult<Option<(Vec<u8>, u64)>> {
-    let Some(row) = d1::query_opt(env, &tenants::secret(DIALECT, tenant)).await? else {
+    let db = Db::of_tenant(env, tenant).await?;
+    let Some(row) = d1::query_opt(&db, &tenants::secret(DIALECT, tenant)).await? else {
         return Ok(None);
     };
     let secret = hex::decode(row.text(0)?)
@@ -132,7 +140,7 @@ pub async fn tenant_secret(env: &Env, tenant: &str) -> ApiResult<Vec<u8>> {
     let mut fresh = [0u8; SECRET_BYTES];
     random::fill(&mut fresh)?;
     d1::transaction(
-        env,
+        &Db::of_tenant(env, tenant).await?,
         &[tenants::init_secret(DIALECT, tenant, &hex::encode(fresh))],
     )
     .await?;

@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use worker::{Env, Message, MessageBatch, MessageExt, Result};
 
 use crate::auth::now_ms;
-use crate::d1::{self, DIALECT};
+use crate::d1::{self, DIALECT, Db};
 use crate::http::{ApiResult, Failure};
 use crate::{message, store, upstream};
 use crm_core::api_error::ApiCode;
@@ -105,10 +105,12 @@ async fn write_tenant(env: &Env, tenant: &str, packets: &[(&Message<Value>, Pack
                 }
                 let id = item.activity.id.as_str();
                 // The reservation was for content that will never be written.
-                if d1::transaction(env, &queued::release(DIALECT, tenant, &[id], now_ms()))
-                    .await
-                    .is_err()
-                {
+                let release = queued::release(DIALECT, tenant, &[id], now_ms());
+                let released = match Db::of_tenant(env, tenant).await {
+                    Ok(db) => d1::transaction(&db, &release).await.is_ok(),
+                    Err(_) => false,
+                };
+                if !released {
                     return false;
                 }
                 if items.is_empty() {
@@ -132,7 +134,7 @@ async fn write_tenant(env: &Env, tenant: &str, packets: &[(&Message<Value>, Pack
 async fn dead_letter(env: &Env, body: Value, reason: &str) -> bool {
     let letter = message::encode(&json!({ "reason": reason, "body": body }));
     let sent = match (env.queue("DEAD_LETTERS"), letter) {
-        (Ok(q), Ok(letter)) => q.send(letter).await.is_ok(),
+        (Ok(q), Ok(letter)) => q.send(message::text(letter)).await.is_ok(),
         _ => false,
     };
     if !sent {
@@ -148,9 +150,10 @@ pub async fn stored(
     items: &[Candidate<'_>],
 ) -> ApiResult<HashMap<String, Existing>> {
     let ids: Vec<&str> = items.iter().map(|c| c.id).collect();
+    let db = Db::of_tenant(env, tenant).await?;
     let mut out = HashMap::new();
     for st in activities::lookup(DIALECT, tenant, &ids) {
-        for row in d1::query(env, &st).await? {
+        for row in d1::query(&db, &st).await? {
             let e = activities::decode_existing(&row)?;
             out.insert(e.id.clone(), e);
         }
@@ -182,6 +185,7 @@ pub async fn write(
         }
     }
     let ids: Vec<&str> = candidates.iter().map(|c| c.id).collect();
+    let db = Db::of_tenant(env, tenant).await?;
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -196,7 +200,7 @@ pub async fn write(
             Some(before)
         };
         statements.extend(queued::release(DIALECT, tenant, &ids, now_ms()));
-        if let Err(e) = d1::transaction(env, &statements).await {
+        if let Err(e) = d1::transaction(&db, &statements).await {
             // The head guard refused if another writer (a sync request, a grant) moved
             // the head or the balance since it was read: seal again after the new head.
             let moved = match &before {

@@ -8,14 +8,32 @@ use wasm_bindgen::JsValue;
 use worker::{D1Database, D1PreparedStatement, Env};
 
 use crate::http::{ApiResult, Failure};
+use crate::shards;
 
 pub const DIALECT: Dialect = Dialect::D1;
 
 /// Largest integer a JavaScript number holds exactly.
 const MAX_SAFE_INTEGER: i64 = (1 << 53) - 1;
 
-pub fn db(env: &Env) -> ApiResult<D1Database> {
-    Ok(env.d1("DB")?)
+/// A D1 database: the control database or the shard of a tenant.
+pub struct Db(D1Database);
+
+impl Db {
+    /// The control database (shard 0), which also holds the shard directory.
+    pub fn control(env: &Env) -> ApiResult<Db> {
+        Ok(Db(env.d1(&shards::database(0))?))
+    }
+
+    /// The database of the shard `tenant` is placed on.
+    pub async fn of_tenant(env: &Env, tenant: &str) -> ApiResult<Db> {
+        let shard = shards::of_tenant(env, tenant).await?;
+        let binding = shards::database(shard);
+        env.d1(&binding).map(Db).map_err(|_| {
+            Failure::internal(format!(
+                "a tenant is placed on shard {shard}, but this worker has no binding {binding}"
+            ))
+        })
+    }
 }
 
 fn bind_value(v: &Value) -> JsValue {
@@ -27,7 +45,7 @@ fn bind_value(v: &Value) -> JsValue {
     }
 }
 
-pub fn prepare(db: &D1Database, st: &Statement) -> ApiResult<D1PreparedStatement> {
+fn prepare(db: &D1Database, st: &Statement) -> ApiResult<D1PreparedStatement> {
     let binds: Vec<JsValue> = st.params.iter().map(bind_value).collect();
     Ok(db.prepare(&st.sql).bind(&binds)?)
 }
@@ -58,8 +76,8 @@ fn column(v: serde_json::Value) -> ApiResult<Value> {
     })
 }
 
-pub async fn query(env: &Env, st: &Statement) -> ApiResult<Vec<Row>> {
-    let rows: Vec<Vec<serde_json::Value>> = prepare(&db(env)?, st)?.raw().await?;
+pub async fn query(db: &Db, st: &Statement) -> ApiResult<Vec<Row>> {
+    let rows: Vec<Vec<serde_json::Value>> = prepare(&db.0, st)?.raw().await?;
     rows.into_iter()
         .map(|r| {
             r.into_iter()
@@ -70,20 +88,19 @@ pub async fn query(env: &Env, st: &Statement) -> ApiResult<Vec<Row>> {
         .collect()
 }
 
-pub async fn query_opt(env: &Env, st: &Statement) -> ApiResult<Option<Row>> {
-    Ok(query(env, st).await?.into_iter().next())
+pub async fn query_opt(db: &Db, st: &Statement) -> ApiResult<Option<Row>> {
+    Ok(query(db, st).await?.into_iter().next())
 }
 
 /// Runs the statements as one transaction (a D1 batch): all or nothing.
-pub async fn transaction(env: &Env, statements: &[Statement]) -> ApiResult<()> {
+pub async fn transaction(db: &Db, statements: &[Statement]) -> ApiResult<()> {
     if statements.is_empty() {
         return Ok(());
     }
-    let db = db(env)?;
     let prepared = statements
         .iter()
-        .map(|st| prepare(&db, st))
+        .map(|st| prepare(&db.0, st))
         .collect::<ApiResult<Vec<_>>>()?;
-    db.batch(prepared).await?;
+    db.0.batch(prepared).await?;
     Ok(())
 }

@@ -13,9 +13,9 @@ use worker::{Env, MessageBatch, MessageExt, Request, Result};
 
 use crate::auth::{self, now_ms};
 use crate::consumer::Packet;
-use crate::d1::{self, DIALECT};
+use crate::d1::{self, DIALECT, Db};
 use crate::http::{self, Answer, ApiResult, Failure};
-use crate::{ingest, message};
+use crate::{ingest, message, shards};
 
 /// The dead-letter queue's name (`wrangler.toml`).
 pub const QUEUE: &str = "crm-activities-dlq";
@@ -38,33 +38,22 @@ pub async fn consume(batch: MessageBatch<Value>, env: &Env) -> Result<()> {
                 other.clone(),
             ),
         };
-        let tenant = body["tenantId"].as_str().unwrap_or_default().to_owned();
-        let id = crm_core::Timestamp::from_millis(now_ms())
-            .ok()
-            .and_then(|now| ingest::fresh_id(now).ok());
-        let stored = match id {
-            Some(id) => d1::transaction(
-                env,
-                &[dead_letters::insert(
-                    DIALECT,
-                    &tenant,
-                    &id,
-                    &reason,
-                    &body.to_string(),
-                    now_ms(),
-                )],
-            )
-            .await
-            .is_ok(),
-            None => false,
-        };
-        if stored {
+        let tenant = body["tenantId"].as_str().unwrap_or_default();
+        if keep(env, tenant, &reason, &body).await.is_ok() {
             m.ack();
         } else {
             m.retry();
         }
     }
     Ok(())
+}
+
+/// Stores a dead letter on its tenant's shard (one without a tenant on shard 0).
+async fn keep(env: &Env, tenant: &str, reason: &str, body: &Value) -> ApiResult<()> {
+    let now = now_ms();
+    let id = ingest::fresh_id(crm_core::Timestamp::from_millis(now)?)?;
+    let insert = dead_letters::insert(DIALECT, tenant, &id, reason, &body.to_string(), now);
+    d1::transaction(&Db::of_tenant(env, tenant).await?, &[insert]).await
 }
 
 /// Test hook, served only where `CONFORMANCE = "on"` (the e2e suite): puts a packet of
@@ -100,9 +89,9 @@ pub async fn inject(req: &mut Request, env: &Env) -> ApiResult<Answer> {
         items,
     };
     env.queue("DEAD_LETTERS")?
-        .send(message::encode(
+        .send(message::text(message::encode(
             &json!({ "reason": "injected by a test", "body": packet }),
-        )?)
+        )?))
         .await?;
     Ok(Answer(202, json!({ "injected": packet.items.len() })))
 }
@@ -116,7 +105,8 @@ pub async fn list(req: &Request, env: &Env) -> ApiResult<Answer> {
         DEFAULT_LIST,
         MAX_LIST,
     )?;
-    let letters = d1::query(env, &dead_letters::list(DIALECT, caller.tenant(), limit))
+    let db = Db::of_tenant(env, caller.tenant()).await?;
+    let letters = d1::query(&db, &dead_letters::list(DIALECT, caller.tenant(), limit))
         .await?
         .iter()
         .map(dead_letters::decode)
@@ -127,7 +117,8 @@ pub async fn list(req: &Request, env: &Env) -> ApiResult<Answer> {
 pub async fn redrive(req: &Request, env: &Env, id: &str) -> ApiResult<Answer> {
     let caller = auth::caller(req, env).await?;
     caller.require(KeyScope::Admin)?;
-    let letter = d1::query_opt(env, &dead_letters::get(DIALECT, caller.tenant(), id))
+    let db = Db::of_tenant(env, caller.tenant()).await?;
+    let letter = d1::query_opt(&db, &dead_letters::get(DIALECT, caller.tenant(), id))
         .await?
         .map(|r| dead_letters::decode(&r))
         .transpose()?
@@ -137,10 +128,11 @@ pub async fn redrive(req: &Request, env: &Env, id: &str) -> ApiResult<Answer> {
     let packet: Packet = serde_json::from_value(letter.body).map_err(|_| {
         Failure::bad_request("this dead letter is not a packet of activities; drop it")
     })?;
-    env.queue("ACTIVITIES")?
-        .send(message::encode(&packet)?)
+    let shard = shards::of_tenant(env, caller.tenant()).await?;
+    env.queue(&shards::queue(shard))?
+        .send(message::text(message::encode(&packet)?))
         .await?;
-    d1::transaction(env, &[dead_letters::delete(DIALECT, caller.tenant(), id)]).await?;
+    d1::transaction(&db, &[dead_letters::delete(DIALECT, caller.tenant(), id)]).await?;
     Ok(Answer(
         202,
         json!({ "redriven": id, "activities": packet.items.len() }),

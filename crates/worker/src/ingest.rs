@@ -25,9 +25,9 @@ use crm_store::queued;
 
 use crate::auth::{self, now_ms};
 use crate::consumer::{self, Item, Packet};
-use crate::d1::{self, DIALECT};
+use crate::d1::{self, DIALECT, Db};
 use crate::http::{self, Answer, ApiResult, Failure};
-use crate::message;
+use crate::{message, shards};
 use crate::{random, store};
 
 /// Largest packet (one queue message) as JSON: Queues takes 128 KB per message; the
@@ -216,9 +216,10 @@ pub async fn activities(req: &mut Request, env: &Env) -> ApiResult<Answer> {
             .await?
             .map_err(|c| conflict(&in_request(c, &items), true))?;
     }
-    let queue = env.queue("ACTIVITIES")?;
+    // The tenant's shard queue: its consumer serialises the tenant's chain.
+    let queue = env.queue(&shards::queue(shards::of_tenant(env, &tenant).await?))?;
     for (n, group) in groups.into_iter().enumerate() {
-        if let Err(e) = queue.send_batch(group).await {
+        if let Err(e) = queue.send_batch(group.into_iter().map(message::text)).await {
             worker::console_error!("sendBatch failed after {n} batches: {e}");
             return Err(Failure::new(
                 ApiCode::Unavailable,
@@ -253,7 +254,8 @@ async fn reserve_ids(
     if let Err(c) = queued::conflict(items, &queued_ids(env, tenant, items, now).await?) {
         return Ok(Err(c));
     }
-    d1::transaction(env, &queued::reserve(DIALECT, tenant, items, now)).await?;
+    let db = Db::of_tenant(env, tenant).await?;
+    d1::transaction(&db, &queued::reserve(DIALECT, tenant, items, now)).await?;
     Ok(queued::conflict(
         items,
         &queued_ids(env, tenant, items, now).await?,
@@ -267,9 +269,10 @@ async fn queued_ids(
     now: i64,
 ) -> ApiResult<HashMap<String, String>> {
     let ids: Vec<&str> = items.iter().map(|c| c.id).collect();
+    let db = Db::of_tenant(env, tenant).await?;
     let mut out = HashMap::new();
     for st in queued::lookup(DIALECT, tenant, &ids, now) {
-        for row in d1::query(env, &st).await? {
+        for row in d1::query(&db, &st).await? {
             let (id, hash) = queued::decode(&row)?;
             out.insert(id, hash);
         }

@@ -16,6 +16,7 @@ mod message;
 mod operations;
 mod random;
 mod reads;
+mod shards;
 mod status;
 mod store;
 mod upstream;

@@ -1,17 +1,26 @@
-//! Queue message bodies travel as JSON text. `Queue::send` of a serde value would turn
-//! every JSON object inside it into a JS `Map`, which comes back out of the queue as an
-//! empty object: nested metadata and whole dead-letter bodies were lost that way. As
-//! text, a message is also exactly as large as the packing measured it.
+//! Queue message bodies travel as JSON text with the `text` content type. workers-rs
+//! sends a serde value with the `json` content type after turning every JSON object
+//! inside it into a JS `Map`, which `JSON.stringify` writes as `{}`: nested metadata and
+//! whole dead-letter bodies were lost that way. As `text`, a message is also exactly as
+//! large as the packing measured it (as `json`, a string grows by its escapes).
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use worker::{MessageBuilder, QueueContentType, SendMessage};
 
 use crate::http::{ApiResult, Failure};
 
-/// The JSON text of a message body.
+/// The JSON text of a message body (its length is the message's size).
 pub fn encode<T: Serialize>(body: &T) -> ApiResult<String> {
     serde_json::to_string(body).map_err(Failure::internal)
+}
+
+/// A message carrying `text` as is.
+pub fn text(text: String) -> SendMessage<String> {
+    MessageBuilder::new(text)
+        .content_type(QueueContentType::Text)
+        .build()
 }
 
 /// A message body: JSON text, or a structured value (what a worker of an earlier

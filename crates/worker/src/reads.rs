@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use worker::{Env, Request};
 
 use crate::auth::{self, Caller};
-use crate::d1::{self, DIALECT};
+use crate::d1::{self, DIALECT, Db};
 use crate::http::{self, Answer, ApiResult, Failure};
 use crate::store;
 
@@ -147,8 +147,9 @@ async fn page(
         .get("cursor")
         .map(|c| Cursor::decode(c))
         .transpose()?;
+    let db = Db::of_tenant(env, caller.tenant()).await?;
     let rows = d1::query(
-        env,
+        &db,
         &listing::page(DIALECT, caller.tenant(), &f, cursor, limit),
     )
     .await?;
@@ -190,9 +191,10 @@ async fn report_body(
         None => snap.policy.report_tz()?,
     };
     let f = subject_filter(snap, subject, r)?;
+    let db = Db::of_tenant(env, caller.tenant()).await?;
     let mut partials = Vec::new();
     for part in report::parts(DIALECT, caller.tenant(), &f, tz.hour_aligned(r.from, r.to)) {
-        let rows = d1::query(env, &part.statement).await?;
+        let rows = d1::query(&db, &part.statement).await?;
         let rows = rows
             .iter()
             .map(|row| part.decode(row))

@@ -8,7 +8,7 @@ use serde_json::json;
 use worker::{Env, Request};
 
 use crate::auth;
-use crate::d1::{self, DIALECT};
+use crate::d1::{self, DIALECT, Db};
 use crate::http::{Answer, ApiResult, Failure};
 
 /// Whether the test hooks are on (`CONFORMANCE = "on"`, the e2e suite only).
@@ -23,9 +23,9 @@ pub fn health() -> Answer {
     json!({ "status": "ok" }).into()
 }
 
-/// Ready when D1 answers.
+/// Ready when the control database (which every request reads first) answers.
 pub async fn ready(env: &Env) -> ApiResult<Answer> {
-    d1::query(env, &DIALECT.stmt("SELECT 1", vec![]))
+    d1::query(&Db::control(env)?, &DIALECT.stmt("SELECT 1", vec![]))
         .await
         .map_err(|_| {
             Failure::new(
@@ -47,14 +47,15 @@ pub async fn metrics(req: &Request, env: &Env) -> ApiResult<Answer> {
     let caller = auth::caller(req, env).await?;
     caller.require(KeyScope::Admin)?;
     let tenant = caller.tenant();
-    let bounds = d1::query_opt(env, &export::bounds(DIALECT, tenant))
+    let db = Db::of_tenant(env, tenant).await?;
+    let bounds = d1::query_opt(&db, &export::bounds(DIALECT, tenant))
         .await?
         .map(|r| export::decode_bounds(&r))
         .transpose()?
         .ok_or_else(|| Failure::not_found("the key's tenant does not exist"))?;
     let count = |sql: &str| DIALECT.stmt(sql, vec![tenant.into()]);
     let queued = d1::query_opt(
-        env,
+        &db,
         &count("SELECT COUNT(*) FROM queued_ids WHERE tenant_id = ?1"),
     )
     .await?
@@ -62,14 +63,14 @@ pub async fn metrics(req: &Request, env: &Env) -> ApiResult<Answer> {
     .transpose()?
     .unwrap_or(0);
     let dead = d1::query_opt(
-        env,
+        &db,
         &count("SELECT COUNT(*) FROM dead_letters WHERE tenant_id = ?1"),
     )
     .await?
     .map(|r| r.int(0))
     .transpose()?
     .unwrap_or(0);
-    let delivered = d1::query_opt(env, &outbox::cursor(DIALECT, tenant, "upstream"))
+    let delivered = d1::query_opt(&db, &outbox::cursor(DIALECT, tenant, "upstream"))
         .await?
         .map(|r| r.uint(0))
         .transpose()?

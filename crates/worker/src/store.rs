@@ -10,7 +10,7 @@ use crm_store::tenants::{self, Head, TenantRow};
 use worker::Env;
 
 use crate::auth::Caller;
-use crate::d1::{self, DIALECT};
+use crate::d1::{self, DIALECT, Db};
 use crate::http::{ApiResult, Failure};
 
 thread_local! {
@@ -22,14 +22,16 @@ fn missing() -> Failure {
 }
 
 pub async fn tenant_row(env: &Env, tenant: &str) -> ApiResult<TenantRow> {
-    let row = d1::query_opt(env, &tenants::get(DIALECT, tenant, false))
+    let db = Db::of_tenant(env, tenant).await?;
+    let row = d1::query_opt(&db, &tenants::get(DIALECT, tenant, false))
         .await?
         .ok_or_else(missing)?;
     Ok(tenants::decode(&row)?)
 }
 
 pub async fn head(env: &Env, tenant: &str) -> ApiResult<Head> {
-    let row = d1::query_opt(env, &tenants::head(DIALECT, tenant))
+    let db = Db::of_tenant(env, tenant).await?;
+    let row = d1::query_opt(&db, &tenants::head(DIALECT, tenant))
         .await?
         .ok_or_else(missing)?;
     Ok(tenants::decode_head(&row)?)

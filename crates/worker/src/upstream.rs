@@ -13,7 +13,7 @@ use serde_json::value::RawValue;
 use worker::{Env, Fetch, Headers, Method, Request, RequestInit};
 
 use crate::auth::now_ms;
-use crate::d1::{self, DIALECT};
+use crate::d1::{self, DIALECT, Db};
 use crate::http::{ApiResult, Failure};
 
 /// The sink's name in `sink_cursors` (the same as crm-host's upstream sink).
@@ -39,14 +39,15 @@ pub async fn deliver(env: &Env, tenant: &str) {
 }
 
 async fn deliver_to(env: &Env, tenant: &str, url: &str) -> ApiResult<()> {
-    let cursor = d1::query_opt(env, &outbox::cursor(DIALECT, tenant, SINK))
+    let db = Db::of_tenant(env, tenant).await?;
+    let cursor = d1::query_opt(&db, &outbox::cursor(DIALECT, tenant, SINK))
         .await?
         .map(|r| r.uint(0))
         .transpose()?
         .unwrap_or(0);
     let mut after = cursor;
     for _ in 0..MAX_POSTS {
-        let rows = d1::query(env, &outbox::after(DIALECT, tenant, after, BATCH)).await?;
+        let rows = d1::query(&db, &outbox::after(DIALECT, tenant, after, BATCH)).await?;
         let Some(last) = rows.last() else {
             return Ok(());
         };
@@ -67,7 +68,7 @@ async fn deliver_to(env: &Env, tenant: &str, url: &str) -> ApiResult<()> {
         )
         .await?;
         d1::transaction(
-            env,
+            &db,
             &[outbox::advance(DIALECT, tenant, SINK, last, now_ms())],
         )
         .await?;

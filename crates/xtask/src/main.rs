@@ -2,6 +2,7 @@
 //! same on every machine. `cargo xtask ci` is what `.ci/run` and the README call.
 
 mod bench;
+mod shards;
 mod tidy;
 
 use std::path::{Path, PathBuf};
@@ -32,8 +33,14 @@ enum Task {
     Browser,
     /// Build crm-worker and run its end-to-end suite under `wrangler dev`.
     Worker,
-    /// Fail on citations of files the repository lacks and on disagreeing version pins.
+    /// Fail on citations of files the repository lacks, on disagreeing version pins and
+    /// on edge shards declared in part.
     Tidy,
+    /// Apply the D1 migrations to every shard of wrangler.toml (`--remote` unless `--local`).
+    D1Migrate {
+        #[arg(long)]
+        local: bool,
+    },
     /// Measure every figure of BENCHMARKS.md in one run (release build; minutes).
     Bench {
         /// Small data sizes: a smoke run of the whole procedure.
@@ -70,6 +77,7 @@ fn main() -> Result<()> {
         }
         Task::Worker => worker(&root),
         Task::Tidy => tidy::run(&root),
+        Task::D1Migrate { local } => shards::migrate(&root, local),
         Task::Bench {
             quick,
             rollup_activities,

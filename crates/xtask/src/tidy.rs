@@ -7,6 +7,7 @@
 //! - The version pins that must agree do: the `wasm-bindgen` crate, the host's
 //!   `wasm-bindgen-cli-support`, the `wasm-bindgen-cli` xtask installs and the one in
 //!   `Cargo.lock`; the `worker` crate and the `worker-build` xtask installs.
+//! - Every edge shard in `wrangler.toml` is whole: database, queue, serialised consumer.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -46,6 +47,10 @@ pub fn run(root: &Path) -> Result<()> {
         }
     }
     problems.extend(pin_disagreements(root)?);
+    let wrangler = std::fs::read_to_string(root.join("wrangler.toml"))?;
+    if let Err(e) = crate::shards::databases(&wrangler) {
+        problems.push(e.to_string());
+    }
     if problems.is_empty() {
         eprintln!(
             "xtask: tidy: {} files, no dangling citation, pins agree",
