@@ -389,6 +389,16 @@ pub const ENDPOINTS: &[Endpoint] = &[
         )
     },
     Endpoint {
+        body: Some("ArchiveRequest"),
+        ok: &[(200, "ArchiveAnswer")],
+        ..ep(
+            "POST",
+            "/v1/archive",
+            "Move the tenant's oldest records (received more than `olderThanDays` days ago, at least 7) out of the edge's database into R2, a few segments per call (`more` says whether to call again). Export and audit verify read them from there; reports keep their rollups. crm-host keeps its history in its database (retention removes it): 501.",
+            ADMIN,
+        )
+    },
+    Endpoint {
         body: Some("ViewerTokenRequest"),
         ok: &[(200, "ViewerToken")],
         ..ep(
@@ -587,6 +597,20 @@ pub fn schemas() -> Map<String, Value> {
             obj(
                 &["version", "policy"],
                 json!({ "version": { "type": "integer" }, "policy": r("Policy") }),
+            ),
+        ),
+        (
+            "ArchiveRequest",
+            obj(
+                &["olderThanDays"],
+                json!({ "olderThanDays": { "type": "integer", "minimum": 7, "maximum": 36500 } }),
+            ),
+        ),
+        (
+            "ArchiveAnswer",
+            obj(
+                &["archived", "more"],
+                json!({ "archived": { "type": "array", "items": { "type": "object" } }, "more": { "type": "boolean" } }),
             ),
         ),
         (

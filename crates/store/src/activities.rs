@@ -163,6 +163,24 @@ pub struct Filter {
     pub to: i64,
 }
 
+impl Filter {
+    /// Whether a record passes the filter: the SQL of [`clause`] (on `occurred_at`),
+    /// for records read from an archive rather than the database.
+    pub fn matches(&self, a: &Activity) -> bool {
+        let at = a.occurred_at.millis();
+        let path = a.user_context.hierarchy.department_path.as_str();
+        at >= self.from
+            && at < self.to
+            && self.user_id.as_ref().is_none_or(|u| *u == a.user_id)
+            && self
+                .department_path
+                .as_ref()
+                .is_none_or(|p| path >= p.as_str() && path < path_range_end(p).as_str())
+            && self.operation.as_ref().is_none_or(|o| *o == a.operation)
+            && self.outcome.is_none_or(|o| o == a.outcome)
+    }
+}
+
 /// Upper bound (exclusive) of a path prefix range: `/a/b/` → `/a/b0` (`0` follows `/`).
 pub fn path_range_end(prefix: &str) -> String {
     let mut end = prefix.trim_end_matches('/').to_owned();

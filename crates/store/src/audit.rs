@@ -4,9 +4,11 @@
 //! number that is wrong (a record altered in content or columns, deleted, reordered,
 //! or cut off the end).
 
+use crm_core::Activity;
 use crm_core::chain::{Break, Verifier};
 use serde::Serialize;
 
+use crate::archive::{Archived, Segment};
 use crate::dialect::Dialect;
 use crate::error::StoreResult;
 use crate::export::{self, Bounds};
@@ -65,8 +67,36 @@ impl Audit {
         if rows.is_empty() {
             self.exhausted = true;
         }
-        for row in rows {
-            let (seq, record) = export::decode_audited(row)?;
+        let records = rows
+            .iter()
+            .map(export::decode_audited)
+            .collect::<StoreResult<Vec<_>>>()?;
+        self.check(records);
+        Ok(())
+    }
+
+    /// Checks an archived segment (before the database's rows): its records, or why
+    /// its object does not match the segment (a break at its first seq).
+    pub fn feed_archived(&mut self, segment: &Segment, records: Result<Vec<Archived>, String>) {
+        match records {
+            Ok(records) => self.check(
+                records
+                    .into_iter()
+                    .filter(|r| r.activity.seq > self.after)
+                    .map(|r| (r.activity.seq, Ok(r.activity)))
+                    .collect(),
+            ),
+            Err(reason) => {
+                self.broken = Some(Break {
+                    seq: segment.first_seq.max(self.after + 1),
+                    reason,
+                });
+            }
+        }
+    }
+
+    fn check(&mut self, records: Vec<(u64, Result<Activity, String>)>) {
+        for (seq, record) in records {
             if seq > self.bounds.head_seq {
                 // Appended after the audit started.
                 self.exhausted = true;
@@ -82,7 +112,11 @@ impl Audit {
                 break;
             }
         }
-        Ok(())
+    }
+
+    /// The last seq checked (the chain's anchor before any).
+    pub fn position(&self) -> u64 {
+        self.after
     }
 
     /// Records verified so far and records to verify in all.

@@ -15,6 +15,7 @@
 
 pub mod access;
 pub mod activities;
+pub mod archive;
 pub mod audit;
 pub mod dead_letters;
 pub mod dialect;

@@ -29,6 +29,10 @@ const SQLITE: &[Migration] = &[
         version: 4,
         sql: include_str!("../../../migrations/0004_shards.sql"),
     },
+    Migration {
+        version: 5,
+        sql: include_str!("../../../migrations/0005_archive.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -47,6 +51,10 @@ const POSTGRES: &[Migration] = &[
     Migration {
         version: 4,
         sql: include_str!("../../../migrations/postgres/0004_shards.sql"),
+    },
+    Migration {
+        version: 5,
+        sql: include_str!("../../../migrations/postgres/0005_archive.sql"),
     },
 ];
 

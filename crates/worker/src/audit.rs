@@ -1,16 +1,19 @@
-//! Export and audit at the edge: the log in chain order, read from D1 a chunk at a
-//! time and encoded by `crm_store::export` (NDJSON exactly as hashed, or CSV), and the
-//! chain verified by `crm_store::audit` — the same code crm-host runs.
+//! Export and audit at the edge: the log in chain order — archived segments from R2
+//! first, then D1 a chunk at a time — encoded by `crm_store::export` (NDJSON exactly as
+//! hashed, or CSV), and the chain verified by `crm_store::audit`, the same code
+//! crm-host runs.
 
 use crm_core::duration::{Since, TimeRange};
 use crm_core::{Outcome, Timestamp};
 use crm_store::activities::Filter;
+use crm_store::archive::Archived;
 use crm_store::audit::Audit;
 use crm_store::export::{self, CHUNK, Format};
 use crm_store::keys::KeyScope;
 use crm_store::listing::{AmbiguousSubject, Subject, UnknownSubject};
 use worker::{Env, Request, Response, ResponseBuilder};
 
+use crate::archive;
 use crate::auth;
 use crate::d1::{self, DIALECT, Db};
 use crate::http::{self, Answer, ApiResult, Failure};
@@ -74,29 +77,59 @@ pub async fn export(req: &Request, env: &Env) -> ApiResult<Response> {
             .parse::<u64>()
             .map_err(|_| Failure::bad_request("`afterSeq` must be a sequence number"))?,
     };
-    let db = Db::of_tenant(env, caller.tenant()).await?;
+    let tenant = caller.tenant();
+    let db = Db::of_tenant(env, tenant).await?;
     let mut out = format.preamble()?;
     let mut written = 0;
     let mut more = false;
-    while written < MAX_EXPORT_RECORDS {
-        let limit = CHUNK.min(MAX_EXPORT_RECORDS - written);
-        let rows = d1::query(
-            &db,
-            &export::chunk(DIALECT, caller.tenant(), &filter, after, limit),
-        )
-        .await?;
+    loop {
+        if written >= MAX_EXPORT_RECORDS {
+            more = true;
+            break;
+        }
+        let room = MAX_EXPORT_RECORDS - written;
+        // Archived records come first (they are the oldest).
+        if let Some(segment) = archive::segment_after(&db, tenant, after).await? {
+            let records = archive::records(env, &segment)
+                .await?
+                .map_err(Failure::internal)?;
+            let fresh: Vec<Archived> = records
+                .into_iter()
+                .filter(|r| r.activity.seq > after)
+                .collect();
+            let mut rows = crm_store::archive::export_rows(&fresh, &filter);
+            let full = rows.len() >= room;
+            rows.truncate(room);
+            if let Some((bytes, last)) = format.encode(&rows)? {
+                out.extend_from_slice(&bytes);
+                written += rows.len();
+                after = last;
+            }
+            if !full {
+                after = segment.last_seq;
+            }
+            continue;
+        }
+        let limit = CHUNK.min(room);
+        let rows = d1::query(&db, &export::chunk(DIALECT, tenant, &filter, after, limit)).await?;
+        // Rows archived while they were read: read their segment instead.
+        if archive::segment_after(&db, tenant, after).await?.is_some() {
+            continue;
+        }
         let Some((bytes, last)) = format.encode(&rows)? else {
             break;
         };
         out.extend_from_slice(&bytes);
         written += rows.len();
         after = last;
-        more = rows.len() == limit;
+        if rows.len() < limit {
+            break;
+        }
     }
     let mut builder = ResponseBuilder::new()
         .with_header("content-type", format.content_type())?
         .with_header("x-export-records", &written.to_string())?;
-    if more && written == MAX_EXPORT_RECORDS {
+    if more {
         builder = builder.with_header("x-next-after-seq", &after.to_string())?;
     }
     Ok(builder.fixed(out))
@@ -111,9 +144,23 @@ pub async fn verify(req: &Request, env: &Env) -> ApiResult<Answer> {
     let row = d1::query_opt(&db, &export::bounds(DIALECT, caller.tenant()))
         .await?
         .ok_or_else(|| Failure::not_found("the key's tenant does not exist"))?;
-    let mut audit = Audit::new(caller.tenant(), export::decode_bounds(&row)?);
+    let tenant = caller.tenant();
+    let mut audit = Audit::new(tenant, export::decode_bounds(&row)?);
     while let Some(st) = audit.next(DIALECT) {
-        audit.feed(&d1::query(&db, &st).await?)?;
+        if let Some(segment) = archive::segment_after(&db, tenant, audit.position()).await? {
+            let records = archive::records(env, &segment).await?;
+            audit.feed_archived(&segment, records);
+            continue;
+        }
+        let rows = d1::query(&db, &st).await?;
+        // Rows archived while they were read: check their segment instead.
+        if archive::segment_after(&db, tenant, audit.position())
+            .await?
+            .is_some()
+        {
+            continue;
+        }
+        audit.feed(&rows)?;
     }
     Ok(serde_json::to_value(audit.finish())
         .map_err(Failure::internal)?

@@ -5,6 +5,7 @@
 //! answer 501 with the reason (see ARCHITECTURE.md, "The edge").
 
 mod admin;
+mod archive;
 mod audit;
 mod auth;
 mod consumer;
@@ -141,6 +142,9 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
         })
         .post_async("/v1/testing/dead-letters", |mut req, ctx| async move {
             respond(dead_letters::inject(&mut req, &ctx.env).await)
+        })
+        .post_async("/v1/archive", |mut req, ctx| async move {
+            respond(archive::archive(&mut req, &ctx.env).await)
         })
         .post_async("/v1/conformance", |mut req, ctx| async move {
             respond(reads::conformance(&mut req, &ctx.env).await)

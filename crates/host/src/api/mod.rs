@@ -7,8 +7,8 @@ mod auth;
 mod credits;
 mod crm;
 mod dashboards;
-mod dead_letters;
 mod directory;
+mod edge_only;
 mod error;
 mod export;
 mod health;
@@ -73,8 +73,9 @@ fn handler(e: &Endpoint) -> Option<MethodRouter<App>> {
         ("GET", "/v1/keys") => get(keys::list),
         ("POST", "/v1/keys") => post(keys::create),
         ("DELETE", "/v1/keys/{id}") => delete(keys::revoke),
-        ("GET", "/v1/dead-letters") => get(dead_letters::none),
-        ("POST", "/v1/dead-letters/{id}/redrive") => post(dead_letters::none),
+        ("GET", "/v1/dead-letters") => get(edge_only::no_dead_letters),
+        ("POST", "/v1/dead-letters/{id}/redrive") => post(edge_only::no_dead_letters),
+        ("POST", "/v1/archive") => post(edge_only::no_archive),
         _ => return None,
     })
 }

@@ -340,16 +340,17 @@ async fn every_route_is_documented_and_every_answer_matches_its_schema() {
         204
     );
     // Edge-only endpoints: documented for both runtimes, 501 with the reason here.
-    for (method, path) in [
-        ("GET", "/v1/dead-letters"),
-        ("POST", "/v1/dead-letters/dl-1/redrive"),
+    for (method, path, reason) in [
+        ("GET", "/v1/dead-letters", "spool"),
+        ("POST", "/v1/dead-letters/dl-1/redrive", "spool"),
+        ("POST", "/v1/archive", "retention"),
     ] {
         let (status, body) = w.call(method, path, a, None).await;
         assert_eq!(status, 501, "{method} {path}: {body}");
         assert!(
             body["error"]["message"]
                 .as_str()
-                .is_some_and(|m| m.contains("spool"))
+                .is_some_and(|m| m.contains(reason))
         );
     }
 

@@ -1,0 +1,474 @@
+//! Cold history: a tenant's oldest chain records moved out of the database into
+//! objects (R2 at the edge), so the history a tenant keeps is no longer bounded by one
+//! database's size. A *segment* is a run of consecutive records (by `seq`) received on
+//! one UTC day, at most [`MAX_SEGMENT_RECORDS`] of them, stored as NDJSON (each line the
+//! record exactly as hashed) under [`object_key`]. The `archives` table keeps every
+//! segment's chain anchors — the hash before its first record and the hash of its last
+//! — so export and the audit read segments, then the database, in one `seq` order, and
+//! an object that does not match its anchors is found. Rollups stay in the database,
+//! so reports over archived days keep working from them (see ARCHITECTURE.md).
+//!
+//! Archiving is a state machine like the audit: [`Planner::next`] asks for the oldest
+//! hot records, [`Planner::feed`] takes them, [`Planner::finish`] answers the object to
+//! store and the statements that record the segment and delete its rows — run them
+//! only after the object is stored, so a record is never in neither place.
+
+use crm_core::{Activity, CoreError, Timestamp};
+use serde::Serialize;
+
+use crate::activities::Filter;
+use crate::dialect::Dialect;
+use crate::error::{StoreError, StoreResult};
+use crate::sql::{Row, Statement, seq};
+
+/// Records per segment at most: a segment is built in memory before it is stored (an
+/// edge isolate has 128 MB), ~15 MB at ~1.5 KB per record.
+pub const MAX_SEGMENT_RECORDS: usize = 10_000;
+
+/// Records per read while planning (D1 answers stay small).
+const READ_CHUNK: usize = 1_000;
+
+/// The youngest data that may be archived, in whole days. An archived record's id is
+/// no longer recognised as a replay (its row is gone), so archiving stays far behind
+/// any client's retry horizon.
+pub const MIN_AGE_DAYS: u32 = 7;
+
+const DAY_MS: i64 = 86_400_000;
+
+/// One archived run of a tenant's chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Segment {
+    pub first_seq: u64,
+    pub last_seq: u64,
+    /// The UTC day its records were received, `YYYY-MM-DD`.
+    pub day: String,
+    pub records: u64,
+    /// The chain hash before the first record.
+    pub prev_hash: String,
+    /// The hash of the last record.
+    pub last_hash: String,
+    pub object_key: String,
+}
+
+/// Where a tenant's segment is stored: sortable by `seq`, one folder per tenant.
+pub fn object_key(tenant_id: &str, first_seq: u64, last_seq: u64) -> String {
+    format!("activities/{tenant_id}/{first_seq:020}-{last_seq:020}.ndjson")
+}
+
+const SEGMENT_COLUMNS: &str = "first_seq, last_seq, day, records, prev_hash, last_hash, object_key";
+
+/// The tenant's segments holding records after `after_seq`, in order.
+pub fn segments_after(d: Dialect, tenant_id: &str, after_seq: u64) -> Statement {
+    d.stmt(
+        &format!(
+            "SELECT {SEGMENT_COLUMNS} FROM archives WHERE tenant_id = ?1 AND last_seq > ?2
+             ORDER BY first_seq"
+        ),
+        vec![tenant_id.into(), seq(after_seq)],
+    )
+}
+
+pub fn decode_segment(row: &Row) -> StoreResult<Segment> {
+    Ok(Segment {
+        first_seq: row.uint(0)?,
+        last_seq: row.uint(1)?,
+        day: row.string(2)?,
+        records: row.uint(3)?,
+        prev_hash: row.string(4)?,
+        last_hash: row.string(5)?,
+        object_key: row.string(6)?,
+    })
+}
+
+/// A record read back from a segment object: the record and its line, byte for byte
+/// as it was hashed and stored.
+#[derive(Debug, Clone)]
+pub struct Archived {
+    pub activity: Activity,
+    pub line: String,
+}
+
+/// The records of a stored segment object, after checking them against the segment's
+/// anchors and `seq` range; `Err` says what does not match.
+pub fn read_object(segment: &Segment, text: &str) -> Result<Vec<Archived>, String> {
+    let mismatch = |what: &str| {
+        format!(
+            "archived segment {}–{} ({}): {what}",
+            segment.first_seq, segment.last_seq, segment.object_key
+        )
+    };
+    let records = text
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            serde_json::from_str::<Activity>(l)
+                .map(|activity| Archived {
+                    activity,
+                    line: l.to_owned(),
+                })
+                .map_err(|_| mismatch("a line is not a record"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let contiguous = records
+        .iter()
+        .zip(segment.first_seq..)
+        .all(|(r, expected)| r.activity.seq == expected);
+    let first = records.first().map(|r| &r.activity);
+    let last = records.last().map(|r| &r.activity);
+    if records.len() as u64 != segment.records
+        || !contiguous
+        || last.map(|a| a.seq) != Some(segment.last_seq)
+    {
+        return Err(mismatch(
+            "its records are not the segment's sequence numbers",
+        ));
+    }
+    if first.map(|a| a.prev_hash.as_str()) != Some(segment.prev_hash.as_str())
+        || last.map(|a| a.hash.as_str()) != Some(segment.last_hash.as_str())
+    {
+        return Err(mismatch("its chain anchors differ from the ones recorded"));
+    }
+    Ok(records)
+}
+
+/// Export rows (`seq, body`, as `export::chunk` selects) of the archived records that
+/// pass `filter`.
+pub fn export_rows(records: &[Archived], filter: &Filter) -> Vec<Row> {
+    records
+        .iter()
+        .filter(|r| filter.matches(&r.activity))
+        .map(|r| Row(vec![seq(r.activity.seq), r.line.as_str().into()]))
+        .collect()
+}
+
+/// A segment ready to be stored: the object, then the statements.
+#[derive(Debug)]
+pub struct Plan {
+    pub segment: Segment,
+    /// The object's NDJSON text.
+    pub object: String,
+    /// Records the segment and deletes its rows, in one transaction. The insert is
+    /// keyed on the first seq, so two archivers racing on a tenant store one segment.
+    pub statements: Vec<Statement>,
+}
+
+/// Plans the tenant's next segment: the oldest hot records received before `cutoff`,
+/// on the first one's UTC day.
+#[derive(Debug)]
+pub struct Planner {
+    tenant_id: String,
+    cutoff_ms: i64,
+    now_ms: i64,
+    day_start: Option<i64>,
+    after: u64,
+    records: Vec<String>,
+    first: Option<Activity>,
+    last: Option<Activity>,
+    done: bool,
+}
+
+impl Planner {
+    /// Archives what was received before the UTC day `older_than_days` days before `now`.
+    pub fn new(tenant_id: &str, older_than_days: u32, now: Timestamp) -> StoreResult<Planner> {
+        if older_than_days < MIN_AGE_DAYS {
+            return Err(CoreError::invalid(
+                "olderThanDays",
+                format!(
+                    "`olderThanDays` must be at least {MIN_AGE_DAYS}: an archived id is no longer recognised as a replay"
+                ),
+            )
+            .into());
+        }
+        let today = now.millis().div_euclid(DAY_MS) * DAY_MS;
+        Ok(Planner {
+            tenant_id: tenant_id.to_owned(),
+            cutoff_ms: today - i64::from(older_than_days) * DAY_MS,
+            now_ms: now.millis(),
+            day_start: None,
+            after: 0,
+            records: Vec::new(),
+            first: None,
+            last: None,
+            done: false,
+        })
+    }
+
+    /// The next read, or `None` when the segment is complete.
+    pub fn next(&self, d: Dialect) -> Option<Statement> {
+        (!self.done).then(|| {
+            let limit = READ_CHUNK.min(MAX_SEGMENT_RECORDS - self.records.len());
+            d.stmt(
+                &format!(
+                    "SELECT seq, received_at, body FROM activities WHERE tenant_id = ?1 AND seq > ?2
+                     ORDER BY seq LIMIT {limit}"
+                ),
+                vec![self.tenant_id.as_str().into(), seq(self.after)],
+            )
+        })
+    }
+
+    /// Takes the rows [`Planner::next`] asked for.
+    pub fn feed(&mut self, rows: &[Row]) -> StoreResult<()> {
+        if rows.is_empty() {
+            self.done = true;
+        }
+        for row in rows {
+            let received_at = row.int(1)?;
+            let day = received_at.div_euclid(DAY_MS) * DAY_MS;
+            if received_at >= self.cutoff_ms || self.day_start.is_some_and(|d| d != day) {
+                self.done = true;
+                break;
+            }
+            let seq_col = row.uint(0)?;
+            let body = row.string(2)?;
+            let a: Activity = serde_json::from_str(&body)
+                .map_err(|e| StoreError::corrupt(format!("stored record {seq_col}: {e}")))?;
+            if self.last.as_ref().is_some_and(|l| l.seq + 1 != a.seq) {
+                // A gap (a record removed by hand): the audit names it; do not hide it.
+                self.done = true;
+                break;
+            }
+            self.day_start = Some(day);
+            self.after = a.seq;
+            self.records.push(body);
+            if self.first.is_none() {
+                self.first = Some(a.clone());
+            }
+            self.last = Some(a);
+            if self.records.len() == MAX_SEGMENT_RECORDS {
+                self.done = true;
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// The segment to store, or `None` when nothing is old enough.
+    pub fn finish(self, d: Dialect) -> StoreResult<Option<Plan>> {
+        let (Some(first), Some(last), Some(day_start)) = (self.first, self.last, self.day_start)
+        else {
+            return Ok(None);
+        };
+        let day = Timestamp::from_millis(day_start)?
+            .to_rfc3339()
+            .get(..10)
+            .map(str::to_owned)
+            .ok_or_else(|| StoreError::corrupt("a day without a date"))?;
+        let segment = Segment {
+            first_seq: first.seq,
+            last_seq: last.seq,
+            day,
+            records: self.records.len() as u64,
+            prev_hash: first.prev_hash,
+            last_hash: last.hash,
+            object_key: object_key(&self.tenant_id, first.seq, last.seq),
+        };
+        let tenant = self.tenant_id.as_str();
+        let statements = vec![
+            d.stmt(
+                "INSERT INTO archives (tenant_id, first_seq, last_seq, day, records, prev_hash,
+                     last_hash, object_key, archived_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                vec![
+                    tenant.into(),
+                    seq(segment.first_seq),
+                    seq(segment.last_seq),
+                    segment.day.as_str().into(),
+                    seq(segment.records),
+                    segment.prev_hash.as_str().into(),
+                    segment.last_hash.as_str().into(),
+                    segment.object_key.as_str().into(),
+                    self.now_ms.into(),
+                ],
+            ),
+            d.stmt(
+                "DELETE FROM activities WHERE tenant_id = ?1 AND seq >= ?2 AND seq <= ?3",
+                vec![tenant.into(), seq(segment.first_seq), seq(segment.last_seq)],
+            ),
+        ];
+        let mut object = self.records.join("\n");
+        object.push('\n');
+        Ok(Some(Plan {
+            segment,
+            object,
+            statements,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sql::Value;
+    use crm_core::engine::TenantSnapshot;
+
+    const HOUR: i64 = 3_600_000;
+
+    /// `n` sealed records of the conformance fixture's tenant, from seq 1.
+    fn chain(n: usize, now: Timestamp) -> Vec<Activity> {
+        let fixture: serde_json::Value = serde_json::from_str(include_str!(
+            "../../../tests/conformance/fixtures/acme.json"
+        ))
+        .expect("the fixture is JSON");
+        let snap = TenantSnapshot::from_json(
+            "t",
+            1,
+            &fixture["policy"].to_string(),
+            &fixture["directory"].to_string(),
+        )
+        .expect("the fixture compiles");
+        let users = ["user-123", "user-200", "user-402"];
+        let mut records: Vec<Activity> = (0..n)
+            .map(|i| {
+                let input = format!(
+                    r#"{{"id":"a-{i}","userId":"{}","operation":"crm.leads.read"}}"#,
+                    users[i % 3]
+                );
+                snap.enrich_json(&input, "unused", now, None)
+                    .expect("valid input")
+            })
+            .collect();
+        crm_core::engine::settle_and_seal(
+            crm_core::Credits::from_units(1_000_000_000).expect("in range"),
+            1,
+            &"0".repeat(64),
+            &mut records,
+        )
+        .expect("enough credits");
+        records
+    }
+
+    /// The rows `Planner::next` asks for, each received at `received(seq)`.
+    fn rows(records: &[Activity], received: impl Fn(u64) -> i64) -> Vec<Row> {
+        records
+            .iter()
+            .map(|a| {
+                Row(vec![
+                    seq(a.seq),
+                    Value::from(received(a.seq)),
+                    serde_json::to_string(a)
+                        .expect("serialises")
+                        .as_str()
+                        .into(),
+                ])
+            })
+            .collect()
+    }
+
+    fn plan(records: &[Activity], received: impl Fn(u64) -> i64, now: Timestamp) -> Option<Plan> {
+        let mut p = Planner::new("t", MIN_AGE_DAYS, now).expect("old enough");
+        let all = rows(records, received);
+        let mut fed = 0;
+        while p.next(Dialect::Sqlite).is_some() {
+            let chunk = &all[fed..(fed + READ_CHUNK).min(all.len())];
+            fed += chunk.len();
+            p.feed(chunk).expect("decodes");
+        }
+        p.finish(Dialect::Sqlite).expect("plans")
+    }
+
+    #[test]
+    fn a_segment_is_the_oldest_run_received_on_one_day_before_the_cutoff() {
+        let now = Timestamp::from_millis(1_800_000_000_000).expect("valid");
+        let records = chain(30, now);
+        let day = |d: i64| now.millis() - d * DAY_MS;
+        // 1–10 eleven days ago, 11–20 ten days ago, 21–30 today.
+        let received = |s: u64| match s {
+            1..=10 => day(11),
+            11..=20 => day(10),
+            _ => now.millis() - HOUR,
+        };
+        let first = plan(&records, received, now).expect("old records");
+        assert_eq!((first.segment.first_seq, first.segment.last_seq), (1, 10));
+        assert_eq!(first.segment.prev_hash, "0".repeat(64));
+        assert_eq!(first.segment.last_hash, records[9].hash);
+        assert_eq!(
+            first.segment.object_key,
+            "activities/t/00000000000000000001-00000000000000000010.ndjson"
+        );
+        let read = read_object(&first.segment, &first.object).expect("matches its anchors");
+        assert_eq!(read.len(), 10);
+        assert_eq!(read[3].activity, records[3]);
+        // The next planner starts where the database now starts.
+        let second = plan(&records[10..], received, now).expect("the next day");
+        assert_eq!(
+            (second.segment.first_seq, second.segment.last_seq),
+            (11, 20)
+        );
+        assert!(plan(&records[20..], received, now).is_none(), "today stays");
+    }
+
+    #[test]
+    fn a_segment_stops_at_its_record_cap_and_young_data_is_refused() {
+        let now = Timestamp::from_millis(1_800_000_000_000).expect("valid");
+        let records = chain(MAX_SEGMENT_RECORDS + 5, now);
+        let old = now.millis() - 30 * DAY_MS;
+        let p = plan(&records, |_| old, now).expect("old records");
+        assert_eq!(p.segment.records, MAX_SEGMENT_RECORDS as u64);
+        let e = Planner::new("t", MIN_AGE_DAYS - 1, now).expect_err("too young");
+        assert!(e.to_string().contains("olderThanDays"), "{e}");
+    }
+
+    #[test]
+    fn an_object_that_does_not_match_its_segment_is_named() {
+        let now = Timestamp::from_millis(1_800_000_000_000).expect("valid");
+        let records = chain(5, now);
+        let p = plan(&records, |_| now.millis() - 9 * DAY_MS, now).expect("old records");
+        let dropped: String = p.object.lines().skip(1).map(|l| format!("{l}\n")).collect();
+        assert!(
+            read_object(&p.segment, &dropped)
+                .expect_err("a record short")
+                .contains("sequence numbers")
+        );
+        let mut other = p.segment.clone();
+        other.last_hash = "f".repeat(64);
+        assert!(
+            read_object(&other, &p.object)
+                .expect_err("other anchor")
+                .contains("anchors")
+        );
+        assert!(read_object(&p.segment, "not json\n").is_err());
+    }
+
+    #[test]
+    fn filters_on_archived_records_agree_with_the_sql_clause() {
+        let now = Timestamp::from_millis(1_800_000_000_000).expect("valid");
+        let records = chain(6, now);
+        let archived: Vec<Archived> = records
+            .iter()
+            .map(|a| Archived {
+                activity: a.clone(),
+                line: serde_json::to_string(a).expect("serialises"),
+            })
+            .collect();
+        let all = Filter {
+            from: 0,
+            to: i64::MAX,
+            ..Filter::default()
+        };
+        assert_eq!(export_rows(&archived, &all).len(), 6);
+        let one_user = Filter {
+            user_id: Some("user-200".into()),
+            ..all.clone()
+        };
+        let rows = export_rows(&archived, &one_user);
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].uint(0).expect("seq"), 2);
+        let path = records[0].user_context.hierarchy.department_path.clone();
+        let subtree = Filter {
+            department_path: Some(path.clone()),
+            ..all.clone()
+        };
+        let expected = records
+            .iter()
+            .filter(|a| a.user_context.hierarchy.department_path.starts_with(&path))
+            .count();
+        assert_eq!(export_rows(&archived, &subtree).len(), expected);
+        let later = Filter {
+            from: now.millis() + 1,
+            ..all
+        };
+        assert!(export_rows(&archived, &later).is_empty());
+    }
+}

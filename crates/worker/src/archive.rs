@@ -1,0 +1,84 @@
+//! Cold history in R2 (`crm_store::archive`): `POST /v1/archive` moves a tenant's
+//! oldest records out of its shard's D1 database into NDJSON objects in the `ARCHIVE`
+//! bucket, and export and the audit read them back before the rows still in D1.
+
+use crm_core::Timestamp;
+use crm_store::archive::{self, Archived, Planner, Segment};
+use crm_store::keys::KeyScope;
+use serde::Deserialize;
+use serde_json::json;
+use worker::{Env, Request};
+
+use crate::auth::{self, now_ms};
+use crate::d1::{self, DIALECT, Db};
+use crate::http::{self, Answer, ApiResult, Failure};
+
+/// The R2 binding (`wrangler.toml`).
+const BUCKET: &str = "ARCHIVE";
+
+/// Segments one request stores at most: each is up to ten D1 reads, one R2 put and one
+/// D1 batch, far inside an invocation's 1,000 subrequests and its CPU time.
+const MAX_SEGMENTS_PER_CALL: usize = 5;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ArchiveRequest {
+    older_than_days: u32,
+}
+
+/// `POST /v1/archive` (admin).
+pub async fn archive(req: &mut Request, env: &Env) -> ApiResult<Answer> {
+    let caller = auth::caller(req, env).await?;
+    caller.require(KeyScope::Admin)?;
+    let request: ArchiveRequest = http::parse(http::body(req).await?)?;
+    let tenant = caller.tenant();
+    let db = Db::of_tenant(env, tenant).await?;
+    let bucket = env.bucket(BUCKET)?;
+    let mut stored: Vec<Segment> = Vec::new();
+    for _ in 0..MAX_SEGMENTS_PER_CALL {
+        let now = Timestamp::from_millis(now_ms())?;
+        let mut planner = Planner::new(tenant, request.older_than_days, now)?;
+        while let Some(st) = planner.next(DIALECT) {
+            planner.feed(&d1::query(&db, &st).await?)?;
+        }
+        let Some(plan) = planner.finish(DIALECT)? else {
+            return Ok(json!({ "archived": stored, "more": false }).into());
+        };
+        // The object first: a record is deleted from D1 only once R2 holds it.
+        bucket
+            .put(&plan.segment.object_key, plan.object.into_bytes())
+            .execute()
+            .await?;
+        d1::transaction(&db, &plan.statements).await?;
+        stored.push(plan.segment);
+    }
+    Ok(json!({ "archived": stored, "more": true }).into())
+}
+
+/// The tenant's first archived segment holding records after `after`.
+pub async fn segment_after(db: &Db, tenant: &str, after: u64) -> ApiResult<Option<Segment>> {
+    d1::query_opt(db, &archive::segments_after(DIALECT, tenant, after))
+        .await?
+        .map(|row| archive::decode_segment(&row))
+        .transpose()
+        .map_err(Into::into)
+}
+
+/// A segment's records from R2, or why its object does not match the segment.
+pub async fn records(env: &Env, segment: &Segment) -> ApiResult<Result<Vec<Archived>, String>> {
+    let Some(object) = env
+        .bucket(BUCKET)?
+        .get(&segment.object_key)
+        .execute()
+        .await?
+    else {
+        return Ok(Err(format!(
+            "archived segment {}–{}: its object {} is missing",
+            segment.first_seq, segment.last_seq, segment.object_key
+        )));
+    };
+    let body = object
+        .body()
+        .ok_or_else(|| Failure::internal("an archive object without a body"))?;
+    Ok(archive::read_object(segment, &body.text().await?))
+}

@@ -1,0 +1,15 @@
+-- Archived segments of a tenant's chain (crm_store::archive): runs of consecutive
+-- records moved out of `activities` into objects (R2 at the edge), with the chain
+-- anchors that export and the audit check them against.
+CREATE TABLE archives (
+    tenant_id   TEXT NOT NULL,
+    first_seq   INTEGER NOT NULL,
+    last_seq    INTEGER NOT NULL,
+    day         TEXT NOT NULL,
+    records     INTEGER NOT NULL,
+    prev_hash   TEXT NOT NULL,
+    last_hash   TEXT NOT NULL,
+    object_key  TEXT NOT NULL,
+    archived_at INTEGER NOT NULL,
+    PRIMARY KEY (tenant_id, first_seq)
+);
