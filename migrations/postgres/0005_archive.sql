@@ -7,6 +7,9 @@ CREATE TABLE archives (
     last_seq    BIGINT NOT NULL,
     day         TEXT NOT NULL,
     records     BIGINT NOT NULL,
+    -- The latest occurredAt among its records: retention drops a segment whole once
+    -- this is past the tenant's retention.
+    max_occurred_at BIGINT NOT NULL,
     prev_hash   TEXT NOT NULL,
     last_hash   TEXT NOT NULL,
     object_key  TEXT NOT NULL,

@@ -85,4 +85,23 @@ test('old days move to R2; export, verify and reports read across R2 and D1 unch
   const [, broken] = await call('GET', '/v1/audit/verify', b.read);
   assert.equal(broken.ok, false, JSON.stringify(broken));
   assert.equal(broken.firstBadSeq, 106, JSON.stringify(broken));
+
+  // Retention (the cron trigger) drops the expired archived segments whole — rows in
+  // `archives` and their R2 objects — and moves the anchor; today's records stay.
+  const [sp] = await call('PUT', '/v1/policy', b.admin, { ...(await call('GET', '/v1/policy', b.admin))[1].policy, retentionDays: 9 });
+  assert.equal(sp, 200);
+  const cron = await fetch(`${url}/__scheduled?cron=17+*+*+*+*`);
+  assert.equal(cron.status, 200, await cron.text());
+  assert.equal(d1(worker, 1, "SELECT COUNT(*) AS n FROM archives WHERE tenant_id = 'edge-b'")[0].n, 0);
+  const [, kept] = await call('GET', '/v1/audit/verify', b.read);
+  assert.deepEqual([kept.ok, kept.anchorSeq, kept.verified], [true, 200, 100], JSON.stringify(kept));
+  assert.equal((await exported(b.read)).trim().split('\n').length, 100);
+  const get = (k) => {
+    try {
+      execFileSync(join(import.meta.dirname, 'node_modules/.bin/wrangler'), ['r2', 'object', 'get', `crm-archive/${k}`, '--local',
+        '--persist-to', worker.persist, '--config', worker.config, '--pipe'], { stdio: ['ignore', 'pipe', 'ignore'] });
+      return true;
+    } catch { return false; }
+  };
+  assert.deepEqual(archived.archived.map((g) => get(g.objectKey)), [false, false], 'the objects are gone from R2');
 });

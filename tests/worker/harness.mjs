@@ -87,7 +87,7 @@ export async function until(what, fn, ms = 30_000) {
 // `stop()` kills wrangler's process group and removes the data (with CRM_WORKER_LOG=file
 // set, wrangler's output is written there first, for debugging).
 /** Starts the worker; `vars` are extra `--var NAME:value` settings, `tenants` maps
- * tenant ids to shards. */
+ * tenant ids to shards. `GET /__scheduled` runs the cron trigger (`--test-scheduled`). */
 export async function startWorker(vars = {}, tenants = { 'edge-a': 0, 'edge-b': 1 }) {
   const persist = mkdtempSync(join(tmpdir(), 'crm-worker-'));
   // A copy of wrangler.toml without [build] (the worker is built beforehand), with absolute paths.
@@ -115,7 +115,7 @@ export async function startWorker(vars = {}, tenants = { 'edge-a': 0, 'edge-b': 
   const url = `http://127.0.0.1:${port}`;
   const dev = spawn(join(bin, 'wrangler'), ['dev', '--local', '--ip', '127.0.0.1', '--port', String(port), '--persist-to', persist,
     '--config', config, '--var', 'CONFORMANCE:on', ...Object.entries(vars).flatMap(([k, v]) => ['--var', `${k}:${v}`]),
-    '--show-interactive-dev-session=false'],
+    '--show-interactive-dev-session=false', '--test-scheduled'],
   { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   let log = '';
   dev.stdout.on('data', (d) => { log += d; });

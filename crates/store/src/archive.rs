@@ -44,6 +44,8 @@ pub struct Segment {
     /// The UTC day its records were received, `YYYY-MM-DD`.
     pub day: String,
     pub records: u64,
+    /// The latest `occurredAt` (ms) among its records.
+    pub max_occurred_at: i64,
     /// The chain hash before the first record.
     pub prev_hash: String,
     /// The hash of the last record.
@@ -53,10 +55,30 @@ pub struct Segment {
 
 /// Where a tenant's segment is stored: sortable by `seq`, one folder per tenant.
 pub fn object_key(tenant_id: &str, first_seq: u64, last_seq: u64) -> String {
-    format!("activities/{tenant_id}/{first_seq:020}-{last_seq:020}.ndjson")
+    format!(
+        "{}{first_seq:020}-{last_seq:020}.ndjson",
+        tenant_prefix(tenant_id)
+    )
 }
 
-const SEGMENT_COLUMNS: &str = "first_seq, last_seq, day, records, prev_hash, last_hash, object_key";
+const SEGMENT_COLUMNS: &str =
+    "first_seq, last_seq, day, records, max_occurred_at, prev_hash, last_hash, object_key";
+
+/// The last seq of a segment object's key (of [`object_key`]'s form), if it is one.
+pub fn key_last_seq(key: &str) -> Option<u64> {
+    key.strip_suffix(".ndjson")?
+        .rsplit('/')
+        .next()?
+        .split_once('-')?
+        .1
+        .parse()
+        .ok()
+}
+
+/// The folder of a tenant's segment objects.
+pub fn tenant_prefix(tenant_id: &str) -> String {
+    format!("activities/{tenant_id}/")
+}
 
 /// The tenant's segments holding records after `after_seq`, in order.
 pub fn segments_after(d: Dialect, tenant_id: &str, after_seq: u64) -> Statement {
@@ -75,9 +97,10 @@ pub fn decode_segment(row: &Row) -> StoreResult<Segment> {
         last_seq: row.uint(1)?,
         day: row.string(2)?,
         records: row.uint(3)?,
-        prev_hash: row.string(4)?,
-        last_hash: row.string(5)?,
-        object_key: row.string(6)?,
+        max_occurred_at: row.int(4)?,
+        prev_hash: row.string(5)?,
+        last_hash: row.string(6)?,
+        object_key: row.string(7)?,
     })
 }
 
@@ -165,6 +188,7 @@ pub struct Planner {
     records: Vec<String>,
     first: Option<Activity>,
     last: Option<Activity>,
+    max_occurred_at: i64,
     done: bool,
 }
 
@@ -190,6 +214,7 @@ impl Planner {
             records: Vec::new(),
             first: None,
             last: None,
+            max_occurred_at: i64::MIN,
             done: false,
         })
     }
@@ -231,6 +256,7 @@ impl Planner {
             }
             self.day_start = Some(day);
             self.after = a.seq;
+            self.max_occurred_at = self.max_occurred_at.max(a.occurred_at.millis());
             self.records.push(body);
             if self.first.is_none() {
                 self.first = Some(a.clone());
@@ -260,6 +286,7 @@ impl Planner {
             last_seq: last.seq,
             day,
             records: self.records.len() as u64,
+            max_occurred_at: self.max_occurred_at,
             prev_hash: first.prev_hash,
             last_hash: last.hash,
             object_key: object_key(&self.tenant_id, first.seq, last.seq),
@@ -267,15 +294,16 @@ impl Planner {
         let tenant = self.tenant_id.as_str();
         let statements = vec![
             d.stmt(
-                "INSERT INTO archives (tenant_id, first_seq, last_seq, day, records, prev_hash,
-                     last_hash, object_key, archived_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                "INSERT INTO archives (tenant_id, first_seq, last_seq, day, records,
+                     max_occurred_at, prev_hash, last_hash, object_key, archived_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                 vec![
                     tenant.into(),
                     seq(segment.first_seq),
                     seq(segment.last_seq),
                     segment.day.as_str().into(),
                     seq(segment.records),
+                    segment.max_occurred_at.into(),
                     segment.prev_hash.as_str().into(),
                     segment.last_hash.as_str().into(),
                     segment.object_key.as_str().into(),
@@ -386,6 +414,12 @@ mod tests {
         assert_eq!(
             first.segment.object_key,
             "activities/t/00000000000000000001-00000000000000000010.ndjson"
+        );
+        assert_eq!(key_last_seq(&first.segment.object_key), Some(10));
+        assert_eq!(key_last_seq("activities/t/notes.txt"), None);
+        assert_eq!(
+            first.segment.max_occurred_at,
+            records[9].occurred_at.millis()
         );
         let read = read_object(&first.segment, &first.object).expect("matches its anchors");
         assert_eq!(read.len(), 10);

@@ -82,3 +82,31 @@ pub async fn records(env: &Env, segment: &Segment) -> ApiResult<Result<Vec<Archi
         .ok_or_else(|| Failure::internal("an archive object without a body"))?;
     Ok(archive::read_object(segment, &body.text().await?))
 }
+
+/// Deletes the tenant's segment objects whose records all lie at or before `anchor`
+/// (retention moved past them). Idempotent: a pass that failed half way is finished by
+/// the next.
+pub async fn delete_objects_through(env: &Env, tenant: &str, anchor: u64) -> ApiResult<()> {
+    let bucket = env.bucket(BUCKET)?;
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut list = bucket.list().prefix(archive::tenant_prefix(tenant));
+        if let Some(c) = cursor.take() {
+            list = list.cursor(c);
+        }
+        let page = list.execute().await?;
+        let expired: Vec<String> = page
+            .objects()
+            .iter()
+            .map(|o| o.key())
+            .filter(|k| archive::key_last_seq(k).is_some_and(|last| last <= anchor))
+            .collect();
+        if !expired.is_empty() {
+            bucket.delete_multiple(expired).await?;
+        }
+        match page.cursor() {
+            Some(c) if page.truncated() => cursor = Some(c),
+            _ => return Ok(()),
+        }
+    }
+}

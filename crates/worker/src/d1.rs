@@ -16,21 +16,35 @@ pub const DIALECT: Dialect = Dialect::D1;
 const MAX_SAFE_INTEGER: i64 = (1 << 53) - 1;
 
 /// A D1 database: the control database or the shard of a tenant.
-pub struct Db(D1Database);
+pub struct Db {
+    inner: D1Database,
+    shard: u32,
+}
 
 impl Db {
     /// The control database (shard 0), which also holds the shard directory.
     pub fn control(env: &Env) -> ApiResult<Db> {
-        Ok(Db(env.d1(&shards::database(0))?))
+        Db::shard(env, 0).ok_or_else(|| Failure::internal("this worker has no binding DB"))
+    }
+
+    /// Shard `n`'s database, if the worker has that shard.
+    pub fn shard(env: &Env, n: u32) -> Option<Db> {
+        env.d1(&shards::database(n))
+            .ok()
+            .map(|inner| Db { inner, shard: n })
+    }
+
+    pub fn shard_number(&self) -> u32 {
+        self.shard
     }
 
     /// The database of the shard `tenant` is placed on.
     pub async fn of_tenant(env: &Env, tenant: &str) -> ApiResult<Db> {
         let shard = shards::of_tenant(env, tenant).await?;
-        let binding = shards::database(shard);
-        env.d1(&binding).map(Db).map_err(|_| {
+        Db::shard(env, shard).ok_or_else(|| {
             Failure::internal(format!(
-                "a tenant is placed on shard {shard}, but this worker has no binding {binding}"
+                "a tenant is placed on shard {shard}, but this worker has no binding {}",
+                shards::database(shard)
             ))
         })
     }
@@ -77,7 +91,7 @@ fn column(v: serde_json::Value) -> ApiResult<Value> {
 }
 
 pub async fn query(db: &Db, st: &Statement) -> ApiResult<Vec<Row>> {
-    let rows: Vec<Vec<serde_json::Value>> = prepare(&db.0, st)?.raw().await?;
+    let rows: Vec<Vec<serde_json::Value>> = prepare(&db.inner, st)?.raw().await?;
     rows.into_iter()
         .map(|r| {
             r.into_iter()
@@ -99,8 +113,8 @@ pub async fn transaction(db: &Db, statements: &[Statement]) -> ApiResult<()> {
     }
     let prepared = statements
         .iter()
-        .map(|st| prepare(&db.0, st))
+        .map(|st| prepare(&db.inner, st))
         .collect::<ApiResult<Vec<_>>>()?;
-    db.0.batch(prepared).await?;
+    db.inner.batch(prepared).await?;
     Ok(())
 }

@@ -17,12 +17,16 @@ mod message;
 mod operations;
 mod random;
 mod reads;
+mod retention;
 mod shards;
 mod status;
 mod store;
 mod upstream;
 
-use worker::{Context, Env, MessageBatch, Request, Response, Result, Router, event};
+use worker::{
+    Context, Env, MessageBatch, Request, Response, Result, Router, ScheduleContext, ScheduledEvent,
+    event,
+};
 
 use crate::http::{Failure, respond};
 use crm_store::listing::Subject;
@@ -168,6 +172,11 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
         return respond::<()>(Err(status::method_not_allowed()));
     }
     Ok(response)
+}
+
+#[event(scheduled)]
+async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
+    retention::run(&env).await;
 }
 
 #[event(queue)]

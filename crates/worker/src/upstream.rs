@@ -17,22 +17,27 @@ use crate::d1::{self, DIALECT, Db};
 use crate::http::{ApiResult, Failure};
 
 /// The sink's name in `sink_cursors` (the same as crm-host's upstream sink).
-const SINK: &str = "upstream";
+pub const SINK: &str = "upstream";
 /// Activities per POST, as crm-host's upstream sink.
 const BATCH: usize = 100;
 /// POSTs per consumer invocation and tenant: bounds the subrequests one invocation
 /// spends (Workers allow 1,000), the rest waits for the next one.
 const MAX_POSTS: usize = 20;
 
+/// The configured upstream (`UPSTREAM_URL`), if any.
+pub fn url(env: &Env) -> Option<String> {
+    env.var("UPSTREAM_URL")
+        .map(|v| v.to_string())
+        .ok()
+        .filter(|u| !u.is_empty())
+}
+
 /// Delivers the tenant's backlog when an upstream is configured; failures are logged
 /// and retried later (the cursor stays).
 pub async fn deliver(env: &Env, tenant: &str) {
-    let Ok(url) = env.var("UPSTREAM_URL").map(|v| v.to_string()) else {
+    let Some(url) = url(env) else {
         return;
     };
-    if url.is_empty() {
-        return;
-    }
     if let Err(e) = deliver_to(env, tenant, &url).await {
         worker::console_error!("upstream delivery for {tenant} stopped: {}", e.message());
     }

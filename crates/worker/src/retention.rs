@@ -1,0 +1,117 @@
+//! Retention at the edge, run by the cron trigger (`wrangler.toml`): per shard and per
+//! tenant with `retentionDays`, the expired prefix of its chain is removed — archived
+//! segments first (whole, from D1's `archives` and then their R2 objects), then rows in
+//! D1 — never past what the upstream has yet to receive, and the anchor moves with it.
+//! The rules are crm-store's (`retention`), the same the host's pass applies.
+
+use crm_core::TenantPolicy;
+use crm_store::{archive, idempotency, retention};
+
+use crate::auth::now_ms;
+use crate::d1::{self, DIALECT, Db};
+use crate::http::{ApiResult, Failure};
+use crate::{archive as archived, shards, upstream};
+
+/// Rows read per step of the database prefix.
+const BATCH: usize = 1_000;
+
+/// Steps per tenant and pass: an invocation has 1,000 subrequests; what is left waits
+/// for the next pass.
+const MAX_STEPS_PER_TENANT: usize = 20;
+
+/// Idempotency answers (grants) are kept this long: retries come within minutes.
+const IDEMPOTENCY_TTL_MS: i64 = 86_400_000;
+
+const DAY_MS: i64 = 86_400_000;
+
+/// One pass over every shard; failures are logged and retried by the next pass.
+pub async fn run(env: &worker::Env) {
+    let mut shard = 0;
+    while let Some(db) = Db::shard(env, shard) {
+        if let Err(e) = run_shard(env, &db).await {
+            worker::console_error!("retention on shard {shard} stopped: {}", e.message());
+        }
+        shard += 1;
+    }
+}
+
+async fn run_shard(env: &worker::Env, db: &Db) -> ApiResult<()> {
+    let now = now_ms();
+    let tenants = d1::query(db, &retention::tenants(DIALECT)).await?;
+    for row in &tenants {
+        let tenant = row.string(0)?;
+        let policy: TenantPolicy = serde_json::from_str(row.text(1)?).map_err(Failure::internal)?;
+        let Some(days) = policy.retention_days else {
+            continue;
+        };
+        // A tenant placed elsewhere left its old rows here only while being moved.
+        if shards::of_tenant(env, &tenant).await? != db.shard_number() {
+            continue;
+        }
+        let cutoff = now - i64::from(days) * DAY_MS;
+        let deliverable_to = deliverable(env, db, &tenant, row.uint(3)?).await?;
+        expire(env, db, &tenant, row.uint(2)?, cutoff, deliverable_to).await?;
+    }
+    d1::transaction(db, &[idempotency::prune(DIALECT, now - IDEMPOTENCY_TTL_MS)]).await
+}
+
+/// The head, or less while the upstream has yet to receive records.
+async fn deliverable(env: &worker::Env, db: &Db, tenant: &str, head: u64) -> ApiResult<u64> {
+    if upstream::url(env).is_none() {
+        return Ok(head);
+    }
+    let delivered = d1::query_opt(db, &retention::delivered(DIALECT, tenant, upstream::SINK))
+        .await?
+        .map(|r| r.uint(0))
+        .transpose()?
+        .unwrap_or(0);
+    Ok(head.min(delivered))
+}
+
+async fn expire(
+    env: &worker::Env,
+    db: &Db,
+    tenant: &str,
+    mut anchor: u64,
+    cutoff: i64,
+    deliverable_to: u64,
+) -> ApiResult<()> {
+    let segments = d1::query(db, &archive::segments_after(DIALECT, tenant, anchor))
+        .await?
+        .iter()
+        .map(archive::decode_segment)
+        .collect::<Result<Vec<_>, _>>()?;
+    if let Some(last) = retention::expired_segments(&segments, cutoff, deliverable_to) {
+        d1::transaction(
+            db,
+            &retention::drop_segments_through(DIALECT, tenant, anchor, last),
+        )
+        .await?;
+        anchor = last.last_seq;
+    }
+    archived::delete_objects_through(env, tenant, anchor).await?;
+    if segments.iter().any(|s| s.last_seq > anchor) {
+        // Archived records remain before the database's rows: they go first.
+        return Ok(());
+    }
+    for _ in 0..MAX_STEPS_PER_TENANT {
+        let rows = d1::query(db, &retention::oldest(DIALECT, tenant, anchor, BATCH))
+            .await?
+            .iter()
+            .map(retention::decode_oldest)
+            .collect::<Result<Vec<_>, _>>()?;
+        let Some((last, hash)) = retention::expired_prefix(&rows, cutoff, deliverable_to) else {
+            return Ok(());
+        };
+        d1::transaction(
+            db,
+            &retention::delete_through(DIALECT, tenant, anchor, last, &hash),
+        )
+        .await?;
+        anchor = last;
+        if rows.len() < BATCH || rows.last().map(|r| r.0) != Some(last) {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
