@@ -375,7 +375,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         ..ep(
             "GET",
             "/v1/dead-letters",
-            "The edge's dead letters (activities its consumer could not write), oldest first. crm-host has none (its fan-out spools instead): 501.",
+            "The edge's dead letters (activities its consumer could not write), oldest first. crm-host writes before it answers and has none: always empty there (its fan-out spools instead).",
             ADMIN,
         )
     },
@@ -384,7 +384,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         ..ep(
             "POST",
             "/v1/dead-letters/{id}/redrive",
-            "Re-queue one of the edge's dead letters (crm-host: 501).",
+            "Re-queue one of the edge's dead letters (crm-host has none: 404).",
             ADMIN,
         )
     },

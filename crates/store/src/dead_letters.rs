@@ -5,6 +5,10 @@ use crate::dialect::Dialect;
 use crate::error::StoreResult;
 use crate::sql::{Row, Statement, Value};
 
+/// Dead letters listed per request unless `limit` says otherwise, and at most.
+pub const DEFAULT_LIST: usize = 50;
+pub const MAX_LIST: usize = 500;
+
 /// A dead letter as an admin lists it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]

@@ -6,7 +6,7 @@
 //! replays of already written ids are recognised). Bodies never come from clients, so
 //! a re-driven packet is as trustworthy as when it was first enriched.
 
-use crm_store::dead_letters;
+use crm_store::dead_letters::{self, DEFAULT_LIST, MAX_LIST};
 use crm_store::keys::KeyScope;
 use serde_json::{Value, json};
 use worker::{Env, MessageBatch, MessageExt, Request, Result};
@@ -19,10 +19,6 @@ use crate::{ingest, message, shards};
 
 /// The dead-letter queue's name (`wrangler.toml`).
 pub const QUEUE: &str = "crm-activities-dlq";
-
-/// Dead letters listed per request unless `limit` says otherwise, and at most.
-const DEFAULT_LIST: usize = 50;
-const MAX_LIST: usize = 500;
 
 pub async fn consume(batch: MessageBatch<Value>, env: &Env) -> Result<()> {
     for m in batch.messages()? {

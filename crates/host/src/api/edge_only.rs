@@ -1,16 +1,34 @@
-//! The edge's own endpoints, answered 501 with the reason. `/v1/dead-letters`: its
-//! queue consumer's dead letters — the host writes before it answers, so nothing of its
-//! ingest is dead-lettered; its fan-out's undeliverable batches go to the spool
-//! (`crm-host replay`). `/v1/archive`: cold history in R2 — the host's database has no
-//! per-database size cap to work around, and retention removes old history.
+//! The edge's own endpoints, answered truthfully for a runtime that has none of what
+//! they serve. `/v1/dead-letters`: the edge's queue consumer's dead letters — the host
+//! writes before it answers, so nothing of its ingest is ever dead-lettered (its
+//! fan-out's undeliverable batches go to the spool, `crm-host replay`): the list is
+//! empty and no id exists. `/v1/archive`: cold history in R2 — the host's database has
+//! no per-database size cap to work around, and retention removes old history: 501
+//! with that reason.
 
-use crate::error::HostError;
+use axum::Json;
+use axum::extract::Path;
+use crm_store::dead_letters::{DEFAULT_LIST, MAX_LIST};
+use crm_store::keys::KeyScope;
+use serde_json::{Value, json};
 
-pub async fn no_dead_letters() -> HostError {
-    HostError::Api(crm_core::api_error::ApiError::new(
-        crm_core::api_error::ApiCode::NotImplemented,
-        "crm-host has no dead letters: ingest is written before it is answered, and undeliverable fan-out is spooled (see `crm-host replay`)",
-    ))
+use super::auth::Caller;
+use super::error::Query;
+use crate::error::{HostError, HostResult};
+
+pub async fn dead_letters(caller: Caller, Query(params): Query) -> HostResult<Json<Value>> {
+    caller.require(KeyScope::Admin)?;
+    params.only(crm_core::api_spec::query_params("GET", "/v1/dead-letters"))?;
+    crm_store::listing::limit(params.get("limit"), DEFAULT_LIST, MAX_LIST)?;
+    Ok(Json(json!({ "deadLetters": [] })))
+}
+
+pub async fn redrive(caller: Caller, Path(id): Path<String>) -> HostResult<Json<Value>> {
+    caller.require(KeyScope::Admin)?;
+    Err(HostError::NotFound(format!(
+        "no dead letter `{}`: crm-host writes before it answers, so it has none",
+        crm_core::time::clip(&id)
+    )))
 }
 
 pub async fn no_archive() -> HostError {

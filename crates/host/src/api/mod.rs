@@ -73,8 +73,8 @@ fn handler(e: &Endpoint) -> Option<MethodRouter<App>> {
         ("GET", "/v1/keys") => get(keys::list),
         ("POST", "/v1/keys") => post(keys::create),
         ("DELETE", "/v1/keys/{id}") => delete(keys::revoke),
-        ("GET", "/v1/dead-letters") => get(edge_only::no_dead_letters),
-        ("POST", "/v1/dead-letters/{id}/redrive") => post(edge_only::no_dead_letters),
+        ("GET", "/v1/dead-letters") => get(edge_only::dead_letters),
+        ("POST", "/v1/dead-letters/{id}/redrive") => post(edge_only::redrive),
         ("POST", "/v1/archive") => post(edge_only::no_archive),
         _ => return None,
     })

@@ -340,19 +340,36 @@ async fn every_route_is_documented_and_every_answer_matches_its_schema() {
         204
     );
     // Edge-only endpoints: documented for both runtimes, 501 with the reason here.
-    for (method, path, reason) in [
-        ("GET", "/v1/dead-letters", "spool"),
-        ("POST", "/v1/dead-letters/dl-1/redrive", "spool"),
-        ("POST", "/v1/archive", "retention"),
-    ] {
-        let (status, body) = w.call(method, path, a, None).await;
-        assert_eq!(status, 501, "{method} {path}: {body}");
-        assert!(
-            body["error"]["message"]
-                .as_str()
-                .is_some_and(|m| m.contains(reason))
-        );
-    }
+    // Edge-only endpoints, answered truthfully here: no dead letters ever, and the
+    // archive is the edge's (501 with the reason).
+    assert_eq!(
+        w.call("GET", "/v1/dead-letters?limit=5", a, None).await,
+        (200, json!({ "deadLetters": [] }))
+    );
+    assert_eq!(
+        w.call("GET", "/v1/dead-letters?limit=x", a, None).await.0,
+        400
+    );
+    assert_eq!(
+        w.call("POST", "/v1/dead-letters/dl-1/redrive", a, None)
+            .await
+            .0,
+        404
+    );
+    let (status, body) = w
+        .call(
+            "POST",
+            "/v1/archive",
+            a,
+            Some(json!({ "olderThanDays": 30 })),
+        )
+        .await;
+    assert_eq!(status, 501, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("retention"))
+    );
 
     let documented: BTreeSet<(String, String)> = crm_core::api_spec::ENDPOINTS
         .iter()
