@@ -1,6 +1,7 @@
 //! `cargo xtask <command>`: project automation in Rust rather than shell, so it runs the
 //! same on every machine. `cargo xtask ci` is what `.ci/run` and the README call.
 
+mod api_fuzz;
 mod bench;
 mod shards;
 mod tidy;
@@ -33,6 +34,8 @@ enum Task {
     Browser,
     /// Build crm-worker and run its end-to-end suite under `wrangler dev`.
     Worker,
+    /// schemathesis against `crm-host demo`, from the OpenAPI document (bounded).
+    ApiFuzz,
     /// Fail on citations of files the repository lacks, on disagreeing version pins and
     /// on edge shards declared in part.
     Tidy,
@@ -76,6 +79,7 @@ fn main() -> Result<()> {
             browser(&root)
         }
         Task::Worker => worker(&root),
+        Task::ApiFuzz => api_fuzz::run(&root),
         Task::Tidy => tidy::run(&root),
         Task::D1Migrate { local } => shards::migrate(&root, local),
         Task::Bench {
@@ -111,6 +115,7 @@ fn ci(root: &Path, t: &mut Timings) -> Result<()> {
             cargo(&["test", "--workspace", "--doc", "--locked"]),
         )
     })?;
+    t.time("api fuzz (schemathesis)", || api_fuzz::run(root))?;
     t.time("browser tier", || browser(root))?;
     t.time("worker tier", || worker(root))
 }
