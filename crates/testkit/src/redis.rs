@@ -9,14 +9,27 @@ pub struct RedisServer {
     pub port: u16,
     child: Option<Child>,
     dir: tempfile::TempDir,
+    /// Every write on disk before it is answered, so a killed server restarts whole.
+    durable: bool,
 }
 
 impl RedisServer {
+    /// A server that forgets everything when it stops.
     pub fn start() -> RedisServer {
+        RedisServer::started(false)
+    }
+
+    /// A server with an fsync'd append-only file: what it answered survives a kill.
+    pub fn start_durable() -> RedisServer {
+        RedisServer::started(true)
+    }
+
+    fn started(durable: bool) -> RedisServer {
         let mut s = RedisServer {
             port: crate::free_port(),
             child: None,
             dir: tempfile::tempdir().expect("temp dir"),
+            durable,
         };
         s.restart();
         s
@@ -37,7 +50,9 @@ impl RedisServer {
                 "--save",
                 "",
                 "--appendonly",
-                "no",
+                if self.durable { "yes" } else { "no" },
+                "--appendfsync",
+                "always",
             ])
             .arg("--dir")
             .arg(self.dir.path())

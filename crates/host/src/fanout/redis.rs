@@ -96,8 +96,16 @@ impl Sink for RedisSink {
                 pipe.cmd("PUBLISH").arg(&key).arg(&o.body).ignore();
             }
             let retry = |e: redis::RedisError| SinkError::Retry(e.to_string());
-            let mut conn = self.conn().await.map_err(retry)?;
-            pipe.query_async::<()>(&mut conn).await.map_err(retry)
+            // One deadline over connecting and the pipeline: after a server was killed
+            // mid-reply, the connection manager's reconnect could leave the pipeline's
+            // future pending forever, and the relay with it (the repeated-outage test).
+            let delivery = async {
+                let mut conn = self.conn().await.map_err(retry)?;
+                pipe.query_async::<()>(&mut conn).await.map_err(retry)
+            };
+            tokio::time::timeout(CONNECT_TIMEOUT + RESPONSE_TIMEOUT, delivery)
+                .await
+                .map_err(|_| SinkError::Retry("Redis did not answer in time".to_owned()))?
         })
     }
 }

@@ -77,6 +77,85 @@ async fn redis_stream_gets_every_activity_in_order_across_an_outage() {
     assert_eq!(status.spooled, 0, "Redis never spools");
 }
 
+/// Outages of both sinks while ingest goes on, `CRM_OUTAGE_ROUNDS` times (10 in CI):
+/// Redis killed and restarted (with its append-only file, as in production), the
+/// upstream answering 503. Afterwards every acknowledged activity is in the stream in
+/// order (at least once), and at the upstream — delivered, or spooled when its retries
+/// ran out and then replayed.
+#[tokio::test(flavor = "multi_thread")]
+async fn nothing_is_lost_across_repeated_outages_of_both_sinks() {
+    let rounds: usize = std::env::var("CRM_OUTAGE_ROUNDS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(10);
+    let mut redis = RedisServer::start_durable();
+    let upstream = Upstream::start(Mode::Accept).await;
+    let (redis_url, upstream_url) = (redis.url(), upstream.url.clone());
+    let s = TestServer::start_configured(Backend::Sqlite, EngineKind::Native, |c| {
+        c.fanout.redis_url = Some(redis_url);
+        c.fanout.upstream_url = Some(upstream_url);
+    })
+    .await;
+    let k = s.tenant("t-outages", "100000").await;
+    let mut all = Vec::new();
+    for round in 0..rounds {
+        all.extend(ingest(&s, &k, &format!("up{round:02}"), 30).await);
+        redis.stop();
+        upstream.set(Mode::Fail);
+        all.extend(ingest(&s, &k, &format!("down{round:02}"), 30).await);
+        tokio::time::sleep(Duration::from_millis(200 + 50 * (round as u64 % 5))).await;
+        redis.restart();
+        upstream.set(Mode::Accept);
+    }
+    let first_seen = |ids: Vec<String>| {
+        let mut seen = std::collections::HashSet::new();
+        ids.into_iter()
+            .filter(|id| seen.insert(id.clone()))
+            .collect::<Vec<_>>()
+    };
+    let start = Instant::now();
+    let mut streamed = first_seen(stream_ids(&redis, "t-outages").await);
+    while streamed != all && start.elapsed() < PATIENCE {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        streamed = first_seen(stream_ids(&redis, "t-outages").await);
+    }
+    let missing: Vec<&String> = all.iter().filter(|id| !streamed.contains(id)).collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} missing from the stream: {:?}",
+        missing.len(),
+        all.len(),
+        &missing[..missing.len().min(20)]
+    );
+    assert_eq!(streamed, all, "the stream holds every activity, in order");
+    eventually("the upstream got or spooled every activity", || async {
+        let spooled = spool_lines(&s, "t-outages").len();
+        first_seen(upstream.ids()).len() + spooled >= all.len()
+    })
+    .await;
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_crm-host"))
+        .arg("replay")
+        .arg("--spool-dir")
+        .arg(s.spool_dir())
+        .args(["--upstream-url", &upstream.url])
+        .output()
+        .expect("replay runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut delivered = first_seen(upstream.ids());
+    delivered.sort();
+    let mut expected = all.clone();
+    expected.sort();
+    assert_eq!(delivered, expected, "every activity reached the upstream");
+    assert!(
+        s.running.app.fanout.status().retries > 0,
+        "the outages were retried"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn defect_6_the_stream_keeps_activities_nobody_listened_to_and_publishes_live() {
     let redis = RedisServer::start();
