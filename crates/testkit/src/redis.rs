@@ -61,13 +61,29 @@ impl RedisServer {
             .spawn()
             .expect("redis-server starts (apt-get install redis-server)");
         self.child = Some(child);
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+        // Up means answering PING: a durable server accepts connections while it still
+        // loads its append-only file, and answers LOADING until it is done.
+        for _ in 0..250 {
+            if self.answers_ping() {
                 return;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
         panic!("redis-server did not come up on port {}", self.port);
+    }
+
+    fn answers_ping(&self) -> bool {
+        use std::io::{Read, Write};
+        let Ok(mut conn) = std::net::TcpStream::connect(("127.0.0.1", self.port)) else {
+            return false;
+        };
+        let mut reply = [0u8; 16];
+        conn.set_read_timeout(Some(Duration::from_millis(500)))
+            .is_ok()
+            && conn.write_all(b"PING\r\n").is_ok()
+            && conn
+                .read(&mut reply)
+                .is_ok_and(|n| reply[..n].starts_with(b"+PONG"))
     }
 
     /// Kills the server (an outage).

@@ -12,6 +12,7 @@ use crm_store::access::Denied;
 use crm_store::keys::KeyScope;
 use crm_store::listing::Subject;
 
+use super::error::BodyOwner;
 use crate::engine::Tenant;
 use crate::error::HostError;
 use crate::service::{App, clock};
@@ -93,12 +94,15 @@ impl FromRequestParts<App> for Caller {
         let ip_address = client_ip(parts, app);
         let now = clock::now().millis();
         if token.starts_with("vt1.") {
-            return viewer(app, &token, now, ip_address).await;
+            let caller = viewer(app, &token, now, ip_address).await?;
+            parts.extensions.insert(BodyOwner(caller.tenant_id.clone()));
+            return Ok(caller);
         }
         let key = app.store.key(&token, now).await?.ok_or_else(|| {
             HostError::Unauthorized("unknown, expired or revoked API key".to_owned())
         })?;
         let in_flight = Arc::new(app.limits.admit(&key.id)?);
+        parts.extensions.insert(BodyOwner(key.tenant_id.clone()));
         Ok(Caller {
             tenant_id: key.tenant_id,
             tenant_version: key.tenant_version,

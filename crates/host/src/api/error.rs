@@ -9,9 +9,9 @@ use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
+use crate::service::limits::BodyPermit;
 use axum::http::header;
 use crm_core::json_limits::{self, JsonLimits};
-use tokio::sync::OwnedSemaphorePermit;
 
 use crate::error::HostError;
 use crate::service::queries::Params;
@@ -49,8 +49,14 @@ pub struct Body(
         dead_code,
         reason = "held, not read: releases the budget when the body is dropped"
     )]
-    OwnedSemaphorePermit,
+    BodyPermit,
 );
+
+/// The tenant a request's body counts against (set by the `Caller` extractor, which runs
+/// before the body is read): one tenant's slow senders cannot spend every tenant's
+/// budget.
+#[derive(Debug, Clone)]
+pub struct BodyOwner(pub String);
 
 impl FromRequest<App> for Body {
     type Rejection = HostError;
@@ -91,7 +97,10 @@ impl FromRequest<App> for Body {
         if declared.is_some_and(|n| n > max) {
             return Err(too_large());
         }
-        let permit = app.limits.body(declared.unwrap_or(max), large)?;
+        let tenant = req.extensions().get::<BodyOwner>().map(|o| o.0.clone());
+        let permit = app
+            .limits
+            .body(tenant.as_deref(), declared.unwrap_or(max), large)?;
         let read = tokio::time::timeout(
             BODY_READ_TIMEOUT,
             axum::body::to_bytes(req.into_body(), max),

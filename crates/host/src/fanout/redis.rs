@@ -26,9 +26,10 @@ pub fn channel(tenant: &str) -> String {
 
 pub struct RedisSink {
     client: redis::Client,
-    /// Made on first use (a Redis that is down at start is just an outage); once made,
-    /// it reconnects by itself.
-    conn: tokio::sync::OnceCell<ConnectionManager>,
+    /// Made on first use (a Redis that is down at start is just an outage), and made
+    /// anew after a failed delivery: after a server is killed mid-reply a manager could
+    /// stay broken for good (the repeated-outage test), a fresh one connects.
+    conn: tokio::sync::Mutex<Option<ConnectionManager>>,
     /// Approximate length the stream is trimmed to (`MAXLEN ~`).
     max_len: u64,
 }
@@ -44,21 +45,22 @@ impl RedisSink {
     pub fn new(url: &str, max_len: u64) -> anyhow::Result<RedisSink> {
         Ok(RedisSink {
             client: redis::Client::open(url)?,
-            conn: tokio::sync::OnceCell::new(),
+            conn: tokio::sync::Mutex::new(None),
             max_len,
         })
     }
 
     async fn conn(&self) -> redis::RedisResult<ConnectionManager> {
-        self.conn
-            .get_or_try_init(|| {
-                let config = ConnectionManagerConfig::new()
-                    .set_connection_timeout(CONNECT_TIMEOUT)
-                    .set_response_timeout(RESPONSE_TIMEOUT);
-                ConnectionManager::new_with_config(self.client.clone(), config)
-            })
-            .await
-            .cloned()
+        let mut slot = self.conn.lock().await;
+        if let Some(conn) = slot.as_ref() {
+            return Ok(conn.clone());
+        }
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(CONNECT_TIMEOUT)
+            .set_response_timeout(RESPONSE_TIMEOUT);
+        let conn = ConnectionManager::new_with_config(self.client.clone(), config).await?;
+        *slot = Some(conn.clone());
+        Ok(conn)
     }
 }
 
@@ -103,9 +105,14 @@ impl Sink for RedisSink {
                 let mut conn = self.conn().await.map_err(retry)?;
                 pipe.query_async::<()>(&mut conn).await.map_err(retry)
             };
-            tokio::time::timeout(CONNECT_TIMEOUT + RESPONSE_TIMEOUT, delivery)
+            let result = tokio::time::timeout(CONNECT_TIMEOUT + RESPONSE_TIMEOUT, delivery)
                 .await
-                .map_err(|_| SinkError::Retry("Redis did not answer in time".to_owned()))?
+                .map_err(|_| SinkError::Retry("Redis did not answer in time".to_owned()))
+                .and_then(|r| r);
+            if result.is_err() {
+                *self.conn.lock().await = None;
+            }
+            result
         })
     }
 }

@@ -24,6 +24,12 @@ pub const LARGE_BUDGET: usize = 48 << 20;
 /// Bytes of small bodies held at once: a separate budget, so big uploads never starve
 /// ordinary requests.
 pub const SMALL_BUDGET: usize = 32 << 20;
+/// Bytes of large bodies one tenant may hold at once: one largest body. Slow senders of
+/// one tenant (a body may take 30 s to arrive) then hold a third of the budget at most,
+/// and every other tenant's uploads go on.
+pub const LARGE_PER_TENANT: usize = LARGE_BODY;
+/// Bytes of small bodies one tenant may hold at once: a quarter of the small budget.
+pub const SMALL_PER_TENANT: usize = SMALL_BUDGET / 4;
 /// Requests one credential may have in flight; more answer 429.
 pub const IN_FLIGHT_PER_CREDENTIAL: usize = 64;
 /// Activities enriched and waiting for the writer, over all requests (~2 KB each).
@@ -34,11 +40,21 @@ fn kib(bytes: usize) -> u32 {
     u32::try_from(bytes.div_ceil(1024)).unwrap_or(u32::MAX)
 }
 
+/// A body's reservation, from the shared budget and its tenant's share; released when
+/// dropped.
+#[derive(Debug)]
+pub struct BodyPermit {
+    _shared: OwnedSemaphorePermit,
+    _tenant: Option<OwnedSemaphorePermit>,
+}
+
 #[derive(Debug)]
 pub struct Limits {
     large: Arc<Semaphore>,
     small: Arc<Semaphore>,
     per_credential: Mutex<HashMap<String, Arc<Semaphore>>>,
+    /// Each tenant's share of the body budgets, by (tenant, large).
+    per_tenant_bodies: Mutex<HashMap<(String, bool), Arc<Semaphore>>>,
     rate: Option<DefaultKeyedRateLimiter<String>>,
     pub queued: Arc<Semaphore>,
 }
@@ -64,6 +80,7 @@ impl Limits {
             large: Arc::new(Semaphore::new(kib(LARGE_BUDGET) as usize)),
             small: Arc::new(Semaphore::new(kib(SMALL_BUDGET) as usize)),
             per_credential: Mutex::default(),
+            per_tenant_bodies: Mutex::default(),
             rate: rate_per_second
                 .and_then(NonZeroU32::new)
                 .map(|r| RateLimiter::keyed(Quota::per_second(r))),
@@ -71,17 +88,54 @@ impl Limits {
         }
     }
 
-    /// Room for a body of `bytes` (of a large-body endpoint or not), or 503.
-    pub fn body(&self, bytes: usize, large: bool) -> Result<OwnedSemaphorePermit, HostError> {
+    /// Room for a body of `bytes` (of a large-body endpoint or not) within the shared
+    /// budget and within `tenant`'s share of it, or 503.
+    pub fn body(
+        &self,
+        tenant: Option<&str>,
+        bytes: usize,
+        large: bool,
+    ) -> Result<BodyPermit, HostError> {
+        let need = kib(bytes).max(1);
+        let tenant = match tenant {
+            Some(t) => {
+                let share = kib(if large {
+                    LARGE_PER_TENANT
+                } else {
+                    SMALL_PER_TENANT
+                });
+                let sem = {
+                    let mut map = self.per_tenant_bodies.lock().map_err(|_| {
+                        HostError::internal(anyhow::anyhow!("limits lock poisoned"))
+                    })?;
+                    // Forget idle tenants now and then so the map does not grow forever.
+                    if map.len() > 10_000 {
+                        map.retain(|_, s| s.available_permits() < share as usize);
+                    }
+                    map.entry((t.to_owned(), large))
+                        .or_insert_with(|| Arc::new(Semaphore::new(share as usize)))
+                        .clone()
+                };
+                Some(sem.try_acquire_many_owned(need).map_err(|_| {
+                    busy(
+                        "this tenant's requests being read hold their share of the host's body budget; retry shortly",
+                        ApiCode::Unavailable,
+                    )
+                })?)
+            }
+            None => None,
+        };
         let pool = if large { &self.large } else { &self.small };
-        pool.clone()
-            .try_acquire_many_owned(kib(bytes).max(1))
-            .map_err(|_| {
-                busy(
-                    "too many large requests are being read; retry shortly",
-                    ApiCode::Unavailable,
-                )
-            })
+        let shared = pool.clone().try_acquire_many_owned(need).map_err(|_| {
+            busy(
+                "too many large requests are being read; retry shortly",
+                ApiCode::Unavailable,
+            )
+        })?;
+        Ok(BodyPermit {
+            _shared: shared,
+            _tenant: tenant,
+        })
     }
 
     /// One more request in flight for `credential` (and within its rate), or 429.
@@ -123,16 +177,43 @@ mod tests {
     #[test]
     fn budgets_refuse_beyond_their_size_and_refill_on_release() {
         let l = Limits::default();
-        let a = l.body(LARGE_BODY, true).expect("first");
-        let _b = l.body(LARGE_BODY, true).expect("second");
-        let _c = l.body(LARGE_BODY, true).expect("third");
-        assert!(l.body(LARGE_BODY, true).is_err(), "the fourth waits");
+        let a = l.body(None, LARGE_BODY, true).expect("first");
+        let _b = l.body(None, LARGE_BODY, true).expect("second");
+        let _c = l.body(None, LARGE_BODY, true).expect("third");
+        assert!(l.body(None, LARGE_BODY, true).is_err(), "the fourth waits");
         assert!(
-            l.body(SMALL_BODY, false).is_ok(),
+            l.body(None, SMALL_BODY, false).is_ok(),
             "small bodies have their own budget"
         );
         drop(a);
-        assert!(l.body(LARGE_BODY, true).is_ok());
+        assert!(l.body(None, LARGE_BODY, true).is_ok());
+    }
+
+    #[test]
+    fn one_tenant_holds_only_its_share_of_a_budget() {
+        let l = Limits::default();
+        let held = l
+            .body(Some("slow"), LARGE_BODY, true)
+            .expect("one largest body");
+        assert_eq!(
+            l.body(Some("slow"), 1024, true)
+                .expect_err("its share is spent")
+                .status(),
+            503
+        );
+        let _other = l
+            .body(Some("other"), LARGE_BODY, true)
+            .expect("others go on");
+        let smalls: Vec<_> = (0..SMALL_PER_TENANT / SMALL_BODY)
+            .map(|_| {
+                l.body(Some("slow"), SMALL_BODY, false)
+                    .expect("small share")
+            })
+            .collect();
+        assert!(l.body(Some("slow"), SMALL_BODY, false).is_err());
+        assert!(l.body(Some("other"), SMALL_BODY, false).is_ok());
+        drop((held, smalls));
+        assert!(l.body(Some("slow"), LARGE_BODY, true).is_ok());
     }
 
     #[test]

@@ -25,9 +25,16 @@ fn peak_rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn sixteen_16mb_bodies_stay_within_the_memory_bound_while_others_are_served() {
-    // Tenants and keys are made in-process, then a separate server process serves them.
+/// A real `crm-host serve` process over a database with an attacker and a victim
+/// tenant (made in-process first); answers it, its URL, a client and both tenants' keys.
+async fn hosted() -> (
+    std::process::Child,
+    String,
+    reqwest::Client,
+    crate::support::Keys,
+    crate::support::Keys,
+    TestServer,
+) {
     let setup = TestServer::start_on(Backend::Sqlite, EngineKind::Native, None).await;
     let attacker = setup.tenant("t-attacker", "1000").await;
     let victim = setup.tenant("t-victim", "100000").await;
@@ -39,7 +46,7 @@ async fn sixteen_16mb_bodies_stay_within_the_memory_bound_while_others_are_serve
         .local_addr()
         .expect("addr")
         .port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_crm-host"))
+    let child = Command::new(env!("CARGO_BIN_EXE_crm-host"))
         .args([
             "serve",
             "--engine",
@@ -64,6 +71,46 @@ async fn sixteen_16mb_bodies_stay_within_the_memory_bound_while_others_are_serve
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    (child, url, http, attacker, victim, setup)
+}
+
+/// The victim ingests one activity at a time until `until`; answers the latencies.
+async fn victim_ingests(
+    http: &reqwest::Client,
+    url: &str,
+    victim: &crate::support::Keys,
+    until: Instant,
+) -> Vec<Duration> {
+    let mut latencies = Vec::new();
+    let mut i = 0;
+    while Instant::now() < until {
+        let start = Instant::now();
+        let resp = http
+            .post(format!("{url}/v1/activities"))
+            .bearer_auth(&victim.ingest)
+            .json(&activity(&format!("v-{i}"), "user-123", "crm.leads.read"))
+            .send()
+            .await
+            .expect("victim request sent");
+        assert_eq!(
+            resp.status().as_u16(),
+            201,
+            "the other tenant is served during the attack"
+        );
+        latencies.push(start.elapsed());
+        i += 1;
+    }
+    latencies.sort();
+    latencies
+}
+
+fn p99(latencies: &[Duration]) -> Duration {
+    latencies[(latencies.len() * 99 / 100).min(latencies.len() - 1)]
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sixteen_16mb_bodies_stay_within_the_memory_bound_while_others_are_served() {
+    let (mut child, url, http, attacker, victim, _setup) = hosted().await;
     let baseline = peak_rss_kib(child.id());
 
     // ~16 MB: {"userId":…,"metadata":{"a":[0,0,0,…]}} with 8 million elements.
@@ -93,26 +140,13 @@ async fn sixteen_16mb_bodies_stay_within_the_memory_bound_while_others_are_serve
         }));
     }
     // Meanwhile the other tenant ingests and is timed.
-    let mut latencies = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(4);
-    let mut i = 0;
-    while Instant::now() < deadline {
-        let start = Instant::now();
-        let resp = http
-            .post(format!("{url}/v1/activities"))
-            .bearer_auth(&victim.ingest)
-            .json(&activity(&format!("v-{i}"), "user-123", "crm.leads.read"))
-            .send()
-            .await
-            .expect("victim request sent");
-        assert_eq!(
-            resp.status().as_u16(),
-            201,
-            "the other tenant is served during the attack"
-        );
-        latencies.push(start.elapsed());
-        i += 1;
-    }
+    let latencies = victim_ingests(
+        &http,
+        &url,
+        &victim,
+        Instant::now() + Duration::from_secs(4),
+    )
+    .await;
     let mut statuses = Vec::new();
     for a in attacks {
         statuses.push(a.await.expect("attack task"));
@@ -128,8 +162,7 @@ async fn sixteen_16mb_bodies_stay_within_the_memory_bound_while_others_are_serve
         statuses.contains(&413),
         "at least one body was read and refused: {statuses:?}"
     );
-    latencies.sort();
-    let p99 = latencies[(latencies.len() * 99 / 100).min(latencies.len() - 1)];
+    let p99 = p99(&latencies);
     eprintln!(
         "hostile: baseline {baseline} KiB, peak {peak} KiB, victim {} requests, p99 {:?}, attack statuses {statuses:?}",
         latencies.len(),
@@ -139,6 +172,90 @@ async fn sixteen_16mb_bodies_stay_within_the_memory_bound_while_others_are_serve
         peak < PEAK_RSS_LIMIT_KIB,
         "peak resident memory {peak} KiB over the bound"
     );
+    assert!(
+        p99 < Duration::from_secs(2),
+        "the other tenant's p99 {p99:?}"
+    );
+}
+
+/// Slow senders: one tenant opens many uploads that declare the largest body and then
+/// trickle a byte now and then (a body may take 30 s). They hold at most the tenant's
+/// share of the body budget — the rest are refused at once with 503 — and every other
+/// tenant keeps uploading.
+#[tokio::test(flavor = "multi_thread")]
+async fn slow_senders_of_one_tenant_cannot_stop_the_others() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (mut child, url, http, attacker, victim, _setup) = hosted().await;
+    let addr = url.trim_start_matches("http://").to_owned();
+    let mut slow = Vec::new();
+    for _ in 0..8 {
+        let mut conn = tokio::net::TcpStream::connect(&addr)
+            .await
+            .expect("connect");
+        let head = format!(
+            "POST /v1/activities HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n[",
+            attacker.ingest,
+            16 << 20
+        );
+        conn.write_all(head.as_bytes()).await.expect("head sent");
+        slow.push(conn);
+    }
+    let until = Instant::now() + Duration::from_secs(5);
+    let trickle = tokio::spawn(async move {
+        let mut refused = 0;
+        while Instant::now() < until {
+            for conn in &mut slow {
+                let _ = conn.write_all(b" ").await;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        for mut conn in slow {
+            let mut answer = [0u8; 12];
+            if let Ok(Ok(n)) =
+                tokio::time::timeout(Duration::from_millis(100), conn.read(&mut answer)).await
+                && answer[..n].starts_with(b"HTTP/1.1 503")
+            {
+                refused += 1;
+            }
+        }
+        refused
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let latencies = victim_ingests(&http, &url, &victim, until).await;
+    // A 2 MB batch of the other tenant needs the large budget too.
+    let batch: Vec<serde_json::Value> = (0..1000)
+        .map(|i| {
+            let mut a = activity(&format!("big-{i}"), "user-123", "crm.leads.read");
+            a["metadata"] = serde_json::json!({ "note": "x".repeat(2000) });
+            a
+        })
+        .collect();
+    let big = http
+        .post(format!("{url}/v1/activities"))
+        .bearer_auth(&victim.ingest)
+        .json(&batch)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(
+        big.status().as_u16(),
+        201,
+        "a large upload of another tenant goes through"
+    );
+    let refused = trickle.await.expect("trickle task");
+    let peak = peak_rss_kib(child.id());
+    let _ = child.kill();
+    let _ = child.wait();
+    let p99 = p99(&latencies);
+    eprintln!(
+        "slow senders: {refused} of 8 refused at once, peak {peak} KiB, victim {} requests, p99 {p99:?}",
+        latencies.len()
+    );
+    assert!(
+        refused >= 7,
+        "beyond the tenant's share the uploads are refused: {refused}"
+    );
+    assert!(peak < PEAK_RSS_LIMIT_KIB, "peak resident memory {peak} KiB");
     assert!(
         p99 < Duration::from_secs(2),
         "the other tenant's p99 {p99:?}"
