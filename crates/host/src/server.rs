@@ -1,10 +1,17 @@
 //! Starting and stopping the HTTP server (used by `serve`, `demo` and the tests).
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
+use axum::extract::ConnectInfo;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use tower::ServiceExt;
 
 use crate::engine::{self, EngineKind, SharedEngine};
 use crate::fanout::{Fanout, FanoutConfig};
@@ -104,20 +111,60 @@ pub async fn serve(app: App, listen: SocketAddr) -> anyhow::Result<Running> {
     let addr = listener.local_addr()?;
     let (shutdown, stopped) = oneshot::channel::<()>();
     let router = crate::api::router(app.clone());
-    let task = tokio::spawn(async move {
-        axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
-            let _ = stopped.await;
-        })
-        .await
-    });
+    let task = tokio::spawn(accept(listener, router, stopped));
     Ok(Running {
         addr,
         app,
         shutdown,
         task,
     })
+}
+
+/// Longest a client may take to send a request's head, including the wait for the next
+/// request on a kept-alive connection: a connection that never finishes its headers
+/// would otherwise hold a socket for good. (Bodies have their own 30 s in `api::error`.)
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Pause after a failed `accept` (out of file descriptors, say) before the next one.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
+/// Accepts connections until `stopped`, then lets in-flight requests finish: what
+/// `axum::serve` does (HTTP/1.1), plus what it does not expose — hyper's timer, so the
+/// header-read timeout applies.
+async fn accept(
+    listener: TcpListener,
+    router: axum::Router,
+    mut stopped: oneshot::Receiver<()>,
+) -> std::io::Result<()> {
+    let graceful = GracefulShutdown::new();
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                    continue;
+                }
+            },
+            _ = &mut stopped => break,
+        };
+        let router = router.clone();
+        let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+            req.extensions_mut().insert(ConnectInfo(peer));
+            router.clone().oneshot(req.map(axum::body::Body::new))
+        });
+        let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "connection ended");
+            }
+        });
+    }
+    graceful.shutdown().await;
+    Ok(())
 }

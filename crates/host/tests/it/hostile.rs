@@ -261,3 +261,45 @@ async fn slow_senders_of_one_tenant_cannot_stop_the_others() {
         "the other tenant's p99 {p99:?}"
     );
 }
+
+/// A connection that never finishes its headers, and one that never finishes its body,
+/// are cut off (the header-read timeout, and 408 for the body) while the server goes on
+/// answering others.
+#[tokio::test(flavor = "multi_thread")]
+async fn stalled_headers_and_bodies_are_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = TestServer::start(EngineKind::Native).await;
+    let k = s.tenant("t-stall", "1000").await;
+    let addr = s.running.addr;
+    let mut headers = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    headers
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .expect("part of a head");
+    let mut body = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    body.write_all(
+        format!(
+            "POST /v1/activities HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n[",
+            k.ingest
+        )
+        .as_bytes(),
+    )
+    .await
+    .expect("head and part of a body");
+    assert_eq!(s.get("/healthz", &k.read).await.0, 200, "others are served");
+    // Both limits are 30 s; give them 40.
+    let answer = |mut conn: tokio::net::TcpStream| async move {
+        let mut buf = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(40), conn.read_to_end(&mut buf)).await;
+        (read.is_ok(), String::from_utf8_lossy(&buf).into_owned())
+    };
+    let ((head_closed, head_answer), (body_closed, body_answer)) =
+        tokio::join!(answer(headers), answer(body));
+    assert!(head_closed, "a stalled head is cut off: {head_answer}");
+    assert!(
+        head_answer.is_empty() || head_answer.starts_with("HTTP/1.1 408"),
+        "{head_answer}"
+    );
+    assert!(body_closed, "a stalled body is cut off");
+    assert!(body_answer.starts_with("HTTP/1.1 408"), "{body_answer}");
+}
