@@ -133,18 +133,7 @@ async fn nothing_is_lost_across_repeated_outages_of_both_sinks() {
         first_seen(upstream.ids()).len() + spooled >= all.len()
     })
     .await;
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_crm-host"))
-        .arg("replay")
-        .arg("--spool-dir")
-        .arg(s.spool_dir())
-        .args(["--upstream-url", &upstream.url])
-        .output()
-        .expect("replay runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    replay(&s, &upstream.url);
     let mut delivered = first_seen(upstream.ids());
     delivered.sort();
     let mut expected = all.clone();
@@ -197,6 +186,22 @@ async fn futures_next<S: futures_util::Stream + Unpin>(s: &mut S) -> Option<S::I
     futures_util::StreamExt::next(s).await
 }
 
+/// `crm-host replay` of the server's spool to `upstream_url`, which must succeed.
+fn replay(s: &TestServer, upstream_url: &str) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_crm-host"))
+        .arg("replay")
+        .arg("--spool-dir")
+        .arg(s.spool_dir())
+        .args(["--upstream-url", upstream_url])
+        .output()
+        .expect("replay runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn spool_lines(s: &TestServer, tenant: &str) -> Vec<Value> {
     let file = s
         .spool_dir()
@@ -234,18 +239,7 @@ async fn upstream_outage_backs_off_spools_and_replay_delivers_once() {
     assert!(upstream.ids().is_empty());
 
     upstream.set(Mode::Accept);
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_crm-host"))
-        .arg("replay")
-        .arg("--spool-dir")
-        .arg(s.spool_dir())
-        .args(["--upstream-url", &upstream.url])
-        .output()
-        .expect("replay runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    replay(&s, &upstream.url);
     assert_eq!(upstream.ids(), ids, "replayed once each, in order");
     assert!(
         spool_lines(&s, "t-up").is_empty(),
