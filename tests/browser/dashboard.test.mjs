@@ -136,6 +136,10 @@ test('the demo link signs in with a viewer token; export and both verifications 
   page.on('pageerror', (err) => problems.push(err.message));
   await page.goto(link);
   await waitReady(page);
+  // First render, reported (BENCHMARKS.md), not asserted: from navigation start to the
+  // first report drawn (wasm module loaded, session, report and recent activity fetched).
+  const firstRender = await page.evaluate(() => performance.now());
+  console.log(`dashboard first render: ${Math.round(firstRender)} ms`);
   assert.equal(new URL(page.url()).hash, '', 'the token is taken out of the address bar');
   assert.match(await page.textContent('#balance'), /^\d+\.\d{4}$/);
 
