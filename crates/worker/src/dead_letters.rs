@@ -95,7 +95,10 @@ pub async fn inject(req: &mut Request, env: &Env) -> ApiResult<Answer> {
 pub async fn list(req: &Request, env: &Env) -> ApiResult<Answer> {
     let caller = auth::caller(req, env).await?;
     caller.require(KeyScope::Admin)?;
-    let params = http::query(req, &["limit"])?;
+    let params = http::query(
+        req,
+        crm_core::api_spec::query_params("GET", "/v1/dead-letters"),
+    )?;
     let limit = crm_store::listing::limit(
         params.get("limit").map(String::as_str),
         DEFAULT_LIST,

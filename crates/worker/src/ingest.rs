@@ -134,7 +134,10 @@ fn send_groups(packets: &[Packet]) -> ApiResult<Vec<Vec<String>>> {
 pub async fn activities(req: &mut Request, env: &Env) -> ApiResult<Answer> {
     let caller = auth::caller(req, env).await?;
     caller.require(KeyScope::Ingest)?;
-    let params = http::query(req, &["sync"])?;
+    let params = http::query(
+        req,
+        crm_core::api_spec::query_params("POST", "/v1/activities"),
+    )?;
     let sync = match params.get("sync").map(String::as_str) {
         None | Some("false") => false,
         Some("true") => true,
