@@ -1,16 +1,9 @@
 //! Pieces of listing and report queries that every storage runtime (SQLite host, D1
-//! worker) shares: the pagination cursor and the rollup/raw split of a report window.
+//! worker) shares: the pagination cursor and the rollup/raw plan of a report window.
 
 use crate::error::{CoreError, CoreResult};
+use crate::report::Tier;
 use crate::time::clip;
-
-/// Rollups are hourly.
-pub const HOUR_MS: i64 = 3_600_000;
-
-/// Start of the UTC hour holding `t` (ms).
-pub fn hour_start(t: i64) -> i64 {
-    t.div_euclid(HOUR_MS) * HOUR_MS
-}
 
 /// Position in a newest-first listing: the last row returned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,39 +40,48 @@ impl Cursor {
     }
 }
 
-/// A report window `[from, to)` split into whole hours (read from rollups) and the raw
-/// edges around them. Without hour alignment (a zone with a non-whole-hour offset) or
-/// without a whole hour inside, everything is raw.
+/// Which reads a report window `[from, to)` is made of: raw rows for its partial hours
+/// at the edges, the time tier for the temporal breakdown of its whole hours, and for
+/// the other breakdowns day rows for its whole UTC days and hour rows around them.
+/// Without a time tier (a zone no tier buckets exactly) or without a whole hour
+/// inside, everything is raw.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HourSplit {
-    pub whole: Option<(i64, i64)>,
+pub struct ReportPlan {
     pub raw: Vec<(i64, i64)>,
+    /// `(tier, from, to)` reads of rollups.
+    pub rollups: Vec<(Tier, i64, i64)>,
 }
 
-pub fn split_hours(from: i64, to: i64, aligned: bool) -> HourSplit {
-    let first = hour_start(from)
-        + if from.rem_euclid(HOUR_MS) == 0 {
-            0
-        } else {
-            HOUR_MS
-        };
-    let last = hour_start(to);
-    if !aligned || first >= last {
-        return HourSplit {
-            whole: None,
+pub fn plan(from: i64, to: i64, time_tier: Option<Tier>) -> ReportPlan {
+    let ceil = |t: i64, tier: Tier| tier.start(t + tier.period_ms() - 1);
+    let (first, last) = (ceil(from, Tier::Hour), Tier::Hour.start(to));
+    let Some(time_tier) = time_tier.filter(|_| first < last) else {
+        return ReportPlan {
             raw: vec![(from, to)],
+            rollups: Vec::new(),
         };
-    }
+    };
     let raw = [(from, first), (last, to)]
         .into_iter()
         .filter(|(a, b)| a < b)
         .collect();
-    HourSplit {
-        whole: Some((first, last)),
-        raw,
+    let mut rollups = vec![(time_tier, first, last)];
+    let (day_first, day_last) = (ceil(first, Tier::Day), Tier::Day.start(last));
+    if day_first < day_last {
+        rollups.extend(
+            [
+                (Tier::Hour, first, day_first),
+                (Tier::Day, day_first, day_last),
+                (Tier::Hour, day_last, last),
+            ]
+            .into_iter()
+            .filter(|(_, a, b)| a < b),
+        );
+    } else {
+        rollups.push((Tier::Hour, first, last));
     }
+    ReportPlan { raw, rollups }
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,35 +109,37 @@ mod tests {
     }
 
     #[test]
-    fn windows_split_into_whole_hours_and_raw_edges() {
-        let h = HOUR_MS;
+    fn windows_split_into_raw_edges_hours_and_days() {
+        let (h, d) = (Tier::Hour.period_ms(), Tier::Day.period_ms());
+        let q = Some(Tier::TimeHour);
         assert_eq!(
-            split_hours(h + 5, 4 * h + 7, true),
-            HourSplit {
-                whole: Some((2 * h, 4 * h)),
-                raw: vec![(h + 5, 2 * h), (4 * h, 4 * h + 7)]
+            plan(h + 5, 4 * h + 7, q),
+            ReportPlan {
+                raw: vec![(h + 5, 2 * h), (4 * h, 4 * h + 7)],
+                rollups: vec![(Tier::TimeHour, 2 * h, 4 * h), (Tier::Hour, 2 * h, 4 * h)],
             }
         );
         assert_eq!(
-            split_hours(h, 3 * h, true),
-            HourSplit {
-                whole: Some((h, 3 * h)),
-                raw: vec![]
+            plan(d - h - 1, 3 * d + 2 * h, Some(Tier::TimeQuarter)),
+            ReportPlan {
+                raw: vec![(d - h - 1, d - h)],
+                rollups: vec![
+                    (Tier::TimeQuarter, d - h, 3 * d + 2 * h),
+                    (Tier::Hour, d - h, d),
+                    (Tier::Day, d, 3 * d),
+                    (Tier::Hour, 3 * d, 3 * d + 2 * h),
+                ],
             }
         );
         assert_eq!(
-            split_hours(h + 5, 2 * h + 3, true),
-            HourSplit {
-                whole: None,
-                raw: vec![(h + 5, 2 * h + 3)]
-            }
+            plan(d, 2 * d, q).rollups,
+            vec![(Tier::TimeHour, d, 2 * d), (Tier::Day, d, 2 * d)]
         );
-        assert_eq!(
-            split_hours(h, 3 * h, false),
-            HourSplit {
-                whole: None,
-                raw: vec![(h, 3 * h)]
-            }
-        );
+        let all_raw = |from, to| ReportPlan {
+            raw: vec![(from, to)],
+            rollups: vec![],
+        };
+        assert_eq!(plan(h + 5, 2 * h + 3, q), all_raw(h + 5, 2 * h + 3));
+        assert_eq!(plan(h, 3 * h, None), all_raw(h, 3 * h));
     }
 }

@@ -203,10 +203,10 @@ impl Clause {
     }
 }
 
-/// The filter over `time_col` (`occurred_at` for activities, `hour_start` for rollups).
-pub fn clause(tenant_id: &str, f: &Filter, time_col: &str) -> Clause {
+/// The filter as a WHERE clause over activity rows.
+pub fn clause(tenant_id: &str, f: &Filter) -> Clause {
     let mut c = Clause {
-        sql: format!("tenant_id = ?1 AND {time_col} >= ?2 AND {time_col} < ?3"),
+        sql: "tenant_id = ?1 AND occurred_at >= ?2 AND occurred_at < ?3".to_owned(),
         params: vec![tenant_id.into(), f.from.into(), f.to.into()],
     };
     if let Some(u) = &f.user_id {
@@ -227,7 +227,7 @@ pub fn clause(tenant_id: &str, f: &Filter, time_col: &str) -> Clause {
 
 /// Raw rows of a report part `[f.from, f.to)`.
 pub fn report_rows(d: Dialect, tenant_id: &str, f: &Filter) -> Statement {
-    let c = clause(tenant_id, f, "occurred_at");
+    let c = clause(tenant_id, f);
     let sql = format!(
         "SELECT occurred_at, user_id, department_id, operation, outcome, entity_type, {},
                 location, auth_method, ip_address
@@ -291,7 +291,7 @@ mod tests {
             to: 2,
             ..Filter::default()
         };
-        let c = clause("t", &f, "occurred_at");
+        let c = clause("t", &f);
         assert_eq!(
             c.sql,
             "tenant_id = ?1 AND occurred_at >= ?2 AND occurred_at < ?3 AND user_id = ?4 \

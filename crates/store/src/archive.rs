@@ -329,43 +329,9 @@ impl Planner {
 mod tests {
     use super::*;
     use crate::sql::Value;
-    use crm_core::engine::TenantSnapshot;
+    use crate::testing::chain;
 
     const HOUR: i64 = 3_600_000;
-
-    /// `n` sealed records of the conformance fixture's tenant, from seq 1.
-    fn chain(n: usize, now: Timestamp) -> Vec<Activity> {
-        let fixture: serde_json::Value = serde_json::from_str(include_str!(
-            "../../../tests/conformance/fixtures/acme.json"
-        ))
-        .expect("the fixture is JSON");
-        let snap = TenantSnapshot::from_json(
-            "t",
-            1,
-            &fixture["policy"].to_string(),
-            &fixture["directory"].to_string(),
-        )
-        .expect("the fixture compiles");
-        let users = ["user-123", "user-200", "user-402"];
-        let mut records: Vec<Activity> = (0..n)
-            .map(|i| {
-                let input = format!(
-                    r#"{{"id":"a-{i}","userId":"{}","operation":"crm.leads.read"}}"#,
-                    users[i % 3]
-                );
-                snap.enrich_json(&input, "unused", now, None)
-                    .expect("valid input")
-            })
-            .collect();
-        crm_core::engine::settle_and_seal(
-            crm_core::Credits::from_units(1_000_000_000).expect("in range"),
-            1,
-            &"0".repeat(64),
-            &mut records,
-        )
-        .expect("enough credits");
-        records
-    }
 
     /// The rows `Planner::next` asks for, each received at `received(seq)`.
     fn rows(records: &[Activity], received: impl Fn(u64) -> i64) -> Vec<Row> {

@@ -121,7 +121,7 @@ fn csv_row(w: &mut csv::Writer<Vec<u8>>, a: &Activity) -> csv::Result<()> {
 
 /// Records after `after_seq` that match `f`, in `seq` order.
 pub fn chunk(d: Dialect, tenant_id: &str, f: &Filter, after_seq: u64, limit: usize) -> Statement {
-    let mut c = clause(tenant_id, f, "occurred_at");
+    let mut c = clause(tenant_id, f);
     c.push("seq >", seq(after_seq));
     d.stmt(
         &format!(

@@ -38,6 +38,8 @@ pub mod rollups;
 pub mod shards;
 pub mod sql;
 pub mod tenants;
+#[cfg(test)]
+mod testing;
 
 pub use dialect::Dialect;
 pub use error::{StoreError, StoreResult};

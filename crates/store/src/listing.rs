@@ -124,7 +124,7 @@ pub fn page(
     cursor: Option<Cursor>,
     limit: usize,
 ) -> Statement {
-    let mut c = clause(tenant_id, f, "occurred_at");
+    let mut c = clause(tenant_id, f);
     if let Some(cur) = cursor {
         c.params.push(cur.occurred_at.into());
         let t = c.params.len();

@@ -33,6 +33,10 @@ const SQLITE: &[Migration] = &[
         version: 5,
         sql: include_str!("../../../migrations/0005_archive.sql"),
     },
+    Migration {
+        version: 6,
+        sql: include_str!("../../../migrations/0006_report_rollups.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -55,6 +59,10 @@ const POSTGRES: &[Migration] = &[
     Migration {
         version: 5,
         sql: include_str!("../../../migrations/postgres/0005_archive.sql"),
+    },
+    Migration {
+        version: 6,
+        sql: include_str!("../../../migrations/postgres/0006_report_rollups.sql"),
     },
 ];
 

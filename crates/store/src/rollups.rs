@@ -1,33 +1,31 @@
-//! Hourly rollups: one row per combination of every report dimension, so aggregating
-//! rollups gives exactly the report of the raw rows. Written in the transaction of the
-//! activities they count; a batch is folded first so each rollup row is touched once.
+//! Per-dimension rollups (`crm_core::report::Tier` and `Dimension` say which): per
+//! department, period and value of one dimension, a count, a credit sum and the newest
+//! instant. Written in the transaction of the activities they count; a batch is folded
+//! first so each rollup row is touched once.
 
 use std::collections::HashMap;
 
-use crm_core::report::ReportRow;
+use crm_core::report::{Dimension, RollupRow, Tier};
 use crm_core::{Activity, Credits, Timestamp};
 
-use crate::activities::{Filter, clause, outcome};
+use crate::activities::{Filter, path_range_end};
 use crate::dialect::Dialect;
-use crate::error::StoreResult;
+use crate::error::{StoreError, StoreResult};
 use crate::sql::{Row, Statement};
 
-/// Stands for "absent" in key columns (which must be NOT NULL to conflict).
+/// Stands for "absent" in the value column (key columns must be NOT NULL for the
+/// upsert's conflict target to match).
 const ABSENT: &str = "";
 
-/// The dimensions of one rollup row.
+/// The key of one rollup row, borrowed from the activities folded.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Key {
-    pub hour_start: i64,
-    pub user_id: String,
-    pub department_id: String,
-    pub department_path: String,
-    pub operation: String,
-    pub outcome: &'static str,
-    pub entity_type: String,
-    pub location: String,
-    pub auth_method: String,
-    pub ip_address: String,
+pub struct Key<'a> {
+    pub tier: Tier,
+    pub period_start: i64,
+    pub department_path: &'a str,
+    pub department_id: &'a str,
+    pub dimension: Dimension,
+    pub value: &'a str,
 }
 
 /// What a batch adds to one rollup row.
@@ -39,54 +37,54 @@ pub struct Sums {
 }
 
 /// Folds activities into per-key sums, in key order (a stable statement order).
-pub fn fold(activities: &[Activity]) -> Vec<(Key, Sums)> {
-    let mut groups: HashMap<Key, Sums> = HashMap::new();
+pub fn fold(activities: &[Activity]) -> Vec<(Key<'_>, Sums)> {
+    let mut groups: HashMap<Key<'_>, Sums> = HashMap::new();
     for a in activities {
         let t = a.occurred_at.millis();
-        let present = |v: &Option<String>| v.clone().unwrap_or_else(|| ABSENT.to_owned());
-        let key = Key {
-            hour_start: crm_core::query::hour_start(t),
-            user_id: a.user_id.clone(),
-            department_id: a.user_context.hierarchy.department_id.clone(),
-            department_path: a.user_context.hierarchy.department_path.clone(),
-            operation: a.operation.clone(),
-            outcome: a.outcome.as_str(),
-            entity_type: present(&a.entity_type),
-            location: present(&a.compliance.location),
-            auth_method: present(&a.compliance.authentication_method),
-            ip_address: present(&a.compliance.ip_address),
-        };
-        let s = groups.entry(key).or_default();
-        s.count += 1;
-        s.credits_units += a.credits.units();
-        s.latest = s.latest.max(t);
+        let h = &a.user_context.hierarchy;
+        for tier in Tier::ALL {
+            for &dimension in tier.dimensions() {
+                let key = Key {
+                    tier,
+                    period_start: tier.start(t),
+                    department_path: &h.department_path,
+                    department_id: &h.department_id,
+                    dimension,
+                    value: dimension.value_of(a).unwrap_or(ABSENT),
+                };
+                let s = groups.entry(key).or_default();
+                s.count += 1;
+                s.credits_units += a.credits.units();
+                s.latest = s.latest.max(t);
+            }
+        }
     }
-    let mut out: Vec<(Key, Sums)> = groups.into_iter().collect();
+    let mut out: Vec<(Key<'_>, Sums)> = groups.into_iter().collect();
     out.sort_by(|a, b| a.0.cmp(&b.0));
     out
 }
 
 /// Values per rollup row in an upsert.
-const ROLLUP_WIDTH: usize = 14;
+const ROLLUP_WIDTH: usize = 10;
 /// Rollup rows per multi-row upsert at most.
 const MAX_ROWS_PER_UPSERT: usize = 500;
 
 /// The upserts adding a folded batch to the stored rollups: multi-row statements (the
 /// folded keys are distinct, so no statement touches a row twice).
-pub fn upserts(d: Dialect, tenant_id: &str, folded: &[(Key, Sums)]) -> Vec<Statement> {
+pub fn upserts(d: Dialect, tenant_id: &str, folded: &[(Key<'_>, Sums)]) -> Vec<Statement> {
     let per = (d.max_params() / ROLLUP_WIDTH).clamp(1, MAX_ROWS_PER_UPSERT);
     folded
         .chunks(per)
         .map(|chunk| {
             let sql = format!(
-                "INSERT INTO rollups_hourly (tenant_id, hour_start, user_id, department_id, department_path,
-                     operation, outcome, entity_type, location, auth_method, ip_address, count, credits_units, latest)
+                "INSERT INTO report_rollups (tenant_id, tier, period_start, department_path,
+                     department_id, dimension, value, count, credits_units, latest)
                  VALUES {}
-                 ON CONFLICT (tenant_id, hour_start, user_id, department_id, department_path, operation,
-                              outcome, entity_type, location, auth_method, ip_address)
-                 DO UPDATE SET count = rollups_hourly.count + excluded.count,
-                               credits_units = rollups_hourly.credits_units + excluded.credits_units,
-                               latest = {}(rollups_hourly.latest, excluded.latest)",
+                 ON CONFLICT (tenant_id, tier, period_start, department_path, department_id,
+                              dimension, value)
+                 DO UPDATE SET count = report_rollups.count + excluded.count,
+                               credits_units = report_rollups.credits_units + excluded.credits_units,
+                               latest = {}(report_rollups.latest, excluded.latest)",
                 crate::activities::tuples(chunk.len(), ROLLUP_WIDTH),
                 d.greatest()
             );
@@ -94,16 +92,12 @@ pub fn upserts(d: Dialect, tenant_id: &str, folded: &[(Key, Sums)]) -> Vec<State
             for (k, s) in chunk {
                 params.extend([
                     tenant_id.into(),
-                    k.hour_start.into(),
-                    k.user_id.as_str().into(),
-                    k.department_id.as_str().into(),
-                    k.department_path.as_str().into(),
-                    k.operation.as_str().into(),
-                    k.outcome.into(),
-                    k.entity_type.as_str().into(),
-                    k.location.as_str().into(),
-                    k.auth_method.as_str().into(),
-                    k.ip_address.as_str().into(),
+                    k.tier.as_str().into(),
+                    k.period_start.into(),
+                    k.department_path.into(),
+                    k.department_id.into(),
+                    k.dimension.as_str().into(),
+                    k.value.into(),
                     s.count.into(),
                     s.credits_units.into(),
                     s.latest.into(),
@@ -114,33 +108,88 @@ pub fn upserts(d: Dialect, tenant_id: &str, folded: &[(Key, Sums)]) -> Vec<State
         .collect()
 }
 
-/// Rollup rows for whole hours `[f.from, f.to)` (both hour-aligned).
-pub fn report_rows(d: Dialect, tenant_id: &str, f: &Filter) -> Statement {
-    let c = clause(tenant_id, f, "hour_start");
-    let sql = format!(
-        "SELECT hour_start, latest, count, user_id, department_id, operation, outcome, entity_type,
-                {}, location, auth_method, ip_address
-         FROM rollups_hourly WHERE {}",
-        d.money("credits_units"),
-        c.sql
-    );
-    d.stmt(&sql, c.params)
+/// Whether rollups can answer a report over `f`: they are kept per department, so a
+/// filter on anything but the department subtree reads raw rows.
+pub fn serve(f: &Filter) -> bool {
+    f.user_id.is_none() && f.operation.is_none() && f.outcome.is_none()
 }
 
-pub fn decode_report_row(row: &Row) -> StoreResult<ReportRow> {
-    let present = |v: Option<String>| v.filter(|s| s != ABSENT);
-    Ok(ReportRow {
-        occurred_at: Timestamp::from_millis(row.int(0)?)?,
-        latest: Some(Timestamp::from_millis(row.int(1)?)?),
-        count: row.uint(2)?,
-        user_id: row.string(3)?,
-        department_id: Some(row.string(4)?),
-        operation: row.string(5)?,
-        outcome: outcome(row.text(6)?)?,
-        entity_type: present(row.opt_string(7)?),
-        credits: Credits::from_units(row.int(8)?)?,
-        location: present(row.opt_string(9)?),
-        authentication_method: present(row.opt_string(10)?),
-        ip_address: present(row.opt_string(11)?),
+/// The rollup rows of `tier` for periods starting in `[from, to)`, within `f`'s
+/// department subtree.
+pub fn report_rows(
+    d: Dialect,
+    tenant_id: &str,
+    f: &Filter,
+    tier: Tier,
+    from: i64,
+    to: i64,
+) -> Statement {
+    let mut sql = format!(
+        "SELECT period_start, department_id, dimension, value, count, {}, latest
+         FROM report_rollups
+         WHERE tenant_id = ?1 AND tier = ?2 AND period_start >= ?3 AND period_start < ?4",
+        d.money("credits_units")
+    );
+    let mut params = vec![
+        tenant_id.into(),
+        tier.as_str().into(),
+        from.into(),
+        to.into(),
+    ];
+    if let Some(p) = &f.department_path {
+        sql.push_str(" AND department_path >= ?5 AND department_path < ?6");
+        params.extend([p.as_str().into(), path_range_end(p).into()]);
+    }
+    d.stmt(&sql, params)
+}
+
+pub fn decode_report_row(row: &Row) -> StoreResult<RollupRow> {
+    let code = row.text(2)?;
+    let dimension = Dimension::parse(code)
+        .ok_or_else(|| StoreError::decode(format!("stored rollup dimension `{code}`")))?;
+    Ok(RollupRow {
+        period_start: Timestamp::from_millis(row.int(0)?)?,
+        department_id: row.string(1)?,
+        dimension,
+        value: Some(row.string(3)?).filter(|v| v != ABSENT),
+        count: row.uint(4)?,
+        credits: Credits::from_units(row.int(5)?)?,
+        latest: Timestamp::from_millis(row.int(6)?)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_tier_and_dimension_counts_each_activity_once_and_compresses_repeats() {
+        let now = Timestamp::from_millis(1_700_000_000_000).expect("in range");
+        let records = crate::testing::chain(90, now);
+        let credits: i64 = records.iter().map(|a| a.credits.units()).sum();
+        let folded = fold(&records);
+        for tier in Tier::ALL {
+            for &dim in tier.dimensions() {
+                let rows: Vec<&Sums> = folded
+                    .iter()
+                    .filter(|(k, _)| k.tier == tier && k.dimension == dim)
+                    .map(|(_, s)| s)
+                    .collect();
+                assert_eq!(
+                    rows.iter().map(|s| s.count).sum::<i64>(),
+                    90,
+                    "{tier:?} {dim:?}"
+                );
+                assert_eq!(rows.iter().map(|s| s.credits_units).sum::<i64>(), credits);
+                assert!(rows.iter().all(|s| s.latest == now.millis()));
+            }
+        }
+        // Three users (in three departments), one instant: a row per user per
+        // breakdown tier, not one per activity.
+        let users = folded
+            .iter()
+            .filter(|(k, _)| k.dimension == Dimension::User)
+            .count();
+        assert_eq!(users, 2 * 3);
+    }
 }

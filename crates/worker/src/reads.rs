@@ -193,13 +193,17 @@ async fn report_body(
     let f = subject_filter(snap, subject, r)?;
     let db = Db::of_tenant(env, caller.tenant()).await?;
     let mut partials = Vec::new();
-    for part in report::parts(DIALECT, caller.tenant(), &f, tz.hour_aligned(r.from, r.to)) {
+    for part in report::parts(DIALECT, caller.tenant(), &f, tz.time_tier(r.from, r.to)) {
         let rows = d1::query(&db, &part.statement).await?;
         let rows = rows
             .iter()
             .map(|row| part.decode(row))
             .collect::<Result<Vec<_>, _>>()?;
-        partials.push(crm_core::engine::aggregate(&group, tz.name(), &rows)?);
+        partials.push(crm_core::engine::aggregate_inputs(
+            &group,
+            tz.name(),
+            &rows,
+        )?);
     }
     let mut body =
         serde_json::to_value(crm_core::engine::finish(partials)?).map_err(Failure::internal)?;

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use serde::{Deserialize, Serialize};
 
 use super::bucket::{GroupBy, ReportTz};
+use super::rollup::{Dimension, ReportInput, RollupRow};
 use super::row::ReportRow;
 use crate::activity::Outcome;
 use crate::credits::Credits;
@@ -16,8 +17,26 @@ const UNKNOWN: &str = "Unknown";
 /// Label for activities without an entity type.
 const NO_ENTITY: &str = "none";
 
-/// One hour in milliseconds: rollup rows start on whole hours.
-const HOUR_MS: i64 = 3_600_000;
+/// Bucket labels of instants on whole quarter hours, computed once each: rollup rows
+/// repeat their period start, and a label is a zone conversion and a format.
+#[derive(Default)]
+struct Labels(HashMap<i64, String>);
+
+impl Labels {
+    /// Quarter hours: the finest rollup tier (see `rollup.rs`).
+    const PERIOD_MS: i64 = 900_000;
+
+    fn of(&mut self, tz: &ReportTz, group_by: GroupBy, t: Timestamp) -> std::borrow::Cow<'_, str> {
+        if t.millis().rem_euclid(Self::PERIOD_MS) != 0 {
+            return tz.bucket(t, group_by).into();
+        }
+        self.0
+            .entry(t.millis())
+            .or_insert_with(|| tz.bucket(t, group_by))
+            .as_str()
+            .into()
+    }
+}
 
 /// The entry for `key`, created with `new` if missing: allocates a key only when the
 /// entry is new (most rows hit existing entries).
@@ -98,21 +117,103 @@ impl Aggregate {
         self.add_labelled(row, &label)
     }
 
-    /// Adds many rows. Rollup rows start on whole hours and repeat them, so their bucket
-    /// labels (a zone conversion and a format each) are computed once per hour.
+    /// Adds many rows.
     pub fn add_all<'a>(&mut self, rows: impl IntoIterator<Item = &'a ReportRow>) -> CoreResult<()> {
-        let mut labels: HashMap<i64, String> = HashMap::new();
+        let mut labels = Labels::default();
         for row in rows {
-            let t = row.occurred_at.millis();
-            if t.rem_euclid(HOUR_MS) != 0 {
-                self.add(row)?;
-                continue;
+            let label = labels.of(&self.tz, self.group_by, row.occurred_at);
+            self.add_labelled(row, &label)?;
+        }
+        Ok(())
+    }
+
+    /// Adds raw rows and rollup rows (what a report's parts read).
+    pub fn add_inputs<'a>(
+        &mut self,
+        inputs: impl IntoIterator<Item = &'a ReportInput>,
+    ) -> CoreResult<()> {
+        let mut labels = Labels::default();
+        for input in inputs {
+            match input {
+                ReportInput::Activity(row) => {
+                    let label = labels.of(&self.tz, self.group_by, row.occurred_at);
+                    self.add_labelled(row, &label)?;
+                }
+                ReportInput::Rollup(row) => self.add_rollup(row, &mut labels)?,
             }
-            let (tz, group_by) = (&self.tz, self.group_by);
-            let label = labels
-                .entry(t)
-                .or_insert_with(|| tz.bucket(row.occurred_at, group_by));
-            self.add_labelled(row, label)?;
+        }
+        Ok(())
+    }
+
+    /// Adds one rollup row to the breakdown of its dimension (see `rollup.rs`).
+    fn add_rollup(&mut self, row: &RollupRow, labels: &mut Labels) -> CoreResult<()> {
+        let (n, c) = (row.count, row.credits);
+        let value = row.value.as_deref();
+        match row.dimension {
+            Dimension::Time => {
+                let label = labels.of(&self.tz, self.group_by, row.period_start);
+                slot(&mut self.buckets, &label, CountCredits::default).add(n, c)?;
+            }
+            Dimension::Operation => {
+                let latest = row.latest;
+                let op = slot(&mut self.operations, value.unwrap_or_default(), || OpAgg {
+                    count: 0,
+                    total_credits: Credits::ZERO,
+                    latest,
+                });
+                op.count += n;
+                op.total_credits = op.total_credits.checked_add(c)?;
+                op.latest = op.latest.max(latest);
+            }
+            Dimension::EntityType => {
+                slot(
+                    &mut self.entities,
+                    value.unwrap_or(NO_ENTITY),
+                    CountCredits::default,
+                )
+                .add(n, c)?;
+            }
+            Dimension::Outcome => {
+                let outcome = value.and_then(Outcome::parse).ok_or_else(|| {
+                    crate::error::CoreError::invalid(
+                        "outcome",
+                        "a rollup row without a known outcome",
+                    )
+                })?;
+                self.total.add(n, c)?;
+                *self.outcomes.entry(outcome).or_default() += n;
+                slot(
+                    &mut self.departments,
+                    &row.department_id,
+                    CountCredits::default,
+                )
+                .add(n, c)?;
+            }
+            Dimension::User => {
+                slot(
+                    &mut self.users,
+                    value.unwrap_or_default(),
+                    CountCredits::default,
+                )
+                .add(n, c)?;
+            }
+            Dimension::Location => {
+                *slot(&mut self.locations, value.unwrap_or(UNKNOWN), u64::default) += n;
+            }
+            Dimension::AuthMethod => {
+                *slot(
+                    &mut self.auth_methods,
+                    value.unwrap_or(UNKNOWN),
+                    u64::default,
+                ) += n;
+            }
+            Dimension::IpAddress => {
+                if let Some(ip) = value
+                    && !self.ips.contains(ip)
+                {
+                    self.ips.insert(ip.to_owned());
+                }
+            }
         }
         Ok(())
     }

@@ -6,6 +6,7 @@ use chrono::{DateTime, Datelike, TimeZone, Timelike, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
+use super::rollup::Tier;
 use crate::error::{CoreError, CoreResult};
 use crate::time::{Timestamp, clip};
 
@@ -74,30 +75,34 @@ impl ReportTz {
         }
     }
 
-    /// Whether every UTC hour maps into exactly one bucket at `group_by` granularity
-    /// between `from` and `to`, so hourly rollups can be bucketed exactly. False for
-    /// zones with a non-whole-hour offset (e.g. Asia/Kolkata) at either end or
-    /// anywhere the offset changes to one.
-    pub fn hour_aligned(&self, from: Timestamp, to: Timestamp) -> bool {
-        match self {
-            ReportTz::Utc => true,
-            ReportTz::Iana(tz) => {
-                // Sample each day; zone offsets never change more often than that.
-                const DAY_MS: i64 = 86_400_000;
-                let mut t = from.millis();
-                loop {
-                    let dt: DateTime<Utc> = Timestamp(t).to_datetime();
-                    let local = tz.from_utc_datetime(&dt.naive_utc());
-                    let offset_secs = local.naive_local().and_utc().timestamp() - dt.timestamp();
-                    if offset_secs % 3600 != 0 {
-                        return false;
-                    }
-                    if t >= to.millis() {
-                        return true;
-                    }
-                    t = (t + DAY_MS).min(to.millis());
-                }
+    /// The coarsest time tier that buckets exactly in this zone between `from`
+    /// and `to`: whole hours when the offset stays a whole number of hours, quarter
+    /// hours when it stays a multiple of 15 minutes (e.g. Asia/Kolkata, Asia/Kathmandu),
+    /// none otherwise (historic local mean times): such a report reads raw rows.
+    pub fn time_tier(&self, from: Timestamp, to: Timestamp) -> Option<Tier> {
+        let ReportTz::Iana(tz) = self else {
+            return Some(Tier::TimeHour);
+        };
+        // Sample each day; zone offsets never change more often than that.
+        const DAY_MS: i64 = 86_400_000;
+        let mut whole_hours = true;
+        let mut t = from.millis();
+        loop {
+            let dt: DateTime<Utc> = Timestamp(t).to_datetime();
+            let local = tz.from_utc_datetime(&dt.naive_utc());
+            let offset_secs = local.naive_local().and_utc().timestamp() - dt.timestamp();
+            if offset_secs % 900 != 0 {
+                return None;
             }
+            whole_hours &= offset_secs % 3600 == 0;
+            if t >= to.millis() {
+                return Some(if whole_hours {
+                    Tier::TimeHour
+                } else {
+                    Tier::TimeQuarter
+                });
+            }
+            t = (t + DAY_MS).min(to.millis());
         }
     }
 }

@@ -10,9 +10,9 @@ fn one() -> u64 {
     1
 }
 
-/// A row fed to an `Aggregate`. Raw activities have `count = 1`; a rollup row carries
-/// the count and summed credits of its group, `occurredAt` = start of its hour and
-/// `latest` = its newest activity.
+/// A row of every report dimension fed to an `Aggregate`. Raw activities have
+/// `count = 1`; a row standing for a group carries its count and summed credits,
+/// `occurredAt` = the start of its period and `latest` = its newest activity.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ReportRow {

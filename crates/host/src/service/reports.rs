@@ -1,5 +1,5 @@
-//! Reports: hourly rollups for the whole hours of the window, raw rows for the partial
-//! hours at its edges, merged by the core — equal to aggregating every raw row.
+//! Reports: per-dimension rollups for the whole hours of the window, raw rows for the
+//! partial hours at its edges, merged by the core — equal to aggregating every raw row.
 
 use crm_core::duration::TimeRange;
 use crm_core::report::{GroupBy, ReportTz};
@@ -38,8 +38,11 @@ pub async fn report_checked(
         None => tenant.snapshot.policy.report_tz()?,
     };
     let filter = subject_filter(&subject, tenant, range)?;
-    let aligned = tz.hour_aligned(range.from, range.to);
-    let parts = app.store.report_rows(tenant.id(), filter, aligned).await?;
+    let time_tier = tz.time_tier(range.from, range.to);
+    let parts = app
+        .store
+        .report_rows(tenant.id(), filter, time_tier)
+        .await?;
     let zone = tz.name().to_owned();
     // Aggregation is plain arithmetic over stored rows: crm-core natively (a million
     // rows parsed inside the component would outlast its call deadline), on an engine
@@ -49,7 +52,7 @@ pub async fn report_checked(
         .run(move |_| {
             let partials = parts
                 .iter()
-                .map(|rows| crm_core::engine::aggregate(&group_by, &zone, rows))
+                .map(|rows| crm_core::engine::aggregate_inputs(&group_by, &zone, rows))
                 .collect::<Result<Vec<_>, _>>()?;
             serde_json::to_value(crm_core::engine::finish(partials)?)
                 .map_err(|e| crate::engine::EngineError::Fault(e.to_string()))

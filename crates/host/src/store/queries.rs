@@ -1,7 +1,7 @@
 //! Reads of activities: listing pages and the rows of a report.
 
 use crm_core::query::Cursor;
-use crm_core::report::ReportRow;
+use crm_core::report::{ReportInput, Tier};
 use crm_store::activities::Filter;
 use crm_store::listing::{self, Page};
 use crm_store::report;
@@ -10,7 +10,7 @@ use super::Store;
 use crate::error::HostResult;
 
 /// A report's rows, one list per part (rollups, raw edges), for the core to merge.
-pub type ReportRows = Vec<Vec<ReportRow>>;
+pub type ReportRows = Vec<Vec<ReportInput>>;
 
 impl Store {
     pub async fn page(
@@ -34,12 +34,12 @@ impl Store {
         &self,
         tenant: &str,
         filter: Filter,
-        hour_aligned: bool,
+        time_tier: Option<Tier>,
     ) -> HostResult<ReportRows> {
         let (d, tenant) = (self.dialect(), tenant.to_owned());
         self.read(move |c| {
             let mut out = Vec::new();
-            for part in report::parts(d, &tenant, &filter, hour_aligned) {
+            for part in report::parts(d, &tenant, &filter, time_tier) {
                 let rows = c.query(&part.statement)?;
                 out.push(
                     rows.iter()

@@ -74,15 +74,17 @@ const HOUR_MS: i64 = 3_600_000;
 proptest! {
     #![proptest_config(ProptestConfig { cases: 12, .. ProptestConfig::default() })]
 
-    /// Reports read hourly rollups for whole hours and raw rows at the edges; the
-    /// result must equal aggregating every raw row of the window.
+    /// Reports read per-dimension rollups (quarter/hour time rows, hour and day rows of
+    /// the other dimensions) for whole hours and raw rows at the edges; the result must
+    /// equal aggregating every raw row of the window, for a subtree and the tenant.
     #[test]
     fn rollup_reports_equal_raw_recount(
         offsets in prop::collection::vec((0i64..72 * HOUR_MS, 0usize..3, 0usize..4), 1..60),
         from_back in 0i64..80 * HOUR_MS,
         span in 1i64..80 * HOUR_MS,
         group in prop::sample::select(vec!["hour", "day", "week", "month"]),
-        tz in prop::sample::select(vec!["UTC", "Europe/Berlin", "Asia/Kolkata", "America/New_York"]),
+        tz in prop::sample::select(vec!["UTC", "Europe/Berlin", "Asia/Kolkata", "Asia/Kathmandu", "America/New_York"]),
+        department in any::<bool>(),
     ) {
         let rt = runtime();
         rt.block_on(async {
@@ -103,11 +105,16 @@ proptest! {
             let to = crm_core::Timestamp::from_millis(from.millis() + span).expect("to");
             let (from_s, to_s) = (from.to_rfc3339(), to.to_rfc3339());
             let query = format!("from={from_s}&to={to_s}&groupBy={group}&tz={tz}");
-            let (status, mut via_api) = s.get(&format!("/v1/reports/departments/dept-sales?{query}"), &k.read).await;
+            let (report, listing) = if department {
+                ("/v1/reports/departments/dept-sales", "/v1/departments/dept-sales/activities")
+            } else {
+                ("/v1/reports", "/v1/activities")
+            };
+            let (status, mut via_api) = s.get(&format!("{report}?{query}"), &k.read).await;
             prop_assert_eq!(status, 200, "{}", via_api);
 
-            // Raw recount: every stored activity in the window and subtree, aggregated by the core.
-            let all = s.all(&format!("/v1/departments/dept-sales/activities?from={from_s}&to={to_s}"), &k.read).await;
+            // Raw recount: every stored activity in the window and subject, aggregated by the core.
+            let all = s.all(&format!("{listing}?from={from_s}&to={to_s}"), &k.read).await;
             let rows: Vec<ReportRow> = all.iter().map(|v| {
                 let a: crm_core::Activity = serde_json::from_value(v.clone()).expect("activity");
                 ReportRow::from(&a)
