@@ -72,9 +72,16 @@ pub struct KeyRecord {
     pub tenant_id: String,
     pub scopes: Vec<KeyScope>,
     pub tenant_version: u64,
+    /// When the key stops working (ms), if ever.
+    pub expires_at: Option<i64>,
 }
 
 impl KeyRecord {
+    /// Whether the key still works at `now` (the lookup checked it when it was read).
+    pub fn live_at(&self, now: i64) -> bool {
+        self.expires_at.is_none_or(|e| e > now)
+    }
+
     /// Admin keys may do everything.
     pub fn allows(&self, scope: KeyScope) -> bool {
         self.scopes.contains(&scope) || self.scopes.contains(&KeyScope::Admin)
@@ -84,7 +91,7 @@ impl KeyRecord {
 /// The live (not revoked, not expired at `now`) key with this hash.
 pub fn lookup(d: Dialect, key_hash: &str, now: i64) -> Statement {
     d.stmt(
-        "SELECT k.id, k.tenant_id, k.scopes, t.version FROM api_keys k
+        "SELECT k.id, k.tenant_id, k.scopes, t.version, k.expires_at FROM api_keys k
          JOIN tenants t ON t.id = k.tenant_id
          WHERE k.key_hash = ?1 AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > ?2)",
         vec![key_hash.into(), now.into()],
@@ -97,6 +104,7 @@ pub fn decode(row: &Row) -> StoreResult<KeyRecord> {
         tenant_id: row.string(1)?,
         scopes: KeyScope::split(row.text(2)?),
         tenant_version: row.uint(3)?,
+        expires_at: row.opt_int(4)?,
     })
 }
 

@@ -24,14 +24,24 @@ pub fn generate() -> (String, String) {
 
 impl Store {
     /// The live key with this text, and its tenant's current version.
+    /// Answered from the key cache when it can (`key_cache.rs`).
     pub async fn key(&self, key: &str, now: i64) -> HostResult<Option<KeyRecord>> {
         let (d, hash) = (self.dialect(), hash_key(key));
-        self.read(move |c| {
-            c.query_opt(&keys::lookup(d, &hash, now))?
-                .map(|r| keys::decode(&r).map_err(HostError::from))
-                .transpose()
-        })
-        .await
+        if let Some(record) = self.inner.keys.get(&hash, now) {
+            return Ok(Some(record));
+        }
+        let lookup = keys::lookup(d, &hash, now);
+        let found = self
+            .read(move |c| {
+                c.query_opt(&lookup)?
+                    .map(|r| keys::decode(&r).map_err(HostError::from))
+                    .transpose()
+            })
+            .await?;
+        if let Some(record) = &found {
+            self.inner.keys.put(hash, record.clone());
+        }
+        Ok(found)
     }
 
     /// Creates a key; answers `(id, key text)`. The text is never stored.
@@ -84,9 +94,12 @@ impl Store {
     /// Revokes a key of `tenant`; false when the tenant has no such key.
     pub async fn revoke_key(&self, tenant: &str, key_id: &str, now: i64) -> HostResult<bool> {
         let (d, tenant, key_id) = (self.dialect(), tenant.to_owned(), key_id.to_owned());
-        self.write(None, move |c| {
-            Ok(c.execute(&keys::revoke(d, &tenant, &key_id, now))? > 0)
-        })
-        .await
+        let revoked = self
+            .write(None, move |c| {
+                Ok(c.execute(&keys::revoke(d, &tenant, &key_id, now))? > 0)
+            })
+            .await?;
+        self.inner.keys.clear();
+        Ok(revoked)
     }
 }

@@ -2,12 +2,13 @@
 //! hosts over one database). The SQL and the decisions live in `crm-store`, shared
 //! with the worker; this module runs them: `driver.rs` is the whole backend
 //! interface (a new backend implements `Conn` and `Connector`), `group_commit.rs` the
-//! one writer per process, `pool.rs` the readers, and the files beside them the
-//! operations the service layer calls.
+//! one writer per process, `pool.rs` the readers, `key_cache.rs` the keys recently
+//! looked up, and the files beside them the operations the service layer calls.
 
 mod driver;
 mod group_commit;
 mod ingest;
+mod key_cache;
 mod keys;
 mod migrate;
 mod pool;
@@ -72,6 +73,7 @@ struct Inner {
     dialect: Dialect,
     reads: Pool,
     writer: Writer,
+    keys: key_cache::KeyCache,
 }
 
 impl Store {
@@ -96,6 +98,7 @@ impl Store {
                 dialect,
                 reads: Pool::new(connector),
                 writer,
+                keys: key_cache::KeyCache::default(),
             }),
         })
     }
