@@ -21,15 +21,18 @@ fn main() {
         .ancestors()
         .nth(2)
         .expect("crates/host is two levels deep");
+    // Relative to this package: cargo keeps one build-script run per target dir for
+    // every clone of the workspace, and absolute paths would tie it to the clone that
+    // ran it last (a build in another clone then embedded that clone's guest).
     for watched in [
-        "crates/core/src",
-        "crates/core/Cargo.toml",
-        "crates/component",
-        "crates/web",
-        "wit",
-        "Cargo.lock",
+        "../core/src",
+        "../core/Cargo.toml",
+        "../component",
+        "../web",
+        "../../wit",
+        "../../Cargo.lock",
     ] {
-        println!("cargo:rerun-if-changed={}", root.join(watched).display());
+        println!("cargo:rerun-if-changed={watched}");
     }
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("set by cargo"));
     // OUT_DIR = <target>/<profile>/build/<pkg>-<hash>/out; share one guest build per target dir.
