@@ -55,7 +55,11 @@ pub fn run(root: &Path) -> Result<()> {
     let (url, key) = announced(stdout)?;
     let examples = std::env::var("CRM_FUZZ_EXAMPLES").unwrap_or_else(|_| DEFAULT_EXAMPLES.into());
     let mut cmd = Command::new(schemathesis);
-    cmd.arg("run")
+    // Its example database and reports go under the target dir, not the clone's root.
+    let work = target_dir(root).join("schemathesis-run");
+    std::fs::create_dir_all(&work).context("creating the fuzzer's working folder")?;
+    cmd.current_dir(&work)
+        .arg("run")
         .arg(format!("{url}/v1/openapi.json"))
         .args(["--url", &url])
         .args(["-H", &format!("Authorization: Bearer {key}")])

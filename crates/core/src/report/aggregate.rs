@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use serde::{Deserialize, Serialize};
 
 use super::bucket::{GroupBy, ReportTz};
-use super::rollup::{Dimension, ReportInput, RollupRow};
+use super::rollup::{Dimension, ReportInput, RollupRow, Tier};
 use super::row::ReportRow;
 use crate::activity::Outcome;
 use crate::credits::Credits;
@@ -23,11 +23,9 @@ const NO_ENTITY: &str = "none";
 struct Labels(HashMap<i64, String>);
 
 impl Labels {
-    /// Quarter hours: the finest rollup tier (see `rollup.rs`).
-    const PERIOD_MS: i64 = 900_000;
-
     fn of(&mut self, tz: &ReportTz, group_by: GroupBy, t: Timestamp) -> std::borrow::Cow<'_, str> {
-        if t.millis().rem_euclid(Self::PERIOD_MS) != 0 {
+        // Quarter hours: the finest rollup tier.
+        if t.millis().rem_euclid(Tier::TimeQuarter.period_ms()) != 0 {
             return tz.bucket(t, group_by).into();
         }
         self.0
