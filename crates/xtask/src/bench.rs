@@ -6,7 +6,8 @@
 //! reference); HTTP ingest through `crm-host serve` on SQLite and on PostgreSQL (a
 //! throw-away cluster from `crm-testkit`), and with the Redis and upstream sinks;
 //! permission checks over HTTP at a paced 20,000/s; reports over 1 M raw and 10 M
-//! rollup-backed activities; resident memory per tenant at 1,000 tenants.
+//! rollup-backed activities; resident memory per tenant at 1,000 tenants; batch
+//! enrichment and checks through the component beside native (criterion).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -380,12 +381,49 @@ pub fn run(root: &Path, sizes: Sizes) -> Result<()> {
         );
     }
 
+    eprintln!("xtask bench: the component beside native crm-core (criterion)");
+    figures.insert("component".into(), component_vs_native(root)?);
+
     let summary = Value::Object(figures);
     let out = target_dir(root).join("bench-summary.json");
     std::fs::write(&out, serde_json::to_string_pretty(&summary)?)?;
     println!("{}", table(&summary));
     eprintln!("xtask bench: wrote {}", out.display());
     Ok(())
+}
+
+/// Batch enrichment and batch checks through both engines (`crates/host/benches/engines.rs`),
+/// as criterion's median per 100-item batch, in µs.
+fn component_vs_native(root: &Path) -> Result<Value> {
+    step(
+        "criterion: crm-host engines",
+        cargo(&[
+            "bench",
+            "--locked",
+            "-p",
+            "crm-host",
+            "--bench",
+            "engines",
+            "--",
+            "--warm-up-time",
+            "1",
+            "--measurement-time",
+            "3",
+        ]),
+    )?;
+    let median_us = |id: &str| -> Result<f64> {
+        let file = target_dir(root).join(format!("criterion/{id}/new/estimates.json"));
+        let estimates: Value = serde_json::from_slice(
+            &std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?,
+        )?;
+        Ok(num(&estimates, &["median", "point_estimate"]) / 1_000.0)
+    };
+    Ok(json!({
+        "enrichNativeUs": median_us("enrich_batch_100/native")?,
+        "enrichComponentUs": median_us("enrich_batch_100/component")?,
+        "checkNativeUs": median_us("check_batch_100/native")?,
+        "checkComponentUs": median_us("check_batch_100/component")?,
+    }))
 }
 
 fn path(dir: &Path, name: &str) -> String {
@@ -532,6 +570,34 @@ fn table(s: &Value) -> String {
             ),
             "< 50 ms".to_owned(),
             report_comparison("report10M"),
+        ),
+        (
+            "Enrich a batch of 100 through the component",
+            format!(
+                "{:.2}× native",
+                num(s, &["component", "enrichComponentUs"])
+                    / num(s, &["component", "enrichNativeUs"])
+            ),
+            "≤ 1.5× native".to_owned(),
+            format!(
+                "component {:.0} µs, native {:.0} µs",
+                num(s, &["component", "enrichComponentUs"]),
+                num(s, &["component", "enrichNativeUs"])
+            ),
+        ),
+        (
+            "Check a batch of 100 through the component",
+            format!(
+                "{:.2}× native",
+                num(s, &["component", "checkComponentUs"])
+                    / num(s, &["component", "checkNativeUs"])
+            ),
+            "≤ 1.5× native".to_owned(),
+            format!(
+                "component {:.1} µs, native {:.1} µs",
+                num(s, &["component", "checkComponentUs"]),
+                num(s, &["component", "checkNativeUs"])
+            ),
         ),
         (
             "Resident memory per tenant",
