@@ -153,15 +153,7 @@ impl Aggregate {
                 slot(&mut self.buckets, &label, CountCredits::default).add(n, c)?;
             }
             Dimension::Operation => {
-                let latest = row.latest;
-                let op = slot(&mut self.operations, value.unwrap_or_default(), || OpAgg {
-                    count: 0,
-                    total_credits: Credits::ZERO,
-                    latest,
-                });
-                op.count += n;
-                op.total_credits = op.total_credits.checked_add(c)?;
-                op.latest = op.latest.max(latest);
+                self.add_operation(value.unwrap_or_default(), n, c, row.latest)?;
             }
             Dimension::EntityType => {
                 slot(
@@ -216,11 +208,14 @@ impl Aggregate {
         Ok(())
     }
 
-    fn add_labelled(&mut self, row: &ReportRow, bucket: &str) -> CoreResult<()> {
-        let (n, c) = (row.count, row.credits);
-        self.total.add(n, c)?;
-        let latest = row.latest.unwrap_or(row.occurred_at).max(row.occurred_at);
-        let op = slot(&mut self.operations, &row.operation, || OpAgg {
+    fn add_operation(
+        &mut self,
+        operation: &str,
+        n: u64,
+        c: Credits,
+        latest: Timestamp,
+    ) -> CoreResult<()> {
+        let op = slot(&mut self.operations, operation, || OpAgg {
             count: 0,
             total_credits: Credits::ZERO,
             latest,
@@ -228,6 +223,14 @@ impl Aggregate {
         op.count += n;
         op.total_credits = op.total_credits.checked_add(c)?;
         op.latest = op.latest.max(latest);
+        Ok(())
+    }
+
+    fn add_labelled(&mut self, row: &ReportRow, bucket: &str) -> CoreResult<()> {
+        let (n, c) = (row.count, row.credits);
+        self.total.add(n, c)?;
+        let latest = row.latest.unwrap_or(row.occurred_at).max(row.occurred_at);
+        self.add_operation(&row.operation, n, c, latest)?;
         slot(&mut self.buckets, bucket, CountCredits::default).add(n, c)?;
         slot(
             &mut self.entities,
