@@ -201,6 +201,13 @@ impl Clause {
         self.sql
             .push_str(&format!(" AND {condition} ?{}", self.params.len()));
     }
+
+    /// Only rows in the department subtree at `path` (an index range on
+    /// `department_path`).
+    pub fn subtree(&mut self, path: &str) {
+        self.push("department_path >=", path.into());
+        self.push("department_path <", path_range_end(path).into());
+    }
 }
 
 /// The filter as a WHERE clause over activity rows.
@@ -213,8 +220,7 @@ pub fn clause(tenant_id: &str, f: &Filter) -> Clause {
         c.push("user_id =", u.into());
     }
     if let Some(p) = &f.department_path {
-        c.push("department_path >=", p.into());
-        c.push("department_path <", path_range_end(p).into());
+        c.subtree(p);
     }
     if let Some(op) = &f.operation {
         c.push("operation =", op.into());

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use crm_core::report::{Dimension, RollupRow, Tier};
 use crm_core::{Activity, Credits, Timestamp};
 
-use crate::activities::{Filter, path_range_end};
+use crate::activities::{Clause, Filter};
 use crate::dialect::Dialect;
 use crate::error::{StoreError, StoreResult};
 use crate::sql::{Row, Statement};
@@ -124,23 +124,25 @@ pub fn report_rows(
     from: i64,
     to: i64,
 ) -> Statement {
-    let mut sql = format!(
-        "SELECT period_start, department_id, dimension, value, count, {}, latest
-         FROM report_rollups
-         WHERE tenant_id = ?1 AND tier = ?2 AND period_start >= ?3 AND period_start < ?4",
-        d.money("credits_units")
-    );
-    let mut params = vec![
-        tenant_id.into(),
-        tier.as_str().into(),
-        from.into(),
-        to.into(),
-    ];
+    let mut c = Clause {
+        sql: "tenant_id = ?1 AND tier = ?2 AND period_start >= ?3 AND period_start < ?4".to_owned(),
+        params: vec![
+            tenant_id.into(),
+            tier.as_str().into(),
+            from.into(),
+            to.into(),
+        ],
+    };
     if let Some(p) = &f.department_path {
-        sql.push_str(" AND department_path >= ?5 AND department_path < ?6");
-        params.extend([p.as_str().into(), path_range_end(p).into()]);
+        c.subtree(p);
     }
-    d.stmt(&sql, params)
+    let sql = format!(
+        "SELECT period_start, department_id, dimension, value, count, {}, latest
+         FROM report_rollups WHERE {}",
+        d.money("credits_units"),
+        c.sql
+    );
+    d.stmt(&sql, c.params)
 }
 
 pub fn decode_report_row(row: &Row) -> StoreResult<RollupRow> {

@@ -494,6 +494,20 @@ fn table(s: &Value) -> String {
         )
     };
     let (small_report, big_report) = (report_label("report1M"), report_label("report10M"));
+    let engine_us = |op: &str, engine: &str| num(s, &["component", &format!("{op}{engine}Us")]);
+    let component_ratio = |op: &str| {
+        format!(
+            "{:.2}× native",
+            engine_us(op, "Component") / engine_us(op, "Native")
+        )
+    };
+    let component_times = |op: &str| {
+        format!(
+            "component {:.1} µs, native {:.1} µs",
+            engine_us(op, "Component"),
+            engine_us(op, "Native")
+        )
+    };
     let report_comparison = |name: &str| {
         format!(
             "subtree {:.1} ms; Asia/Kolkata (quarter-hour tier) {:.1} ms; one user (raw rows) {:.1} ms",
@@ -573,31 +587,15 @@ fn table(s: &Value) -> String {
         ),
         (
             "Enrich a batch of 100 through the component",
-            format!(
-                "{:.2}× native",
-                num(s, &["component", "enrichComponentUs"])
-                    / num(s, &["component", "enrichNativeUs"])
-            ),
+            component_ratio("enrich"),
             "≤ 1.5× native".to_owned(),
-            format!(
-                "component {:.0} µs, native {:.0} µs",
-                num(s, &["component", "enrichComponentUs"]),
-                num(s, &["component", "enrichNativeUs"])
-            ),
+            component_times("enrich"),
         ),
         (
             "Check a batch of 100 through the component",
-            format!(
-                "{:.2}× native",
-                num(s, &["component", "checkComponentUs"])
-                    / num(s, &["component", "checkNativeUs"])
-            ),
+            component_ratio("check"),
             "≤ 1.5× native".to_owned(),
-            format!(
-                "component {:.1} µs, native {:.1} µs",
-                num(s, &["component", "checkComponentUs"]),
-                num(s, &["component", "checkNativeUs"])
-            ),
+            component_times("check"),
         ),
         (
             "Resident memory per tenant",
