@@ -13,11 +13,12 @@ mod bindings {
 use std::cell::RefCell;
 use std::collections::HashMap;
 
-use bindings::crm::engine::types::{Error, TenantRef};
+use bindings::crm::engine::types::{Decision, Error, Reason, Source, TenantRef};
 use bindings::exports::crm::engine::{activities, conformance, permissions, tenants};
 use crm_core::engine::TenantSnapshot;
-use crm_core::permission::CheckRequest;
-use crm_core::{CoreError, Credits, Timestamp};
+use crm_core::enrich::Enrichment;
+use crm_core::permission::{self, RawDecision};
+use crm_core::{CoreError, Credits, Outcome, Timestamp};
 
 /// Snapshots one instance keeps. Instances are pooled per host thread and serve every
 /// tenant; past this many the oldest are dropped and the host reloads on demand.
@@ -92,28 +93,63 @@ impl tenants::Guest for Component {
     }
 }
 
+fn decision(d: RawDecision) -> Decision {
+    Decision {
+        allowed: d.allowed,
+        source: match d.source {
+            permission::Source::Role(r) => Source::Role(r),
+            permission::Source::Direct => Source::Direct,
+            permission::Source::None => Source::None,
+        },
+        reason: match d.reason {
+            permission::Reason::Granted => Reason::Granted,
+            permission::Reason::Denied => Reason::Denied,
+            permission::Reason::NotGranted => Reason::NotGranted,
+            permission::Reason::UnknownUser => Reason::UnknownUser,
+        },
+    }
+}
+
+/// The `(user id, permission)` pairs of a check buffer (see `check-batch` in the WIT).
+fn split_checks<'a>(names: &'a str, lengths: &[u32]) -> Result<Vec<(&'a str, &'a str)>, Error> {
+    let malformed = || Error {
+        code: "invalid_input".to_owned(),
+        message: "malformed check buffer".to_owned(),
+        field: Some("checks".to_owned()),
+    };
+    if !lengths.len().is_multiple_of(2) {
+        return Err(malformed());
+    }
+    let mut at = 0usize;
+    let mut next = |len: u32| {
+        let end = at.checked_add(len as usize).ok_or_else(malformed)?;
+        let name = names.get(at..end).ok_or_else(malformed)?;
+        at = end;
+        Ok(name)
+    };
+    let pairs = lengths
+        .chunks_exact(2)
+        .map(|pair| Ok((next(pair[0])?, next(pair[1])?)))
+        .collect::<Result<Vec<_>, Error>>()?;
+    if at != names.len() {
+        return Err(malformed());
+    }
+    Ok(pairs)
+}
+
 impl permissions::Guest for Component {
     fn check_batch(
         tenant: TenantRef,
-        checks: Vec<permissions::Check>,
-    ) -> Result<Vec<permissions::Decision>, Error> {
+        names: String,
+        lengths: Vec<u32>,
+    ) -> Result<Vec<Decision>, Error> {
+        let pairs = split_checks(&names, &lengths)?;
         with_tenant(&tenant, |snap| {
-            let requests: Vec<CheckRequest> = checks
-                .into_iter()
-                .map(|c| CheckRequest {
-                    user_id: c.user_id,
-                    permission: c.permission,
-                })
-                .collect();
-            let decisions = snap.directory.check_batch(&requests).map_err(to_wit)?;
-            Ok(decisions
-                .into_iter()
-                .map(|d| permissions::Decision {
-                    allowed: d.allowed,
-                    source: d.source,
-                    reason: d.reason.as_str().to_owned(),
-                })
-                .collect())
+            let decisions = snap
+                .directory
+                .check_pairs_raw(pairs.into_iter())
+                .map_err(to_wit)?;
+            Ok(decisions.into_iter().map(decision).collect())
         })
     }
 
@@ -124,26 +160,44 @@ impl permissions::Guest for Component {
     }
 }
 
+fn enrichment(e: Enrichment) -> Result<activities::Enrichment, Error> {
+    Ok(activities::Enrichment {
+        metadata_json: serde_json::to_string(&e.metadata).map_err(json_err)?,
+        id: e.id,
+        occurred_at_ms: e.occurred_at.millis(),
+        user: e.user.position(),
+        operation: e.operation,
+        outcome: match e.outcome {
+            Outcome::Success => activities::Outcome::Success,
+            Outcome::Denied => activities::Outcome::Denied,
+            Outcome::Failed => activities::Outcome::Failed,
+            Outcome::InsufficientCredits => activities::Outcome::InsufficientCredits,
+        },
+        entity_type: e.entity_type,
+        entity_id: e.entity_id,
+        session_id: e.session_id,
+        credits: e.credits.units(),
+        decision: decision(e.decision),
+        user_agent: e.user_agent,
+        location: e.location,
+        authentication_method: e.authentication_method,
+    })
+}
+
 impl activities::Guest for Component {
     fn enrich_batch(
         tenant: TenantRef,
-        ctx: activities::Context,
+        now_ms: i64,
         items: Vec<activities::RawActivity>,
-    ) -> Result<Vec<Result<String, Error>>, Error> {
-        let now = Timestamp::from_millis(ctx.now_ms).map_err(to_wit)?;
+    ) -> Result<Vec<Result<activities::Enrichment, Error>>, Error> {
+        let now = Timestamp::from_millis(now_ms).map_err(to_wit)?;
         with_tenant(&tenant, |snap| {
             Ok(items
                 .iter()
                 .map(|item| {
-                    let a = snap
-                        .enrich_json(
-                            &item.input_json,
-                            &item.generated_id,
-                            now,
-                            ctx.ip_address.as_deref(),
-                        )
-                        .map_err(to_wit)?;
-                    serde_json::to_string(&a).map_err(json_err)
+                    snap.decide_json(&item.input_json, &item.generated_id, now)
+                        .map_err(to_wit)
+                        .and_then(enrichment)
                 })
                 .collect())
         })
@@ -153,5 +207,32 @@ impl activities::Guest for Component {
 impl conformance::Guest for Component {
     fn evaluate(setup_json: String, op: String, input_json: String) -> String {
         crm_core::json_api::evaluate_json(&setup_json, &op, &input_json)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_checks;
+
+    #[test]
+    fn a_check_buffer_splits_into_its_pairs() {
+        let pairs =
+            split_checks("u-1crm.leads.readu-22crm.x", &[3, 14, 4, 5]).expect("well formed");
+        assert_eq!(pairs, [("u-1", "crm.leads.read"), ("u-22", "crm.x")]);
+        assert_eq!(split_checks("", &[]).expect("empty"), []);
+    }
+
+    #[test]
+    fn a_malformed_check_buffer_is_refused() {
+        for (names, lengths) in [
+            ("ab", &[1u32][..]),
+            ("abc", &[1, 1]),
+            ("ab", &[1, 2]),
+            ("é", &[1, 1]),
+            ("ab", &[u32::MAX, 1]),
+        ] {
+            let err = split_checks(names, lengths).expect_err("malformed");
+            assert_eq!(err.code, "invalid_input", "{names:?} {lengths:?}");
+        }
     }
 }

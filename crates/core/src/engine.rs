@@ -6,7 +6,7 @@ use crate::activity::{Activity, ActivityInput};
 use crate::chain;
 use crate::credits::Credits;
 use crate::directory::{CompiledDirectory, DirectorySpec};
-use crate::enrich::{EnrichContext, enrich, settle};
+use crate::enrich::{EnrichContext, Enrichment, assemble, decide, settle};
 use crate::error::{CoreError, CoreResult};
 use crate::report::{Aggregate, GroupBy, ReportBody, ReportInput, ReportRow, ReportTz};
 use crate::tenant::TenantPolicy;
@@ -49,16 +49,39 @@ impl TenantSnapshot {
         now: Timestamp,
         ip_address: Option<&str>,
     ) -> CoreResult<Activity> {
+        let decided = self.decide_json(input_json, generated_id, now)?;
+        Ok(self.assemble(decided, ip_address))
+    }
+
+    /// The rules' part of [`enrich_json`](Self::enrich_json) (see [`Enrichment`]).
+    pub fn decide_json(
+        &self,
+        input_json: &str,
+        generated_id: &str,
+        now: Timestamp,
+    ) -> CoreResult<Enrichment> {
         let input: ActivityInput =
             serde_json::from_str(input_json).map_err(|e| CoreError::from_json(&e))?;
         let ctx = EnrichContext {
             tenant_id: &self.tenant_id,
             now,
             generated_id: generated_id.to_owned(),
+            ip_address: None,
+            directory_version: Some(self.version),
+        };
+        decide(&self.directory, &self.policy, input, &ctx)
+    }
+
+    /// The record of a decision made against this snapshot, received from `ip_address`.
+    pub fn assemble(&self, decided: Enrichment, ip_address: Option<&str>) -> Activity {
+        let ctx = EnrichContext {
+            tenant_id: &self.tenant_id,
+            now: decided.occurred_at,
+            generated_id: String::new(),
             ip_address: ip_address.map(str::to_owned),
             directory_version: Some(self.version),
         };
-        enrich(&self.directory, &self.policy, input, &ctx)
+        assemble(&self.directory, decided, &ctx)
     }
 
     /// Credit cost of an operation.

@@ -11,8 +11,10 @@ use crate::error::{CoreError, CoreResult, ErrorCode};
 use crate::limits::{MAX_BACKDATE_MS, MAX_FUTURE_SKEW_MS, MAX_ID_LEN, MAX_USER_AGENT_LEN};
 use crate::metadata;
 use crate::names::{validate_id, validate_label, validate_operation, validate_text};
+use crate::permission::RawDecision;
 use crate::tenant::TenantPolicy;
 use crate::time::{Timestamp, clip};
+use serde_json::{Map, Value};
 
 /// What only the runtime knows: the tenant, the clock, a fresh id, the connection.
 #[derive(Debug, Clone)]
@@ -129,9 +131,13 @@ impl CompiledDirectory {
         }
     }
 
-    fn permission_context(&self, user: UserIdx, operation: &str) -> PermissionContext {
+    fn permission_context(
+        &self,
+        user: UserIdx,
+        operation: String,
+        decision: RawDecision,
+    ) -> PermissionContext {
         let u = &self.users[user.0 as usize];
-        let raw = self.check_idx(user, operation);
         let mut granted: Vec<String> = Vec::new();
         for &r in u.roles.iter() {
             for p in self.roles[r as usize].grants.patterns() {
@@ -156,23 +162,48 @@ impl CompiledDirectory {
                 })
                 .collect(),
             operation_context: OperationContext {
-                required: operation.to_owned(),
-                has: raw.allowed,
-                source: self.source_label(raw.source),
-                reason: raw.reason,
+                required: operation,
+                has: decision.allowed,
+                source: self.source_label(decision.source),
+                reason: decision.reason,
             },
         }
     }
 }
 
-/// Builds the full activity. The outcome is `denied` when the permission check
-/// refuses, otherwise what the client reported; only successes are charged.
-pub fn enrich(
+/// What enrichment decides with the tenant's rules: the whole record except what is a
+/// plain projection of the directory for the user (profile, hierarchy, grants, role
+/// names), which [`assemble`] adds. The wasm guest answers this much and the host
+/// assembles it with its own copy of the same directory version, so only what the
+/// guest computed crosses the boundary.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Enrichment {
+    pub id: String,
+    pub occurred_at: Timestamp,
+    pub user: UserIdx,
+    pub operation: String,
+    pub outcome: Outcome,
+    pub entity_type: Option<String>,
+    pub entity_id: Option<String>,
+    pub session_id: Option<String>,
+    pub credits: Credits,
+    pub decision: RawDecision,
+    /// Sanitized: redacted keys replaced, limits checked.
+    pub metadata: Map<String, Value>,
+    pub user_agent: Option<String>,
+    pub location: Option<String>,
+    pub authentication_method: Option<String>,
+}
+
+/// Validates the input and decides: the user, the permission decision, the outcome
+/// (`denied` when the check refuses, otherwise what the client reported) and the price
+/// (only successes are charged).
+pub fn decide(
     directory: &CompiledDirectory,
     policy: &TenantPolicy,
     input: ActivityInput,
     ctx: &EnrichContext<'_>,
-) -> CoreResult<Activity> {
+) -> CoreResult<Enrichment> {
     validate_input(&input, ctx.now)?;
     let user = directory.user(&input.user_id).ok_or_else(|| {
         CoreError::new(
@@ -182,8 +213,8 @@ pub fn enrich(
         .at("userId")
     })?;
     let metadata = metadata::sanitize(input.metadata, &policy.redact_keys)?;
-    let permission = directory.permission_context(user, &input.operation);
-    let outcome = match (permission.operation_context.has, input.outcome) {
+    let decision = directory.check_idx(user, &input.operation);
+    let outcome = match (decision.allowed, input.outcome) {
         (false, _) => Outcome::Denied,
         (true, ReportedOutcome::Success) => Outcome::Success,
         (true, ReportedOutcome::Failed) => Outcome::Failed,
@@ -193,32 +224,64 @@ pub fn enrich(
     } else {
         Credits::ZERO
     };
-    let compliance_in = input.compliance.unwrap_or_default();
-    Ok(Activity {
+    let compliance = input.compliance.unwrap_or_default();
+    Ok(Enrichment {
         id: input.id.unwrap_or_else(|| ctx.generated_id.clone()),
-        tenant_id: ctx.tenant_id.to_owned(),
-        seq: 0,
         occurred_at: input.occurred_at.unwrap_or(ctx.now),
-        user_id: input.user_id,
+        user,
         operation: input.operation,
         outcome,
         entity_type: input.entity_type,
         entity_id: input.entity_id,
-        credits,
         session_id: input.session_id,
-        user_context: directory.user_context(user),
-        permission,
+        credits,
+        decision,
         metadata,
+        user_agent: compliance.user_agent,
+        location: compliance.location,
+        authentication_method: compliance.authentication_method,
+    })
+}
+
+/// The full activity from a decision and the directory it was made against.
+pub fn assemble(directory: &CompiledDirectory, e: Enrichment, ctx: &EnrichContext<'_>) -> Activity {
+    let user_id = directory.users[e.user.0 as usize].id.to_string();
+    Activity {
+        id: e.id,
+        tenant_id: ctx.tenant_id.to_owned(),
+        seq: 0,
+        occurred_at: e.occurred_at,
+        user_id,
+        operation: e.operation.clone(),
+        outcome: e.outcome,
+        entity_type: e.entity_type,
+        entity_id: e.entity_id,
+        credits: e.credits,
+        session_id: e.session_id,
+        user_context: directory.user_context(e.user),
+        permission: directory.permission_context(e.user, e.operation, e.decision),
+        metadata: e.metadata,
         compliance: Compliance {
             ip_address: ctx.ip_address.clone(),
-            user_agent: compliance_in.user_agent,
-            location: compliance_in.location,
-            authentication_method: compliance_in.authentication_method,
+            user_agent: e.user_agent,
+            location: e.location,
+            authentication_method: e.authentication_method,
         },
         directory_version: ctx.directory_version,
         prev_hash: String::new(),
         hash: String::new(),
-    })
+    }
+}
+
+/// Builds the full activity: [`decide`], then [`assemble`].
+pub fn enrich(
+    directory: &CompiledDirectory,
+    policy: &TenantPolicy,
+    input: ActivityInput,
+    ctx: &EnrichContext<'_>,
+) -> CoreResult<Activity> {
+    let decided = decide(directory, policy, input, ctx)?;
+    Ok(assemble(directory, decided, ctx))
 }
 
 /// Result of charging a batch against a balance.

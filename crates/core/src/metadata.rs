@@ -20,44 +20,67 @@ pub fn sanitize(value: Option<Value>, redact_keys: &[String]) -> CoreResult<Map<
             ));
         }
     };
-    check_depth(&Value::Object(map.clone()), 1)?;
+    check_object(&map, 1)?;
     redact(&mut map, redact_keys);
-    let size = serde_json::to_vec(&map)
-        .expect("a JSON value always serializes")
-        .len();
-    if size > MAX_METADATA_BYTES {
+    let mut size = ByteCount(0);
+    serde_json::to_writer(&mut size, &map).expect("a JSON value always serializes");
+    if size.0 > MAX_METADATA_BYTES {
         return Err(CoreError::too_large(
             "metadata",
-            format!("metadata is {size} bytes; the limit is {MAX_METADATA_BYTES}"),
+            format!(
+                "metadata is {} bytes; the limit is {MAX_METADATA_BYTES}",
+                size.0
+            ),
         ));
     }
     Ok(map)
 }
 
-fn check_depth(value: &Value, depth: usize) -> CoreResult<()> {
-    let children: Box<dyn Iterator<Item = &Value>> = match value {
-        Value::Object(m) => {
-            if m.len() > MAX_METADATA_KEYS {
-                return Err(CoreError::too_large(
-                    "metadata",
-                    format!("a metadata object has more than {MAX_METADATA_KEYS} keys"),
-                ));
-            }
-            Box::new(m.values())
-        }
-        Value::Array(a) => Box::new(a.iter()),
-        _ => return Ok(()),
-    };
-    if depth > MAX_METADATA_DEPTH {
+/// Counts serialized bytes without keeping them: the size check runs on every activity.
+struct ByteCount(usize);
+
+impl std::io::Write for ByteCount {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0 += bytes.len();
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn too_deep() -> CoreError {
+    CoreError::too_large(
+        "metadata",
+        format!("metadata nests deeper than {MAX_METADATA_DEPTH} levels"),
+    )
+}
+
+fn check_object(m: &Map<String, Value>, depth: usize) -> CoreResult<()> {
+    if m.len() > MAX_METADATA_KEYS {
         return Err(CoreError::too_large(
             "metadata",
-            format!("metadata nests deeper than {MAX_METADATA_DEPTH} levels"),
+            format!("a metadata object has more than {MAX_METADATA_KEYS} keys"),
         ));
     }
-    for child in children {
-        check_depth(child, depth + 1)?;
+    if depth > MAX_METADATA_DEPTH {
+        return Err(too_deep());
     }
-    Ok(())
+    m.values().try_for_each(|v| check_depth(v, depth + 1))
+}
+
+fn check_depth(value: &Value, depth: usize) -> CoreResult<()> {
+    match value {
+        Value::Object(m) => check_object(m, depth),
+        Value::Array(a) => {
+            if depth > MAX_METADATA_DEPTH {
+                return Err(too_deep());
+            }
+            a.iter().try_for_each(|v| check_depth(v, depth + 1))
+        }
+        _ => Ok(()),
+    }
 }
 
 fn redact(map: &mut Map<String, Value>, keys: &[String]) {
@@ -75,5 +98,69 @@ fn redact_value(value: &mut Value, keys: &[String]) {
         Value::Object(m) => redact(m, keys),
         Value::Array(items) => items.iter_mut().for_each(|v| redact_value(v, keys)),
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::{REDACTED, sanitize};
+    use crate::error::ErrorCode;
+    use crate::limits::{MAX_METADATA_BYTES, MAX_METADATA_DEPTH, MAX_METADATA_KEYS};
+
+    /// `levels` containers, objects or arrays, one inside the other.
+    fn nested(levels: usize, array: bool) -> Value {
+        (1..levels).fold(json!(1), |inner, _| {
+            if array {
+                json!([inner])
+            } else {
+                json!({ "k": inner })
+            }
+        })
+    }
+
+    fn code(v: Value) -> Option<ErrorCode> {
+        sanitize(Some(json!({ "top": v })), &[])
+            .err()
+            .map(|e| e.code)
+    }
+
+    #[test]
+    fn nesting_is_refused_one_level_past_the_limit_for_objects_and_arrays() {
+        for array in [false, true] {
+            // The top-level object is the first level.
+            assert_eq!(
+                code(nested(MAX_METADATA_DEPTH, array)),
+                None,
+                "array: {array}"
+            );
+            assert_eq!(
+                code(nested(MAX_METADATA_DEPTH + 1, array)),
+                Some(ErrorCode::TooLarge),
+                "array: {array}"
+            );
+        }
+    }
+
+    #[test]
+    fn keys_and_bytes_are_bounded_and_redaction_applies_at_every_depth() {
+        let keys = |n: usize| Value::Object((0..n).map(|i| (format!("k{i}"), json!(i))).collect());
+        assert!(sanitize(Some(keys(MAX_METADATA_KEYS)), &[]).is_ok());
+        assert!(sanitize(Some(keys(MAX_METADATA_KEYS + 1)), &[]).is_err());
+        let big = json!({ "s": "x".repeat(MAX_METADATA_BYTES) });
+        assert_eq!(
+            sanitize(Some(big), &[]).map_err(|e| e.code).err(),
+            Some(ErrorCode::TooLarge)
+        );
+        let clean = sanitize(
+            Some(json!({ "Password": "p", "list": [{ "password": "q" }], "n": 1 })),
+            &["password".to_owned()],
+        )
+        .expect("valid");
+        assert_eq!(
+            Value::Object(clean),
+            json!({ "Password": REDACTED, "list": [{ "password": REDACTED }], "n": 1 })
+        );
     }
 }

@@ -139,23 +139,60 @@ impl CompiledDirectory {
         }
     }
 
-    /// Validated, reportable check.
-    pub fn check(&self, user_id: &str, permission: &str) -> CoreResult<Decision> {
-        validate_operation("permission", permission)?;
-        let raw = self.check_raw(user_id, permission);
-        Ok(Decision {
+    /// Whether `source` names a role of this directory (a decision that crossed the
+    /// wasm boundary is checked before its role index is used).
+    pub fn source_in_range(&self, source: Source) -> bool {
+        match source {
+            Source::Role(r) => (r as usize) < self.roles.len(),
+            Source::Direct | Source::None => true,
+        }
+    }
+
+    /// The reportable form of a decision on `user_id` and `permission`.
+    pub fn report(&self, user_id: &str, permission: &str, raw: RawDecision) -> Decision {
+        Decision {
             user_id: user_id.to_owned(),
             permission: permission.to_owned(),
             allowed: raw.allowed,
             source: self.source_label(raw.source),
             reason: raw.reason,
-        })
+        }
+    }
+
+    /// Validated, reportable check.
+    pub fn check(&self, user_id: &str, permission: &str) -> CoreResult<Decision> {
+        validate_operation("permission", permission)?;
+        Ok(self.report(user_id, permission, self.check_raw(user_id, permission)))
     }
 
     /// Batch check; fails as a whole on the first malformed request (with its index) so
     /// a client never acts on a partial answer.
     pub fn check_batch(&self, requests: &[CheckRequest]) -> CoreResult<Vec<Decision>> {
-        if requests.len() > crate::limits::MAX_CHECK_BATCH {
+        let raw = self.check_batch_raw(requests)?;
+        Ok(requests
+            .iter()
+            .zip(raw)
+            .map(|(r, d)| self.report(&r.user_id, &r.permission, d))
+            .collect())
+    }
+
+    /// [`check_batch`](Self::check_batch) without the labels: what the wasm guest
+    /// answers, the host labelling with its copy of the same directory.
+    pub fn check_batch_raw(&self, requests: &[CheckRequest]) -> CoreResult<Vec<RawDecision>> {
+        self.check_pairs_raw(
+            requests
+                .iter()
+                .map(|r| (r.user_id.as_str(), r.permission.as_str())),
+        )
+    }
+
+    /// [`check_batch_raw`](Self::check_batch_raw) over `(user id, permission)` pairs
+    /// borrowed from wherever the caller holds them (the guest: one shared buffer).
+    pub fn check_pairs_raw<'a>(
+        &self,
+        pairs: impl ExactSizeIterator<Item = (&'a str, &'a str)>,
+    ) -> CoreResult<Vec<RawDecision>> {
+        if pairs.len() > crate::limits::MAX_CHECK_BATCH {
             return Err(crate::error::CoreError::too_large(
                 "checks",
                 format!(
@@ -164,12 +201,12 @@ impl CompiledDirectory {
                 ),
             ));
         }
-        requests
-            .iter()
+        pairs
             .enumerate()
-            .map(|(i, r)| {
-                self.check(&r.user_id, &r.permission)
-                    .map_err(|e| e.at(format!("checks[{i}].permission")))
+            .map(|(i, (user_id, permission))| {
+                validate_operation("permission", permission)
+                    .map_err(|e| e.at(format!("checks[{i}].permission")))?;
+                Ok(self.check_raw(user_id, permission))
             })
             .collect()
     }

@@ -201,6 +201,22 @@ proptest! {
         let back: Value = serde_json::from_str(&once).expect("canonical JSON is JSON");
         prop_assert_eq!(canonical_json(&back), once);
     }
+
+    /// The one-pass operation-name check agrees with the grammar as written in
+    /// `names.rs`: dot-separated non-empty segments of `[a-z0-9_-]`, at most 8
+    /// segments and 128 bytes.
+    #[test]
+    fn operation_names_follow_the_written_grammar(name in "[a-z0-9_.A!-]{0,140}|([a-z]{1,3}\\.){0,9}[a-z]{0,3}") {
+        let segments: Vec<&str> = name.split('.').collect();
+        let grammar = !name.is_empty()
+            && name.len() <= 128
+            && segments.len() <= 8
+            && segments.iter().all(|s| {
+                !s.is_empty()
+                    && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+            });
+        prop_assert_eq!(crm_core::names::validate_operation("op", &name).is_ok(), grammar);
+    }
 }
 
 #[test]

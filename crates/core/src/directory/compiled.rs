@@ -15,6 +15,13 @@ use crate::time::clip;
 /// Index of a user in a compiled directory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct UserIdx(pub(crate) u32);
+
+impl UserIdx {
+    /// Position in the directory document's `users` (see [`CompiledDirectory::user_at`]).
+    pub fn position(self) -> u32 {
+        self.0
+    }
+}
 /// Index of a department in a compiled directory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct DeptIdx(pub(crate) u32);
@@ -315,6 +322,13 @@ impl CompiledDirectory {
 
     pub fn user(&self, id: &str) -> Option<UserIdx> {
         self.user_index.get(id).map(|&i| UserIdx(i))
+    }
+
+    /// The user at `position` in the directory document, if there is one. Positions are
+    /// how a user crosses the wasm boundary: guest and host compile the same document,
+    /// so a position means the same user on both sides.
+    pub fn user_at(&self, position: u32) -> Option<UserIdx> {
+        ((position as usize) < self.users.len()).then_some(UserIdx(position))
     }
 
     pub fn department(&self, id: &str) -> Option<DeptIdx> {

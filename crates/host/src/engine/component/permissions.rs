@@ -1,9 +1,10 @@
 //! Host side of the `permissions` interface.
 
+use crm_core::CompiledDirectory;
 use crm_core::Credits;
-use crm_core::permission::{CheckRequest, Decision, Reason};
+use crm_core::permission::{CheckRequest, Decision, RawDecision, Reason, Source};
 
-use super::bindings::exports::crm::engine::permissions::Check;
+use super::bindings::crm::engine::types;
 use super::tenants::tenant_ref;
 use super::{ComponentEngine, EngineError, EngineResult, Tenant};
 
@@ -13,18 +14,28 @@ impl ComponentEngine {
         tenant: &Tenant,
         checks: &[CheckRequest],
     ) -> EngineResult<Vec<Decision>> {
-        let wit_checks: Vec<Check> = checks
-            .iter()
-            .map(|c| Check {
-                user_id: c.user_id.clone(),
-                permission: c.permission.clone(),
-            })
-            .collect();
+        let mut names = String::with_capacity(
+            checks
+                .iter()
+                .map(|c| c.user_id.len() + c.permission.len())
+                .sum(),
+        );
+        let mut lengths = Vec::with_capacity(checks.len() * 2);
+        for c in checks {
+            for part in [&c.user_id, &c.permission] {
+                names.push_str(part);
+                lengths.push(
+                    u32::try_from(part.len())
+                        .map_err(|_| EngineError::Fault("a check longer than 4 GiB".to_owned()))?,
+                );
+            }
+        }
         let decisions = self.with_tenant(tenant, |i| {
             i.world.crm_engine_permissions().call_check_batch(
                 &mut i.store,
-                &tenant_ref(tenant),
-                &wit_checks,
+                tenant_ref(tenant),
+                &names,
+                &lengths,
             )
         })?;
         if decisions.len() != checks.len() {
@@ -32,20 +43,12 @@ impl ComponentEngine {
                 "guest answered a different number of decisions".to_owned(),
             ));
         }
+        let directory = &tenant.snapshot.directory;
         checks
             .iter()
             .zip(decisions)
             .map(|(req, d)| {
-                let reason = Reason::parse(&d.reason).ok_or_else(|| {
-                    EngineError::Fault(format!("guest answered reason `{}`", d.reason))
-                })?;
-                Ok(Decision {
-                    user_id: req.user_id.clone(),
-                    permission: req.permission.clone(),
-                    allowed: d.allowed,
-                    source: d.source,
-                    reason,
-                })
+                Ok(directory.report(&req.user_id, &req.permission, raw_decision(directory, d)?))
             })
             .collect()
     }
@@ -54,8 +57,36 @@ impl ComponentEngine {
         let units = self.with_tenant(tenant, |i| {
             i.world
                 .crm_engine_permissions()
-                .call_cost(&mut i.store, &tenant_ref(tenant), operation)
+                .call_cost(&mut i.store, tenant_ref(tenant), operation)
         })?;
         Ok(Credits::from_units(units)?)
     }
+}
+
+/// The guest's decision in the core's terms; a role outside `directory` breaks the
+/// contract (both sides compiled the same version) and is a fault, not an index panic.
+pub(super) fn raw_decision(
+    directory: &CompiledDirectory,
+    d: types::Decision,
+) -> EngineResult<RawDecision> {
+    let source = match d.source {
+        types::Source::Role(r) => Source::Role(r),
+        types::Source::Direct => Source::Direct,
+        types::Source::None => Source::None,
+    };
+    if !directory.source_in_range(source) {
+        return Err(EngineError::Fault(format!(
+            "guest answered a role outside the directory: {source:?}"
+        )));
+    }
+    Ok(RawDecision {
+        allowed: d.allowed,
+        source,
+        reason: match d.reason {
+            types::Reason::Granted => Reason::Granted,
+            types::Reason::Denied => Reason::Denied,
+            types::Reason::NotGranted => Reason::NotGranted,
+            types::Reason::UnknownUser => Reason::UnknownUser,
+        },
+    })
 }

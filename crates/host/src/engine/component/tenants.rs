@@ -11,7 +11,7 @@ impl Instance {
     pub(super) fn load(&mut self, tenant: &Tenant) -> wasmtime::Result<Result<(), GuestError>> {
         let answer = self.world.crm_engine_tenants().call_load(
             &mut self.store,
-            &tenant_ref(tenant),
+            tenant_ref(tenant),
             &tenant.policy_json,
             &tenant.directory_json,
         )?;
@@ -21,9 +21,9 @@ impl Instance {
     }
 }
 
-pub(super) fn tenant_ref(tenant: &Tenant) -> TenantRef {
+pub(super) fn tenant_ref(tenant: &Tenant) -> TenantRef<'_> {
     TenantRef {
-        tenant_id: tenant.id().to_owned(),
+        tenant_id: tenant.id(),
         version: tenant.version(),
     }
 }
