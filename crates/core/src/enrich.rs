@@ -146,7 +146,7 @@ impl CompiledDirectory {
                 }
             }
         }
-        for p in u.direct.patterns() {
+        for p in u.direct.iter().flat_map(|g| g.patterns()) {
             if !granted.iter().any(|g| **g == **p) {
                 granted.push(p.to_string());
             }

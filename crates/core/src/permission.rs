@@ -86,8 +86,11 @@ impl CompiledDirectory {
         let known = self.permissions.get(operation);
         let u = &self.users[user.0 as usize];
         let roles = u.roles.iter().map(|&r| &self.roles[r as usize].grants);
-        let denied =
-            u.direct.denies(known, operation) || roles.clone().any(|g| g.denies(known, operation));
+        let denied = u
+            .direct
+            .as_ref()
+            .is_some_and(|g| g.denies(known, operation))
+            || roles.clone().any(|g| g.denies(known, operation));
         if denied {
             return RawDecision {
                 allowed: false,
@@ -104,7 +107,10 @@ impl CompiledDirectory {
                 };
             }
         }
-        if u.direct.allows(known, operation) {
+        if u.direct
+            .as_ref()
+            .is_some_and(|g| g.allows(known, operation))
+        {
             return RawDecision {
                 allowed: true,
                 source: Source::Direct,

@@ -1,8 +1,11 @@
-//! Property tests: exact credit arithmetic, one duration grammar, mergeable reports.
+//! Property tests: exact credit arithmetic, one duration grammar, mergeable reports, a
+//! directory written back from its compiled form.
 
 use crm_core::credits::{Credits, UNITS_PER_CREDIT};
+use crm_core::directory::{Department, Organization, Role, User};
 use crm_core::duration::Since;
 use crm_core::report::{Aggregate, GroupBy, ReportRow, ReportTz};
+use crm_core::{CompiledDirectory, DirectorySpec};
 use crm_core::{Outcome, Timestamp};
 use proptest::prelude::*;
 
@@ -140,4 +143,94 @@ fn row() -> impl Strategy<Value = ReportRow> {
             authentication_method: None,
             ip_address: ip.map(str::to_owned),
         })
+}
+
+/// A valid directory: departments nest under earlier ones, users hold roles (sometimes
+/// twice) and direct grants, roles hold exact, prefix, deny and `*` patterns.
+fn directory_spec() -> impl Strategy<Value = DirectorySpec> {
+    let pattern = prop::sample::select(vec![
+        "crm.leads.read",
+        "crm.leads.*",
+        "!crm.leads.delete",
+        "crm.deals.close",
+        "*",
+        "crm.reports.view",
+    ]);
+    let depts = prop::collection::vec(any::<prop::sample::Index>(), 1..6);
+    let roles = prop::collection::vec(prop::collection::vec(pattern.clone(), 0..4), 1..4);
+    (depts, roles).prop_flat_map(move |(parents, roles)| {
+        let (n_depts, n_roles) = (parents.len(), roles.len());
+        let user = (
+            0..n_depts,
+            prop::collection::vec(0..n_roles, 0..4),
+            prop::collection::vec(pattern.clone(), 0..3),
+            any::<bool>(),
+        );
+        prop::collection::vec(user, 1..12).prop_map(move |users| DirectorySpec {
+            organizations: vec![Organization {
+                id: "org".into(),
+                name: "Org".into(),
+            }],
+            departments: parents
+                .iter()
+                .enumerate()
+                .map(|(i, p)| Department {
+                    id: format!("d{i}"),
+                    name: format!("Dept {i}"),
+                    organization_id: "org".into(),
+                    parent_id: (i > 0).then(|| format!("d{}", p.index(i))),
+                })
+                .collect(),
+            users: users
+                .iter()
+                .enumerate()
+                .map(|(i, (dept, user_roles, grants, email))| User {
+                    id: format!("u{i}"),
+                    name: format!("User {i}"),
+                    email: email.then(|| format!("u{i}@example.com")),
+                    title: None,
+                    department_id: format!("d{dept}"),
+                    roles: user_roles.iter().map(|r| format!("r{r}")).collect(),
+                    grants: grants.iter().map(|g| (*g).to_owned()).collect(),
+                })
+                .collect(),
+            roles: roles
+                .iter()
+                .enumerate()
+                .map(|(i, patterns)| Role {
+                    id: format!("r{i}"),
+                    name: format!("Role {i}"),
+                    permissions: patterns.iter().map(|p| (*p).to_owned()).collect(),
+                })
+                .collect(),
+        })
+    })
+}
+
+proptest! {
+    /// Runtimes keep the compiled directory only and write the document again for the
+    /// wasm guest: compiling it again must give the same answers at the same positions.
+    #[test]
+    fn a_directory_written_back_from_its_compiled_form_compiles_to_the_same_directory(
+        spec in directory_spec()
+    ) {
+        let first = CompiledDirectory::compile(&spec).expect("a valid directory");
+        let written = first.to_spec();
+        let second = CompiledDirectory::compile(&written).expect("written back valid");
+        prop_assert_eq!(second.to_spec(), written.clone());
+        let deduplicated = spec.users.iter().all(|u| {
+            u.roles.iter().enumerate().all(|(i, r)| !u.roles[..i].contains(r))
+        });
+        if deduplicated {
+            prop_assert_eq!(&written, &spec);
+        }
+        for (i, u) in spec.users.iter().enumerate() {
+            let position = u32::try_from(i).expect("small");
+            let (a, b) = (first.user_at(position).expect("in range"), second.user_at(position).expect("in range"));
+            prop_assert_eq!(first.user_context(a), second.user_context(b));
+            for op in ["crm.leads.read", "crm.leads.delete", "crm.deals.close", "crm.other"] {
+                prop_assert_eq!(first.check_raw(&u.id, op), second.check_raw(&u.id, op));
+            }
+        }
+    }
 }

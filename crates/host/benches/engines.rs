@@ -23,7 +23,6 @@ fn tenant() -> Tenant {
         snapshot: TenantSnapshot::from_json("bench", 1, &policy_json, &directory_json)
             .expect("fixture compiles"),
         policy_json,
-        directory_json,
     }
 }
 

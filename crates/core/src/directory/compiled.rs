@@ -3,6 +3,7 @@
 use rustc_hash::FxHashMap;
 
 use super::grants::{Grants, PermissionIndex};
+use super::id_index::IdIndex;
 use super::spec::DirectorySpec;
 use crate::error::{CoreError, CoreResult, ErrorCode};
 use crate::limits::{
@@ -50,7 +51,9 @@ pub(crate) struct UserC {
     pub title: Option<Box<str>>,
     pub dept: u32,
     pub roles: Box<[u32]>,
-    pub direct: Grants,
+    /// Boxed and absent when empty: most users hold roles only, and an inline grant set
+    /// is 80 bytes per user.
+    pub direct: Option<Box<Grants>>,
 }
 
 #[derive(Debug)]
@@ -67,9 +70,14 @@ pub struct CompiledDirectory {
     pub(crate) depts: Vec<DeptC>,
     pub(crate) users: Vec<UserC>,
     pub(crate) roles: Vec<RoleC>,
-    pub(crate) user_index: FxHashMap<Box<str>, u32>,
-    pub(crate) dept_index: FxHashMap<Box<str>, u32>,
+    user_index: IdIndex,
+    dept_index: IdIndex,
     pub(crate) permissions: PermissionIndex,
+}
+
+/// Counts are bounded by the `MAX_*` limits, far below `u32::MAX`.
+fn count(n: usize) -> u32 {
+    u32::try_from(n).expect("counts are bounded by limits")
 }
 
 fn too_many(field: &str, max: usize) -> CoreError {
@@ -88,13 +96,13 @@ fn unknown(field: String, kind: &str, id: &str) -> CoreError {
 fn index_ids<'a>(
     field: &str,
     ids: impl Iterator<Item = &'a str>,
-) -> CoreResult<FxHashMap<Box<str>, u32>> {
+) -> CoreResult<FxHashMap<&'a str, u32>> {
     let mut map = FxHashMap::default();
     for (i, id) in ids.enumerate() {
         let at = format!("{field}[{i}].id");
         validate_id(&at, id)?;
         let idx = u32::try_from(i).expect("counts are bounded by limits");
-        if map.insert(Box::<str>::from(id), idx).is_some() {
+        if map.insert(id, idx).is_some() {
             return Err(CoreError::new(
                 ErrorCode::Duplicate,
                 format!("duplicate {field} id `{}`", clip(id)),
@@ -175,7 +183,8 @@ impl CompiledDirectory {
 
         let org_index = index_ids("organizations", spec.organizations.iter().map(|o| &*o.id))?;
         let dept_index = index_ids("departments", spec.departments.iter().map(|d| &*d.id))?;
-        let user_index = index_ids("users", spec.users.iter().map(|u| &*u.id))?;
+        // Refuses invalid and duplicate user ids; the lookup kept is built at the end.
+        index_ids("users", spec.users.iter().map(|u| &*u.id))?;
         let role_index = index_ids("roles", spec.roles.iter().map(|r| &*r.id))?;
 
         let mut orgs = Vec::with_capacity(spec.organizations.len());
@@ -216,7 +225,7 @@ impl CompiledDirectory {
                 ));
             }
         }
-        let depts = spec
+        let depts: Vec<DeptC> = spec
             .departments
             .iter()
             .zip(paths)
@@ -305,10 +314,13 @@ impl CompiledDirectory {
                 title: u.title.as_deref().map(Into::into),
                 dept,
                 roles: roles.into(),
-                direct: Grants::compile(&u.grants, &permissions),
+                direct: (!u.grants.is_empty())
+                    .then(|| Box::new(Grants::compile(&u.grants, &permissions))),
             });
         }
 
+        let user_index = IdIndex::build(count(users.len()), |i| &users[i as usize].id);
+        let dept_index = IdIndex::build(count(depts.len()), |i| &depts[i as usize].id);
         Ok(CompiledDirectory {
             orgs,
             depts,
@@ -321,7 +333,9 @@ impl CompiledDirectory {
     }
 
     pub fn user(&self, id: &str) -> Option<UserIdx> {
-        self.user_index.get(id).map(|&i| UserIdx(i))
+        self.user_index
+            .get(id, |i| &self.users[i as usize].id)
+            .map(UserIdx)
     }
 
     /// The user at `position` in the directory document, if there is one. Positions are
@@ -332,7 +346,65 @@ impl CompiledDirectory {
     }
 
     pub fn department(&self, id: &str) -> Option<DeptIdx> {
-        self.dept_index.get(id).map(|&i| DeptIdx(i))
+        self.dept_index
+            .get(id, |i| &self.depts[i as usize].id)
+            .map(DeptIdx)
+    }
+
+    /// The directory document this was compiled from, up to what compiling normalises
+    /// (a role named twice for one user is kept once): compiling it again gives the same
+    /// directory with every user, role and department at the same position. Runtimes
+    /// keep the compiled form only and write the document again when they need it
+    /// (loading the wasm guest), instead of holding its text beside it.
+    pub fn to_spec(&self) -> DirectorySpec {
+        use super::spec::{Department, Organization, Role, User};
+        let patterns = |g: &Grants| g.patterns().iter().map(|p| p.to_string()).collect();
+        DirectorySpec {
+            organizations: self
+                .orgs
+                .iter()
+                .map(|o| Organization {
+                    id: o.id.to_string(),
+                    name: o.name.to_string(),
+                })
+                .collect(),
+            departments: self
+                .depts
+                .iter()
+                .map(|d| Department {
+                    id: d.id.to_string(),
+                    name: d.name.to_string(),
+                    organization_id: self.orgs[d.org as usize].id.to_string(),
+                    parent_id: d.parent.map(|p| self.depts[p as usize].id.to_string()),
+                })
+                .collect(),
+            users: self
+                .users
+                .iter()
+                .map(|u| User {
+                    id: u.id.to_string(),
+                    name: u.name.to_string(),
+                    email: u.email.as_deref().map(str::to_owned),
+                    title: u.title.as_deref().map(str::to_owned),
+                    department_id: self.depts[u.dept as usize].id.to_string(),
+                    roles: u
+                        .roles
+                        .iter()
+                        .map(|&r| self.roles[r as usize].id.to_string())
+                        .collect(),
+                    grants: u.direct.as_deref().map(patterns).unwrap_or_default(),
+                })
+                .collect(),
+            roles: self
+                .roles
+                .iter()
+                .map(|r| Role {
+                    id: r.id.to_string(),
+                    name: r.name.to_string(),
+                    permissions: patterns(&r.grants),
+                })
+                .collect(),
+        }
     }
 
     pub fn user_count(&self) -> usize {

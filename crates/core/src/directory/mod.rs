@@ -5,6 +5,7 @@
 
 mod compiled;
 mod grants;
+mod id_index;
 mod spec;
 
 pub use compiled::{CompiledDirectory, DeptIdx, UserIdx};

@@ -24,11 +24,12 @@ fn summary(t: &Tenant) -> Value {
 
 pub async fn get(State(app): State<App>, caller: Caller) -> HostResult<Json<Value>> {
     caller.require_tenant_wide()?;
-    let t = caller.snapshot(&app).await?;
+    // The document as stored (the engine keeps only the compiled form).
+    let row = app.store.tenant(caller.tenant()).await?;
     let directory: Value =
-        serde_json::from_str(&t.directory_json).map_err(crate::error::HostError::internal)?;
+        serde_json::from_str(&row.directory).map_err(crate::error::HostError::internal)?;
     Ok(Json(
-        json!({ "version": t.version(), "directory": directory }),
+        json!({ "version": row.version, "directory": directory }),
     ))
 }
 

@@ -13,8 +13,8 @@ use crate::service::App;
 pub async fn get(State(app): State<App>, caller: Caller) -> HostResult<Json<Value>> {
     caller.require(KeyScope::Read)?;
     let tenant = caller.snapshot(&app).await?;
-    let spec: Value =
-        serde_json::from_str(&tenant.directory_json).map_err(crate::error::HostError::internal)?;
+    let spec: Value = serde_json::to_value(tenant.snapshot.directory.to_spec())
+        .map_err(crate::error::HostError::internal)?;
     Ok(Json(caller.principal.session(
         caller.tenant(),
         &spec,

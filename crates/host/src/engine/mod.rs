@@ -40,12 +40,13 @@ pub enum EngineError {
 pub type EngineResult<T> = Result<T, EngineError>;
 
 /// A tenant as the engine needs it: the native snapshot (also used by the host for
-/// lookups) plus the JSON it was built from, which the component loads.
+/// lookups) plus the policy text it was built from. The directory's text is not kept
+/// (it is most of a tenant's memory); the component loads one written back from the
+/// compiled form (`CompiledDirectory::to_spec`).
 #[derive(Debug)]
 pub struct Tenant {
     pub snapshot: TenantSnapshot,
     pub policy_json: String,
-    pub directory_json: String,
 }
 
 impl Tenant {

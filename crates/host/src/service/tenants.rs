@@ -24,7 +24,6 @@ fn build(row: &TenantRow) -> HostResult<Tenant> {
     Ok(Tenant {
         snapshot: TenantSnapshot::from_json(&row.id, row.version, &row.policy, &row.directory)?,
         policy_json: row.policy.clone(),
-        directory_json: row.directory.clone(),
     })
 }
 

@@ -9,11 +9,12 @@ pub(super) const NOT_LOADED: &str = "snapshot_not_loaded";
 impl Instance {
     /// Loads `tenant`'s snapshot into the guest and records its version.
     pub(super) fn load(&mut self, tenant: &Tenant) -> wasmtime::Result<Result<(), GuestError>> {
+        let directory_json = serde_json::to_string(&tenant.snapshot.directory.to_spec())?;
         let answer = self.world.crm_engine_tenants().call_load(
             &mut self.store,
             tenant_ref(tenant),
             &tenant.policy_json,
-            &tenant.directory_json,
+            &directory_json,
         )?;
         Ok(answer.map(|_info| {
             self.loaded.insert(tenant.id().to_owned(), tenant.version());
