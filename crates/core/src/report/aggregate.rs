@@ -19,7 +19,7 @@ const NO_ENTITY: &str = "none";
 
 /// Bucket labels of instants on whole quarter hours, computed once each: rollup rows
 /// repeat their period start, and a label is a zone conversion and a format.
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct Labels(HashMap<i64, String>);
 
 impl Labels {
@@ -91,6 +91,31 @@ pub struct Aggregate {
     tz: ReportTz,
 }
 
+/// Folds a report's inputs one at a time as a store reads them, so that no list of
+/// rows is kept: equal to [`Aggregate::add_inputs`] over the same inputs.
+#[derive(Debug)]
+pub struct ReportFold {
+    aggregate: Aggregate,
+    labels: Labels,
+}
+
+impl ReportFold {
+    pub fn new(aggregate: Aggregate) -> ReportFold {
+        ReportFold {
+            aggregate,
+            labels: Labels::default(),
+        }
+    }
+
+    pub fn add(&mut self, input: &ReportInput) -> CoreResult<()> {
+        self.aggregate.add_input(input, &mut self.labels)
+    }
+
+    pub fn finish(self) -> Aggregate {
+        self.aggregate
+    }
+}
+
 impl Aggregate {
     pub fn new(group_by: GroupBy, tz: ReportTz) -> Aggregate {
         Aggregate {
@@ -132,15 +157,19 @@ impl Aggregate {
     ) -> CoreResult<()> {
         let mut labels = Labels::default();
         for input in inputs {
-            match input {
-                ReportInput::Activity(row) => {
-                    let label = labels.of(&self.tz, self.group_by, row.occurred_at);
-                    self.add_labelled(row, &label)?;
-                }
-                ReportInput::Rollup(row) => self.add_rollup(row, &mut labels)?,
-            }
+            self.add_input(input, &mut labels)?;
         }
         Ok(())
+    }
+
+    fn add_input(&mut self, input: &ReportInput, labels: &mut Labels) -> CoreResult<()> {
+        match input {
+            ReportInput::Activity(row) => {
+                let label = labels.of(&self.tz, self.group_by, row.occurred_at);
+                self.add_labelled(row, &label)
+            }
+            ReportInput::Rollup(row) => self.add_rollup(row, labels),
+        }
     }
 
     /// Adds one rollup row to the breakdown of its dimension (see `rollup.rs`).

@@ -13,7 +13,7 @@ mod rollup;
 mod row;
 
 pub use aggregate::{
-    Aggregate, CountCredits, MostActiveUser, OperationStat, RecentSummary, ReportBody,
+    Aggregate, CountCredits, MostActiveUser, OperationStat, RecentSummary, ReportBody, ReportFold,
     recent_summary,
 };
 pub use bucket::{GroupBy, ReportTz};

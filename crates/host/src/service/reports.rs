@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use super::App;
 use super::queries::{Params, subject_filter};
 use crate::engine::Tenant;
-use crate::error::HostResult;
+use crate::error::{HostError, HostResult};
 
 const REPORT_PARAMS: &[&str] = &["since", "from", "to", "groupBy", "tz"];
 
@@ -31,33 +31,23 @@ pub async fn report_checked(
     params: &Params,
 ) -> HostResult<Value> {
     let range = params.range()?;
-    let group_by = params.get("groupBy").unwrap_or("day").to_owned();
-    GroupBy::parse(&group_by).map_err(|e| e.at("groupBy"))?;
+    let group_by =
+        GroupBy::parse(params.get("groupBy").unwrap_or("day")).map_err(|e| e.at("groupBy"))?;
     let tz = match params.get("tz") {
         Some(name) => ReportTz::parse(name).map_err(|e| e.at("tz"))?,
         None => tenant.snapshot.policy.report_tz()?,
     };
     let filter = subject_filter(&subject, tenant, range)?;
     let time_tier = tz.time_tier(range.from, range.to);
-    let parts = app
+    // Folded natively while the rows are read, on the store's read thread (off the
+    // async runtime): plain arithmetic over stored rows, and a million rows through the
+    // component would outlast its call deadline.
+    let partials = app
         .store
-        .report_rows(tenant.id(), filter, time_tier)
+        .report_partials(tenant.id(), filter, time_tier, group_by, tz)
         .await?;
-    let zone = tz.name().to_owned();
-    // Aggregation is plain arithmetic over stored rows: crm-core natively (a million
-    // rows parsed inside the component would outlast its call deadline), on an engine
-    // thread so the runtime stays free.
-    let body = app
-        .engines
-        .run(move |_| {
-            let partials = parts
-                .iter()
-                .map(|rows| crm_core::engine::aggregate_inputs(&group_by, &zone, rows))
-                .collect::<Result<Vec<_>, _>>()?;
-            serde_json::to_value(crm_core::engine::finish(partials)?)
-                .map_err(|e| crate::engine::EngineError::Fault(e.to_string()))
-        })
-        .await?;
+    let body =
+        serde_json::to_value(crm_core::engine::finish(partials)?).map_err(HostError::internal)?;
     Ok(with_subject(body, &subject, range))
 }
 

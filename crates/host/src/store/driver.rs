@@ -3,6 +3,7 @@
 //! (`sqlite.rs`, `postgres.rs`); everything above this trait is written once.
 
 use crm_store::{Dialect, Row, Statement};
+use std::ops::ControlFlow;
 
 /// How a driver failure reaches the client.
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +28,20 @@ pub type DbResult<T> = Result<T, DbError>;
 pub trait Conn: Send {
     fn dialect(&self) -> Dialect;
     fn query(&mut self, st: &Statement) -> DbResult<Vec<Row>>;
+    /// Hands the rows to `f` one at a time until it breaks, without keeping them (a
+    /// report folds tens of thousands). Drivers that can reuse one row's buffers do.
+    fn for_each(
+        &mut self,
+        st: &Statement,
+        f: &mut dyn FnMut(&Row) -> ControlFlow<()>,
+    ) -> DbResult<()> {
+        for row in self.query(st)? {
+            if f(&row).is_break() {
+                break;
+            }
+        }
+        Ok(())
+    }
     /// Runs a statement, answering the number of rows it changed.
     fn execute(&mut self, st: &Statement) -> DbResult<u64>;
     /// Runs SQL without parameters (several statements allowed).

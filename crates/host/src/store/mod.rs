@@ -25,7 +25,6 @@ use crm_store::Dialect;
 pub use driver::{Conn, DbError};
 pub use ingest::{IngestItem, record};
 pub use keys::{generate as generate_key, hash_key};
-pub use queries::ReportRows;
 
 use crate::error::{HostError, HostResult};
 use driver::Connector;

@@ -2,6 +2,7 @@
 //! activity survives power loss, not only a crash — defect 5), one writer thread and
 //! read-only connections beside it.
 
+use std::ops::ControlFlow;
 use std::path::PathBuf;
 
 use crm_store::{Dialect, Row, Statement, Value};
@@ -65,15 +66,27 @@ impl ToSql for Param<'_> {
     }
 }
 
+/// `column`, reusing the text buffer `slot` already has.
+fn refill(slot: &mut Value, v: ValueRef<'_>) -> DbResult<()> {
+    match (slot, v) {
+        (Value::Text(Some(s)), ValueRef::Text(t)) => {
+            s.clear();
+            s.push_str(utf8(t)?);
+        }
+        (slot, v) => *slot = column(v)?,
+    }
+    Ok(())
+}
+
+fn utf8(t: &[u8]) -> DbResult<&str> {
+    std::str::from_utf8(t).map_err(|e| DbError::Other(format!("stored text is not UTF-8: {e}")))
+}
+
 fn column(v: ValueRef<'_>) -> DbResult<Value> {
     Ok(match v {
         ValueRef::Null => Value::Text(None),
         ValueRef::Integer(i) => Value::Int(Some(i)),
-        ValueRef::Text(t) => Value::Text(Some(
-            std::str::from_utf8(t)
-                .map_err(|e| DbError::Other(format!("stored text is not UTF-8: {e}")))?
-                .to_owned(),
-        )),
+        ValueRef::Text(t) => Value::Text(Some(utf8(t)?.to_owned())),
         ValueRef::Real(_) | ValueRef::Blob(_) => {
             return Err(DbError::Other(
                 "a column holds a type the schema never stores".to_owned(),
@@ -102,6 +115,28 @@ impl Conn for SqliteConn {
             out.push(Row(row));
         }
         Ok(out)
+    }
+
+    fn for_each(
+        &mut self,
+        st: &Statement,
+        f: &mut dyn FnMut(&Row) -> ControlFlow<()>,
+    ) -> DbResult<()> {
+        let mut stmt = self.0.prepare_cached(&st.sql).map_err(map_err)?;
+        let width = stmt.column_count();
+        let mut rows = stmt
+            .query(params_from_iter(st.params.iter().map(Param)))
+            .map_err(map_err)?;
+        let mut row = Row(vec![Value::Int(None); width]);
+        while let Some(r) = rows.next().map_err(map_err)? {
+            for (i, slot) in row.0.iter_mut().enumerate() {
+                refill(slot, r.get_ref(i).map_err(map_err)?)?;
+            }
+            if f(&row).is_break() {
+                break;
+            }
+        }
+        Ok(())
     }
 
     fn execute(&mut self, st: &Statement) -> DbResult<u64> {
