@@ -171,6 +171,7 @@ pub fn run(root: &Path, sizes: Sizes) -> Result<()> {
         ],
     )?;
     figures.insert("rawInsert".into(), raw.clone());
+    save(root, &figures)?;
 
     eprintln!("xtask bench: HTTP ingest, no sinks");
     let db = path(dir, "ingest.db");
@@ -194,6 +195,7 @@ pub fn run(root: &Path, sizes: Sizes) -> Result<()> {
         )?
     };
     figures.insert("ingest".into(), plain.clone());
+    save(root, &figures)?;
 
     eprintln!("xtask bench: HTTP ingest on PostgreSQL");
     let on_postgres = {
@@ -217,6 +219,7 @@ pub fn run(root: &Path, sizes: Sizes) -> Result<()> {
         )?
     };
     figures.insert("ingestPostgres".into(), on_postgres);
+    save(root, &figures)?;
 
     eprintln!("xtask bench: permission checks over HTTP at 20,000/s");
     {
@@ -253,6 +256,7 @@ pub fn run(root: &Path, sizes: Sizes) -> Result<()> {
         )?;
         figures.insert("checks".into(), single);
         figures.insert("checksBatched".into(), batched);
+        save(root, &figures)?;
     }
 
     eprintln!("xtask bench: HTTP ingest with Redis and upstream sinks");
@@ -312,6 +316,7 @@ pub fn run(root: &Path, sizes: Sizes) -> Result<()> {
         }
     };
     figures.insert("ingestWithSinks".into(), with_sinks);
+    save(root, &figures)?;
 
     for (name, n) in [
         ("report1M", sizes.report_raw),
@@ -338,6 +343,7 @@ pub fn run(root: &Path, sizes: Sizes) -> Result<()> {
             json!({ "activities": n, "seedSeconds": seeded, "tenantWide": tenant_wide,
                     "departmentSubtreeMs": dept, "quarterHourZoneMs": quarter, "userRawMs": user }),
         );
+        save(root, &figures)?;
         drop(s);
         // ~2.5 KB per stored activity: free the disk before the next, larger one.
         for suffix in ["", "-wal", "-shm"] {
@@ -379,14 +385,15 @@ pub fn run(root: &Path, sizes: Sizes) -> Result<()> {
             "memory".into(),
             json!({ "tenants": sizes.tenants, "rssBeforeKiB": before, "rssAfterKiB": after, "perTenantKiB": per }),
         );
+        save(root, &figures)?;
     }
 
     eprintln!("xtask bench: the component beside native crm-core (criterion)");
     figures.insert("component".into(), component_vs_native(root)?);
+    save(root, &figures)?;
 
     let summary = Value::Object(figures);
     let out = target_dir(root).join("bench-summary.json");
-    std::fs::write(&out, serde_json::to_string_pretty(&summary)?)?;
     println!("{}", table(&summary));
     eprintln!("xtask bench: wrote {}", out.display());
     Ok(())
@@ -412,7 +419,9 @@ fn component_vs_native(root: &Path) -> Result<Value> {
         ]),
     )?;
     let median_us = |id: &str| -> Result<f64> {
-        let file = target_dir(root).join(format!("criterion/{id}/new/estimates.json"));
+        // Criterion names a benchmark's folder after its id with `/` made `_`.
+        let folder = id.replace('/', "_");
+        let file = target_dir(root).join(format!("criterion/{folder}/new/estimates.json"));
         let estimates: Value = serde_json::from_slice(
             &std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?,
         )?;
@@ -424,6 +433,13 @@ fn component_vs_native(root: &Path) -> Result<Value> {
         "checkNativeUs": median_us("check_batch_100/native")?,
         "checkComponentUs": median_us("check_batch_100/component")?,
     }))
+}
+
+/// Writes the figures so far: a step failing late (or a stopped run) keeps the rest.
+fn save(root: &Path, figures: &serde_json::Map<String, Value>) -> Result<()> {
+    let out = target_dir(root).join("bench-summary.json");
+    std::fs::write(&out, serde_json::to_string_pretty(figures)?)?;
+    Ok(())
 }
 
 fn path(dir: &Path, name: &str) -> String {
