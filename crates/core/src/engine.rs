@@ -74,14 +74,13 @@ impl TenantSnapshot {
 
     /// The record of a decision made against this snapshot, received from `ip_address`.
     pub fn assemble(&self, decided: Enrichment, ip_address: Option<&str>) -> Activity {
-        let ctx = EnrichContext {
-            tenant_id: &self.tenant_id,
-            now: decided.occurred_at,
-            generated_id: String::new(),
-            ip_address: ip_address.map(str::to_owned),
-            directory_version: Some(self.version),
-        };
-        assemble(&self.directory, decided, &ctx)
+        assemble(
+            &self.directory,
+            decided,
+            &self.tenant_id,
+            ip_address,
+            Some(self.version),
+        )
     }
 
     /// Credit cost of an operation.

@@ -243,12 +243,19 @@ pub fn decide(
     })
 }
 
-/// The full activity from a decision and the directory it was made against.
-pub fn assemble(directory: &CompiledDirectory, e: Enrichment, ctx: &EnrichContext<'_>) -> Activity {
+/// The full activity from a decision and the directory it was made against, received
+/// for `tenant_id` from `ip_address` (the record's provenance; the rest is decided).
+pub fn assemble(
+    directory: &CompiledDirectory,
+    e: Enrichment,
+    tenant_id: &str,
+    ip_address: Option<&str>,
+    directory_version: Option<u64>,
+) -> Activity {
     let user_id = directory.users[e.user.0 as usize].id.to_string();
     Activity {
         id: e.id,
-        tenant_id: ctx.tenant_id.to_owned(),
+        tenant_id: tenant_id.to_owned(),
         seq: 0,
         occurred_at: e.occurred_at,
         user_id,
@@ -262,12 +269,12 @@ pub fn assemble(directory: &CompiledDirectory, e: Enrichment, ctx: &EnrichContex
         permission: directory.permission_context(e.user, e.operation, e.decision),
         metadata: e.metadata,
         compliance: Compliance {
-            ip_address: ctx.ip_address.clone(),
+            ip_address: ip_address.map(str::to_owned),
             user_agent: e.user_agent,
             location: e.location,
             authentication_method: e.authentication_method,
         },
-        directory_version: ctx.directory_version,
+        directory_version,
         prev_hash: String::new(),
         hash: String::new(),
     }
@@ -281,7 +288,13 @@ pub fn enrich(
     ctx: &EnrichContext<'_>,
 ) -> CoreResult<Activity> {
     let decided = decide(directory, policy, input, ctx)?;
-    Ok(assemble(directory, decided, ctx))
+    Ok(assemble(
+        directory,
+        decided,
+        ctx.tenant_id,
+        ctx.ip_address.as_deref(),
+        ctx.directory_version,
+    ))
 }
 
 /// Result of charging a batch against a balance.
