@@ -5,8 +5,6 @@
 //! time, ids and random bits in. See `ARCHITECTURE.md` for the invariants.
 
 pub mod activity;
-pub mod api_error;
-pub mod api_spec;
 pub mod chain;
 pub mod conformance;
 pub mod credits;

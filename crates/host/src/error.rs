@@ -1,7 +1,7 @@
 //! The host's error type: every failure a request can meet, each mapped to one HTTP
 //! status and a stable code. Internal errors are logged and answered without details.
 
-use crm_core::api_error::{ApiCode, ApiError};
+use crm_api::error::{ApiCode, ApiError};
 use crm_core::{CoreError, ErrorCode};
 use serde_json::Value;
 
@@ -28,8 +28,6 @@ pub enum HostError {
     BadRequest(String),
     #[error("{0}")]
     PayloadTooLarge(String),
-    #[error("{0}")]
-    MethodNotAllowed(String),
     /// The store or engine cannot serve right now (shutting down, busy).
     #[error("{0}")]
     Unavailable(String),
@@ -66,10 +64,9 @@ impl HostError {
             HostError::Forbidden(_) => ApiCode::Forbidden,
             HostError::NotFound(_) => ApiCode::NotFound,
             HostError::Conflict { .. } => ApiCode::Conflict,
-            HostError::PaymentRequired { .. } => ApiCode::InsufficientCredits,
+            HostError::PaymentRequired { .. } => ApiCode::Core(ErrorCode::InsufficientCredits),
             HostError::BadRequest(_) => ApiCode::Core(ErrorCode::InvalidInput),
             HostError::PayloadTooLarge(_) => ApiCode::Core(ErrorCode::TooLarge),
-            HostError::MethodNotAllowed(_) => ApiCode::MethodNotAllowed,
             HostError::Unavailable(_) => ApiCode::Unavailable,
             HostError::InsufficientStorage(_) => ApiCode::InsufficientStorage,
             HostError::Overloaded { code, .. } => *code,
@@ -86,9 +83,10 @@ impl HostError {
         self.api_code().as_str()
     }
 
-    /// The answer in the shared shape; internal errors say nothing of their cause.
+    /// The answer in the shared shape, with its retry hint; internal errors say nothing
+    /// of their cause.
     pub fn to_api(&self) -> ApiError {
-        match self {
+        let answer = match self {
             HostError::Core(e) => ApiError::from(e.clone()),
             HostError::Conflict { message, details }
             | HostError::PaymentRequired { message, details } => {
@@ -96,11 +94,13 @@ impl HostError {
             }
             HostError::Internal(_) => ApiError::internal(),
             HostError::Api(e) => e.clone(),
-            HostError::Overloaded { retry_after, .. } => {
-                ApiError::new(self.api_code(), self.to_string())
-                    .with_details(serde_json::json!({ "retryAfterSeconds": retry_after }))
-            }
             other => ApiError::new(self.api_code(), other.to_string()),
+        };
+        match self.retry_after() {
+            Some(secs) if answer.retry_after.is_none() => {
+                answer.with_retry_after(u32::try_from(secs).unwrap_or(u32::MAX))
+            }
+            _ => answer,
         }
     }
 
@@ -108,7 +108,10 @@ impl HostError {
     pub fn retry_after(&self) -> Option<u64> {
         match self {
             HostError::Overloaded { retry_after, .. } => Some(*retry_after),
-            HostError::Unavailable(_) => Some(1),
+            HostError::Unavailable(_) => Some(u64::from(
+                crm_api::storage::BUSY_RETRY_AFTER_SECONDS,
+            )),
+            HostError::Api(e) => e.retry_after.map(u64::from),
             _ => None,
         }
     }

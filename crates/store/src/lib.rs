@@ -8,12 +8,8 @@
 //! report into rollup and raw parts. A driver only executes [`Statement`]s and hands
 //! back [`Row`]s, so no SQL text is written twice and the runtimes cannot drift.
 //!
-//! It also holds the access rules ([`access`]) and the administrative request rules
-//! ([`requests`]) that both runtimes apply, so their answers cannot drift either.
-//!
 //! Like `crm-core`, this crate is pure: no I/O, no clock, no randomness.
 
-pub mod access;
 pub mod activities;
 pub mod archive;
 pub mod audit;
@@ -27,12 +23,10 @@ pub mod keys;
 pub mod leads;
 pub mod listing;
 pub mod migrations;
-pub mod operations;
 pub mod outbox;
 pub mod packing;
 pub mod queued;
 pub mod report;
-pub mod requests;
 pub mod retention;
 pub mod rollups;
 pub mod shards;

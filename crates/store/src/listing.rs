@@ -22,9 +22,6 @@ pub enum Subject {
     Department(String),
 }
 
-/// Query parameters every activity listing accepts (as the API description lists them).
-pub const LIST_PARAMS: &[&str] = crm_core::api_spec::LIST_QUERY;
-
 /// The `limit` query parameter: `default` when absent, else 1..=`max`.
 pub fn limit(text: Option<&str>, default: usize, max: usize) -> Result<usize, crm_core::CoreError> {
     match text {

@@ -6,7 +6,7 @@
 use std::rc::Rc;
 
 use crm_core::TenantPolicy;
-use crm_core::api_error::ApiCode;
+use crm_api::error::ApiCode;
 use crm_core::directory::{DirectoryPatch, DirectorySpec};
 use crm_core::engine::TenantSnapshot;
 use crm_core::pricing::PriceTable;
@@ -14,16 +14,16 @@ use crm_core::viewer_token::{self, Claims};
 use crm_core::{Credits, Timestamp};
 use crm_store::idempotency;
 use crm_store::keys::{self, KeyScope, NewKey};
-use crm_store::requests::{GrantRequest, KeyPlan, NewKeyRequest, ViewerTokenRequest};
+use crm_api::requests::{GrantRequest, KeyPlan, NewKeyRequest, ViewerTokenRequest};
 use crm_store::shards;
 use crm_store::tenants::{self, TenantRow};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use worker::{Env, Request};
+use worker::Env;
 
 use crate::auth::{self, now_ms};
 use crate::d1::{self, DIALECT, Db};
-use crate::http::{self, Answer, ApiResult, Failure};
+use crate::http::{Answer, ApiResult, Ctx, Failure};
 use crate::{random, store};
 
 /// Attempts at an optimistic change before giving up: each retry means another change
@@ -91,18 +91,18 @@ fn summary(snap: &TenantSnapshot) -> Value {
     })
 }
 
-pub async fn directory(req: &Request, env: &Env) -> ApiResult<Answer> {
-    let caller = auth::caller(req, env).await?;
+pub async fn directory(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
+    let caller = ctx.caller()?.clone();
     caller.require_tenant_wide()?;
     let row = store::tenant_row(env, caller.tenant()).await?;
     let directory: Value = serde_json::from_str(&row.directory).map_err(Failure::internal)?;
     Ok(json!({ "version": row.version, "directory": directory }).into())
 }
 
-pub async fn put_directory(req: &mut Request, env: &Env) -> ApiResult<Answer> {
-    let caller = auth::caller(req, env).await?;
+pub async fn put_directory(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
+    let caller = ctx.caller()?.clone();
     caller.require(KeyScope::Admin)?;
-    let spec: DirectorySpec = http::parse(http::body(req).await?)?;
+    let spec: DirectorySpec = ctx.parse()?;
     let snap = update(env, caller.tenant(), |current, _| {
         current.clone_from(&spec);
         Ok(())
@@ -111,10 +111,10 @@ pub async fn put_directory(req: &mut Request, env: &Env) -> ApiResult<Answer> {
     Ok(summary(&snap).into())
 }
 
-pub async fn patch_directory(req: &mut Request, env: &Env) -> ApiResult<Answer> {
-    let caller = auth::caller(req, env).await?;
+pub async fn patch_directory(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
+    let caller = ctx.caller()?.clone();
     caller.require(KeyScope::Admin)?;
-    let patch: DirectoryPatch = http::parse(http::body(req).await?)?;
+    let patch: DirectoryPatch = ctx.parse()?;
     let snap = update(env, caller.tenant(), |current, _| {
         *current = current.patched(&patch)?;
         Ok(())
@@ -131,16 +131,16 @@ fn policy_answer(snap: &TenantSnapshot) -> ApiResult<Answer> {
     .into())
 }
 
-pub async fn policy(req: &Request, env: &Env) -> ApiResult<Answer> {
-    let caller = auth::caller(req, env).await?;
+pub async fn policy(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
+    let caller = ctx.caller()?.clone();
     caller.require_tenant_wide()?;
     policy_answer(&*store::snapshot(env, &caller).await?)
 }
 
-pub async fn put_policy(req: &mut Request, env: &Env) -> ApiResult<Answer> {
-    let caller = auth::caller(req, env).await?;
+pub async fn put_policy(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
+    let caller = ctx.caller()?.clone();
     caller.require(KeyScope::Admin)?;
-    let next: TenantPolicy = http::parse(http::body(req).await?)?;
+    let next: TenantPolicy = ctx.parse()?;
     next.validate()?;
     let snap = update(env, caller.tenant(), |_, policy| {
         policy.clone_from(&next);
@@ -150,8 +150,8 @@ pub async fn put_policy(req: &mut Request, env: &Env) -> ApiResult<Answer> {
     policy_answer(&snap)
 }
 
-pub async fn prices(req: &Request, env: &Env) -> ApiResult<Answer> {
-    let caller = auth::caller(req, env).await?;
+pub async fn prices(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
+    let caller = ctx.caller()?.clone();
     caller.require_tenant_wide()?;
     let snap = store::snapshot(env, &caller).await?;
     Ok(serde_json::to_value(&snap.policy.prices)
@@ -159,10 +159,10 @@ pub async fn prices(req: &Request, env: &Env) -> ApiResult<Answer> {
         .into())
 }
 
-pub async fn put_prices(req: &mut Request, env: &Env) -> ApiResult<Answer> {
-    let caller = auth::caller(req, env).await?;
+pub async fn put_prices(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
+    let caller = ctx.caller()?.clone();
     caller.require(KeyScope::Admin)?;
-    let table: PriceTable = http::parse(http::body(req).await?)?;
+    let table: PriceTable = ctx.parse()?;
     let snap = update(env, caller.tenant(), |_, policy| {
         policy.prices = table.clone();
         Ok(())
@@ -173,8 +173,8 @@ pub async fn put_prices(req: &mut Request, env: &Env) -> ApiResult<Answer> {
     Ok(answer.into())
 }
 
-pub async fn balance(req: &Request, env: &Env) -> ApiResult<Answer> {
-    let caller = auth::caller(req, env).await?;
+pub async fn balance(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
+    let caller = ctx.caller()?.clone();
     caller.require_tenant_wide()?;
     let head = store::head(env, caller.tenant()).await?;
     Ok(json!({ "balance": head.balance }).into())
@@ -183,15 +183,15 @@ pub async fn balance(req: &Request, env: &Env) -> ApiResult<Answer> {
 /// `POST /v1/credits/grants`: guarded on the balance read (the consumer's head move is
 /// guarded on it too, so neither overwrites the other), retried when it moved. With an
 /// `Idempotency-Key`, a retry answers the first balance and changes nothing.
-pub async fn grant(req: &mut Request, env: &Env) -> ApiResult<Answer> {
-    let caller = auth::caller(req, env).await?;
+pub async fn grant(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
+    let caller = ctx.caller()?.clone();
     caller.require(KeyScope::Admin)?;
-    let idempotency_key = http::idempotency_key(req)?;
-    let body = http::body(req).await?;
+    let idempotency_key = ctx.idempotency_key.clone();
+    let body = ctx.take_body()?;
     let request_hash = hex::encode(Sha256::digest(
         crm_core::chain::canonical_json(&body).as_bytes(),
     ));
-    let (units, reason) = http::parse::<GrantRequest>(body)?.plan()?;
+    let (units, reason) = crm_api::request::parse::<GrantRequest>(body)?.plan()?;
     let tenant = caller.tenant();
     let key = idempotency_key.map(|k| format!("grant:{k}"));
     let db = Db::of_tenant(env, tenant).await?;
@@ -233,8 +233,8 @@ pub async fn grant(req: &mut Request, env: &Env) -> ApiResult<Answer> {
     Err(conflict("the balance kept changing while granting; retry"))
 }
 
-pub async fn list_keys(req: &Request, env: &Env) -> ApiResult<Answer> {
-    let caller = auth::caller(req, env).await?;
+pub async fn list_keys(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
+    let caller = ctx.caller()?.clone();
     caller.require(KeyScope::Admin)?;
     let db = Db::of_tenant(env, caller.tenant()).await?;
     let keys = d1::query(&db, &keys::list(DIALECT, caller.tenant()))
@@ -245,15 +245,15 @@ pub async fn list_keys(req: &Request, env: &Env) -> ApiResult<Answer> {
     Ok(json!({ "keys": keys }).into())
 }
 
-pub async fn create_key(req: &mut Request, env: &Env) -> ApiResult<Answer> {
-    let caller = auth::caller(req, env).await?;
+pub async fn create_key(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
+    let caller = ctx.caller()?.clone();
     caller.require(KeyScope::Admin)?;
     let now = now_ms();
     let KeyPlan {
         scopes,
         label,
         expires_at,
-    } = http::parse::<NewKeyRequest>(http::body(req).await?)?.plan(now)?;
+    } = ctx.parse::<NewKeyRequest>()?.plan(now)?;
     let mut bytes = [0u8; keys::KEY_RANDOM_BYTES];
     random::fill(&mut bytes)?;
     let (id, key) = keys::from_random(&bytes);
@@ -287,8 +287,10 @@ pub async fn create_key(req: &mut Request, env: &Env) -> ApiResult<Answer> {
     ))
 }
 
-pub async fn revoke_key(req: &Request, env: &Env, id: &str) -> ApiResult<Answer> {
-    let caller = auth::caller(req, env).await?;
+pub async fn revoke_key(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
+    let id = ctx.param("id")?;
+    let id = id.as_str();
+    let caller = ctx.caller()?.clone();
     caller.require(KeyScope::Admin)?;
     let db = Db::of_tenant(env, caller.tenant()).await?;
     let found = d1::query(&db, &keys::list(DIALECT, caller.tenant()))
@@ -306,10 +308,10 @@ pub async fn revoke_key(req: &Request, env: &Env, id: &str) -> ApiResult<Answer>
     Ok(().into())
 }
 
-pub async fn viewer_token(req: &mut Request, env: &Env) -> ApiResult<Answer> {
-    let caller = auth::caller(req, env).await?;
+pub async fn viewer_token(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
+    let caller = ctx.caller()?.clone();
     caller.require(KeyScope::Admin)?;
-    let request: ViewerTokenRequest = http::parse(http::body(req).await?)?;
+    let request: ViewerTokenRequest = ctx.parse()?;
     let snap = store::snapshot(env, &caller).await?;
     let (scope, ttl_ms) = request.plan(&snap.directory).map_err(Failure)?;
     let secret = auth::tenant_secret(env, caller.tenant()).await?;
@@ -329,8 +331,8 @@ pub async fn viewer_token(req: &mut Request, env: &Env) -> ApiResult<Answer> {
     .into())
 }
 
-pub async fn session(req: &Request, env: &Env) -> ApiResult<Answer> {
-    let caller = auth::caller(req, env).await?;
+pub async fn session(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
+    let caller = ctx.caller()?.clone();
     caller.require(KeyScope::Read)?;
     let row = store::tenant_row(env, caller.tenant()).await?;
     let snap = store::snapshot(env, &caller).await?;

@@ -7,11 +7,11 @@ use crm_store::archive::{self, Archived, Planner, Segment};
 use crm_store::keys::KeyScope;
 use serde::Deserialize;
 use serde_json::json;
-use worker::{Env, Request};
+use worker::Env;
 
-use crate::auth::{self, now_ms};
+use crate::auth::now_ms;
 use crate::d1::{self, DIALECT, Db};
-use crate::http::{self, Answer, ApiResult, Failure};
+use crate::http::{Answer, ApiResult, Ctx, Failure};
 
 /// The R2 binding (`wrangler.toml`).
 const BUCKET: &str = "ARCHIVE";
@@ -27,10 +27,10 @@ struct ArchiveRequest {
 }
 
 /// `POST /v1/archive` (admin).
-pub async fn archive(req: &mut Request, env: &Env) -> ApiResult<Answer> {
-    let caller = auth::caller(req, env).await?;
+pub async fn archive(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
+    let caller = ctx.caller()?.clone();
     caller.require(KeyScope::Admin)?;
-    let request: ArchiveRequest = http::parse(http::body(req).await?)?;
+    let request: ArchiveRequest = ctx.parse()?;
     let tenant = caller.tenant();
     let db = Db::of_tenant(env, tenant).await?;
     let bucket = env.bucket(BUCKET)?;

@@ -11,12 +11,12 @@ use crm_store::audit::Audit;
 use crm_store::export::{self, CHUNK, Format};
 use crm_store::keys::KeyScope;
 use crm_store::listing::{AmbiguousSubject, Subject, UnknownSubject};
-use worker::{Env, Request, Response, ResponseBuilder};
+use worker::{Env, Response, ResponseBuilder};
 
 use crate::archive;
 use crate::auth;
 use crate::d1::{self, DIALECT, Db};
-use crate::http::{self, Answer, ApiResult, Failure};
+use crate::http::{Answer, ApiResult, Ctx, Failure};
 use crate::store;
 
 /// Largest export one request answers at the edge: a Worker's response is built in
@@ -25,10 +25,10 @@ const MAX_EXPORT_RECORDS: usize = 50_000;
 
 /// `GET /v1/export`: up to [`MAX_EXPORT_RECORDS`] records after `afterSeq`; when more
 /// remain, the `x-next-after-seq` header says where the next page starts.
-pub async fn export(req: &Request, env: &Env) -> ApiResult<Response> {
-    let caller = auth::caller(req, env).await?;
+pub async fn export(ctx: &mut Ctx, env: &Env) -> ApiResult<Response> {
+    let caller = ctx.caller()?.clone();
     caller.require(KeyScope::Read)?;
-    let params = http::query(req, crm_core::api_spec::query_params("GET", "/v1/export"))?;
+    let params = ctx.query.clone();
     let get = |k: &str| params.get(k).map(String::as_str);
     let format = Format::parse(get("format").unwrap_or("ndjson"))?;
     let subject = Subject::Tenant
@@ -136,10 +136,9 @@ pub async fn export(req: &Request, env: &Env) -> ApiResult<Response> {
 }
 
 /// `GET /v1/audit/verify`: recomputes the tenant's chain from its anchor to its head.
-pub async fn verify(req: &Request, env: &Env) -> ApiResult<Answer> {
-    let caller = auth::caller(req, env).await?;
+pub async fn verify(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
+    let caller = ctx.caller()?.clone();
     caller.require_tenant_wide()?;
-    http::query(req, &[])?;
     let db = Db::of_tenant(env, caller.tenant()).await?;
     let row = d1::query_opt(&db, &export::bounds(DIALECT, caller.tenant()))
         .await?

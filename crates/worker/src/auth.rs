@@ -1,10 +1,10 @@
 //! `Authorization: Bearer <api key | viewer token>`. The tenant comes from the key or
 //! the signed token and nothing else; the rules of what each may do are
-//! `crm_store::access`, shared with crm-host.
+//! `crm_api::access`, shared with crm-host.
 
-use crm_core::api_error::ApiCode;
+use crm_api::error::ApiCode;
 use crm_core::viewer_token;
-use crm_store::access::{Denied, Principal};
+use crm_api::access::{Denied, Principal};
 use crm_store::keys::{self, KeyScope};
 use crm_store::listing::Subject;
 use crm_store::tenants;

@@ -23,7 +23,7 @@ use crate::auth::now_ms;
 use crate::d1::{self, DIALECT, Db};
 use crate::http::{ApiResult, Failure};
 use crate::{message, store, upstream};
-use crm_core::api_error::ApiCode;
+use crm_api::error::ApiCode;
 
 /// Attempts at sealing after a head another writer keeps moving: each retry means a
 /// concurrent sync write or grant landed in between, which is rare.

@@ -61,7 +61,7 @@ fn bind_value(v: &Value) -> JsValue {
 
 fn prepare(db: &D1Database, st: &Statement) -> ApiResult<D1PreparedStatement> {
     let binds: Vec<JsValue> = st.params.iter().map(bind_value).collect();
-    Ok(db.prepare(&st.sql).bind(&binds)?)
+    db.prepare(&st.sql).bind(&binds).map_err(Failure::storage)
 }
 
 fn column(v: serde_json::Value) -> ApiResult<Value> {
@@ -91,7 +91,10 @@ fn column(v: serde_json::Value) -> ApiResult<Value> {
 }
 
 pub async fn query(db: &Db, st: &Statement) -> ApiResult<Vec<Row>> {
-    let rows: Vec<Vec<serde_json::Value>> = prepare(&db.inner, st)?.raw().await?;
+    let rows: Vec<Vec<serde_json::Value>> = prepare(&db.inner, st)?
+        .raw()
+        .await
+        .map_err(Failure::storage)?;
     rows.into_iter()
         .map(|r| {
             r.into_iter()
@@ -115,6 +118,6 @@ pub async fn transaction(db: &Db, statements: &[Statement]) -> ApiResult<()> {
         .iter()
         .map(|st| prepare(&db.inner, st))
         .collect::<ApiResult<Vec<_>>>()?;
-    db.inner.batch(prepared).await?;
+    db.inner.batch(prepared).await.map_err(Failure::storage)?;
     Ok(())
 }

@@ -11,10 +11,10 @@ use crm_store::keys::KeyScope;
 use serde_json::{Value, json};
 use worker::{Env, MessageBatch, MessageExt, Request, Result};
 
-use crate::auth::{self, now_ms};
+use crate::auth::now_ms;
 use crate::consumer::Packet;
 use crate::d1::{self, DIALECT, Db};
-use crate::http::{self, Answer, ApiResult, Failure};
+use crate::http::{Answer, ApiResult, Ctx, Failure};
 use crate::{ingest, message, shards};
 
 /// The dead-letter queue's name (`wrangler.toml`).
@@ -56,12 +56,9 @@ async fn keep(env: &Env, tenant: &str, reason: &str, body: &Value) -> ApiResult<
 /// the caller's activities on the dead-letter queue, as the consumer does with an item
 /// it refuses, so listing and re-driving can be tried end to end.
 pub async fn inject(req: &mut Request, env: &Env) -> ApiResult<Answer> {
-    if !crate::status::testing(env) {
-        return Err(Failure::not_found("no such endpoint"));
-    }
-    let caller = auth::caller(req, env).await?;
+    let caller = crate::auth::caller(req, env).await?;
     caller.require(KeyScope::Admin)?;
-    let Value::Array(bodies) = http::body(req).await? else {
+    let Value::Array(bodies) = crate::http::hook_body(req).await? else {
         return Err(Failure::bad_request(
             "the body must be an array of activities",
         ));
@@ -92,13 +89,10 @@ pub async fn inject(req: &mut Request, env: &Env) -> ApiResult<Answer> {
     Ok(Answer(202, json!({ "injected": packet.items.len() })))
 }
 
-pub async fn list(req: &Request, env: &Env) -> ApiResult<Answer> {
-    let caller = auth::caller(req, env).await?;
+pub async fn list(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
+    let caller = ctx.caller()?.clone();
     caller.require(KeyScope::Admin)?;
-    let params = http::query(
-        req,
-        crm_core::api_spec::query_params("GET", "/v1/dead-letters"),
-    )?;
+    let params = ctx.query.clone();
     let limit = crm_store::listing::limit(
         params.get("limit").map(String::as_str),
         DEFAULT_LIST,
@@ -113,8 +107,10 @@ pub async fn list(req: &Request, env: &Env) -> ApiResult<Answer> {
     Ok(json!({ "deadLetters": letters }).into())
 }
 
-pub async fn redrive(req: &Request, env: &Env, id: &str) -> ApiResult<Answer> {
-    let caller = auth::caller(req, env).await?;
+pub async fn redrive(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
+    let id = ctx.param("id")?;
+    let id = id.as_str();
+    let caller = ctx.caller()?.clone();
     caller.require(KeyScope::Admin)?;
     let db = Db::of_tenant(env, caller.tenant()).await?;
     let letter = d1::query_opt(&db, &dead_letters::get(DIALECT, caller.tenant(), id))

@@ -1,15 +1,24 @@
-//! JSON errors (crm-core's shared vocabulary, as crm-host), API key auth, body parsing.
+//! The request as the edge's handlers see it, and their answers. Everything checked of
+//! a request — route, query, credential form, scope, content type, body size and JSON
+//! limits — is `crm_api`'s, the same code crm-host runs; this file only reads it off a
+//! `worker::Request` (the body streamed, stopping at the endpoint's limit) and writes
+//! `crm_api` answers back as `worker::Response`s, with `Retry-After` where one helps.
 
-use crm_core::api_error::{ApiCode, ApiError};
-use crm_core::{CoreError, ErrorCode};
+use std::collections::BTreeMap;
+
+use crm_api::endpoints::{BodyLimit, Route};
+use crm_api::error::{ApiCode, ApiError};
+use crm_api::request;
+use crm_core::CoreError;
+use futures_util::StreamExt;
 use serde_json::Value;
 use worker::{Request, Response, Result};
 
-/// Largest request body: a full batch of 1000 activities at the metadata cap.
-pub const MAX_BODY_BYTES: usize = 16 << 20;
+use crate::auth::Caller;
 
-/// A failed request: the shared API error (crm-core's vocabulary, same codes, statuses
-/// and body as crm-host), wrapped so the worker's own conversions can live here.
+/// A failed request: the shared API error (`crm_api`'s vocabulary, same codes, statuses,
+/// bodies and retry hints as crm-host), wrapped so the worker's own conversions can
+/// live here.
 #[derive(Debug)]
 pub struct Failure(pub ApiError);
 
@@ -19,15 +28,15 @@ impl Failure {
     }
 
     pub fn bad_request(message: impl Into<String>) -> Failure {
-        Failure::new(ApiCode::Core(ErrorCode::InvalidInput), message)
+        Failure(ApiError::invalid(message))
     }
 
     pub fn too_large(message: impl Into<String>) -> Failure {
-        Failure::new(ApiCode::Core(ErrorCode::TooLarge), message)
+        Failure(ApiError::too_large(message))
     }
 
     pub fn not_found(message: impl Into<String>) -> Failure {
-        Failure::new(ApiCode::NotFound, message)
+        Failure(ApiError::not_found(message))
     }
 
     pub fn not_implemented(message: impl Into<String>) -> Failure {
@@ -46,6 +55,21 @@ impl Failure {
     pub fn internal(e: impl std::fmt::Display) -> Failure {
         worker::console_error!("internal error: {e}");
         Failure(ApiError::internal())
+    }
+
+    /// A D1 failure, classified like the host's database errors (busy → 503 with
+    /// `Retry-After`, full → 507, constraint → 409, else 500).
+    pub fn storage(e: impl std::fmt::Display) -> Failure {
+        let message = e.to_string();
+        let class = crm_api::storage::Failure::of_d1_message(&message);
+        worker::console_error!("D1 refused ({class:?}): {message}");
+        Failure(class.answer())
+    }
+}
+
+impl From<ApiError> for Failure {
+    fn from(e: ApiError) -> Failure {
+        Failure(e)
     }
 }
 
@@ -72,19 +96,26 @@ impl From<crm_store::StoreError> for Failure {
 
 pub type ApiResult<T> = std::result::Result<T, Failure>;
 
+/// An answer as a response; errors carry their `Retry-After`.
 pub fn respond<T: Into<Answer>>(result: ApiResult<T>) -> Result<Response> {
-    let (status, body) = match result {
+    let (status, body, retry_after) = match result {
         Ok(answer) => {
             let Answer(status, body) = answer.into();
-            (status, body)
+            (status, body, None)
         }
-        Err(Failure(e)) => (e.status(), e.body()),
+        Err(Failure(e)) => (e.status(), e.body(), e.retry_after),
     };
     if status == 204 {
         // A 204 may not carry a body (the runtime refuses to build one).
         return Ok(Response::empty()?.with_status(204));
     }
-    Ok(Response::from_json(&body)?.with_status(status))
+    let mut response = Response::from_json(&body)?.with_status(status);
+    if let Some(secs) = retry_after {
+        response
+            .headers_mut()
+            .set("retry-after", &secs.to_string())?;
+    }
+    Ok(response)
 }
 
 /// Status and JSON body of a successful answer.
@@ -102,48 +133,113 @@ impl From<()> for Answer {
     }
 }
 
-/// The `Idempotency-Key` header, checked like crm-host checks it.
-pub fn idempotency_key(req: &Request) -> ApiResult<Option<String>> {
-    let Some(key) = req.headers().get("idempotency-key")? else {
-        return Ok(None);
-    };
-    Ok(Some(crm_store::idempotency::check_key(&key)?.to_owned()))
+/// What a handler gets: the routed request, checked and read by `crm_api`'s rules.
+pub struct Ctx {
+    pub route: Route,
+    /// Query parameters, only those the endpoint documents.
+    pub query: BTreeMap<String, String>,
+    /// The authenticated caller, already holding the endpoint's scope (public
+    /// endpoints have none).
+    pub caller: Option<Caller>,
+    /// The JSON body, for endpoints that take one.
+    pub body: Option<Value>,
+    pub idempotency_key: Option<String>,
+    /// From Cloudflare's connection header, never from the body.
+    pub client_ip: Option<String>,
 }
 
-/// The body as JSON, with the size cap and a JSON error for malformed input.
-pub async fn body(req: &mut Request) -> ApiResult<Value> {
-    let bytes = req.bytes().await?;
-    if bytes.len() > MAX_BODY_BYTES {
-        return Err(Failure::too_large("the request body is too large"));
+impl Ctx {
+    pub fn caller(&self) -> ApiResult<&Caller> {
+        self.caller
+            .as_ref()
+            .ok_or_else(|| Failure::internal("a handler of a public endpoint asked for its caller"))
     }
-    serde_json::from_slice(&bytes).map_err(|e| CoreError::from_json(&e).into())
+
+    pub fn param(&self, name: &str) -> ApiResult<String> {
+        Ok(self.route.param(name)?)
+    }
+
+    /// The body (taken: a handler reads it once).
+    pub fn take_body(&mut self) -> ApiResult<Value> {
+        self.body
+            .take()
+            .ok_or_else(|| Failure::internal("a handler without a body asked for one"))
+    }
+
+    pub fn parse<T: serde::de::DeserializeOwned>(&mut self) -> ApiResult<T> {
+        Ok(request::parse(self.take_body()?)?)
+    }
 }
 
-pub fn parse<T: serde::de::DeserializeOwned>(v: Value) -> ApiResult<T> {
-    serde_json::from_value(v).map_err(|e| CoreError::from_json(&e).into())
+fn header(req: &Request, name: &str) -> Option<String> {
+    req.headers().get(name).ok().flatten()
 }
 
-/// Query parameters, checked against the allowed names.
-pub fn query(
-    req: &Request,
-    allowed: &[&str],
-) -> ApiResult<std::collections::BTreeMap<String, String>> {
+/// Reads the request against its route: query, credential (whose scope must cover the
+/// endpoint, decided before any body is read), then the body within its limit.
+pub async fn context(req: &mut Request, env: &worker::Env, route: Route) -> ApiResult<Ctx> {
+    let endpoint = route.endpoint;
     let url = req.url()?;
-    let mut out = std::collections::BTreeMap::new();
-    for (k, v) in url.query_pairs() {
-        if !allowed.contains(&k.as_ref()) {
-            return Err(Failure::bad_request(format!(
-                "unknown query parameter `{}`; allowed: {}",
-                crm_core::time::clip(&k),
-                allowed.join(", ")
-            )));
+    let query = request::query(url.query(), endpoint.query)?;
+    let caller = match endpoint.scope() {
+        None => None,
+        Some(scope) => {
+            let caller = crate::auth::caller(req, env).await?;
+            if let Some(scope) = crm_store::keys::KeyScope::parse(scope) {
+                caller.require(scope)?;
+            }
+            Some(caller)
         }
-        out.insert(k.into_owned(), v.into_owned());
-    }
-    Ok(out)
+    };
+    let idempotency_key = if endpoint.idempotent {
+        request::idempotency_key(header(req, "idempotency-key").as_deref().map(str::as_bytes))?
+    } else {
+        None
+    };
+    let body = if endpoint.body_limit() == BodyLimit::None {
+        None
+    } else {
+        Some(body(req, endpoint).await?)
+    };
+    Ok(Ctx {
+        route,
+        query,
+        caller,
+        body,
+        idempotency_key,
+        client_ip: header(req, "cf-connecting-ip"),
+    })
 }
 
-/// The client IP from Cloudflare's connection header, never from the body.
-pub fn client_ip(req: &Request) -> Option<String> {
-    req.headers().get("cf-connecting-ip").ok().flatten()
+/// The body as JSON: refused on its declared length before reading, read as a stream
+/// that stops at the endpoint's limit (an isolate's memory is shared by its requests),
+/// then checked against the JSON limits while parsing.
+pub async fn body(req: &mut Request, endpoint: &crm_api::endpoints::Endpoint) -> ApiResult<Value> {
+    let max = request::body_head(
+        endpoint,
+        header(req, "content-type").as_deref(),
+        header(req, "content-length").as_deref(),
+    )?;
+    let mut bytes = Vec::new();
+    // A request without a body has no stream: it reads as empty (and fails to parse).
+    if let Ok(mut stream) = req.stream() {
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk?;
+            if bytes.len() + chunk.len() > max {
+                return Err(request::body_too_large(max).into());
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+    }
+    Ok(request::json_body(&bytes)?)
+}
+
+/// A JSON body of the worker's own test hooks (not in the API table): the large limit.
+pub async fn hook_body(req: &mut Request) -> ApiResult<Value> {
+    let max = crm_api::endpoints::LARGE_BODY;
+    let bytes = req.bytes().await?;
+    if bytes.len() > max {
+        return Err(request::body_too_large(max).into());
+    }
+    Ok(request::json_body(&bytes)?)
 }

@@ -11,22 +11,22 @@ use std::collections::HashMap;
 
 use crm_core::chain::canonical_json;
 use crm_core::ids::IdGenerator;
-use crm_core::limits::MAX_BATCH;
+use crm_api::ingest::Submission;
 use crm_core::{CoreError, Timestamp};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use worker::{Env, Request};
+use worker::Env;
 
-use crm_core::api_error::ApiCode;
+use crm_api::error::ApiCode;
 use crm_store::ingest::{self as plan, Candidate, IdConflict};
 use crm_store::keys::KeyScope;
 use crm_store::packing::{self, TooLarge};
 use crm_store::queued;
 
-use crate::auth::{self, now_ms};
+use crate::auth::now_ms;
 use crate::consumer::{self, Item, Packet};
 use crate::d1::{self, DIALECT, Db};
-use crate::http::{self, Answer, ApiResult, Failure};
+use crate::http::{Answer, ApiResult, Ctx, Failure};
 use crate::{message, shards};
 use crate::{random, store};
 
@@ -67,22 +67,6 @@ fn conflict(c: &IdConflict, queued: bool) -> Failure {
         c.message()
     };
     Failure::new(ApiCode::Conflict, message).with_details(json!({ "id": c.id, "index": c.index }))
-}
-
-/// A request body: one activity object, or a non-empty array of at most [`MAX_BATCH`].
-fn items(body: Value) -> ApiResult<(Vec<Value>, bool)> {
-    match body {
-        Value::Array(items) if items.is_empty() => Err(Failure::bad_request("the batch is empty")),
-        Value::Array(items) if items.len() > MAX_BATCH => Err(Failure::too_large(format!(
-            "a batch holds at most {MAX_BATCH} activities, this one has {}",
-            items.len()
-        ))),
-        Value::Array(items) => Ok((items, false)),
-        one @ Value::Object(_) => Ok((vec![one], true)),
-        _ => Err(Failure::bad_request(
-            "the body must be an activity object or an array of them",
-        )),
-    }
 }
 
 /// Packs items into packets of at most [`MAX_PACKET_BYTES`]; an item that cannot fit
@@ -131,24 +115,19 @@ fn send_groups(packets: &[Packet]) -> ApiResult<Vec<Vec<String>>> {
     Ok(runs.into_iter().map(|r| messages[r].to_vec()).collect())
 }
 
-pub async fn activities(req: &mut Request, env: &Env) -> ApiResult<Answer> {
-    let caller = auth::caller(req, env).await?;
+pub async fn activities(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
+    let caller = ctx.caller()?.clone();
     caller.require(KeyScope::Ingest)?;
-    let params = http::query(
-        req,
-        crm_core::api_spec::query_params("POST", "/v1/activities"),
-    )?;
-    let sync = match params.get("sync").map(String::as_str) {
-        None | Some("false") => false,
-        Some("true") => true,
-        Some(_) => return Err(Failure::bad_request("`sync` must be true or false")),
-    };
-    let idempotency_key = http::idempotency_key(req)?;
-    let (bodies, single) = items(http::body(req).await?)?;
+    let params = ctx.query.clone();
+    let sync = crm_api::ingest::sync_param(params.get("sync").map(String::as_str))?;
+    let idempotency_key = ctx.idempotency_key.clone();
+    let submission = Submission::from_body(ctx.take_body()?)?;
+    let single = submission.is_single();
+    let bodies = submission.items();
     let tenant = caller.tenant().to_owned();
     let snap = store::snapshot(env, &caller).await?;
     let now = now()?;
-    let ip = http::client_ip(req);
+    let ip = ctx.client_ip.clone();
     let mut items = Vec::with_capacity(bodies.len());
     // Ids that another request could also send: the client's own and derived ones.
     let mut chosen = Vec::new();
@@ -181,11 +160,8 @@ pub async fn activities(req: &mut Request, env: &Env) -> ApiResult<Answer> {
         let stored = consumer::write(env, &tenant, &items, now.millis())
             .await?
             .map_err(|c| conflict(&c, false))?;
-        let created = stored.iter().filter(|s| !s.duplicate).count();
-        return Ok(Answer(
-            if created == 0 { 200 } else { 201 },
-            json!({ "created": created, "duplicates": stored.len() - created, "results": stored }),
-        ));
+        let (status, answer) = crm_api::ingest::answer(single, stored)?;
+        return Ok(Answer(status, answer));
     }
     let ids: Vec<String> = items.iter().map(|i| i.activity.id.clone()).collect();
     let candidates: Vec<Candidate<'_>> = items.iter().map(Item::candidate).collect();

@@ -1,5 +1,5 @@
 //! `crm-worker`: the CRM activity engine at the edge. The same HTTP API as crm-host
-//! (one OpenAPI document, `crm_core::api_spec`), D1 for storage, a Queue between ingest
+//! (one OpenAPI document, `crm_api::endpoints`), D1 for storage, a Queue between ingest
 //! and the D1 writer. All rules come from crm-core and crm-store; this crate only
 //! drives D1, the queues and the Workers runtime. Endpoints the edge cannot serve
 //! answer 501 with the reason (see ARCHITECTURE.md, "The edge").
@@ -24,154 +24,116 @@ mod store;
 mod upstream;
 
 use worker::{
-    Context, Env, MessageBatch, Request, Response, Result, Router, ScheduleContext, ScheduledEvent,
-    event,
+    Context, Env, MessageBatch, Request, Response, Result, ScheduleContext, ScheduledEvent, event,
 };
 
-use crate::http::{Failure, respond};
+use crate::http::{Answer, Failure, respond};
 use crm_store::listing::Subject;
 
 /// Why the lead endpoints are not served at the edge.
 const LEADS_AT_THE_EDGE: &str = "leads are served by crm-host: creating or changing a lead decides on what is stored (exists? which version?) inside the transaction that charges and records, and a D1 batch cannot branch on a read. At the edge, meter CRM operations with POST /v1/operations/{operation}";
 
-fn param(ctx: &worker::RouteContext<()>, name: &str) -> String {
-    ctx.param(name).cloned().unwrap_or_default()
+#[event(fetch)]
+async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
+    match dispatch(&mut req, &env).await {
+        Ok(Reply::Json(answer)) => respond(Ok(answer)),
+        Ok(Reply::Raw(response)) => Ok(response),
+        Err(e) => respond::<()>(Err(e)),
+    }
 }
 
-#[event(fetch)]
-async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
-    let response = Router::new()
-        .get("/healthz", |_, _| respond(Ok(status::health())))
-        .get_async("/readyz", |_, ctx| async move {
-            respond(status::ready(&ctx.env).await)
-        })
-        .get("/v1/openapi.json", |_, _| respond(Ok(status::openapi())))
-        .get_async("/v1/metrics", |req, ctx| async move {
-            respond(status::metrics(&req, &ctx.env).await)
-        })
-        .get_async("/v1/session", |req, ctx| async move {
-            respond(admin::session(&req, &ctx.env).await)
-        })
-        .get_async("/v1/directory", |req, ctx| async move {
-            respond(admin::directory(&req, &ctx.env).await)
-        })
-        .put_async("/v1/directory", |mut req, ctx| async move {
-            respond(admin::put_directory(&mut req, &ctx.env).await)
-        })
-        .patch_async("/v1/directory", |mut req, ctx| async move {
-            respond(admin::patch_directory(&mut req, &ctx.env).await)
-        })
-        .get_async("/v1/policy", |req, ctx| async move {
-            respond(admin::policy(&req, &ctx.env).await)
-        })
-        .put_async("/v1/policy", |mut req, ctx| async move {
-            respond(admin::put_policy(&mut req, &ctx.env).await)
-        })
-        .get_async("/v1/credits/prices", |req, ctx| async move {
-            respond(admin::prices(&req, &ctx.env).await)
-        })
-        .put_async("/v1/credits/prices", |mut req, ctx| async move {
-            respond(admin::put_prices(&mut req, &ctx.env).await)
-        })
-        .get_async("/v1/credits/balance", |req, ctx| async move {
-            respond(admin::balance(&req, &ctx.env).await)
-        })
-        .post_async("/v1/credits/grants", |mut req, ctx| async move {
-            respond(admin::grant(&mut req, &ctx.env).await)
-        })
-        .get_async("/v1/keys", |req, ctx| async move {
-            respond(admin::list_keys(&req, &ctx.env).await)
-        })
-        .post_async("/v1/keys", |mut req, ctx| async move {
-            respond(admin::create_key(&mut req, &ctx.env).await)
-        })
-        .delete_async("/v1/keys/:id", |req, ctx| async move {
-            let id = param(&ctx, "id");
-            respond(admin::revoke_key(&req, &ctx.env, &id).await)
-        })
-        .post_async("/v1/viewer-tokens", |mut req, ctx| async move {
-            respond(admin::viewer_token(&mut req, &ctx.env).await)
-        })
-        .post_async("/v1/permissions/check", |mut req, ctx| async move {
-            respond(reads::check(&mut req, &ctx.env).await)
-        })
-        .post_async("/v1/activities", |mut req, ctx| async move {
-            respond(ingest::activities(&mut req, &ctx.env).await)
-        })
-        .get_async("/v1/activities", |req, ctx| async move {
-            respond(reads::list(&req, &ctx.env, Subject::Tenant).await)
-        })
-        .get_async("/v1/users/:id/activities", |req, ctx| async move {
-            let scope = Subject::User(param(&ctx, "id"));
-            respond(reads::list(&req, &ctx.env, scope).await)
-        })
-        .get_async("/v1/departments/:id/activities", |req, ctx| async move {
-            let scope = Subject::Department(param(&ctx, "id"));
-            respond(reads::list(&req, &ctx.env, scope).await)
-        })
-        .get_async("/v1/reports", |req, ctx| async move {
-            respond(reads::report(&req, &ctx.env, Subject::Tenant).await)
-        })
-        .get_async("/v1/reports/users/:id", |req, ctx| async move {
-            let scope = Subject::User(param(&ctx, "id"));
-            respond(reads::report(&req, &ctx.env, scope).await)
-        })
-        .get_async("/v1/reports/departments/:id", |req, ctx| async move {
-            let scope = Subject::Department(param(&ctx, "id"));
-            respond(reads::report(&req, &ctx.env, scope).await)
-        })
-        .get_async("/v1/dashboards/users/:id", |req, ctx| async move {
-            let id = param(&ctx, "id");
-            respond(reads::dashboard(&req, &ctx.env, id).await)
-        })
-        .post_async("/v1/operations/:operation", |mut req, ctx| async move {
-            let op = param(&ctx, "operation");
-            respond(operations::metering(&mut req, &ctx.env, &op).await)
-        })
-        .get_async("/v1/export", |req, ctx| async move {
-            match audit::export(&req, &ctx.env).await {
-                Ok(r) => Ok(r),
-                Err(e) => respond::<()>(Err(e)),
+/// What a handler answers: a JSON answer, or a response it built itself (an export).
+enum Reply {
+    Json(Answer),
+    Raw(Response),
+}
+
+fn json(answer: impl Into<Answer>) -> Reply {
+    Reply::Json(answer.into())
+}
+
+/// Routes by `crm_api`'s endpoint table (the one crm-host's router is built from) and
+/// runs the endpoint's handler; a documented endpoint without one here is a bug the
+/// `every_endpoint_is_served` test finds.
+async fn dispatch(req: &mut Request, env: &Env) -> std::result::Result<Reply, Failure> {
+    let method = req.method().to_string();
+    let path = req.path();
+    if status::testing(env) {
+        // The e2e suite's hooks, outside the API table (404 wherever CONFORMANCE is off).
+        match (method.as_str(), path.as_str()) {
+            ("POST", "/v1/conformance") => return Ok(json(reads::conformance(req).await?)),
+            ("POST", "/v1/testing/dead-letters") => {
+                return Ok(json(dead_letters::inject(req, env).await?));
             }
-        })
-        .get_async("/v1/audit/verify", |req, ctx| async move {
-            respond(audit::verify(&req, &ctx.env).await)
-        })
-        .get_async("/v1/dead-letters", |req, ctx| async move {
-            respond(dead_letters::list(&req, &ctx.env).await)
-        })
-        .post_async("/v1/dead-letters/:id/redrive", |req, ctx| async move {
-            let id = param(&ctx, "id");
-            respond(dead_letters::redrive(&req, &ctx.env, &id).await)
-        })
-        .post_async("/v1/testing/dead-letters", |mut req, ctx| async move {
-            respond(dead_letters::inject(&mut req, &ctx.env).await)
-        })
-        .post_async("/v1/archive", |mut req, ctx| async move {
-            respond(archive::archive(&mut req, &ctx.env).await)
-        })
-        .post_async("/v1/conformance", |mut req, ctx| async move {
-            respond(reads::conformance(&mut req, &ctx.env).await)
-        })
-        .or_else_any_method("/v1/leads", |_, _| {
-            respond::<()>(Err(Failure::not_implemented(LEADS_AT_THE_EDGE)))
-        })
-        .or_else_any_method("/v1/leads/:id", |_, _| {
-            respond::<()>(Err(Failure::not_implemented(LEADS_AT_THE_EDGE)))
-        })
-        .or_else_any_method("/metrics", |_, _| {
-            respond::<()>(Err(Failure::not_implemented(
-                "no Prometheus scrape at the edge: Workers have no long-lived process to count in; use GET /v1/metrics (from D1) and Workers analytics",
-            )))
-        })
-        .or_else_any_method("/*rest", |req, _| respond::<()>(Err(status::unrouted(&req))))
-        .run(req, env)
-        .await?;
-    if response.status_code() == 405 {
-        // The router's own answer for a known path and another method is plain text.
-        return respond::<()>(Err(status::method_not_allowed()));
+            _ => {}
+        }
     }
-    Ok(response)
+    let route = crm_api::endpoints::route(&method, &path)?;
+    let id = route.endpoint.id;
+    if let Some(reason) = not_at_the_edge(id) {
+        return Err(Failure::not_implemented(reason));
+    }
+    let mut ctx = http::context(req, env, route).await?;
+    let c = &mut ctx;
+    Ok(match id {
+        "getHealth" => json(status::health()),
+        "getReadiness" => json(status::ready(env).await?),
+        "getOpenApiDocument" => json(status::openapi()),
+        "getMetrics" => json(status::metrics(c, env).await?),
+        "getSession" => json(admin::session(c, env).await?),
+        "getDirectory" => json(admin::directory(c, env).await?),
+        "replaceDirectory" => json(admin::put_directory(c, env).await?),
+        "patchDirectory" => json(admin::patch_directory(c, env).await?),
+        "getPolicy" => json(admin::policy(c, env).await?),
+        "replacePolicy" => json(admin::put_policy(c, env).await?),
+        "getPrices" => json(admin::prices(c, env).await?),
+        "replacePrices" => json(admin::put_prices(c, env).await?),
+        "getBalance" => json(admin::balance(c, env).await?),
+        "grantCredits" => json(admin::grant(c, env).await?),
+        "listKeys" => json(admin::list_keys(c, env).await?),
+        "createKey" => json(admin::create_key(c, env).await?),
+        "revokeKey" => json(admin::revoke_key(c, env).await?),
+        "createViewerToken" => json(admin::viewer_token(c, env).await?),
+        "checkPermissions" => json(reads::check(c, env).await?),
+        "ingestActivities" => json(ingest::activities(c, env).await?),
+        "listActivities" => json(reads::list(c, env, Subject::Tenant).await?),
+        "listUserActivities" => {
+            let subject = Subject::User(c.param("id")?);
+            json(reads::list(c, env, subject).await?)
+        }
+        "listDepartmentActivities" => {
+            let subject = Subject::Department(c.param("id")?);
+            json(reads::list(c, env, subject).await?)
+        }
+        "getTenantReport" => json(reads::report(c, env, Subject::Tenant).await?),
+        "getUserReport" => {
+            let subject = Subject::User(c.param("id")?);
+            json(reads::report(c, env, subject).await?)
+        }
+        "getDepartmentReport" => {
+            let subject = Subject::Department(c.param("id")?);
+            json(reads::report(c, env, subject).await?)
+        }
+        "getUserDashboard" => json(reads::dashboard(c, env).await?),
+        "meterOperation" => json(operations::metering(c, env).await?),
+        "exportActivities" => Reply::Raw(audit::export(c, env).await?),
+        "verifyAuditChain" => json(audit::verify(c, env).await?),
+        "listDeadLetters" => json(dead_letters::list(c, env).await?),
+        "redriveDeadLetter" => json(dead_letters::redrive(c, env).await?),
+        "archiveHistory" => json(archive::archive(c, env).await?),
+        other => return Err(Failure::internal(format!("{other} has no handler at the edge"))),
+    })
+}
+
+/// Endpoints the edge does not serve, with the reason (501).
+fn not_at_the_edge(id: &str) -> Option<&'static str> {
+    match id {
+        "createLead" | "listLeads" | "getLead" | "updateLead" => Some(LEADS_AT_THE_EDGE),
+        "getPrometheusMetrics" => Some(
+            "no Prometheus scrape at the edge: Workers have no long-lived process to count in; use GET /v1/metrics (from D1) and Workers analytics",
+        ),
+        _ => None,
+    }
 }
 
 #[event(scheduled)]

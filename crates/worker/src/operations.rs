@@ -1,24 +1,26 @@
 //! `POST /v1/operations/{operation}` at the edge: metering for any CRM — check, price,
 //! charge and record one activity, written to D1 directly (the answer needs the
-//! outcome), answered exactly as crm-host answers it (`crm_store::operations`).
+//! outcome), answered exactly as crm-host answers it (`crm_api::operations`).
 
 use crm_core::chain::canonical_json;
 use crm_core::{CoreError, Timestamp};
 use crm_store::keys::KeyScope;
-use crm_store::operations;
+use crm_api::operations;
 use sha2::{Digest, Sha256};
-use worker::{Env, Request};
+use worker::Env;
 
-use crate::auth::{self, now_ms};
+use crate::auth::now_ms;
 use crate::consumer::{self, Item};
-use crate::http::{self, Answer, ApiResult, Failure};
+use crate::http::{Answer, ApiResult, Ctx, Failure};
 use crate::{ingest, store};
 
-pub async fn metering(req: &mut Request, env: &Env, operation: &str) -> ApiResult<Answer> {
-    let caller = auth::caller(req, env).await?;
+pub async fn metering(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
+    let operation = ctx.param("operation")?;
+    let operation = operation.as_str();
+    let caller = ctx.caller()?.clone();
     caller.require(KeyScope::Ingest)?;
-    let idempotency_key = http::idempotency_key(req)?;
-    let body = http::body(req).await?;
+    let idempotency_key = ctx.idempotency_key.clone();
+    let body = ctx.take_body()?;
     let tenant = caller.tenant().to_owned();
     let now = Timestamp::from_millis(now_ms())?;
     let id = match &idempotency_key {
@@ -32,7 +34,7 @@ pub async fn metering(req: &mut Request, env: &Env, operation: &str) -> ApiResul
             &input.to_string(),
             &id,
             now,
-            http::client_ip(req).as_deref(),
+            ctx.client_ip.clone().as_deref(),
         )
         .map_err(|e: CoreError| Failure::from(e))?;
     let item = Item {
@@ -43,7 +45,7 @@ pub async fn metering(req: &mut Request, env: &Env, operation: &str) -> ApiResul
         .await?
         .map_err(|_| {
             Failure::new(
-                crm_core::api_error::ApiCode::Conflict,
+                crm_api::error::ApiCode::Conflict,
                 "this Idempotency-Key was used for a different request",
             )
         })?

@@ -6,59 +6,42 @@ use std::collections::BTreeMap;
 
 use crm_core::duration::{Since, TimeRange};
 use crm_core::engine::TenantSnapshot;
-use crm_core::limits::MAX_CHECK_BATCH;
-use crm_core::permission::CheckRequest;
+use crm_api::permissions::Checks;
 use crm_core::query::Cursor;
 use crm_core::report::{GroupBy, ReportTz};
 use crm_core::{Outcome, Timestamp};
 use crm_store::keys::KeyScope;
-use crm_store::listing::{self, AmbiguousSubject, LIST_PARAMS, Subject, UnknownSubject};
+use crm_store::listing::{self, AmbiguousSubject, Subject, UnknownSubject};
 use crm_store::report;
 use serde_json::{Value, json};
 use worker::{Env, Request};
 
-use crate::auth::{self, Caller};
+use crate::auth::Caller;
 use crate::d1::{self, DIALECT, Db};
-use crate::http::{self, Answer, ApiResult, Failure};
+use crate::http::{self, Answer, ApiResult, Ctx, Failure};
 use crate::store;
 
 const DEFAULT_WINDOW: &str = "30d";
 const DEFAULT_LIMIT: usize = 50;
 /// Recent activities shown on a dashboard (as crm-host).
 const RECENT: usize = 20;
-const REPORT_PARAMS: &[&str] = &["since", "from", "to", "groupBy", "tz"];
 const MAX_LIMIT: usize = 500;
 
-pub async fn check(req: &mut Request, env: &Env) -> ApiResult<Answer> {
-    let caller = auth::caller(req, env).await?;
-    let body = http::body(req).await?;
+pub async fn check(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
+    let caller = ctx.caller()?.clone();
+    let checks = Checks::from_body(ctx.take_body()?)?;
     let snap = store::snapshot(env, &caller).await?;
-    if let Some(checks) = body.get("checks") {
-        let checks: Vec<CheckRequest> = http::parse(checks.clone())?;
-        if checks.len() > MAX_CHECK_BATCH {
-            return Err(Failure::too_large(format!(
-                "at most {MAX_CHECK_BATCH} checks per request"
-            )));
-        }
-        return Ok(Answer(
-            200,
-            json!({ "decisions": snap.directory.check_batch(&checks)? }),
-        ));
-    }
-    let one: CheckRequest = http::parse(body)?;
-    Ok(Answer(
-        200,
-        serde_json::to_value(snap.directory.check(&one.user_id, &one.permission)?)
+    let answer = match checks {
+        Checks::Batch(checks) => json!({ "decisions": snap.directory.check_batch(&checks)? }),
+        Checks::One(one) => serde_json::to_value(snap.directory.check(&one.user_id, &one.permission)?)
             .map_err(Failure::internal)?,
-    ))
+    };
+    Ok(Answer(200, answer))
 }
 
 /// The conformance vectors' entry point, enabled only where `CONFORMANCE = "on"` (tests).
-pub async fn conformance(req: &mut Request, env: &Env) -> ApiResult<Answer> {
-    if !crate::status::testing(env) {
-        return Err(Failure::not_found("no such endpoint"));
-    }
-    let body = http::body(req).await?;
+pub async fn conformance(req: &mut Request) -> ApiResult<Answer> {
+    let body = http::hook_body(req).await?;
     let get = |k: &str| body.get(k).cloned().unwrap_or(Value::Null);
     let answer = crm_core::json_api::evaluate_json(
         &get("setup").to_string(),
@@ -95,10 +78,10 @@ fn range(params: &BTreeMap<String, String>) -> ApiResult<TimeRange> {
     )?)
 }
 
-pub async fn list(req: &Request, env: &Env, subject: Subject) -> ApiResult<Answer> {
-    let caller = auth::caller(req, env).await?;
+pub async fn list(ctx: &mut Ctx, env: &Env, subject: Subject) -> ApiResult<Answer> {
+    let caller = ctx.caller()?.clone();
     caller.require(KeyScope::Read)?;
-    let params = http::query(req, LIST_PARAMS)?;
+    let params = ctx.query.clone();
     let subject = subject
         .narrowed(
             params.get("userId").map(String::as_str),
@@ -156,10 +139,10 @@ async fn page(
     Ok(listing::decode_page(&rows, limit)?)
 }
 
-pub async fn report(req: &Request, env: &Env, subject: Subject) -> ApiResult<Answer> {
-    let caller = auth::caller(req, env).await?;
+pub async fn report(ctx: &mut Ctx, env: &Env, subject: Subject) -> ApiResult<Answer> {
+    let caller = ctx.caller()?.clone();
     caller.require(KeyScope::Read)?;
-    let params = http::query(req, REPORT_PARAMS)?;
+    let params = ctx.query.clone();
     let snap = store::snapshot(env, &caller).await?;
     Ok(report_body(env, &caller, &snap, &subject, &params)
         .await?
@@ -219,10 +202,11 @@ async fn report_body(
 }
 
 /// `GET /v1/dashboards/users/{id}`: context, report, recent activities and their summary.
-pub async fn dashboard(req: &Request, env: &Env, id: String) -> ApiResult<Answer> {
-    let caller = auth::caller(req, env).await?;
+pub async fn dashboard(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
+    let id = ctx.param("id")?;
+    let caller = ctx.caller()?.clone();
     caller.require(KeyScope::Read)?;
-    let params = http::query(req, REPORT_PARAMS)?;
+    let params = ctx.query.clone();
     let snap = store::snapshot(env, &caller).await?;
     let subject = Subject::User(id.clone());
     caller.may_read(&subject, &snap.directory)?;

@@ -1,15 +1,13 @@
 //! Health, readiness, the OpenAPI document, the tenant's figures, and the answer for a
 //! path or method the edge does not route.
 
-use crm_core::api_spec;
-use crm_store::keys::KeyScope;
+use crm_api::endpoints;
 use crm_store::{export, outbox};
 use serde_json::json;
-use worker::{Env, Request};
+use worker::Env;
 
-use crate::auth;
 use crate::d1::{self, DIALECT, Db};
-use crate::http::{Answer, ApiResult, Failure};
+use crate::http::{Answer, ApiResult, Ctx, Failure};
 
 /// Whether the test hooks are on (`CONFORMANCE = "on"`, the e2e suite only).
 pub fn testing(env: &Env) -> bool {
@@ -28,24 +26,23 @@ pub async fn ready(env: &Env) -> ApiResult<Answer> {
     d1::query(&Db::control(env)?, &DIALECT.stmt("SELECT 1", vec![]))
         .await
         .map_err(|_| {
-            Failure::new(
-                crm_core::api_error::ApiCode::Unavailable,
+            Failure(crm_api::error::ApiError::unavailable(
                 "D1 does not answer",
-            )
+                crm_api::storage::BUSY_RETRY_AFTER_SECONDS,
+            ))
         })?;
     Ok(json!({ "status": "ready", "runtime": "worker" }).into())
 }
 
 pub fn openapi() -> Answer {
-    api_spec::document(env!("CARGO_PKG_VERSION")).into()
+    endpoints::document(env!("CARGO_PKG_VERSION")).into()
 }
 
 /// `GET /v1/metrics` (admin): what D1 knows about the caller's tenant — the chain head,
 /// activities waiting in the queue, upstream delivery, dead letters. (Request counters
 /// live in Workers analytics: an isolate's own counts would mean nothing.)
-pub async fn metrics(req: &Request, env: &Env) -> ApiResult<Answer> {
-    let caller = auth::caller(req, env).await?;
-    caller.require(KeyScope::Admin)?;
+pub async fn metrics(ctx: &Ctx, env: &Env) -> ApiResult<Answer> {
+    let caller = ctx.caller()?;
     let tenant = caller.tenant();
     let db = Db::of_tenant(env, tenant).await?;
     let bounds = d1::query_opt(&db, &export::bounds(DIALECT, tenant))
@@ -88,27 +85,3 @@ pub async fn metrics(req: &Request, env: &Env) -> ApiResult<Answer> {
     .into())
 }
 
-/// 405 when the path is an endpoint with other methods, else 404 (as crm-host).
-pub fn unrouted(req: &Request) -> Failure {
-    let path = req.path();
-    let matches = |template: &str| {
-        let (a, b): (Vec<&str>, Vec<&str>) =
-            (template.split('/').collect(), path.split('/').collect());
-        a.len() == b.len()
-            && a.iter()
-                .zip(&b)
-                .all(|(t, p)| t == p || (t.starts_with('{') && !p.is_empty()))
-    };
-    if api_spec::ENDPOINTS.iter().any(|e| matches(e.path)) {
-        method_not_allowed()
-    } else {
-        Failure::not_found("no such endpoint")
-    }
-}
-
-pub fn method_not_allowed() -> Failure {
-    Failure::new(
-        crm_core::api_error::ApiCode::MethodNotAllowed,
-        "this endpoint does not support that method",
-    )
-}

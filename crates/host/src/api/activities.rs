@@ -3,6 +3,7 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use crm_api::ingest::Submission;
 use serde_json::{Value, json};
 
 use super::auth::Caller;
@@ -24,15 +25,9 @@ pub async fn ingest(
     Query(params): Query,
     body: Body,
 ) -> HostResult<(StatusCode, Json<Value>)> {
-    caller.require(Scope::Ingest)?;
     // The host always answers after commit; `sync` is accepted for parity with the edge.
-    params.only(&["sync"])?;
-    if !matches!(params.get("sync"), None | Some("true" | "false")) {
-        return Err(HostError::BadRequest(
-            "`sync` must be true or false".to_owned(),
-        ));
-    }
-    let submission = ingest::Submission::from_body(body.0)?;
+    crm_api::ingest::sync_param(params.get("sync")).map_err(HostError::Api)?;
+    let submission = Submission::from_body(body.0).map_err(HostError::Api)?;
     let tenant = caller.snapshot(&app).await?;
     let stored = ingest::ingest(
         &app,
@@ -42,35 +37,12 @@ pub async fn ingest(
         key.as_deref(),
     )
     .await?;
-    let status = if stored.iter().all(|s| s.duplicate) {
-        StatusCode::OK
-    } else {
-        StatusCode::CREATED
-    };
-    match submission {
-        ingest::Submission::One(_) => {
-            let one = stored
-                .into_iter()
-                .next()
-                .ok_or_else(|| HostError::internal(anyhow::anyhow!("no answer")))?;
-            if one.refused_for_credits() {
-                return Err(HostError::PaymentRequired {
-                    message: "the credit balance cannot cover this operation; it was recorded as insufficient_credits"
-                        .to_owned(),
-                    details: json!({ "activity": one }),
-                });
-            }
-            Ok((
-                status,
-                Json(serde_json::to_value(one).map_err(HostError::internal)?),
-            ))
-        }
-        ingest::Submission::Batch(_) => {
-            let created = stored.iter().filter(|s| !s.duplicate).count();
-            let answer = json!({ "created": created, "duplicates": stored.len() - created, "results": stored });
-            Ok((status, Json(answer)))
-        }
-    }
+    let (status, answer) =
+        crm_api::ingest::answer(submission.is_single(), stored).map_err(HostError::Api)?;
+    Ok((
+        StatusCode::from_u16(status).map_err(HostError::internal)?,
+        Json(answer),
+    ))
 }
 
 fn page_json(page: Page) -> Json<Value> {

@@ -7,8 +7,9 @@ use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
+use crm_api::request::{self, Credential};
 use crm_core::viewer_token;
-use crm_store::access::Denied;
+use crm_api::access::Denied;
 use crm_store::keys::KeyScope;
 use crm_store::listing::Subject;
 
@@ -17,7 +18,7 @@ use crate::engine::Tenant;
 use crate::error::HostError;
 use crate::service::{App, clock};
 
-pub use crm_store::access::Principal;
+pub use crm_api::access::Principal;
 
 /// The authenticated caller.
 #[derive(Debug, Clone)]
@@ -75,44 +76,39 @@ impl FromRequestParts<App> for Caller {
         let header = parts
             .headers
             .get(axum::http::header::AUTHORIZATION)
-            .ok_or_else(|| {
-                HostError::Unauthorized("missing `Authorization: Bearer <api key>`".to_owned())
-            })?;
-        let token = header
-            .to_str()
-            .ok()
-            .and_then(|h| h.strip_prefix("Bearer "))
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| {
-                HostError::Unauthorized(
-                    "the Authorization header must be `Bearer <api key or viewer token>`"
-                        .to_owned(),
-                )
-            })?
-            .to_owned();
+            .map(|h| h.to_str().unwrap_or_default());
+        let credential = request::credential(header).map_err(HostError::Api)?;
+        // The endpoint's scope is decided here, before any body is read: a credential
+        // that may not use the endpoint never holds a body budget.
+        let scope = super::error::endpoint_of(&parts.method, &parts.extensions)
+            .and_then(|e| e.scope())
+            .and_then(KeyScope::parse);
         let ip_address = client_ip(parts, app);
         let now = clock::now().millis();
-        if token.starts_with("vt1.") {
-            let caller = viewer(app, &token, now, ip_address).await?;
-            parts.extensions.insert(BodyOwner(caller.tenant_id.clone()));
-            return Ok(caller);
+        let caller = match credential {
+            Credential::ViewerToken(token) => viewer(app, token, now, ip_address).await?,
+            Credential::ApiKey(token) => {
+                let key = app.store.key(token, now).await?.ok_or_else(|| {
+                    HostError::Unauthorized("unknown, expired or revoked API key".to_owned())
+                })?;
+                let in_flight = Arc::new(app.limits.admit(&key.id)?);
+                Caller {
+                    tenant_id: key.tenant_id,
+                    tenant_version: key.tenant_version,
+                    principal: Principal::Key {
+                        id: key.id,
+                        scopes: key.scopes,
+                    },
+                    ip_address,
+                    _in_flight: in_flight,
+                }
+            }
+        };
+        if let Some(scope) = scope {
+            caller.require(scope)?;
         }
-        let key = app.store.key(&token, now).await?.ok_or_else(|| {
-            HostError::Unauthorized("unknown, expired or revoked API key".to_owned())
-        })?;
-        let in_flight = Arc::new(app.limits.admit(&key.id)?);
-        parts.extensions.insert(BodyOwner(key.tenant_id.clone()));
-        Ok(Caller {
-            tenant_id: key.tenant_id,
-            tenant_version: key.tenant_version,
-            principal: Principal::Key {
-                id: key.id,
-                scopes: key.scopes,
-            },
-            ip_address,
-            _in_flight: in_flight,
-        })
+        parts.extensions.insert(BodyOwner(caller.tenant_id.clone()));
+        Ok(caller)
     }
 }
 

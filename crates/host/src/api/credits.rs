@@ -12,7 +12,7 @@ use super::idempotency::IdempotencyKey;
 use crate::error::{HostError, HostResult};
 use crate::service::{App, clock};
 use crm_store::keys::KeyScope as Scope;
-use crm_store::requests::GrantRequest;
+use crm_api::requests::GrantRequest;
 use sha2::{Digest, Sha256};
 
 pub async fn prices(State(app): State<App>, caller: Caller) -> HostResult<Json<Value>> {

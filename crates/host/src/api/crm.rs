@@ -7,7 +7,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use crm_store::keys::KeyScope;
-use crm_store::operations;
+use crm_api::operations;
 use serde_json::{Map, Value, json};
 
 use super::auth::Caller;
@@ -23,7 +23,7 @@ const MAX_LEADS: usize = 500;
 
 type Answer = HostResult<(StatusCode, Json<Value>)>;
 
-/// The HTTP answer for an operation's outcome (`crm_store::operations`).
+/// The HTTP answer for an operation's outcome (`crm_api::operations`).
 fn answer(done: Done, fresh_status: StatusCode) -> Answer {
     let (status, body) = operations::answer(
         &done.stored,

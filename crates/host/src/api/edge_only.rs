@@ -18,7 +18,7 @@ use crate::error::{HostError, HostResult};
 
 pub async fn dead_letters(caller: Caller, Query(params): Query) -> HostResult<Json<Value>> {
     caller.require(KeyScope::Admin)?;
-    params.only(crm_core::api_spec::query_params("GET", "/v1/dead-letters"))?;
+    params.only(crm_api::endpoints::query_params("GET", "/v1/dead-letters"))?;
     crm_store::listing::limit(params.get("limit"), DEFAULT_LIST, MAX_LIST)?;
     Ok(Json(json!({ "deadLetters": [] })))
 }
@@ -32,8 +32,8 @@ pub async fn redrive(caller: Caller, Path(id): Path<String>) -> HostResult<Json<
 }
 
 pub async fn no_archive() -> HostError {
-    HostError::Api(crm_core::api_error::ApiError::new(
-        crm_core::api_error::ApiCode::NotImplemented,
+    HostError::Api(crm_api::error::ApiError::new(
+        crm_api::error::ApiCode::NotImplemented,
         "crm-host keeps its history in its own database (no size cap to work around); old history is removed by retention (PUT /v1/policy)",
     ))
 }

@@ -1,8 +1,5 @@
 //! Errors as HTTP answers, and extractors whose rejections are JSON errors too.
 
-use std::collections::BTreeMap;
-
-use axum::extract::rejection::QueryRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
@@ -11,11 +8,11 @@ use serde_json::Value;
 
 use crate::service::limits::BodyPermit;
 use axum::http::header;
-use crm_core::json_limits::{self, JsonLimits};
+use crm_api::request;
 
 use crate::error::HostError;
 use crate::service::queries::Params;
-use crate::service::{App, limits};
+use crate::service::App;
 
 impl IntoResponse for HostError {
     fn into_response(self) -> Response {
@@ -23,10 +20,11 @@ impl IntoResponse for HostError {
             tracing::error!(error = %format!("{e:#}"), "internal error");
         }
         crate::service::stats::Stats::refused(self.code());
+        let answer = self.to_api();
         let status =
-            StatusCode::from_u16(self.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let mut response = (status, axum::Json(self.body())).into_response();
-        if let Some(secs) = self.retry_after() {
+            StatusCode::from_u16(answer.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut response = (status, axum::Json(answer.body())).into_response();
+        if let Some(secs) = answer.retry_after {
             response
                 .headers_mut()
                 .insert(axum::http::header::RETRY_AFTER, secs.into());
@@ -58,45 +56,34 @@ pub struct Body(
 #[derive(Debug, Clone)]
 pub struct BodyOwner(pub String);
 
+/// The documented endpoint a request was routed to (axum's matched path template and
+/// the method): its body limit, query parameters and scope come from the table.
+pub fn endpoint_of(
+    method: &axum::http::Method,
+    extensions: &axum::http::Extensions,
+) -> Option<&'static crm_api::endpoints::Endpoint> {
+    let template = extensions.get::<axum::extract::MatchedPath>()?.as_str();
+    crm_api::endpoints::ENDPOINTS
+        .iter()
+        .find(|e| e.path == template && e.method == method.as_str())
+}
+
 impl FromRequest<App> for Body {
     type Rejection = HostError;
 
     async fn from_request(req: Request, app: &App) -> Result<Self, Self::Rejection> {
-        let json = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| {
-                v.split(';')
-                    .next()
-                    .is_some_and(|m| m.trim() == "application/json" || m.trim().ends_with("+json"))
-            });
-        if !json {
-            return Err(HostError::BadRequest(
-                "send the body as `Content-Type: application/json`".to_owned(),
-            ));
-        }
-        let path = req.uri().path();
-        let large = path == "/v1/activities" || path == "/v1/directory";
-        let max = if large {
-            limits::LARGE_BODY
-        } else {
-            limits::SMALL_BODY
-        };
-        let too_large = || {
-            HostError::PayloadTooLarge(format!(
-                "the request body is larger than {} KiB",
-                max / 1024
-            ))
-        };
-        let declared = req
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<usize>().ok());
-        if declared.is_some_and(|n| n > max) {
-            return Err(too_large());
-        }
+        let endpoint = endpoint_of(req.method(), req.extensions())
+            .ok_or_else(|| HostError::internal(anyhow::anyhow!("a body on an unrouted path")))?;
+        let headers = req.headers();
+        let text = |name| headers.get(name).and_then(|v| v.to_str().ok());
+        let max = request::body_head(
+            endpoint,
+            text(header::CONTENT_TYPE),
+            text(header::CONTENT_LENGTH),
+        )
+        .map_err(HostError::Api)?;
+        let declared = text(header::CONTENT_LENGTH).and_then(|v| v.parse::<usize>().ok());
+        let large = endpoint.body_limit() == crm_api::endpoints::BodyLimit::Large;
         let tenant = req.extensions().get::<BodyOwner>().map(|o| o.0.clone());
         let permit = app
             .limits
@@ -107,8 +94,8 @@ impl FromRequest<App> for Body {
         )
         .await
         .map_err(|_| {
-            HostError::Api(crm_core::api_error::ApiError::new(
-                crm_core::api_error::ApiCode::Timeout,
+            HostError::Api(crm_api::error::ApiError::new(
+                crm_api::error::ApiCode::Timeout,
                 format!(
                     "the request body did not arrive within {} s",
                     BODY_READ_TIMEOUT.as_secs()
@@ -119,15 +106,12 @@ impl FromRequest<App> for Body {
             if std::error::Error::source(&e)
                 .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
             {
-                too_large()
+                HostError::Api(request::body_too_large(max))
             } else {
                 HostError::BadRequest("the request body could not be read".to_owned())
             }
         })?;
-        json_limits::check(&bytes, JsonLimits::REQUEST)?;
-        let value = serde_json::from_slice(&bytes)
-            .map_err(|e| HostError::Core(crm_core::CoreError::from_json(&e)))?;
-        Ok(Body(value, permit))
+        Ok(Body(request::json_body(&bytes).map_err(HostError::Api)?, permit))
     }
 }
 
@@ -146,18 +130,18 @@ pub struct Query(pub Params);
 impl<S: Send + Sync> FromRequestParts<S> for Query {
     type Rejection = HostError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        axum::extract::Query::<BTreeMap<String, String>>::from_request_parts(parts, state)
-            .await
-            .map(|q| Query(Params(q.0)))
-            .map_err(|r: QueryRejection| HostError::BadRequest(r.body_text()))
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let allowed = endpoint_of(&parts.method, &parts.extensions).map_or(&[][..], |e| e.query);
+        request::query(parts.uri.query(), allowed)
+            .map(|q| Query(Params(q)))
+            .map_err(HostError::Api)
     }
 }
 
 pub async fn not_found() -> HostError {
-    HostError::NotFound("no such endpoint".to_owned())
+    HostError::Api(crm_api::ApiError::no_such_endpoint())
 }
 
 pub async fn method_not_allowed() -> HostError {
-    HostError::MethodNotAllowed("this endpoint does not support that method".to_owned())
+    HostError::Api(crm_api::ApiError::method_not_allowed())
 }

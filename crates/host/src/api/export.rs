@@ -24,7 +24,7 @@ pub async fn export(
     Query(params): Query,
 ) -> HostResult<Response> {
     caller.require(KeyScope::Read)?;
-    params.only(crm_core::api_spec::query_params("GET", "/v1/export"))?;
+    params.only(crm_api::endpoints::query_params("GET", "/v1/export"))?;
     let after_seq = match params.get("afterSeq") {
         None => 0,
         Some(t) => t.parse::<u64>().map_err(|_| {

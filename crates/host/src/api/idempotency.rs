@@ -14,14 +14,10 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
     type Rejection = HostError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let Some(v) = parts.headers.get("idempotency-key") else {
-            return Ok(IdempotencyKey(None));
-        };
-        let text = v.to_str().map_err(|_| {
-            HostError::BadRequest("`Idempotency-Key` must be visible ASCII characters".to_owned())
-        })?;
-        let text = crm_store::idempotency::check_key(text)?;
-        Ok(IdempotencyKey(Some(text.to_owned())))
+        let header = parts.headers.get("idempotency-key").map(|v| v.as_bytes());
+        crm_api::request::idempotency_key(header)
+            .map(IdempotencyKey)
+            .map_err(HostError::Api)
     }
 }
 

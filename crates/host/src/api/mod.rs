@@ -29,13 +29,13 @@ use std::collections::BTreeMap;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 
 use axum::routing::{MethodRouter, delete, get, patch, post, put};
-use crm_core::api_spec::{self, Endpoint};
+use crm_api::endpoints::{self, Endpoint};
 use tower_http::trace::TraceLayer;
 
 use crate::service::App;
 
 /// The handler of a documented endpoint. Routes exist only through the shared table
-/// (`crm_core::api_spec::ENDPOINTS`), so every route is in the OpenAPI document.
+/// (`crm_api::endpoints::ENDPOINTS`), so every route is in the OpenAPI document.
 fn handler(e: &Endpoint) -> Option<MethodRouter<App>> {
     Some(match (e.method, e.path) {
         ("GET", "/healthz") => get(health::healthz),
@@ -81,12 +81,12 @@ fn handler(e: &Endpoint) -> Option<MethodRouter<App>> {
 }
 
 async fn openapi() -> axum::Json<serde_json::Value> {
-    axum::Json(api_spec::document(env!("CARGO_PKG_VERSION")))
+    axum::Json(endpoints::document(env!("CARGO_PKG_VERSION")))
 }
 
 pub fn router(app: App) -> Router {
     let mut by_path: BTreeMap<&str, MethodRouter<App>> = BTreeMap::new();
-    for e in api_spec::ENDPOINTS {
+    for e in endpoints::ENDPOINTS {
         let h = handler(e)
             .unwrap_or_else(|| panic!("{} {} is documented but has no handler", e.method, e.path));
         let merged = match by_path.remove(e.path) {
@@ -131,7 +131,7 @@ mod tests {
 
     #[test]
     fn every_documented_endpoint_has_a_handler() {
-        for e in api_spec::ENDPOINTS {
+        for e in endpoints::ENDPOINTS {
             assert!(handler(e).is_some(), "{} {}", e.method, e.path);
         }
     }

@@ -5,7 +5,7 @@ use axum::Json;
 use axum::extract::State;
 use crm_core::Timestamp;
 use crm_store::keys::KeyScope;
-use crm_store::requests::ViewerTokenRequest;
+use crm_api::requests::ViewerTokenRequest;
 use serde_json::{Value, json};
 
 use super::auth::Caller;

@@ -16,7 +16,8 @@ use serde_json::{Value, json};
 use crate::engine::EngineKind;
 use crate::server::{self, ServerConfig};
 use crate::service::admin;
-use crate::service::ingest::{self, Submission};
+use crate::service::ingest;
+use crm_api::ingest::Submission;
 use crate::store::Location;
 use crm_store::keys::KeyScope;
 

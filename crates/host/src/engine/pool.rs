@@ -7,7 +7,7 @@
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex};
 
-use crm_core::api_error::ApiCode;
+use crm_api::error::ApiCode;
 
 use super::{Engine, EngineResult, SharedEngine};
 use crate::error::{HostError, HostResult};

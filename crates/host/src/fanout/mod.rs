@@ -205,7 +205,7 @@ impl Fanout {
             .unwrap_or(0);
         if backlog >= self.inner.max_backlog {
             return Err(HostError::Overloaded {
-                code: crm_core::api_error::ApiCode::Unavailable,
+                code: crm_api::error::ApiCode::Unavailable,
                 message: format!(
                     "{backlog} activities of this tenant await delivery to a downstream system; retry later"
                 ),

@@ -107,13 +107,13 @@ pub struct Done {
     pub error_code: Option<&'static str>,
 }
 
-pub use crm_store::operations::activity_input;
+pub use crm_api::operations::activity_input;
 
 /// The activity id of a request: derived from its `Idempotency-Key` (so a retry is the
 /// same activity), else a fresh ULID.
 pub fn activity_id(app: &App, tenant: &str, route: &str, idempotency_key: Option<&str>) -> String {
     match idempotency_key {
-        Some(k) => crm_store::operations::derived_id(tenant, route, k),
+        Some(k) => crm_api::operations::derived_id(tenant, route, k),
         None => app.ids.next(clock::now()),
     }
 }

@@ -2,8 +2,7 @@
 //! item rejects the request and nothing is written), then record through the writer.
 
 use crm_core::chain::canonical_json;
-use crm_core::limits::MAX_BATCH;
-use serde_json::Value;
+use crm_api::ingest::Submission;
 use sha2::{Digest, Sha256};
 
 use super::{App, clock};
@@ -13,41 +12,6 @@ use crate::error::{HostError, HostResult};
 use crate::store::IngestItem;
 use crm_store::ingest::Stored;
 use std::sync::Arc;
-
-/// A request body: one activity object, or an array of them.
-#[derive(Debug)]
-pub enum Submission {
-    One(Value),
-    Batch(Vec<Value>),
-}
-
-impl Submission {
-    pub fn from_body(body: Value) -> HostResult<Submission> {
-        match body {
-            Value::Array(items) if items.is_empty() => {
-                Err(HostError::BadRequest("the batch is empty".to_owned()))
-            }
-            Value::Array(items) if items.len() > MAX_BATCH => {
-                Err(HostError::PayloadTooLarge(format!(
-                    "a batch holds at most {MAX_BATCH} activities, this one has {}",
-                    items.len()
-                )))
-            }
-            Value::Array(items) => Ok(Submission::Batch(items)),
-            one @ Value::Object(_) => Ok(Submission::One(one)),
-            _ => Err(HostError::BadRequest(
-                "the body must be an activity object or an array of them".to_owned(),
-            )),
-        }
-    }
-
-    fn items(&self) -> &[Value] {
-        match self {
-            Submission::One(v) => std::slice::from_ref(v),
-            Submission::Batch(items) => items,
-        }
-    }
-}
 
 /// Records the submission for `tenant`. `ip_address` comes from the connection. With
 /// an `Idempotency-Key`, the ids of items without one are derived from it, so a retried
@@ -80,9 +44,12 @@ pub async fn ingest(
         .await?;
     let mut items = Vec::with_capacity(enriched.len());
     for (i, (result, input_hash)) in enriched.into_iter().zip(hashes).enumerate() {
-        let activity = result.map_err(|e| match submission {
-            Submission::One(_) => e,
-            Submission::Batch(_) => e.within(&format!("[{i}]")),
+        let activity = result.map_err(|e| {
+            if submission.is_single() {
+                e
+            } else {
+                e.within(&format!("[{i}]"))
+            }
         })?;
         items.push(IngestItem {
             activity,
@@ -118,7 +85,7 @@ pub async fn queue_room(app: &App, n: usize) -> HostResult<tokio::sync::OwnedSem
         .ok()
         .and_then(Result::ok)
         .ok_or_else(|| HostError::Overloaded {
-            code: crm_core::api_error::ApiCode::Unavailable,
+            code: crm_api::error::ApiCode::Unavailable,
             message: "the writer is saturated; retry shortly".to_owned(),
             retry_after: 1,
         })

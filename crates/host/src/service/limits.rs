@@ -11,13 +11,9 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::error::HostError;
-use crm_core::api_error::ApiCode;
+use crm_api::error::ApiCode;
 
-/// Largest body of the endpoints that take batches (`/v1/activities`,
-/// `/v1/directory`): 1,000 activities at the metadata cap fit.
-pub const LARGE_BODY: usize = 16 << 20;
-/// Largest body of every other endpoint.
-pub const SMALL_BODY: usize = 1 << 20;
+pub use crm_api::endpoints::{LARGE_BODY, SMALL_BODY};
 /// Bytes of large bodies held at once. A parsed body takes a few times its size, so
 /// three 16 MiB bodies keep the host well under 300 MB; more wait their turn (503).
 pub const LARGE_BUDGET: usize = 48 << 20;

@@ -10,7 +10,7 @@ use crate::engine::Tenant;
 use crate::error::{HostError, HostResult};
 use crm_core::query::Cursor;
 use crm_store::activities::Filter;
-use crm_store::listing::{AmbiguousSubject, LIST_PARAMS, Page, Subject, UnknownSubject};
+use crm_store::listing::{AmbiguousSubject, Page, Subject, UnknownSubject};
 
 /// Window when the client gives none.
 const DEFAULT_WINDOW: &str = "30d";
@@ -109,7 +109,7 @@ pub async fn list(
     params: &Params,
     authorize: impl FnOnce(&Subject) -> HostResult<()>,
 ) -> HostResult<Page> {
-    params.only(LIST_PARAMS)?;
+    params.only(crm_api::endpoints::LIST_QUERY)?;
     let filter = filter(tenant, subject, params, params.range()?, authorize)?;
     let limit = crm_store::listing::limit(params.get("limit"), DEFAULT_LIMIT, MAX_LIMIT)?;
     let cursor = params.get("cursor").map(Cursor::decode).transpose()?;

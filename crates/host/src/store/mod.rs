@@ -162,26 +162,15 @@ impl Store {
 
 impl From<DbError> for HostError {
     fn from(e: DbError) -> Self {
-        match e {
-            DbError::Busy(m) => {
-                tracing::warn!(error = %m, "database busy");
-                HostError::Unavailable("the database is busy; retry shortly".to_owned())
-            }
-            DbError::Full(m) => {
-                tracing::error!(error = %m, "database out of space");
-                HostError::InsufficientStorage(
-                    "the database is out of space; nothing was written".to_owned(),
-                )
-            }
-            DbError::Constraint(m) => {
-                tracing::warn!(error = %m, "constraint refused a write");
-                HostError::Conflict {
-                    message: "the write conflicts with stored data; nothing was written".to_owned(),
-                    details: serde_json::json!({}),
-                }
-            }
-            DbError::Other(m) => HostError::internal(anyhow::anyhow!(m)),
-        }
+        use crm_api::storage::Failure;
+        let (class, m) = match e {
+            DbError::Busy(m) => (Failure::Busy, m),
+            DbError::Full(m) => (Failure::Full, m),
+            DbError::Constraint(m) => (Failure::Constraint, m),
+            DbError::Other(m) => return HostError::internal(anyhow::anyhow!(m)),
+        };
+        tracing::warn!(error = %m, class = ?class, "the database refused");
+        HostError::Api(class.answer())
     }
 }
 

@@ -136,7 +136,7 @@ async fn tenant_a_credentials_reach_nothing_of_tenant_b() {
         json!({ "checks": [{ "userId": "user-b-only", "permission": "crm.leads.read" }] }),
     ];
     let mut calls = 0;
-    for e in crm_core::api_spec::ENDPOINTS {
+    for e in crm_api::endpoints::ENDPOINTS {
         let mut paths = Vec::new();
         let concrete: String = e
             .path

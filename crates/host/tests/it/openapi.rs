@@ -371,7 +371,7 @@ async fn every_route_is_documented_and_every_answer_matches_its_schema() {
             .is_some_and(|m| m.contains("retention"))
     );
 
-    let documented: BTreeSet<(String, String)> = crm_core::api_spec::ENDPOINTS
+    let documented: BTreeSet<(String, String)> = crm_api::endpoints::ENDPOINTS
         .iter()
         .map(|e| (e.method.to_owned(), e.path.to_owned()))
         .collect();

@@ -3,12 +3,12 @@
 //! for each outcome (success with the credits charged; `denied` 403,
 //! `insufficient_credits` 402, `failed` 404/409 — each with the recorded activity).
 
-use crm_core::api_error::{ApiCode, ApiError};
+use crate::error::{ApiCode, ApiError};
 use crm_core::{CoreError, Outcome};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::ingest::Stored;
+use crm_store::ingest::Stored;
 
 /// The activity id of an operation request sent with an `Idempotency-Key`: derived
 /// from tenant, route and key, so a retry is the same activity.
@@ -90,7 +90,7 @@ pub fn answer(
             json!({}),
         ),
         Outcome::InsufficientCredits => refused(
-            ApiCode::InsufficientCredits,
+            ApiCode::Core(crm_core::ErrorCode::InsufficientCredits),
             "the credit balance cannot cover this operation; recorded as insufficient_credits",
             json!({}),
         ),

@@ -15,9 +15,43 @@ pub enum Access {
     Scope(&'static str),
 }
 
+/// How large a request body an endpoint takes (its `Content-Length` is refused past
+/// this before anything is read, and the read stops there).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyLimit {
+    /// No body is read (GET, DELETE, and POSTs without input).
+    None,
+    /// Small JSON documents: keys, grants, policies, one operation.
+    Small,
+    /// A batch of activities or a whole directory.
+    Large,
+}
+
+/// Largest body of a [`BodyLimit::Large`] endpoint: a full batch of 1,000 activities at
+/// the metadata cap.
+pub const LARGE_BODY: usize = 16 << 20;
+/// Largest body of a [`BodyLimit::Small`] endpoint: a price table or policy with room
+/// to spare.
+pub const SMALL_BODY: usize = 1 << 20;
+
+impl BodyLimit {
+    /// The most bytes a body may have (0: none is read).
+    pub fn bytes(self) -> usize {
+        match self {
+            BodyLimit::None => 0,
+            BodyLimit::Small => SMALL_BODY,
+            BodyLimit::Large => LARGE_BODY,
+        }
+    }
+}
+
 /// One documented endpoint.
 #[derive(Debug, Clone, Copy)]
 pub struct Endpoint {
+    /// The OpenAPI `operationId`: a name a generated client can use as a method.
+    pub id: &'static str,
+    /// The OpenAPI tag grouping it.
+    pub tag: &'static str,
     pub method: &'static str,
     /// Path template with `{name}` parameters.
     pub path: &'static str,
@@ -31,6 +65,97 @@ pub struct Endpoint {
     pub ok: &'static [(u16, &'static str)],
     /// Whether the endpoint honours `Idempotency-Key`.
     pub idempotent: bool,
+}
+
+/// Bodies past [`SMALL_BODY`]: a batch of activities or a whole directory.
+const LARGE_BODY_PATHS: &[&str] = &["/v1/activities", "/v1/directory"];
+
+impl Endpoint {
+    /// How large a body this endpoint reads.
+    pub fn body_limit(&self) -> BodyLimit {
+        match self.body {
+            None => BodyLimit::None,
+            Some(_) if LARGE_BODY_PATHS.contains(&self.path) => BodyLimit::Large,
+            Some(_) => BodyLimit::Small,
+        }
+    }
+
+    /// The credential this endpoint needs at least, decided before any body is read.
+    pub fn scope(&self) -> Option<&'static str> {
+        match self.access {
+            Access::Public => None,
+            Access::Scope(s) => Some(s),
+        }
+    }
+
+    /// The values of this endpoint's `{name}` path parameters in `path`, if it matches.
+    fn matches(&self, path: &str) -> Option<Vec<(&'static str, String)>> {
+        let mut params = Vec::new();
+        let mut template = self.path.split('/');
+        let mut given = path.split('/');
+        loop {
+            match (template.next(), given.next()) {
+                (None, None) => return Some(params),
+                (Some(t), Some(g)) => {
+                    if let Some(name) = t.strip_prefix('{').and_then(|t| t.strip_suffix('}')) {
+                        if g.is_empty() {
+                            return None;
+                        }
+                        params.push((name, g.to_owned()));
+                    } else if t != g {
+                        return None;
+                    }
+                }
+                _ => return None,
+            }
+        }
+    }
+}
+
+/// A request matched to its endpoint, with its path parameters (still percent-encoded).
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub endpoint: &'static Endpoint,
+    pub params: Vec<(&'static str, String)>,
+}
+
+impl Route {
+    /// A path parameter, percent-decoded.
+    pub fn param(&self, name: &str) -> Result<String, crate::ApiError> {
+        let raw = self
+            .params
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map_or("", |(_, v)| v.as_str());
+        crate::request::path_segment(raw)
+    }
+}
+
+/// The router of both runtimes: the endpoint `method path` names, or 404 (no such
+/// path) / 405 (the path exists with other methods), answered alike everywhere.
+pub fn route(method: &str, path: &str) -> Result<Route, crate::ApiError> {
+    let mut path_known = false;
+    for e in ENDPOINTS {
+        if let Some(params) = e.matches(path) {
+            if e.method.eq_ignore_ascii_case(method) {
+                return Ok(Route {
+                    endpoint: e,
+                    params,
+                });
+            }
+            path_known = true;
+        }
+    }
+    Err(if path_known {
+        crate::ApiError::method_not_allowed()
+    } else {
+        crate::ApiError::no_such_endpoint()
+    })
+}
+
+/// The endpoint named by its operationId.
+pub fn by_id(id: &str) -> Option<&'static Endpoint> {
+    ENDPOINTS.iter().find(|e| e.id == id)
 }
 
 /// Query parameters every activity listing accepts.
@@ -48,12 +173,16 @@ pub const LIST_QUERY: &[&str] = &[
 const REPORT_QUERY: &[&str] = &["since", "from", "to", "groupBy", "tz"];
 
 const fn ep(
+    id: &'static str,
+    tag: &'static str,
     method: &'static str,
     path: &'static str,
     summary: &'static str,
     access: Access,
 ) -> Endpoint {
     Endpoint {
+        id,
+        tag,
         method,
         path,
         summary,
@@ -74,6 +203,8 @@ pub const ENDPOINTS: &[Endpoint] = &[
     Endpoint {
         ok: &[(200, "Health")],
         ..ep(
+            "getHealth",
+            "status",
             "GET",
             "/healthz",
             "Liveness: the process answers.",
@@ -83,6 +214,8 @@ pub const ENDPOINTS: &[Endpoint] = &[
     Endpoint {
         ok: &[(200, "Ready")],
         ..ep(
+            "getReadiness",
+            "status",
             "GET",
             "/readyz",
             "Readiness: the database answers and the writer runs; fan-out detail.",
@@ -92,6 +225,8 @@ pub const ENDPOINTS: &[Endpoint] = &[
     Endpoint {
         ok: &[(200, "")],
         ..ep(
+            "getPrometheusMetrics",
+            "status",
             "GET",
             "/metrics",
             "Prometheus metrics (process-wide, no tenant data).",
@@ -100,11 +235,16 @@ pub const ENDPOINTS: &[Endpoint] = &[
     },
     Endpoint {
         ok: &[(200, "Object")],
-        ..ep("GET", "/v1/openapi.json", "This document.", Access::Public)
+        ..ep("getOpenApiDocument",
+            "status",
+            "GET",
+            "/v1/openapi.json", "This document.", Access::Public)
     },
     Endpoint {
         ok: &[(200, "Metrics")],
         ..ep(
+            "getMetrics",
+            "status",
             "GET",
             "/v1/metrics",
             "Requests, the real error rate, recorded and refused activities, pending fan-out.",
@@ -114,6 +254,8 @@ pub const ENDPOINTS: &[Endpoint] = &[
     Endpoint {
         ok: &[(200, "Session")],
         ..ep(
+            "getSession",
+            "access",
             "GET",
             "/v1/session",
             "The caller and the users and departments it may read.",
@@ -123,6 +265,8 @@ pub const ENDPOINTS: &[Endpoint] = &[
     Endpoint {
         ok: &[(200, "DirectoryDocument")],
         ..ep(
+            "getDirectory",
+            "directory",
             "GET",
             "/v1/directory",
             "The tenant's directory and its version.",
@@ -133,6 +277,8 @@ pub const ENDPOINTS: &[Endpoint] = &[
         body: Some("Directory"),
         ok: &[(200, "DirectorySummary")],
         ..ep(
+            "replaceDirectory",
+            "directory",
             "PUT",
             "/v1/directory",
             "Replace the directory (validated before anything changes).",
@@ -143,6 +289,8 @@ pub const ENDPOINTS: &[Endpoint] = &[
         body: Some("DirectoryPatch"),
         ok: &[(200, "DirectorySummary")],
         ..ep(
+            "patchDirectory",
+            "directory",
             "PATCH",
             "/v1/directory",
             "Remove, then upsert, directory entries.",
@@ -153,6 +301,8 @@ pub const ENDPOINTS: &[Endpoint] = &[
         body: Some("CheckRequest"),
         ok: &[(200, "CheckAnswer")],
         ..ep(
+            "checkPermissions",
+            "permissions",
             "POST",
             "/v1/permissions/check",
             "Permission decision(s) with their source: one, or `{checks: [...]}`.",
@@ -162,6 +312,8 @@ pub const ENDPOINTS: &[Endpoint] = &[
     Endpoint {
         ok: &[(200, "PolicyDocument")],
         ..ep(
+            "getPolicy",
+            "policy",
             "GET",
             "/v1/policy",
             "The tenant policy: timezone, prices, redacted keys, retention days.",
@@ -172,6 +324,8 @@ pub const ENDPOINTS: &[Endpoint] = &[
         body: Some("Policy"),
         ok: &[(200, "PolicyDocument")],
         ..ep(
+            "replacePolicy",
+            "policy",
             "PUT",
             "/v1/policy",
             "Replace the tenant policy (validated first).",
@@ -180,12 +334,17 @@ pub const ENDPOINTS: &[Endpoint] = &[
     },
     Endpoint {
         ok: &[(200, "Prices")],
-        ..ep("GET", "/v1/credits/prices", "The price table.", READ)
+        ..ep("getPrices",
+            "credits",
+            "GET",
+            "/v1/credits/prices", "The price table.", READ)
     },
     Endpoint {
         body: Some("Prices"),
         ok: &[(200, "Prices")],
         ..ep(
+            "replacePrices",
+            "credits",
             "PUT",
             "/v1/credits/prices",
             "Replace the price table.",
@@ -194,13 +353,18 @@ pub const ENDPOINTS: &[Endpoint] = &[
     },
     Endpoint {
         ok: &[(200, "Balance")],
-        ..ep("GET", "/v1/credits/balance", "The credit balance.", READ)
+        ..ep("getBalance",
+            "credits",
+            "GET",
+            "/v1/credits/balance", "The credit balance.", READ)
     },
     Endpoint {
         body: Some("Grant"),
         ok: &[(200, "Balance")],
         idempotent: true,
         ..ep(
+            "grantCredits",
+            "credits",
             "POST",
             "/v1/credits/grants",
             "Add credits (with a ledger entry).",
@@ -217,6 +381,8 @@ pub const ENDPOINTS: &[Endpoint] = &[
         query: &["sync"],
         idempotent: true,
         ..ep(
+            "ingestActivities",
+            "activities",
             "POST",
             "/v1/activities",
             "Record one activity or a batch of at most 1000; idempotent by id. crm-host answers after commit (201/200); the edge queues (202, ids fixed and returned) unless `sync=true`.",
@@ -227,6 +393,8 @@ pub const ENDPOINTS: &[Endpoint] = &[
         query: LIST_QUERY,
         ok: &[(200, "Page")],
         ..ep(
+            "listActivities",
+            "activities",
             "GET",
             "/v1/activities",
             "The tenant's activities, newest first, filtered, with a cursor.",
@@ -237,6 +405,8 @@ pub const ENDPOINTS: &[Endpoint] = &[
         query: LIST_QUERY,
         ok: &[(200, "Page")],
         ..ep(
+            "listUserActivities",
+            "activities",
             "GET",
             "/v1/users/{id}/activities",
             "One user's activities.",
@@ -247,6 +417,8 @@ pub const ENDPOINTS: &[Endpoint] = &[
         query: LIST_QUERY,
         ok: &[(200, "Page")],
         ..ep(
+            "listDepartmentActivities",
+            "activities",
             "GET",
             "/v1/departments/{id}/activities",
             "A department subtree's activities.",
@@ -256,12 +428,17 @@ pub const ENDPOINTS: &[Endpoint] = &[
     Endpoint {
         query: REPORT_QUERY,
         ok: &[(200, "Report")],
-        ..ep("GET", "/v1/reports", "Report over the whole tenant.", READ)
+        ..ep("getTenantReport",
+            "reports",
+            "GET",
+            "/v1/reports", "Report over the whole tenant.", READ)
     },
     Endpoint {
         query: REPORT_QUERY,
         ok: &[(200, "Report")],
         ..ep(
+            "getUserReport",
+            "reports",
             "GET",
             "/v1/reports/users/{id}",
             "Report over one user.",
@@ -272,6 +449,8 @@ pub const ENDPOINTS: &[Endpoint] = &[
         query: REPORT_QUERY,
         ok: &[(200, "Report")],
         ..ep(
+            "getDepartmentReport",
+            "reports",
             "GET",
             "/v1/reports/departments/{id}",
             "Report over a department subtree.",
@@ -282,6 +461,8 @@ pub const ENDPOINTS: &[Endpoint] = &[
         query: REPORT_QUERY,
         ok: &[(200, "Dashboard")],
         ..ep(
+            "getUserDashboard",
+            "reports",
             "GET",
             "/v1/dashboards/users/{id}",
             "A user's context, report, recent activities and their summary.",
@@ -293,6 +474,8 @@ pub const ENDPOINTS: &[Endpoint] = &[
         ok: &[(201, "OperationAnswer"), (200, "OperationAnswer")],
         idempotent: true,
         ..ep(
+            "meterOperation",
+            "operations",
             "POST",
             "/v1/operations/{operation}",
             "Check, price, charge and record an operation of any CRM (403 denied, 402 insufficient credits, both recorded).",
@@ -304,6 +487,8 @@ pub const ENDPOINTS: &[Endpoint] = &[
         ok: &[(201, "OperationAnswer"), (200, "OperationAnswer")],
         idempotent: true,
         ..ep(
+            "createLead",
+            "leads",
             "POST",
             "/v1/leads",
             "Create a lead: check, charge, store, record in one transaction.",
@@ -314,6 +499,8 @@ pub const ENDPOINTS: &[Endpoint] = &[
         query: &["userId", "sessionId", "limit", "cursor"],
         ok: &[(200, "OperationAnswer")],
         ..ep(
+            "listLeads",
+            "leads",
             "GET",
             "/v1/leads",
             "List leads (recorded as crm.leads.read by `userId`).",
@@ -324,6 +511,8 @@ pub const ENDPOINTS: &[Endpoint] = &[
         query: &["userId", "sessionId"],
         ok: &[(200, "OperationAnswer")],
         ..ep(
+            "getLead",
+            "leads",
             "GET",
             "/v1/leads/{id}",
             "Read a lead (recorded as crm.leads.read by `userId`).",
@@ -335,6 +524,8 @@ pub const ENDPOINTS: &[Endpoint] = &[
         ok: &[(200, "OperationAnswer")],
         idempotent: true,
         ..ep(
+            "updateLead",
+            "leads",
             "PATCH",
             "/v1/leads/{id}",
             "Change a lead (optimistic `expectedVersion`).",
@@ -355,6 +546,8 @@ pub const ENDPOINTS: &[Endpoint] = &[
         ],
         ok: &[(200, "")],
         ..ep(
+            "exportActivities",
+            "audit",
             "GET",
             "/v1/export",
             "Records in chain order after `afterSeq`: NDJSON (as hashed) or CSV. crm-host streams them all; the edge answers pages (header `x-next-after-seq`).",
@@ -364,6 +557,8 @@ pub const ENDPOINTS: &[Endpoint] = &[
     Endpoint {
         ok: &[(200, "Verification")],
         ..ep(
+            "verifyAuditChain",
+            "audit",
             "GET",
             "/v1/audit/verify",
             "Recompute the hash chain; name the first bad sequence number.",
@@ -373,6 +568,8 @@ pub const ENDPOINTS: &[Endpoint] = &[
     Endpoint {
         query: &["limit"],
         ..ep(
+            "listDeadLetters",
+            "edge",
             "GET",
             "/v1/dead-letters",
             "The edge's dead letters (activities its consumer could not write), oldest first. crm-host writes before it answers and has none: always empty there (its fan-out spools instead).",
@@ -382,6 +579,8 @@ pub const ENDPOINTS: &[Endpoint] = &[
     Endpoint {
         ok: &[(202, "Object")],
         ..ep(
+            "redriveDeadLetter",
+            "edge",
             "POST",
             "/v1/dead-letters/{id}/redrive",
             "Re-queue one of the edge's dead letters (crm-host has none: 404).",
@@ -392,6 +591,8 @@ pub const ENDPOINTS: &[Endpoint] = &[
         body: Some("ArchiveRequest"),
         ok: &[(200, "ArchiveAnswer")],
         ..ep(
+            "archiveHistory",
+            "edge",
             "POST",
             "/v1/archive",
             "Move the tenant's oldest records (received more than `olderThanDays` days ago, at least 7) out of the edge's database into R2, a few segments per call (`more` says whether to call again). Export and audit verify read them from there; reports keep their rollups. crm-host keeps its history in its database (retention removes it): 501.",
@@ -402,6 +603,8 @@ pub const ENDPOINTS: &[Endpoint] = &[
         body: Some("ViewerTokenRequest"),
         ok: &[(200, "ViewerToken")],
         ..ep(
+            "createViewerToken",
+            "access",
             "POST",
             "/v1/viewer-tokens",
             "Issue a short-lived read-only token for a dashboard (tenant, user or department).",
@@ -411,6 +614,8 @@ pub const ENDPOINTS: &[Endpoint] = &[
     Endpoint {
         ok: &[(200, "KeyList")],
         ..ep(
+            "listKeys",
+            "access",
             "GET",
             "/v1/keys",
             "The tenant's API keys (never their secrets).",
@@ -421,6 +626,8 @@ pub const ENDPOINTS: &[Endpoint] = &[
         body: Some("KeyRequest"),
         ok: &[(201, "NewKey")],
         ..ep(
+            "createKey",
+            "access",
             "POST",
             "/v1/keys",
             "Create a key; its text is shown once.",
@@ -430,6 +637,8 @@ pub const ENDPOINTS: &[Endpoint] = &[
     Endpoint {
         ok: &[(204, "")],
         ..ep(
+            "revokeKey",
+            "access",
             "DELETE",
             "/v1/keys/{id}",
             "Revoke a key; refused on the next request everywhere.",
@@ -498,6 +707,10 @@ pub fn schemas() -> Map<String, Value> {
     );
     let entries = [
         ("Object", json!({ "type": "object" })),
+        (
+            "Named",
+            obj(&["id", "name"], json!({ "id": { "type": "string" }, "name": { "type": "string" } })),
+        ),
         ("Credits", credits),
         ("Timestamp", timestamp),
         (
@@ -535,14 +748,14 @@ pub fn schemas() -> Map<String, Value> {
             obj(
                 &["tenantId", "caller", "tenantWide", "users", "departments"],
                 json!({ "tenantId": { "type": "string" }, "caller": { "type": "object" },
-            "tenantWide": { "type": "boolean" }, "users": { "type": "array" }, "departments": { "type": "array" } }),
+            "tenantWide": { "type": "boolean" }, "users": { "type": "array", "items": r("Named") }, "departments": { "type": "array", "items": r("Named") } }),
             ),
         ),
         (
             "Directory",
             obj(
                 &[],
-                json!({ "organizations": { "type": "array" }, "departments": { "type": "array" }, "users": { "type": "array" }, "roles": { "type": "array" } }),
+                json!({ "organizations": { "type": "array", "items": { "type": "object" } }, "departments": { "type": "array", "items": { "type": "object" } }, "users": { "type": "array", "items": { "type": "object" } }, "roles": { "type": "array", "items": { "type": "object" } } }),
             ),
         ),
         (
@@ -570,7 +783,7 @@ pub fn schemas() -> Map<String, Value> {
         (
             "CheckRequest",
             json!({ "oneOf": [obj(&["userId", "permission"], json!({ "userId": { "type": "string" }, "permission": { "type": "string" } })),
-            obj(&["checks"], json!({ "checks": { "type": "array" } }))] }),
+            obj(&["checks"], json!({ "checks": { "type": "array", "maxItems": 1000, "items": obj(&["userId", "permission"], json!({ "userId": { "type": "string" }, "permission": { "type": "string" } })) } }))] }),
         ),
         ("Decision", decision),
         (
@@ -626,7 +839,7 @@ pub fn schemas() -> Map<String, Value> {
         ),
         (
             "ActivityInput",
-            json!({ "oneOf": [{ "type": "object" }, { "type": "array", "maxItems": 1000 }] }),
+            json!({ "oneOf": [{ "type": "object" }, { "type": "array", "minItems": 1, "maxItems": 1000, "items": { "type": "object" } }] }),
         ),
         ("Stored", stored),
         ("Activity", activity),
@@ -667,9 +880,9 @@ pub fn schemas() -> Map<String, Value> {
                     "timezone",
                     "period",
                 ],
-                json!({ "totalActivities": { "type": "integer" }, "totalCreditsUsed": r("Credits"), "operationBreakdown": { "type": "array" },
-                "temporalBreakdown": { "type": "array" }, "entityBreakdown": { "type": "array" }, "outcomeBreakdown": { "type": "object" },
-                "complianceSummary": { "type": "object" }, "userBreakdown": { "type": "array" }, "departmentBreakdown": { "type": "array" },
+                json!({ "totalActivities": { "type": "integer" }, "totalCreditsUsed": r("Credits"), "operationBreakdown": { "type": "array", "items": { "type": "object" } },
+                "temporalBreakdown": { "type": "array", "items": { "type": "object" } }, "entityBreakdown": { "type": "array", "items": { "type": "object" } }, "outcomeBreakdown": { "type": "object" },
+                "complianceSummary": { "type": "object" }, "userBreakdown": { "type": "array", "items": { "type": "object" } }, "departmentBreakdown": { "type": "array", "items": { "type": "object" } },
                 "mostActiveUser": { "type": ["object", "null"] }, "groupBy": { "enum": ["hour", "day", "week", "month"] }, "timezone": { "type": "string" },
                 "period": obj(&["from", "to"], json!({ "from": r("Timestamp"), "to": r("Timestamp") })) }),
             ),
@@ -695,7 +908,7 @@ pub fn schemas() -> Map<String, Value> {
             obj(
                 &["allowed", "activity", "creditsCharged"],
                 json!({ "allowed": { "const": true }, "activity": r("Stored"),
-            "creditsCharged": r("Credits"), "lead": { "type": "object" }, "leads": { "type": "array" }, "nextCursor": nullable("string") }),
+            "creditsCharged": r("Credits"), "lead": { "type": "object" }, "leads": { "type": "array", "items": { "type": "object" } }, "nextCursor": nullable("string") }),
             ),
         ),
         (
@@ -750,7 +963,7 @@ pub fn schemas() -> Map<String, Value> {
             obj(
                 &["keys"],
                 json!({ "keys": { "type": "array", "items": obj(&["id", "scopes", "createdAt"], json!({ "id": { "type": "string" },
-            "scopes": { "type": "array" }, "label": nullable("string"), "createdAt": { "type": "integer" }, "expiresAt": nullable("integer"), "revokedAt": nullable("integer") })) } }),
+            "scopes": { "type": "array", "items": { "type": "string" } }, "label": nullable("string"), "createdAt": { "type": "integer" }, "expiresAt": nullable("integer"), "revokedAt": nullable("integer") })) } }),
             ),
         ),
         (
@@ -765,7 +978,7 @@ pub fn schemas() -> Map<String, Value> {
             "NewKey",
             obj(
                 &["id", "key", "scopes"],
-                json!({ "id": { "type": "string" }, "key": { "type": "string" }, "scopes": { "type": "array" },
+                json!({ "id": { "type": "string" }, "key": { "type": "string" }, "scopes": { "type": "array", "items": { "type": "string" } },
             "label": nullable("string"), "expiresAt": { "type": ["string", "null"] } }),
             ),
         ),
@@ -836,7 +1049,8 @@ pub fn document(version: &str) -> Value {
         }
         let mut op = json!({
             "summary": e.summary,
-            "operationId": format!("{} {}", e.method.to_lowercase(), e.path),
+            "operationId": e.id,
+            "tags": [e.tag],
             "parameters": params,
             "responses": responses,
         });
@@ -870,6 +1084,52 @@ pub fn document(version: &str) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn requests_route_to_their_endpoint_or_404_or_405() {
+        let r = route("GET", "/v1/users/u%201/activities").expect("routed");
+        assert_eq!(r.endpoint.id, "listUserActivities");
+        assert_eq!(r.param("id").expect("decoded"), "u 1");
+        assert_eq!(route("POST", "/v1/activities").expect("routed").endpoint.id, "ingestActivities");
+        assert_eq!(route("DELETE", "/v1/activities").map(|_| ()).map_err(|e| e.status()), Err(405));
+        assert_eq!(route("GET", "/v1/nowhere").map(|_| ()).map_err(|e| e.status()), Err(404));
+        assert_eq!(route("GET", "/v1/users//activities").map(|_| ()).map_err(|e| e.status()), Err(404));
+        assert_eq!(route("GET", "/v1/reports/").map(|_| ()).map_err(|e| e.status()), Err(404));
+    }
+
+    #[test]
+    fn every_operation_has_a_unique_method_name_and_a_tag() {
+        let mut ids = std::collections::BTreeSet::new();
+        for e in ENDPOINTS {
+            assert!(ids.insert(e.id), "operationId {} twice", e.id);
+            assert!(
+                e.id.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+                    && e.id.chars().all(|c| c.is_ascii_alphanumeric()),
+                "{} is no method name",
+                e.id
+            );
+            assert!(!e.tag.is_empty());
+        }
+    }
+
+    #[test]
+    fn every_array_in_the_document_says_what_it_holds() {
+        fn walk(v: &Value, at: &str) {
+            match v {
+                Value::Object(o) => {
+                    if o.get("type") == Some(&json!("array")) {
+                        assert!(o.contains_key("items"), "array without items at {at}");
+                    }
+                    for (k, v) in o {
+                        walk(v, &format!("{at}/{k}"));
+                    }
+                }
+                Value::Array(a) => a.iter().enumerate().for_each(|(i, v)| walk(v, &format!("{at}/{i}"))),
+                _ => {}
+            }
+        }
+        walk(&document("test"), "");
+    }
 
     #[test]
     fn every_endpoint_is_documented_once_with_known_schemas() {

@@ -6,8 +6,8 @@ use crm_core::directory::CompiledDirectory;
 use crm_core::viewer_token::TokenScope;
 use serde_json::{Value, json};
 
-use crate::keys::KeyScope;
-use crate::listing::Subject;
+use crm_store::keys::KeyScope;
+use crm_store::listing::Subject;
 
 /// Who is calling.
 #[derive(Debug, Clone, PartialEq, Eq)]

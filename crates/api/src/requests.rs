@@ -2,12 +2,12 @@
 //! decided once for both runtimes: each checks its input and returns exactly what the
 //! store writes or the token carries, or the API error to answer.
 
-use crm_core::api_error::{ApiCode, ApiError};
+use crate::error::{ApiCode, ApiError};
 use crm_core::directory::CompiledDirectory;
 use crm_core::viewer_token::{MAX_TTL_MS, TokenScope};
 use crm_core::{CoreError, Credits};
 
-use crate::keys::KeyScope;
+use crm_store::keys::KeyScope;
 
 /// Longest lifetime an expiring key may be given: ten years.
 pub const MAX_KEY_TTL_SECONDS: i64 = 10 * 366 * 86_400;

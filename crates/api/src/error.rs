@@ -5,7 +5,7 @@
 
 use serde_json::{Value, json};
 
-use crate::error::{CoreError, ErrorCode};
+use crm_core::{CoreError, ErrorCode};
 
 /// Every code an API answer can carry, with its one HTTP status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,8 +24,6 @@ pub enum ApiCode {
     Timeout,
     /// Same id or idempotency key with different content, or a stale precondition (409).
     Conflict,
-    /// The tenant's balance cannot cover the operation (402), refused before recording.
-    InsufficientCredits,
     /// Rate or concurrency limit of the key (429), with `Retry-After`.
     TooManyRequests,
     /// A bug or an environment failure (500); details go to the log only.
@@ -43,7 +41,6 @@ impl ApiCode {
         match self {
             ApiCode::Core(c) => c.http_status(),
             ApiCode::Unauthorized => 401,
-            ApiCode::InsufficientCredits => 402,
             ApiCode::Forbidden => 403,
             ApiCode::NotFound => 404,
             ApiCode::MethodNotAllowed => 405,
@@ -61,7 +58,6 @@ impl ApiCode {
         match self {
             ApiCode::Core(c) => c.as_str(),
             ApiCode::Unauthorized => "unauthorized",
-            ApiCode::InsufficientCredits => "insufficient_credits",
             ApiCode::Forbidden => "forbidden",
             ApiCode::NotFound => "not_found",
             ApiCode::MethodNotAllowed => "method_not_allowed",
@@ -76,12 +72,15 @@ impl ApiCode {
     }
 }
 
-/// One API error answer.
+/// One API error answer: the one error type of every runtime's requests.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiError {
     pub code: ApiCode,
     pub message: String,
     pub details: Value,
+    /// Seconds after which a retry may succeed: sent as `Retry-After` (and in
+    /// `details.retryAfterSeconds`) by every runtime.
+    pub retry_after: Option<u32>,
 }
 
 impl ApiError {
@@ -90,11 +89,66 @@ impl ApiError {
             code,
             message: message.into(),
             details: json!({}),
+            retry_after: None,
         }
+    }
+
+    pub fn invalid(message: impl Into<String>) -> ApiError {
+        ApiError::new(ApiCode::Core(ErrorCode::InvalidInput), message)
+    }
+
+    pub fn too_large(message: impl Into<String>) -> ApiError {
+        ApiError::new(ApiCode::Core(ErrorCode::TooLarge), message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> ApiError {
+        ApiError::new(ApiCode::NotFound, message)
+    }
+
+    pub fn unauthorized(message: impl Into<String>) -> ApiError {
+        ApiError::new(ApiCode::Unauthorized, message)
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> ApiError {
+        ApiError::new(ApiCode::Forbidden, message)
+    }
+
+    pub fn conflict(message: impl Into<String>) -> ApiError {
+        ApiError::new(ApiCode::Conflict, message)
+    }
+
+    /// 503 with a retry hint: the runtime cannot serve now, later it can.
+    pub fn unavailable(message: impl Into<String>, retry_after: u32) -> ApiError {
+        ApiError::new(ApiCode::Unavailable, message).with_retry_after(retry_after)
+    }
+
+    /// The answer for a path no endpoint has.
+    pub fn no_such_endpoint() -> ApiError {
+        ApiError::not_found("no such endpoint")
+    }
+
+    /// The answer for a known path and a method it does not have.
+    pub fn method_not_allowed() -> ApiError {
+        ApiError::new(
+            ApiCode::MethodNotAllowed,
+            "this endpoint does not support that method",
+        )
     }
 
     pub fn with_details(mut self, details: Value) -> ApiError {
         self.details = details;
+        if let (Some(secs), Some(d)) = (self.retry_after, self.details.as_object_mut()) {
+            d.insert("retryAfterSeconds".to_owned(), json!(secs));
+        }
+        self
+    }
+
+    /// Adds the retry hint (also named in `details.retryAfterSeconds`).
+    pub fn with_retry_after(mut self, seconds: u32) -> ApiError {
+        self.retry_after = Some(seconds);
+        if let Some(d) = self.details.as_object_mut() {
+            d.insert("retryAfterSeconds".to_owned(), json!(seconds));
+        }
         self
     }
 
@@ -123,6 +177,7 @@ impl From<CoreError> for ApiError {
             code: ApiCode::Core(e.code),
             message: e.message,
             details,
+            retry_after: None,
         }
     }
 }
@@ -139,6 +194,15 @@ mod tests {
             e.body(),
             json!({ "error": { "code": "invalid_input", "message": "bad", "details": { "field": "userId" } } })
         );
+    }
+
+    #[test]
+    fn a_retry_hint_is_kept_and_named_in_the_details() {
+        let e = ApiError::unavailable("busy", 3).with_details(json!({ "ids": [] }));
+        assert_eq!(e.retry_after, Some(3));
+        assert_eq!(e.status(), 503);
+        assert_eq!(e.body()["error"]["details"]["retryAfterSeconds"], 3);
+        assert_eq!(e.body()["error"]["details"]["ids"], json!([]));
     }
 
     #[test]

@@ -1,0 +1,29 @@
+//! `crm-api`: the HTTP API of the engine, written once for crm-host and crm-worker.
+//!
+//! - [`endpoints`] — every endpoint (operationId, tag, method, path, credential, body
+//!   limit, query parameters, answers), the router both runtimes match requests with,
+//!   and the OpenAPI 3.1 document built from it.
+//! - [`error`] — the error vocabulary: one [`ApiError`] (code → status, message,
+//!   details, and the retry hint sent as `Retry-After`).
+//! - [`request`] — what both runtimes check before and while reading a request: the
+//!   bearer credential's form, `Idempotency-Key`, the content type, the body's size
+//!   (refused on `Content-Length` before reading) and its JSON limits, strict query
+//!   parameters.
+//! - [`storage`] — a storage failure classified once (busy, full, constraint) into the
+//!   answer and retry hint every backend gives.
+//! - [`access`], [`requests`], [`operations`] — who may do what, the administrative
+//!   request rules, and the answers of a metered operation.
+//!
+//! Pure like `crm-core`: no I/O, no clock, no randomness; callers pass them in.
+
+pub mod access;
+pub mod endpoints;
+pub mod error;
+pub mod ingest;
+pub mod operations;
+pub mod permissions;
+pub mod request;
+pub mod requests;
+pub mod storage;
+
+pub use error::{ApiCode, ApiError};
