@@ -235,10 +235,14 @@ pub const ENDPOINTS: &[Endpoint] = &[
     },
     Endpoint {
         ok: &[(200, "Object")],
-        ..ep("getOpenApiDocument",
+        ..ep(
+            "getOpenApiDocument",
             "status",
             "GET",
-            "/v1/openapi.json", "This document.", Access::Public)
+            "/v1/openapi.json",
+            "This document.",
+            Access::Public,
+        )
     },
     Endpoint {
         ok: &[(200, "Metrics")],
@@ -334,10 +338,14 @@ pub const ENDPOINTS: &[Endpoint] = &[
     },
     Endpoint {
         ok: &[(200, "Prices")],
-        ..ep("getPrices",
+        ..ep(
+            "getPrices",
             "credits",
             "GET",
-            "/v1/credits/prices", "The price table.", READ)
+            "/v1/credits/prices",
+            "The price table.",
+            READ,
+        )
     },
     Endpoint {
         body: Some("Prices"),
@@ -353,10 +361,14 @@ pub const ENDPOINTS: &[Endpoint] = &[
     },
     Endpoint {
         ok: &[(200, "Balance")],
-        ..ep("getBalance",
+        ..ep(
+            "getBalance",
             "credits",
             "GET",
-            "/v1/credits/balance", "The credit balance.", READ)
+            "/v1/credits/balance",
+            "The credit balance.",
+            READ,
+        )
     },
     Endpoint {
         body: Some("Grant"),
@@ -428,10 +440,14 @@ pub const ENDPOINTS: &[Endpoint] = &[
     Endpoint {
         query: REPORT_QUERY,
         ok: &[(200, "Report")],
-        ..ep("getTenantReport",
+        ..ep(
+            "getTenantReport",
             "reports",
             "GET",
-            "/v1/reports", "Report over the whole tenant.", READ)
+            "/v1/reports",
+            "Report over the whole tenant.",
+            READ,
+        )
     },
     Endpoint {
         query: REPORT_QUERY,
@@ -709,7 +725,10 @@ pub fn schemas() -> Map<String, Value> {
         ("Object", json!({ "type": "object" })),
         (
             "Named",
-            obj(&["id", "name"], json!({ "id": { "type": "string" }, "name": { "type": "string" } })),
+            obj(
+                &["id", "name"],
+                json!({ "id": { "type": "string" }, "name": { "type": "string" } }),
+            ),
         ),
         ("Credits", credits),
         ("Timestamp", timestamp),
@@ -1090,11 +1109,34 @@ mod tests {
         let r = route("GET", "/v1/users/u%201/activities").expect("routed");
         assert_eq!(r.endpoint.id, "listUserActivities");
         assert_eq!(r.param("id").expect("decoded"), "u 1");
-        assert_eq!(route("POST", "/v1/activities").expect("routed").endpoint.id, "ingestActivities");
-        assert_eq!(route("DELETE", "/v1/activities").map(|_| ()).map_err(|e| e.status()), Err(405));
-        assert_eq!(route("GET", "/v1/nowhere").map(|_| ()).map_err(|e| e.status()), Err(404));
-        assert_eq!(route("GET", "/v1/users//activities").map(|_| ()).map_err(|e| e.status()), Err(404));
-        assert_eq!(route("GET", "/v1/reports/").map(|_| ()).map_err(|e| e.status()), Err(404));
+        assert_eq!(
+            route("POST", "/v1/activities").expect("routed").endpoint.id,
+            "ingestActivities"
+        );
+        assert_eq!(
+            route("DELETE", "/v1/activities")
+                .map(|_| ())
+                .map_err(|e| e.status()),
+            Err(405)
+        );
+        assert_eq!(
+            route("GET", "/v1/nowhere")
+                .map(|_| ())
+                .map_err(|e| e.status()),
+            Err(404)
+        );
+        assert_eq!(
+            route("GET", "/v1/users//activities")
+                .map(|_| ())
+                .map_err(|e| e.status()),
+            Err(404)
+        );
+        assert_eq!(
+            route("GET", "/v1/reports/")
+                .map(|_| ())
+                .map_err(|e| e.status()),
+            Err(404)
+        );
     }
 
     #[test]
@@ -1124,7 +1166,10 @@ mod tests {
                         walk(v, &format!("{at}/{k}"));
                     }
                 }
-                Value::Array(a) => a.iter().enumerate().for_each(|(i, v)| walk(v, &format!("{at}/{i}"))),
+                Value::Array(a) => a
+                    .iter()
+                    .enumerate()
+                    .for_each(|(i, v)| walk(v, &format!("{at}/{i}"))),
                 _ => {}
             }
         }

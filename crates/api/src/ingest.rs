@@ -119,18 +119,29 @@ mod tests {
         let (status, body) = answer(true, vec![stored(Outcome::Success, false)]).expect("ok");
         assert_eq!(status, 201);
         assert_eq!(body["id"], "a1");
-        assert_eq!(answer(true, vec![stored(Outcome::Success, true)]).expect("ok").0, 200);
-        let refused = answer(true, vec![stored(Outcome::InsufficientCredits, false)])
-            .expect_err("402");
+        assert_eq!(
+            answer(true, vec![stored(Outcome::Success, true)])
+                .expect("ok")
+                .0,
+            200
+        );
+        let refused =
+            answer(true, vec![stored(Outcome::InsufficientCredits, false)]).expect_err("402");
         assert_eq!(refused.status(), 402);
-        assert_eq!(refused.details["activity"]["outcome"], "insufficient_credits");
+        assert_eq!(
+            refused.details["activity"]["outcome"],
+            "insufficient_credits"
+        );
     }
 
     #[test]
     fn a_batch_answers_counts_and_every_result() {
         let (status, body) = answer(
             false,
-            vec![stored(Outcome::Success, true), stored(Outcome::InsufficientCredits, false)],
+            vec![
+                stored(Outcome::Success, true),
+                stored(Outcome::InsufficientCredits, false),
+            ],
         )
         .expect("ok");
         assert_eq!(status, 201);
@@ -142,8 +153,14 @@ mod tests {
     #[test]
     fn bodies_are_one_object_or_a_bounded_non_empty_array() {
         assert!(Submission::from_body(json!({})).expect("one").is_single());
-        assert_eq!(Submission::from_body(json!([])).map_err(|e| e.status()), Err(400));
-        assert_eq!(Submission::from_body(json!(3)).map_err(|e| e.status()), Err(400));
+        assert_eq!(
+            Submission::from_body(json!([])).map_err(|e| e.status()),
+            Err(400)
+        );
+        assert_eq!(
+            Submission::from_body(json!(3)).map_err(|e| e.status()),
+            Err(400)
+        );
         let big = Value::Array(vec![json!({}); MAX_BATCH + 1]);
         assert_eq!(Submission::from_body(big).map_err(|e| e.status()), Err(413));
         assert_eq!(sync_param(Some("yes")).map_err(|e| e.status()), Err(400));

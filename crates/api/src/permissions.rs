@@ -44,7 +44,8 @@ mod tests {
     fn one_check_or_a_bounded_batch() {
         let one = Checks::from_body(json!({ "userId": "u", "permission": "crm.x" }));
         assert!(matches!(one, Ok(Checks::One(_))));
-        let batch = Checks::from_body(json!({ "checks": [{ "userId": "u", "permission": "crm.x" }] }));
+        let batch =
+            Checks::from_body(json!({ "checks": [{ "userId": "u", "permission": "crm.x" }] }));
         assert!(matches!(batch, Ok(Checks::Batch(b)) if b.len() == 1));
         let extra = Checks::from_body(json!({ "checks": [], "more": 1 }));
         assert_eq!(extra.map_err(|e| e.status()), Err(400));

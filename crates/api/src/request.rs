@@ -51,9 +51,8 @@ pub fn idempotency_key(header: Option<&[u8]>) -> Result<Option<String>, ApiError
     let Some(bytes) = header else {
         return Ok(None);
     };
-    let text = std::str::from_utf8(bytes).map_err(|_| {
-        ApiError::invalid("`Idempotency-Key` must be visible ASCII characters")
-    })?;
+    let text = std::str::from_utf8(bytes)
+        .map_err(|_| ApiError::invalid("`Idempotency-Key` must be visible ASCII characters"))?;
     Ok(Some(crm_store::idempotency::check_key(text)?.to_owned()))
 }
 
@@ -76,7 +75,9 @@ pub fn query(raw: Option<&str>, allowed: &[&str]) -> Result<BTreeMap<String, Str
             )));
         }
         if out.contains_key(&k) {
-            return Err(ApiError::invalid(format!("query parameter `{k}` given twice")));
+            return Err(ApiError::invalid(format!(
+                "query parameter `{k}` given twice"
+            )));
         }
         out.insert(k, v);
     }
@@ -179,8 +180,11 @@ mod tests {
 
     #[test]
     fn query_parameters_are_decoded_and_strict() {
-        let q = query(Some("since=7d&tz=America%2FNew_York&to=a+b"), &["since", "tz", "to"])
-            .expect("valid");
+        let q = query(
+            Some("since=7d&tz=America%2FNew_York&to=a+b"),
+            &["since", "tz", "to"],
+        )
+        .expect("valid");
         assert_eq!(q["tz"], "America/New_York");
         assert_eq!(q["to"], "a b");
         assert!(query(Some("since=1d&since=2d"), &["since"]).is_err());

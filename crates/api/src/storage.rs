@@ -86,14 +86,20 @@ mod tests {
     #[test]
     fn d1_messages_are_classified_like_the_hosts_errors() {
         let cases = [
-            ("D1 DB is overloaded. Too many requests queued.", Failure::Busy),
+            (
+                "D1 DB is overloaded. Too many requests queued.",
+                Failure::Busy,
+            ),
             ("D1_ERROR: database is locked: SQLITE_BUSY", Failure::Busy),
             (
                 "D1 DB storage operation exceeded timeout which caused object to be reset.",
                 Failure::Busy,
             ),
             ("D1_ERROR: Exceeded maximum DB size", Failure::Full),
-            ("D1_ERROR: database or disk is full: SQLITE_FULL", Failure::Full),
+            (
+                "D1_ERROR: database or disk is full: SQLITE_FULL",
+                Failure::Full,
+            ),
             (
                 "D1_ERROR: UNIQUE constraint failed: activities.tenant_id, activities.id: SQLITE_CONSTRAINT",
                 Failure::Constraint,

@@ -108,9 +108,9 @@ impl HostError {
     pub fn retry_after(&self) -> Option<u64> {
         match self {
             HostError::Overloaded { retry_after, .. } => Some(*retry_after),
-            HostError::Unavailable(_) => Some(u64::from(
-                crm_api::storage::BUSY_RETRY_AFTER_SECONDS,
-            )),
+            HostError::Unavailable(_) => {
+                Some(u64::from(crm_api::storage::BUSY_RETRY_AFTER_SECONDS))
+            }
             HostError::Api(e) => e.retry_after.map(u64::from),
             _ => None,
         }

@@ -97,9 +97,22 @@ impl Format {
     }
 }
 
+/// A CSV cell a spreadsheet will not run: a cell starting with `=`, `+`, `-`, `@` or a
+/// control character (tab, carriage return…) is a formula to Excel, LibreOffice and
+/// Google Sheets, so it is prefixed with `'` (OWASP's advice for CSV injection). Entity
+/// ids, locations and authentication methods are client text; NDJSON keeps the records
+/// exactly as hashed, so the offline verifier reads that format, never this one.
+pub fn csv_cell(text: String) -> String {
+    match text.chars().next() {
+        Some('=' | '+' | '-' | '@') => format!("'{text}"),
+        Some(c) if c.is_control() => format!("'{text}"),
+        _ => text,
+    }
+}
+
 fn csv_row(w: &mut csv::Writer<Vec<u8>>, a: &Activity) -> csv::Result<()> {
     let opt = |v: &Option<String>| v.clone().unwrap_or_default();
-    w.write_record([
+    let cells = [
         a.seq.to_string(),
         a.id.clone(),
         a.occurred_at.to_rfc3339(),
@@ -116,7 +129,8 @@ fn csv_row(w: &mut csv::Writer<Vec<u8>>, a: &Activity) -> csv::Result<()> {
         opt(&a.compliance.authentication_method),
         a.prev_hash.clone(),
         a.hash.clone(),
-    ])
+    ];
+    w.write_record(cells.map(csv_cell))
 }
 
 /// Records after `after_seq` that match `f`, in `seq` order.
@@ -203,4 +217,28 @@ pub fn decode_bounds(row: &Row) -> StoreResult<Bounds> {
 /// The seq and record of an exported row.
 pub fn decode_chunk_row(row: &Row) -> StoreResult<(u64, String)> {
     Ok((row.uint(0)?, row.string(1)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_cells_that_a_spreadsheet_would_run_are_neutralised() {
+        for formula in [
+            "=HYPERLINK(\"http://x\")",
+            "+1+1",
+            "-2+3",
+            "@SUM(A1)",
+            "\tx",
+            "\r=1",
+        ] {
+            let cell = csv_cell(formula.to_owned());
+            assert!(cell.starts_with('\''), "{formula:?} -> {cell:?}");
+            assert_eq!(&cell[1..], formula);
+        }
+        for plain in ["deal-4711", "Berlin", "sso", "", "0.2500"] {
+            assert_eq!(csv_cell(plain.to_owned()), plain);
+        }
+    }
 }

@@ -166,3 +166,44 @@ mod tests {
         assert_eq!(conflict(&other, &queued).expect_err("conflict").index, 1);
     }
 }
+
+/// Shortest delay before a failed queue message is delivered again: a retry without a
+/// delay comes in the next batch, and a D1 outage of a minute would exhaust every retry.
+pub const MIN_RETRY_DELAY_SECONDS: u32 = 10;
+/// Longest delay between deliveries: an outage past an hour is still retried hourly.
+pub const MAX_RETRY_DELAY_SECONDS: u32 = 3_600;
+
+/// How long a message that failed should wait before its next delivery: as long as it
+/// has already been in the queue (so the wait doubles with each attempt, without the
+/// platform having to tell the attempt number), within [`MIN_RETRY_DELAY_SECONDS`] and
+/// [`MAX_RETRY_DELAY_SECONDS`]. With the consumers' `max_retries = 30` (wrangler.toml)
+/// a message survives an outage of about 22 hours before it reaches the dead-letter
+/// queue, whose consumer retries the same way 100 times (about four days) more.
+pub fn retry_delay_seconds(sent_at_ms: i64, now_ms: i64) -> u32 {
+    let age = u32::try_from(now_ms.saturating_sub(sent_at_ms).max(0) / 1_000).unwrap_or(u32::MAX);
+    age.clamp(MIN_RETRY_DELAY_SECONDS, MAX_RETRY_DELAY_SECONDS)
+}
+
+#[cfg(test)]
+mod retry_tests {
+    use super::*;
+
+    #[test]
+    fn retries_wait_longer_the_longer_a_message_has_failed() {
+        assert_eq!(retry_delay_seconds(0, 0), MIN_RETRY_DELAY_SECONDS);
+        assert_eq!(
+            retry_delay_seconds(1_000, 0),
+            MIN_RETRY_DELAY_SECONDS,
+            "clock skew"
+        );
+        assert_eq!(retry_delay_seconds(0, 40_000), 40);
+        assert_eq!(retry_delay_seconds(0, 86_400_000), MAX_RETRY_DELAY_SECONDS);
+        // Doubling: each delivery happens at about twice the age of the one before, so
+        // the 30 retries of wrangler.toml span 10 s, 20 s, … then hourly: ~22 hours.
+        let mut at = 0_i64;
+        for _ in 0..30 {
+            at += i64::from(retry_delay_seconds(0, at)) * 1_000;
+        }
+        assert!(at > 20 * 3_600_000, "{at} ms");
+    }
+}

@@ -5,8 +5,9 @@
 
 use std::rc::Rc;
 
-use crm_core::TenantPolicy;
 use crm_api::error::ApiCode;
+use crm_api::requests::{GrantRequest, KeyPlan, NewKeyRequest, ViewerTokenRequest};
+use crm_core::TenantPolicy;
 use crm_core::directory::{DirectoryPatch, DirectorySpec};
 use crm_core::engine::TenantSnapshot;
 use crm_core::pricing::PriceTable;
@@ -14,7 +15,6 @@ use crm_core::viewer_token::{self, Claims};
 use crm_core::{Credits, Timestamp};
 use crm_store::idempotency;
 use crm_store::keys::{self, KeyScope, NewKey};
-use crm_api::requests::{GrantRequest, KeyPlan, NewKeyRequest, ViewerTokenRequest};
 use crm_store::shards;
 use crm_store::tenants::{self, TenantRow};
 use serde_json::{Value, json};

@@ -2,9 +2,9 @@
 //! the signed token and nothing else; the rules of what each may do are
 //! `crm_api::access`, shared with crm-host.
 
+use crm_api::access::{Denied, Principal};
 use crm_api::error::ApiCode;
 use crm_core::viewer_token;
-use crm_api::access::{Denied, Principal};
 use crm_store::keys::{self, KeyScope};
 use crm_store::listing::Subject;
 use crm_store::tenants;

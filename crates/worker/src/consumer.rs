@@ -68,7 +68,7 @@ pub async fn consume(batch: MessageBatch<Value>, env: &Env) -> Result<()> {
                 if dead_letter(env, m.body().clone(), &format!("undecodable message: {e}")).await {
                     m.ack();
                 } else {
-                    m.retry();
+                    retry_later(m);
                 }
             }
         }
@@ -79,7 +79,7 @@ pub async fn consume(batch: MessageBatch<Value>, env: &Env) -> Result<()> {
             if written {
                 m.ack();
             } else {
-                m.retry();
+                retry_later(m);
             }
         }
         if written {
@@ -87,6 +87,19 @@ pub async fn consume(batch: MessageBatch<Value>, env: &Env) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Marks a message for another delivery after a growing delay (an immediate retry would
+/// spend the whole retry budget within a short D1 outage).
+pub fn retry_later<T>(m: &Message<T>) {
+    let now = now_ms();
+    let sent = m.timestamp().as_millis() as i64;
+    let delay = crm_store::queued::retry_delay_seconds(sent, now);
+    m.retry_with_options(
+        &worker::QueueRetryOptionsBuilder::new()
+            .with_delay_seconds(delay)
+            .build(),
+    );
 }
 
 /// Writes a tenant's packets; true when every item is written or dead-lettered.

@@ -38,7 +38,7 @@ pub async fn consume(batch: MessageBatch<Value>, env: &Env) -> Result<()> {
         if keep(env, tenant, &reason, &body).await.is_ok() {
             m.ack();
         } else {
-            m.retry();
+            crate::consumer::retry_later(&m);
         }
     }
     Ok(())

@@ -9,9 +9,9 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 
+use crm_api::ingest::Submission;
 use crm_core::chain::canonical_json;
 use crm_core::ids::IdGenerator;
-use crm_api::ingest::Submission;
 use crm_core::{CoreError, Timestamp};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};

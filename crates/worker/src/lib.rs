@@ -121,7 +121,11 @@ async fn dispatch(req: &mut Request, env: &Env) -> std::result::Result<Reply, Fa
         "listDeadLetters" => json(dead_letters::list(c, env).await?),
         "redriveDeadLetter" => json(dead_letters::redrive(c, env).await?),
         "archiveHistory" => json(archive::archive(c, env).await?),
-        other => return Err(Failure::internal(format!("{other} has no handler at the edge"))),
+        other => {
+            return Err(Failure::internal(format!(
+                "{other} has no handler at the edge"
+            )));
+        }
     })
 }
 

@@ -2,10 +2,10 @@
 //! charge and record one activity, written to D1 directly (the answer needs the
 //! outcome), answered exactly as crm-host answers it (`crm_api::operations`).
 
+use crm_api::operations;
 use crm_core::chain::canonical_json;
 use crm_core::{CoreError, Timestamp};
 use crm_store::keys::KeyScope;
-use crm_api::operations;
 use sha2::{Digest, Sha256};
 use worker::Env;
 

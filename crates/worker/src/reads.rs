@@ -4,9 +4,9 @@
 
 use std::collections::BTreeMap;
 
+use crm_api::permissions::Checks;
 use crm_core::duration::{Since, TimeRange};
 use crm_core::engine::TenantSnapshot;
-use crm_api::permissions::Checks;
 use crm_core::query::Cursor;
 use crm_core::report::{GroupBy, ReportTz};
 use crm_core::{Outcome, Timestamp};
@@ -33,8 +33,10 @@ pub async fn check(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
     let snap = store::snapshot(env, &caller).await?;
     let answer = match checks {
         Checks::Batch(checks) => json!({ "decisions": snap.directory.check_batch(&checks)? }),
-        Checks::One(one) => serde_json::to_value(snap.directory.check(&one.user_id, &one.permission)?)
-            .map_err(Failure::internal)?,
+        Checks::One(one) => {
+            serde_json::to_value(snap.directory.check(&one.user_id, &one.permission)?)
+                .map_err(Failure::internal)?
+        }
     };
     Ok(Answer(200, answer))
 }

@@ -84,4 +84,3 @@ pub async fn metrics(ctx: &Ctx, env: &Env) -> ApiResult<Answer> {
     })
     .into())
 }
-

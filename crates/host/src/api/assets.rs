@@ -36,6 +36,12 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
     ),
 ];
 
+/// The dashboard's content security policy: its own scripts, styles and API only;
+/// `wasm-unsafe-eval` lets crm-web's module compile (and nothing else be evaluated);
+/// no framing (clickjacking), no plugins, no `<base>` rewriting. The edge serves the
+/// same headers from `www/_headers`; a test compares the two.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
 pub fn routes(mut router: Router<App>) -> Router<App> {
     for (path, content_type, bytes) in ASSETS {
         router = router.route(
@@ -45,6 +51,10 @@ pub fn routes(mut router: Router<App>) -> Router<App> {
                     [
                         (header::CONTENT_TYPE, *content_type),
                         (header::CACHE_CONTROL, "no-cache"),
+                        (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
+                        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+                        (header::X_FRAME_OPTIONS, "DENY"),
+                        (header::REFERRER_POLICY, "no-referrer"),
                     ],
                     *bytes,
                 )
@@ -53,4 +63,27 @@ pub fn routes(mut router: Router<App>) -> Router<App> {
         );
     }
     router
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_edge_serves_the_dashboard_with_the_same_policy() {
+        let headers = include_str!("../../../../www/_headers");
+        assert!(
+            headers.contains(&format!(
+                "Content-Security-Policy: {CONTENT_SECURITY_POLICY}"
+            )),
+            "www/_headers and CONTENT_SECURITY_POLICY differ"
+        );
+        for h in [
+            "X-Content-Type-Options: nosniff",
+            "X-Frame-Options: DENY",
+            "Referrer-Policy: no-referrer",
+        ] {
+            assert!(headers.contains(h), "www/_headers lacks {h}");
+        }
+    }
 }

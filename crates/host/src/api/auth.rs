@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
+use crm_api::access::Denied;
 use crm_api::request::{self, Credential};
 use crm_core::viewer_token;
-use crm_api::access::Denied;
 use crm_store::keys::KeyScope;
 use crm_store::listing::Subject;
 

@@ -11,8 +11,8 @@ use super::error::Body;
 use super::idempotency::IdempotencyKey;
 use crate::error::{HostError, HostResult};
 use crate::service::{App, clock};
-use crm_store::keys::KeyScope as Scope;
 use crm_api::requests::GrantRequest;
+use crm_store::keys::KeyScope as Scope;
 use sha2::{Digest, Sha256};
 
 pub async fn prices(State(app): State<App>, caller: Caller) -> HostResult<Json<Value>> {

@@ -6,8 +6,8 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use crm_store::keys::KeyScope;
 use crm_api::operations;
+use crm_store::keys::KeyScope;
 use serde_json::{Map, Value, json};
 
 use super::auth::Caller;

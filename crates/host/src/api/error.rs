@@ -11,8 +11,8 @@ use axum::http::header;
 use crm_api::request;
 
 use crate::error::HostError;
-use crate::service::queries::Params;
 use crate::service::App;
+use crate::service::queries::Params;
 
 impl IntoResponse for HostError {
     fn into_response(self) -> Response {
@@ -111,7 +111,10 @@ impl FromRequest<App> for Body {
                 HostError::BadRequest("the request body could not be read".to_owned())
             }
         })?;
-        Ok(Body(request::json_body(&bytes).map_err(HostError::Api)?, permit))
+        Ok(Body(
+            request::json_body(&bytes).map_err(HostError::Api)?,
+            permit,
+        ))
     }
 }
 

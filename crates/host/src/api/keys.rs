@@ -5,9 +5,9 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use crm_api::requests::{KeyPlan, NewKeyRequest};
 use crm_core::Timestamp;
 use crm_store::keys::KeyScope;
-use crm_api::requests::{KeyPlan, NewKeyRequest};
 use serde_json::{Value, json};
 
 use super::auth::Caller;

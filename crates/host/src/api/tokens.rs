@@ -3,9 +3,9 @@
 
 use axum::Json;
 use axum::extract::State;
+use crm_api::requests::ViewerTokenRequest;
 use crm_core::Timestamp;
 use crm_store::keys::KeyScope;
-use crm_api::requests::ViewerTokenRequest;
 use serde_json::{Value, json};
 
 use super::auth::Caller;

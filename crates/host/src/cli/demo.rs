@@ -17,8 +17,8 @@ use crate::engine::EngineKind;
 use crate::server::{self, ServerConfig};
 use crate::service::admin;
 use crate::service::ingest;
-use crm_api::ingest::Submission;
 use crate::store::Location;
+use crm_api::ingest::Submission;
 use crm_store::keys::KeyScope;
 
 const DEMO_TENANT: &str = "demo";

@@ -402,9 +402,12 @@ impl Relay {
             .await
     }
 
+    /// Marks the sink degraded. `/readyz` is public, so it names only the class of the
+    /// failure: the error's text can carry the sink's URL or address (logged instead).
     fn degraded(&self, e: &SinkError) {
+        tracing::warn!(sink = self.sink.name(), error = %e, "delivery failed");
         if let Ok(mut d) = self.fanout.inner.degraded.lock() {
-            d.insert(self.sink.name(), e.to_string());
+            d.insert(self.sink.name(), e.class().to_owned());
         }
     }
 

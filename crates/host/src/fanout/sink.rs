@@ -15,6 +15,16 @@ pub enum SinkError {
     Reject(String),
 }
 
+impl SinkError {
+    /// The kind of failure, without the details (which may name the sink's address).
+    pub fn class(&self) -> &'static str {
+        match self {
+            SinkError::Retry(_) => "temporary failure",
+            SinkError::Reject(_) => "rejected",
+        }
+    }
+}
+
 impl std::fmt::Display for SinkError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

@@ -1,8 +1,8 @@
 //! Activity ingest: validate and enrich the whole request with the engine first (a bad
 //! item rejects the request and nothing is written), then record through the writer.
 
-use crm_core::chain::canonical_json;
 use crm_api::ingest::Submission;
+use crm_core::chain::canonical_json;
 use sha2::{Digest, Sha256};
 
 use super::{App, clock};

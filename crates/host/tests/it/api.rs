@@ -43,7 +43,7 @@ async fn directory_is_versioned_and_validated_before_it_changes(backend: Backend
     let (_, decision) = s
         .post(
             "/v1/permissions/check",
-            &k.read,
+            &k.ingest,
             json!({ "userId": "user-500", "permission": "crm.leads.read" }),
         )
         .await;
@@ -98,7 +98,7 @@ async fn permission_checks_single_and_batch(backend: Backend) {
     let (status, d) = s
         .post(
             "/v1/permissions/check",
-            &k.read,
+            &k.ingest,
             json!({ "checks": [
             { "userId": "user-123", "permission": "crm.leads.delete" },
             { "userId": "user-999", "permission": "crm.leads.read" } ] }),
@@ -108,7 +108,7 @@ async fn permission_checks_single_and_batch(backend: Backend) {
     assert_eq!(d["decisions"][0]["reason"], "denied");
     assert_eq!(d["decisions"][1]["reason"], "unknown_user");
     let (status, e) = s
-        .post("/v1/permissions/check", &k.read, json!({ "checks": [
+        .post("/v1/permissions/check", &k.ingest, json!({ "checks": [
             { "userId": "user-123", "permission": "crm.leads.read" }, { "userId": "user-123", "permission": "Bad Name" } ] }))
         .await;
     assert_eq!(
@@ -119,9 +119,26 @@ async fn permission_checks_single_and_batch(backend: Backend) {
         .map(|_| json!({ "userId": "user-123", "permission": "crm.leads.read" }))
         .collect();
     let (status, _) = s
-        .post("/v1/permissions/check", &k.read, json!({ "checks": many }))
+        .post(
+            "/v1/permissions/check",
+            &k.ingest,
+            json!({ "checks": many }),
+        )
         .await;
     assert_eq!(status, 413);
+    // Checks enumerate users and role names: a read key may not make them (issue 26.4),
+    // and the scope is refused before the body is read.
+    let (status, e) = s
+        .post(
+            "/v1/permissions/check",
+            &k.read,
+            json!({ "userId": "user-123", "permission": "crm.leads.update" }),
+        )
+        .await;
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (403, Some("forbidden"))
+    );
 }
 
 async fn prices_balance_grants_and_charging_are_exact(backend: Backend) {

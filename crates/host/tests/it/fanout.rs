@@ -233,6 +233,14 @@ async fn upstream_outage_backs_off_spools_and_replay_delivers_once() {
         .map(|a| a["id"].as_str().expect("id").to_owned())
         .collect();
     assert_eq!(spooled, ids, "spooled once each, in order");
+    // `/readyz` is public: it names the degraded sink and the kind of failure, never
+    // the upstream's address (issue 26.12).
+    let (_, ready) = s.get("/readyz", &k.read).await;
+    assert_eq!(
+        ready["fanout"]["degraded"]["upstream"], "temporary failure",
+        "{ready}"
+    );
+    assert!(!ready.to_string().contains("127.0.0.1"), "{ready}");
     // defect 3: a failing upstream is retried a bounded number of times — two batches of
     // at most 100, three attempts each — not recursively.
     assert!(upstream.hits() <= 6, "{} attempts", upstream.hits());

@@ -691,3 +691,31 @@ async fn defect_9_and_14_reports_count_everything_and_latest_is_the_newest() {
     assert_eq!(op["count"], 1500);
     assert_eq!(op["latest"], json!(at(now - 60_000)));
 }
+
+/// The dashboard is served with a content security policy, no sniffing and no framing
+/// (issue 26.12): a stolen page cannot be framed for clickjacking, nor scripts injected.
+#[tokio::test]
+async fn the_dashboard_is_served_with_security_headers() {
+    let s = TestServer::start(EngineKind::Native).await;
+    for path in ["/", "/app.js", "/pkg/crm_web_bg.wasm"] {
+        let resp = s.http.get(s.url(path)).send().await.expect("sent");
+        assert_eq!(resp.status().as_u16(), 200, "{path}");
+        let h = resp.headers();
+        let csp = h
+            .get("content-security-policy")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        assert!(
+            csp.contains("frame-ancestors 'none'") && csp.contains("script-src 'self'"),
+            "{path}: {csp}"
+        );
+        assert_eq!(
+            h.get("x-content-type-options").map(|v| v.as_bytes()),
+            Some(&b"nosniff"[..])
+        );
+        assert_eq!(
+            h.get("x-frame-options").map(|v| v.as_bytes()),
+            Some(&b"DENY"[..])
+        );
+    }
+}
