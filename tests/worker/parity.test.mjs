@@ -101,3 +101,47 @@ test('dashboards and refusals are the same on both runtimes', async () => {
     assert.equal(we.error?.code, he.error?.code, `${method} ${p}`);
   }
 });
+
+test('request rules answer alike: status, code, message and retry hint (crm_api on both)', async () => {
+  const a = worker.keys['edge-a'];
+  const [ks, hostRead] = await call(hostUrl, 'POST', '/v1/keys', hostKey, { scopes: ['read'] });
+  assert.equal(ks, 201);
+  const raw = async (base, method, path, key, { body, type = 'application/json' } = {}) => {
+    const headers = { Authorization: `Bearer ${key}` };
+    if (body !== undefined) headers['Content-Type'] = type;
+    const r = await fetch(`${base}${path}`, { method, headers, body });
+    return [r.status, await r.json(), r.headers.get('retry-after')];
+  };
+  const bigGrant = JSON.stringify({ amount: '1', reason: 'x'.repeat(1_100_000) });
+  const cases = [
+    ['wrong content type', 'POST', '/v1/activities', 'admin', { body: '{}', type: 'text/plain' }],
+    ['body past the endpoint limit', 'POST', '/v1/credits/grants', 'admin', { body: bigGrant }],
+    ['repeated query parameter', 'GET', '/v1/activities?limit=1&limit=2', 'admin', {}],
+    ['unknown query parameter', 'GET', '/v1/reports?bogus=1', 'admin', {}],
+    ['malformed key', 'GET', '/v1/activities', 'crm_not-a-key', {}],
+    ['a read key may not check permissions', 'POST', '/v1/permissions/check', 'read', { body: JSON.stringify({ userId: 'user-123', permission: 'crm.leads.read' }) }],
+    ['no such endpoint', 'GET', '/v1/reports/', 'admin', {}],
+    ['method not allowed', 'DELETE', '/v1/reports', 'admin', {}],
+    ['too deep JSON', 'POST', '/v1/activities', 'admin', { body: `${'['.repeat(100)}${']'.repeat(100)}` }],
+  ];
+  const keyFor = (runtime, which) => {
+    if (which === 'admin') return runtime === 'worker' ? a.admin : hostKey;
+    if (which === 'read') return runtime === 'worker' ? a.read : hostRead.key;
+    return which;
+  };
+  for (const [what, method, path, key, opts] of cases) {
+    const [ws, we, wr] = await raw(worker.url, method, path, keyFor('worker', key), opts);
+    const [hs, he, hr] = await raw(hostUrl, method, path, keyFor('host', key), opts);
+    assert.ok(ws >= 400 && ws < 500, `${what}: worker ${ws} ${JSON.stringify(we)}`);
+    assert.deepEqual([ws, we.error.code, we.error.message, wr], [hs, he.error.code, he.error.message, hr],
+      `${what}: worker left, host right`);
+  }
+  // One activity written synchronously: the host's answer shape (the record, 201).
+  const one = { id: `sync-one-${Date.now()}`, userId: 'user-123', operation: 'crm.leads.read' };
+  const [ws, w1] = await call(worker.url, 'POST', '/v1/activities?sync=true', a.ingest, one);
+  const [hs, h1] = await call(hostUrl, 'POST', '/v1/activities', hostKey, one);
+  assert.equal(ws, 201, JSON.stringify(w1));
+  assert.equal(hs, 201, JSON.stringify(h1));
+  assert.deepEqual(Object.keys(w1).sort(), Object.keys(h1).sort());
+  assert.equal(w1.id, one.id);
+});

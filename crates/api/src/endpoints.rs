@@ -857,8 +857,17 @@ pub fn schemas() -> Map<String, Value> {
             ),
         ),
         (
+            "ActivityItem",
+            json!({ "type": "object", "required": ["userId", "operation"], "additionalProperties": false, "properties": {
+                "id": { "type": "string" }, "userId": { "type": "string" }, "operation": { "type": "string" },
+                "outcome": { "enum": ["success", "failed"] }, "entityType": { "type": "string" }, "entityId": { "type": "string" },
+                "sessionId": { "type": "string" }, "occurredAt": r("Timestamp"), "metadata": { "type": "object", "additionalProperties": true },
+                "compliance": { "type": "object", "additionalProperties": false, "properties": {
+                    "userAgent": { "type": "string" }, "location": { "type": "string" }, "authenticationMethod": { "type": "string" } } } } }),
+        ),
+        (
             "ActivityInput",
-            json!({ "oneOf": [{ "type": "object" }, { "type": "array", "minItems": 1, "maxItems": 1000, "items": { "type": "object" } }] }),
+            json!({ "oneOf": [r("ActivityItem"), { "type": "array", "minItems": 1, "maxItems": 1000, "items": r("ActivityItem") }] }),
         ),
         ("Stored", stored),
         ("Activity", activity),
@@ -1037,6 +1046,24 @@ const ERRORS: &[(u16, &str)] = &[
     (503, "Temporarily unavailable; retry after `Retry-After`."),
 ];
 
+/// An object schema that names no properties is free-form: `additionalProperties: true`
+/// says so, so generated clients type it as a map rather than an empty object.
+fn free_form_objects_say_so(v: &mut Value) {
+    match v {
+        Value::Object(o) => {
+            if o.get("type") == Some(&json!("object"))
+                && !o.contains_key("properties")
+                && !o.contains_key("additionalProperties")
+            {
+                o.insert("additionalProperties".to_owned(), json!(true));
+            }
+            o.values_mut().for_each(free_form_objects_say_so);
+        }
+        Value::Array(a) => a.iter_mut().for_each(free_form_objects_say_so),
+        _ => {}
+    }
+}
+
 /// The OpenAPI 3.1 document of [`ENDPOINTS`].
 pub fn document(version: &str) -> Value {
     let mut paths = Map::new();
@@ -1083,6 +1110,8 @@ pub fn document(version: &str) -> Value {
         let entry = paths.entry(e.path.to_owned()).or_insert_with(|| json!({}));
         entry[e.method.to_lowercase()] = op;
     }
+    let mut schemas = Value::Object(schemas());
+    free_form_objects_say_so(&mut schemas);
     json!({
         "openapi": "3.1.0",
         "info": {
@@ -1092,7 +1121,7 @@ pub fn document(version: &str) -> Value {
         },
         "servers": [{ "url": "/" }],
         "components": {
-            "schemas": schemas(),
+            "schemas": schemas,
             "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer", "description": "An API key (`crm_…`) or a viewer token (`vt1.…`)." } },
         },
         "security": [{ "bearer": [] }],

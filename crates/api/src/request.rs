@@ -39,11 +39,17 @@ pub fn credential(header: Option<&str>) -> Result<Credential<'_>, ApiError> {
                 "the Authorization header must be `Bearer <api key or viewer token>`",
             )
         })?;
-    Ok(if token.starts_with(VIEWER_TOKEN_PREFIX) {
-        Credential::ViewerToken(token)
-    } else {
-        Credential::ApiKey(token)
-    })
+    if token.starts_with(VIEWER_TOKEN_PREFIX) {
+        return Ok(Credential::ViewerToken(token));
+    }
+    // A random bearer string is refused by its form, before it costs a database
+    // lookup (an unauthenticated flood never reaches the store).
+    if !crm_store::keys::has_key_form(token) {
+        return Err(ApiError::unauthorized(
+            "unknown, expired or revoked API key",
+        ));
+    }
+    Ok(Credential::ApiKey(token))
 }
 
 /// The `Idempotency-Key` header, if sent: 1–200 visible ASCII characters.
@@ -165,10 +171,18 @@ mod tests {
 
     #[test]
     fn credentials_are_told_apart_by_form() {
-        assert_eq!(
-            credential(Some("Bearer crm_abc")),
-            Ok(Credential::ApiKey("crm_abc"))
-        );
+        let key = format!("crm_{}", "ab".repeat(24));
+        let header = format!("Bearer {key}");
+        assert_eq!(credential(Some(&header)), Ok(Credential::ApiKey(&key)));
+        for malformed in [
+            "Bearer crm_abc",
+            "Bearer crm_ABABAB",
+            "Bearer anything-else",
+        ] {
+            let refused = credential(Some(malformed)).expect_err("malformed");
+            assert_eq!(refused.status(), 401, "{malformed}");
+            assert_eq!(refused.message, "unknown, expired or revoked API key");
+        }
         assert_eq!(
             credential(Some("Bearer vt1.x.y")),
             Ok(Credential::ViewerToken("vt1.x.y"))

@@ -1,6 +1,10 @@
 //! Runs every `tests/conformance/*.json` vector through the native core.
 //! `CONFORMANCE_BLESS=1` fills in the `expect` of cases that have neither `expect` nor
 //! `expectError` (new cases) — review the diff before committing.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "a test reads its vector files and the bless switch; the crate stays pure"
+)]
 
 use std::path::{Path, PathBuf};
 

@@ -51,6 +51,17 @@ const KEY_PREFIX: &str = "crm_";
 /// Random bytes per key: 192 bits, beyond guessing.
 pub const KEY_RANDOM_BYTES: usize = 24;
 
+/// Whether `text` has the form of a key this engine issues (`crm_` and 48 lowercase hex
+/// digits): anything else is refused before it costs a lookup.
+pub fn has_key_form(text: &str) -> bool {
+    text.strip_prefix(KEY_PREFIX).is_some_and(|hex| {
+        hex.len() == 2 * KEY_RANDOM_BYTES
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
+}
+
 /// How a key is stored and looked up: its SHA-256, hex.
 pub fn hash_key(key: &str) -> String {
     hex::encode(Sha256::digest(key.as_bytes()))
@@ -188,6 +199,15 @@ pub fn revoke(d: Dialect, tenant_id: &str, key_id: &str, now: i64) -> Statement 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn issued_keys_have_the_key_form_and_others_do_not() {
+        let (_, key) = from_random(&[0xa5; KEY_RANDOM_BYTES]);
+        assert!(has_key_form(&key), "{key}");
+        assert!(!has_key_form(&key[..key.len() - 1]));
+        assert!(!has_key_form(&key.to_uppercase()));
+        assert!(!has_key_form("crm_"));
+    }
 
     #[test]
     fn scopes_round_trip_and_unknown_names_are_dropped() {

@@ -179,8 +179,8 @@ fn header(req: &Request, name: &str) -> Option<String> {
 /// endpoint, decided before any body is read), then the body within its limit.
 pub async fn context(req: &mut Request, env: &worker::Env, route: Route) -> ApiResult<Ctx> {
     let endpoint = route.endpoint;
-    let url = req.url()?;
-    let query = request::query(url.query(), endpoint.query)?;
+    // The order of crm-host's extractors: credential and scope, then the
+    // `Idempotency-Key`, the query, and last the body.
     let caller = match endpoint.scope() {
         None => None,
         Some(scope) => {
@@ -196,6 +196,8 @@ pub async fn context(req: &mut Request, env: &worker::Env, route: Route) -> ApiR
     } else {
         None
     };
+    let url = req.url()?;
+    let query = request::query(url.query(), endpoint.query)?;
     let body = if endpoint.body_limit() == BodyLimit::None {
         None
     } else {

@@ -32,6 +32,8 @@ enum Task {
     WasmCore,
     /// The dashboard in headless Chromium against `crm-host demo`.
     Browser,
+    /// A client generated from the OpenAPI document, driven against `crm-host demo`.
+    Client,
     /// Build crm-worker and run its end-to-end suite under `wrangler dev`.
     Worker,
     /// schemathesis against `crm-host demo`, from the OpenAPI document (bounded).
@@ -78,6 +80,7 @@ fn main() -> Result<()> {
             prereqs()?;
             browser(&root)
         }
+        Task::Client => generated_client(&root),
         Task::Worker => worker(&root),
         Task::ApiFuzz => api_fuzz::run(&root),
         Task::Tidy => tidy::run(&root),
@@ -117,6 +120,7 @@ fn ci(root: &Path, t: &mut Timings) -> Result<()> {
     })?;
     t.time("api fuzz (schemathesis)", || api_fuzz::run(root))?;
     t.time("browser tier", || browser(root))?;
+    t.time("generated client", || generated_client(root))?;
     t.time("worker tier", || worker(root))
 }
 
@@ -237,6 +241,21 @@ fn browser(root: &Path) -> Result<()> {
         .env("CRM_HOST_BIN", target_dir(root).join("debug/crm-host"))
         .env("CHROMIUM_BIN", CHROMIUM);
     step("browser tests", node)
+}
+
+/// A TypeScript client generated from the OpenAPI document (openapi-typescript +
+/// openapi-fetch, npm) covers every operation, type-checks its calls and drives
+/// `crm-host demo` (tests/client).
+fn generated_client(root: &Path) -> Result<()> {
+    let tests = root.join("tests/client");
+    let mut npm = tool("npm", &["ci", "--no-audit", "--no-fund"]);
+    npm.current_dir(&tests);
+    step("npm ci (tests/client)", npm)?;
+    step("build crm-host", build_host())?;
+    let mut node = tool("node", &["--test"]);
+    node.current_dir(&tests)
+        .env("CRM_HOST_BIN", target_dir(root).join("debug/crm-host"));
+    step("generated client tests", node)
 }
 
 fn lint() -> Result<()> {

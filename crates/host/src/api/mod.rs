@@ -114,7 +114,28 @@ pub fn router(app: App) -> Router {
             tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
         }))
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(middleware::map_request(drop_unfit_request_id))
         .with_state(app)
+}
+
+/// Longest client-chosen request id kept: a UUID or a trace id fits with room.
+const MAX_REQUEST_ID_LEN: usize = 128;
+
+/// A client's `x-request-id` goes into every log line of its request, so only a short
+/// id of letters, digits, `-`, `_`, `.` and `:` is kept; anything else is dropped and
+/// replaced by a fresh UUID (no log injection, no megabyte ids).
+async fn drop_unfit_request_id(mut req: Request) -> Request {
+    let fit = req.headers().get("x-request-id").is_none_or(|v| {
+        let b = v.as_bytes();
+        !b.is_empty()
+            && b.len() <= MAX_REQUEST_ID_LEN
+            && b.iter()
+                .all(|c| c.is_ascii_alphanumeric() || b"-_.:".contains(c))
+    });
+    if !fit {
+        req.headers_mut().remove("x-request-id");
+    }
+    req
 }
 
 /// Counts every answered request by status class (the real error rate).

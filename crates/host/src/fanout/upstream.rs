@@ -41,7 +41,12 @@ impl UpstreamSink {
         auth: Option<(String, String)>,
         timeout: Duration,
     ) -> anyhow::Result<UpstreamSink> {
-        let client = reqwest::Client::builder().timeout(timeout).build()?;
+        // No redirects: a redirect would carry the batch and its auth header to a host
+        // nobody configured; a 3xx is a delivery failure like any other.
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
         Ok(UpstreamSink {
             client,
             url: format!("{}/api/activities/batch", base_url.trim_end_matches('/')),

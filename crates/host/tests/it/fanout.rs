@@ -262,6 +262,34 @@ async fn upstream_outage_backs_off_spools_and_replay_delivers_once() {
     .await;
 }
 
+/// A redirect is not followed (issue 26.12): the batch and the upstream's auth header
+/// never reach a host nobody configured; the batch is spooled like a refusal.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_upstream_redirect_is_not_followed() {
+    let elsewhere = Upstream::start(Mode::Accept).await;
+    let port: u16 = elsewhere
+        .url
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("port");
+    let upstream = Upstream::start(Mode::RedirectTo(port)).await;
+    let url = upstream.url.clone();
+    let s = TestServer::start_configured(Backend::Sqlite, EngineKind::Native, |c| {
+        c.fanout.upstream_url = Some(url);
+        c.fanout.upstream_auth = Some("X-Upstream-Key: secret".to_owned());
+    })
+    .await;
+    let k = s.tenant("t-redirected", "100000").await;
+    ingest(&s, &k, "redirected", 5).await;
+    eventually("the redirected batch is spooled", || async {
+        spool_lines(&s, "t-redirected").len() == 5
+    })
+    .await;
+    assert!(upstream.hits() >= 1);
+    assert_eq!(elsewhere.hits(), 0, "the redirect was followed");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn an_upstream_refusal_is_spooled_at_once_without_retries() {
     let upstream = Upstream::start(Mode::Refuse).await;

@@ -12,6 +12,7 @@ mod hostile;
 mod isolation;
 mod multi_host;
 mod openapi;
+mod schema;
 mod support;
 mod surface;
 mod web_parity;

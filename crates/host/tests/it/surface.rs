@@ -659,9 +659,26 @@ async fn defect_18_the_metrics_count_errors_and_the_error_rate_is_real() {
     ] {
         assert!(prometheus.contains(name), "{name} missing from /metrics");
     }
-    // Every answer carries a request id.
+    // Every answer carries a request id; a client's own is kept when it is a plain id,
+    // replaced when it could forge log lines or bloat them (issue 26.12).
     let resp = s.http.get(s.url("/healthz")).send().await.expect("sent");
     assert!(resp.headers().get("x-request-id").is_some());
+    let echoed = |value: String| {
+        let req = s.http.get(s.url("/healthz")).header("x-request-id", value);
+        async move {
+            let resp = req.send().await.expect("sent");
+            resp.headers()
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned()
+        }
+    };
+    assert_eq!(echoed("trace-42.a:b_c".to_owned()).await, "trace-42.a:b_c");
+    for unfit in ["x\" level=error msg=forged".to_owned(), "a".repeat(129)] {
+        let id = echoed(unfit.clone()).await;
+        assert!(!id.is_empty() && id != unfit, "{unfit:?} was kept");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

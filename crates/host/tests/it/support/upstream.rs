@@ -18,6 +18,8 @@ pub enum Mode {
     Refuse,
     /// Holds each request this long, then accepts it.
     Slow(Duration),
+    /// Answers 307 to the batch endpoint on this loopback port.
+    RedirectTo(u16),
 }
 
 #[derive(Debug)]
@@ -33,21 +35,33 @@ pub struct Upstream {
     inner: Arc<Mutex<Inner>>,
 }
 
-async fn batch(State(s): State<Arc<Mutex<Inner>>>, Json(body): Json<Value>) -> StatusCode {
+async fn batch(
+    State(s): State<Arc<Mutex<Inner>>>,
+    Json(body): Json<Value>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
     let mode = {
         let mut i = s.lock().expect("stub state");
         i.hits += 1;
         i.mode
     };
     match mode {
-        Mode::Fail => return StatusCode::INTERNAL_SERVER_ERROR,
-        Mode::Refuse => return StatusCode::BAD_REQUEST,
+        Mode::Fail => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+        Mode::Refuse => return StatusCode::BAD_REQUEST.into_response(),
+        Mode::RedirectTo(port) => {
+            let to = format!("http://127.0.0.1:{port}/api/activities/batch");
+            return (
+                StatusCode::TEMPORARY_REDIRECT,
+                [(axum::http::header::LOCATION, to)],
+            )
+                .into_response();
+        }
         Mode::Slow(d) => tokio::time::sleep(d).await,
         Mode::Accept => {}
     }
     let items = body["activities"].as_array().cloned().unwrap_or_default();
     s.lock().expect("stub state").received.extend(items);
-    StatusCode::OK
+    StatusCode::OK.into_response()
 }
 
 impl Upstream {
