@@ -40,17 +40,25 @@ pub async fn export(
         params.export_range()?,
         |s| caller.may_read(s, &tenant),
     )?;
+    let tenant_name = caller.tenant().to_owned();
+    // One of the tenant's few open exports; held, with the caller's in-flight place,
+    // until the stream ends.
+    let stream_permit = app.limits.stream(caller.tenant())?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(IN_FLIGHT_CHUNKS);
     let (store, tenant_id) = (app.store.clone(), caller.tenant().to_owned());
-    tokio::task::spawn_blocking(move || {
-        let sent = export::write_chunks(&store, &tenant_id, &filter, format, after_seq, |chunk| {
-            tx.blocking_send(Ok(Bytes::from(chunk))).is_ok()
-        });
+    tokio::spawn(async move {
+        let held = (stream_permit, caller);
+        let sent = export::send_chunks(&store, &tenant_id, &filter, format, after_seq, &tx).await;
         if let Err(e) = sent {
             tracing::error!(error = %e, "export stopped");
             // The client sees a cut-off body rather than a silently short one.
-            let _ = tx.blocking_send(Err(std::io::Error::other("export failed")));
+            let _ = tokio::time::timeout(
+                export::SEND_DEADLINE,
+                tx.send(Err(std::io::Error::other("export failed"))),
+            )
+            .await;
         }
+        drop(held);
     });
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|item| (item, rx))
@@ -64,10 +72,7 @@ pub async fn export(
             (header::CONTENT_TYPE, format.content_type().to_owned()),
             (
                 header::CONTENT_DISPOSITION,
-                format!(
-                    "attachment; filename=\"activities-{}.{extension}\"",
-                    caller.tenant()
-                ),
+                format!("attachment; filename=\"activities-{tenant_name}.{extension}\""),
             ),
         ],
         Body::from_stream(stream),

@@ -170,27 +170,21 @@ pub async fn export(args: ExportArgs) -> anyhow::Result<()> {
         ProgressStyle::with_template("exporting [{bar:40}] {pos}/{len} ({per_sec})")
             .expect("valid template"),
     );
-    let (store, tenant_id) = (app.store.clone(), args.scope.tenant.clone());
     let progress = bar.clone();
-    let written = tokio::task::spawn_blocking(move || {
-        let mut failed = None;
-        let n = export::write_chunks(&store, &tenant_id, &filter, format, 0, |chunk| {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<axum::body::Bytes, std::io::Error>>(2);
+    let writer = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+        while let Some(chunk) = rx.blocking_recv() {
+            let chunk = chunk?;
             progress.inc(chunk.iter().filter(|b| **b == b'\n').count() as u64);
-            match out.write_all(&chunk) {
-                Ok(()) => true,
-                Err(e) => {
-                    failed = Some(e);
-                    false
-                }
-            }
-        });
-        out.flush()?;
-        match failed {
-            Some(e) => Err(anyhow::Error::from(e)),
-            None => Ok(n?),
+            out.write_all(&chunk)?;
         }
-    })
-    .await??;
+        out.flush()?;
+        Ok(())
+    });
+    let sent = export::send_chunks(&app.store, &args.scope.tenant, &filter, format, 0, &tx).await;
+    drop(tx);
+    writer.await??;
+    let written = sent?;
     bar.finish_and_clear();
     eprintln!("exported {written} activities");
     Ok(())

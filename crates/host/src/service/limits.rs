@@ -28,6 +28,10 @@ pub const LARGE_PER_TENANT: usize = LARGE_BODY;
 pub const SMALL_PER_TENANT: usize = SMALL_BUDGET / 4;
 /// Requests one credential may have in flight; more answer 429.
 pub const IN_FLIGHT_PER_CREDENTIAL: usize = 64;
+/// Exports (and other streamed answers) one tenant may have open at once: a dashboard
+/// and an auditor's download or two. Each holds a reader only per chunk, but a tenant
+/// opening hundreds that nobody reads must not pin the host's connections (429).
+pub const STREAMS_PER_TENANT: usize = 4;
 /// Activities enriched and waiting for the writer, over all requests (~2 KB each).
 pub const QUEUED_ACTIVITIES: usize = 100_000;
 
@@ -51,6 +55,7 @@ pub struct Limits {
     per_credential: Mutex<HashMap<String, Arc<Semaphore>>>,
     /// Each tenant's share of the body budgets, by (tenant, large).
     per_tenant_bodies: Mutex<HashMap<(String, bool), Arc<Semaphore>>>,
+    per_tenant_streams: Mutex<HashMap<String, Arc<Semaphore>>>,
     rate: Option<DefaultKeyedRateLimiter<String>>,
     pub queued: Arc<Semaphore>,
 }
@@ -77,11 +82,35 @@ impl Limits {
             small: Arc::new(Semaphore::new(kib(SMALL_BUDGET) as usize)),
             per_credential: Mutex::default(),
             per_tenant_bodies: Mutex::default(),
+            per_tenant_streams: Mutex::default(),
             rate: rate_per_second
                 .and_then(NonZeroU32::new)
                 .map(|r| RateLimiter::keyed(Quota::per_second(r))),
             queued: Arc::new(Semaphore::new(QUEUED_ACTIVITIES)),
         }
+    }
+
+    /// A place among `tenant`'s open streamed answers (exports), held until the stream
+    /// ends, or 429.
+    pub fn stream(&self, tenant: &str) -> Result<OwnedSemaphorePermit, HostError> {
+        let sem = {
+            let mut map = self
+                .per_tenant_streams
+                .lock()
+                .map_err(|_| HostError::internal(anyhow::anyhow!("limits lock poisoned")))?;
+            if map.len() > 10_000 {
+                map.retain(|_, s| s.available_permits() < STREAMS_PER_TENANT);
+            }
+            map.entry(tenant.to_owned())
+                .or_insert_with(|| Arc::new(Semaphore::new(STREAMS_PER_TENANT)))
+                .clone()
+        };
+        sem.try_acquire_owned().map_err(|_| {
+            busy(
+                &format!("this tenant has {STREAMS_PER_TENANT} exports open; finish one first"),
+                ApiCode::TooManyRequests,
+            )
+        })
     }
 
     /// Room for a body of `bytes` (of a large-body endpoint or not) within the shared

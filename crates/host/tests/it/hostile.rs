@@ -303,3 +303,80 @@ async fn stalled_headers_and_bodies_are_cut_off() {
     assert!(body_closed, "a stalled body is cut off");
     assert!(body_answer.starts_with("HTTP/1.1 408"), "{body_answer}");
 }
+
+/// Issue 26.1: exports nobody reads. A tenant opens exports on raw connections that never
+/// read a byte; they hold no thread (each chunk is read on a pooled connection and sent
+/// with a deadline), at most four are open per tenant (the fifth is 429 with
+/// `Retry-After`), and another tenant's reads go on being answered quickly.
+#[tokio::test(flavor = "multi_thread")]
+async fn exports_nobody_reads_hold_no_thread_and_are_capped_per_tenant() {
+    use tokio::io::AsyncWriteExt;
+
+    let s = TestServer::start_on(Backend::Sqlite, EngineKind::Native, None).await;
+    let hoarder = s.tenant("t-hoarder", "1000000").await;
+    let other = s.tenant("t-other", "1000000").await;
+    // ~8 MB of NDJSON: more than loopback's socket buffers hold, so an unread export
+    // really stalls instead of fitting in the kernel.
+    let padding = "p".repeat(900);
+    for b in 0..6 {
+        let batch: Vec<serde_json::Value> = (0..1000)
+            .map(|i| {
+                let mut a = activity(&format!("h-{b}-{i}"), "user-123", "crm.leads.read");
+                a["metadata"] = serde_json::json!({ "note": padding });
+                a
+            })
+            .collect();
+        assert_eq!(
+            s.post("/v1/activities", &hoarder.ingest, serde_json::json!(batch))
+                .await
+                .0,
+            201
+        );
+    }
+    let addr = s
+        .url("")
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
+    let mut stalled = Vec::new();
+    for _ in 0..crm_host::service::limits::STREAMS_PER_TENANT {
+        let mut conn = tokio::net::TcpStream::connect(&addr)
+            .await
+            .expect("connect");
+        let request = format!(
+            "GET /v1/export HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\n\r\n",
+            hoarder.read
+        );
+        conn.write_all(request.as_bytes())
+            .await
+            .expect("request sent");
+        stalled.push(conn); // never read
+    }
+    // Let the exports fill their buffers and stall.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let resp = s
+        .http
+        .get(s.url("/v1/export"))
+        .bearer_auth(&hoarder.read)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(
+        resp.status().as_u16(),
+        429,
+        "a fifth open export is refused"
+    );
+    assert!(resp.headers().get("retry-after").is_some());
+    // The other tenant is served while the stalled exports wait.
+    let mut latencies = Vec::new();
+    for _ in 0..50 {
+        let start = Instant::now();
+        let (status, _) = s.get("/v1/activities?limit=5", &other.read).await;
+        latencies.push(start.elapsed());
+        assert_eq!(status, 200);
+    }
+    let worst = p99(&latencies);
+    eprintln!("another tenant's reads during 4 stalled exports: p99 {worst:?}");
+    assert!(worst < Duration::from_secs(1), "p99 {worst:?}");
+    drop(stalled);
+}
