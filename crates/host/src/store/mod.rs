@@ -48,7 +48,7 @@ impl Location {
         }
     }
 
-    fn connector(&self) -> Arc<dyn Connector> {
+    pub(crate) fn connector(&self) -> Arc<dyn Connector> {
         match self {
             Location::Sqlite(path) => Arc::new(sqlite::SqliteConnector { path: path.clone() }),
             Location::Postgres(url) => Arc::new(postgres::PostgresConnector::new(url)),
