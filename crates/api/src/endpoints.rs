@@ -251,7 +251,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
             "status",
             "GET",
             "/v1/metrics",
-            "Requests, the real error rate, recorded and refused activities, pending fan-out.",
+            "The caller's tenant only: its requests, the real error rate, recorded and refused activities, pending fan-out.",
             ADMIN,
         )
     },

@@ -108,6 +108,10 @@ impl FromRequestParts<App> for Caller {
             caller.require(scope)?;
         }
         parts.extensions.insert(BodyOwner(caller.tenant_id.clone()));
+        if let Some(slot) = parts.extensions.get::<crate::service::stats::TenantSlot>() {
+            // The request counter attributes this answer to the caller's tenant.
+            let _ = slot.0.set(caller.tenant_id.clone());
+        }
         Ok(caller)
     }
 }

@@ -1,6 +1,6 @@
 //! `GET /metrics` (Prometheus text, for the operator's scraper; process-wide counters,
-//! no tenant data) and `GET /v1/metrics` (JSON for admins: requests, the real error
-//! rate, recorded and refused activities, pending fan-out).
+//! no tenant data) and `GET /v1/metrics` (JSON for a tenant's admin: that tenant's
+//! requests, the real error rate, recorded and refused activities, pending fan-out).
 
 use axum::Json;
 use axum::extract::State;
@@ -25,12 +25,14 @@ pub async fn prometheus(State(app): State<App>) -> impl IntoResponse {
     )
 }
 
+/// The caller's tenant only: its requests, recorded work and fan-out backlog. The
+/// process-wide figures (every tenant's) are the operator's, on `/metrics`.
 pub async fn json(State(app): State<App>, caller: Caller) -> HostResult<Json<Value>> {
     caller.require(KeyScope::Admin)?;
-    let s = app.stats.snapshot();
     Ok(Json(json!({
-        "requests": s,
-        "fanout": app.fanout.status(),
+        "tenantId": caller.tenant(),
+        "requests": app.stats.tenant_snapshot(caller.tenant()),
+        "fanout": app.fanout.tenant_status(caller.tenant()),
         "engine": format!("{:?}", app.engine.kind()).to_lowercase(),
     })))
 }

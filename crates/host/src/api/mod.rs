@@ -138,11 +138,15 @@ async fn drop_unfit_request_id(mut req: Request) -> Request {
     req
 }
 
-/// Counts every answered request by status class (the real error rate).
-async fn count(State(app): State<App>, req: Request, next: Next) -> Response {
+/// Counts every answered request by status class (the real error rate), for the
+/// process and for the tenant its credential named (noted in a [`TenantSlot`]).
+async fn count(State(app): State<App>, mut req: Request, next: Next) -> Response {
     app.stats.request_started();
+    let slot = crate::service::stats::TenantSlot::default();
+    req.extensions_mut().insert(slot.clone());
     let response = next.run(req).await;
-    app.stats.request_finished(response.status().as_u16());
+    app.stats
+        .request_finished(response.status().as_u16(), slot.0.get().map(String::as_str));
     response
 }
 

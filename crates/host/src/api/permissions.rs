@@ -21,7 +21,7 @@ pub async fn check(State(app): State<App>, caller: Caller, body: Body) -> HostRe
                 .run(move |e| e.check_batch(&tenant, &checks))
                 .await?;
             for d in &decisions {
-                app.stats.checked(d.allowed);
+                app.stats.checked(caller.tenant(), d.allowed);
             }
             return Ok(Json(json!({ "decisions": decisions })));
         }
@@ -34,7 +34,7 @@ pub async fn check(State(app): State<App>, caller: Caller, body: Body) -> HostRe
     let decision = decisions
         .pop()
         .ok_or_else(|| HostError::internal(anyhow::anyhow!("no decision")))?;
-    app.stats.checked(decision.allowed);
+    app.stats.checked(caller.tenant(), decision.allowed);
     Ok(Json(
         serde_json::to_value(decision).map_err(HostError::internal)?,
     ))

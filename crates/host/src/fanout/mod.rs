@@ -133,6 +133,15 @@ pub struct Status {
     pub degraded: HashMap<&'static str, String>,
 }
 
+/// What one tenant may know of fan-out: its own undelivered activities per sink, and
+/// which sinks are degraded (by failure class).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TenantStatus {
+    pub sinks: Vec<&'static str>,
+    pub pending: HashMap<&'static str, u64>,
+    pub degraded: HashMap<&'static str, String>,
+}
+
 impl Fanout {
     /// Starts one relay per configured sink. Without sinks, nothing runs.
     pub async fn start(config: &FanoutConfig, store: Store) -> anyhow::Result<Fanout> {
@@ -213,6 +222,30 @@ impl Fanout {
             });
         }
         Ok(())
+    }
+
+    /// The fan-out figures of one tenant (`GET /v1/metrics`).
+    pub fn tenant_status(&self, tenant: &str) -> TenantStatus {
+        let pending = self
+            .inner
+            .backlog
+            .lock()
+            .map(|b| {
+                b.iter()
+                    .map(|(sink, by_tenant)| (*sink, by_tenant.get(tenant).copied().unwrap_or(0)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        TenantStatus {
+            sinks: self.inner.sinks.clone(),
+            pending,
+            degraded: self
+                .inner
+                .degraded
+                .lock()
+                .map(|d| d.clone())
+                .unwrap_or_default(),
+        }
     }
 
     pub fn status(&self) -> Status {

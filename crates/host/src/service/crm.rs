@@ -199,6 +199,7 @@ pub async fn run(
     app.fanout.notify();
     if !done.stored.duplicate {
         app.stats.recorded(
+            tenant.id(),
             std::iter::once((done.stored.outcome, done.stored.credits.units())),
             1,
         );

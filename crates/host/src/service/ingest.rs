@@ -64,6 +64,7 @@ pub async fn ingest(
         .await?;
     app.fanout.notify();
     app.stats.recorded(
+        tenant.id(),
         stored
             .iter()
             .filter(|s| !s.duplicate)

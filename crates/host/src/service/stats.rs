@@ -36,19 +36,36 @@ pub fn prometheus() -> &'static PrometheusHandle {
     })
 }
 
+/// Counters of answered requests and recorded work: one set for the process (the
+/// operator's `/metrics`) and one per tenant (a tenant admin's `/v1/metrics`, which
+/// must show that tenant alone).
 #[derive(Debug, Default)]
-pub struct Stats {
+struct Counts {
     requests: AtomicU64,
     client_errors: AtomicU64,
     server_errors: AtomicU64,
-    in_flight: AtomicU64,
     ingested: AtomicU64,
     refused_activities: AtomicU64,
     checks: AtomicU64,
     credits_units: AtomicU64,
 }
 
-/// `/v1/metrics`.
+/// Tenants whose counters are kept; past it the map starts afresh (counters are a view
+/// for dashboards, not a ledger — the activity log is).
+const MAX_COUNTED_TENANTS: usize = 10_000;
+
+#[derive(Debug, Default)]
+pub struct Stats {
+    process: Counts,
+    in_flight: AtomicU64,
+    tenants: std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<Counts>>>,
+}
+
+/// Where a request's tenant is noted once its credential is checked, so the request
+/// counter attributes the answer to it (`api::count` puts one in every request).
+#[derive(Debug, Clone, Default)]
+pub struct TenantSlot(pub std::sync::Arc<OnceLock<String>>);
+
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Snapshot {
@@ -67,61 +84,25 @@ pub struct Snapshot {
     pub credits_deducted: crm_core::Credits,
 }
 
-impl Stats {
-    pub fn request_started(&self) {
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
-        metrics::gauge!("crm_http_in_flight").increment(1.0);
-    }
-
-    pub fn request_finished(&self, status: u16) {
-        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+impl Counts {
+    fn finished(&self, status: u16) {
         self.requests.fetch_add(1, Ordering::Relaxed);
-        metrics::gauge!("crm_http_in_flight").decrement(1.0);
-        let class = match status {
-            500.. => {
-                self.server_errors.fetch_add(1, Ordering::Relaxed);
-                "5xx"
-            }
-            400..=499 => {
-                self.client_errors.fetch_add(1, Ordering::Relaxed);
-                "4xx"
-            }
-            _ => "2xx",
+        match status {
+            500.. => self.server_errors.fetch_add(1, Ordering::Relaxed),
+            400..=499 => self.client_errors.fetch_add(1, Ordering::Relaxed),
+            _ => 0,
         };
-        metrics::counter!("crm_http_requests_total", "class" => class).increment(1);
     }
 
-    /// An error answer, by its stable code.
-    pub fn refused(code: &'static str) {
-        metrics::counter!("crm_errors_total", "code" => code).increment(1);
-    }
-
-    pub fn recorded(&self, outcomes: impl Iterator<Item = (crm_core::Outcome, i64)>, batch: usize) {
-        metrics::histogram!("crm_ingest_batch_size").record(batch as f64);
-        for (outcome, credits) in outcomes {
-            self.ingested.fetch_add(1, Ordering::Relaxed);
-            if outcome != crm_core::Outcome::Success {
-                self.refused_activities.fetch_add(1, Ordering::Relaxed);
-            }
-            let units = u64::try_from(credits).unwrap_or(0);
-            self.credits_units.fetch_add(units, Ordering::Relaxed);
-            metrics::counter!("crm_activities_recorded_total", "outcome" => outcome.as_str())
-                .increment(1);
-            metrics::counter!("crm_credits_deducted_units_total").increment(units);
+    fn recorded(&self, outcome: crm_core::Outcome, units: u64) {
+        self.ingested.fetch_add(1, Ordering::Relaxed);
+        if outcome != crm_core::Outcome::Success {
+            self.refused_activities.fetch_add(1, Ordering::Relaxed);
         }
+        self.credits_units.fetch_add(units, Ordering::Relaxed);
     }
 
-    pub fn checked(&self, granted: bool) {
-        self.checks.fetch_add(1, Ordering::Relaxed);
-        let decision = if granted { "allow" } else { "deny" };
-        metrics::counter!("crm_permission_checks_total", "decision" => decision).increment(1);
-    }
-
-    pub fn commit(seconds: f64) {
-        metrics::histogram!("crm_commit_seconds").record(seconds);
-    }
-
-    pub fn snapshot(&self) -> Snapshot {
+    fn snapshot(&self, in_flight: u64) -> Snapshot {
         let requests = self.requests.load(Ordering::Relaxed);
         let client = self.client_errors.load(Ordering::Relaxed);
         let server = self.server_errors.load(Ordering::Relaxed);
@@ -138,7 +119,7 @@ impl Stats {
             server_errors: server,
             error_rate: rate(client + server),
             server_error_rate: rate(server),
-            in_flight: self.in_flight.load(Ordering::Relaxed),
+            in_flight,
             activities_recorded: self.ingested.load(Ordering::Relaxed),
             activities_refused: self.refused_activities.load(Ordering::Relaxed),
             permission_checks: self.checks.load(Ordering::Relaxed),
@@ -147,6 +128,86 @@ impl Stats {
             )
             .unwrap_or_default(),
         }
+    }
+}
+
+impl Stats {
+    fn tenant(&self, tenant: &str) -> Option<std::sync::Arc<Counts>> {
+        let mut map = self.tenants.lock().ok()?;
+        if map.len() >= MAX_COUNTED_TENANTS && !map.contains_key(tenant) {
+            map.clear();
+        }
+        Some(map.entry(tenant.to_owned()).or_default().clone())
+    }
+
+    pub fn request_started(&self) {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        metrics::gauge!("crm_http_in_flight").increment(1.0);
+    }
+
+    /// An answered request; `tenant` when its credential named one.
+    pub fn request_finished(&self, status: u16, tenant: Option<&str>) {
+        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.process.finished(status);
+        if let Some(counts) = tenant.and_then(|t| self.tenant(t)) {
+            counts.finished(status);
+        }
+        metrics::gauge!("crm_http_in_flight").decrement(1.0);
+        let class = match status {
+            500.. => "5xx",
+            400..=499 => "4xx",
+            _ => "2xx",
+        };
+        metrics::counter!("crm_http_requests_total", "class" => class).increment(1);
+    }
+
+    pub fn refused(code: &'static str) {
+        metrics::counter!("crm_errors_total", "code" => code).increment(1);
+    }
+
+    pub fn recorded(
+        &self,
+        tenant: &str,
+        outcomes: impl Iterator<Item = (crm_core::Outcome, i64)>,
+        batch: usize,
+    ) {
+        metrics::histogram!("crm_ingest_batch_size").record(batch as f64);
+        let counts = self.tenant(tenant);
+        for (outcome, credits) in outcomes {
+            let units = u64::try_from(credits).unwrap_or(0);
+            self.process.recorded(outcome, units);
+            if let Some(c) = &counts {
+                c.recorded(outcome, units);
+            }
+            metrics::counter!("crm_activities_recorded_total", "outcome" => outcome.as_str())
+                .increment(1);
+            metrics::counter!("crm_credits_deducted_units_total").increment(units);
+        }
+    }
+
+    pub fn checked(&self, tenant: &str, granted: bool) {
+        self.process.checks.fetch_add(1, Ordering::Relaxed);
+        if let Some(c) = self.tenant(tenant) {
+            c.checks.fetch_add(1, Ordering::Relaxed);
+        }
+        let decision = if granted { "allow" } else { "deny" };
+        metrics::counter!("crm_permission_checks_total", "decision" => decision).increment(1);
+    }
+
+    pub fn commit(seconds: f64) {
+        metrics::histogram!("crm_commit_seconds").record(seconds);
+    }
+
+    /// The whole process (the operator's view).
+    pub fn snapshot(&self) -> Snapshot {
+        self.process
+            .snapshot(self.in_flight.load(Ordering::Relaxed))
+    }
+
+    /// One tenant's requests and work (its admin's view); nothing of other tenants.
+    pub fn tenant_snapshot(&self, tenant: &str) -> Snapshot {
+        let counts = self.tenant(tenant).unwrap_or_default();
+        counts.snapshot(0)
     }
 }
 
@@ -159,7 +220,7 @@ mod tests {
         let s = Stats::default();
         for status in [200, 201, 400, 404, 500] {
             s.request_started();
-            s.request_finished(status);
+            s.request_finished(status, Some("t-a"));
         }
         let snap = s.snapshot();
         assert_eq!(
@@ -169,5 +230,21 @@ mod tests {
         assert!((snap.error_rate - 0.6).abs() < 1e-9);
         assert!((snap.server_error_rate - 0.2).abs() < 1e-9);
         assert_eq!(snap.in_flight, 0);
+        s.request_started();
+        s.request_finished(400, Some("t-b"));
+        s.recorded("t-b", std::iter::once((crm_core::Outcome::Denied, 0)), 1);
+        assert_eq!(s.snapshot().requests, 6, "the process counts every tenant");
+        // Each tenant sees its own requests and work only.
+        let a = s.tenant_snapshot("t-a");
+        assert_eq!(
+            (a.requests, a.client_errors, a.activities_recorded),
+            (5, 2, 0)
+        );
+        let b = s.tenant_snapshot("t-b");
+        assert_eq!(
+            (b.requests, b.client_errors, b.activities_refused),
+            (1, 1, 1)
+        );
+        assert_eq!(s.tenant_snapshot("t-none").requests, 0);
     }
 }

@@ -630,16 +630,27 @@ async fn defect_18_the_metrics_count_errors_and_the_error_rate_is_real() {
         .0,
         201
     );
+    // Another tenant's traffic is none of this tenant's business (issue 26.12).
+    let other = s.tenant("t-metrics-other", "100").await;
+    for _ in 0..3 {
+        assert_eq!(
+            s.post("/v1/activities", &other.ingest, json!([])).await.0,
+            400
+        );
+    }
     let (_, after) = s.get("/v1/metrics", &k.admin).await;
-    // The three requests above and the first metrics call itself.
+    assert_eq!(after["tenantId"], "t-metrics");
+    // The two authenticated requests above and the first metrics call itself; the 404
+    // named no tenant, and the other tenant's three are not counted here.
     assert_eq!(
         after["requests"]["requests"].as_u64().expect("count"),
-        requests + 4
+        requests + 3
     );
     assert_eq!(
         after["requests"]["clientErrors"].as_u64().expect("count"),
-        errors + 2
+        errors + 1
     );
+    assert_eq!(after["requests"]["activitiesRecorded"], 1);
     assert!(after["requests"]["errorRate"].as_f64().expect("rate") > 0.0);
     let prometheus = s
         .http
