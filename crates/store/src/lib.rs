@@ -13,6 +13,8 @@
 pub mod activities;
 pub mod archive;
 pub mod audit;
+#[cfg(test)]
+mod d1_limits;
 pub mod dead_letters;
 pub mod dialect;
 pub mod error;

@@ -260,6 +260,13 @@ fn generated_client(root: &Path) -> Result<()> {
 
 fn lint() -> Result<()> {
     step("rustfmt", cargo(&["fmt", "--all", "--check"]))?;
+    ensure_tool("cargo-deny", "cargo-deny", CARGO_DENY_VERSION, true)?;
+    // Offline: the advisory database lives on GitHub, out of these machines' reach;
+    // licences, duplicate versions and sources are checked from Cargo.lock.
+    step(
+        "cargo deny",
+        cargo(&["deny", "--offline", "check", "licenses", "bans", "sources"]),
+    )?;
     step(
         "clippy",
         cargo(&[
@@ -311,6 +318,8 @@ fn step(name: &str, mut cmd: Command) -> Result<()> {
 /// checks that the manifests agree.
 pub(crate) const WORKER_BUILD_VERSION: &str = "0.8.7";
 pub(crate) const WASM_BINDGEN_VERSION: &str = "0.2.130";
+/// cargo-deny, for the licence, ban and source checks of `deny.toml`.
+const CARGO_DENY_VERSION: &str = "0.20.2";
 
 fn cargo_bin(name: &str) -> PathBuf {
     let home = std::env::var_os("CARGO_HOME")

@@ -1,0 +1,90 @@
+//! D1's per-statement limits, checked over the statements a whole request or consumer
+//! batch renders at its largest: at most 100 bound parameters and 100 KB of SQL text
+//! each (values are always bound, so a statement's text does not grow with its data).
+//! `wrangler dev` enforces neither; this keeps every multi-row builder honest.
+
+use crate::activities::{self, Filter};
+use crate::dialect::Dialect;
+use crate::ingest::{self, Candidate};
+use crate::tenants::Head;
+use crate::{Statement, listing, queued, report, testing};
+use crm_core::limits::MAX_BATCH;
+use crm_core::{Credits, Outcome, Timestamp};
+
+/// D1's bound-parameter limit per statement.
+const D1_MAX_PARAMS: usize = 100;
+/// D1's statement length limit (bytes of SQL text).
+const D1_MAX_SQL_BYTES: usize = 100_000;
+
+fn within(what: &str, statements: &[Statement]) {
+    assert!(!statements.is_empty(), "{what}: no statement");
+    for st in statements {
+        assert!(
+            st.params.len() <= D1_MAX_PARAMS,
+            "{what}: {} parameters in {}",
+            st.params.len(),
+            &st.sql[..st.sql.len().min(120)]
+        );
+        assert!(
+            st.sql.len() <= D1_MAX_SQL_BYTES,
+            "{what}: {} bytes of SQL",
+            st.sql.len()
+        );
+    }
+}
+
+#[test]
+fn a_full_batch_writes_within_d1_statement_limits() {
+    let d = Dialect::D1;
+    let now = Timestamp::from_millis(1_750_000_000_000).expect("valid");
+    let mut sealed = testing::chain(MAX_BATCH, now);
+    let hashes: Vec<String> = (0..MAX_BATCH).map(|i| format!("{i:064x}")).collect();
+    let hash_refs: Vec<&str> = hashes.iter().map(String::as_str).collect();
+    let head = Head {
+        seq: 0,
+        hash: "0".repeat(64),
+        balance: Credits::from_units(1_000_000_000).expect("in range"),
+    };
+    let (_, statements) =
+        ingest::seal_and_write(d, "t", &head, &mut sealed, &hash_refs, now.millis())
+            .expect("writes");
+    within("ingest::seal_and_write", &statements);
+    let ids: Vec<&str> = sealed.iter().map(|a| a.id.as_str()).collect();
+    within("activities::lookup", &activities::lookup(d, "t", &ids));
+    let candidates: Vec<Candidate<'_>> = ids
+        .iter()
+        .zip(&hash_refs)
+        .map(|(id, h)| Candidate { id, input_hash: h })
+        .collect();
+    within(
+        "queued::reserve",
+        &queued::reserve(d, "t", &candidates, now.millis()),
+    );
+    within(
+        "queued::lookup",
+        &queued::lookup(d, "t", &ids, now.millis()),
+    );
+    within(
+        "queued::release",
+        &queued::release(d, "t", &ids, now.millis()),
+    );
+}
+
+#[test]
+fn reads_with_every_filter_stay_within_d1_statement_limits() {
+    let d = Dialect::D1;
+    let f = Filter {
+        user_id: Some("user-123".to_owned()),
+        department_path: Some("/org/dept/".to_owned()),
+        operation: Some("crm.leads.read".to_owned()),
+        outcome: Some(Outcome::Denied),
+        from: 0,
+        to: 1_750_000_000_000,
+    };
+    within("listing::page", &[listing::page(d, "t", &f, None, 500)]);
+    let parts: Vec<Statement> = report::parts(d, "t", &f, None)
+        .into_iter()
+        .map(|p| p.statement)
+        .collect();
+    within("report::parts", &parts);
+}
