@@ -90,6 +90,52 @@ impl Principal {
         }
     }
 
+    /// Whether this caller may see one stored record of `user_id`, recorded under
+    /// `department_path`: a limited viewer token sees its user's records, or those
+    /// recorded in its department's subtree (by the path at the time, as listings do).
+    pub fn may_read_record(
+        &self,
+        user_id: &str,
+        department_path: &str,
+        dir: &CompiledDirectory,
+    ) -> bool {
+        match self {
+            Principal::Key { .. } => true,
+            Principal::Viewer { scope, .. } => match scope {
+                TokenScope::Tenant => true,
+                TokenScope::User(mine) => mine == user_id,
+                TokenScope::Department(root) => dir
+                    .department(root)
+                    .map(|d| dir.department_path(d))
+                    .is_some_and(|root| department_path.starts_with(&root)),
+            },
+        }
+    }
+
+    /// Narrows a tenant-wide filter to what this caller may read: a limited viewer
+    /// token's user, or its department's subtree (an entity's history shows a manager
+    /// the touches of their own people only).
+    pub fn narrow_to_view(
+        &self,
+        f: &mut crm_store::activities::Filter,
+        dir: &CompiledDirectory,
+    ) -> Result<(), Denied> {
+        let Principal::Viewer { scope, .. } = self else {
+            return Ok(());
+        };
+        match scope {
+            TokenScope::Tenant => {}
+            TokenScope::User(u) => f.user_id = Some(u.clone()),
+            TokenScope::Department(d) => {
+                let dept = dir.department(d).ok_or_else(|| {
+                    Denied("this viewer token's department no longer exists".to_owned())
+                })?;
+                f.department_path = Some(dir.department_path(dept));
+            }
+        }
+        Ok(())
+    }
+
     /// The answer of `GET /v1/session`: who the caller is and which users and
     /// departments it may look at (what a dashboard needs for its pickers).
     /// `spec` is the tenant's stored directory JSON.
@@ -140,6 +186,29 @@ mod tests {
             id: "k".to_owned(),
             scopes: scopes.to_vec(),
         }
+    }
+
+    #[test]
+    fn limited_viewers_see_records_of_their_user_or_subtree_only() {
+        let dir = crm_core::directory::DirectorySpec::default();
+        let dir = CompiledDirectory::compile(&dir).expect("an empty directory compiles");
+        let mine = Principal::Viewer {
+            scope: TokenScope::User("u1".to_owned()),
+            expires_at: 0,
+        };
+        assert!(mine.may_read_record("u1", "/o/d/", &dir));
+        assert!(!mine.may_read_record("u2", "/o/d/", &dir));
+        let mut f = crm_store::activities::Filter::default();
+        mine.narrow_to_view(&mut f, &dir).expect("narrowed");
+        assert_eq!(f.user_id.as_deref(), Some("u1"));
+        // A department that no longer exists sees nothing rather than everything.
+        let gone = Principal::Viewer {
+            scope: TokenScope::Department("gone".to_owned()),
+            expires_at: 0,
+        };
+        assert!(!gone.may_read_record("u1", "/o/d/", &dir));
+        assert!(gone.narrow_to_view(&mut f, &dir).is_err());
+        assert!(key(&[KeyScope::Read]).may_read_record("u2", "/x/", &dir));
     }
 
     #[test]

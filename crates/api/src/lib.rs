@@ -20,6 +20,7 @@ pub mod access;
 pub mod endpoints;
 pub mod error;
 pub mod ingest;
+pub mod listing;
 pub mod operations;
 pub mod permissions;
 pub mod request;

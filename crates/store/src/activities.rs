@@ -152,7 +152,9 @@ pub(crate) fn outcome(text: &str) -> StoreResult<Outcome> {
 }
 
 /// Which activities a listing, export or raw report part reads. `department_path`
-/// selects the whole subtree (an index range, never a substring match).
+/// selects the whole subtree (an index range, never a substring match). The fields
+/// after `outcome` narrow listings and exports only: reports never set them (rollups
+/// have no such key).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Filter {
     pub user_id: Option<String>,
@@ -161,6 +163,30 @@ pub struct Filter {
     pub outcome: Option<Outcome>,
     pub from: i64,
     pub to: i64,
+    /// (entity type, entity id): an entity's history.
+    pub entity: Option<(String, String)>,
+    pub session_id: Option<String>,
+    pub ip: Option<IpMatch>,
+    pub location: Option<String>,
+    /// One top-level metadata key and its string value.
+    pub metadata: Option<(String, String)>,
+}
+
+/// An IP address filter: one address, or an IPv4 network on an octet boundary, held
+/// as the text prefix its addresses share (`10.1.` for `10.1.0.0/16`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IpMatch {
+    Exact(String),
+    Prefix(String),
+}
+
+impl IpMatch {
+    fn matches(&self, ip: &str) -> bool {
+        match self {
+            IpMatch::Exact(a) => a == ip,
+            IpMatch::Prefix(p) => ip.starts_with(p.as_str()),
+        }
+    }
 }
 
 impl Filter {
@@ -178,6 +204,28 @@ impl Filter {
                 .is_none_or(|p| path >= p.as_str() && path < path_range_end(p).as_str())
             && self.operation.as_ref().is_none_or(|o| *o == a.operation)
             && self.outcome.is_none_or(|o| o == a.outcome)
+            && self.entity.as_ref().is_none_or(|(t, id)| {
+                a.entity_type.as_deref() == Some(t.as_str())
+                    && a.entity_id.as_deref() == Some(id.as_str())
+            })
+            && self
+                .session_id
+                .as_ref()
+                .is_none_or(|s| a.session_id.as_deref() == Some(s.as_str()))
+            && self.ip.as_ref().is_none_or(|m| {
+                a.compliance
+                    .ip_address
+                    .as_deref()
+                    .is_some_and(|ip| m.matches(ip))
+            })
+            && self
+                .location
+                .as_ref()
+                .is_none_or(|l| a.compliance.location.as_deref() == Some(l.as_str()))
+            && self
+                .metadata
+                .as_ref()
+                .is_none_or(|(k, v)| a.metadata.get(k).and_then(|x| x.as_str()) == Some(v.as_str()))
     }
 }
 
@@ -229,6 +277,43 @@ pub fn clause(tenant_id: &str, f: &Filter) -> Clause {
         c.push("outcome =", o.as_str().into());
     }
     c
+}
+
+/// [`clause`] with the narrowing only listings and exports use (entity, session, IP,
+/// location, one metadata value); `d` renders the metadata lookup.
+pub fn listing_clause(d: Dialect, tenant_id: &str, f: &Filter) -> Clause {
+    let mut c = clause(tenant_id, f);
+    if let Some((t, id)) = &f.entity {
+        c.push("entity_type =", t.into());
+        c.push("entity_id =", id.into());
+    }
+    if let Some(s) = &f.session_id {
+        c.push("session_id =", s.into());
+    }
+    match &f.ip {
+        Some(IpMatch::Exact(a)) => c.push("ip_address =", a.into()),
+        // The prefix holds digits and dots only: no LIKE wildcard can hide in it.
+        Some(IpMatch::Prefix(p)) => c.push("ip_address LIKE", format!("{p}%").into()),
+        None => {}
+    }
+    if let Some(l) = &f.location {
+        c.push("location =", l.into());
+    }
+    if let Some((k, v)) = &f.metadata {
+        c.params.push(d.metadata_key(k).into());
+        let at = c.params.len();
+        c.push(&format!("{} =", d.metadata_text(at)), v.into());
+    }
+    c
+}
+
+/// One activity record by id, with what decides who may see it (its user and the
+/// department path it was recorded under).
+pub fn by_id(d: Dialect, tenant_id: &str, id: &str) -> Statement {
+    d.stmt(
+        "SELECT body, user_id, department_path FROM activities WHERE tenant_id = ?1 AND id = ?2",
+        vec![tenant_id.into(), id.into()],
+    )
 }
 
 /// Windows up to this long read a department subtree's raw rows through the time

@@ -80,6 +80,11 @@ fn reads_with_every_filter_stay_within_d1_statement_limits() {
         outcome: Some(Outcome::Denied),
         from: 0,
         to: 1_750_000_000_000,
+        entity: Some(("deal".to_owned(), "deal-4711".to_owned())),
+        session_id: Some("s-9".to_owned()),
+        ip: Some(crate::activities::IpMatch::Prefix("10.1.".to_owned())),
+        location: Some("Berlin".to_owned()),
+        metadata: Some(("source".to_owned(), "web".to_owned())),
     };
     within("listing::page", &[listing::page(d, "t", &f, None, 500)]);
     let parts: Vec<Statement> = report::parts(d, "t", &f, None)

@@ -70,6 +70,23 @@ impl Dialect {
         }
     }
 
+    /// The text of one top-level `metadata` value of the stored record, the key bound
+    /// as parameter `?{key}` (a JSON path on SQLite and D1, a key on PostgreSQL).
+    pub fn metadata_text(self, key: usize) -> String {
+        match self {
+            Dialect::Sqlite | Dialect::D1 => format!("json_extract(body, ?{key})"),
+            Dialect::Postgres => format!("(body::jsonb -> 'metadata' ->> ?{key})"),
+        }
+    }
+
+    /// The bound value that names metadata key `key` for [`Dialect::metadata_text`].
+    pub fn metadata_key(self, key: &str) -> String {
+        match self {
+            Dialect::Sqlite | Dialect::D1 => format!("$.metadata.\"{key}\""),
+            Dialect::Postgres => key.to_owned(),
+        }
+    }
+
     /// Row lock for a read that precedes a write in the same transaction. SQLite and D1
     /// serialise writers already (one writer; a D1 batch is one transaction);
     /// PostgreSQL has concurrent writers from several hosts and needs the lock.

@@ -4,7 +4,7 @@
 
 use crm_core::{Activity, CoreError};
 
-use crate::activities::{Filter, clause};
+use crate::activities::{Filter, listing_clause};
 use crate::dialect::Dialect;
 use crate::error::{StoreError, StoreResult};
 use crate::sql::{Row, Statement, seq};
@@ -135,7 +135,7 @@ fn csv_row(w: &mut csv::Writer<Vec<u8>>, a: &Activity) -> csv::Result<()> {
 
 /// Records after `after_seq` that match `f`, in `seq` order.
 pub fn chunk(d: Dialect, tenant_id: &str, f: &Filter, after_seq: u64, limit: usize) -> Statement {
-    let mut c = clause(tenant_id, f);
+    let mut c = listing_clause(d, tenant_id, f);
     c.push("seq >", seq(after_seq));
     d.stmt(
         &format!(

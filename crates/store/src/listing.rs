@@ -6,7 +6,7 @@ use crm_core::duration::TimeRange;
 use crm_core::query::Cursor;
 use serde_json::value::RawValue;
 
-use crate::activities::{Filter, clause};
+use crate::activities::{Filter, listing_clause};
 use crate::dialect::Dialect;
 use crate::error::{StoreError, StoreResult};
 use crate::sql::{Row, Statement, seq};
@@ -121,7 +121,7 @@ pub fn page(
     cursor: Option<Cursor>,
     limit: usize,
 ) -> Statement {
-    let mut c = clause(tenant_id, f);
+    let mut c = listing_clause(d, tenant_id, f);
     if let Some(cur) = cursor {
         c.params.push(cur.occurred_at.into());
         let t = c.params.len();

@@ -37,6 +37,10 @@ const SQLITE: &[Migration] = &[
         version: 6,
         sql: include_str!("../../../migrations/0006_report_rollups.sql"),
     },
+    Migration {
+        version: 7,
+        sql: include_str!("../../../migrations/0007_entity_history.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -63,6 +67,10 @@ const POSTGRES: &[Migration] = &[
     Migration {
         version: 6,
         sql: include_str!("../../../migrations/postgres/0006_report_rollups.sql"),
+    },
+    Migration {
+        version: 7,
+        sql: include_str!("../../../migrations/postgres/0007_entity_history.sql"),
     },
 ];
 

@@ -3,14 +3,13 @@
 //! hashed, or CSV), and the chain verified by `crm_store::audit`, the same code
 //! crm-host runs.
 
-use crm_core::duration::{Since, TimeRange};
-use crm_core::{Outcome, Timestamp};
+use crm_core::Timestamp;
 use crm_store::activities::Filter;
 use crm_store::archive::Archived;
 use crm_store::audit::Audit;
 use crm_store::export::{self, CHUNK, Format};
 use crm_store::keys::KeyScope;
-use crm_store::listing::{AmbiguousSubject, Subject, UnknownSubject};
+use crm_store::listing::Subject;
 use worker::{Env, Response, ResponseBuilder};
 
 use crate::archive;
@@ -31,52 +30,14 @@ pub async fn export(ctx: &mut Ctx, env: &Env) -> ApiResult<Response> {
     let params = ctx.query.clone();
     let get = |k: &str| params.get(k).map(String::as_str);
     let format = Format::parse(get("format").unwrap_or("ndjson"))?;
-    let subject = Subject::Tenant
-        .narrowed(get("userId"), get("departmentId"))
-        .map_err(|AmbiguousSubject(m)| Failure::bad_request(m))?;
     let snap = store::snapshot(env, &caller).await?;
-    if subject == Subject::Tenant {
-        caller.require_tenant_wide()?;
-    } else {
-        caller.may_read(&subject, &snap.directory)?;
-    }
-    // Exports default to the whole log (listings default to 30 days).
     let now = Timestamp::from_millis(auth::now_ms())?;
-    let range = if ["since", "from", "to"]
-        .iter()
-        .any(|k| params.contains_key(*k))
-    {
-        TimeRange::resolve(
-            get("since"),
-            get("from"),
-            get("to"),
-            Since::parse("30d")?,
-            now,
-        )?
-    } else {
-        TimeRange {
-            from: Timestamp::from_millis(crm_core::time::MIN_TIMESTAMP_MS)?,
-            to: Timestamp::from_millis(crm_core::time::MAX_TIMESTAMP_MS)?,
-        }
-    };
-    let mut filter: Filter = subject
-        .filter(&snap.directory, range)
-        .map_err(|UnknownSubject(m)| Failure::not_found(m))?;
-    if let Some(op) = get("operation") {
-        crm_core::names::validate_operation("operation", op)?;
-        filter.operation = Some(op.to_owned());
-    }
-    if let Some(o) = get("outcome") {
-        filter.outcome = Some(
-            Outcome::parse(o).ok_or_else(|| Failure::bad_request("`outcome` is not an outcome"))?,
-        );
-    }
-    let mut after = match get("afterSeq") {
-        None => 0,
-        Some(t) => t
-            .parse::<u64>()
-            .map_err(|_| Failure::bad_request("`afterSeq` must be a sequence number"))?,
-    };
+    let range = crm_api::listing::export_range(&params, now)?;
+    let filter: Filter =
+        crm_api::listing::filter(&snap.directory, Subject::Tenant, &params, range, |s| {
+            caller.may_read(s, &snap.directory).map_err(|Failure(e)| e)
+        })?;
+    let mut after = crm_api::listing::after_seq(&params)?;
     let tenant = caller.tenant();
     let db = Db::of_tenant(env, tenant).await?;
     let mut out = format.preamble()?;

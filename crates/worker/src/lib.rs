@@ -97,6 +97,8 @@ async fn dispatch(req: &mut Request, env: &Env) -> std::result::Result<Reply, Fa
         "checkPermissions" => json(reads::check(c, env).await?),
         "ingestActivities" => json(ingest::activities(c, env).await?),
         "listActivities" => json(reads::list(c, env, Subject::Tenant).await?),
+        "getActivity" => json(reads::one(c, env).await?),
+        "listEntityActivities" => json(reads::entity(c, env).await?),
         "listUserActivities" => {
             let subject = Subject::User(c.param("id")?);
             json(reads::list(c, env, subject).await?)

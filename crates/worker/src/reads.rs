@@ -5,13 +5,13 @@
 use std::collections::BTreeMap;
 
 use crm_api::permissions::Checks;
-use crm_core::duration::{Since, TimeRange};
+use crm_core::Timestamp;
+use crm_core::duration::TimeRange;
 use crm_core::engine::TenantSnapshot;
 use crm_core::query::Cursor;
 use crm_core::report::{GroupBy, ReportTz};
-use crm_core::{Outcome, Timestamp};
 use crm_store::keys::KeyScope;
-use crm_store::listing::{self, AmbiguousSubject, Subject, UnknownSubject};
+use crm_store::listing::{self, Subject, UnknownSubject};
 use crm_store::report;
 use serde_json::{Value, json};
 use worker::{Env, Request};
@@ -21,11 +21,8 @@ use crate::d1::{self, DIALECT, Db};
 use crate::http::{self, Answer, ApiResult, Ctx, Failure};
 use crate::store;
 
-const DEFAULT_WINDOW: &str = "30d";
-const DEFAULT_LIMIT: usize = 50;
 /// Recent activities shown on a dashboard (as crm-host).
 const RECENT: usize = 20;
-const MAX_LIMIT: usize = 500;
 
 pub async fn check(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
     let caller = ctx.caller()?.clone();
@@ -70,64 +67,62 @@ fn subject_filter(
 
 fn range(params: &BTreeMap<String, String>) -> ApiResult<TimeRange> {
     let now = Timestamp::from_millis(worker::Date::now().as_millis() as i64)?;
-    let get = |k: &str| params.get(k).map(String::as_str);
-    Ok(TimeRange::resolve(
-        get("since"),
-        get("from"),
-        get("to"),
-        Since::parse(DEFAULT_WINDOW)?,
-        now,
-    )?)
+    Ok(crm_api::listing::range(params, now)?)
 }
 
 pub async fn list(ctx: &mut Ctx, env: &Env, subject: Subject) -> ApiResult<Answer> {
     let caller = ctx.caller()?.clone();
-    caller.require(KeyScope::Read)?;
-    let params = ctx.query.clone();
-    let subject = subject
-        .narrowed(
-            params.get("userId").map(String::as_str),
-            params.get("departmentId").map(String::as_str),
-        )
-        .map_err(|AmbiguousSubject(m)| Failure::bad_request(m))?;
     let snap = store::snapshot(env, &caller).await?;
-    let page = page(env, &caller, &snap, &subject, &params).await?;
+    let f = listing_filter(&caller, &snap, subject, &ctx.query)?;
+    page_answer(env, &caller, f, &ctx.query).await
+}
+
+/// The filter of a listing (`crm_api::listing`, as crm-host builds it), authorised.
+fn listing_filter(
+    caller: &Caller,
+    snap: &TenantSnapshot,
+    subject: Subject,
+    params: &BTreeMap<String, String>,
+) -> ApiResult<crm_store::activities::Filter> {
+    Ok(crm_api::listing::filter(
+        &snap.directory,
+        subject,
+        params,
+        range(params)?,
+        |s| authorize(caller, snap, s).map_err(|Failure(e)| e),
+    )?)
+}
+
+fn authorize(caller: &Caller, snap: &TenantSnapshot, subject: &Subject) -> ApiResult<()> {
+    if *subject == Subject::Tenant {
+        caller.require_tenant_wide()?;
+    } else {
+        caller.may_read(subject, &snap.directory)?;
+    }
+    Ok(())
+}
+
+async fn page_answer(
+    env: &Env,
+    caller: &Caller,
+    f: crm_store::activities::Filter,
+    params: &BTreeMap<String, String>,
+) -> ApiResult<Answer> {
+    let page = page(env, caller, f, params).await?;
     Ok(Answer(
         200,
         json!({ "activities": page.activities, "nextCursor": page.next_cursor.map(Cursor::encode) }),
     ))
 }
 
-/// One page of the subject's activities, newest first.
+/// One page of the activities `f` selects, newest first.
 async fn page(
     env: &Env,
     caller: &Caller,
-    snap: &TenantSnapshot,
-    subject: &Subject,
+    f: crm_store::activities::Filter,
     params: &BTreeMap<String, String>,
 ) -> ApiResult<listing::Page> {
-    if *subject == Subject::Tenant {
-        caller.require_tenant_wide()?;
-    } else {
-        caller.may_read(subject, &snap.directory)?;
-    }
-    let mut f = subject_filter(snap, subject, range(params)?)?;
-    if let Some(op) = params.get("operation") {
-        crm_core::names::validate_operation("operation", op)?;
-        f.operation = Some(op.clone());
-    }
-    if let Some(o) = params.get("outcome") {
-        f.outcome = Some(Outcome::parse(o).ok_or_else(|| {
-            Failure::bad_request(
-                "`outcome` must be success, denied, failed or insufficient_credits",
-            )
-        })?);
-    }
-    let limit = listing::limit(
-        params.get("limit").map(String::as_str),
-        DEFAULT_LIMIT,
-        MAX_LIMIT,
-    )?;
+    let limit = crm_api::listing::limit(params)?;
     let cursor = params
         .get("cursor")
         .map(|c| Cursor::decode(c))
@@ -139,6 +134,57 @@ async fn page(
     )
     .await?;
     Ok(listing::decode_page(&rows, limit)?)
+}
+
+/// `GET /v1/activities/{id}`: one record as stored; 404 outside the caller's view.
+pub async fn one(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
+    let id = ctx.param("id")?;
+    let caller = ctx.caller()?.clone();
+    let snap = store::snapshot(env, &caller).await?;
+    let db = Db::of_tenant(env, caller.tenant()).await?;
+    let missing = || Failure::not_found(format!("no activity `{}`", crm_core::time::clip(&id)));
+    let row = d1::query_opt(
+        &db,
+        &crm_store::activities::by_id(DIALECT, caller.tenant(), &id),
+    )
+    .await?
+    .ok_or_else(missing)?;
+    if !caller
+        .principal
+        .may_read_record(row.text(1)?, row.text(2)?, &snap.directory)
+    {
+        return Err(missing());
+    }
+    let record: Value = serde_json::from_str(row.text(0)?).map_err(Failure::internal)?;
+    Ok(Answer(200, record))
+}
+
+/// `GET /v1/entities/{type}/{id}/activities`: an entity's history; a limited viewer
+/// token sees the touches of its own user or subtree.
+pub async fn entity(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
+    let caller = ctx.caller()?.clone();
+    let mut params = ctx.query.clone();
+    params.insert("entityType".to_owned(), ctx.param("type")?);
+    params.insert("entityId".to_owned(), ctx.param("id")?);
+    let snap = store::snapshot(env, &caller).await?;
+    let mut f = crm_api::listing::filter(
+        &snap.directory,
+        Subject::Tenant,
+        &params,
+        range(&params)?,
+        |s| {
+            if *s == Subject::Tenant {
+                Ok(())
+            } else {
+                caller.may_read(s, &snap.directory).map_err(|Failure(e)| e)
+            }
+        },
+    )?;
+    caller
+        .principal
+        .narrow_to_view(&mut f, &snap.directory)
+        .map_err(|crm_api::access::Denied(m)| Failure(crm_api::ApiError::forbidden(m)))?;
+    page_answer(env, &caller, f, &params).await
 }
 
 pub async fn report(ctx: &mut Ctx, env: &Env, subject: Subject) -> ApiResult<Answer> {
@@ -223,7 +269,8 @@ pub async fn dashboard(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     recent_params.insert("limit".to_owned(), RECENT.to_string());
-    let page = page(env, &caller, &snap, &subject, &recent_params).await?;
+    let f = listing_filter(&caller, &snap, subject, &recent_params)?;
+    let page = page(env, &caller, f, &recent_params).await?;
     Ok(json!({
         "userId": id,
         "context": dir.user_context(user),

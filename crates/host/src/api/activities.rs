@@ -91,3 +91,61 @@ pub async fn department(
 ) -> HostResult<Json<Value>> {
     listing(&app, &caller, Subject::Department(id), &params).await
 }
+
+/// `GET /v1/activities/{id}`: one record as stored and hashed; 404 when it does not
+/// exist or lies outside a limited viewer token's user or subtree (the same answer, so
+/// its existence is not revealed).
+pub async fn one(
+    State(app): State<App>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(_params): Query,
+) -> HostResult<Json<Value>> {
+    caller.require(Scope::Read)?;
+    let tenant = caller.snapshot(&app).await?;
+    let d = app.store.dialect();
+    let (tenant_id, wanted) = (caller.tenant().to_owned(), id.clone());
+    let row = app
+        .store
+        .read(move |c| Ok(c.query_opt(&crm_store::activities::by_id(d, &tenant_id, &wanted))?))
+        .await?;
+    let missing = || HostError::NotFound(format!("no activity `{}`", crm_core::time::clip(&id)));
+    let row = row.ok_or_else(missing)?;
+    let visible =
+        caller
+            .principal
+            .may_read_record(row.text(1)?, row.text(2)?, &tenant.snapshot.directory);
+    if !visible {
+        return Err(missing());
+    }
+    let record: Value = serde_json::from_str(row.text(0)?).map_err(HostError::internal)?;
+    Ok(Json(record))
+}
+
+/// `GET /v1/entities/{type}/{id}/activities`: an entity's history, newest first; a
+/// limited viewer token sees the touches of its own user or subtree.
+pub async fn entity(
+    State(app): State<App>,
+    caller: Caller,
+    Path((entity_type, entity_id)): Path<(String, String)>,
+    Query(mut params): Query,
+) -> HostResult<Json<Value>> {
+    caller.require(Scope::Read)?;
+    let tenant = caller.snapshot(&app).await?;
+    params.0.insert("entityType".to_owned(), entity_type);
+    params.0.insert("entityId".to_owned(), entity_id);
+    let mut filter = queries::filter(&tenant, Subject::Tenant, &params, params.range()?, |s| {
+        if *s == Subject::Tenant {
+            Ok(())
+        } else {
+            caller.may_read(s, &tenant)
+        }
+    })?;
+    caller
+        .principal
+        .narrow_to_view(&mut filter, &tenant.snapshot.directory)
+        .map_err(|crm_api::access::Denied(m)| HostError::Forbidden(m))?;
+    Ok(page_json(
+        queries::page(&app, &tenant, filter, &params).await?,
+    ))
+}

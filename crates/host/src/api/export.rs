@@ -24,13 +24,7 @@ pub async fn export(
     Query(params): Query,
 ) -> HostResult<Response> {
     caller.require(KeyScope::Read)?;
-    params.only(crm_api::endpoints::query_params("GET", "/v1/export"))?;
-    let after_seq = match params.get("afterSeq") {
-        None => 0,
-        Some(t) => t.parse::<u64>().map_err(|_| {
-            HostError::BadRequest("`afterSeq` must be a sequence number".to_owned())
-        })?,
-    };
+    let after_seq = crm_api::listing::after_seq(&params.0).map_err(HostError::Api)?;
     let format = Format::parse(params.get("format").unwrap_or("ndjson"))?;
     let tenant = caller.snapshot(&app).await?;
     let filter = queries::filter(

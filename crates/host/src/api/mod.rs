@@ -56,6 +56,8 @@ fn handler(e: &Endpoint) -> Option<MethodRouter<App>> {
         ("POST", "/v1/credits/grants") => post(credits::grant),
         ("POST", "/v1/activities") => post(activities::ingest),
         ("GET", "/v1/activities") => get(activities::list),
+        ("GET", "/v1/activities/{id}") => get(activities::one),
+        ("GET", "/v1/entities/{type}/{id}/activities") => get(activities::entity),
         ("GET", "/v1/users/{id}/activities") => get(activities::user),
         ("GET", "/v1/departments/{id}/activities") => get(activities::department),
         ("GET", "/v1/reports") => get(reports::tenant),

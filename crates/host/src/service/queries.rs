@@ -2,21 +2,14 @@
 
 use std::collections::BTreeMap;
 
-use crm_core::duration::{Since, TimeRange};
-use crm_core::{Outcome, Timestamp};
+use crm_core::duration::TimeRange;
 
 use super::{App, clock};
 use crate::engine::Tenant;
 use crate::error::{HostError, HostResult};
 use crm_core::query::Cursor;
 use crm_store::activities::Filter;
-use crm_store::listing::{AmbiguousSubject, Page, Subject, UnknownSubject};
-
-/// Window when the client gives none.
-const DEFAULT_WINDOW: &str = "30d";
-/// Page size when the client gives none, and the most it may ask for.
-const DEFAULT_LIMIT: usize = 50;
-const MAX_LIMIT: usize = 500;
+use crm_store::listing::{Page, Subject, UnknownSubject};
 
 /// Query parameters, checked strictly: an unknown parameter is an error, not ignored.
 #[derive(Debug, Default)]
@@ -40,27 +33,11 @@ impl Params {
 
     /// The window of an export: everything unless `since`, `from` or `to` narrow it.
     pub fn export_range(&self) -> HostResult<TimeRange> {
-        if ["since", "from", "to"]
-            .iter()
-            .any(|k| self.get(k).is_some())
-        {
-            return self.range();
-        }
-        Ok(TimeRange {
-            from: Timestamp::from_millis(crm_core::time::MIN_TIMESTAMP_MS)?,
-            to: Timestamp::from_millis(crm_core::time::MAX_TIMESTAMP_MS)?,
-        })
+        crm_api::listing::export_range(&self.0, clock::now()).map_err(HostError::Api)
     }
 
     pub fn range(&self) -> HostResult<TimeRange> {
-        let default = Since::parse(DEFAULT_WINDOW).expect("the default window parses");
-        Ok(TimeRange::resolve(
-            self.get("since"),
-            self.get("from"),
-            self.get("to"),
-            default,
-            clock::now(),
-        )?)
+        crm_api::listing::range(&self.0, clock::now()).map_err(HostError::Api)
     }
 }
 
@@ -72,9 +49,9 @@ pub fn subject_filter(subject: &Subject, tenant: &Tenant, range: TimeRange) -> H
         .map_err(|UnknownSubject(message)| HostError::NotFound(message))
 }
 
-/// The filter of a listing or export: `userId`/`departmentId` may narrow a
-/// tenant-wide request; `authorize` sees the final subject before anything is read.
-/// `range` is the request's time window.
+/// The filter of a listing or export (`crm_api::listing`, as the edge builds it):
+/// `userId`/`departmentId` may narrow a tenant-wide request; `authorize` sees the final
+/// subject before anything is read. `range` is the request's time window.
 pub fn filter(
     tenant: &Tenant,
     subject: Subject,
@@ -82,23 +59,10 @@ pub fn filter(
     range: TimeRange,
     authorize: impl FnOnce(&Subject) -> HostResult<()>,
 ) -> HostResult<Filter> {
-    let subject = subject
-        .narrowed(params.get("userId"), params.get("departmentId"))
-        .map_err(|AmbiguousSubject(m)| HostError::BadRequest(m.to_owned()))?;
-    authorize(&subject)?;
-    let mut filter = subject_filter(&subject, tenant, range)?;
-    if let Some(op) = params.get("operation") {
-        crm_core::names::validate_operation("operation", op)?;
-        filter.operation = Some(op.to_owned());
-    }
-    if let Some(o) = params.get("outcome") {
-        filter.outcome = Some(Outcome::parse(o).ok_or_else(|| {
-            HostError::BadRequest(
-                "`outcome` must be success, denied, failed or insufficient_credits".to_owned(),
-            )
-        })?);
-    }
-    Ok(filter)
+    crm_api::listing::filter(&tenant.snapshot.directory, subject, &params.0, range, |s| {
+        authorize(s).map_err(|e| e.to_api())
+    })
+    .map_err(HostError::Api)
 }
 
 /// A page of `subject`'s activities (see [`filter`]).
@@ -109,9 +73,13 @@ pub async fn list(
     params: &Params,
     authorize: impl FnOnce(&Subject) -> HostResult<()>,
 ) -> HostResult<Page> {
-    params.only(crm_api::endpoints::LIST_QUERY)?;
     let filter = filter(tenant, subject, params, params.range()?, authorize)?;
-    let limit = crm_store::listing::limit(params.get("limit"), DEFAULT_LIMIT, MAX_LIMIT)?;
+    page(app, tenant, filter, params).await
+}
+
+/// A page of the activities `filter` selects, at the request's `limit` and `cursor`.
+pub async fn page(app: &App, tenant: &Tenant, filter: Filter, params: &Params) -> HostResult<Page> {
+    let limit = crm_api::listing::limit(&params.0).map_err(HostError::Api)?;
     let cursor = params.get("cursor").map(Cursor::decode).transpose()?;
     app.store.page(tenant.id(), filter, cursor, limit).await
 }
