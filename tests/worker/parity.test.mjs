@@ -3,7 +3,6 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
-import { request as httpRequest } from 'node:http';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -113,25 +112,19 @@ test('request rules answer alike: status, code, message and retry hint (crm_api 
     const r = await fetch(`${base}${path}`, { method, headers, body });
     return [r.status, await r.json(), r.headers.get('retry-after')];
   };
-  // A body declared past its endpoint's limit: only the head is sent, since both
-  // runtimes answer on `Content-Length` before reading (and may close the connection).
-  const declared = (base, path, key) => new Promise((resolve, reject) => {
-    const req = httpRequest(`${base}${path}`, {
-      method: 'POST',
-      headers: { Authorization: `Bearer ${key}`, 'Content-Type': 'application/json', 'Content-Length': '1100000' },
-    }, (res) => {
-      let text = '';
-      res.on('data', (d) => { text += d; });
-      res.on('end', () => { req.destroy(); resolve([res.statusCode, JSON.parse(text), res.headers['retry-after'] ?? null]); });
-    });
-    req.on('error', reject);
-    req.flushHeaders();
-  });
+  // A body past its endpoint's limit is refused on its Content-Length with crm_api's
+  // answer (crm-host's is tested in it::hostile and crm_api::request; a host may close
+  // the connection before a client finishes sending, so it is not raced here).
   {
-    const [ws, we, wr] = await declared(worker.url, '/v1/credits/grants', a.admin);
-    const [hs, he, hr] = await declared(hostUrl, '/v1/credits/grants', hostKey);
-    assert.equal(ws, 413, JSON.stringify(we));
-    assert.deepEqual([ws, we.error.code, we.error.message, wr], [hs, he.error.code, he.error.message, hr]);
+    const big = JSON.stringify({ amount: '1', reason: 'x'.repeat(1_100_000) });
+    const r = await fetch(`${worker.url}/v1/credits/grants`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${a.admin}`, 'Content-Type': 'application/json' },
+      body: big,
+      signal: AbortSignal.timeout(30_000),
+    });
+    const e = await r.json();
+    assert.deepEqual([r.status, e.error.code, e.error.message], [413, 'too_large', 'the request body is larger than 1024 KiB']);
   }
   const cases = [
     ['wrong content type', 'POST', '/v1/activities', 'admin', { body: '{}', type: 'text/plain' }],

@@ -224,6 +224,15 @@ impl Fanout {
         Ok(())
     }
 
+    /// Sinks whose last delivery failed, with the class of the failure.
+    fn degraded(&self) -> HashMap<&'static str, String> {
+        self.inner
+            .degraded
+            .lock()
+            .map(|d| d.clone())
+            .unwrap_or_default()
+    }
+
     /// The fan-out figures of one tenant (`GET /v1/metrics`).
     pub fn tenant_status(&self, tenant: &str) -> TenantStatus {
         let pending = self
@@ -239,12 +248,7 @@ impl Fanout {
         TenantStatus {
             sinks: self.inner.sinks.clone(),
             pending,
-            degraded: self
-                .inner
-                .degraded
-                .lock()
-                .map(|d| d.clone())
-                .unwrap_or_default(),
+            degraded: self.degraded(),
         }
     }
 
@@ -265,12 +269,7 @@ impl Fanout {
             failures: s.failures.load(Ordering::Relaxed),
             lag_p50_ms: s.lag_quantile(0.5),
             lag_p99_ms: s.lag_quantile(0.99),
-            degraded: self
-                .inner
-                .degraded
-                .lock()
-                .map(|d| d.clone())
-                .unwrap_or_default(),
+            degraded: self.degraded(),
         }
     }
 }

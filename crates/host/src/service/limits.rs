@@ -66,6 +66,28 @@ impl Default for Limits {
     }
 }
 
+/// Tenants whose shares are remembered before idle ones are forgotten.
+const REMEMBERED_TENANTS: usize = 10_000;
+
+/// The semaphore of `key`'s share (`permits`), made on first use. Idle shares are
+/// forgotten now and then so the map does not grow forever.
+fn share_of<K: std::hash::Hash + Eq>(
+    map: &Mutex<HashMap<K, Arc<Semaphore>>>,
+    key: K,
+    permits: usize,
+) -> Result<Arc<Semaphore>, HostError> {
+    let mut map = map
+        .lock()
+        .map_err(|_| HostError::internal(anyhow::anyhow!("limits lock poisoned")))?;
+    if map.len() > REMEMBERED_TENANTS {
+        map.retain(|_, s| s.available_permits() < permits);
+    }
+    Ok(map
+        .entry(key)
+        .or_insert_with(|| Arc::new(Semaphore::new(permits)))
+        .clone())
+}
+
 fn busy(message: &str, code: ApiCode) -> HostError {
     HostError::Overloaded {
         code,
@@ -93,19 +115,13 @@ impl Limits {
     /// A place among `tenant`'s open streamed answers (exports), held until the stream
     /// ends, or 429.
     pub fn stream(&self, tenant: &str) -> Result<OwnedSemaphorePermit, HostError> {
-        let sem = {
-            let mut map = self
-                .per_tenant_streams
-                .lock()
-                .map_err(|_| HostError::internal(anyhow::anyhow!("limits lock poisoned")))?;
-            if map.len() > 10_000 {
-                map.retain(|_, s| s.available_permits() < STREAMS_PER_TENANT);
-            }
-            map.entry(tenant.to_owned())
-                .or_insert_with(|| Arc::new(Semaphore::new(STREAMS_PER_TENANT)))
-                .clone()
-        };
-        sem.try_acquire_owned().map_err(|_| {
+        share_of(
+            &self.per_tenant_streams,
+            tenant.to_owned(),
+            STREAMS_PER_TENANT,
+        )?
+        .try_acquire_owned()
+        .map_err(|_| {
             busy(
                 &format!("this tenant has {STREAMS_PER_TENANT} exports open; finish one first"),
                 ApiCode::TooManyRequests,
@@ -129,18 +145,11 @@ impl Limits {
                 } else {
                     SMALL_PER_TENANT
                 });
-                let sem = {
-                    let mut map = self.per_tenant_bodies.lock().map_err(|_| {
-                        HostError::internal(anyhow::anyhow!("limits lock poisoned"))
-                    })?;
-                    // Forget idle tenants now and then so the map does not grow forever.
-                    if map.len() > 10_000 {
-                        map.retain(|_, s| s.available_permits() < share as usize);
-                    }
-                    map.entry((t.to_owned(), large))
-                        .or_insert_with(|| Arc::new(Semaphore::new(share as usize)))
-                        .clone()
-                };
+                let sem = share_of(
+                    &self.per_tenant_bodies,
+                    (t.to_owned(), large),
+                    share as usize,
+                )?;
                 Some(sem.try_acquire_many_owned(need).map_err(|_| {
                     busy(
                         "this tenant's requests being read hold their share of the host's body budget; retry shortly",

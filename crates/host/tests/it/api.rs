@@ -817,8 +817,6 @@ async fn client_ip_comes_from_the_trusted_proxy_header_only_when_configured(back
     }
 }
 
-/// Runs each listed test once on SQLite and once on PostgreSQL.
-
 /// Issue 28: the questions auditors ask first. Activities with varied entities,
 /// sessions, client addresses (through a trusted proxy), locations and metadata; every
 /// lookup and filter answers exactly what a recount of the full export selects, on
@@ -878,7 +876,8 @@ async fn lookups_and_filters_equal_an_independent_recount(backend: Backend) {
     let expect = |keep: &dyn Fn(&Value) -> bool| {
         ids(&all.iter().filter(|a| keep(a)).cloned().collect::<Vec<_>>())
     };
-    let cases: Vec<(&str, Box<dyn Fn(&Value) -> bool>)> = vec![
+    type Keep = Box<dyn Fn(&Value) -> bool>;
+    let cases: Vec<(&str, Keep)> = vec![
         (
             "/v1/entities/deal/e-0/activities",
             Box::new(|a: &Value| a["entityType"] == "deal" && a["entityId"] == "e-0"),
@@ -995,6 +994,7 @@ async fn lookups_and_filters_equal_an_independent_recount(backend: Backend) {
     }
 }
 
+/// Runs each listed test once on SQLite and once on PostgreSQL.
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
         mod on_sqlite {
