@@ -193,3 +193,12 @@ test('lookups and filters answer the same records on both runtimes', async () =>
     assert.deepEqual([ws2, we.error.code], [hs2, he.error.code], path);
   }
 });
+
+test('the price of one operation is the same on both runtimes', async () => {
+  const a = worker.keys['edge-a'];
+  for (const op of ['crm.leads.create', 'crm.leads.archive', 'crm.deals.close', 'Bad%20Op']) {
+    const [ws, w] = await call(worker.url, 'GET', `/v1/credits/prices/${op}`, a.read);
+    const [hs, h] = await call(hostUrl, 'GET', `/v1/credits/prices/${op}`, hostKey);
+    assert.deepEqual([ws, w], [hs, h], op);
+  }
+});

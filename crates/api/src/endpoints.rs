@@ -366,6 +366,17 @@ pub const ENDPOINTS: &[Endpoint] = &[
         )
     },
     Endpoint {
+        ok: &[(200, "Price")],
+        ..ep(
+            "getOperationPrice",
+            "credits",
+            "GET",
+            "/v1/credits/prices/{operation}",
+            "What the engine would charge for one operation, and the price entry that decides it (`null`: the default).",
+            READ,
+        )
+    },
+    Endpoint {
         ok: &[(200, "Balance")],
         ..ep(
             "getBalance",
@@ -878,6 +889,13 @@ pub fn schemas() -> Map<String, Value> {
             obj(
                 &["archived", "more"],
                 json!({ "archived": { "type": "array", "items": { "type": "object" } }, "more": { "type": "boolean" } }),
+            ),
+        ),
+        (
+            "Price",
+            obj(
+                &["operation", "price", "matched"],
+                json!({ "operation": { "type": "string" }, "price": r("Credits"), "matched": nullable("string") }),
             ),
         ),
         (

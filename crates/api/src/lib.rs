@@ -17,6 +17,7 @@
 //! Pure like `crm-core`: no I/O, no clock, no randomness; callers pass them in.
 
 pub mod access;
+pub mod credits;
 pub mod endpoints;
 pub mod error;
 pub mod ingest;

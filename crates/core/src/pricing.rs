@@ -49,10 +49,15 @@ impl PriceTable {
     /// Cost of `operation`: exact entry, else the longest matching wildcard, else default.
     /// Assumes `validate` passed.
     pub fn cost(&self, operation: &str) -> Credits {
-        if let Some(exact) = self.prices.get(operation) {
-            return *exact;
+        self.priced(operation).0
+    }
+
+    /// Cost of `operation` and the price entry that set it (`None`: the default).
+    pub fn priced(&self, operation: &str) -> (Credits, Option<&str>) {
+        if let Some((name, exact)) = self.prices.get_key_value(operation) {
+            return (*exact, Some(name.as_str()));
         }
-        let mut best: Option<(usize, Credits)> = None;
+        let mut best: Option<(usize, Credits, &str)> = None;
         for (name, cost) in &self.prices {
             let Ok(pattern) = parse_pattern("prices", name) else {
                 continue;
@@ -62,10 +67,10 @@ impl PriceTable {
                 PatternKind::Prefix(p) => p.len() + 1,
                 PatternKind::Exact(_) => continue,
             };
-            if pattern.kind.matches(operation) && best.is_none_or(|(s, _)| specificity > s) {
-                best = Some((specificity, *cost));
+            if pattern.kind.matches(operation) && best.is_none_or(|(s, _, _)| specificity > s) {
+                best = Some((specificity, *cost, name.as_str()));
             }
         }
-        best.map_or(self.default, |(_, cost)| cost)
+        best.map_or((self.default, None), |(_, cost, name)| (cost, Some(name)))
     }
 }

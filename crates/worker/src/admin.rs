@@ -173,6 +173,18 @@ pub async fn put_prices(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
     Ok(answer.into())
 }
 
+/// `GET /v1/credits/prices/{operation}`: what one operation would cost (`crm_api::credits`).
+pub async fn price(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
+    let operation = ctx.param("operation")?;
+    let caller = ctx.caller()?.clone();
+    caller.require_tenant_wide()?;
+    let snap = store::snapshot(env, &caller).await?;
+    let price = crm_api::credits::price(&snap.policy.prices, &operation)?;
+    Ok(serde_json::to_value(price)
+        .map_err(Failure::internal)?
+        .into())
+}
+
 pub async fn balance(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
     let caller = ctx.caller()?.clone();
     caller.require_tenant_wide()?;

@@ -88,6 +88,7 @@ async fn dispatch(req: &mut Request, env: &Env) -> std::result::Result<Reply, Fa
         "replacePolicy" => json(admin::put_policy(c, env).await?),
         "getPrices" => json(admin::prices(c, env).await?),
         "replacePrices" => json(admin::put_prices(c, env).await?),
+        "getOperationPrice" => json(admin::price(c, env).await?),
         "getBalance" => json(admin::balance(c, env).await?),
         "grantCredits" => json(admin::grant(c, env).await?),
         "listKeys" => json(admin::list_keys(c, env).await?),

@@ -76,3 +76,16 @@ pub async fn grant(
         .await?;
     Ok(Json(json!({ "balance": Credits::from_units(balance)? })))
 }
+
+/// `GET /v1/credits/prices/{operation}`: what one operation would cost (`crm_api::credits`).
+pub async fn price(
+    State(app): State<App>,
+    caller: Caller,
+    axum::extract::Path(operation): axum::extract::Path<String>,
+) -> HostResult<Json<crm_api::credits::Price>> {
+    caller.require_tenant_wide()?;
+    let t = caller.snapshot(&app).await?;
+    Ok(Json(
+        crm_api::credits::price(&t.snapshot.policy.prices, &operation).map_err(HostError::Api)?,
+    ))
+}

@@ -149,6 +149,25 @@ async fn prices_balance_grants_and_charging_are_exact(backend: Backend) {
         (status, prices["prices"]["crm.leads.create"].as_str()),
         (200, Some("3.5000"))
     );
+    // The price of one operation, and the entry that decides it (issue 28); what an
+    // operation is then charged is the same figure (below, crm.leads.create).
+    for (op, price, matched) in [
+        ("crm.leads.create", "3.5000", json!("crm.leads.create")),
+        ("crm.leads.archive", "0.5000", json!("crm.leads.*")),
+        ("crm.deals.close", "0.2500", json!("*")),
+    ] {
+        let (status, p) = s.get(&format!("/v1/credits/prices/{op}"), &k.read).await;
+        assert_eq!(status, 200, "{p}");
+        assert_eq!(
+            (p["price"].as_str(), &p["matched"]),
+            (Some(price), &matched),
+            "{op}"
+        );
+    }
+    assert_eq!(
+        s.get("/v1/credits/prices/Not%20An%20Op", &k.read).await.0,
+        400
+    );
     let (status, _) = s
         .call(
             "PUT",

@@ -232,6 +232,25 @@ async fn every_route_is_documented_and_every_answer_matches_its_schema() {
         400
     );
     w.call("GET", "/v1/activities?since=1d", r, None).await;
+    assert_eq!(w.call("GET", "/v1/activities/s-1", r, None).await.0, 200);
+    assert_eq!(w.call("GET", "/v1/activities/nope", r, None).await.0, 404);
+    assert_eq!(
+        w.call(
+            "GET",
+            "/v1/entities/lead/lead-1/activities?sessionId=s",
+            r,
+            None
+        )
+        .await
+        .0,
+        200
+    );
+    assert_eq!(
+        w.call("GET", "/v1/credits/prices/crm.leads.create", r, None)
+            .await
+            .0,
+        200
+    );
     w.call("GET", "/v1/users/user-123/activities", r, None)
         .await;
     w.call("GET", "/v1/departments/dept-sales/activities", r, None)
