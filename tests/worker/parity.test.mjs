@@ -202,3 +202,12 @@ test('the price of one operation is the same on both runtimes', async () => {
     assert.deepEqual([ws, w], [hs, h], op);
   }
 });
+
+test('dashboards say when they were made, on both runtimes', async () => {
+  const a = worker.keys['edge-a'];
+  for (const [base, key] of [[worker.url, a.read], [hostUrl, hostKey]]) {
+    const [status, d] = await call(base, 'GET', '/v1/dashboards/users/user-123?since=1d', key);
+    assert.equal(status, 200, JSON.stringify(d));
+    assert.ok(Math.abs(Date.parse(d.lastUpdated) - Date.now()) < 60_000, d.lastUpdated);
+  }
+});

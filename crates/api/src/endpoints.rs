@@ -971,9 +971,17 @@ pub fn schemas() -> Map<String, Value> {
         (
             "Dashboard",
             obj(
-                &["userId", "context", "report", "recent", "recentSummary"],
+                &[
+                    "userId",
+                    "context",
+                    "report",
+                    "recent",
+                    "recentSummary",
+                    "lastUpdated",
+                ],
                 json!({ "userId": { "type": "string" }, "context": { "type": "object" },
-            "report": r("Report"), "recent": { "type": "array", "items": r("Activity") }, "recentSummary": { "type": "object" } }),
+            "report": r("Report"), "recent": { "type": "array", "items": r("Activity") }, "recentSummary": { "type": "object" },
+            "lastUpdated": r("Timestamp") }),
             ),
         ),
         (

@@ -18,6 +18,7 @@
 
 pub mod access;
 pub mod credits;
+pub mod dashboards;
 pub mod endpoints;
 pub mod error;
 pub mod ingest;

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use crm_api::dashboards::{Dashboard, RECENT};
 use crm_api::permissions::Checks;
 use crm_core::Timestamp;
 use crm_core::duration::TimeRange;
@@ -20,9 +21,6 @@ use crate::auth::Caller;
 use crate::d1::{self, DIALECT, Db};
 use crate::http::{self, Answer, ApiResult, Ctx, Failure};
 use crate::store;
-
-/// Recent activities shown on a dashboard (as crm-host).
-const RECENT: usize = 20;
 
 pub async fn check(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
     let caller = ctx.caller()?.clone();
@@ -271,12 +269,9 @@ pub async fn dashboard(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
     recent_params.insert("limit".to_owned(), RECENT.to_string());
     let f = listing_filter(&caller, &snap, subject, &recent_params)?;
     let page = page(env, &caller, f, &recent_params).await?;
-    Ok(json!({
-        "userId": id,
-        "context": dir.user_context(user),
-        "report": report,
-        "recent": page.activities,
-        "recentSummary": listing::recent_summary(&page)?,
-    })
-    .into())
+    let now = Timestamp::from_millis(worker::Date::now().as_millis() as i64)?;
+    let answer = Dashboard::new(id, dir.user_context(user), report, page, now)?;
+    Ok(serde_json::to_value(answer)
+        .map_err(Failure::internal)?
+        .into())
 }

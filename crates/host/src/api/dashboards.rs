@@ -4,9 +4,9 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
+use crm_api::dashboards::{Dashboard, RECENT};
 use crm_store::keys::KeyScope;
 use crm_store::listing::Subject;
-use serde_json::{Value, json};
 
 use super::auth::Caller;
 use super::error::Query;
@@ -14,15 +14,12 @@ use crate::error::{HostError, HostResult};
 use crate::service::queries::{self, Params};
 use crate::service::{App, reports};
 
-/// Recent activities shown on a dashboard.
-const RECENT: usize = 20;
-
 pub async fn user(
     State(app): State<App>,
     caller: Caller,
     Path(id): Path<String>,
     Query(params): Query,
-) -> HostResult<Json<Value>> {
+) -> HostResult<Json<Dashboard>> {
     caller.require(KeyScope::Read)?;
     params.only(&["since", "from", "to", "groupBy", "tz"])?;
     let tenant = caller.snapshot(&app).await?;
@@ -44,11 +41,11 @@ pub async fn user(
         }
     }
     let page = queries::list(&app, &tenant, subject, &recent_params, |_| Ok(())).await?;
-    Ok(Json(json!({
-        "userId": id,
-        "context": context,
-        "report": report,
-        "recent": page.activities,
-        "recentSummary": crm_store::listing::recent_summary(&page)?,
-    })))
+    Ok(Json(Dashboard::new(
+        id,
+        context,
+        report,
+        page,
+        crate::service::clock::now(),
+    )?))
 }

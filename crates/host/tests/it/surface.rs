@@ -253,6 +253,12 @@ async fn dashboards_and_the_tenant_wide_report() {
     assert_eq!(dash["report"]["totalActivities"], 20);
     assert_eq!(dash["recent"].as_array().expect("recent").len(), 20);
     assert_eq!(dash["recentSummary"]["totalOperations"], 20);
+    // The sketch's `lastUpdated`: when this answer was made (issue 28).
+    let made =
+        chrono::DateTime::parse_from_rfc3339(dash["lastUpdated"].as_str().expect("lastUpdated"))
+            .expect("RFC 3339");
+    let age = chrono::Utc::now().signed_duration_since(made);
+    assert!(age.num_seconds().abs() < 60, "{age:?}");
     assert_eq!(s.get("/v1/dashboards/users/nobody", &k.read).await.0, 404);
     assert_eq!(
         s.get("/v1/dashboards/users/user-123?bogus=1", &k.read)
