@@ -112,9 +112,11 @@ impl Principal {
         }
     }
 
-    /// Narrows a tenant-wide filter to what this caller may read: a limited viewer
-    /// token's user, or its department's subtree (an entity's history shows a manager
-    /// the touches of their own people only).
+    /// Narrows a filter to the records this caller may read: a limited viewer token's
+    /// user, or records *recorded under* its department's subtree. A user who moved
+    /// into the subtree brings no history from before; an entity's history shows a
+    /// manager the touches of their own people only. A subtree already inside the
+    /// token's is kept.
     pub fn narrow_to_view(
         &self,
         f: &mut crm_store::activities::Filter,
@@ -130,7 +132,14 @@ impl Principal {
                 let dept = dir.department(d).ok_or_else(|| {
                     Denied("this viewer token's department no longer exists".to_owned())
                 })?;
-                f.department_path = Some(dir.department_path(dept));
+                let root = dir.department_path(dept);
+                if !f
+                    .department_path
+                    .as_ref()
+                    .is_some_and(|p| p.starts_with(&root))
+                {
+                    f.department_path = Some(root);
+                }
             }
         }
         Ok(())

@@ -33,10 +33,11 @@ pub async fn export(ctx: &mut Ctx, env: &Env) -> ApiResult<Response> {
     let snap = store::snapshot(env, &caller).await?;
     let now = Timestamp::from_millis(auth::now_ms())?;
     let range = crm_api::listing::export_range(&params, now)?;
-    let filter: Filter =
+    let mut filter: Filter =
         crm_api::listing::filter(&snap.directory, Subject::Tenant, &params, range, |s| {
             caller.may_read(s, &snap.directory).map_err(|Failure(e)| e)
         })?;
+    crate::reads::narrow(&caller, &snap, &mut filter)?;
     let mut after = crm_api::listing::after_seq(&params)?;
     let tenant = caller.tenant();
     let db = Db::of_tenant(env, tenant).await?;

@@ -82,22 +82,23 @@ fn listing_filter(
     subject: Subject,
     params: &BTreeMap<String, String>,
 ) -> ApiResult<crm_store::activities::Filter> {
-    Ok(crm_api::listing::filter(
-        &snap.directory,
-        subject,
-        params,
-        range(params)?,
-        |s| authorize(caller, snap, s).map_err(|Failure(e)| e),
-    )?)
+    let mut f = crm_api::listing::filter(&snap.directory, subject, params, range(params)?, |s| {
+        caller.may_read(s, &snap.directory).map_err(|Failure(e)| e)
+    })?;
+    narrow(caller, snap, &mut f)?;
+    Ok(f)
 }
 
-fn authorize(caller: &Caller, snap: &TenantSnapshot, subject: &Subject) -> ApiResult<()> {
-    if *subject == Subject::Tenant {
-        caller.require_tenant_wide()?;
-    } else {
-        caller.may_read(subject, &snap.directory)?;
-    }
-    Ok(())
+/// Narrows `f` to what the caller may read (`Principal::narrow_to_view`).
+pub fn narrow(
+    caller: &Caller,
+    snap: &TenantSnapshot,
+    f: &mut crm_store::activities::Filter,
+) -> ApiResult<()> {
+    caller
+        .principal
+        .narrow_to_view(f, &snap.directory)
+        .map_err(|crm_api::access::Denied(m)| Failure(crm_api::ApiError::forbidden(m)))
 }
 
 async fn page_answer(
@@ -178,10 +179,7 @@ pub async fn entity(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
             }
         },
     )?;
-    caller
-        .principal
-        .narrow_to_view(&mut f, &snap.directory)
-        .map_err(|crm_api::access::Denied(m)| Failure(crm_api::ApiError::forbidden(m)))?;
+    narrow(&caller, &snap, &mut f)?;
     page_answer(env, &caller, f, &params).await
 }
 

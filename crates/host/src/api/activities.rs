@@ -59,10 +59,7 @@ async fn listing(
 ) -> HostResult<Json<Value>> {
     caller.require(Scope::Read)?;
     let tenant = caller.snapshot(app).await?;
-    let page = queries::list(app, &tenant, subject, params, |s| {
-        caller.may_read(s, &tenant)
-    })
-    .await?;
+    let page = queries::list(app, &tenant, subject, params, &caller.principal).await?;
     Ok(page_json(page))
 }
 
@@ -141,10 +138,7 @@ pub async fn entity(
             caller.may_read(s, &tenant)
         }
     })?;
-    caller
-        .principal
-        .narrow_to_view(&mut filter, &tenant.snapshot.directory)
-        .map_err(|crm_api::access::Denied(m)| HostError::Forbidden(m))?;
+    queries::narrow(&mut filter, &tenant, &caller.principal)?;
     Ok(page_json(
         queries::page(&app, &tenant, filter, &params).await?,
     ))

@@ -40,7 +40,7 @@ pub async fn user(
             recent_params.0.insert(k.to_owned(), v.to_owned());
         }
     }
-    let page = queries::list(&app, &tenant, subject, &recent_params, |_| Ok(())).await?;
+    let page = queries::list(&app, &tenant, subject, &recent_params, &caller.principal).await?;
     Ok(Json(Dashboard::new(
         id,
         context,

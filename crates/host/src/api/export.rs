@@ -27,13 +27,14 @@ pub async fn export(
     let after_seq = crm_api::listing::after_seq(&params.0).map_err(HostError::Api)?;
     let format = Format::parse(params.get("format").unwrap_or("ndjson"))?;
     let tenant = caller.snapshot(&app).await?;
-    let filter = queries::filter(
+    let mut filter = queries::filter(
         &tenant,
         Subject::Tenant,
         &params,
         params.export_range()?,
         |s| caller.may_read(s, &tenant),
     )?;
+    queries::narrow(&mut filter, &tenant, &caller.principal)?;
     let tenant_name = caller.tenant().to_owned();
     // One of the tenant's few open exports; held, with the caller's in-flight place,
     // until the stream ends.

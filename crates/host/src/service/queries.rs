@@ -65,16 +65,34 @@ pub fn filter(
     .map_err(HostError::Api)
 }
 
-/// A page of `subject`'s activities (see [`filter`]).
+/// A page of `subject`'s activities (see [`filter`]) that `principal` may read: its
+/// subject authorised, then narrowed to a limited viewer's user or subtree.
 pub async fn list(
     app: &App,
     tenant: &Tenant,
     subject: Subject,
     params: &Params,
-    authorize: impl FnOnce(&Subject) -> HostResult<()>,
+    principal: &crm_api::access::Principal,
 ) -> HostResult<Page> {
-    let filter = filter(tenant, subject, params, params.range()?, authorize)?;
+    let dir = &tenant.snapshot.directory;
+    let mut filter = filter(tenant, subject, params, params.range()?, |s| {
+        principal
+            .may_read(s, dir)
+            .map_err(|crm_api::access::Denied(m)| HostError::Forbidden(m))
+    })?;
+    narrow(&mut filter, tenant, principal)?;
     page(app, tenant, filter, params).await
+}
+
+/// Narrows `filter` to what `principal` may read (`Principal::narrow_to_view`).
+pub fn narrow(
+    filter: &mut Filter,
+    tenant: &Tenant,
+    principal: &crm_api::access::Principal,
+) -> HostResult<()> {
+    principal
+        .narrow_to_view(filter, &tenant.snapshot.directory)
+        .map_err(|crm_api::access::Denied(m)| HostError::Forbidden(m))
 }
 
 /// A page of the activities `filter` selects, at the request's `limit` and `cursor`.

@@ -753,3 +753,66 @@ async fn the_dashboard_is_served_with_security_headers() {
         );
     }
 }
+
+/// Issue 26.12: a department-scoped viewer token sees records *recorded under* its
+/// subtree. A user who moves into the department brings no earlier history into the
+/// manager's view (listings, the user's listing, exports), while the records made
+/// after the move are there.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_department_token_does_not_see_a_moved_users_earlier_history() {
+    let s = server().await;
+    let k = s.tenant("t-moved", "100000").await;
+    let before: Vec<Value> = (0..3)
+        .map(|i| activity(&format!("before-{i}"), "user-300", "crm.leads.read"))
+        .collect();
+    assert_eq!(
+        s.post("/v1/activities", &k.ingest, json!(before)).await.0,
+        201
+    );
+    // user-300 moves from dept-eng into dept-sales-emea.
+    let (status, moved) = s
+        .call(
+            "PATCH",
+            "/v1/directory",
+            &k.admin,
+            Some(json!({ "upsert": { "users": [{ "id": "user-300", "name": "Moved", "departmentId": "dept-sales-emea", "roles": ["role-admin"] }] } })),
+        )
+        .await;
+    assert_eq!(status, 200, "{moved}");
+    let after: Vec<Value> = (0..2)
+        .map(|i| activity(&format!("after-{i}"), "user-300", "crm.leads.read"))
+        .collect();
+    assert_eq!(
+        s.post("/v1/activities", &k.ingest, json!(after)).await.0,
+        201
+    );
+    let (_, token) = s
+        .post(
+            "/v1/viewer-tokens",
+            &k.admin,
+            json!({ "departmentId": "dept-sales" }),
+        )
+        .await;
+    let vt = token["token"].as_str().expect("token").to_owned();
+    let ids = |page: Vec<Value>| -> Vec<String> {
+        let mut v: Vec<String> = page
+            .iter()
+            .map(|a| a["id"].as_str().unwrap_or_default().to_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    let want = vec!["after-0".to_owned(), "after-1".to_owned()];
+    assert_eq!(ids(s.all("/v1/users/user-300/activities", &vt).await), want);
+    assert_eq!(
+        ids(s.all("/v1/departments/dept-sales/activities", &vt).await),
+        want
+    );
+    // The tenant's own keys still see the whole history.
+    assert_eq!(
+        s.all("/v1/users/user-300/activities", &k.read).await.len(),
+        5
+    );
+    assert_eq!(s.get("/v1/activities/before-0", &vt).await.0, 404);
+    assert_eq!(s.get("/v1/activities/after-0", &vt).await.0, 200);
+}
