@@ -211,3 +211,17 @@ test('dashboards say when they were made, on both runtimes', async () => {
     assert.ok(Math.abs(Date.parse(d.lastUpdated) - Date.now()) < 60_000, d.lastUpdated);
   }
 });
+
+test('rotating the viewer-token secret revokes earlier tokens on both runtimes', async () => {
+  const a = worker.keys['edge-a'];
+  for (const [base, admin] of [[worker.url, a.admin], [hostUrl, hostKey]]) {
+    const [s1, t] = await call(base, 'POST', '/v1/viewer-tokens', admin, {});
+    assert.equal(s1, 200, JSON.stringify(t));
+    assert.equal((await call(base, 'GET', '/v1/session', t.token))[0], 200);
+    assert.equal((await call(base, 'POST', '/v1/viewer-tokens/rotate', admin))[0], 204);
+    const [s2, e] = await call(base, 'GET', '/v1/session', t.token);
+    assert.deepEqual([s2, e.error.code], [401, 'unauthorized'], base);
+    const [, t2] = await call(base, 'POST', '/v1/viewer-tokens', admin, {});
+    assert.equal((await call(base, 'GET', '/v1/session', t2.token))[0], 200);
+  }
+});

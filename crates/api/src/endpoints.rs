@@ -674,6 +674,17 @@ pub const ENDPOINTS: &[Endpoint] = &[
         )
     },
     Endpoint {
+        ok: &[(204, "")],
+        ..ep(
+            "rotateViewerTokenSecret",
+            "access",
+            "POST",
+            "/v1/viewer-tokens/rotate",
+            "Replace the tenant's viewer-token signing secret: every viewer token issued before is refused from the next request on.",
+            ADMIN,
+        )
+    },
+    Endpoint {
         ok: &[(200, "KeyList")],
         ..ep(
             "listKeys",

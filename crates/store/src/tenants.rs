@@ -235,6 +235,14 @@ pub fn init_secret(d: Dialect, id: &str, secret: &str) -> Statement {
     )
 }
 
+/// Replaces the viewer-token signing secret: every token signed before is refused.
+pub fn rotate_secret(d: Dialect, id: &str, secret: &str) -> Statement {
+    d.stmt(
+        "UPDATE tenants SET secret = ?2 WHERE id = ?1",
+        vec![id.into(), secret.into()],
+    )
+}
+
 /// The current version only: what a cached snapshot is checked against.
 pub fn version(d: Dialect, id: &str) -> Statement {
     d.stmt(

@@ -343,6 +343,25 @@ pub async fn viewer_token(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
     .into())
 }
 
+/// `POST /v1/viewer-tokens/rotate`: a fresh signing secret; every earlier token is
+/// refused from the next request on.
+pub async fn rotate_viewer_secret(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
+    let caller = ctx.caller()?.clone();
+    caller.require(KeyScope::Admin)?;
+    let mut fresh = [0u8; auth::SECRET_BYTES];
+    random::fill(&mut fresh)?;
+    d1::transaction(
+        &Db::of_tenant(env, caller.tenant()).await?,
+        &[tenants::rotate_secret(
+            DIALECT,
+            caller.tenant(),
+            &hex::encode(fresh),
+        )],
+    )
+    .await?;
+    Ok(().into())
+}
+
 pub async fn session(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
     let caller = ctx.caller()?.clone();
     caller.require(KeyScope::Read)?;

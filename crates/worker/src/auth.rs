@@ -16,7 +16,7 @@ use crate::random;
 use crate::shards;
 
 /// Bytes of a tenant's signing secret: 256 bits, as HMAC-SHA256 wants.
-const SECRET_BYTES: usize = 32;
+pub const SECRET_BYTES: usize = 32;
 
 /// The authenticated caller.
 #[derive(Debug, Clone)]

@@ -95,6 +95,7 @@ async fn dispatch(req: &mut Request, env: &Env) -> std::result::Result<Reply, Fa
         "createKey" => json(admin::create_key(c, env).await?),
         "revokeKey" => json(admin::revoke_key(c, env).await?),
         "createViewerToken" => json(admin::viewer_token(c, env).await?),
+        "rotateViewerTokenSecret" => json(admin::rotate_viewer_secret(c, env).await?),
         "checkPermissions" => json(reads::check(c, env).await?),
         "ingestActivities" => json(ingest::activities(c, env).await?),
         "listActivities" => json(reads::list(c, env, Subject::Tenant).await?),

@@ -126,12 +126,16 @@ async fn viewer(
     let tenant = viewer_token::claimed_tenant(token).map_err(|_| refused())?;
     let (secret, version) = app
         .store
-        .tenant_secret(&tenant)
+        .stored_secret(&tenant)
         .await
         .map_err(|e| match e {
             HostError::NotFound(_) => refused(),
             other => other,
         })?;
+    if secret.is_empty() {
+        // No token was ever signed for this tenant (and an empty key must not verify).
+        return Err(refused());
+    }
     let claims = viewer_token::verify(token, &secret, now).map_err(|_| refused())?;
     let credential = format!("viewer:{}", &token[token.len().saturating_sub(16)..]);
     Ok(Caller {

@@ -73,6 +73,7 @@ fn handler(e: &Endpoint) -> Option<MethodRouter<App>> {
         ("GET", "/v1/export") => get(export::export),
         ("GET", "/v1/audit/verify") => get(audit::verify),
         ("POST", "/v1/viewer-tokens") => post(tokens::create),
+        ("POST", "/v1/viewer-tokens/rotate") => post(tokens::rotate),
         ("GET", "/v1/keys") => get(keys::list),
         ("POST", "/v1/keys") => post(keys::create),
         ("DELETE", "/v1/keys/{id}") => delete(keys::revoke),

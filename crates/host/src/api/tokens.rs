@@ -28,3 +28,15 @@ pub async fn create(State(app): State<App>, caller: Caller, body: Body) -> HostR
         "dashboardPath": format!("/#token={token}"),
     })))
 }
+
+/// `POST /v1/viewer-tokens/rotate`: a fresh signing secret; every earlier token is
+/// refused from the next request on (tokens are checked against the stored secret on
+/// every request).
+pub async fn rotate(
+    axum::extract::State(app): axum::extract::State<crate::service::App>,
+    caller: super::auth::Caller,
+) -> crate::error::HostResult<axum::http::StatusCode> {
+    caller.require(crm_store::keys::KeyScope::Admin)?;
+    app.store.rotate_secret(caller.tenant()).await?;
+    Ok(axum::http::StatusCode::NO_CONTENT)
+}

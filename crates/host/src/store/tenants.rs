@@ -94,6 +94,39 @@ impl Store {
     }
 
     /// The tenant's secret (for viewer tokens) and current version; made on first use.
+    /// The viewer-token secret as stored, without making one: verifying a token never
+    /// writes (an empty secret verifies nothing, as no token was ever signed with it).
+    pub async fn stored_secret(&self, id: &str) -> HostResult<(Vec<u8>, u64)> {
+        let d = self.dialect();
+        let owned = id.to_owned();
+        let (secret, version) = self
+            .read(move |c| {
+                let row = c
+                    .query_opt(&tenants::secret(d, &owned))?
+                    .ok_or_else(|| missing(&owned))?;
+                Ok((row.string(0)?, row.uint(1)?))
+            })
+            .await?;
+        let bytes = hex::decode(&secret)
+            .map_err(|_| HostError::internal(anyhow::anyhow!("stored tenant secret is not hex")))?;
+        Ok((bytes, version))
+    }
+
+    /// A fresh viewer-token secret for `id`: every token signed before is refused.
+    pub async fn rotate_secret(&self, id: &str) -> HostResult<()> {
+        let d = self.dialect();
+        let (owned, fresh) = (id.to_owned(), super::keys::random_hex(SECRET_BYTES));
+        let changed = self
+            .write(Some(id), move |c| {
+                Ok(c.execute(&tenants::rotate_secret(d, &owned, &fresh))?)
+            })
+            .await?;
+        if changed == 0 {
+            return Err(missing(id));
+        }
+        Ok(())
+    }
+
     pub async fn tenant_secret(&self, id: &str) -> HostResult<(Vec<u8>, u64)> {
         let d = self.dialect();
         let read = move |c: &mut dyn super::Conn, id: &str| -> HostResult<(String, u64)> {

@@ -390,6 +390,15 @@ async fn every_route_is_documented_and_every_answer_matches_its_schema() {
             .is_some_and(|m| m.contains("retention"))
     );
 
+    assert_eq!(
+        w.call("POST", "/v1/viewer-tokens/rotate", a, None).await.0,
+        204
+    );
+    assert_eq!(
+        w.call("POST", "/v1/viewer-tokens/rotate", r, None).await.0,
+        403
+    );
+
     let documented: BTreeSet<(String, String)> = crm_api::endpoints::ENDPOINTS
         .iter()
         .map(|e| (e.method.to_owned(), e.path.to_owned()))

@@ -816,3 +816,48 @@ async fn a_department_token_does_not_see_a_moved_users_earlier_history() {
     assert_eq!(s.get("/v1/activities/before-0", &vt).await.0, 404);
     assert_eq!(s.get("/v1/activities/after-0", &vt).await.0, 200);
 }
+
+/// Issue 26.12: viewer tokens can be revoked — rotating the tenant's signing secret
+/// refuses every token issued before, from the next request on; tokens issued after
+/// work. A tenant that never issued one has no secret, and verifying a token writes
+/// none (issue 26.9): a token signed with an empty key is refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn rotating_the_signing_secret_revokes_every_viewer_token() {
+    let s = server().await;
+    let fresh = s.tenant("t-never-issued", "10").await;
+    let forged = crm_core::viewer_token::sign(
+        &crm_core::viewer_token::Claims {
+            tenant: "t-never-issued".to_owned(),
+            scope: crm_core::viewer_token::TokenScope::Tenant,
+            expires_at: i64::MAX / 4,
+        },
+        &[],
+    );
+    assert_eq!(s.get("/v1/session", &forged).await.0, 401);
+    assert_eq!(s.get("/v1/session", &fresh.read).await.0, 200);
+
+    let k = s.tenant("t-rotate", "10").await;
+    let issue = || async {
+        let (status, t) = s.post("/v1/viewer-tokens", &k.admin, json!({})).await;
+        assert_eq!(status, 200, "{t}");
+        t["token"].as_str().expect("token").to_owned()
+    };
+    let before = issue().await;
+    assert_eq!(s.get("/v1/session", &before).await.0, 200);
+    assert_eq!(
+        s.call("POST", "/v1/viewer-tokens/rotate", &k.read, None)
+            .await
+            .0,
+        403,
+        "only an admin rotates"
+    );
+    assert_eq!(
+        s.call("POST", "/v1/viewer-tokens/rotate", &k.admin, None)
+            .await
+            .0,
+        204
+    );
+    assert_eq!(s.get("/v1/session", &before).await.0, 401, "revoked");
+    let after = issue().await;
+    assert_eq!(s.get("/v1/session", &after).await.0, 200);
+}
