@@ -139,6 +139,9 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let location = Location::Sqlite(dir.path().join("pool.db"));
         let pool = Pool::bounded(location.connector(), 2);
+        // Create the file (and its WAL) once, so the holders only open it.
+        pool.with(|_c| -> Result<(), DbError> { Ok(()) })
+            .expect("the database opens");
         let (ready, holding) = std::sync::mpsc::channel::<()>();
         // Two readers hold both connections for longer than a third will wait.
         let holders: Vec<_> = (0..2)
@@ -153,8 +156,12 @@ mod tests {
                 })
             })
             .collect();
+        drop(ready);
         for _ in 0..2 {
-            holding.recv().expect("a holder took its connection");
+            // A holder that failed drops its sender: the wait ends instead of hanging.
+            holding
+                .recv_timeout(Duration::from_secs(20))
+                .expect("a holder took its connection");
         }
         let started = std::time::Instant::now();
         let third = pool.with(|_c| -> Result<(), DbError> { Ok(()) });
