@@ -1089,14 +1089,6 @@ pub fn schemas() -> Map<String, Value> {
         .collect()
 }
 
-/// The query parameters `method path` accepts (empty for an undocumented endpoint).
-pub fn query_params(method: &str, path: &str) -> &'static [&'static str] {
-    ENDPOINTS
-        .iter()
-        .find(|e| e.method == method && e.path == path)
-        .map_or(&[], |e| e.query)
-}
-
 /// Statuses every authenticated endpoint may answer with an `Error` body.
 const ERRORS: &[(u16, &str)] = &[
     (400, "Invalid input (field named in details)."),

@@ -235,7 +235,6 @@ pub async fn read_lead(
     Query(params): Query,
 ) -> Answer {
     caller.require(KeyScope::Ingest)?;
-    params.only(&["userId", "sessionId"])?;
     crm_core::names::validate_id("id", &id)?;
     let req = user_param(&params)?;
     let tenant = caller.snapshot(&app).await?;
@@ -256,7 +255,6 @@ pub async fn read_lead(
 
 pub async fn list_leads(State(app): State<App>, caller: Caller, Query(params): Query) -> Answer {
     caller.require(KeyScope::Ingest)?;
-    params.only(&["userId", "sessionId", "limit", "cursor"])?;
     let req = user_param(&params)?;
     let limit = crm_store::listing::limit(params.get("limit"), DEFAULT_LEADS, MAX_LEADS)?;
     let after = params.get("cursor").map(crm::decode_cursor).transpose()?;

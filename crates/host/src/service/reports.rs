@@ -11,20 +11,9 @@ use super::queries::{Params, subject_filter};
 use crate::engine::Tenant;
 use crate::error::{HostError, HostResult};
 
-const REPORT_PARAMS: &[&str] = &["since", "from", "to", "groupBy", "tz"];
-
+/// The subject's report over the request's window (query names were checked against
+/// the endpoint's list by the `Query` extractor).
 pub async fn report(
-    app: &App,
-    tenant: &Tenant,
-    subject: Subject,
-    params: &Params,
-) -> HostResult<Value> {
-    params.only(REPORT_PARAMS)?;
-    report_checked(app, tenant, subject, params).await
-}
-
-/// A report; the caller checked the parameter names.
-pub async fn report_checked(
     app: &App,
     tenant: &Tenant,
     subject: Subject,
