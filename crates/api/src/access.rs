@@ -23,6 +23,14 @@ pub enum Principal {
 pub struct Denied(pub String);
 
 impl Principal {
+    /// The operator at the host's console (`crm-host report` and the like): every scope.
+    pub fn operator() -> Self {
+        Principal::Key {
+            id: "operator".to_owned(),
+            scopes: vec![KeyScope::Admin],
+        }
+    }
+
     /// Keys need the scope (admin implies all); viewer tokens may only read.
     pub fn require(&self, scope: KeyScope) -> Result<(), Denied> {
         match self {

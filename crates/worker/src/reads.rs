@@ -217,7 +217,8 @@ async fn report_body(
         Some(name) => ReportTz::parse(name).map_err(|e| e.at("tz"))?,
         None => snap.policy.report_tz()?,
     };
-    let f = subject_filter(snap, subject, r)?;
+    let mut f = subject_filter(snap, subject, r)?;
+    narrow(caller, snap, &mut f)?;
     let db = Db::of_tenant(env, caller.tenant()).await?;
     let mut partials = Vec::new();
     for part in report::parts(DIALECT, caller.tenant(), &f, tz.time_tier(r.from, r.to)) {

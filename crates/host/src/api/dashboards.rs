@@ -29,7 +29,8 @@ pub async fn user(
         .user(&id)
         .ok_or_else(|| HostError::NotFound(format!("no user `{}`", crm_core::time::clip(&id))))?;
     let context = dir.user_context(user);
-    let report = reports::report(&app, &tenant, subject.clone(), &params).await?;
+    let report =
+        reports::report(&app, &tenant, subject.clone(), &params, &caller.principal).await?;
     let mut recent_params = Params::default();
     recent_params
         .0

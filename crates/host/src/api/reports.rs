@@ -22,7 +22,9 @@ async fn report(
     caller.require(Scope::Read)?;
     let tenant = caller.snapshot(app).await?;
     caller.may_read(&subject, &tenant)?;
-    Ok(Json(reports::report(app, &tenant, subject, params).await?))
+    Ok(Json(
+        reports::report(app, &tenant, subject, params, &caller.principal).await?,
+    ))
 }
 
 /// `GET /v1/reports`: the whole tenant.

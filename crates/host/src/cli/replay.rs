@@ -29,30 +29,40 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<()> {
         .map(upstream::parse_header)
         .transpose()?;
     let sink = UpstreamSink::new(&args.upstream_url, auth, upstream::DEFAULT_TIMEOUT)?;
-    let files = spool::files(&args.spool_dir)?;
+    let _replaying = spool::replay_lock(&args.spool_dir)?;
     let (mut sent, mut left) = (0usize, 0usize);
-    for (tenant, file) in files {
-        let mut lines = spool::read(&file)?;
-        let bar = ProgressBar::new(lines.len() as u64).with_style(
-            ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len}").expect("valid template"),
-        );
-        bar.set_message(format!("tenant {tenant}"));
-        while !lines.is_empty() {
-            let n = lines.len().min(upstream::BATCH);
-            let batch: Vec<&str> = lines[..n].iter().map(String::as_str).collect();
-            if let Err(e) = sink.send(&batch).await {
-                bar.abandon_with_message(format!("tenant {tenant}: stopped ({e})"));
+    for tenant in spool::tenants(&args.spool_dir)? {
+        // What an earlier replay left goes first, then the live file (renamed away from
+        // `serve`'s appends); a file not fully delivered stops this tenant.
+        while let Some(file) = spool::take_for_replay(&args.spool_dir, &tenant)? {
+            let mut lines = spool::read(&file)?;
+            if lines.is_empty() {
+                spool::keep_only(&file, &lines)?;
+                continue;
+            }
+            let bar = ProgressBar::new(lines.len() as u64).with_style(
+                ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len}")
+                    .expect("valid template"),
+            );
+            bar.set_message(format!("tenant {tenant}"));
+            while !lines.is_empty() {
+                let n = lines.len().min(upstream::BATCH);
+                let batch: Vec<&str> = lines[..n].iter().map(String::as_str).collect();
+                if let Err(e) = sink.send(&batch).await {
+                    bar.abandon_with_message(format!("tenant {tenant}: stopped ({e})"));
+                    break;
+                }
+                lines.drain(..n);
+                spool::keep_only(&file, &lines)?;
+                sent += n;
+                bar.inc(n as u64);
+            }
+            if !lines.is_empty() {
+                left += lines.len();
                 break;
             }
-            lines.drain(..n);
-            spool::keep_only(&file, &lines)?;
-            sent += n;
-            bar.inc(n as u64);
-        }
-        if lines.is_empty() {
             bar.finish_with_message(format!("tenant {tenant}: delivered"));
         }
-        left += lines.len();
     }
     println!("replayed {sent} activities; {left} remain in the spool");
     if left > 0 {

@@ -7,17 +7,20 @@ use crm_store::listing::Subject;
 use serde_json::{Value, json};
 
 use super::App;
-use super::queries::{Params, subject_filter};
+use super::queries::{Params, narrow, subject_filter};
 use crate::engine::Tenant;
 use crate::error::{HostError, HostResult};
+use crm_api::access::Principal;
 
 /// The subject's report over the request's window (query names were checked against
-/// the endpoint's list by the `Query` extractor).
+/// the endpoint's list by the `Query` extractor), counting only what `principal` may
+/// read: a department's viewer sees a user's records from within its subtree only.
 pub async fn report(
     app: &App,
     tenant: &Tenant,
     subject: Subject,
     params: &Params,
+    principal: &Principal,
 ) -> HostResult<Value> {
     let range = params.range()?;
     let group_by =
@@ -26,7 +29,8 @@ pub async fn report(
         Some(name) => ReportTz::parse(name).map_err(|e| e.at("tz"))?,
         None => tenant.snapshot.policy.report_tz()?,
     };
-    let filter = subject_filter(&subject, tenant, range)?;
+    let mut filter = subject_filter(&subject, tenant, range)?;
+    narrow(&mut filter, tenant, principal)?;
     let time_tier = tz.time_tier(range.from, range.to);
     // Folded natively while the rows are read, on the store's read thread (off the
     // async runtime): plain arithmetic over stored rows, and a million rows through the

@@ -815,6 +815,15 @@ async fn a_department_token_does_not_see_a_moved_users_earlier_history() {
     );
     assert_eq!(s.get("/v1/activities/before-0", &vt).await.0, 404);
     assert_eq!(s.get("/v1/activities/after-0", &vt).await.0, 200);
+    // Reports and the dashboard count what the listing shows, not the user's past.
+    let (status, report) = s.get("/v1/reports/users/user-300", &vt).await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["totalActivities"], 2, "{report}");
+    let (_, report) = s.get("/v1/reports/users/user-300", &k.read).await;
+    assert_eq!(report["totalActivities"], 5, "{report}");
+    let (status, dash) = s.get("/v1/dashboards/users/user-300", &vt).await;
+    assert_eq!(status, 200, "{dash}");
+    assert_eq!(dash["report"]["totalActivities"], 2, "{dash}");
 }
 
 /// Issue 26.12: viewer tokens can be revoked — rotating the tenant's signing secret
