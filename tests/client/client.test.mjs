@@ -88,6 +88,9 @@ test('the generated client ingests, checks, reports, exports and is refused', as
   assert.ok(r.report.data.totalActivities > 0, JSON.stringify(r.report.data).slice(0, 200));
   assert.equal(r.exported.status, 200);
   assert.ok(r.exported.text.includes(r.id), 'the export holds the new activity');
+  assert.equal(r.verified.status, 200);
+  assert.equal(r.verified.data.ok, true, JSON.stringify(r.verified.data));
+  assert.equal(r.verified.data.checkpoint, 'matched');
   assert.equal(r.refused.status, 400);
   assert.equal(r.refused.code, 'invalid_input');
 });

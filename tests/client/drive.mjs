@@ -20,7 +20,8 @@ export function client(baseUrl, key) {
 }
 
 /**
- * Ingest, a permission check, a report, an export and a refusal, through the client.
+ * Ingest, a permission check, a report, an export, a checkpoint verified and a
+ * refusal, through the client.
  * @param {import('openapi-fetch').Client<Paths>} api
  */
 export async function drive(api) {
@@ -37,6 +38,11 @@ export async function drive(api) {
     params: { query: { since: '1h', format: 'ndjson' } },
     parseAs: 'text',
   });
+  const checkpoint = await api.GET('/v1/audit/checkpoint');
+  const kept = checkpoint.data;
+  const verified = await api.GET('/v1/audit/verify', {
+    params: { query: { checkpointSeq: String(kept?.seq), checkpointHash: kept?.hash } },
+  });
   const refused = await api.POST('/v1/activities', {
     params: { query: {} },
     body: { userId: 'user-004', operation: 'Not An Operation' },
@@ -49,6 +55,7 @@ export async function drive(api) {
     check: { status: check.response.status, data: check.data },
     report: { status: report.response.status, data: report.data },
     exported: { status: exported.response.status, text: exported.data ?? '' },
+    verified: { status: verified.response.status, data: verified.data },
     refused: { status: refused.response.status, code: refusal?.error.code },
   };
 }

@@ -86,6 +86,9 @@ export async function until(what, fn, ms = 30_000) {
 
 // `stop()` kills wrangler's process group and removes the data (with CRM_WORKER_LOG=file
 // set, wrangler's output is written there first, for debugging).
+/** The checkpoint signing key of the local worker (a Worker secret in production). */
+const TEST_CHECKPOINT_KEY = '5e'.repeat(32);
+
 /** Starts the worker; `vars` are extra `--var NAME:value` settings, `tenants` maps
  * tenant ids to shards. `GET /__scheduled` runs the cron trigger (`--test-scheduled`). */
 export async function startWorker(vars = {}, tenants = { 'edge-a': 0, 'edge-b': 1 }) {
@@ -114,7 +117,7 @@ export async function startWorker(vars = {}, tenants = { 'edge-a': 0, 'edge-b': 
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const dev = spawn(join(bin, 'wrangler'), ['dev', '--local', '--ip', '127.0.0.1', '--port', String(port), '--persist-to', persist,
-    '--config', config, '--var', 'CONFORMANCE:on', ...Object.entries(vars).flatMap(([k, v]) => ['--var', `${k}:${v}`]),
+    '--config', config, '--var', 'CONFORMANCE:on', '--var', `CHECKPOINT_KEY:${TEST_CHECKPOINT_KEY}`, ...Object.entries(vars).flatMap(([k, v]) => ['--var', `${k}:${v}`]),
     '--show-interactive-dev-session=false', '--test-scheduled'],
   { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   let log = '';

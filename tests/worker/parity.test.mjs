@@ -225,3 +225,29 @@ test('rotating the viewer-token secret revokes earlier tokens on both runtimes',
     assert.equal((await call(base, 'GET', '/v1/session', t2.token))[0], 200);
   }
 });
+
+// Issue 26.6: the chain head signed with Ed25519, checked here by Node's own
+// implementation (not ours); verify accepts the kept checkpoint on both runtimes.
+test('signed checkpoints verify with an independent Ed25519 and are accepted by verify', async () => {
+  const { createPublicKey, verify } = await import('node:crypto');
+  const a = worker.keys['edge-a'];
+  for (const [base, key] of [[worker.url, a.read], [hostUrl, hostKey]]) {
+    const [status, c] = await call(base, 'GET', '/v1/audit/checkpoint', key);
+    assert.equal(status, 200, JSON.stringify(c));
+    assert.deepEqual(Object.keys(c).sort(), ['at', 'hash', 'publicKey', 'seq', 'signature', 'tenantId']);
+    const publicKey = createPublicKey({
+      key: { kty: 'OKP', crv: 'Ed25519', x: Buffer.from(c.publicKey, 'hex').toString('base64url') },
+      format: 'jwk',
+    });
+    const message = (seq) => Buffer.from(`crm-checkpoint-v1\n${c.tenantId}\n${seq}\n${c.hash}\n${Date.parse(c.at)}`);
+    const signature = Buffer.from(c.signature, 'hex');
+    assert.ok(verify(null, message(c.seq), publicKey, signature), base);
+    assert.ok(!verify(null, message(c.seq + 1), publicKey, signature), base);
+    const [vs, v] = await call(base, 'GET', `/v1/audit/verify?checkpointSeq=${c.seq}&checkpointHash=${c.hash}`, key);
+    assert.equal(vs, 200, JSON.stringify(v));
+    assert.equal(v.ok, true, JSON.stringify(v));
+    assert.ok(['matched', 'beforeAnchor'].includes(v.checkpoint) || c.seq === 0, JSON.stringify(v));
+    const [bs, b] = await call(base, 'GET', `/v1/audit/verify?checkpointSeq=${c.seq}`, key);
+    assert.deepEqual([bs, b.error.code], [400, 'invalid_input'], base);
+  }
+});

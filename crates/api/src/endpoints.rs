@@ -617,13 +617,25 @@ pub const ENDPOINTS: &[Endpoint] = &[
         )
     },
     Endpoint {
+        query: &["checkpointSeq", "checkpointHash"],
         ok: &[(200, "Verification")],
         ..ep(
             "verifyAuditChain",
             "audit",
             "GET",
             "/v1/audit/verify",
-            "Recompute the hash chain; name the first bad sequence number.",
+            "Recompute the hash chain; name the first bad sequence number. With a kept checkpoint (`checkpointSeq` and `checkpointHash`, from `GET /v1/audit/checkpoint`), also check that the record at that seq still has that hash: a chain rewritten by someone who could write the whole database fails here.",
+            READ,
+        )
+    },
+    Endpoint {
+        ok: &[(200, "Checkpoint")],
+        ..ep(
+            "getAuditCheckpoint",
+            "audit",
+            "GET",
+            "/v1/audit/checkpoint",
+            "The chain's head (seq, hash, time) signed with Ed25519 by a key the database does not hold. Keep these: `verify` with one detects a rewritten chain.",
             READ,
         )
     },
@@ -1040,7 +1052,18 @@ pub fn schemas() -> Map<String, Value> {
             obj(
                 &["ok", "verified", "anchorSeq", "headSeq"],
                 json!({ "ok": { "type": "boolean" }, "verified": { "type": "integer" },
-            "anchorSeq": { "type": "integer" }, "headSeq": { "type": "integer" }, "firstBadSeq": { "type": "integer" }, "reason": { "type": "string" } }),
+            "anchorSeq": { "type": "integer" }, "headSeq": { "type": "integer" }, "firstBadSeq": { "type": "integer" }, "reason": { "type": "string" },
+            "checkpoint": { "type": "string", "enum": ["matched", "beforeAnchor"], "description": "A kept checkpoint: its record still has its hash, or it lies before the retention anchor (nothing left to compare)." } }),
+            ),
+        ),
+        (
+            "Checkpoint",
+            obj(
+                &["tenantId", "seq", "hash", "at", "publicKey", "signature"],
+                json!({ "tenantId": { "type": "string" }, "seq": { "type": "integer", "minimum": 0 },
+            "hash": { "type": "string" }, "at": r("Timestamp"),
+            "publicKey": { "type": "string", "description": "Ed25519 public key, hex: pin it." },
+            "signature": { "type": "string", "description": "Ed25519, hex, over `crm-checkpoint-v1\\n{tenantId}\\n{seq}\\n{hash}\\n{at as Unix ms}`." } }),
             ),
         ),
         (

@@ -11,12 +11,14 @@
 //!   parameters.
 //! - [`storage`] — a storage failure classified once (busy, full, constraint) into the
 //!   answer and retry hint every backend gives.
+//! - [`checkpoint`] — the chain head signed with a key the database does not hold.
 //! - [`access`], [`requests`], [`operations`] — who may do what, the administrative
 //!   request rules, and the answers of a metered operation.
 //!
 //! Pure like `crm-core`: no I/O, no clock, no randomness; callers pass them in.
 
 pub mod access;
+pub mod checkpoint;
 pub mod credits;
 pub mod dashboards;
 pub mod endpoints;

@@ -30,6 +30,8 @@ pub struct ServerConfig {
     pub fanout: FanoutConfig,
     /// Requests per second per credential (`None`: unlimited).
     pub rate_limit: Option<u32>,
+    /// The file holding the checkpoint signing key (`None`: a key for this process).
+    pub checkpoint_key: Option<std::path::PathBuf>,
 }
 
 impl ServerConfig {
@@ -43,6 +45,7 @@ impl ServerConfig {
             trusted_proxies: TrustedProxies::default(),
             fanout: FanoutConfig::default(),
             rate_limit: None,
+            checkpoint_key: None,
         }
     }
 }
@@ -95,6 +98,10 @@ pub async fn start_with_engine(
     crate::service::stats::prometheus();
     let store = Store::open(&config.db)?;
     let mut app = App::new(store.clone(), engine);
+    if let Some(path) = &config.checkpoint_key {
+        app.checkpoint_key =
+            std::sync::Arc::new(crate::service::checkpoints::load_or_create(path)?);
+    }
     app.fanout = Fanout::start(&config.fanout, store).await?;
     crate::service::retention::spawn(app.clone());
     app.client_ip_header = config

@@ -31,6 +31,27 @@ pub struct Verification {
     pub first_bad_seq: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// What became of a kept checkpoint the caller named.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<CheckpointCheck>,
+}
+
+/// A kept checkpoint, checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum CheckpointCheck {
+    /// The record at its seq still has its hash.
+    Matched,
+    /// Its seq lies before the retention anchor: those records were removed, nothing
+    /// is left to compare.
+    BeforeAnchor,
+}
+
+fn rewritten(seq: u64) -> Break {
+    Break {
+        seq,
+        reason: "the record does not match a kept checkpoint (the chain was rewritten)".to_owned(),
+    }
 }
 
 /// A running audit of one tenant.
@@ -42,6 +63,9 @@ pub struct Audit {
     after: u64,
     broken: Option<Break>,
     exhausted: bool,
+    /// A checkpoint the caller kept (seq, hash), and what became of it.
+    kept: Option<(u64, String)>,
+    kept_check: Option<CheckpointCheck>,
 }
 
 impl Audit {
@@ -53,7 +77,37 @@ impl Audit {
             bounds,
             broken: None,
             exhausted: false,
+            kept: None,
+            kept_check: None,
         }
+    }
+
+    /// Also checks a kept checkpoint: the record at its seq must still have its hash —
+    /// a chain rewritten from an earlier record on recomputes every hash, and only a
+    /// hash kept outside the database tells.
+    pub fn with_checkpoint(mut self, kept: Option<(u64, String)>) -> Audit {
+        let Some((seq, hash)) = kept else {
+            return self;
+        };
+        if seq > self.bounds.head_seq {
+            self.broken = Some(Break {
+                seq: self.bounds.head_seq + 1,
+                reason: format!(
+                    "the chain ends before a kept checkpoint at seq {seq} (records were cut off)"
+                ),
+            });
+        } else if seq < self.bounds.anchor_seq {
+            self.kept_check = Some(CheckpointCheck::BeforeAnchor);
+        } else if seq == self.bounds.anchor_seq {
+            if hash == self.bounds.anchor_hash {
+                self.kept_check = Some(CheckpointCheck::Matched);
+            } else {
+                self.broken = Some(rewritten(seq));
+            }
+        } else {
+            self.kept = Some((seq, hash));
+        }
+        self
     }
 
     /// The next chunk to read, or `None` when the audit has its answer.
@@ -111,6 +165,16 @@ impl Audit {
                 self.broken = Some(b);
                 break;
             }
+            if let Some((kept_seq, kept_hash)) = &self.kept
+                && *kept_seq == seq
+            {
+                if *kept_hash == self.verifier.last_hash() {
+                    self.kept_check = Some(CheckpointCheck::Matched);
+                } else {
+                    self.broken = Some(rewritten(seq));
+                    break;
+                }
+            }
         }
     }
 
@@ -142,6 +206,7 @@ impl Audit {
             head_seq: self.bounds.head_seq,
             first_bad_seq: bad.as_ref().map(|b| b.seq),
             reason: bad.map(|b| b.reason),
+            checkpoint: self.kept_check,
         }
     }
 }

@@ -146,9 +146,13 @@ pub fn chunk(d: Dialect, tenant_id: &str, f: &Filter, after_seq: u64, limit: usi
     )
 }
 
-/// Columns the audit compares with the record.
+/// Columns the audit compares with the record: every column copied out of the hashed
+/// body (`input_hash` is not: it is a digest of the request, not of the record, and
+/// only decides whether a retry of the id is the same request).
 const AUDIT_COLUMNS: &str =
-    "seq, body, id, user_id, operation, outcome, occurred_at, prev_hash, hash";
+    "seq, body, id, user_id, operation, outcome, occurred_at, prev_hash, hash,
+     tenant_id, department_id, department_path, entity_type, entity_id, session_id,
+     ip_address, location, auth_method";
 
 /// Every record after `after_seq`, in `seq` order, with the columns the audit checks.
 pub fn audit_chunk(d: Dialect, tenant_id: &str, after_seq: u64, limit: usize) -> Statement {
@@ -161,15 +165,27 @@ pub fn audit_chunk(d: Dialect, tenant_id: &str, after_seq: u64, limit: usize) ->
     )
 }
 
-/// A record read for the audit: the record, or why its row is inconsistent.
+/// A record read for the audit: the record, or why its row is inconsistent. The stored
+/// body must be exactly the record's canonical serialisation (as it was written), so a
+/// field added to it, a key repeated or a value re-spelled is a break even where the
+/// parser would accept it; and every column copied out of the body must agree with it
+/// (listings, scopes and reports filter on those columns).
 pub fn decode_audited(row: &Row) -> StoreResult<(u64, Result<Activity, String>)> {
     let seq_col = row.uint(0)?;
-    let Ok(a) = serde_json::from_str::<Activity>(row.text(1)?) else {
+    let body = row.text(1)?;
+    let Ok(a) = serde_json::from_str::<Activity>(body) else {
         return Ok((
             seq_col,
             Err("the stored record is not a valid activity".to_owned()),
         ));
     };
+    if serde_json::to_string(&a).ok().as_deref() != Some(body) {
+        return Ok((
+            seq_col,
+            Err("the stored record is not in the form it was written in (altered)".to_owned()),
+        ));
+    }
+    let h = &a.user_context.hierarchy;
     let columns_agree = a.seq == seq_col
         && a.id == row.text(2)?
         && a.user_id == row.text(3)?
@@ -178,7 +194,16 @@ pub fn decode_audited(row: &Row) -> StoreResult<(u64, Result<Activity, String>)>
         && a.occurred_at.millis() == row.int(6)?
         && a.prev_hash == row.text(7)?
         && a.hash == row.text(8)?
-        && a.credits.units() == row.int(9)?;
+        && a.tenant_id == row.text(9)?
+        && h.department_id == row.text(10)?
+        && h.department_path == row.text(11)?
+        && a.entity_type.as_deref() == row.opt_text(12)?
+        && a.entity_id.as_deref() == row.opt_text(13)?
+        && a.session_id.as_deref() == row.opt_text(14)?
+        && a.compliance.ip_address.as_deref() == row.opt_text(15)?
+        && a.compliance.location.as_deref() == row.opt_text(16)?
+        && a.compliance.authentication_method.as_deref() == row.opt_text(17)?
+        && a.credits.units() == row.int(18)?;
     if columns_agree {
         Ok((seq_col, Ok(a)))
     } else {

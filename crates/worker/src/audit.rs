@@ -3,6 +3,7 @@
 //! hashed, or CSV), and the chain verified by `crm_store::audit`, the same code
 //! crm-host runs.
 
+use crm_api::checkpoint::CheckpointKey;
 use crm_core::Timestamp;
 use crm_store::activities::Filter;
 use crm_store::archive::Archived;
@@ -106,7 +107,8 @@ pub async fn verify(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
         .await?
         .ok_or_else(|| Failure::not_found("the key's tenant does not exist"))?;
     let tenant = caller.tenant();
-    let mut audit = Audit::new(tenant, export::decode_bounds(&row)?);
+    let kept = crm_api::checkpoint::kept(&ctx.query)?;
+    let mut audit = Audit::new(tenant, export::decode_bounds(&row)?).with_checkpoint(kept);
     while let Some(st) = audit.next(DIALECT) {
         if let Some(segment) = archive::segment_after(&db, tenant, audit.position()).await? {
             let records = archive::records(env, &segment).await?;
@@ -126,4 +128,38 @@ pub async fn verify(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
     Ok(serde_json::to_value(audit.finish())
         .map_err(Failure::internal)?
         .into())
+}
+
+/// How long a caller should wait when the signing key is missing: an operator has to
+/// set the secret, which takes minutes, not seconds.
+const NO_KEY_RETRY_AFTER_SECONDS: u32 = 300;
+
+/// `GET /v1/audit/checkpoint`: the chain's head signed with the Worker secret
+/// `CHECKPOINT_KEY` (64 hex digits), which D1 never holds.
+pub async fn checkpoint(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
+    let caller = ctx.caller()?.clone();
+    caller.require_tenant_wide()?;
+    // A secret in production; a plain variable works too (local development).
+    let key = env
+        .secret("CHECKPOINT_KEY")
+        .or_else(|_| env.var("CHECKPOINT_KEY"))
+        .map_err(|_| ())
+        .and_then(|k| CheckpointKey::from_hex(&k.to_string()).map_err(|_| ()))
+        .map_err(|()| {
+            Failure(crm_api::ApiError::unavailable(
+                "checkpoint signing is not configured (Worker secret CHECKPOINT_KEY)",
+                NO_KEY_RETRY_AFTER_SECONDS,
+            ))
+        })?;
+    let db = Db::of_tenant(env, caller.tenant()).await?;
+    let row = d1::query_opt(&db, &export::bounds(DIALECT, caller.tenant()))
+        .await?
+        .ok_or_else(|| Failure::not_found("the key's tenant does not exist"))?;
+    let bounds = export::decode_bounds(&row)?;
+    let at = Timestamp::from_millis(auth::now_ms())?;
+    Ok(
+        serde_json::to_value(key.sign(caller.tenant(), bounds.head_seq, &bounds.head_hash, at))
+            .map_err(Failure::internal)?
+            .into(),
+    )
 }

@@ -122,6 +122,7 @@ async fn dispatch(req: &mut Request, env: &Env) -> std::result::Result<Reply, Fa
         "meterOperation" => json(operations::metering(c, env).await?),
         "exportActivities" => Reply::Raw(audit::export(c, env).await?),
         "verifyAuditChain" => json(audit::verify(c, env).await?),
+        "getAuditCheckpoint" => json(audit::checkpoint(c, env).await?),
         "listDeadLetters" => json(dead_letters::list(c, env).await?),
         "redriveDeadLetter" => json(dead_letters::redrive(c, env).await?),
         "archiveHistory" => json(archive::archive(c, env).await?),

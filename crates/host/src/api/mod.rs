@@ -72,6 +72,7 @@ fn handler(e: &Endpoint) -> Option<MethodRouter<App>> {
         ("PATCH", "/v1/leads/{id}") => patch(crm::update_lead),
         ("GET", "/v1/export") => get(export::export),
         ("GET", "/v1/audit/verify") => get(audit::verify),
+        ("GET", "/v1/audit/checkpoint") => get(audit::checkpoint),
         ("POST", "/v1/viewer-tokens") => post(tokens::create),
         ("POST", "/v1/viewer-tokens/rotate") => post(tokens::rotate),
         ("GET", "/v1/keys") => get(keys::list),

@@ -40,6 +40,11 @@ pub struct ServeArgs {
     /// Requests per second one API key or viewer token may make (default: unlimited).
     #[arg(long, env = "CRM_RATE_LIMIT")]
     rate_limit: Option<u32>,
+    /// File with the key that signs audit checkpoints (created when missing). Keep it
+    /// where whoever can write the database cannot. Without it, checkpoints are signed
+    /// with a key made for this process (its public key changes at every start).
+    #[arg(long, env = "CRM_CHECKPOINT_KEY")]
+    checkpoint_key: Option<PathBuf>,
     #[command(flatten)]
     fanout: FanoutArgs,
 }
@@ -73,6 +78,7 @@ struct FileConfig {
     client_ip_header: Option<String>,
     trusted_proxies: Option<Vec<String>>,
     rate_limit: Option<u32>,
+    checkpoint_key: Option<PathBuf>,
     redis_url: Option<String>,
     upstream_url: Option<String>,
     upstream_auth: Option<String>,
@@ -136,8 +142,14 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             _ => TrustedProxies::default(),
         },
         rate_limit: args.rate_limit.or(file.rate_limit),
+        checkpoint_key: args.checkpoint_key.or(file.checkpoint_key.take()),
         fanout: args.fanout.resolve(&mut file),
     };
+    if config.checkpoint_key.is_none() {
+        tracing::warn!(
+            "no --checkpoint-key: audit checkpoints are signed with a key for this process only"
+        );
+    }
     let running = server::start(&config).await?;
     tracing::info!(url = %running.url(), db = %config.db, engine = ?config.engine,
         redis = config.fanout.redis_url.is_some(), upstream = config.fanout.upstream_url.is_some(), "serving");

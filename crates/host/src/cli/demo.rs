@@ -343,6 +343,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let mut config = ServerConfig::new(Location::Sqlite(db), args.listen);
     config.engine = args.engine;
     config.fanout = args.fanout.into_config();
+    config.checkpoint_key = Some(dir.join("checkpoint.key"));
     if config.fanout.upstream_url.is_some() && !config.fanout.spool_dir.is_absolute() {
         config.fanout.spool_dir = dir.join("spool");
     }

@@ -203,9 +203,39 @@ pub struct VerifyArgs {
     db: DbArg,
     #[arg(long)]
     tenant: String,
+    /// A checkpoint kept from `GET /v1/audit/checkpoint` (its JSON): its signature is
+    /// checked, then the record at its seq must still have its hash.
+    #[arg(long)]
+    checkpoint: Option<std::path::PathBuf>,
+    /// The signer's public key (hex) the checkpoint must carry.
+    #[arg(long, requires = "checkpoint")]
+    public_key: Option<String>,
+}
+
+/// The kept checkpoint's (seq, hash), once its signature, tenant and key are checked.
+fn kept_checkpoint(args: &VerifyArgs) -> anyhow::Result<Option<(u64, String)>> {
+    let Some(path) = &args.checkpoint else {
+        return Ok(None);
+    };
+    let c: crm_api::checkpoint::Checkpoint = serde_json::from_str(&std::fs::read_to_string(path)?)?;
+    c.verify()
+        .map_err(|e| anyhow::anyhow!("checkpoint {}: {e}", path.display()))?;
+    if c.tenant_id != args.tenant {
+        anyhow::bail!("the checkpoint is of tenant `{}`", c.tenant_id);
+    }
+    if let Some(pinned) = &args.public_key
+        && !pinned.trim().eq_ignore_ascii_case(&c.public_key)
+    {
+        anyhow::bail!(
+            "the checkpoint was signed by another key ({})",
+            c.public_key
+        );
+    }
+    Ok(Some((c.seq, c.hash)))
 }
 
 pub async fn verify(args: VerifyArgs) -> anyhow::Result<()> {
+    let kept = kept_checkpoint(&args)?;
     let store = Store::open(&args.db.db)?;
     let bar = ProgressBar::new(0).with_style(
         ProgressStyle::with_template("verifying [{bar:40}] {pos}/{len}").expect("valid template"),
@@ -213,7 +243,7 @@ pub async fn verify(args: VerifyArgs) -> anyhow::Result<()> {
     let progress = bar.clone();
     let tenant = args.tenant.clone();
     let result = tokio::task::spawn_blocking(move || {
-        audit::verify(&store, &tenant, |done, total| {
+        audit::verify(&store, &tenant, kept, |done, total| {
             progress.set_length(total);
             progress.set_position(done);
         })

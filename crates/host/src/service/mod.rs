@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod audit;
+pub mod checkpoints;
 pub mod clock;
 pub mod crm;
 pub mod export;
@@ -40,6 +41,8 @@ pub struct App {
     pub client_ip_header: Option<String>,
     /// Peers whose `client_ip_header` is believed.
     pub trusted_proxies: proxies::TrustedProxies,
+    /// Signs audit checkpoints; never stored in the database.
+    pub checkpoint_key: std::sync::Arc<crm_api::checkpoint::CheckpointKey>,
 }
 
 /// One engine thread per core: engine work is CPU-bound, more threads would only
@@ -62,6 +65,7 @@ impl App {
             limits: std::sync::Arc::default(),
             client_ip_header: None,
             trusted_proxies: proxies::TrustedProxies::default(),
+            checkpoint_key: std::sync::Arc::new(checkpoints::ephemeral()),
         }
     }
 }

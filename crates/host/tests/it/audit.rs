@@ -128,6 +128,63 @@ async fn an_untouched_chain_verifies_and_every_kind_of_tampering_names_its_first
     .await;
     assert_eq!(verify(&s, &k).await["ok"], true);
 
+    // Issue 26.6: every column copied out of the body is compared — the department
+    // path moves a record into another department's listings and viewer scope.
+    for (column, seq) in [
+        ("department_path", 9),
+        ("department_id", 10),
+        ("user_id", 11),
+        ("tenant_id", 12),
+    ] {
+        tamper(
+            &s,
+            &format!("UPDATE activities SET {column} = {column} || 'x' WHERE seq = {seq}"),
+        )
+        .await;
+        let v = verify(&s, &k).await;
+        assert_eq!(v["firstBadSeq"], seq, "{column}: {v}");
+        tamper(&s, &format!("UPDATE activities SET {column} = substr({column}, 1, length({column}) - 1) WHERE seq = {seq}")).await;
+        assert_eq!(verify(&s, &k).await["ok"], true, "{column} restored");
+    }
+    for column in [
+        "ip_address",
+        "location",
+        "auth_method",
+        "entity_type",
+        "entity_id",
+        "session_id",
+    ] {
+        tamper(
+            &s,
+            &format!("UPDATE activities SET {column} = 'forged' WHERE seq = 13"),
+        )
+        .await;
+        let v = verify(&s, &k).await;
+        assert_eq!(v["firstBadSeq"], 13, "{column}: {v}");
+        tamper(&s, &format!("UPDATE activities SET {column} = json_extract(body, CASE '{column}' WHEN 'ip_address' THEN '$.compliance.ipAddress' WHEN 'location' THEN '$.compliance.location' WHEN 'auth_method' THEN '$.compliance.authenticationMethod' WHEN 'entity_type' THEN '$.entityType' WHEN 'entity_id' THEN '$.entityId' ELSE '$.sessionId' END) WHERE seq = 13")).await;
+        assert_eq!(verify(&s, &k).await["ok"], true, "{column} restored");
+    }
+    // A field added to a nested object, or a key repeated: the parser would accept the
+    // body and serve it, but it is no longer the body that was hashed.
+    for (from, to) in [
+        ("\"userContext\":{", "\"userContext\":{\"injected\":true,"),
+        ("\"metadata\":{", "\"metadata\":{\"k\":1,\"k\":2,"),
+    ] {
+        tamper(
+            &s,
+            &format!("UPDATE activities SET body = replace(body, '{from}', '{to}') WHERE seq = 14"),
+        )
+        .await;
+        let v = verify(&s, &k).await;
+        assert_eq!(v["firstBadSeq"], 14, "{to}: {v}");
+        tamper(
+            &s,
+            &format!("UPDATE activities SET body = replace(body, '{to}', '{from}') WHERE seq = 14"),
+        )
+        .await;
+        assert_eq!(verify(&s, &k).await["ok"], true, "{to} restored");
+    }
+
     // Reordering two records.
     tamper(&s, "UPDATE activities SET seq = -1 WHERE seq = 31").await;
     tamper(&s, "UPDATE activities SET seq = 31 WHERE seq = 32").await;
@@ -288,5 +345,141 @@ async fn retention_deletes_expired_records_in_chain_order_and_the_chain_still_ve
             .await
             .expect("pass"),
         0
+    );
+}
+
+/// Issue 26.6: whoever can write the whole database can rewrite the chain (recompute
+/// every hash after an edit) and verify still passes; a signed checkpoint kept outside
+/// the database exposes it, on the API and in the CLI.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_kept_signed_checkpoint_exposes_a_rewritten_chain() {
+    let (s, k) = seeded(60).await;
+    let (status, c) = s.get("/v1/audit/checkpoint", &k.read).await;
+    assert_eq!(status, 200, "{c}");
+    let kept: crm_api::checkpoint::Checkpoint =
+        serde_json::from_value(c.clone()).expect("a checkpoint");
+    kept.verify().expect("signed");
+    assert_eq!((kept.tenant_id.as_str(), kept.seq), ("t-audit", 60));
+    let with_kept = format!(
+        "/v1/audit/verify?checkpointSeq={}&checkpointHash={}",
+        kept.seq, kept.hash
+    );
+    let (_, v) = s.get(&with_kept, &k.read).await;
+    assert_eq!(
+        (v["ok"].clone(), v["checkpoint"].clone()),
+        (json!(true), json!("matched")),
+        "{v}"
+    );
+    // Scoped like verify: a tenant-wide read; ingest keys are refused.
+    assert_eq!(s.get("/v1/audit/checkpoint", &k.ingest).await.0, 403);
+    // A kept checkpoint past the head: records were cut off.
+    let (_, v) = s
+        .get(
+            &format!(
+                "/v1/audit/verify?checkpointSeq=61&checkpointHash={}",
+                kept.hash
+            ),
+            &k.read,
+        )
+        .await;
+    assert_eq!(
+        (v["ok"].clone(), v["firstBadSeq"].clone()),
+        (json!(false), json!(61)),
+        "{v}"
+    );
+    for bad in [
+        "/v1/audit/verify?checkpointSeq=60",
+        "/v1/audit/verify?checkpointSeq=x&checkpointHash=00",
+        "/v1/audit/verify?checkpointSeq=60&checkpointHash=zz",
+    ] {
+        let (status, e) = s.get(bad, &k.read).await;
+        assert_eq!(status, 400, "{bad}: {e}");
+    }
+
+    // Rewrite from seq 10 on: edit the record, re-seal it and every later one, move
+    // the head. The chain is consistent again.
+    let store = s.independent_store();
+    let d = store.dialect();
+    store
+        .write(None, move |c| {
+            let rows = c.query(&d.stmt(
+                "SELECT body FROM activities WHERE tenant_id = 't-audit' AND seq >= 9 ORDER BY seq",
+                Vec::new(),
+            ))?;
+            let mut records: Vec<crm_core::Activity> = rows
+                .iter()
+                .map(|r| serde_json::from_str(r.text(0).expect("body")).expect("record"))
+                .collect();
+            let mut prev = records[0].hash.clone();
+            for a in records.iter_mut().skip(1) {
+                if a.seq == 10 {
+                    a.operation = "crm.leads.delete".to_owned();
+                }
+                let seq = a.seq;
+                crm_core::chain::seal(a, seq, &prev);
+                prev = a.hash.clone();
+                c.execute(&d.stmt(
+                    "UPDATE activities SET body = ?1, hash = ?2, prev_hash = ?3, operation = ?4 WHERE tenant_id = 't-audit' AND seq = ?5",
+                    vec![
+                        serde_json::to_string(a).expect("json").into(),
+                        a.hash.clone().into(),
+                        a.prev_hash.clone().into(),
+                        a.operation.clone().into(),
+                        (seq as i64).into(),
+                    ],
+                ))?;
+            }
+            c.execute(&d.stmt(
+                "UPDATE tenants SET head_hash = ?1 WHERE id = 't-audit'",
+                vec![prev.into()],
+            ))?;
+            Ok(())
+        })
+        .await
+        .expect("rewritten");
+    assert_eq!(
+        verify(&s, &k).await["ok"],
+        true,
+        "the rewrite passes plain verify"
+    );
+    let (_, v) = s.get(&with_kept, &k.read).await;
+    assert_eq!(
+        (v["ok"].clone(), v["firstBadSeq"].clone()),
+        (json!(false), json!(60)),
+        "{v}"
+    );
+
+    // The CLI checks the checkpoint's signature and key, then the chain against it.
+    let Location::Sqlite(db) = s.db.clone() else {
+        unreachable!("sqlite")
+    };
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("kept.json");
+    std::fs::write(&file, c.to_string()).expect("kept");
+    let cli = |extra: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_crm-host"))
+            .args(["verify", "--tenant", "t-audit", "--db"])
+            .arg(&db)
+            .arg("--checkpoint")
+            .arg(&file)
+            .args(extra)
+            .output()
+            .expect("cli runs")
+    };
+    let out = cli(&["--public-key", &kept.public_key]);
+    assert!(!out.status.success());
+    let printed: Value = serde_json::from_slice(&out.stdout).expect("json report");
+    assert_eq!(printed["firstBadSeq"], 60, "{printed}");
+    let other_key = "00".repeat(32);
+    let out = cli(&["--public-key", &other_key]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("another key"));
+    let mut forged = c.clone();
+    forged["seq"] = json!(59);
+    std::fs::write(&file, forged.to_string()).expect("forged");
+    let out = cli(&[]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("signature"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
 }
