@@ -251,3 +251,18 @@ test('signed checkpoints verify with an independent Ed25519 and are accepted by 
     assert.deepEqual([bs, b.error.code], [400, 'invalid_input'], base);
   }
 });
+
+test('one viewer token is revoked by its id on both runtimes; the others keep working', async () => {
+  const a = worker.keys['edge-a'];
+  for (const [base, admin] of [[worker.url, a.admin], [hostUrl, hostKey]]) {
+    const [, one] = await call(base, 'POST', '/v1/viewer-tokens', admin, {});
+    const [, other] = await call(base, 'POST', '/v1/viewer-tokens', admin, {});
+    assert.match(one.id, /^[0-9A-Z]{26}$/, JSON.stringify(one));
+    assert.equal((await call(base, 'DELETE', `/v1/viewer-tokens/${one.id}`, admin))[0], 204);
+    const [s1, e] = await call(base, 'GET', '/v1/session', one.token);
+    assert.deepEqual([s1, e.error.code], [401, 'unauthorized'], base);
+    assert.equal((await call(base, 'GET', '/v1/session', other.token))[0], 200, base);
+    const [s2, bad] = await call(base, 'DELETE', '/v1/viewer-tokens/a%20b', admin);
+    assert.deepEqual([s2, bad.error.code], [400, 'invalid_input'], base);
+  }
+});

@@ -697,6 +697,17 @@ pub const ENDPOINTS: &[Endpoint] = &[
         )
     },
     Endpoint {
+        ok: &[(204, "")],
+        ..ep(
+            "revokeViewerToken",
+            "access",
+            "DELETE",
+            "/v1/viewer-tokens/{id}",
+            "Revoke one viewer token by its id (from its issue answer): refused from the next request on; the others keep working. Revoking an unknown or already revoked id changes nothing.",
+            ADMIN,
+        )
+    },
+    Endpoint {
         ok: &[(200, "KeyList")],
         ..ep(
             "listKeys",
@@ -1076,8 +1087,8 @@ pub fn schemas() -> Map<String, Value> {
         (
             "ViewerToken",
             obj(
-                &["token", "expiresAt", "scope", "dashboardPath"],
-                json!({ "token": { "type": "string" }, "expiresAt": r("Timestamp"),
+                &["id", "token", "expiresAt", "scope", "dashboardPath"],
+                json!({ "id": { "type": "string", "description": "Revoke this token alone with `DELETE /v1/viewer-tokens/{id}`." }, "token": { "type": "string" }, "expiresAt": r("Timestamp"),
             "scope": {}, "dashboardPath": { "type": "string" } }),
             ),
         ),

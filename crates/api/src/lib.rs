@@ -11,6 +11,7 @@
 //!   parameters.
 //! - [`storage`] — a storage failure classified once (busy, full, constraint) into the
 //!   answer and retry hint every backend gives.
+//! - [`viewer_tokens`] — issuing, checking and revoking dashboard tokens.
 //! - [`checkpoint`] — the chain head signed with a key the database does not hold.
 //! - [`access`], [`requests`], [`operations`] — who may do what, the administrative
 //!   request rules, and the answers of a metered operation.
@@ -30,5 +31,6 @@ pub mod permissions;
 pub mod request;
 pub mod requests;
 pub mod storage;
+pub mod viewer_tokens;
 
 pub use error::{ApiCode, ApiError};

@@ -141,6 +141,19 @@ pub fn range(params: &Params, now: crm_core::Timestamp) -> Result<TimeRange, Api
     )?)
 }
 
+/// The window of a report: like [`range`], and never longer than ten years however it
+/// is given (`crm_core::limits::MAX_SINCE_MS`).
+pub fn report_range(params: &Params, now: crm_core::Timestamp) -> Result<TimeRange, ApiError> {
+    let r = range(params, now)?;
+    if r.to.millis().saturating_sub(r.from.millis()) > crm_core::limits::MAX_SINCE_MS {
+        return Err(ApiError::from(crm_core::CoreError::invalid(
+            "from",
+            "a report window spans at most ten years",
+        )));
+    }
+    Ok(r)
+}
+
 /// The window of an export: the whole log unless `since`, `from` or `to` narrow it.
 pub fn export_range(params: &Params, now: crm_core::Timestamp) -> Result<TimeRange, ApiError> {
     if ["since", "from", "to"]
@@ -181,6 +194,26 @@ mod tests {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect()
+    }
+
+    /// Issue 26.8 / 26.2: `from`/`to` no longer escape the ten-year cap of `since`
+    /// on reports (1970–9999 read every raw row and sampled 2.9 M zone days).
+    #[test]
+    fn report_windows_span_at_most_ten_years_however_given() {
+        let now = crm_core::Timestamp::parse("2026-01-01T00:00:00Z").expect("now");
+        let e = report_range(
+            &params(&[
+                ("from", "1970-01-01T00:00:00Z"),
+                ("to", "9999-01-01T00:00:00Z"),
+            ]),
+            now,
+        )
+        .expect_err("too long");
+        assert_eq!(e.details, serde_json::json!({ "field": "from" }));
+        report_range(&params(&[("from", "2017-01-01T00:00:00Z")]), now).expect("nine years");
+        report_range(&params(&[("since", "3650d")]), now).expect("ten years by since");
+        // Listings page through any window: only reports are capped.
+        range(&params(&[("from", "1970-01-01T00:00:00Z")]), now).expect("a listing window");
     }
 
     #[test]

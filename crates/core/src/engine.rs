@@ -134,5 +134,5 @@ pub fn finish(partials: Vec<Aggregate>) -> CoreResult<ReportBody> {
     for part in iter {
         total.merge(&part)?;
     }
-    Ok(total.finish())
+    total.finish()
 }

@@ -254,7 +254,7 @@ pub fn evaluate(setup: &Setup, op: &str, input: &Value) -> CoreResult<Value> {
                     }
                 }
             }
-            Ok(to_value(&agg.finish()))
+            Ok(to_value(&agg.finish()?))
         }
         other => Err(CoreError::invalid(
             "op",

@@ -46,7 +46,15 @@ pub const MAX_WILDCARD_MATCHES: usize = 20_000_000;
 pub const MAX_DEPARTMENT_DEPTH: usize = 32;
 
 /// Longest `since` window: ten years. Larger values are almost always unit mistakes.
+/// Also the longest report window, however it is given (`from`/`to` included): a
+/// report's cost grows with its window (raw reads, zone transitions sampled per day).
 pub const MAX_SINCE_MS: i64 = 10 * 366 * 24 * 3_600_000;
+/// Entries a report's free-text breakdowns (entity types, locations, authentication
+/// methods, operations) list at most; the rest are summed under [`OTHER`]. These are
+/// written by clients, so without a bound one report's answer could carry millions.
+pub const MAX_BREAKDOWN: usize = 100;
+/// The key under which a capped breakdown sums what it leaves out.
+pub const OTHER: &str = "(other)";
 /// How far in the future a client-supplied `occurredAt` may be (clock skew allowance).
 pub const MAX_FUTURE_SKEW_MS: i64 = 5 * 60_000;
 /// How far in the past a client-supplied `occurredAt` may be (late, buffered clients).

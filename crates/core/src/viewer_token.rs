@@ -36,6 +36,10 @@ pub struct Claims {
     pub scope: TokenScope,
     /// Unix ms after which the token is refused.
     pub expires_at: i64,
+    /// The token's id, by which it can be revoked alone (tokens issued before ids
+    /// existed have none: only rotating the secret revokes them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
 }
 
 fn mac(secret: &[u8], claims_hex: &str) -> Hmac<Sha256> {
@@ -56,6 +60,13 @@ pub fn sign(claims: &Claims, secret: &[u8]) -> String {
 /// to verify with). Nothing else in an unverified token is trusted.
 pub fn claimed_tenant(token: &str) -> CoreResult<String> {
     Ok(parse(token)?.0.tenant)
+}
+
+/// The tenant and id a token claims, unverified (to fetch the secret and the token's
+/// revocation in one read); [`verify`] then decides.
+pub fn claimed(token: &str) -> CoreResult<(String, Option<String>)> {
+    let (claims, _, _) = parse(token)?;
+    Ok((claims.tenant, claims.id))
 }
 
 fn bad() -> CoreError {
@@ -98,6 +109,7 @@ mod tests {
             tenant: "acme".into(),
             scope: TokenScope::User("user-1".into()),
             expires_at: 2_000,
+            id: Some("vt_1".into()),
         }
     }
 
@@ -107,6 +119,10 @@ mod tests {
         assert_eq!(verify(&t, b"secret", 1_999).expect("valid"), claims());
         assert!(verify(&t, b"secret", 2_000).is_err());
         assert_eq!(claimed_tenant(&t).expect("readable"), "acme");
+        assert_eq!(
+            claimed(&t).expect("readable"),
+            ("acme".to_owned(), Some("vt_1".to_owned()))
+        );
     }
 
     #[test]

@@ -234,3 +234,78 @@ proptest! {
         }
     }
 }
+
+/// Issue 26.8: free-text breakdowns (written by clients) list at most
+/// `MAX_BREAKDOWN` entries; the rest are summed under `(other)`, and every sum stays
+/// exact.
+#[test]
+fn free_text_breakdowns_are_capped_and_the_rest_summed() {
+    use crm_core::limits::{MAX_BREAKDOWN, OTHER};
+    let distinct = MAX_BREAKDOWN + 50;
+    let tz = ReportTz::parse("UTC").expect("utc");
+    let mut agg = Aggregate::new(GroupBy::Day, tz);
+    let rows: Vec<ReportRow> = (0..distinct)
+        .map(|i| ReportRow {
+            occurred_at: Timestamp::from_millis(1_700_000_000_000 + i as i64).expect("time"),
+            latest: None,
+            // Earlier values are more frequent, so the kept ones are known.
+            count: (distinct - i) as u64,
+            user_id: "u1".to_owned(),
+            department_id: Some("d1".to_owned()),
+            operation: format!("crm.op{i:03}.run"),
+            outcome: Outcome::Success,
+            entity_type: Some(format!("type-{i:03}")),
+            credits: Credits::from_units(10).expect("units"),
+            location: Some(format!("city-{i:03}")),
+            authentication_method: Some(format!("method-{i:03}")),
+            ip_address: None,
+        })
+        .collect();
+    agg.add_all(&rows).expect("added");
+    let body = agg.finish().expect("finished");
+    let total: u64 = rows.iter().map(|r| r.count).sum();
+    let dropped: u64 = rows[MAX_BREAKDOWN..].iter().map(|r| r.count).sum();
+    assert_eq!(body.total_activities, total);
+
+    assert_eq!(body.operation_breakdown.len(), MAX_BREAKDOWN + 1);
+    let other = body.operation_breakdown.last().expect("other");
+    assert_eq!((other.operation.as_str(), other.count), (OTHER, dropped));
+    assert_eq!(
+        other.total_credits,
+        Credits::from_units(10 * 50).expect("units")
+    );
+    assert_eq!(
+        body.operation_breakdown
+            .iter()
+            .map(|s| s.count)
+            .sum::<u64>(),
+        total
+    );
+
+    assert_eq!(body.entity_breakdown.len(), MAX_BREAKDOWN + 1);
+    assert!(
+        body.entity_breakdown
+            .iter()
+            .any(|e| e.entity_type == OTHER && e.count == dropped)
+    );
+    assert!(
+        body.entity_breakdown
+            .iter()
+            .any(|e| e.entity_type == "type-000")
+    );
+    assert!(
+        !body
+            .entity_breakdown
+            .iter()
+            .any(|e| e.entity_type == "type-149")
+    );
+
+    for map in [
+        &body.compliance_summary.operations_by_location,
+        &body.compliance_summary.authentication_methods,
+    ] {
+        assert_eq!(map.len(), MAX_BREAKDOWN + 1);
+        assert_eq!(map.get(OTHER), Some(&dropped));
+        assert_eq!(map.values().sum::<u64>(), total);
+    }
+}

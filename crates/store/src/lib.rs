@@ -36,6 +36,7 @@ pub mod sql;
 pub mod tenants;
 #[cfg(test)]
 mod testing;
+pub mod viewer_tokens;
 
 pub use dialect::Dialect;
 pub use error::{StoreError, StoreResult};

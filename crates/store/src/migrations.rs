@@ -41,6 +41,10 @@ const SQLITE: &[Migration] = &[
         version: 7,
         sql: include_str!("../../../migrations/0007_entity_history.sql"),
     },
+    Migration {
+        version: 8,
+        sql: include_str!("../../../migrations/0008_viewer_token_revocations.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -71,6 +75,10 @@ const POSTGRES: &[Migration] = &[
     Migration {
         version: 7,
         sql: include_str!("../../../migrations/postgres/0007_entity_history.sql"),
+    },
+    Migration {
+        version: 8,
+        sql: include_str!("../../../migrations/postgres/0008_viewer_token_revocations.sql"),
     },
 ];
 

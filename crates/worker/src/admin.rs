@@ -11,7 +11,6 @@ use crm_core::TenantPolicy;
 use crm_core::directory::{DirectoryPatch, DirectorySpec};
 use crm_core::engine::TenantSnapshot;
 use crm_core::pricing::PriceTable;
-use crm_core::viewer_token::{self, Claims};
 use crm_core::{Credits, Timestamp};
 use crm_store::idempotency;
 use crm_store::keys::{self, KeyScope, NewKey};
@@ -327,20 +326,38 @@ pub async fn viewer_token(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
     let snap = store::snapshot(env, &caller).await?;
     let (scope, ttl_ms) = request.plan(&snap.directory).map_err(Failure)?;
     let secret = auth::tenant_secret(env, caller.tenant()).await?;
-    let expires_at = now_ms() + ttl_ms;
-    let claims = Claims {
-        tenant: caller.tenant().to_owned(),
-        scope: scope.clone(),
-        expires_at,
-    };
-    let token = viewer_token::sign(&claims, &secret);
-    Ok(json!({
-        "token": token,
-        "expiresAt": Timestamp::from_millis(expires_at)?,
-        "scope": scope,
-        "dashboardPath": format!("/#token={token}"),
-    })
-    .into())
+    let now = Timestamp::from_millis(now_ms())?;
+    let issued = crm_api::viewer_tokens::issue(
+        caller.tenant(),
+        scope,
+        crate::ingest::fresh_id(now)?,
+        now.millis() + ttl_ms,
+        &secret,
+    )?;
+    Ok(serde_json::to_value(issued)
+        .map_err(Failure::internal)?
+        .into())
+}
+
+/// `DELETE /v1/viewer-tokens/{id}`: that token is refused from the next request on.
+pub async fn revoke_viewer_token(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
+    let id = ctx.param("id")?;
+    let caller = ctx.caller()?.clone();
+    caller.require(KeyScope::Admin)?;
+    let now = now_ms();
+    let (id, until) = crm_api::viewer_tokens::revocation(&id, now)?;
+    d1::transaction(
+        &Db::of_tenant(env, caller.tenant()).await?,
+        &[crm_store::viewer_tokens::revoke(
+            DIALECT,
+            caller.tenant(),
+            &id,
+            until,
+            now,
+        )],
+    )
+    .await?;
+    Ok(().into())
 }
 
 /// `POST /v1/viewer-tokens/rotate`: a fresh signing secret; every earlier token is

@@ -4,7 +4,7 @@
 
 use crm_api::access::{Denied, Principal};
 use crm_api::error::ApiCode;
-use crm_core::viewer_token;
+use crm_api::viewer_tokens;
 use crm_store::keys::{self, KeyScope};
 use crm_store::listing::Subject;
 use crm_store::tenants;
@@ -100,15 +100,16 @@ pub async fn caller(req: &Request, env: &Env) -> ApiResult<Caller> {
 }
 
 async fn viewer(env: &Env, token: &str, now: i64) -> ApiResult<Caller> {
-    let refused = || unauthorized("invalid or expired viewer token");
-    let tenant = viewer_token::claimed_tenant(token).map_err(|_| refused())?;
-    let Some((secret, version)) = stored_secret(env, &tenant).await? else {
-        return Err(refused());
-    };
-    if secret.is_empty() {
-        return Err(refused());
-    }
-    let claims = viewer_token::verify(token, &secret, now).map_err(|_| refused())?;
+    let (tenant, token_id) = viewer_tokens::claimed(token)?;
+    let db = Db::of_tenant(env, &tenant).await?;
+    let stored = d1::query_opt(
+        &db,
+        &crm_store::viewer_tokens::check(DIALECT, &tenant, token_id.as_deref()),
+    )
+    .await?
+    .map(|row| crm_store::viewer_tokens::decode_check(&row))
+    .transpose()?;
+    let (claims, version) = viewer_tokens::verify(token, stored, now)?;
     Ok(Caller {
         tenant_id: claims.tenant,
         tenant_version: version,

@@ -96,6 +96,7 @@ async fn dispatch(req: &mut Request, env: &Env) -> std::result::Result<Reply, Fa
         "revokeKey" => json(admin::revoke_key(c, env).await?),
         "createViewerToken" => json(admin::viewer_token(c, env).await?),
         "rotateViewerTokenSecret" => json(admin::rotate_viewer_secret(c, env).await?),
+        "revokeViewerToken" => json(admin::revoke_viewer_token(c, env).await?),
         "checkPermissions" => json(reads::check(c, env).await?),
         "ingestActivities" => json(ingest::activities(c, env).await?),
         "listActivities" => json(reads::list(c, env, Subject::Tenant).await?),

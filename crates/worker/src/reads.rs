@@ -64,8 +64,17 @@ fn subject_filter(
 }
 
 fn range(params: &BTreeMap<String, String>) -> ApiResult<TimeRange> {
-    let now = Timestamp::from_millis(worker::Date::now().as_millis() as i64)?;
-    Ok(crm_api::listing::range(params, now)?)
+    Ok(crm_api::listing::range(params, now()?)?)
+}
+
+fn report_range(params: &BTreeMap<String, String>) -> ApiResult<TimeRange> {
+    Ok(crm_api::listing::report_range(params, now()?)?)
+}
+
+fn now() -> ApiResult<Timestamp> {
+    Ok(Timestamp::from_millis(
+        worker::Date::now().as_millis() as i64
+    )?)
 }
 
 pub async fn list(ctx: &mut Ctx, env: &Env, subject: Subject) -> ApiResult<Answer> {
@@ -207,7 +216,7 @@ async fn report_body(
     } else {
         caller.may_read(subject, &snap.directory)?;
     }
-    let r = range(params)?;
+    let r = report_range(params)?;
     let group = params
         .get("groupBy")
         .cloned()

@@ -52,7 +52,14 @@ async fn run_shard(env: &worker::Env, db: &Db) -> ApiResult<()> {
         let deliverable_to = deliverable(env, db, &tenant, row.uint(3)?).await?;
         expire(env, db, &tenant, row.uint(2)?, cutoff, deliverable_to).await?;
     }
-    d1::transaction(db, &[idempotency::prune(DIALECT, now - IDEMPOTENCY_TTL_MS)]).await
+    d1::transaction(
+        db,
+        &[
+            idempotency::prune(DIALECT, now - IDEMPOTENCY_TTL_MS),
+            crm_store::viewer_tokens::prune(DIALECT, now),
+        ],
+    )
+    .await
 }
 
 /// The head, or less while the upstream has yet to receive records.

@@ -10,6 +10,7 @@ use super::row::ReportRow;
 use crate::activity::Outcome;
 use crate::credits::Credits;
 use crate::error::CoreResult;
+use crate::limits::{MAX_BREAKDOWN, OTHER};
 use crate::time::Timestamp;
 
 /// Label for a missing location / auth method, as the original sketch reported it.
@@ -334,7 +335,9 @@ impl Aggregate {
     }
 
     /// The report body.
-    pub fn finish(&self) -> ReportBody {
+    /// The answer. Free-text breakdowns list their [`MAX_BREAKDOWN`] largest entries and
+    /// sum the rest under [`OTHER`] (the totals stay exact).
+    pub fn finish(&self) -> CoreResult<ReportBody> {
         let mut operation_breakdown: Vec<OperationStat> = self
             .operations
             .iter()
@@ -347,6 +350,20 @@ impl Aggregate {
             .collect();
         operation_breakdown
             .sort_by(|a, b| b.count.cmp(&a.count).then(a.operation.cmp(&b.operation)));
+        if operation_breakdown.len() > MAX_BREAKDOWN {
+            let mut other = OperationStat {
+                operation: OTHER.to_owned(),
+                count: 0,
+                total_credits: Credits::ZERO,
+                latest: Timestamp(i64::MIN),
+            };
+            for s in operation_breakdown.drain(MAX_BREAKDOWN..) {
+                other.count += s.count;
+                other.total_credits = other.total_credits.checked_add(s.total_credits)?;
+                other.latest = other.latest.max(s.latest);
+            }
+            operation_breakdown.push(other);
+        }
 
         let temporal_breakdown = self
             .buckets
@@ -357,7 +374,7 @@ impl Aggregate {
                 total_credits: v.total_credits,
             })
             .collect();
-        let entity_breakdown = ranked(&self.entities, |k, v| EntityStat {
+        let entity_breakdown = ranked(&capped(&self.entities)?, |k, v| EntityStat {
             entity_type: k.to_owned(),
             count: v.count,
             total_credits: v.total_credits,
@@ -372,7 +389,7 @@ impl Aggregate {
             operation_count: v.count,
             total_credits: v.total_credits,
         });
-        ReportBody {
+        Ok(ReportBody {
             group_by: self.group_by,
             timezone: self.timezone.clone(),
             total_activities: self.total.count,
@@ -388,15 +405,53 @@ impl Aggregate {
             compliance_summary: ComplianceSummary {
                 unique_users: self.users.len() as u64,
                 total_operations: self.total.count,
-                operations_by_location: self.locations.clone(),
-                authentication_methods: self.auth_methods.clone(),
+                operations_by_location: capped_counts(&self.locations),
+                authentication_methods: capped_counts(&self.auth_methods),
                 unique_ip_addresses: self.ips.len() as u64,
             },
             most_active_user: most_active(&self.users),
             user_breakdown,
             department_breakdown,
-        }
+        })
     }
+}
+
+/// The [`MAX_BREAKDOWN`] largest entries (by count, then key), the rest summed under
+/// [`OTHER`].
+fn capped(map: &BTreeMap<String, CountCredits>) -> CoreResult<BTreeMap<String, CountCredits>> {
+    if map.len() <= MAX_BREAKDOWN {
+        return Ok(map.clone());
+    }
+    let mut entries: Vec<(&String, &CountCredits)> = map.iter().collect();
+    entries.sort_by(|a, b| b.1.count.cmp(&a.1.count).then(a.0.cmp(b.0)));
+    let mut out: BTreeMap<String, CountCredits> = entries[..MAX_BREAKDOWN]
+        .iter()
+        .map(|(k, v)| ((*k).clone(), **v))
+        .collect();
+    let mut other = CountCredits::default();
+    for (_, v) in &entries[MAX_BREAKDOWN..] {
+        other.add(v.count, v.total_credits)?;
+    }
+    out.entry(OTHER.to_owned())
+        .or_default()
+        .add(other.count, other.total_credits)?;
+    Ok(out)
+}
+
+/// [`capped`] for plain counts.
+fn capped_counts(map: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {
+    if map.len() <= MAX_BREAKDOWN {
+        return map.clone();
+    }
+    let mut entries: Vec<(&String, &u64)> = map.iter().collect();
+    entries.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    let mut out: BTreeMap<String, u64> = entries[..MAX_BREAKDOWN]
+        .iter()
+        .map(|(k, v)| ((*k).clone(), **v))
+        .collect();
+    let rest: u64 = entries[MAX_BREAKDOWN..].iter().map(|(_, v)| **v).sum();
+    *out.entry(OTHER.to_owned()).or_default() += rest;
+    out
 }
 
 fn merge_cc(

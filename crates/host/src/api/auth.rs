@@ -9,7 +9,7 @@ use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 use crm_api::access::Denied;
 use crm_api::request::{self, Credential};
-use crm_core::viewer_token;
+use crm_api::viewer_tokens;
 use crm_store::keys::KeyScope;
 use crm_store::listing::Subject;
 
@@ -122,21 +122,9 @@ async fn viewer(
     now: i64,
     ip_address: Option<String>,
 ) -> Result<Caller, HostError> {
-    let refused = || HostError::Unauthorized("invalid or expired viewer token".to_owned());
-    let tenant = viewer_token::claimed_tenant(token).map_err(|_| refused())?;
-    let (secret, version) = app
-        .store
-        .stored_secret(&tenant)
-        .await
-        .map_err(|e| match e {
-            HostError::NotFound(_) => refused(),
-            other => other,
-        })?;
-    if secret.is_empty() {
-        // No token was ever signed for this tenant (and an empty key must not verify).
-        return Err(refused());
-    }
-    let claims = viewer_token::verify(token, &secret, now).map_err(|_| refused())?;
+    let (tenant, token_id) = viewer_tokens::claimed(token).map_err(HostError::Api)?;
+    let stored = app.store.viewer_check(&tenant, token_id).await?;
+    let (claims, version) = viewer_tokens::verify(token, stored, now).map_err(HostError::Api)?;
     let credential = format!("viewer:{}", &token[token.len().saturating_sub(16)..]);
     Ok(Caller {
         tenant_id: claims.tenant,

@@ -75,6 +75,7 @@ fn handler(e: &Endpoint) -> Option<MethodRouter<App>> {
         ("GET", "/v1/audit/checkpoint") => get(audit::checkpoint),
         ("POST", "/v1/viewer-tokens") => post(tokens::create),
         ("POST", "/v1/viewer-tokens/rotate") => post(tokens::rotate),
+        ("DELETE", "/v1/viewer-tokens/{id}") => delete(tokens::revoke),
         ("GET", "/v1/keys") => get(keys::list),
         ("POST", "/v1/keys") => post(keys::create),
         ("DELETE", "/v1/keys/{id}") => delete(keys::revoke),

@@ -384,13 +384,14 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let key =
         admin::create_key_in(&app.store, DEMO_TENANT, &[KeyScope::Admin], Some("demo")).await?;
     let url = running.url();
-    let (token, _) = crate::service::tokens::issue(
+    let token = crate::service::tokens::issue(
         &app,
         DEMO_TENANT,
         crm_core::viewer_token::TokenScope::Tenant,
         crm_core::viewer_token::MAX_TTL_MS,
     )
-    .await?;
+    .await?
+    .token;
     println!();
     println!("CRM activity engine demo is running at {url}");
     println!("Dashboard (read-only viewer link, valid 24 h): {url}/#token={token}");

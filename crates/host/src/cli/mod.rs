@@ -43,6 +43,11 @@ enum Command {
         #[command(subcommand)]
         command: KeyCommand,
     },
+    /// Viewer-token administration (dashboard links).
+    ViewerToken {
+        #[command(subcommand)]
+        command: ViewerTokenCommand,
+    },
     /// Directory administration.
     Directory {
         #[command(subcommand)]
@@ -142,6 +147,25 @@ enum KeyCommand {
 }
 
 #[derive(Debug, Subcommand)]
+enum ViewerTokenCommand {
+    /// Replace the tenant's signing secret: every viewer token issued before is refused.
+    Rotate {
+        #[command(flatten)]
+        db: DbArg,
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Revoke one viewer token by its id (the `id` of its issue answer).
+    Revoke {
+        #[command(flatten)]
+        db: DbArg,
+        #[arg(long)]
+        tenant: String,
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum DirectoryCommand {
     /// Replace a tenant's directory with the JSON file's content.
     Import {
@@ -196,6 +220,12 @@ pub fn main() -> anyhow::Result<()> {
         Command::Key {
             command: KeyCommand::Revoke { db, tenant, id },
         } => crate::service::admin::revoke_key(&db.db, &tenant, &id),
+        Command::ViewerToken {
+            command: ViewerTokenCommand::Rotate { db, tenant },
+        } => crate::service::admin::rotate_viewer_secret(&db.db, &tenant),
+        Command::ViewerToken {
+            command: ViewerTokenCommand::Revoke { db, tenant, id },
+        } => crate::service::admin::revoke_viewer_token(&db.db, &tenant, &id),
         Command::Report(args) => runtime()?.block_on(records::report(args)),
         Command::Export(args) => runtime()?.block_on(records::export(args)),
         Command::Verify(args) => runtime()?.block_on(records::verify(args)),

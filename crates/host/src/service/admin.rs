@@ -132,6 +132,28 @@ pub fn revoke_key(db: &Location, tenant: &str, id: &str) -> anyhow::Result<()> {
     }
 }
 
+/// Replaces the tenant's viewer-token signing secret: every token issued before is
+/// refused by running servers from their next request on.
+pub fn rotate_viewer_secret(db: &Location, tenant: &str) -> anyhow::Result<()> {
+    block_on(open(db)?.rotate_secret(tenant))?;
+    println!("tenant {tenant}: viewer-token secret rotated; earlier tokens are refused");
+    Ok(())
+}
+
+/// Revokes one viewer token by id (as `DELETE /v1/viewer-tokens/{id}`).
+pub fn revoke_viewer_token(db: &Location, tenant: &str, id: &str) -> anyhow::Result<()> {
+    let now = clock::now().millis();
+    let (id, until) =
+        crm_api::viewer_tokens::revocation(id, now).map_err(|e| anyhow::anyhow!(e.message))?;
+    let store = open(db)?;
+    // The tenant must exist: the revocation row alone would not say so.
+    block_on(store.viewer_check(tenant, None))?
+        .ok_or_else(|| anyhow::anyhow!("no tenant {tenant}"))?;
+    block_on(store.revoke_viewer_token(tenant, id.clone(), until, now))?;
+    println!("revoked viewer token {id}");
+    Ok(())
+}
+
 pub fn import_directory(db: &Location, tenant: &str, file: &Path) -> anyhow::Result<()> {
     let text =
         std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;

@@ -74,8 +74,10 @@ impl LeadFields {
     }
 }
 
-/// What the operation does besides being recorded.
-#[derive(Debug, Clone)]
+/// What the operation does besides being recorded. Serialised into the request's hash:
+/// a retry with the same `Idempotency-Key` must be the same request, effect included.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase", tag = "effect")]
 pub enum Effect {
     /// Metering only (`POST /v1/operations/{operation}`).
     None,
@@ -170,7 +172,9 @@ pub async fn run(
     }
     let now = clock::now();
     let input = Value::Object(input);
-    let request_hash = hash(&input);
+    // The whole request (issue 26.7): a key reused with another title, value or change
+    // is a conflict, not the first answer with the new content silently dropped.
+    let request_hash = hash(&json!({ "activity": &input, "effect": &effect }));
     let activity = {
         let (t, ip, input) = (tenant.clone(), ip.map(str::to_owned), input.clone());
         app.engines

@@ -28,6 +28,11 @@ impl Params {
     pub fn range(&self) -> HostResult<TimeRange> {
         crm_api::listing::range(&self.0, clock::now()).map_err(HostError::Api)
     }
+
+    /// The window of a report (at most ten years).
+    pub fn report_range(&self) -> HostResult<TimeRange> {
+        crm_api::listing::report_range(&self.0, clock::now()).map_err(HostError::Api)
+    }
 }
 
 /// The subject's filter over `range`, resolved once against the tenant's directory;

@@ -22,7 +22,7 @@ pub async fn report(
     params: &Params,
     principal: &Principal,
 ) -> HostResult<Value> {
-    let range = params.range()?;
+    let range = params.report_range()?;
     let group_by =
         GroupBy::parse(params.get("groupBy").unwrap_or("day")).map_err(|e| e.at("groupBy"))?;
     let tz = match params.get("tz") {

@@ -71,6 +71,7 @@ pub async fn run_once(app: &App, now: i64) -> HostResult<u64> {
     app.store
         .write(None, move |c| {
             c.execute(&idempotency::prune(d, now - IDEMPOTENCY_TTL_MS))?;
+            c.execute(&crm_store::viewer_tokens::prune(d, now))?;
             Ok(())
         })
         .await?;

@@ -1,23 +1,26 @@
 //! Issuing viewer tokens (the API and the demo's dashboard link).
 
-use crm_core::viewer_token::{self, Claims, TokenScope};
+use crm_api::viewer_tokens::{self, IssuedViewerToken};
+use crm_core::viewer_token::TokenScope;
 
 use super::{App, clock};
-use crate::error::HostResult;
+use crate::error::{HostError, HostResult};
 
-/// A signed token for `scope` in `tenant`, valid `ttl_ms`; and its expiry.
+/// A signed token for `scope` in `tenant`, valid `ttl_ms`, with a fresh id.
 pub async fn issue(
     app: &App,
     tenant: &str,
     scope: TokenScope,
     ttl_ms: i64,
-) -> HostResult<(String, i64)> {
-    let expires_at = clock::now().millis() + ttl_ms;
+) -> HostResult<IssuedViewerToken> {
+    let now = clock::now();
     let (secret, _) = app.store.tenant_secret(tenant).await?;
-    let claims = Claims {
-        tenant: tenant.to_owned(),
+    viewer_tokens::issue(
+        tenant,
         scope,
-        expires_at,
-    };
-    Ok((viewer_token::sign(&claims, &secret), expires_at))
+        app.ids.next(now),
+        now.millis() + ttl_ms,
+        &secret,
+    )
+    .map_err(HostError::Api)
 }

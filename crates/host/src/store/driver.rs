@@ -74,6 +74,11 @@ impl dyn Conn + '_ {
 /// Opens connections of one database.
 pub trait Connector: Send + Sync + std::fmt::Debug {
     fn connect(&self) -> DbResult<Box<dyn Conn>>;
+    /// A connection for the read pool: where the database can, every statement on it
+    /// is cut off after a bound, so no request's read holds a connection for long.
+    fn connect_reader(&self) -> DbResult<Box<dyn Conn>> {
+        self.connect()
+    }
     fn dialect(&self) -> Dialect;
     /// Where the data lives, for logs (no password).
     fn describe(&self) -> String;

@@ -78,7 +78,7 @@ impl Pool {
             Some(c) => c,
             None => {
                 self.reserve()?;
-                match self.connector.connect() {
+                match self.connector.connect_reader() {
                     Ok(c) => c,
                     Err(e) => {
                         self.release();

@@ -5,9 +5,11 @@
 //! tenant-id order, so two hosts never deadlock on each other).
 
 use std::collections::HashMap;
+use std::ops::ControlFlow;
 
 use crm_store::{Dialect, Row, Statement, Value};
 use postgres::error::SqlState;
+use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::{ToSql, Type};
 use postgres::{Client, NoTls};
 
@@ -41,6 +43,14 @@ impl Connector for PostgresConnector {
         }))
     }
 
+    fn connect_reader(&self) -> DbResult<Box<dyn Conn>> {
+        let mut conn = self.connect()?;
+        conn.batch(&format!(
+            "SET statement_timeout = {READ_STATEMENT_TIMEOUT_MS}"
+        ))?;
+        Ok(conn)
+    }
+
     fn dialect(&self) -> Dialect {
         Dialect::Postgres
     }
@@ -64,6 +74,12 @@ struct PgConn {
     /// round trip, not a parse and a describe every time.
     prepared: HashMap<String, postgres::Statement>,
 }
+
+/// Longest one statement of the read pool may run (issue 26.2): a report or export read
+/// past it is cancelled by the server (503 with `Retry-After`) instead of holding one of
+/// the pool's few connections — and the database's shared ones — for minutes. D1 allows
+/// a query 30 s; the same bound here.
+const READ_STATEMENT_TIMEOUT_MS: u32 = 30_000;
 
 /// Prepared statements kept per connection before the cache is reset.
 const PREPARED_CACHE: usize = 256;
@@ -134,6 +150,31 @@ impl Conn for PgConn {
             .collect()
     }
 
+    /// Rows as the server sends them (`query_raw`), never the whole result in memory:
+    /// a report over a long window folds millions of rows.
+    fn for_each(
+        &mut self,
+        st: &Statement,
+        f: &mut dyn FnMut(&Row) -> ControlFlow<()>,
+    ) -> DbResult<()> {
+        let prepared = self.prepare(&st.sql)?;
+        let owned = params(&st.params);
+        let mut rows = self
+            .client
+            .query_raw(&prepared, owned.iter().map(AsRef::as_ref))
+            .map_err(map_err)?;
+        while let Some(r) = rows.next().map_err(map_err)? {
+            let row = (0..r.len())
+                .map(|i| column(&r, i))
+                .collect::<DbResult<Vec<_>>>()
+                .map(Row)?;
+            if f(&row).is_break() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     fn execute(&mut self, st: &Statement) -> DbResult<u64> {
         let prepared = self.prepare(&st.sql)?;
         let owned = params(&st.params);
@@ -172,7 +213,9 @@ pub fn map_err(e: postgres::Error) -> DbError {
                 || *c == SqlState::LOCK_NOT_AVAILABLE
                 || *c == SqlState::ADMIN_SHUTDOWN
                 || *c == SqlState::CANNOT_CONNECT_NOW
-                || *c == SqlState::TOO_MANY_CONNECTIONS =>
+                || *c == SqlState::TOO_MANY_CONNECTIONS
+                // A read cut off by the pool's statement timeout.
+                || *c == SqlState::QUERY_CANCELED =>
         {
             DbError::Busy(text)
         }

@@ -3,6 +3,7 @@
 
 use crm_store::idempotency;
 use crm_store::tenants::{self, TenantRow};
+use crm_store::viewer_tokens;
 
 use super::Store;
 use crate::error::{HostError, HostResult};
@@ -93,23 +94,42 @@ impl Store {
         .await
     }
 
-    /// The tenant's secret (for viewer tokens) and current version; made on first use.
-    /// The viewer-token secret as stored, without making one: verifying a token never
-    /// writes (an empty secret verifies nothing, as no token was ever signed with it).
-    pub async fn stored_secret(&self, id: &str) -> HostResult<(Vec<u8>, u64)> {
+    /// What a presented viewer token is checked against: the tenant's secret as stored
+    /// and whether the token's id is revoked, in one read. Never writes (an empty
+    /// secret verifies nothing, as no token was ever signed with it); `None` when the
+    /// tenant does not exist.
+    pub async fn viewer_check(
+        &self,
+        tenant: &str,
+        token_id: Option<String>,
+    ) -> HostResult<Option<crm_store::viewer_tokens::ViewerSecret>> {
         let d = self.dialect();
-        let owned = id.to_owned();
-        let (secret, version) = self
-            .read(move |c| {
-                let row = c
-                    .query_opt(&tenants::secret(d, &owned))?
-                    .ok_or_else(|| missing(&owned))?;
-                Ok((row.string(0)?, row.uint(1)?))
-            })
-            .await?;
-        let bytes = hex::decode(&secret)
-            .map_err(|_| HostError::internal(anyhow::anyhow!("stored tenant secret is not hex")))?;
-        Ok((bytes, version))
+        let tenant = tenant.to_owned();
+        self.read(move |c| {
+            c.query_opt(&viewer_tokens::check(d, &tenant, token_id.as_deref()))?
+                .map(|row| Ok(viewer_tokens::decode_check(&row)?))
+                .transpose()
+        })
+        .await
+    }
+
+    /// Revokes one viewer token by id until `expires_at`.
+    pub async fn revoke_viewer_token(
+        &self,
+        tenant: &str,
+        token_id: String,
+        expires_at: i64,
+        now: i64,
+    ) -> HostResult<()> {
+        let d = self.dialect();
+        let tenant = tenant.to_owned();
+        self.write(None, move |c| {
+            c.execute(&viewer_tokens::revoke(
+                d, &tenant, &token_id, expires_at, now,
+            ))?;
+            Ok(())
+        })
+        .await
     }
 
     /// A fresh viewer-token secret for `id`: every token signed before is refused.

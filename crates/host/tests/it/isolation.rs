@@ -88,6 +88,7 @@ async fn tenant_a_credentials_reach_nothing_of_tenant_b() {
         tenant: "iso-b".to_owned(),
         scope: TokenScope::Tenant,
         expires_at: i64::MAX / 2,
+        id: None,
     };
     let forged_with_guess = viewer_token::sign(&claims_b, b"not the secret");
     let forged_from_a = {

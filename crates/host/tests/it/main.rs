@@ -12,6 +12,7 @@ mod hostile;
 mod isolation;
 mod multi_host;
 mod openapi;
+mod pg_reads;
 mod schema;
 mod support;
 mod surface;

@@ -399,6 +399,12 @@ async fn every_route_is_documented_and_every_answer_matches_its_schema() {
         w.call("POST", "/v1/viewer-tokens/rotate", r, None).await.0,
         403
     );
+    assert_eq!(
+        w.call("DELETE", "/v1/viewer-tokens/01JREVOKED", a, None)
+            .await
+            .0,
+        204
+    );
 
     let documented: BTreeSet<(String, String)> = crm_api::endpoints::ENDPOINTS
         .iter()

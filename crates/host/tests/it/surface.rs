@@ -510,23 +510,64 @@ async fn idempotency_keys_make_retries_answer_the_first_result() {
     assert_eq!(s.all("/v1/activities", &k.read).await.len(), 2);
 
     // Operations and leads too.
-    let op = |key: &'static str| {
+    let keyed = |method: &'static str, path: &'static str, key: &'static str, body: Value| {
         let (s, ingest) = (&s, k.ingest.clone());
         async move {
-            s.http
-                .post(s.url("/v1/leads"))
+            let resp = s
+                .http
+                .request(method.parse().expect("method"), s.url(path))
                 .bearer_auth(ingest)
                 .header("idempotency-key", key)
-                .json(&json!({ "userId": "user-123", "lead": { "title": "Retry me" } }))
+                .json(&body)
                 .send()
                 .await
-                .expect("sent")
-                .status()
-                .as_u16()
+                .expect("sent");
+            (
+                resp.status().as_u16(),
+                resp.json::<Value>().await.expect("json"),
+            )
         }
     };
-    assert_eq!(op("lead-key").await, 201);
-    assert_eq!(op("lead-key").await, 200);
+    let create = |title: &'static str| json!({ "userId": "user-123", "leadId": "lead-r", "lead": { "title": title } });
+    assert_eq!(
+        keyed("POST", "/v1/leads", "lead-key", create("Retry me"))
+            .await
+            .0,
+        201
+    );
+    assert_eq!(
+        keyed("POST", "/v1/leads", "lead-key", create("Retry me"))
+            .await
+            .0,
+        200
+    );
+    // Issue 26.7: the key is bound to the whole request — another title under the same
+    // key is a conflict, not the first answer with the new title silently dropped.
+    let (status, e) = keyed("POST", "/v1/leads", "lead-key", create("Another title")).await;
+    assert_eq!(
+        (status, e["error"]["code"].clone()),
+        (409, json!("conflict")),
+        "{e}"
+    );
+    let change =
+        |status: &'static str| json!({ "userId": "user-123", "changes": { "status": status } });
+    assert_eq!(
+        keyed("PATCH", "/v1/leads/lead-r", "change-key", change("won"))
+            .await
+            .0,
+        200
+    );
+    let (status, e) = keyed("PATCH", "/v1/leads/lead-r", "change-key", change("lost")).await;
+    assert_eq!(status, 409, "{e}");
+    let (_, lead) = s.get("/v1/leads/lead-r?userId=user-123", &k.ingest).await;
+    assert_eq!(
+        (
+            lead["lead"]["title"].clone(),
+            lead["lead"]["status"].clone()
+        ),
+        (json!("Retry me"), json!("won")),
+        "{lead}"
+    );
     let (_, leads) = s.get("/v1/leads?userId=user-123", &k.ingest).await;
     assert_eq!(leads["leads"].as_array().expect("leads").len(), 1);
     let bad = s
@@ -839,6 +880,7 @@ async fn rotating_the_signing_secret_revokes_every_viewer_token() {
             tenant: "t-never-issued".to_owned(),
             scope: crm_core::viewer_token::TokenScope::Tenant,
             expires_at: i64::MAX / 4,
+            id: None,
         },
         &[],
     );
@@ -869,4 +911,48 @@ async fn rotating_the_signing_secret_revokes_every_viewer_token() {
     assert_eq!(s.get("/v1/session", &before).await.0, 401, "revoked");
     let after = issue().await;
     assert_eq!(s.get("/v1/session", &after).await.0, 200);
+
+    // Issue 26.12: one token revoked by its id; the others keep working.
+    let (_, one) = s.post("/v1/viewer-tokens", &k.admin, json!({})).await;
+    let (_, other) = s.post("/v1/viewer-tokens", &k.admin, json!({})).await;
+    let text_of = |t: &Value| t["token"].as_str().expect("token").to_owned();
+    let path = format!("/v1/viewer-tokens/{}", one["id"].as_str().expect("an id"));
+    assert_eq!(s.call("DELETE", &path, &k.read, None).await.0, 403);
+    assert_eq!(s.call("DELETE", &path, &k.admin, None).await.0, 204);
+    assert_eq!(
+        s.call("DELETE", &path, &k.admin, None).await.0,
+        204,
+        "twice is once"
+    );
+    assert_eq!(s.get("/v1/session", &text_of(&one)).await.0, 401);
+    assert_eq!(s.get("/v1/session", &text_of(&other)).await.0, 200);
+    assert_eq!(s.get("/v1/session", &after).await.0, 200);
+    let (status, e) = s
+        .call("DELETE", "/v1/viewer-tokens/a%20b", &k.admin, None)
+        .await;
+    assert_eq!(status, 400, "{e}");
+
+    // The same from the command line: revoke by id, then rotate.
+    let crm_host::store::Location::Sqlite(db) = s.db.clone() else {
+        unreachable!("sqlite")
+    };
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_crm-host"))
+            .args(["viewer-token"])
+            .args(args)
+            .args(["--tenant", "t-rotate", "--db"])
+            .arg(&db)
+            .output()
+            .expect("cli runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    cli(&["revoke", other["id"].as_str().expect("id")]);
+    assert_eq!(s.get("/v1/session", &text_of(&other)).await.0, 401);
+    assert_eq!(s.get("/v1/session", &after).await.0, 200);
+    cli(&["rotate"]);
+    assert_eq!(s.get("/v1/session", &after).await.0, 401);
 }
