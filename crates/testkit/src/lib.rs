@@ -5,6 +5,7 @@
 
 pub mod postgres;
 pub mod redis;
+pub mod tls;
 
 /// A free TCP port on 127.0.0.1.
 pub fn free_port() -> u16 {

@@ -7,6 +7,8 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use crate::tls::TestCerts;
+
 struct Cluster {
     port: u16,
     /// Kept so the folder outlives the cluster; removed by the watchdog.
@@ -58,12 +60,27 @@ fn run(mut cmd: Command, what: &str) {
     );
 }
 
-fn start() -> Cluster {
+/// Starts a cluster; with `tls`, it also accepts TLS connections presenting that
+/// certificate.
+fn start(tls: Option<&TestCerts>) -> Cluster {
     let dir = tempfile::Builder::new()
         .prefix("crm-pg-")
         .tempdir()
         .expect("temp dir")
         .keep();
+    let mut ssl = String::new();
+    if let Some(certs) = tls {
+        // Copied in before the folder is handed to the server's user, who must own its key.
+        let (cert, key) = (dir.join("server.pem"), dir.join("server.key"));
+        std::fs::copy(certs.cert(), &cert).expect("copy certificate");
+        let key_text = std::fs::read_to_string(certs.key()).expect("read key");
+        crate::tls::write_private(&key, &key_text);
+        ssl = format!(
+            " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+            cert.display(),
+            key.display()
+        );
+    }
     if is_root() {
         run(
             {
@@ -86,7 +103,7 @@ fn start() -> Cluster {
         .arg(&data)
         .arg("-o")
         .arg(format!(
-            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=on -c max_connections=200",
+            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=on -c max_connections=200{ssl}",
             dir.display()
         ))
         .arg("-l")
@@ -115,15 +132,34 @@ fn start() -> Cluster {
 
 fn cluster() -> &'static Cluster {
     static CLUSTER: OnceLock<Cluster> = OnceLock::new();
-    CLUSTER.get_or_init(start)
+    CLUSTER.get_or_init(|| start(None))
+}
+
+/// The cluster that also speaks TLS, and the certificates it presents.
+fn tls_cluster() -> &'static (Cluster, TestCerts) {
+    static CLUSTER: OnceLock<(Cluster, TestCerts)> = OnceLock::new();
+    CLUSTER.get_or_init(|| {
+        let certs = TestCerts::generate();
+        (start(Some(&certs)), certs)
+    })
 }
 
 /// A fresh, empty database on the shared cluster; its URL.
-/// Runs on a plain thread: the blocking client must stay off async runtime threads.
 pub fn database() -> String {
-    std::thread::spawn(|| {
+    create_database(cluster())
+}
+
+/// A fresh database on a cluster that accepts TLS; its plain URL (no TLS parameters)
+/// and the CA file that verifies the server's certificate.
+pub fn tls_database() -> (String, PathBuf) {
+    let (cluster, certs) = tls_cluster();
+    (create_database(cluster), certs.ca())
+}
+
+/// Runs on a plain thread: the blocking client must stay off async runtime threads.
+fn create_database(c: &'static Cluster) -> String {
+    std::thread::spawn(move || {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let c = cluster();
         let name = format!(
             "t{}_{}",
             std::process::id(),

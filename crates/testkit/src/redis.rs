@@ -1,8 +1,11 @@
 //! A real `redis-server` on a free loopback port, owned by its caller: stopped (by pid)
 //! when dropped, and restartable on the same port to simulate an outage.
 
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
+
+use crate::tls::TestCerts;
 
 #[derive(Debug)]
 pub struct RedisServer {
@@ -11,6 +14,9 @@ pub struct RedisServer {
     dir: tempfile::TempDir,
     /// Every write on disk before it is answered, so a killed server restarts whole.
     durable: bool,
+    /// A second, TLS port and the certificates it presents (the plain port stays, for
+    /// the test's own reads and the readiness check).
+    tls: Option<(u16, TestCerts)>,
 }
 
 impl RedisServer {
@@ -24,12 +30,22 @@ impl RedisServer {
         RedisServer::started(true)
     }
 
+    /// A server that also accepts TLS on a second port.
+    pub fn start_tls() -> RedisServer {
+        RedisServer::started_with(false, Some((crate::free_port(), TestCerts::generate())))
+    }
+
     fn started(durable: bool) -> RedisServer {
+        RedisServer::started_with(durable, None)
+    }
+
+    fn started_with(durable: bool, tls: Option<(u16, TestCerts)>) -> RedisServer {
         let mut s = RedisServer {
             port: crate::free_port(),
             child: None,
             dir: tempfile::tempdir().expect("temp dir"),
             durable,
+            tls,
         };
         s.restart();
         s
@@ -39,9 +55,26 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
+    /// The TLS port's URL and the CA file that verifies it (`start_tls` servers).
+    pub fn tls_url(&self) -> Option<(String, PathBuf)> {
+        self.tls
+            .as_ref()
+            .map(|(port, certs)| (format!("rediss://127.0.0.1:{port}"), certs.ca()))
+    }
+
     /// Starts the server (again) on its port and waits until it answers.
     pub fn restart(&mut self) {
-        let child = Command::new("redis-server")
+        let mut cmd = Command::new("redis-server");
+        if let Some((port, certs)) = &self.tls {
+            cmd.args(["--tls-port", &port.to_string(), "--tls-auth-clients", "no"])
+                .arg("--tls-cert-file")
+                .arg(certs.cert())
+                .arg("--tls-key-file")
+                .arg(certs.key())
+                .arg("--tls-ca-cert-file")
+                .arg(certs.ca());
+        }
+        let child = cmd
             .args([
                 "--port",
                 &self.port.to_string(),

@@ -52,9 +52,12 @@ pub struct ServeArgs {
 /// Where committed activities are delivered (both optional).
 #[derive(Debug, Default, clap::Args)]
 pub struct FanoutArgs {
-    /// Redis for the activity streams (`redis://127.0.0.1:6379`).
+    /// Redis for the activity streams (`redis://127.0.0.1:6379`; `rediss://` for TLS).
     #[arg(long, env = "CRM_REDIS_URL")]
     redis_url: Option<String>,
+    /// CA certificates (PEM) to verify a `rediss://` server with (default: public roots).
+    #[arg(long, env = "CRM_REDIS_CA")]
+    redis_ca: Option<PathBuf>,
     /// Base URL of the upstream batch API (`POST {url}/api/activities/batch`).
     #[arg(long, env = "CRM_UPSTREAM_URL")]
     upstream_url: Option<String>,
@@ -80,6 +83,7 @@ struct FileConfig {
     rate_limit: Option<u32>,
     checkpoint_key: Option<PathBuf>,
     redis_url: Option<String>,
+    redis_ca: Option<PathBuf>,
     upstream_url: Option<String>,
     upstream_auth: Option<String>,
     spool_dir: Option<PathBuf>,
@@ -98,6 +102,7 @@ impl FanoutArgs {
         let defaults = FanoutConfig::default();
         FanoutConfig {
             redis_url: self.redis_url.or(file.redis_url.take()),
+            redis_ca: self.redis_ca.or(file.redis_ca.take()),
             upstream_url: self.upstream_url.or(file.upstream_url.take()),
             upstream_auth: self.upstream_auth.or(file.upstream_auth.take()),
             spool_dir: self

@@ -40,6 +40,9 @@ const RETRY_AFTER_SECS: u64 = 5;
 #[derive(Debug, Clone)]
 pub struct FanoutConfig {
     pub redis_url: Option<String>,
+    /// CA certificates (PEM) a `rediss://` server's certificate is verified against
+    /// (default: the public roots).
+    pub redis_ca: Option<PathBuf>,
     /// Approximate length each tenant's stream is trimmed to.
     pub stream_max_len: u64,
     pub upstream_url: Option<String>,
@@ -57,6 +60,7 @@ impl Default for FanoutConfig {
     fn default() -> Self {
         FanoutConfig {
             redis_url: None,
+            redis_ca: None,
             stream_max_len: 1_000_000,
             upstream_url: None,
             upstream_auth: None,
@@ -147,7 +151,11 @@ impl Fanout {
     pub async fn start(config: &FanoutConfig, store: Store) -> anyhow::Result<Fanout> {
         let mut sinks: Vec<Arc<dyn Sink>> = Vec::new();
         if let Some(url) = &config.redis_url {
-            sinks.push(Arc::new(redis::RedisSink::new(url, config.stream_max_len)?));
+            sinks.push(Arc::new(redis::RedisSink::new(
+                url,
+                config.stream_max_len,
+                config.redis_ca.as_deref(),
+            )?));
         }
         if let Some(url) = &config.upstream_url {
             let auth = config

@@ -5,6 +5,7 @@
 //! The connection manager reconnects by itself; a failed pipeline is retried whole
 //! (consumers deduplicate by id).
 
+use std::path::Path;
 use std::time::Duration;
 
 use crm_store::outbox::Outgoing;
@@ -41,10 +42,21 @@ impl std::fmt::Debug for RedisSink {
 }
 
 impl RedisSink {
-    /// Checks the URL; connects on first delivery.
-    pub fn new(url: &str, max_len: u64) -> anyhow::Result<RedisSink> {
+    /// Checks the URL; connects on first delivery. A `rediss://` URL connects with TLS,
+    /// the server's certificate verified against `ca_file` (PEM) or the public roots.
+    pub fn new(url: &str, max_len: u64, ca_file: Option<&Path>) -> anyhow::Result<RedisSink> {
+        let client = match ca_file {
+            Some(path) => redis::Client::build_with_tls(
+                url,
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(crate::tls::read_pem(path)?),
+                },
+            )?,
+            None => redis::Client::open(url)?,
+        };
         Ok(RedisSink {
-            client: redis::Client::open(url)?,
+            client,
             conn: tokio::sync::Mutex::new(None),
             max_len,
         })

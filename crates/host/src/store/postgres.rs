@@ -6,18 +6,58 @@
 
 use std::collections::HashMap;
 use std::ops::ControlFlow;
+use std::path::PathBuf;
 
 use crm_store::{Dialect, Row, Statement, Value};
 use postgres::error::SqlState;
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::{ToSql, Type};
 use postgres::{Client, NoTls};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::driver::{Conn, Connector, DbError, DbResult};
 
 #[derive(Clone)]
 pub struct PostgresConnector {
+    /// As configured (shown without its password).
     url: String,
+    /// As handed to the driver: without the TLS parameters it does not know.
+    driver_url: String,
+    /// The TLS connector the URL asks for (`None`: plain), or why it cannot be made.
+    tls: Result<Option<MakeRustlsConnect>, String>,
+}
+
+/// The URL's TLS wishes, taken out of it (the driver knows `sslmode` only as
+/// `disable`/`prefer`/`require`, and `sslrootcert` not at all). `sslmode=require`,
+/// `verify-ca` or `verify-full`, or naming a CA file with `sslrootcert`, asks for TLS
+/// with the server's certificate verified against that file or the public roots —
+/// stricter than libpq's `require`, which encrypts without verifying. Any other mode
+/// connects without TLS.
+fn split_tls(url: &str) -> (String, Option<Option<PathBuf>>) {
+    let Some((base, query)) = url.split_once('?') else {
+        return (url.to_owned(), None);
+    };
+    let (mut mode, mut ca, mut kept) = (None, None, Vec::new());
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=') {
+            Some(("sslmode", v)) => mode = Some(v.to_owned()),
+            Some(("sslrootcert", v)) => ca = Some(PathBuf::from(v)),
+            _ => kept.push(pair.to_owned()),
+        }
+    }
+    let wants_tls = ca.is_some()
+        || matches!(
+            mode.as_deref(),
+            Some("require" | "verify-ca" | "verify-full")
+        );
+    kept.push(format!(
+        "sslmode={}",
+        if wants_tls { "require" } else { "disable" }
+    ));
+    (
+        format!("{base}?{}", kept.join("&")),
+        wants_tls.then_some(ca),
+    )
 }
 
 impl std::fmt::Debug for PostgresConnector {
@@ -28,15 +68,27 @@ impl std::fmt::Debug for PostgresConnector {
 
 impl PostgresConnector {
     pub fn new(url: &str) -> PostgresConnector {
+        let (driver_url, tls) = split_tls(url);
+        let tls = tls
+            .map(|ca| crate::tls::client_config(ca.as_deref()).map(MakeRustlsConnect::new))
+            .transpose()
+            .map_err(|e| format!("PostgreSQL TLS: {e:#}"));
         PostgresConnector {
             url: url.to_owned(),
+            driver_url,
+            tls,
         }
     }
 }
 
 impl Connector for PostgresConnector {
     fn connect(&self) -> DbResult<Box<dyn Conn>> {
-        let client = Client::connect(&self.url, NoTls).map_err(map_err)?;
+        let client = match &self.tls {
+            Ok(None) => Client::connect(&self.driver_url, NoTls),
+            Ok(Some(tls)) => Client::connect(&self.driver_url, tls.clone()),
+            Err(e) => return Err(DbError::Other(e.clone())),
+        }
+        .map_err(map_err)?;
         Ok(Box::new(PgConn {
             client,
             prepared: HashMap::new(),
@@ -202,7 +254,15 @@ impl Conn for PgConn {
 }
 
 pub fn map_err(e: postgres::Error) -> DbError {
-    let text = e.to_string();
+    // With its causes: "error performing TLS handshake" alone does not say the
+    // certificate was not trusted.
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(&e);
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
     if e.is_closed() {
         return DbError::Busy(text);
     }
@@ -239,6 +299,34 @@ pub fn map_err(e: postgres::Error) -> DbError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tls_parameters_are_taken_out_of_the_url() {
+        let plain = "postgres://crm@127.0.0.1:5432/crm";
+        assert_eq!(split_tls(plain), (plain.to_owned(), None));
+        assert_eq!(
+            split_tls(
+                "postgres://h/crm?application_name=x&sslmode=verify-full&sslrootcert=/ca.pem"
+            ),
+            (
+                "postgres://h/crm?application_name=x&sslmode=require".to_owned(),
+                Some(Some(PathBuf::from("/ca.pem")))
+            )
+        );
+        assert_eq!(
+            split_tls("postgres://h/crm?sslmode=require"),
+            ("postgres://h/crm?sslmode=require".to_owned(), Some(None))
+        );
+        assert_eq!(
+            split_tls("postgres://h/crm?sslmode=prefer"),
+            ("postgres://h/crm?sslmode=disable".to_owned(), None)
+        );
+        let c = PostgresConnector::new("postgres://h/crm?sslrootcert=/nonexistent.pem");
+        assert!(
+            c.tls.is_err(),
+            "a CA file that cannot be read is an error, not plain text"
+        );
+    }
 
     #[test]
     fn descriptions_never_show_the_password() {

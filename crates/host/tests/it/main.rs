@@ -16,4 +16,5 @@ mod pg_reads;
 mod schema;
 mod support;
 mod surface;
+mod tls;
 mod web_parity;
