@@ -1,6 +1,7 @@
-//! API keys looked up recently, so an authenticated request costs no database read.
-//! Only keys that exist are remembered (an unknown key is asked for every time, so
-//! guessing fills nothing); revoking through this process forgets them all at once.
+//! API keys looked up recently, so an authenticated request costs no database read —
+//! and keys found missing, for as briefly, so a client repeating a wrong or revoked
+//! key (a misconfigured one, or a flood) costs one read per second, not one per
+//! request (issue 26.9). Revoking through this process forgets everything at once.
 
 use std::collections::HashMap;
 use std::sync::RwLock;
@@ -18,18 +19,23 @@ const MAX_ENTRIES: usize = 100_000;
 
 #[derive(Debug, Default)]
 pub struct KeyCache {
-    entries: RwLock<HashMap<String, (KeyRecord, Instant)>>,
+    /// `None`: no live key has this hash.
+    entries: RwLock<HashMap<String, (Option<KeyRecord>, Instant)>>,
 }
 
 impl KeyCache {
-    /// The key with this hash if it was read less than [`TTL`] ago and is live at `now`.
-    pub fn get(&self, hash: &str, now: i64) -> Option<KeyRecord> {
+    /// What was read for this hash less than [`TTL`] ago: `Some(Some(key))` if it is
+    /// still live at `now`, `Some(None)` if it was missing (or has expired since);
+    /// `None` when the database must be asked.
+    pub fn get(&self, hash: &str, now: i64) -> Option<Option<KeyRecord>> {
         let entries = self.entries.read().ok()?;
         let (record, read_at) = entries.get(hash)?;
-        (read_at.elapsed() < TTL && record.live_at(now)).then(|| record.clone())
+        (read_at.elapsed() < TTL)
+            .then(|| record.as_ref().filter(|r| r.live_at(now)).cloned())
     }
 
-    pub fn put(&self, hash: String, record: KeyRecord) {
+    /// Remembers what the database answered for `hash` (a key, or none).
+    pub fn put(&self, hash: String, record: Option<KeyRecord>) {
         if let Ok(mut entries) = self.entries.write() {
             if entries.len() >= MAX_ENTRIES {
                 entries.clear();
@@ -63,13 +69,16 @@ mod tests {
     #[test]
     fn remembers_live_keys_until_cleared_and_never_past_expiry() {
         let cache = KeyCache::default();
-        cache.put("a".to_owned(), record(None));
-        cache.put("b".to_owned(), record(Some(1_000)));
-        assert!(cache.get("a", 5_000).is_some());
-        assert!(cache.get("b", 999).is_some());
-        assert!(cache.get("b", 1_000).is_none(), "expired while cached");
-        assert!(cache.get("c", 0).is_none());
+        cache.put("a".to_owned(), Some(record(None)));
+        cache.put("b".to_owned(), Some(record(Some(1_000))));
+        cache.put("missing".to_owned(), None);
+        assert!(cache.get("a", 5_000).is_some_and(|r| r.is_some()));
+        assert!(cache.get("b", 999).is_some_and(|r| r.is_some()));
+        assert_eq!(cache.get("b", 1_000), Some(None), "expired while cached");
+        assert_eq!(cache.get("missing", 0), Some(None), "a miss is remembered");
+        assert_eq!(cache.get("c", 0), None, "never read: ask the database");
         cache.clear();
-        assert!(cache.get("a", 5_000).is_none());
+        assert_eq!(cache.get("a", 5_000), None);
+        assert_eq!(cache.get("missing", 0), None);
     }
 }

@@ -27,8 +27,8 @@ impl Store {
     /// Answered from the key cache when it can (`key_cache.rs`).
     pub async fn key(&self, key: &str, now: i64) -> HostResult<Option<KeyRecord>> {
         let (d, hash) = (self.dialect(), hash_key(key));
-        if let Some(record) = self.inner.keys.get(&hash, now) {
-            return Ok(Some(record));
+        if let Some(known) = self.inner.keys.get(&hash, now) {
+            return Ok(known);
         }
         let lookup = keys::lookup(d, &hash, now);
         let found = self
@@ -38,9 +38,7 @@ impl Store {
                     .transpose()
             })
             .await?;
-        if let Some(record) = &found {
-            self.inner.keys.put(hash, record.clone());
-        }
+        self.inner.keys.put(hash, found.clone());
         Ok(found)
     }
 

@@ -84,6 +84,13 @@ async fn tenant_a_credentials_reach_nothing_of_tenant_b() {
             json!({ "userId": "user-200" }),
         )
         .await;
+    let (_, td) = s
+        .post(
+            "/v1/viewer-tokens",
+            &a.admin,
+            json!({ "departmentId": "dept-sales" }),
+        )
+        .await;
     let claims_b = Claims {
         tenant: "iso-b".to_owned(),
         scope: TokenScope::Tenant,
@@ -113,6 +120,10 @@ async fn tenant_a_credentials_reach_nothing_of_tenant_b() {
         (
             "a-user-viewer",
             tu["token"].as_str().expect("token").to_owned(),
+        ),
+        (
+            "a-department-viewer",
+            td["token"].as_str().expect("token").to_owned(),
         ),
         ("expired", expired),
         ("forged-guess", forged_with_guess),
