@@ -266,3 +266,18 @@ test('one viewer token is revoked by its id on both runtimes; the others keep wo
     assert.deepEqual([s2, bad.error.code], [400, 'invalid_input'], base);
   }
 });
+
+// Issue 26.7: an Idempotency-Key is bound to the whole request on both runtimes.
+test('an Idempotency-Key reused with another batch is 409 on both runtimes', async () => {
+  const a = worker.keys['edge-a'];
+  const own = (n) => Array.from({ length: n }, (_, i) => ({ id: `idem-own-${i}`, userId: 'user-123', operation: 'crm.leads.read' }));
+  for (const [base, key] of [[worker.url, a.ingest], [hostUrl, hostKey]]) {
+    const k = { 'Idempotency-Key': 'parity-own-ids' };
+    const [s1] = await call(base, 'POST', '/v1/activities', key, own(2), k);
+    assert.ok([201, 202].includes(s1), `${base} ${s1}`);
+    const [s2] = await call(base, 'POST', '/v1/activities', key, own(2), k);
+    assert.ok([200, 202].includes(s2), `${base}: a retry ${s2}`);
+    const [s3, e] = await call(base, 'POST', '/v1/activities', key, own(3), k);
+    assert.deepEqual([s3, e.error.code, e.error.message], [409, 'conflict', 'this Idempotency-Key was used for a different request'], base);
+  }
+});

@@ -42,7 +42,20 @@ impl Submission {
     pub fn is_single(&self) -> bool {
         matches!(self, Submission::One(_))
     }
+
+    /// SHA-256 of the whole request's canonical JSON: what an `Idempotency-Key` is
+    /// bound to (a retry with an extra item or another field is another request).
+    pub fn request_hash(&self) -> String {
+        let body = match self {
+            Submission::One(v) => v.clone(),
+            Submission::Batch(items) => Value::Array(items.clone()),
+        };
+        crate::request::digest(&body)
+    }
 }
+
+/// The operationId whose requests an `Idempotency-Key` is scoped to here.
+pub const ENDPOINT: &str = "ingestActivities";
 
 /// The answer to a recorded batch.
 #[derive(Debug, Clone, Serialize)]

@@ -52,6 +52,30 @@ pub fn credential(header: Option<&str>) -> Result<Credential<'_>, ApiError> {
     Ok(Credential::ApiKey(token))
 }
 
+/// SHA-256 (hex) of a JSON value's canonical form: equal for equal documents whatever
+/// their spacing or key order.
+pub fn digest(value: &serde_json::Value) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(
+        crm_core::chain::canonical_json(value).as_bytes(),
+    ))
+}
+
+/// The answer when an `Idempotency-Key` comes back with another request than the one
+/// it was first used for.
+pub fn key_reused() -> ApiError {
+    ApiError::conflict("this Idempotency-Key was used for a different request")
+}
+
+/// Whether the request bound to a key (`first`, its hash) is this one (`this`).
+pub fn same_request(first: &str, this: &str) -> Result<(), ApiError> {
+    if first == this {
+        Ok(())
+    } else {
+        Err(key_reused())
+    }
+}
+
 /// The `Idempotency-Key` header, if sent: 1–200 visible ASCII characters.
 pub fn idempotency_key(header: Option<&[u8]>) -> Result<Option<String>, ApiError> {
     let Some(bytes) = header else {

@@ -61,6 +61,35 @@ pub fn insert(d: Dialect, tenant_id: &str, key: &str, r: &Recorded, now: i64) ->
     )
 }
 
+/// How long a key stays bound to its first request: retries come within minutes; a
+/// day leaves room for a client that retries after an outage. Activities and lead
+/// operations also stay idempotent by their (derived) ids for as long as they are kept.
+pub const WINDOW_MS: i64 = 86_400_000;
+
+/// The stored key of a request to `endpoint` (its operationId): one record per
+/// (tenant, endpoint, key). A header value never holds a newline, so no two endpoints'
+/// keys meet.
+pub fn scoped_key(endpoint: &str, key: &str) -> String {
+    format!("{endpoint}\n{key}")
+}
+
+/// Binds `key` to `request_hash` unless a request holds it already (then nothing
+/// changes; [`get`] tells which request that was). A binding has no stored answer:
+/// the endpoint's own idempotency (ids) answers the retry.
+pub fn claim(d: Dialect, tenant_id: &str, key: &str, request_hash: &str, now: i64) -> Statement {
+    d.stmt(
+        "INSERT INTO idempotency (tenant_id, key, request_hash, status, response, created_at)
+         VALUES (?1, ?2, ?3, 0, '', ?4)
+         ON CONFLICT (tenant_id, key) DO NOTHING",
+        vec![
+            tenant_id.into(),
+            key.into(),
+            request_hash.into(),
+            now.into(),
+        ],
+    )
+}
+
 /// Forgets answers older than `before` (retries come within minutes, not days).
 pub fn prune(d: Dialect, before: i64) -> Statement {
     d.stmt(

@@ -21,7 +21,7 @@ use crm_api::error::ApiCode;
 use crm_store::ingest::{self as plan, Candidate, IdConflict};
 use crm_store::keys::KeyScope;
 use crm_store::packing::{self, TooLarge};
-use crm_store::queued;
+use crm_store::{idempotency, queued};
 
 use crate::auth::now_ms;
 use crate::consumer::{self, Item, Packet};
@@ -115,6 +115,25 @@ fn send_groups(packets: &[Packet]) -> ApiResult<Vec<Vec<String>>> {
     Ok(runs.into_iter().map(|r| messages[r].to_vec()).collect())
 }
 
+/// Binds the `Idempotency-Key` to this whole request, or checks that the request it is
+/// bound to is this one (issue 26.7; as crm-host).
+async fn claim(env: &Env, tenant: &str, key: &str, request_hash: &str, now: i64) -> ApiResult<()> {
+    let key = idempotency::scoped_key(crm_api::ingest::ENDPOINT, key);
+    let db = Db::of_tenant(env, tenant).await?;
+    d1::transaction(
+        &db,
+        &[idempotency::claim(DIALECT, tenant, &key, request_hash, now)],
+    )
+    .await?;
+    let row = d1::query_opt(&db, &idempotency::get(DIALECT, tenant, &key))
+        .await?
+        .ok_or_else(|| Failure::internal("a claimed key is gone"))?;
+    Ok(crm_api::request::same_request(
+        &idempotency::decode(&row)?.request_hash,
+        request_hash,
+    )?)
+}
+
 pub async fn activities(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
     let caller = ctx.caller()?.clone();
     caller.require(KeyScope::Ingest)?;
@@ -152,6 +171,9 @@ pub async fn activities(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
             activity,
             input_hash: input_hash(body),
         });
+    }
+    if let Some(k) = &idempotency_key {
+        claim(env, &tenant, k, &submission.request_hash(), now.millis()).await?;
     }
     if sync {
         let mine: Vec<Candidate<'_>> = chosen.iter().map(|&i| items[i].candidate()).collect();

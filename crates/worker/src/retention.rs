@@ -19,9 +19,6 @@ const BATCH: usize = 1_000;
 /// for the next pass.
 const MAX_STEPS_PER_TENANT: usize = 20;
 
-/// Idempotency answers (grants) are kept this long: retries come within minutes.
-const IDEMPOTENCY_TTL_MS: i64 = 86_400_000;
-
 const DAY_MS: i64 = 86_400_000;
 
 /// One pass over every shard; failures are logged and retried by the next pass.
@@ -55,7 +52,7 @@ async fn run_shard(env: &worker::Env, db: &Db) -> ApiResult<()> {
     d1::transaction(
         db,
         &[
-            idempotency::prune(DIALECT, now - IDEMPOTENCY_TTL_MS),
+            idempotency::prune(DIALECT, now - idempotency::WINDOW_MS),
             crm_store::viewer_tokens::prune(DIALECT, now),
         ],
     )

@@ -56,6 +56,18 @@ pub async fn ingest(
             input_hash,
         });
     }
+    if let Some(k) = idempotency_key {
+        // Issue 26.7: the key is bound to this whole request (once it is known valid), so a
+        // retry with an item more or a field changed is 409, not partly recorded.
+        app.store
+            .claim_idempotency(
+                tenant.id(),
+                crm_store::idempotency::scoped_key(crm_api::ingest::ENDPOINT, k),
+                submission.request_hash(),
+                now.millis(),
+            )
+            .await?;
+    }
     let batch = items.len();
     let _queued = queue_room(app, batch).await?;
     let stored = app

@@ -15,8 +15,6 @@ pub const INTERVAL: Duration = Duration::from_secs(60);
 /// Records deleted per tenant per transaction: keeps each transaction short so ingest
 /// is never held up long.
 const BATCH: usize = 5_000;
-/// Idempotency answers are kept this long: retries come within minutes.
-const IDEMPOTENCY_TTL_MS: i64 = 86_400_000;
 const DAY_MS: i64 = 86_400_000;
 
 /// One pass over every tenant; answers how many records were deleted.
@@ -70,7 +68,7 @@ pub async fn run_once(app: &App, now: i64) -> HostResult<u64> {
     }
     app.store
         .write(None, move |c| {
-            c.execute(&idempotency::prune(d, now - IDEMPOTENCY_TTL_MS))?;
+            c.execute(&idempotency::prune(d, now - idempotency::WINDOW_MS))?;
             c.execute(&crm_store::viewer_tokens::prune(d, now))?;
             Ok(())
         })

@@ -30,8 +30,7 @@ impl KeyCache {
     pub fn get(&self, hash: &str, now: i64) -> Option<Option<KeyRecord>> {
         let entries = self.entries.read().ok()?;
         let (record, read_at) = entries.get(hash)?;
-        (read_at.elapsed() < TTL)
-            .then(|| record.as_ref().filter(|r| r.live_at(now)).cloned())
+        (read_at.elapsed() < TTL).then(|| record.as_ref().filter(|r| r.live_at(now)).cloned())
     }
 
     /// Remembers what the database answered for `hash` (a key, or none).

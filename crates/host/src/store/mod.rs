@@ -7,6 +7,7 @@
 
 mod driver;
 mod group_commit;
+mod idempotency;
 mod ingest;
 mod key_cache;
 mod keys;

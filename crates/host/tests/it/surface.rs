@@ -509,6 +509,48 @@ async fn idempotency_keys_make_retries_answer_the_first_result() {
     assert_eq!(b["duplicates"], 2);
     assert_eq!(s.all("/v1/activities", &k.read).await.len(), 2);
 
+    // Issue 26.7: the key is bound to the whole request, items with their own ids
+    // included — an extra item or a changed one under the same key is 409 and nothing
+    // of it is recorded.
+    let own = |n: usize| {
+        json!((0..n)
+            .map(|i| json!({ "id": format!("own-{i}"), "userId": "user-123", "operation": "crm.leads.read" }))
+            .collect::<Vec<_>>())
+    };
+    let send = |key: &'static str, body: Value| {
+        let (s, ingest) = (&s, k.ingest.clone());
+        async move {
+            let resp = s
+                .http
+                .post(s.url("/v1/activities"))
+                .bearer_auth(ingest)
+                .header("idempotency-key", key)
+                .json(&body)
+                .send()
+                .await
+                .expect("sent");
+            (
+                resp.status().as_u16(),
+                resp.json::<Value>().await.expect("json"),
+            )
+        }
+    };
+    assert_eq!(send("own-ids", own(2)).await.0, 201);
+    assert_eq!(send("own-ids", own(2)).await.0, 200, "a retry");
+    let (status, e) = send("own-ids", own(3)).await;
+    assert_eq!(
+        (status, e["error"]["code"].clone()),
+        (409, json!("conflict")),
+        "{e}"
+    );
+    let (status, _) = send("batch-1", own(1)).await;
+    assert_eq!(status, 409, "another body under an earlier key");
+    assert_eq!(
+        s.all("/v1/activities", &k.read).await.len(),
+        4,
+        "own-2 never recorded"
+    );
+
     // Operations and leads too.
     let keyed = |method: &'static str, path: &'static str, key: &'static str, body: Value| {
         let (s, ingest) = (&s, k.ingest.clone());
