@@ -310,6 +310,8 @@ async fn stalled_headers_and_bodies_are_cut_off() {
 /// `Retry-After`), and another tenant's reads go on being answered quickly.
 #[tokio::test(flavor = "multi_thread")]
 async fn exports_nobody_reads_hold_no_thread_and_are_capped_per_tenant() {
+    /// Unread exports the attacker opens (issue 26.1's "~512 exports that are never read").
+    const SLOW_READERS: usize = 512;
     use tokio::io::AsyncWriteExt;
 
     let s = TestServer::start_on(Backend::Sqlite, EngineKind::Native, None).await;
@@ -367,16 +369,37 @@ async fn exports_nobody_reads_hold_no_thread_and_are_capped_per_tenant() {
         "a fifth open export is refused"
     );
     assert!(resp.headers().get("retry-after").is_some());
+    // The issue's attack: 512 exports asked for and never read (the rest of them are
+    // refused at once; their connections stay open, unread, too).
+    for _ in stalled.len()..SLOW_READERS {
+        let mut conn = tokio::net::TcpStream::connect(&addr)
+            .await
+            .expect("connect");
+        let request = format!(
+            "GET /v1/export HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\n\r\n",
+            hoarder.read
+        );
+        conn.write_all(request.as_bytes())
+            .await
+            .expect("request sent");
+        stalled.push(conn);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
     // The other tenant is served while the stalled exports wait.
     let mut latencies = Vec::new();
-    for _ in 0..50 {
+    for _ in 0..200 {
         let start = Instant::now();
         let (status, _) = s.get("/v1/activities?limit=5", &other.read).await;
         latencies.push(start.elapsed());
         assert_eq!(status, 200);
     }
     let worst = p99(&latencies);
-    eprintln!("another tenant's reads during 4 stalled exports: p99 {worst:?}");
-    assert!(worst < Duration::from_secs(1), "p99 {worst:?}");
+    eprintln!(
+        "another tenant's reads during {} unread exports: p99 {worst:?}",
+        stalled.len()
+    );
+    // The issue's goal is 50 ms; the bound leaves room for a loaded CI machine
+    // running the debug build beside other tests.
+    assert!(worst < Duration::from_millis(250), "p99 {worst:?}");
     drop(stalled);
 }
