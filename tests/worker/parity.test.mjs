@@ -281,3 +281,24 @@ test('an Idempotency-Key reused with another batch is 409 on both runtimes', asy
     assert.deepEqual([s3, e.error.code, e.error.message], [409, 'conflict', 'this Idempotency-Key was used for a different request'], base);
   }
 });
+
+// Issue 27 (first slice): the ledger answers alike — same kinds, same chain of balances.
+test('the credit ledger reads alike on both runtimes', async () => {
+  const a = worker.keys['edge-a'];
+  for (const [base, read] of [[worker.url, a.read], [hostUrl, hostKey]]) {
+    const [status, page] = await call(base, 'GET', '/v1/credits/ledger?limit=50', read);
+    assert.equal(status, 200, JSON.stringify(page));
+    assert.ok(page.entries.length >= 1, base);
+    for (const e of page.entries) {
+      assert.deepEqual(Object.keys(e).sort(), ['at', 'balance', 'delta', 'detail', 'entry', 'kind'], base);
+      assert.ok(['grant', 'usage'].includes(e.kind), e.kind);
+    }
+    for (let i = 1; i < page.entries.length; i += 1) {
+      assert.ok(page.entries[i - 1].entry > page.entries[i].entry, 'newest first');
+    }
+    const [, balance] = await call(base, 'GET', '/v1/credits/balance', read);
+    assert.equal(page.entries[0].balance, balance.balance, base);
+    const [bs, bad] = await call(base, 'GET', '/v1/credits/ledger?kind=refund', read);
+    assert.deepEqual([bs, bad.error.code], [400, 'invalid_input'], base);
+  }
+});

@@ -388,6 +388,18 @@ pub const ENDPOINTS: &[Endpoint] = &[
         )
     },
     Endpoint {
+        query: &["since", "from", "to", "kind", "limit", "cursor"],
+        ok: &[(200, "LedgerPage")],
+        ..ep(
+            "listCreditLedger",
+            "credits",
+            "GET",
+            "/v1/credits/ledger",
+            "Every balance change (the opening balance, grants, each batch's usage), newest first, with the balance after it; the whole ledger unless `since`/`from`/`to` narrow it, `kind` = grant or usage, paged by `cursor`.",
+            READ,
+        )
+    },
+    Endpoint {
         body: Some("Grant"),
         ok: &[(200, "Balance")],
         idempotent: true,
@@ -935,6 +947,22 @@ pub fn schemas() -> Map<String, Value> {
         (
             "Balance",
             obj(&["balance"], json!({ "balance": r("Credits") })),
+        ),
+        (
+            "LedgerEntry",
+            obj(
+                &["entry", "at", "delta", "balance", "kind", "detail"],
+                json!({ "entry": { "type": "integer", "minimum": 1 }, "at": r("Timestamp"),
+            "delta": r("Credits"), "balance": r("Credits"),
+            "kind": { "type": "string", "enum": ["grant", "usage"] }, "detail": { "type": "string" } }),
+            ),
+        ),
+        (
+            "LedgerPage",
+            obj(
+                &["entries"],
+                json!({ "entries": { "type": "array", "items": r("LedgerEntry") }, "nextCursor": { "type": "string" } }),
+            ),
         ),
         (
             "Grant",

@@ -23,6 +23,7 @@ pub mod idempotency;
 pub mod ingest;
 pub mod keys;
 pub mod leads;
+pub mod ledger;
 pub mod listing;
 pub mod migrations;
 pub mod outbox;

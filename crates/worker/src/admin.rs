@@ -191,6 +191,24 @@ pub async fn balance(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
     Ok(json!({ "balance": head.balance }).into())
 }
 
+/// `GET /v1/credits/ledger`: every balance change, newest first (`crm_api::credits`).
+pub async fn ledger(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
+    let caller = ctx.caller()?.clone();
+    caller.require_tenant_wide()?;
+    let q = crm_api::credits::ledger_query(&ctx.query, Timestamp::from_millis(now_ms())?)?;
+    let db = Db::of_tenant(env, caller.tenant()).await?;
+    let entries = d1::query(&db, &crm_store::ledger::page(DIALECT, caller.tenant(), &q))
+        .await?
+        .iter()
+        .map(crm_store::ledger::decode)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(
+        serde_json::to_value(crm_api::credits::LedgerPage::new(entries, &q))
+            .map_err(Failure::internal)?
+            .into(),
+    )
+}
+
 /// `POST /v1/credits/grants`: guarded on the balance read (the consumer's head move is
 /// guarded on it too, so neither overwrites the other), retried when it moved. With an
 /// `Idempotency-Key`, a retry answers the first balance and changes nothing.

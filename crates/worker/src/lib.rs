@@ -90,6 +90,7 @@ async fn dispatch(req: &mut Request, env: &Env) -> std::result::Result<Reply, Fa
         "replacePrices" => json(admin::put_prices(c, env).await?),
         "getOperationPrice" => json(admin::price(c, env).await?),
         "getBalance" => json(admin::balance(c, env).await?),
+        "listCreditLedger" => json(admin::ledger(c, env).await?),
         "grantCredits" => json(admin::grant(c, env).await?),
         "listKeys" => json(admin::list_keys(c, env).await?),
         "createKey" => json(admin::create_key(c, env).await?),

@@ -77,6 +77,27 @@ pub async fn grant(
     Ok(Json(json!({ "balance": Credits::from_units(balance)? })))
 }
 
+/// `GET /v1/credits/ledger`: every balance change, newest first (`crm_api::credits`).
+pub async fn ledger(
+    State(app): State<App>,
+    caller: Caller,
+    super::error::Query(params): super::error::Query,
+) -> HostResult<Json<crm_api::credits::LedgerPage>> {
+    caller.require_tenant_wide()?;
+    let q = crm_api::credits::ledger_query(&params.0, clock::now()).map_err(HostError::Api)?;
+    let (d, tenant, read) = (app.store.dialect(), caller.tenant().to_owned(), q.clone());
+    let entries = app
+        .store
+        .read(move |c| {
+            c.query(&crm_store::ledger::page(d, &tenant, &read))?
+                .iter()
+                .map(|row| Ok(crm_store::ledger::decode(row)?))
+                .collect::<HostResult<Vec<_>>>()
+        })
+        .await?;
+    Ok(Json(crm_api::credits::LedgerPage::new(entries, &q)))
+}
+
 /// `GET /v1/credits/prices/{operation}`: what one operation would cost (`crm_api::credits`).
 pub async fn price(
     State(app): State<App>,

@@ -53,6 +53,7 @@ fn handler(e: &Endpoint) -> Option<MethodRouter<App>> {
         ("GET", "/v1/credits/prices") => get(credits::prices),
         ("PUT", "/v1/credits/prices") => put(credits::put_prices),
         ("GET", "/v1/credits/prices/{operation}") => get(credits::price),
+        ("GET", "/v1/credits/ledger") => get(credits::ledger),
         ("GET", "/v1/credits/balance") => get(credits::balance),
         ("POST", "/v1/credits/grants") => post(credits::grant),
         ("POST", "/v1/activities") => post(activities::ingest),

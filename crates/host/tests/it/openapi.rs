@@ -343,6 +343,7 @@ async fn every_route_is_documented_and_every_answer_matches_its_schema() {
     assert_eq!(w.call("GET", "/v1/export?format=csv", r, None).await.0, 200);
     w.call("GET", "/v1/audit/verify", r, None).await;
     w.call("GET", "/v1/audit/checkpoint", r, None).await;
+    w.call("GET", "/v1/credits/ledger?limit=2", r, None).await;
     w.call(
         "POST",
         "/v1/viewer-tokens",

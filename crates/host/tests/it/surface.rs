@@ -998,3 +998,73 @@ async fn rotating_the_signing_secret_revokes_every_viewer_token() {
     cli(&["rotate"]);
     assert_eq!(s.get("/v1/session", &after).await.0, 401);
 }
+
+/// Issue 27 (first slice): the credit ledger can be read — every balance change,
+/// newest first, each with the balance after it, filtered by kind and paged.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_credit_ledger_lists_every_balance_change_newest_first() {
+    let s = server().await;
+    let k = s.tenant("t-ledger", "100").await;
+    let (status, _) = s
+        .post(
+            "/v1/credits/grants",
+            &k.admin,
+            json!({ "amount": "5", "reason": "bonus" }),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let batch: Vec<Value> = (0..3)
+        .map(|i| activity(&format!("ledger-{i}"), "user-123", "crm.leads.create"))
+        .collect();
+    assert_eq!(
+        s.post("/v1/activities", &k.ingest, json!(batch)).await.0,
+        201
+    );
+    let (status, page) = s.get("/v1/credits/ledger", &k.read).await;
+    assert_eq!(status, 200, "{page}");
+    let entries = page["entries"].as_array().expect("entries");
+    let kinds: Vec<&str> = entries
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(kinds, ["usage", "grant", "grant"], "{page}");
+    assert_eq!(entries[1]["detail"], "bonus");
+    assert_eq!(entries[2]["balance"], "100.0000", "the opening balance");
+    // Each entry's balance is the one before it plus its change; the newest is the
+    // balance the API answers.
+    let units = |v: &Value| {
+        crm_core::Credits::parse(v.as_str().expect("credits"))
+            .expect("credits")
+            .units()
+    };
+    for pair in entries.windows(2) {
+        assert_eq!(
+            units(&pair[1]["balance"]) + units(&pair[0]["delta"]),
+            units(&pair[0]["balance"])
+        );
+    }
+    let (_, balance) = s.get("/v1/credits/balance", &k.read).await;
+    assert_eq!(balance["balance"], entries[0]["balance"]);
+    assert!(units(&entries[0]["delta"]) < 0, "usage is a charge");
+
+    let (_, grants) = s.get("/v1/credits/ledger?kind=grant", &k.read).await;
+    assert_eq!(grants["entries"].as_array().expect("entries").len(), 2);
+    let (_, first) = s.get("/v1/credits/ledger?limit=2", &k.read).await;
+    let cursor = first["nextCursor"]
+        .as_str()
+        .expect("another page")
+        .to_owned();
+    let (_, rest) = s
+        .get(
+            &format!("/v1/credits/ledger?limit=2&cursor={cursor}"),
+            &k.read,
+        )
+        .await;
+    assert_eq!(rest["entries"][0]["detail"], "opening balance", "{rest}");
+    assert!(rest.get("nextCursor").is_none(), "{rest}");
+    assert_eq!(s.get("/v1/credits/ledger", &k.ingest).await.0, 403);
+    assert_eq!(
+        s.get("/v1/credits/ledger?kind=refund", &k.read).await.0,
+        400
+    );
+}
