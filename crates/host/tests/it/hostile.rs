@@ -340,8 +340,8 @@ async fn exports_nobody_reads_hold_no_thread_and_are_capped_per_tenant() {
         .trim_start_matches("http://")
         .trim_end_matches('/')
         .to_owned();
-    let mut stalled = Vec::new();
-    for _ in 0..crm_host::service::limits::STREAMS_PER_TENANT {
+    // An export asked for on a raw connection that is never read.
+    let unread_export = || async {
         let mut conn = tokio::net::TcpStream::connect(&addr)
             .await
             .expect("connect");
@@ -352,7 +352,11 @@ async fn exports_nobody_reads_hold_no_thread_and_are_capped_per_tenant() {
         conn.write_all(request.as_bytes())
             .await
             .expect("request sent");
-        stalled.push(conn); // never read
+        conn
+    };
+    let mut stalled = Vec::new();
+    for _ in 0..crm_host::service::limits::STREAMS_PER_TENANT {
+        stalled.push(unread_export().await);
     }
     // Let the exports fill their buffers and stall.
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -372,17 +376,7 @@ async fn exports_nobody_reads_hold_no_thread_and_are_capped_per_tenant() {
     // The attack: 512 exports asked for and never read (the rest of them are
     // refused at once; their connections stay open, unread, too).
     for _ in stalled.len()..SLOW_READERS {
-        let mut conn = tokio::net::TcpStream::connect(&addr)
-            .await
-            .expect("connect");
-        let request = format!(
-            "GET /v1/export HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\n\r\n",
-            hoarder.read
-        );
-        conn.write_all(request.as_bytes())
-            .await
-            .expect("request sent");
-        stalled.push(conn);
+        stalled.push(unread_export().await);
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     // The other tenant is served while the stalled exports wait.

@@ -445,27 +445,43 @@ async fn defect_15_leads_are_created_updated_read_and_failures_record_no_lead_da
     assert_eq!(s.all("/v1/activities", &k.read).await.len(), before);
 }
 
+/// A request with an `Idempotency-Key`: status and JSON answer.
+async fn keyed(
+    s: &TestServer,
+    method: &str,
+    path: &str,
+    token: &str,
+    key: &str,
+    body: Value,
+) -> (u16, Value) {
+    let resp = s
+        .http
+        .request(method.parse().expect("method"), s.url(path))
+        .bearer_auth(token)
+        .header("idempotency-key", key)
+        .json(&body)
+        .send()
+        .await
+        .expect("sent");
+    (
+        resp.status().as_u16(),
+        resp.json::<Value>().await.expect("json"),
+    )
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn idempotency_keys_make_retries_answer_the_first_result() {
     let s = server().await;
     let k = s.tenant("t-idem", "100").await;
     let grant = |key: &'static str, amount: &'static str| {
-        let (s, admin) = (&s, k.admin.clone());
-        async move {
-            let resp = s
-                .http
-                .post(s.url("/v1/credits/grants"))
-                .bearer_auth(admin)
-                .header("idempotency-key", key)
-                .json(&json!({ "amount": amount }))
-                .send()
-                .await
-                .expect("sent");
-            (
-                resp.status().as_u16(),
-                resp.json::<Value>().await.expect("json"),
-            )
-        }
+        keyed(
+            &s,
+            "POST",
+            "/v1/credits/grants",
+            &k.admin,
+            key,
+            json!({ "amount": amount }),
+        )
     };
     assert_eq!(
         grant("g-1", "5").await,
@@ -484,26 +500,10 @@ async fn idempotency_keys_make_retries_answer_the_first_result() {
 
     // Activity batches without ids: the same key lands on the same ids.
     let batch = json!([{ "userId": "user-123", "operation": "crm.leads.read" }, { "userId": "user-200", "operation": "crm.leads.read" }]);
-    let post = |key: &'static str| {
-        let (s, ingest, batch) = (&s, k.ingest.clone(), batch.clone());
-        async move {
-            let resp = s
-                .http
-                .post(s.url("/v1/activities"))
-                .bearer_auth(ingest)
-                .header("idempotency-key", key)
-                .json(&batch)
-                .send()
-                .await
-                .expect("sent");
-            (
-                resp.status().as_u16(),
-                resp.json::<Value>().await.expect("json"),
-            )
-        }
-    };
-    let (first, a) = post("batch-1").await;
-    let (second, b) = post("batch-1").await;
+    let send =
+        |key: &'static str, body: Value| keyed(&s, "POST", "/v1/activities", &k.ingest, key, body);
+    let (first, a) = send("batch-1", batch.clone()).await;
+    let (second, b) = send("batch-1", batch).await;
     assert_eq!((first, second), (201, 200));
     assert_eq!(a["results"][0]["id"], b["results"][0]["id"]);
     assert_eq!(b["duplicates"], 2);
@@ -516,24 +516,6 @@ async fn idempotency_keys_make_retries_answer_the_first_result() {
         json!((0..n)
             .map(|i| json!({ "id": format!("own-{i}"), "userId": "user-123", "operation": "crm.leads.read" }))
             .collect::<Vec<_>>())
-    };
-    let send = |key: &'static str, body: Value| {
-        let (s, ingest) = (&s, k.ingest.clone());
-        async move {
-            let resp = s
-                .http
-                .post(s.url("/v1/activities"))
-                .bearer_auth(ingest)
-                .header("idempotency-key", key)
-                .json(&body)
-                .send()
-                .await
-                .expect("sent");
-            (
-                resp.status().as_u16(),
-                resp.json::<Value>().await.expect("json"),
-            )
-        }
     };
     assert_eq!(send("own-ids", own(2)).await.0, 201);
     assert_eq!(send("own-ids", own(2)).await.0, 200, "a retry");
@@ -552,40 +534,25 @@ async fn idempotency_keys_make_retries_answer_the_first_result() {
     );
 
     // Operations and leads too.
-    let keyed = |method: &'static str, path: &'static str, key: &'static str, body: Value| {
-        let (s, ingest) = (&s, k.ingest.clone());
-        async move {
-            let resp = s
-                .http
-                .request(method.parse().expect("method"), s.url(path))
-                .bearer_auth(ingest)
-                .header("idempotency-key", key)
-                .json(&body)
-                .send()
-                .await
-                .expect("sent");
-            (
-                resp.status().as_u16(),
-                resp.json::<Value>().await.expect("json"),
-            )
-        }
+    let lead = |method: &'static str, path: &'static str, key: &'static str, body: Value| {
+        keyed(&s, method, path, &k.ingest, key, body)
     };
     let create = |title: &'static str| json!({ "userId": "user-123", "leadId": "lead-r", "lead": { "title": title } });
     assert_eq!(
-        keyed("POST", "/v1/leads", "lead-key", create("Retry me"))
+        lead("POST", "/v1/leads", "lead-key", create("Retry me"))
             .await
             .0,
         201
     );
     assert_eq!(
-        keyed("POST", "/v1/leads", "lead-key", create("Retry me"))
+        lead("POST", "/v1/leads", "lead-key", create("Retry me"))
             .await
             .0,
         200
     );
     // Issue 26.7: the key is bound to the whole request — another title under the same
     // key is a conflict, not the first answer with the new title silently dropped.
-    let (status, e) = keyed("POST", "/v1/leads", "lead-key", create("Another title")).await;
+    let (status, e) = lead("POST", "/v1/leads", "lead-key", create("Another title")).await;
     assert_eq!(
         (status, e["error"]["code"].clone()),
         (409, json!("conflict")),
@@ -594,21 +561,18 @@ async fn idempotency_keys_make_retries_answer_the_first_result() {
     let change =
         |status: &'static str| json!({ "userId": "user-123", "changes": { "status": status } });
     assert_eq!(
-        keyed("PATCH", "/v1/leads/lead-r", "change-key", change("won"))
+        lead("PATCH", "/v1/leads/lead-r", "change-key", change("won"))
             .await
             .0,
         200
     );
-    let (status, e) = keyed("PATCH", "/v1/leads/lead-r", "change-key", change("lost")).await;
+    let (status, e) = lead("PATCH", "/v1/leads/lead-r", "change-key", change("lost")).await;
     assert_eq!(status, 409, "{e}");
-    let (_, lead) = s.get("/v1/leads/lead-r?userId=user-123", &k.ingest).await;
+    let (_, got) = s.get("/v1/leads/lead-r?userId=user-123", &k.ingest).await;
     assert_eq!(
-        (
-            lead["lead"]["title"].clone(),
-            lead["lead"]["status"].clone()
-        ),
+        (got["lead"]["title"].clone(), got["lead"]["status"].clone()),
         (json!("Retry me"), json!("won")),
-        "{lead}"
+        "{got}"
     );
     let (_, leads) = s.get("/v1/leads?userId=user-123", &k.ingest).await;
     assert_eq!(leads["leads"].as_array().expect("leads").len(), 1);
