@@ -88,13 +88,12 @@ pub fn tenants(dir: &Path) -> std::io::Result<Vec<String>> {
     for entry in std::fs::read_dir(dir)? {
         let p = entry?.path();
         let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-        if let Some(rest) = name.strip_prefix(PREFIX) {
-            if let Some(t) = rest
+        if let Some(rest) = name.strip_prefix(PREFIX)
+            && let Some(t) = rest
                 .strip_suffix(SUFFIX)
                 .or_else(|| rest.strip_suffix(REPLAYING))
-            {
-                out.push(t.to_owned());
-            }
+        {
+            out.push(t.to_owned());
         }
     }
     out.sort();
