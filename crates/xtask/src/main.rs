@@ -318,6 +318,12 @@ fn step(name: &str, mut cmd: Command) -> Result<()> {
 /// checks that the manifests agree.
 pub(crate) const WORKER_BUILD_VERSION: &str = "0.8.7";
 pub(crate) const WASM_BINDGEN_VERSION: &str = "0.2.130";
+/// The release profile of the worker bundle (issue 29: the bundle's size).
+const WORKER_RELEASE_PROFILE: &[(&str, &str)] = &[
+    ("CARGO_PROFILE_RELEASE_OPT_LEVEL", "z"),
+    ("CARGO_PROFILE_RELEASE_LTO", "fat"),
+    ("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", "1"),
+];
 /// cargo-deny, for the licence, ban and source checks of `deny.toml`.
 const CARGO_DENY_VERSION: &str = "0.20.2";
 
@@ -371,6 +377,12 @@ fn worker(root: &Path) -> Result<()> {
         // worker-build would download these from GitHub; use the pinned local ones.
         .env("WASM_BINDGEN_BIN", cargo_bin("wasm-bindgen"))
         .env("WASM_OPT_BIN", node_bin.join("wasm-opt"));
+    // The edge bundle is sized for download and isolate start, not for peak speed:
+    // optimise for size with whole-program LTO. Set here, for this build only — the
+    // workspace's release profile also builds crm-host, which wants speed.
+    for (name, value) in WORKER_RELEASE_PROFILE {
+        build.env(name, value);
+    }
     step("worker-build --release", build)?;
     // The dashboard's wasm module, served from www/pkg by the worker's static assets.
     step(
