@@ -103,12 +103,9 @@ pub async fn verify(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
     let caller = ctx.caller()?.clone();
     caller.require_tenant_wide()?;
     let db = Db::of_tenant(env, caller.tenant()).await?;
-    let row = d1::query_opt(&db, &export::bounds(DIALECT, caller.tenant()))
-        .await?
-        .ok_or_else(|| Failure::not_found("the key's tenant does not exist"))?;
     let tenant = caller.tenant();
     let kept = crm_api::checkpoint::kept(&ctx.query)?;
-    let mut audit = Audit::new(tenant, export::decode_bounds(&row)?).with_checkpoint(kept);
+    let mut audit = Audit::new(tenant, bounds(&db, tenant).await?).with_checkpoint(kept);
     while let Some(st) = audit.next(DIALECT) {
         if let Some(segment) = archive::segment_after(&db, tenant, audit.position()).await? {
             let records = archive::records(env, &segment).await?;
@@ -152,14 +149,19 @@ pub async fn checkpoint(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
             ))
         })?;
     let db = Db::of_tenant(env, caller.tenant()).await?;
-    let row = d1::query_opt(&db, &export::bounds(DIALECT, caller.tenant()))
-        .await?
-        .ok_or_else(|| Failure::not_found("the key's tenant does not exist"))?;
-    let bounds = export::decode_bounds(&row)?;
+    let bounds = bounds(&db, caller.tenant()).await?;
     let at = Timestamp::from_millis(auth::now_ms())?;
     Ok(
         serde_json::to_value(key.sign(caller.tenant(), bounds.head_seq, &bounds.head_hash, at))
             .map_err(Failure::internal)?
             .into(),
     )
+}
+
+/// The tenant's chain anchor and head.
+async fn bounds(db: &Db, tenant: &str) -> ApiResult<export::Bounds> {
+    let row = d1::query_opt(db, &export::bounds(DIALECT, tenant))
+        .await?
+        .ok_or_else(|| Failure::not_found("the key's tenant does not exist"))?;
+    Ok(export::decode_bounds(&row)?)
 }
