@@ -14,8 +14,6 @@ use crate::error::ApiError;
 /// Entries per ledger page unless `limit` says otherwise, and at most.
 const LEDGER_DEFAULT_LIMIT: usize = 100;
 const LEDGER_MAX_LIMIT: usize = 1_000;
-/// Ledger entry kinds a filter may name.
-const LEDGER_KINDS: &[&str] = &["grant", "usage"];
 
 /// What `GET /v1/credits/ledger` asks for: a window (the whole ledger unless `since`,
 /// `from` or `to` narrow it), a `kind`, a page (`limit`, `cursor`).
@@ -27,7 +25,7 @@ pub fn ledger_query(
     let kind = params
         .get("kind")
         .map(|k| {
-            LEDGER_KINDS
+            crm_store::ledger::KINDS
                 .contains(&k.as_str())
                 .then(|| k.clone())
                 .ok_or_else(|| ApiError::invalid("`kind` is grant or usage"))

@@ -636,7 +636,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
             "audit",
             "GET",
             "/v1/audit/verify",
-            "Recompute the hash chain; name the first bad sequence number. With a kept checkpoint (`checkpointSeq` and `checkpointHash`, from `GET /v1/audit/checkpoint`), also check that the record at that seq still has that hash: a chain rewritten by someone who could write the whole database fails here.",
+            "Recompute the hash chain; name the first bad sequence number. Recount the credit ledger and the balance against the chain; name the first entry that disagrees. With a kept checkpoint (`checkpointSeq` and `checkpointHash`, from `GET /v1/audit/checkpoint`), also check that the record at that seq still has that hash: a chain rewritten by someone who could write the whole database fails here.",
             READ,
         )
     },
@@ -1089,9 +1089,11 @@ pub fn schemas() -> Map<String, Value> {
         (
             "Verification",
             obj(
-                &["ok", "verified", "anchorSeq", "headSeq"],
+                &["ok", "verified", "anchorSeq", "headSeq", "ledgerEntries"],
                 json!({ "ok": { "type": "boolean" }, "verified": { "type": "integer" },
             "anchorSeq": { "type": "integer" }, "headSeq": { "type": "integer" }, "firstBadSeq": { "type": "integer" }, "reason": { "type": "string" },
+            "ledgerEntries": { "type": "integer", "description": "Credit ledger entries recounted against the chain." },
+            "firstBadEntry": { "type": "integer", "description": "The first credit ledger entry that disagrees with the chain or the balance." },
             "checkpoint": { "type": "string", "enum": ["matched", "beforeAnchor"], "description": "A kept checkpoint: its record still has its hash, or it lies before the retention anchor (nothing left to compare)." } }),
             ),
         ),

@@ -2,7 +2,8 @@
 //! feed it the chunks it asks for until it answers a [`Verification`] — recomputing
 //! the hash chain from the retention anchor to the head and naming the first sequence
 //! number that is wrong (a record altered in content or columns, deleted, reordered,
-//! or cut off the end).
+//! or cut off the end) — and recounting the credit ledger and the balance against the
+//! chain ([`crate::ledger_check`]), naming the first entry that disagrees.
 
 use crm_core::Activity;
 use crm_core::chain::{Break, Verifier};
@@ -12,6 +13,7 @@ use crate::archive::{Archived, Segment};
 use crate::dialect::Dialect;
 use crate::error::StoreResult;
 use crate::export::{self, Bounds};
+use crate::ledger_check::LedgerCheck;
 use crate::sql::{Row, Statement};
 
 /// Records per read: enough to amortise a query, small enough for D1's answer limits.
@@ -31,6 +33,11 @@ pub struct Verification {
     pub first_bad_seq: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Credit ledger entries recounted against the chain.
+    pub ledger_entries: u64,
+    /// The first ledger entry that disagrees with the chain or the balance.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_bad_entry: Option<u64>,
     /// What became of a kept checkpoint the caller named.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub checkpoint: Option<CheckpointCheck>,
@@ -66,11 +73,16 @@ pub struct Audit {
     /// A checkpoint the caller kept (seq, hash), and what became of it.
     kept: Option<(u64, String)>,
     kept_check: Option<CheckpointCheck>,
+    ledger: LedgerCheck,
+    /// The last read was the ledger's (the next rows are entries).
+    reading_ledger: bool,
 }
 
 impl Audit {
     pub fn new(tenant_id: &str, bounds: Bounds) -> Audit {
         Audit {
+            ledger: LedgerCheck::new(tenant_id, bounds.ledger, bounds.anchor_seq),
+            reading_ledger: false,
             tenant_id: tenant_id.to_owned(),
             verifier: Verifier::new(bounds.anchor_seq, &bounds.anchor_hash),
             after: bounds.anchor_seq,
@@ -110,14 +122,26 @@ impl Audit {
         self
     }
 
-    /// The next chunk to read, or `None` when the audit has its answer.
-    pub fn next(&self, d: Dialect) -> Option<Statement> {
-        (self.broken.is_none() && !self.exhausted && self.after < self.bounds.head_seq)
-            .then(|| export::audit_chunk(d, &self.tenant_id, self.after, CHUNK))
+    /// The next chunk to read, or `None` when the audit has its answer. Ledger entries
+    /// are read as the records reach them, and the rest once the chain is walked.
+    pub fn next(&mut self, d: Dialect) -> Option<Statement> {
+        if self.broken.is_some() {
+            return None;
+        }
+        let chain_done = self.exhausted || self.after >= self.bounds.head_seq;
+        if let Some(st) = self.ledger.next(d, chain_done) {
+            self.reading_ledger = true;
+            return Some(st);
+        }
+        self.reading_ledger = false;
+        (!chain_done).then(|| export::audit_chunk(d, &self.tenant_id, self.after, CHUNK))
     }
 
     /// Checks the rows of the chunk [`Audit::next`] asked for.
     pub fn feed(&mut self, rows: &[Row]) -> StoreResult<()> {
+        if self.reading_ledger {
+            return self.ledger.feed(rows);
+        }
         if rows.is_empty() {
             self.exhausted = true;
         }
@@ -158,12 +182,15 @@ impl Audit {
             }
             self.after = seq;
             let pushed = match record {
-                Ok(a) => self.verifier.push(&a),
+                Ok(a) => self.verifier.push(&a).map(|()| a.credits.units()),
                 Err(reason) => Err(Break { seq, reason }),
             };
-            if let Err(b) = pushed {
-                self.broken = Some(b);
-                break;
+            match pushed {
+                Err(b) => {
+                    self.broken = Some(b);
+                    break;
+                }
+                Ok(credits_units) => self.ledger.record(seq, credits_units),
             }
             if let Some((kept_seq, kept_hash)) = &self.kept
                 && *kept_seq == seq
@@ -191,7 +218,11 @@ impl Audit {
         )
     }
 
-    pub fn finish(self) -> Verification {
+    pub fn finish(mut self) -> Verification {
+        if self.broken.is_none() {
+            self.ledger.finish();
+        }
+        let ledger_break = self.ledger.broken().cloned();
         let bad = match self.broken {
             Some(b) => Some(b),
             None => self
@@ -199,13 +230,21 @@ impl Audit {
                 .finish(self.bounds.head_seq, &self.bounds.head_hash)
                 .err(),
         };
+        let ok = bad.is_none() && ledger_break.is_none();
+        let reason = bad.as_ref().map(|b| b.reason.clone()).or_else(|| {
+            ledger_break
+                .as_ref()
+                .map(|l| format!("credit ledger: {}", l.reason))
+        });
         Verification {
-            ok: bad.is_none(),
+            ok,
             verified: self.verifier.verified(),
             anchor_seq: self.bounds.anchor_seq,
             head_seq: self.bounds.head_seq,
             first_bad_seq: bad.as_ref().map(|b| b.seq),
-            reason: bad.map(|b| b.reason),
+            reason,
+            ledger_entries: self.ledger.checked(),
+            first_bad_entry: ledger_break.map(|l| l.entry),
             checkpoint: self.kept_check,
         }
     }

@@ -7,6 +7,7 @@ use crm_core::{Activity, CoreError};
 use crate::activities::{Filter, listing_clause};
 use crate::dialect::Dialect;
 use crate::error::{StoreError, StoreResult};
+use crate::ledger_check::LedgerBounds;
 use crate::sql::{Row, Statement, seq};
 
 /// Records per export read: big enough to amortise the query, small enough to stream.
@@ -221,11 +222,18 @@ pub struct Bounds {
     pub anchor_hash: String,
     pub head_seq: u64,
     pub head_hash: String,
+    /// The ledger's size and the balance, in the same snapshot as the head.
+    pub ledger: LedgerBounds,
 }
 
 pub fn bounds(d: Dialect, tenant_id: &str) -> Statement {
     d.stmt(
-        "SELECT anchor_seq, anchor_hash, head_seq, head_hash FROM tenants WHERE id = ?1",
+        &format!(
+            "SELECT anchor_seq, anchor_hash, head_seq, head_hash, {},
+                    (SELECT COALESCE(MAX(entry), 0) FROM credit_ledger WHERE tenant_id = ?1)
+             FROM tenants WHERE id = ?1",
+            d.money("balance_units")
+        ),
         vec![tenant_id.into()],
     )
 }
@@ -236,6 +244,10 @@ pub fn decode_bounds(row: &Row) -> StoreResult<Bounds> {
         anchor_hash: row.string(1)?,
         head_seq: row.uint(2)?,
         head_hash: row.string(3)?,
+        ledger: LedgerBounds {
+            balance_units: row.int(4)?,
+            entries: row.uint(5)?,
+        },
     })
 }
 

@@ -153,8 +153,8 @@ pub fn write(
             received_at,
             -charged,
             balance.units(),
-            "usage",
-            &format!("activities seq {}..={}", before.seq + 1, last.seq),
+            crate::ledger::KIND_USAGE,
+            &crate::ledger::usage_detail(before.seq + 1, last.seq),
         ));
     }
     out.push(tenants::move_head(

@@ -8,6 +8,27 @@ use crate::dialect::Dialect;
 use crate::error::{StoreError, StoreResult};
 use crate::sql::{Row, Statement, Value};
 
+/// A grant (the opening balance included).
+pub const KIND_GRANT: &str = "grant";
+/// What a batch of recorded activities cost.
+pub const KIND_USAGE: &str = "usage";
+/// Every kind, as `GET /v1/credits/ledger?kind=` accepts them.
+pub const KINDS: &[&str] = &[KIND_GRANT, KIND_USAGE];
+
+const USAGE_PREFIX: &str = "activities seq ";
+
+/// A usage entry's detail: the records it charged for. The audit reads it back with
+/// [`usage_range`] to recount the charge against the chain.
+pub fn usage_detail(first_seq: u64, last_seq: u64) -> String {
+    format!("{USAGE_PREFIX}{first_seq}..={last_seq}")
+}
+
+/// The records a usage entry's detail names.
+pub fn usage_range(detail: &str) -> Option<(u64, u64)> {
+    let (first, last) = detail.strip_prefix(USAGE_PREFIX)?.split_once("..=")?;
+    Some((first.parse().ok()?, last.parse().ok()?))
+}
+
 /// One balance change, as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]

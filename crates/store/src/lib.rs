@@ -24,6 +24,7 @@ pub mod ingest;
 pub mod keys;
 pub mod leads;
 pub mod ledger;
+pub mod ledger_check;
 pub mod listing;
 pub mod migrations;
 pub mod outbox;

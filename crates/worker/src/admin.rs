@@ -14,6 +14,7 @@ use crm_core::pricing::PriceTable;
 use crm_core::{Credits, Timestamp};
 use crm_store::idempotency;
 use crm_store::keys::{self, KeyScope, NewKey};
+use crm_store::ledger;
 use crm_store::shards;
 use crm_store::tenants::{self, TenantRow};
 use serde_json::{Value, json};
@@ -242,7 +243,15 @@ pub async fn grant(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
         let now = now_ms();
         let mut statements = vec![
             tenants::set_balance(DIALECT, tenant, head.balance.units(), next),
-            tenants::ledger_entry(DIALECT, tenant, now, units, next, "grant", &reason),
+            tenants::ledger_entry(
+                DIALECT,
+                tenant,
+                now,
+                units,
+                next,
+                ledger::KIND_GRANT,
+                &reason,
+            ),
         ];
         if let Some(key) = &key {
             let recorded = idempotency::Recorded {

@@ -69,7 +69,7 @@ pub async fn grant(
             caller.tenant(),
             units,
             now,
-            "grant",
+            crm_store::ledger::KIND_GRANT,
             reason,
             key.0.map(|k| (format!("grant:{k}"), request_hash)),
         )

@@ -51,7 +51,14 @@ impl Store {
             }
             c.execute_all(&tenants::create(d, &id, &name, &policy, &directory, now))?;
             if opening_units > 0 {
-                adjust(c, &id, opening_units, now, "grant", "opening balance")?;
+                adjust(
+                    c,
+                    &id,
+                    opening_units,
+                    now,
+                    crm_store::ledger::KIND_GRANT,
+                    "opening balance",
+                )?;
             }
             Ok(())
         })

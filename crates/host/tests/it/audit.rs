@@ -483,3 +483,75 @@ async fn a_kept_signed_checkpoint_exposes_a_rewritten_chain() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The balance and the ledger are not hashed; the audit recounts them against the
+/// chain, so a rewrite that keeps the ledger consistent with itself is still named.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_ledger_or_balance_rewritten_to_agree_with_itself_still_disagrees_with_the_chain() {
+    let (s, k) = seeded(60).await;
+    let (status, ledger) = s.get("/v1/credits/ledger", &k.read).await;
+    assert_eq!(status, 200, "{ledger}");
+    let usage = &ledger["entries"][0];
+    assert_eq!(usage["kind"], "usage", "{ledger}");
+    let v = verify(&s, &k).await;
+    assert_eq!(
+        (v["ok"].clone(), v["ledgerEntries"].clone()),
+        (json!(true), json!(2)),
+        "{v}"
+    );
+
+    let bad = |v: &Value, reason: &str| {
+        assert_eq!(v["ok"], false, "{v}");
+        assert_eq!(v["firstBadEntry"], 2, "{v}");
+        assert!(v.get("firstBadSeq").is_none(), "{v}");
+        assert!(
+            v["reason"].as_str().unwrap_or_default().contains(reason),
+            "{reason}: {v}"
+        );
+    };
+    // The balance raised by one unit.
+    tamper(
+        &s,
+        "UPDATE tenants SET balance_units = balance_units + 1 WHERE id = 't-audit'",
+    )
+    .await;
+    bad(&verify(&s, &k).await, "balance");
+    // ... and the ledger's last balance with it: that step no longer adds up.
+    tamper(
+        &s,
+        "UPDATE credit_ledger SET balance_units = balance_units + 1 WHERE entry = 2",
+    )
+    .await;
+    bad(&verify(&s, &k).await, "plus its change");
+    // ... and its change as well: the ledger agrees with itself, not with the chain.
+    tamper(
+        &s,
+        "UPDATE credit_ledger SET delta_units = delta_units + 1 WHERE entry = 2",
+    )
+    .await;
+    bad(&verify(&s, &k).await, "its records cost");
+    // Put back, it passes again.
+    tamper(&s, "UPDATE credit_ledger SET delta_units = delta_units - 1, balance_units = balance_units - 1 WHERE entry = 2").await;
+    tamper(
+        &s,
+        "UPDATE tenants SET balance_units = balance_units - 1 WHERE id = 't-audit'",
+    )
+    .await;
+    assert_eq!(verify(&s, &k).await["ok"], true);
+    // The usage entry deleted and the balance credited back: the records still cost.
+    tamper(&s, "UPDATE tenants SET balance_units = (SELECT balance_units FROM credit_ledger WHERE entry = 1) WHERE id = 't-audit'").await;
+    tamper(&s, "DELETE FROM credit_ledger WHERE entry = 2").await;
+    let v = verify(&s, &k).await;
+    assert_eq!(
+        (v["ok"].clone(), v["firstBadEntry"].clone()),
+        (json!(false), json!(1)),
+        "{v}"
+    );
+    assert!(
+        v["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("no entry charged"),
+        "{v}"
+    );
+}
