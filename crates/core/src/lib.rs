@@ -26,6 +26,7 @@ pub mod report;
 pub mod tenant;
 pub mod time;
 pub mod viewer_token;
+pub mod wallet;
 
 pub use activity::{Activity, ActivityInput, Outcome};
 pub use credits::Credits;
