@@ -48,6 +48,14 @@ function seedTenant(keys, sqlByShard, id, shard, fixture, balanceUnits) {
   stmts.push(`INSERT INTO tenants (id, name, version, policy, directory, balance_units, head_seq, head_hash, created_at)
     VALUES (${sql(id)}, ${sql(id)}, 1, ${sql(JSON.stringify(fixture.policy))}, ${sql(JSON.stringify(fixture.directory))},
     ${balanceUnits}, 0, ${sql('0'.repeat(64))}, 0);`);
+  // The opening balance as the engine itself records one: a grant in effect and its
+  // ledger entry (the audit recounts the balance against both).
+  if (Number(balanceUnits) > 0) {
+    stmts.push(`INSERT INTO credit_grants (tenant_id, id, amount_units, remaining_units, effective_at, expires_at, priority, created_at, status, closed_at, reason, external_id)
+      VALUES (${sql(id)}, 'opening-balance', ${balanceUnits}, ${balanceUnits}, 0, NULL, 50, 0, 'active', NULL, 'opening balance', NULL);`);
+    stmts.push(`INSERT INTO credit_ledger (tenant_id, entry, at, delta_units, balance_units, kind, detail)
+      VALUES (${sql(id)}, 1, 0, ${balanceUnits}, ${balanceUnits}, 'grant', 'grant opening-balance');`);
+  }
   keys[id] = { shard };
   for (const scope of ['admin', 'ingest', 'read']) {
     const key = `crm_${randomBytes(24).toString('hex')}`;

@@ -28,7 +28,12 @@ pub fn ledger_query(
             crm_store::ledger::KINDS
                 .contains(&k.as_str())
                 .then(|| k.clone())
-                .ok_or_else(|| ApiError::invalid("`kind` is grant or usage"))
+                .ok_or_else(|| {
+                    ApiError::invalid(format!(
+                        "`kind` is one of {}",
+                        crm_store::ledger::KINDS.join(", ")
+                    ))
+                })
         })
         .transpose()?;
     let before = params

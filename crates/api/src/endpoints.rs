@@ -383,8 +383,45 @@ pub const ENDPOINTS: &[Endpoint] = &[
             "credits",
             "GET",
             "/v1/credits/balance",
-            "The credit balance.",
+            "The credit balance now: the sum of the remainders of the grants in effect, listed in the order they are spent; grants still to take effect apart.",
             READ,
+        )
+    },
+    Endpoint {
+        query: &["status", "limit", "cursor"],
+        ok: &[(200, "GrantPage")],
+        ..ep(
+            "listCreditGrants",
+            "credits",
+            "GET",
+            "/v1/credits/grants",
+            "The tenant's grants with their remainders and status (`pending`, `active`, `exhausted`, `expired`, `voided`), newest first, paged by `cursor`.",
+            READ,
+        )
+    },
+    Endpoint {
+        ok: &[(200, "WalletAnswer")],
+        idempotent: true,
+        ..ep(
+            "voidCreditGrant",
+            "credits",
+            "POST",
+            "/v1/credits/grants/{id}/void",
+            "Void an open grant: its remainder is forfeited (a `void` ledger entry).",
+            ADMIN,
+        )
+    },
+    Endpoint {
+        body: Some("Adjustment"),
+        ok: &[(200, "WalletAnswer")],
+        idempotent: true,
+        ..ep(
+            "adjustCredits",
+            "credits",
+            "POST",
+            "/v1/credits/adjustments",
+            "Take credits off (a refund, a correction), spent from the grants in burn-down order; refused (402) past the balance.",
+            ADMIN,
         )
     },
     Endpoint {
@@ -395,20 +432,20 @@ pub const ENDPOINTS: &[Endpoint] = &[
             "credits",
             "GET",
             "/v1/credits/ledger",
-            "Every balance change (the opening balance, grants, each batch's usage), newest first, with the balance after it; the whole ledger unless `since`/`from`/`to` narrow it, `kind` = grant or usage, paged by `cursor`.",
+            "Every balance change (grants taking effect, each batch's usage, expiries, voids, adjustments), newest first, with the balance after it; the whole ledger unless `since`/`from`/`to` narrow it, `kind` = grant, usage, expiry, void or adjustment, paged by `cursor`.",
             READ,
         )
     },
     Endpoint {
         body: Some("Grant"),
-        ok: &[(200, "Balance")],
+        ok: &[(200, "WalletAnswer")],
         idempotent: true,
         ..ep(
             "grantCredits",
             "credits",
             "POST",
             "/v1/credits/grants",
-            "Add credits (with a ledger entry).",
+            "Grant credits: an amount, when it takes effect (`effectiveAt`, default now), when its remainder is forfeited (`expiresAt`, default never), a `priority` (0–100, lower spent first; then earliest expiry, then age). A `grant` ledger entry when it takes effect.",
             ADMIN,
         )
     },
@@ -945,8 +982,60 @@ pub fn schemas() -> Map<String, Value> {
             ),
         ),
         (
+            "BalancePart",
+            obj(
+                &["grantId", "remaining", "priority"],
+                json!({ "grantId": { "type": "string" }, "remaining": r("Credits"), "expiresAt": r("Timestamp"),
+            "priority": { "type": "integer", "minimum": 0, "maximum": 100 } }),
+            ),
+        ),
+        (
             "Balance",
-            obj(&["balance"], json!({ "balance": r("Credits") })),
+            obj(
+                &["balance", "grants", "pending"],
+                json!({ "balance": r("Credits"), "grants": { "type": "array", "items": r("BalancePart") },
+            "pending": { "type": "array", "items": r("BalancePart") } }),
+            ),
+        ),
+        (
+            "CreditGrant",
+            obj(
+                &[
+                    "id",
+                    "amount",
+                    "remaining",
+                    "effectiveAt",
+                    "priority",
+                    "status",
+                    "reason",
+                    "createdAt",
+                ],
+                json!({ "id": { "type": "string" }, "amount": r("Credits"), "remaining": r("Credits"),
+            "effectiveAt": r("Timestamp"), "expiresAt": r("Timestamp"), "priority": { "type": "integer", "minimum": 0, "maximum": 100 },
+            "status": { "type": "string", "enum": ["pending", "active", "exhausted", "expired", "voided"] },
+            "reason": { "type": "string" }, "externalId": { "type": "string" }, "createdAt": r("Timestamp"), "closedAt": r("Timestamp") }),
+            ),
+        ),
+        (
+            "GrantPage",
+            obj(
+                &["grants"],
+                json!({ "grants": { "type": "array", "items": r("CreditGrant") }, "nextCursor": { "type": "string" } }),
+            ),
+        ),
+        (
+            "WalletAnswer",
+            obj(
+                &["balance"],
+                json!({ "balance": r("Credits"), "grant": r("CreditGrant") }),
+            ),
+        ),
+        (
+            "Adjustment",
+            obj(
+                &["amount", "reason"],
+                json!({ "amount": { "type": ["string", "number"], "description": "What to take off (positive)." }, "reason": { "type": "string" } }),
+            ),
         ),
         (
             "LedgerEntry",
@@ -954,7 +1043,7 @@ pub fn schemas() -> Map<String, Value> {
                 &["entry", "at", "delta", "balance", "kind", "detail"],
                 json!({ "entry": { "type": "integer", "minimum": 1 }, "at": r("Timestamp"),
             "delta": r("Credits"), "balance": r("Credits"),
-            "kind": { "type": "string", "enum": ["grant", "usage"] }, "detail": { "type": "string" } }),
+            "kind": { "type": "string", "enum": ["grant", "usage", "expiry", "void", "adjustment"] }, "detail": { "type": "string" } }),
             ),
         ),
         (
@@ -968,7 +1057,9 @@ pub fn schemas() -> Map<String, Value> {
             "Grant",
             obj(
                 &["amount"],
-                json!({ "amount": { "type": ["string", "number"] }, "reason": { "type": "string" } }),
+                json!({ "amount": { "type": ["string", "number"] }, "reason": { "type": "string" },
+            "effectiveAt": r("Timestamp"), "expiresAt": r("Timestamp"),
+            "priority": { "type": "integer", "minimum": 0, "maximum": 100 }, "externalId": { "type": "string" } }),
             ),
         ),
         (

@@ -32,5 +32,6 @@ pub mod request;
 pub mod requests;
 pub mod storage;
 pub mod viewer_tokens;
+pub mod wallet;
 
 pub use error::{ApiCode, ApiError};

@@ -3,9 +3,9 @@
 //! store writes or the token carries, or the API error to answer.
 
 use crate::error::{ApiCode, ApiError};
+use crm_core::CoreError;
 use crm_core::directory::CompiledDirectory;
 use crm_core::viewer_token::{MAX_TTL_MS, TokenScope};
-use crm_core::{CoreError, Credits};
 
 use crm_store::keys::KeyScope;
 
@@ -71,27 +71,6 @@ impl NewKeyRequest {
             label: self.label,
             expires_at,
         })
-    }
-}
-
-/// `POST /v1/credits/grants`.
-#[derive(Debug, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct GrantRequest {
-    pub amount: Credits,
-    #[serde(default)]
-    pub reason: Option<String>,
-}
-
-impl GrantRequest {
-    /// The units to add and the ledger's reason.
-    pub fn plan(self) -> Result<(i64, String), CoreError> {
-        if self.amount.units() <= 0 {
-            return Err(CoreError::invalid("amount", "a grant must be positive"));
-        }
-        let reason = self.reason.unwrap_or_else(|| "grant".to_owned());
-        crm_core::names::validate_text("reason", &reason, crm_core::limits::MAX_TEXT_LEN)?;
-        Ok((self.amount.units(), reason))
     }
 }
 
@@ -174,15 +153,5 @@ mod tests {
                 .plan(0)
                 .is_err()
         );
-    }
-
-    #[test]
-    fn grants_must_be_positive() {
-        let grant = |units| GrantRequest {
-            amount: Credits::from_units(units).expect("in range"),
-            reason: None,
-        };
-        assert_eq!(grant(5).plan().expect("positive"), (5, "grant".to_owned()));
-        assert!(grant(0).plan().is_err());
     }
 }

@@ -176,8 +176,9 @@ pub struct Change {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Wallet {
     grants: Vec<Grant>,
-    /// Grants changed since loading, by index: what the writer stores back.
-    touched: Vec<bool>,
+    /// Each grant as it was stored (`None` for one added since): what the writer
+    /// compares with to know what to store back, and guards its writes with.
+    stored: Vec<Option<Grant>>,
     balance: i64,
 }
 
@@ -207,7 +208,7 @@ impl Wallet {
             }
         }
         Ok(Wallet {
-            touched: vec![false; grants.len()],
+            stored: grants.iter().cloned().map(Some).collect(),
             grants,
             balance,
         })
@@ -222,13 +223,20 @@ impl Wallet {
         &self.grants
     }
 
-    /// The grants changed since loading (to store back), and whether each is new.
-    pub fn touched(&self) -> impl Iterator<Item = &Grant> {
+    /// The grants changed since they were stored: (as stored, or `None` if new; now).
+    pub fn changed(&self) -> impl Iterator<Item = (Option<&Grant>, &Grant)> {
         self.grants
             .iter()
-            .zip(&self.touched)
-            .filter(|(_, t)| **t)
-            .map(|(g, _)| g)
+            .zip(&self.stored)
+            .filter(|(g, s)| s.as_ref() != Some(*g))
+            .map(|(g, s)| (s.as_ref(), g))
+    }
+
+    /// The writer stored every change: what is stored now is what the wallet holds,
+    /// and closed grants are no longer carried.
+    pub fn stored_all(&mut self) {
+        self.grants.retain(|g| g.status.is_open());
+        self.stored = self.grants.iter().cloned().map(Some).collect();
     }
 
     /// The active grants in the order they are spent.
@@ -274,7 +282,6 @@ impl Wallet {
         let mut changes = Vec::with_capacity(events.len());
         for (at, what, i) in events {
             let g = &mut self.grants[i];
-            self.touched[i] = true;
             if what == 0 {
                 g.status = GrantStatus::Active;
                 self.balance = self
@@ -319,7 +326,7 @@ impl Wallet {
             ));
         }
         self.grants.push(grant);
-        self.touched.push(true);
+        self.stored.push(None);
         self.tick(now)
     }
 
@@ -356,7 +363,6 @@ impl Wallet {
                 g.status = GrantStatus::Exhausted;
                 g.closed_at = Some(now);
             }
-            self.touched[i] = true;
             taken.push((g.id.clone(), take));
         }
         if left != 0 {
@@ -404,7 +410,6 @@ impl Wallet {
         g.status = GrantStatus::Voided;
         g.closed_at = Some(now);
         g.remaining = 0;
-        self.touched[i] = true;
         self.balance -= forfeited;
         Some(Change {
             at: now,

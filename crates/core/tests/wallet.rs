@@ -180,7 +180,12 @@ proptest! {
                 }
                 Op::Wait(dt) => now += dt,
                 Op::Reload => {
-                    let open: Vec<Grant> = wallet.grants().iter().filter(|g| g.status.is_open()).cloned().collect();
+                    // As a writer does: store what changed, then load the open grants.
+                    prop_assert!(wallet.changed().all(|(was, now)| was != Some(now)));
+                    wallet.stored_all();
+                    prop_assert_eq!(wallet.changed().count(), 0);
+                    let open: Vec<Grant> = wallet.grants().to_vec();
+                    prop_assert!(open.iter().all(|g| g.status.is_open()));
                     wallet = Wallet::new(open).expect("reloads");
                 }
             }

@@ -9,6 +9,7 @@ use crate::ingest::{self, Candidate};
 use crate::tenants::Head;
 use crate::{Statement, listing, queued, report, testing};
 use crm_core::limits::MAX_BATCH;
+use crm_core::wallet::{Grant, GrantStatus, Wallet};
 use crm_core::{Credits, Outcome, Timestamp};
 
 /// D1's bound-parameter limit per statement.
@@ -43,11 +44,65 @@ fn a_full_batch_writes_within_d1_statement_limits() {
     let head = Head {
         seq: 0,
         hash: "0".repeat(64),
-        balance: Credits::from_units(1_000_000_000).expect("in range"),
+        balance: Credits::ZERO,
     };
-    let (_, statements) =
-        ingest::seal_and_write(d, "t", &head, &mut sealed, &hash_refs, now.millis())
-            .expect("writes");
+    // A wallet at its largest: every open grant expires in this batch's transaction.
+    let open: Vec<Grant> = (0..crate::grants::MAX_OPEN_GRANTS)
+        .map(|i| Grant {
+            id: format!("g{i}"),
+            amount: 10_000_000,
+            remaining: 10_000_000,
+            effective_at: 0,
+            expires_at: Some(if i == 0 { i64::MAX } else { 1 }),
+            priority: 50,
+            created_at: 0,
+            status: GrantStatus::Active,
+            closed_at: None,
+        })
+        .collect();
+    let mut wallet = Wallet::new(open).expect("consistent");
+    let head = Head {
+        balance: Credits::from_units(wallet.balance()).expect("in range"),
+        ..head
+    };
+    let (_, statements) = ingest::seal_and_write(
+        d,
+        "t",
+        &head,
+        &mut wallet,
+        &mut sealed,
+        &hash_refs,
+        now.millis(),
+    )
+    .expect("writes");
+    // The same batch against one grant that stays: the wallet's own statements are
+    // two per grant at most (its expiry entry and its update).
+    let mut one = Wallet::new(vec![Grant {
+        expires_at: None,
+        ..wallet.grants()[0].clone()
+    }])
+    .expect("consistent");
+    let mut again = testing::chain(MAX_BATCH, now);
+    let one_head = Head {
+        balance: Credits::from_units(one.balance()).expect("in range"),
+        ..head.clone()
+    };
+    let (_, baseline) = ingest::seal_and_write(
+        d,
+        "t",
+        &one_head,
+        &mut one,
+        &mut again,
+        &hash_refs,
+        now.millis(),
+    )
+    .expect("writes");
+    assert!(
+        statements.len() <= baseline.len() + 2 * crate::grants::MAX_OPEN_GRANTS,
+        "{} statements, {} without the wallet",
+        statements.len(),
+        baseline.len()
+    );
     within("ingest::seal_and_write", &statements);
     let ids: Vec<&str> = sealed.iter().map(|a| a.id.as_str()).collect();
     within("activities::lookup", &activities::lookup(d, "t", &ids));

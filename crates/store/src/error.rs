@@ -11,6 +11,9 @@ pub enum StoreError {
     /// A core rule refused stored or computed data (credits out of range, bad time).
     #[error(transparent)]
     Core(#[from] CoreError),
+    /// What the request names does not exist (answered 404).
+    #[error("{0}")]
+    NotFound(String),
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;

@@ -9,11 +9,12 @@
 
 use std::collections::HashMap;
 
+use crm_core::wallet::Wallet;
 use crm_core::{Activity, Credits, Outcome, Timestamp};
 
 use crate::activities::{self, Existing};
 use crate::dialect::Dialect;
-use crate::error::StoreResult;
+use crate::error::{StoreError, StoreResult};
 use crate::rollups;
 use crate::sql::Statement;
 use crate::tenants::{self, Head};
@@ -103,49 +104,47 @@ pub fn classify(
     Ok(out)
 }
 
-/// Seals `fresh` after `before` (charges in order against the balance, then chains
-/// them — crm-core's `settle_and_seal`) and lists the statements that record them, in
-/// one transaction, and the balance left: what every runtime's writer does with a
-/// batch of new activities.
+/// Seals `fresh` after `before` and lists the statements that record them, in one
+/// transaction, and the balance left: what every runtime's writer does with a batch of
+/// new activities. `wallet` holds the tenant's open grants as this transaction sees
+/// them (read with the head): time is applied to it first (grants that took effect
+/// or expired since the last write, at their instants), then the batch is charged in
+/// order against its balance (crm-core's `settle_and_seal`) and the charge burns the
+/// grants down by priority. The caller keeps `wallet` for its next batch of this
+/// tenant in the same transaction, after [`Wallet::stored_all`].
 pub fn seal_and_write(
     d: Dialect,
     tenant_id: &str,
     before: &Head,
+    wallet: &mut Wallet,
     fresh: &mut [Activity],
     input_hashes: &[&str],
     received_at: i64,
 ) -> StoreResult<(Credits, Vec<Statement>)> {
+    if fresh.is_empty() {
+        return Ok((before.balance, Vec::new()));
+    }
+    if wallet.balance() != before.balance.units() {
+        return Err(StoreError::Core(crm_core::CoreError::new(
+            crm_core::ErrorCode::ChainBroken,
+            "the tenant's balance is not what its active grants hold",
+        )));
+    }
+    let ticked = wallet.tick(received_at)?;
+    let available = Credits::from_units(wallet.balance())?;
     let balance =
-        crm_core::engine::settle_and_seal(before.balance, before.seq + 1, &before.hash, fresh)?;
-    let statements = write(
+        crm_core::engine::settle_and_seal(available, before.seq + 1, &before.hash, fresh)?;
+    let last = &fresh[fresh.len() - 1];
+    let charged = available.units() - balance.units();
+    wallet.spend(charged, received_at)?;
+    let mut out = crate::grants::ledger_entries(d, tenant_id, &ticked, "");
+    out.extend(activities::insert_many(
         d,
-        tenant_id,
-        before,
         fresh,
         input_hashes,
         received_at,
-        balance,
-    )?;
-    Ok((balance, statements))
-}
-
-/// The statements recording sealed activities after `before`, in one transaction.
-/// `input_hashes[i]` belongs to `sealed[i]`; `balance` is what settling left.
-pub fn write(
-    d: Dialect,
-    tenant_id: &str,
-    before: &Head,
-    sealed: &[Activity],
-    input_hashes: &[&str],
-    received_at: i64,
-    balance: Credits,
-) -> StoreResult<Vec<Statement>> {
-    let Some(last) = sealed.last() else {
-        return Ok(Vec::new());
-    };
-    let mut out = activities::insert_many(d, sealed, input_hashes, received_at)?;
-    out.extend(rollups::upserts(d, tenant_id, &rollups::fold(sealed)));
-    let charged = before.balance.units() - balance.units();
+    )?);
+    out.extend(rollups::upserts(d, tenant_id, &rollups::fold(fresh)));
     if charged != 0 {
         out.push(tenants::ledger_entry(
             d,
@@ -157,10 +156,11 @@ pub fn write(
             &crate::ledger::usage_detail(before.seq + 1, last.seq),
         ));
     }
+    out.extend(crate::grants::store_back(d, tenant_id, wallet, None)?);
     out.push(tenants::move_head(
         d, tenant_id, before, last.seq, &last.hash, balance,
     ));
-    Ok(out)
+    Ok((balance, out))
 }
 
 /// The answer for one recorded (or replayed) activity.

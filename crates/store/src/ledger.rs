@@ -12,8 +12,10 @@ use crate::sql::{Row, Statement, Value};
 pub const KIND_GRANT: &str = "grant";
 /// What a batch of recorded activities cost.
 pub const KIND_USAGE: &str = "usage";
-/// Every kind, as `GET /v1/credits/ledger?kind=` accepts them.
-pub const KINDS: &[&str] = &[KIND_GRANT, KIND_USAGE];
+/// Every kind, as `GET /v1/credits/ledger?kind=` accepts them: besides grants and
+/// usage, what the wallet records (`crm_core::wallet::ChangeKind`): a grant's
+/// remainder forfeited at its expiry or when voided, an operator's deduction.
+pub const KINDS: &[&str] = &[KIND_GRANT, KIND_USAGE, "expiry", "void", "adjustment"];
 
 const USAGE_PREFIX: &str = "activities seq ";
 
@@ -40,7 +42,8 @@ pub struct LedgerEntry {
     pub delta: Credits,
     /// The balance after it.
     pub balance: Credits,
-    /// `grant` (the opening balance included) or `usage`.
+    /// `grant` (the opening balance included), `usage`, `expiry`, `void` or
+    /// `adjustment`.
     pub kind: String,
     /// The grant's reason, or the sequence numbers a usage entry charged for.
     pub detail: String,

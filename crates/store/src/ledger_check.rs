@@ -150,6 +150,16 @@ impl LedgerCheck {
         if let Some(c) = self.charge.take() {
             self.close(c);
         }
+        // Entries after the last record's charge (grants, expiries; a usage entry here
+        // charges records that do not exist).
+        while self.broken.is_none()
+            && let Some(e) = self.buffer.pop_front()
+        {
+            self.consume(e);
+            if let Some(c) = self.charge.take() {
+                self.close(c);
+            }
+        }
         if self.broken.is_none() && self.entry < self.bounds.entries {
             self.fail(self.entry + 1, "the ledger entry is missing");
         } else if self.broken.is_none() && self.balance != self.bounds.balance_units {
@@ -254,7 +264,7 @@ impl LedgerCheck {
                     "the usage entry does not name the records it charged",
                 ),
             }
-        } else if e.kind != ledger::KIND_GRANT {
+        } else if !ledger::KINDS.contains(&e.kind.as_str()) {
             self.fail(e.entry, &format!("unknown ledger entry kind `{}`", e.kind));
         }
     }
@@ -299,6 +309,7 @@ mod tests {
             row(2, -12, 88, "usage", &ledger::usage_detail(1, 3)),
             row(3, 10, 98, "grant", "top-up"),
             row(4, -3, 95, "usage", &ledger::usage_detail(4, 5)),
+            row(5, 7, 102, "grant", "after the last charge"),
         ]
     }
     const COSTS: [i64; 6] = [5, 0, 7, 2, 1, 0];
@@ -330,13 +341,21 @@ mod tests {
 
     #[test]
     fn a_ledger_that_agrees_with_the_chain_passes() {
-        assert_eq!(run(ledger(), 95, &COSTS, 0), None);
+        assert_eq!(run(ledger(), 102, &COSTS, 0), None);
+    }
+
+    #[test]
+    fn a_usage_entry_for_records_that_do_not_exist_is_named() {
+        let mut l = ledger();
+        l.push(row(6, -1, 101, "usage", &ledger::usage_detail(7, 7)));
+        let b = run(l, 101, &COSTS, 0).expect("broken");
+        assert_eq!(b.entry, 6, "{b:?}");
     }
 
     #[test]
     fn a_balance_the_ledger_does_not_explain_is_named() {
-        let b = run(ledger(), 1_095, &COSTS, 0).expect("broken");
-        assert_eq!(b.entry, 4);
+        let b = run(ledger(), 1_102, &COSTS, 0).expect("broken");
+        assert_eq!(b.entry, 5);
         assert!(b.reason.contains("balance"), "{b:?}");
     }
 
@@ -346,7 +365,8 @@ mod tests {
         l[1] = row(2, -2, 98, "usage", &ledger::usage_detail(1, 3));
         l[2] = row(3, 10, 108, "grant", "top-up");
         l[3] = row(4, -3, 105, "usage", &ledger::usage_detail(4, 5));
-        let b = run(l, 105, &COSTS, 0).expect("broken");
+        l[4] = row(5, 7, 112, "grant", "after the last charge");
+        let b = run(l, 112, &COSTS, 0).expect("broken");
         assert_eq!(b.entry, 2, "{b:?}");
         assert!(b.reason.contains("its records cost 12"), "{b:?}");
     }
@@ -355,17 +375,17 @@ mod tests {
     fn a_deleted_or_renumbered_entry_is_named() {
         let mut l = ledger();
         l.remove(2);
-        assert_eq!(run(l, 95, &COSTS, 0).expect("broken").entry, 3);
+        assert_eq!(run(l, 102, &COSTS, 0).expect("broken").entry, 3);
         let mut l = ledger();
         l[3] = row(5, -3, 95, "usage", &ledger::usage_detail(4, 5));
-        assert_eq!(run(l, 95, &COSTS, 0).expect("broken").entry, 4);
+        assert_eq!(run(l, 102, &COSTS, 0).expect("broken").entry, 4);
     }
 
     #[test]
     fn a_chained_charge_without_an_entry_is_named() {
         // The last usage entry removed and the balance set to match.
         let mut l = ledger();
-        l.pop();
+        l.truncate(3);
         let b = run(l, 98, &COSTS, 0).expect("broken");
         assert!(b.reason.contains("record 4 cost credits"), "{b:?}");
     }
@@ -374,16 +394,17 @@ mod tests {
     fn a_balance_step_that_does_not_add_up_is_named() {
         let mut l = ledger();
         l[2] = row(3, 10, 198, "grant", "top-up");
-        assert_eq!(run(l, 95, &COSTS, 0).expect("broken").entry, 3);
+        assert_eq!(run(l, 102, &COSTS, 0).expect("broken").entry, 3);
     }
 
     #[test]
     fn charges_reaching_before_the_retention_anchor_are_not_recounted() {
         // Records 1..=2 were removed: entry 2's charge cannot be recounted, entry 4's is.
-        assert_eq!(run(ledger(), 95, &COSTS[2..], 2), None);
+        assert_eq!(run(ledger(), 102, &COSTS[2..], 2), None);
         let mut l = ledger();
         l[3] = row(4, -4, 94, "usage", &ledger::usage_detail(4, 5));
-        assert_eq!(run(l, 94, &COSTS[2..], 2).expect("broken").entry, 4);
+        l[4] = row(5, 7, 101, "grant", "after the last charge");
+        assert_eq!(run(l, 101, &COSTS[2..], 2).expect("broken").entry, 4);
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub mod dead_letters;
 pub mod dialect;
 pub mod error;
 pub mod export;
+pub mod grants;
 pub mod idempotency;
 pub mod ingest;
 pub mod keys;

@@ -45,6 +45,10 @@ const SQLITE: &[Migration] = &[
         version: 8,
         sql: include_str!("../../../migrations/0008_viewer_token_revocations.sql"),
     },
+    Migration {
+        version: 9,
+        sql: include_str!("../../../migrations/0009_credit_grants.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -79,6 +83,10 @@ const POSTGRES: &[Migration] = &[
     Migration {
         version: 8,
         sql: include_str!("../../../migrations/postgres/0008_viewer_token_revocations.sql"),
+    },
+    Migration {
+        version: 9,
+        sql: include_str!("../../../migrations/postgres/0009_credit_grants.sql"),
     },
 ];
 

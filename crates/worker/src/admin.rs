@@ -5,20 +5,21 @@
 
 use std::rc::Rc;
 
+use crate::auth::Caller;
 use crm_api::error::ApiCode;
-use crm_api::requests::{GrantRequest, KeyPlan, NewKeyRequest, ViewerTokenRequest};
+use crm_api::requests::{KeyPlan, NewKeyRequest, ViewerTokenRequest};
+use crm_api::wallet::{AdjustmentRequest, GrantRequest, WalletAnswer};
 use crm_core::TenantPolicy;
+use crm_core::Timestamp;
 use crm_core::directory::{DirectoryPatch, DirectorySpec};
 use crm_core::engine::TenantSnapshot;
 use crm_core::pricing::PriceTable;
-use crm_core::{Credits, Timestamp};
+use crm_store::grants::{self, WalletOp};
 use crm_store::idempotency;
 use crm_store::keys::{self, KeyScope, NewKey};
-use crm_store::ledger;
 use crm_store::shards;
 use crm_store::tenants::{self, TenantRow};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 use worker::Env;
 
 use crate::auth::{self, now_ms};
@@ -185,11 +186,40 @@ pub async fn price(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
         .into())
 }
 
+/// `GET /v1/credits/balance`: the balance now, by grant (`crm_api::wallet`).
 pub async fn balance(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
     let caller = ctx.caller()?.clone();
     caller.require_tenant_wide()?;
-    let head = store::head(env, caller.tenant()).await?;
-    Ok(json!({ "balance": head.balance }).into())
+    let (_, loaded) = store::account(env, caller.tenant()).await?;
+    let balance = crm_api::wallet::balance(loaded, now_ms())?;
+    Ok(serde_json::to_value(balance)
+        .map_err(Failure::internal)?
+        .into())
+}
+
+/// `GET /v1/credits/grants`: the tenant's grants with their remainders, newest first.
+pub async fn grants(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
+    let caller = ctx.caller()?.clone();
+    caller.require_tenant_wide()?;
+    let q = crm_api::wallet::grants_query(&ctx.query)?;
+    let db = Db::of_tenant(env, caller.tenant()).await?;
+    let st = grants::page(
+        DIALECT,
+        caller.tenant(),
+        q.status,
+        q.before.as_ref().map(|(at, g)| (*at, g.as_str())),
+        q.limit,
+    );
+    let rows = d1::query(&db, &st)
+        .await?
+        .iter()
+        .map(grants::decode_view)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(
+        serde_json::to_value(crm_api::wallet::GrantsPage::new(rows, &q))
+            .map_err(Failure::internal)?
+            .into(),
+    )
 }
 
 /// `GET /v1/credits/ledger`: every balance change, newest first (`crm_api::credits`).
@@ -210,65 +240,100 @@ pub async fn ledger(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
     )
 }
 
-/// `POST /v1/credits/grants`: guarded on the balance read (the consumer's head move is
-/// guarded on it too, so neither overwrites the other), retried when it moved. With an
-/// `Idempotency-Key`, a retry answers the first balance and changes nothing.
+/// `POST /v1/credits/grants`.
 pub async fn grant(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
     let caller = ctx.caller()?.clone();
     caller.require(KeyScope::Admin)?;
-    let idempotency_key = ctx.idempotency_key.clone();
     let body = ctx.take_body()?;
-    let request_hash = hex::encode(Sha256::digest(
-        crm_core::chain::canonical_json(&body).as_bytes(),
-    ));
-    let (units, reason) = crm_api::request::parse::<GrantRequest>(body)?.plan()?;
+    let request = body.clone();
+    let now = Timestamp::from_millis(now_ms())?;
+    let op = crm_api::request::parse::<GrantRequest>(body)?
+        .op(crate::ingest::fresh_id(now)?, now.millis())?;
+    change_wallet(ctx, env, &caller, "grantCredits", &request, op).await
+}
+
+/// `POST /v1/credits/adjustments`.
+pub async fn adjust(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
+    let caller = ctx.caller()?.clone();
+    caller.require(KeyScope::Admin)?;
+    let body = ctx.take_body()?;
+    let request = body.clone();
+    let op = crm_api::request::parse::<AdjustmentRequest>(body)?.op()?;
+    change_wallet(ctx, env, &caller, "adjustCredits", &request, op).await
+}
+
+/// `POST /v1/credits/grants/{id}/void`.
+pub async fn void_grant(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
+    let id = ctx.param("id")?;
+    let caller = ctx.caller()?.clone();
+    caller.require(KeyScope::Admin)?;
+    let op = crm_api::wallet::void(&id)?;
+    change_wallet(
+        ctx,
+        env,
+        &caller,
+        "voidCreditGrant",
+        &json!({ "id": id }),
+        op,
+    )
+    .await
+}
+
+/// A wallet change (`crm_store::grants::plan`), guarded on the head, the balance and
+/// each grant read (the consumer's writes are guarded on them too, so neither
+/// overwrites the other), planned again when they moved. With an `Idempotency-Key`,
+/// a retry answers the first answer and changes nothing.
+async fn change_wallet(
+    ctx: &Ctx,
+    env: &Env,
+    caller: &Caller,
+    operation_id: &str,
+    request: &Value,
+    op: WalletOp,
+) -> ApiResult<Answer> {
     let tenant = caller.tenant();
-    let key = idempotency_key.map(|k| format!("grant:{k}"));
+    let request_hash = crm_api::request::digest(request);
+    let key = ctx
+        .idempotency_key
+        .as_ref()
+        .map(|k| idempotency::scoped_key(operation_id, k));
     let db = Db::of_tenant(env, tenant).await?;
     for _ in 0..UPDATE_ATTEMPTS {
         if let Some(key) = &key
             && let Some(row) = d1::query_opt(&db, &idempotency::get(DIALECT, tenant, key)).await?
         {
             let first = idempotency::decode(&row)?;
-            if first.request_hash != request_hash {
-                return Err(conflict(
-                    "this Idempotency-Key was used for a different request",
-                ));
-            }
-            let units: i64 = first.response.parse().map_err(Failure::internal)?;
-            return Ok(json!({ "balance": Credits::from_units(units)? }).into());
+            crm_api::request::same_request(&first.request_hash, &request_hash)?;
+            let answer: Value = serde_json::from_str(&first.response).map_err(Failure::internal)?;
+            return Ok(answer.into());
         }
-        let head = store::head(env, tenant).await?;
-        let next = tenants::adjusted(head.balance.units(), units)?;
+        let (head, loaded) = store::account(env, tenant).await?;
+        let wallet = loaded.wallet.clone();
         let now = now_ms();
-        let mut statements = vec![
-            tenants::set_balance(DIALECT, tenant, head.balance.units(), next),
-            tenants::ledger_entry(
-                DIALECT,
-                tenant,
-                now,
-                units,
-                next,
-                ledger::KIND_GRANT,
-                &reason,
-            ),
-        ];
+        let planned = grants::plan(DIALECT, tenant, &head, loaded, op.clone(), now)?;
+        let mut statements = planned.statements.clone();
+        let answer =
+            serde_json::to_value(WalletAnswer::new(planned)?).map_err(Failure::internal)?;
         if let Some(key) = &key {
             let recorded = idempotency::Recorded {
                 request_hash: request_hash.clone(),
                 status: 200,
-                response: next.to_string(),
+                response: answer.to_string(),
             };
             statements.push(idempotency::insert(DIALECT, tenant, key, &recorded, now));
         }
         match d1::transaction(&db, &statements).await {
-            Ok(()) => return Ok(json!({ "balance": Credits::from_units(next)? }).into()),
-            // Refused by the balance guard or a concurrent use of the key: look again.
-            Err(_) if store::head(env, tenant).await?.balance != head.balance || key.is_some() => {}
+            Ok(()) => return Ok(answer.into()),
+            // Refused by a guard or a concurrent use of the key: look again.
+            Err(_)
+                if key.is_some() || {
+                    let (h, l) = store::account(env, tenant).await?;
+                    h != head || l.wallet != wallet
+                } => {}
             Err(e) => return Err(e),
         }
     }
-    Err(conflict("the balance kept changing while granting; retry"))
+    Err(conflict("the balance kept changing; retry"))
 }
 
 pub async fn list_keys(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {

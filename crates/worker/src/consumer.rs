@@ -207,17 +207,28 @@ pub async fn write(
         let before = if sealed.is_empty() {
             None
         } else {
-            let before = store::head(env, tenant).await?;
-            (_, statements) =
-                plan::seal_and_write(DIALECT, tenant, &before, &mut sealed, &hashes, received_at)?;
-            Some(before)
+            let (before, loaded) = store::account(env, tenant).await?;
+            let mut wallet = loaded.wallet.clone();
+            (_, statements) = plan::seal_and_write(
+                DIALECT,
+                tenant,
+                &before,
+                &mut wallet,
+                &mut sealed,
+                &hashes,
+                received_at,
+            )?;
+            Some((before, loaded.wallet))
         };
         statements.extend(queued::release(DIALECT, tenant, &ids, now_ms()));
         if let Err(e) = d1::transaction(&db, &statements).await {
-            // The head guard refused if another writer (a sync request, a grant) moved
-            // the head or the balance since it was read: seal again after the new head.
+            // A guard refused if another writer (a sync request, a grant) moved the
+            // head, the balance or a grant since they were read: seal again after them.
             let moved = match &before {
-                Some(b) => store::head(env, tenant).await? != *b,
+                Some((head, wallet)) => {
+                    let (h, l) = store::account(env, tenant).await?;
+                    h != *head || l.wallet != *wallet
+                }
                 None => false,
             };
             if !moved || attempt == HEAD_ATTEMPTS {

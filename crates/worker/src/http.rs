@@ -89,6 +89,7 @@ impl From<crm_store::StoreError> for Failure {
     fn from(e: crm_store::StoreError) -> Failure {
         match e {
             crm_store::StoreError::Core(c) => c.into(),
+            crm_store::StoreError::NotFound(m) => Failure::not_found(&m),
             other => Failure::internal(other),
         }
     }

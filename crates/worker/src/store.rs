@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use crm_core::engine::TenantSnapshot;
+use crm_store::grants;
 use crm_store::tenants::{self, Head, TenantRow};
 use worker::Env;
 
@@ -35,6 +36,14 @@ pub async fn head(env: &Env, tenant: &str) -> ApiResult<Head> {
         .await?
         .ok_or_else(missing)?;
     Ok(tenants::decode_head(&row)?)
+}
+
+/// A tenant's head and open grants: what a balance-changing write works on.
+pub async fn account(env: &Env, tenant: &str) -> ApiResult<(Head, grants::Loaded)> {
+    let db = Db::of_tenant(env, tenant).await?;
+    let head = head(env, tenant).await?;
+    let open = d1::query(&db, &grants::open(DIALECT, tenant)).await?;
+    Ok((head, grants::load(&open)?))
 }
 
 /// The caller's tenant snapshot, at least as new as the version its key lookup saw.

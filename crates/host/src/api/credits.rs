@@ -2,7 +2,6 @@
 
 use axum::Json;
 use axum::extract::State;
-use crm_core::Credits;
 use crm_core::pricing::PriceTable;
 use serde_json::{Value, json};
 
@@ -11,9 +10,9 @@ use super::error::Body;
 use super::idempotency::IdempotencyKey;
 use crate::error::{HostError, HostResult};
 use crate::service::{App, clock};
-use crm_api::requests::GrantRequest;
+use crm_api::wallet::{AdjustmentRequest, GrantRequest};
+use crm_store::grants::WalletOp;
 use crm_store::keys::KeyScope as Scope;
-use sha2::{Digest, Sha256};
 
 pub async fn prices(State(app): State<App>, caller: Caller) -> HostResult<Json<Value>> {
     caller.require_tenant_wide()?;
@@ -43,14 +42,43 @@ pub async fn put_prices(
     Ok(Json(answer))
 }
 
-pub async fn balance(State(app): State<App>, caller: Caller) -> HostResult<Json<Value>> {
+/// `GET /v1/credits/balance`: the balance now, by grant (`crm_api::wallet`).
+pub async fn balance(
+    State(app): State<App>,
+    caller: Caller,
+) -> HostResult<Json<crm_api::wallet::Balance>> {
     caller.require_tenant_wide()?;
-    let row = app.store.tenant(caller.tenant()).await?;
+    let loaded = app.store.wallet(caller.tenant()).await?;
     Ok(Json(
-        json!({ "balance": Credits::from_units(row.balance_units)? }),
+        crm_api::wallet::balance(loaded, clock::now().millis()).map_err(HostError::Api)?,
     ))
 }
 
+/// Runs a wallet change for an admin, idempotent by `Idempotency-Key` within the
+/// endpoint named by `operation_id`.
+async fn change(
+    app: &App,
+    caller: &Caller,
+    operation_id: &str,
+    key: IdempotencyKey,
+    request: &Value,
+    op: WalletOp,
+) -> HostResult<Json<Value>> {
+    let idempotency = key.0.map(|k| {
+        (
+            crm_store::idempotency::scoped_key(operation_id, &k),
+            crm_api::request::digest(request),
+        )
+    });
+    let now = clock::now().millis();
+    Ok(Json(
+        app.store
+            .change_wallet(caller.tenant(), op, now, idempotency)
+            .await?,
+    ))
+}
+
+/// `POST /v1/credits/grants`.
 pub async fn grant(
     State(app): State<App>,
     caller: Caller,
@@ -58,23 +86,61 @@ pub async fn grant(
     body: Body,
 ) -> HostResult<Json<Value>> {
     caller.require(Scope::Admin)?;
-    let request_hash = hex::encode(Sha256::digest(
-        crm_core::chain::canonical_json(&body.0).as_bytes(),
-    ));
-    let (units, reason) = body.parse::<GrantRequest>()?.plan()?;
-    let now = clock::now().millis();
-    let balance = app
-        .store
-        .adjust_balance(
-            caller.tenant(),
-            units,
-            now,
-            crm_store::ledger::KIND_GRANT,
-            reason,
-            key.0.map(|k| (format!("grant:{k}"), request_hash)),
-        )
-        .await?;
-    Ok(Json(json!({ "balance": Credits::from_units(balance)? })))
+    let request = body.0.clone();
+    let now = clock::now();
+    let op = body
+        .parse::<GrantRequest>()?
+        .op(app.ids.next(now), now.millis())
+        .map_err(HostError::Api)?;
+    change(&app, &caller, "grantCredits", key, &request, op).await
+}
+
+/// `POST /v1/credits/adjustments`.
+pub async fn adjust(
+    State(app): State<App>,
+    caller: Caller,
+    key: IdempotencyKey,
+    body: Body,
+) -> HostResult<Json<Value>> {
+    caller.require(Scope::Admin)?;
+    let request = body.0.clone();
+    let op = body
+        .parse::<AdjustmentRequest>()?
+        .op()
+        .map_err(HostError::Api)?;
+    change(&app, &caller, "adjustCredits", key, &request, op).await
+}
+
+/// `POST /v1/credits/grants/{id}/void`.
+pub async fn void(
+    State(app): State<App>,
+    caller: Caller,
+    key: IdempotencyKey,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> HostResult<Json<Value>> {
+    caller.require(Scope::Admin)?;
+    let op = crm_api::wallet::void(&id).map_err(HostError::Api)?;
+    change(
+        &app,
+        &caller,
+        "voidCreditGrant",
+        key,
+        &json!({ "id": id }),
+        op,
+    )
+    .await
+}
+
+/// `GET /v1/credits/grants`: the tenant's grants with their remainders, newest first.
+pub async fn grants(
+    State(app): State<App>,
+    caller: Caller,
+    super::error::Query(params): super::error::Query,
+) -> HostResult<Json<crm_api::wallet::GrantsPage>> {
+    caller.require_tenant_wide()?;
+    let q = crm_api::wallet::grants_query(&params.0).map_err(HostError::Api)?;
+    let rows = app.store.grants_page(caller.tenant(), &q).await?;
+    Ok(Json(crm_api::wallet::GrantsPage::new(rows, &q)))
 }
 
 /// `GET /v1/credits/ledger`: every balance change, newest first (`crm_api::credits`).

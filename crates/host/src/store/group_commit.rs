@@ -8,11 +8,10 @@
 //! group commits the rest); a broken connection is replaced before the next group.
 
 use std::any::Any;
-use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
-use crm_store::tenants::{self, Head};
+use crm_store::tenants;
 use tokio::sync::{mpsc, oneshot};
 
 use super::driver::{Conn, Connector, DbError};
@@ -220,7 +219,7 @@ fn commit_group(conn: &mut dyn Conn, jobs: Vec<Job>) -> Vec<Reply> {
         return failed(jobs, &e);
     }
     let mut replies = Vec::with_capacity(jobs.len());
-    let mut heads: HashMap<String, Head> = HashMap::new();
+    let mut heads = ingest::Heads::new();
     // Set when the database rolled the whole transaction back by itself (SQLite does
     // on a full disk): every job of the group failed, including those before.
     let mut lost: Option<DbError> = None;

@@ -5,7 +5,9 @@
 use std::collections::HashMap;
 
 use crm_core::Activity;
+use crm_core::wallet::Wallet;
 use crm_store::activities::{self, Existing};
+use crm_store::grants;
 use crm_store::ingest::{self as plan, Candidate, IdConflict, Stored};
 use crm_store::tenants::{self, Head};
 use serde_json::json;
@@ -29,14 +31,17 @@ pub fn conflict(c: &IdConflict) -> HostError {
     }
 }
 
-/// Records `items` for `tenant` inside the caller's transaction. `heads` caches the
-/// heads this transaction already moved (several jobs of one group, one tenant).
+/// A tenant's head and open grants as this transaction left them: several jobs of one
+/// group may write for one tenant, and read them once.
+pub type Heads = HashMap<String, (Head, Wallet)>;
+
+/// Records `items` for `tenant` inside the caller's transaction.
 pub fn record(
     conn: &mut dyn Conn,
     tenant: &Tenant,
     items: Vec<IngestItem>,
     received_at: i64,
-    heads: &mut HashMap<String, Head>,
+    heads: &mut Heads,
 ) -> HostResult<Vec<Stored>> {
     let d = conn.dialect();
     let tenant_id = tenant.id();
@@ -66,15 +71,16 @@ pub fn record(
     if fresh.is_empty() {
         return Ok(plan::answers(dispositions, &[]));
     }
-    let before = match heads.get(tenant_id) {
-        Some(h) => h.clone(),
+    let (before, mut wallet) = match heads.remove(tenant_id) {
+        Some(cached) => cached,
         None => {
             let row = conn
                 .query_opt(&tenants::head(d, tenant_id))?
                 .ok_or_else(|| {
                     HostError::NotFound(format!("tenant `{tenant_id}` does not exist"))
                 })?;
-            tenants::decode_head(&row)?
+            let open = conn.query(&grants::open(d, tenant_id))?;
+            (tenants::decode_head(&row)?, grants::load(&open)?.wallet)
         }
     };
     // Sealing is the store's part: charge in order and chain after the head, natively
@@ -82,19 +88,30 @@ pub fn record(
     // (enrichment) run in the engine.
     let mut sealed = fresh;
     let hash_refs: Vec<&str> = hashes.iter().map(String::as_str).collect();
-    let (balance, statements) =
-        plan::seal_and_write(d, tenant_id, &before, &mut sealed, &hash_refs, received_at)?;
+    let (balance, statements) = plan::seal_and_write(
+        d,
+        tenant_id,
+        &before,
+        &mut wallet,
+        &mut sealed,
+        &hash_refs,
+        received_at,
+    )?;
     conn.execute_all(&statements)?;
+    wallet.stored_all();
     let last = sealed
         .last()
         .expect("fresh is not empty, so neither is sealed");
     heads.insert(
         tenant_id.to_owned(),
-        Head {
-            seq: last.seq,
-            hash: last.hash.clone(),
-            balance,
-        },
+        (
+            Head {
+                seq: last.seq,
+                hash: last.hash.clone(),
+                balance,
+            },
+            wallet,
+        ),
     );
     Ok(plan::answers(dispositions, &sealed))
 }

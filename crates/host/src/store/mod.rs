@@ -179,6 +179,7 @@ impl From<crm_store::StoreError> for HostError {
     fn from(e: crm_store::StoreError) -> Self {
         match e {
             crm_store::StoreError::Core(c) => HostError::Core(c),
+            crm_store::StoreError::NotFound(m) => HostError::NotFound(m),
             other => HostError::internal(other),
         }
     }

@@ -1,6 +1,8 @@
 //! Tenant operations: the row (snapshot source and version), creation, optimistic
 //! directory/policy replacement, and balance changes with their ledger entries.
 
+use crm_api::wallet::WalletAnswer;
+use crm_store::grants::{self, WalletOp};
 use crm_store::idempotency;
 use crm_store::tenants::{self, TenantRow};
 use crm_store::viewer_tokens;
@@ -30,7 +32,7 @@ impl Store {
         .await
     }
 
-    /// A new tenant with an opening balance (a `grant` ledger entry when positive).
+    /// A new tenant with an opening balance (a grant and its ledger entry when positive).
     pub async fn create_tenant(
         &self,
         id: &str,
@@ -51,13 +53,25 @@ impl Store {
             }
             c.execute_all(&tenants::create(d, &id, &name, &policy, &directory, now))?;
             if opening_units > 0 {
-                adjust(
-                    c,
-                    &id,
+                let opening = crm_core::wallet::Grant::new(
+                    grants::OPENING_GRANT_ID.to_owned(),
                     opening_units,
                     now,
-                    crm_store::ledger::KIND_GRANT,
-                    "opening balance",
+                    None,
+                    crm_core::wallet::DEFAULT_PRIORITY,
+                    now,
+                )?;
+                change(
+                    c,
+                    &id,
+                    WalletOp::Grant {
+                        grant: opening,
+                        label: grants::Label {
+                            reason: "opening balance".to_owned(),
+                            external_id: None,
+                        },
+                    },
+                    now,
                 )?;
             }
             Ok(())
@@ -179,19 +193,18 @@ impl Store {
         Ok((bytes, version))
     }
 
-    /// Adds `delta_units` (may be negative) to the balance; answers the new balance.
+    /// Changes the tenant's wallet (a grant, a void, an adjustment) as of `now`, with
+    /// its ledger entries, in one transaction; answers `crm_api::wallet::WalletAnswer`.
     /// With an idempotency key `(key, request hash)`, a retry of the same request
-    /// answers the first new balance and changes nothing; the same key with another
-    /// request is 409.
-    pub async fn adjust_balance(
+    /// answers the first answer and changes nothing; the same key with another request
+    /// is 409.
+    pub async fn change_wallet(
         &self,
         id: &str,
-        delta_units: i64,
+        op: WalletOp,
         now: i64,
-        kind: &'static str,
-        detail: String,
         idempotency: Option<(String, String)>,
-    ) -> HostResult<i64> {
+    ) -> HostResult<serde_json::Value> {
         let id = id.to_owned();
         let lock = id.clone();
         self.write(Some(&lock), move |c| {
@@ -203,18 +216,53 @@ impl Store {
                 if &first.request_hash != request_hash {
                     return Err(reused_key());
                 }
-                return first.response.parse().map_err(HostError::internal);
+                return serde_json::from_str(&first.response).map_err(HostError::internal);
             }
-            let balance = adjust(c, &id, delta_units, now, kind, &detail)?;
+            let answer =
+                serde_json::to_value(change(c, &id, op, now)?).map_err(HostError::internal)?;
             if let Some((key, request_hash)) = idempotency {
                 let recorded = idempotency::Recorded {
                     request_hash,
                     status: 200,
-                    response: balance.to_string(),
+                    response: answer.to_string(),
                 };
                 c.execute(&idempotency::insert(d, &id, &key, &recorded, now))?;
             }
-            Ok(balance)
+            Ok(answer)
+        })
+        .await
+    }
+
+    /// The tenant's open grants.
+    pub async fn wallet(&self, id: &str) -> HostResult<grants::Loaded> {
+        let (d, id) = (self.dialect(), id.to_owned());
+        self.read(move |c| {
+            c.query_opt(&tenants::head(d, &id))?
+                .ok_or_else(|| missing(&id))?;
+            Ok(grants::load(&c.query(&grants::open(d, &id))?)?)
+        })
+        .await
+    }
+
+    /// A page of the tenant's grants, newest first.
+    pub async fn grants_page(
+        &self,
+        id: &str,
+        q: &crm_api::wallet::GrantsQuery,
+    ) -> HostResult<Vec<grants::GrantView>> {
+        let (d, id) = (self.dialect(), id.to_owned());
+        let st = grants::page(
+            d,
+            &id,
+            q.status,
+            q.before.as_ref().map(|(at, g)| (*at, g.as_str())),
+            q.limit,
+        );
+        self.read(move |c| {
+            c.query(&st)?
+                .iter()
+                .map(|r| grants::decode_view(r).map_err(HostError::from))
+                .collect()
         })
         .await
     }
@@ -227,30 +275,20 @@ pub fn reused_key() -> HostError {
     }
 }
 
-/// A balance change with its ledger entry, inside the caller's transaction.
-pub fn adjust(
+/// A wallet change with its ledger entries, inside the caller's transaction.
+pub fn change(
     c: &mut dyn super::Conn,
     id: &str,
-    delta_units: i64,
+    op: WalletOp,
     now: i64,
-    kind: &str,
-    detail: &str,
-) -> HostResult<i64> {
+) -> HostResult<WalletAnswer> {
     let d = c.dialect();
     let row = c
         .query_opt(&tenants::head(d, id))?
         .ok_or_else(|| missing(id))?;
     let head = tenants::decode_head(&row)?;
-    let next = tenants::adjusted(head.balance.units(), delta_units)?;
-    c.execute(&tenants::set_balance(d, id, head.balance.units(), next))?;
-    c.execute(&tenants::ledger_entry(
-        d,
-        id,
-        now,
-        delta_units,
-        next,
-        kind,
-        detail,
-    ))?;
-    Ok(next)
+    let loaded = grants::load(&c.query(&grants::open(d, id))?)?;
+    let planned = grants::plan(d, id, &head, loaded, op, now)?;
+    c.execute_all(&planned.statements)?;
+    WalletAnswer::new(planned).map_err(HostError::Api)
 }

@@ -6,6 +6,7 @@
 mod api;
 mod audit;
 mod crash;
+mod credits;
 mod engines;
 mod fanout;
 mod hostile;

@@ -205,6 +205,56 @@ async fn every_route_is_documented_and_every_answer_matches_its_schema() {
         .0,
         400
     );
+    let (status, later) = w
+        .call(
+            "POST",
+            "/v1/credits/grants",
+            a,
+            Some(json!({ "amount": "3", "effectiveAt": "2999-01-01T00:00:00Z", "priority": 10, "externalId": "inv-1" })),
+        )
+        .await;
+    assert_eq!(status, 200, "{later}");
+    assert_eq!(later["grant"]["status"], "pending");
+    assert_eq!(
+        w.call("GET", "/v1/credits/grants?status=pending&limit=1", r, None)
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        w.call("GET", "/v1/credits/grants?status=open", r, None)
+            .await
+            .0,
+        400
+    );
+    let void = format!(
+        "/v1/credits/grants/{}/void",
+        later["grant"]["id"].as_str().expect("id")
+    );
+    assert_eq!(w.call("POST", &void, a, None).await.0, 200);
+    assert_eq!(w.call("POST", &void, a, None).await.0, 404);
+    assert_eq!(
+        w.call(
+            "POST",
+            "/v1/credits/adjustments",
+            a,
+            Some(json!({ "amount": "0.0001", "reason": "correction" }))
+        )
+        .await
+        .0,
+        200
+    );
+    assert_eq!(
+        w.call(
+            "POST",
+            "/v1/credits/adjustments",
+            a,
+            Some(json!({ "amount": "1000000", "reason": "too much" }))
+        )
+        .await
+        .0,
+        402
+    );
     assert_eq!(
         w.call(
             "POST",

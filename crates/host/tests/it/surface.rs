@@ -483,20 +483,15 @@ async fn idempotency_keys_make_retries_answer_the_first_result() {
             json!({ "amount": amount }),
         )
     };
-    assert_eq!(
-        grant("g-1", "5").await,
-        (200, json!({ "balance": "105.0000" }))
-    );
-    // The retry answers the first result and is not applied twice.
-    assert_eq!(
-        grant("g-1", "5").await,
-        (200, json!({ "balance": "105.0000" }))
-    );
+    let first = grant("g-1", "5").await;
+    assert_eq!(first.0, 200);
+    assert_eq!(first.1["balance"], "105.0000", "{}", first.1);
+    // The retry answers the first result (the same grant) and is not applied twice.
+    assert_eq!(grant("g-1", "5").await, first);
     assert_eq!(grant("g-1", "6").await.0, 409);
-    assert_eq!(
-        grant("g-2", "5").await,
-        (200, json!({ "balance": "110.0000" }))
-    );
+    let second = grant("g-2", "5").await;
+    assert_eq!(second.1["balance"], "110.0000");
+    assert_ne!(second.1["grant"]["id"], first.1["grant"]["id"]);
 
     // Activity batches without ids: the same key lands on the same ids.
     let batch = json!([{ "userId": "user-123", "operation": "crm.leads.read" }, { "userId": "user-200", "operation": "crm.leads.read" }]);
@@ -969,7 +964,7 @@ async fn rotating_the_signing_secret_revokes_every_viewer_token() {
 async fn the_credit_ledger_lists_every_balance_change_newest_first() {
     let s = server().await;
     let k = s.tenant("t-ledger", "100").await;
-    let (status, _) = s
+    let (status, granted) = s
         .post(
             "/v1/credits/grants",
             &k.admin,
@@ -977,6 +972,7 @@ async fn the_credit_ledger_lists_every_balance_change_newest_first() {
         )
         .await;
     assert_eq!(status, 200);
+    assert_eq!(granted["grant"]["reason"], "bonus", "{granted}");
     let batch: Vec<Value> = (0..3)
         .map(|i| activity(&format!("ledger-{i}"), "user-123", "crm.leads.create"))
         .collect();
@@ -992,7 +988,12 @@ async fn the_credit_ledger_lists_every_balance_change_newest_first() {
         .map(|e| e["kind"].as_str().unwrap_or(""))
         .collect();
     assert_eq!(kinds, ["usage", "grant", "grant"], "{page}");
-    assert_eq!(entries[1]["detail"], "bonus");
+    // A grant's entry names the grant (its reason is the grant's).
+    assert_eq!(
+        entries[1]["detail"],
+        format!("grant {}", granted["grant"]["id"].as_str().expect("id"))
+    );
+    assert_eq!(entries[2]["detail"], "grant opening-balance");
     assert_eq!(entries[2]["balance"], "100.0000", "the opening balance");
     // Each entry's balance is the one before it plus its change; the newest is the
     // balance the API answers.
@@ -1024,7 +1025,7 @@ async fn the_credit_ledger_lists_every_balance_change_newest_first() {
             &k.read,
         )
         .await;
-    assert_eq!(rest["entries"][0]["detail"], "opening balance", "{rest}");
+    assert_eq!(rest["entries"][0]["detail"], "grant opening-balance", "{rest}");
     assert!(rest.get("nextCursor").is_none(), "{rest}");
     assert_eq!(s.get("/v1/credits/ledger", &k.ingest).await.0, 403);
     assert_eq!(

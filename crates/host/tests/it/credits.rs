@@ -1,0 +1,187 @@
+//! Credits like a billing system (issue 27): grants that take effect later, expire,
+//! are voided, and burn down by priority, then earliest expiry, then age; the
+//! balance broken down by grant; every change in the ledger at the instant it took
+//! effect; adjustments refused past the balance; and the audit still balancing the
+//! ledger against the chain.
+
+use std::time::Duration;
+
+use crm_host::engine::EngineKind;
+use serde_json::{Value, json};
+
+use crate::support::{Backend, TestServer, activity};
+
+fn at(offset_ms: i64) -> String {
+    (chrono::Utc::now() + chrono::Duration::milliseconds(offset_ms))
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string()
+}
+
+fn units(v: &Value) -> i64 {
+    crm_core::Credits::parse(v.as_str().unwrap_or_else(|| panic!("credits: {v}")))
+        .expect("credits")
+        .units()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn grants_take_effect_expire_are_voided_and_burn_down_by_priority() {
+    let s = TestServer::start_on(Backend::Sqlite, EngineKind::Native, None).await;
+    let k = s.tenant("t-grants", "100").await;
+    let grant = |body: Value| {
+        let (s, key) = (&s, k.admin.clone());
+        async move {
+            let (status, v) = s.post("/v1/credits/grants", &key, body).await;
+            assert_eq!(status, 200, "{v}");
+            v["grant"].clone()
+        }
+    };
+    let urgent = grant(
+        json!({ "amount": "10", "priority": 10, "expiresAt": at(60_000), "reason": "promo" }),
+    )
+    .await;
+    let plain = grant(json!({ "amount": "20", "externalId": "inv-7" })).await;
+    let later = grant(json!({ "amount": "5", "effectiveAt": at(600) })).await;
+    let brief = grant(json!({ "amount": "7", "priority": 90, "expiresAt": at(900) })).await;
+    assert_eq!(later["status"], "pending");
+    assert_eq!(plain["externalId"], "inv-7");
+
+    let (_, b) = s.get("/v1/credits/balance", &k.read).await;
+    assert_eq!(b["balance"], "137.0000", "{b}");
+    let order: Vec<&str> = b["grants"]
+        .as_array()
+        .expect("grants")
+        .iter()
+        .map(|g| g["grantId"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        order,
+        [
+            urgent["id"].as_str().expect("id"),
+            "opening-balance",
+            plain["id"].as_str().expect("id"),
+            brief["id"].as_str().expect("id"),
+        ],
+        "priority, then expiry (none last), then age: {b}"
+    );
+    assert_eq!(b["pending"][0]["grantId"], later["id"]);
+
+    // An adjustment burns down in that order: all of `urgent`, then the opening grant.
+    let (status, adj) = s
+        .post(
+            "/v1/credits/adjustments",
+            &k.admin,
+            json!({ "amount": "12", "reason": "refund" }),
+        )
+        .await;
+    assert_eq!(
+        (status, &adj["balance"]),
+        (200, &json!("125.0000")),
+        "{adj}"
+    );
+    let (_, listed) = s.get("/v1/credits/grants", &k.read).await;
+    let find = |id: &Value| -> Value {
+        listed["grants"]
+            .as_array()
+            .expect("grants")
+            .iter()
+            .find(|g| g["id"] == *id)
+            .cloned()
+            .unwrap_or_else(|| panic!("{id} in {listed}"))
+    };
+    assert_eq!(find(&urgent["id"])["status"], "exhausted");
+    assert_eq!(find(&json!("opening-balance"))["remaining"], "98.0000");
+    // Past the balance: 402, nothing changes.
+    let (status, _) = s
+        .post(
+            "/v1/credits/adjustments",
+            &k.admin,
+            json!({ "amount": "1000", "reason": "x" }),
+        )
+        .await;
+    assert_eq!(status, 402);
+
+    // Time passes: `later` takes effect, `brief` expires — the balance says so at once,
+    // before anything is written.
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    let (_, b) = s.get("/v1/credits/balance", &k.read).await;
+    assert_eq!(b["balance"], "123.0000", "125 + 5 - 7: {b}");
+    assert_eq!(b["pending"], json!([]));
+
+    // The next write records both at their own instants, then charges after them.
+    let (status, _) = s
+        .post(
+            "/v1/activities",
+            &k.ingest,
+            json!([activity("g-1", "user-123", "crm.leads.read")]),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let (_, ledger) = s.get("/v1/credits/ledger", &k.read).await;
+    let entries = ledger["entries"].as_array().expect("entries");
+    let entry = |kind: &str| -> Value {
+        entries
+            .iter()
+            .find(|e| e["kind"] == kind)
+            .cloned()
+            .unwrap_or_else(|| panic!("{kind} in {ledger}"))
+    };
+    assert_eq!(entry("expiry")["at"], brief["expiresAt"], "{ledger}");
+    assert_eq!(entry("expiry")["delta"], "-7.0000");
+    let activation = entries
+        .iter()
+        .find(|e| e["kind"] == "grant" && e["at"] == later["effectiveAt"])
+        .unwrap_or_else(|| panic!("activation in {ledger}"));
+    assert_eq!(activation["delta"], "5.0000");
+    assert_eq!(entry("adjustment")["detail"], "refund");
+    for pair in entries.windows(2) {
+        assert_eq!(
+            units(&pair[1]["balance"]) + units(&pair[0]["delta"]),
+            units(&pair[0]["balance"]),
+            "{ledger}"
+        );
+    }
+
+    // Voiding forfeits what is left.
+    let void = format!(
+        "/v1/credits/grants/{}/void",
+        plain["id"].as_str().expect("id")
+    );
+    let before = units(&s.get("/v1/credits/balance", &k.read).await.1["balance"]);
+    let (status, voided) = s.call("POST", &void, &k.admin, None).await;
+    assert_eq!(
+        (status, &voided["grant"]["status"]),
+        (200, &json!("voided")),
+        "{voided}"
+    );
+    assert_eq!(units(&voided["balance"]), before - 200_000);
+    assert_eq!(s.call("POST", &void, &k.admin, None).await.0, 404);
+    let (_, expired) = s.get("/v1/credits/grants?status=expired", &k.read).await;
+    assert_eq!(expired["grants"][0]["id"], brief["id"], "{expired}");
+
+    // The audit balances the ledger (every kind) against the chain.
+    let (_, v) = s.get("/v1/audit/verify", &k.read).await;
+    assert_eq!(v["ok"], true, "{v}");
+
+    // Refusals.
+    for bad in [
+        json!({ "amount": "1", "expiresAt": at(-1_000) }),
+        json!({ "amount": "1", "effectiveAt": at(5_000), "expiresAt": at(4_000) }),
+        json!({ "amount": "1", "priority": 101 }),
+        json!({ "amount": "1", "color": "red" }),
+    ] {
+        let (status, v) = s.post("/v1/credits/grants", &k.admin, bad.clone()).await;
+        assert_eq!(status, 400, "{bad}: {v}");
+    }
+    assert_eq!(
+        s.post("/v1/credits/grants", &k.read, json!({ "amount": "1" }))
+            .await
+            .0,
+        403
+    );
+    assert_eq!(
+        s.call("POST", "/v1/credits/grants/nope/void", &k.admin, None)
+            .await
+            .0,
+        404
+    );
+}
