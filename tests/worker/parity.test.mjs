@@ -350,3 +350,29 @@ test('credit grants, voids, adjustments and the balance by grant answer alike', 
   // The priority-5 grant was spent first: 3 - 1.
   assert.ok(results[0].includes('2.0000'), JSON.stringify(results[0]));
 });
+
+// Issue 26.7: keys and viewer tokens honour an Idempotency-Key alike — a retried key
+// creation names the key it made without its text, a retried token is the same token.
+test('keys and viewer tokens are idempotent by key on both runtimes', async () => {
+  const a = worker.keys['edge-a'];
+  const results = [];
+  for (const [base, admin] of [[worker.url, a.admin], [hostUrl, hostKey]]) {
+    const out = [];
+    const body = { scopes: ['read'], label: 'parity-idem' };
+    const k = { 'Idempotency-Key': 'parity-key-1' };
+    const [s1, made] = await call(base, 'POST', '/v1/keys', admin, body, k);
+    const [s2, again] = await call(base, 'POST', '/v1/keys', admin, body, k);
+    const [s3, e3] = await call(base, 'POST', '/v1/keys', admin, { scopes: ['admin'] }, k);
+    out.push(s1, typeof made.key, s2, again.id === made.id, 'key' in again, Object.keys(again).sort(), s3, e3.error.code);
+    const [, listed] = await call(base, 'GET', '/v1/keys', admin);
+    out.push(listed.keys.filter((x) => x.label === 'parity-idem').length);
+    const t = { 'Idempotency-Key': 'parity-token-1' };
+    const [t1s, t1] = await call(base, 'POST', '/v1/viewer-tokens', admin, { ttlSeconds: 600 }, t);
+    const [t2s, t2] = await call(base, 'POST', '/v1/viewer-tokens', admin, { ttlSeconds: 600 }, t);
+    const [t3s] = await call(base, 'POST', '/v1/viewer-tokens', admin, { ttlSeconds: 60 }, t);
+    out.push(t1s, t2s, t1.token === t2.token, t1.id === t2.id, t3s);
+    results.push(out);
+  }
+  assert.deepEqual(results[0], results[1]);
+  assert.deepEqual(results[0].slice(0, 5), [201, 'string', 200, true, false]);
+});

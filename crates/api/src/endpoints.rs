@@ -725,12 +725,13 @@ pub const ENDPOINTS: &[Endpoint] = &[
     Endpoint {
         body: Some("ViewerTokenRequest"),
         ok: &[(200, "ViewerToken")],
+        idempotent: true,
         ..ep(
             "createViewerToken",
             "access",
             "POST",
             "/v1/viewer-tokens",
-            "Issue a short-lived read-only token for a dashboard (tenant, user or department).",
+            "Issue a short-lived read-only token for a dashboard (tenant, user or department). A retry under the same `Idempotency-Key` answers the same token.",
             ADMIN,
         )
     },
@@ -769,13 +770,14 @@ pub const ENDPOINTS: &[Endpoint] = &[
     },
     Endpoint {
         body: Some("KeyRequest"),
-        ok: &[(201, "NewKey")],
+        ok: &[(201, "NewKey"), (200, "NewKey")],
+        idempotent: true,
         ..ep(
             "createKey",
             "access",
             "POST",
             "/v1/keys",
-            "Create a key; its text is shown once.",
+            "Create a key; its text is shown once. A retry under the same `Idempotency-Key` answers 200 with the key it made and no text.",
             ADMIN,
         )
     },
@@ -1232,8 +1234,8 @@ pub fn schemas() -> Map<String, Value> {
         (
             "NewKey",
             obj(
-                &["id", "key", "scopes"],
-                json!({ "id": { "type": "string" }, "key": { "type": "string" }, "scopes": { "type": "array", "items": { "type": "string" } },
+                &["id", "scopes"],
+                json!({ "id": { "type": "string" }, "key": { "type": "string", "description": "The key's text: only in the answer that made it." }, "scopes": { "type": "array", "items": { "type": "string" } },
             "label": nullable("string"), "expiresAt": { "type": ["string", "null"] } }),
             ),
         ),

@@ -27,6 +27,49 @@ pub struct NewKeyRequest {
     pub expires_in_seconds: Option<i64>,
 }
 
+/// The answer of `POST /v1/keys`. The key's text is in the answer that made it and
+/// never again: a retry under the same `Idempotency-Key` answers 200 with the same
+/// key's id (to use or revoke) and no text — the text is never stored.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NewKeyAnswer {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    pub scopes: Vec<String>,
+    pub label: Option<String>,
+    pub expires_at: Option<crm_core::Timestamp>,
+}
+
+impl NewKeyAnswer {
+    pub fn new(id: String, key: String, plan: &KeyPlan) -> Result<NewKeyAnswer, CoreError> {
+        Ok(NewKeyAnswer {
+            id,
+            key: Some(key),
+            scopes: plan.scopes.iter().map(|s| s.as_str().to_owned()).collect(),
+            label: plan.label.clone(),
+            expires_at: plan
+                .expires_at
+                .map(crm_core::Timestamp::from_millis)
+                .transpose()?,
+        })
+    }
+
+    /// What is kept for a retry: everything but the text.
+    pub fn remembered(&self) -> String {
+        let kept = NewKeyAnswer {
+            key: None,
+            ..self.clone()
+        };
+        serde_json::to_string(&kept).unwrap_or_default()
+    }
+
+    /// The answer of a retry, from what [`NewKeyAnswer::remembered`] kept.
+    pub fn replayed(kept: &str) -> Result<NewKeyAnswer, crate::ApiError> {
+        serde_json::from_str(kept).map_err(|_| crate::ApiError::internal())
+    }
+}
+
 /// A checked key request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyPlan {

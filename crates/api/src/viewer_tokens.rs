@@ -51,6 +51,31 @@ pub fn issue(
     })
 }
 
+/// What a retry of `POST /v1/viewer-tokens` under the same `Idempotency-Key` signs
+/// again: the token's id, expiry and scope. The token itself is never stored; signing
+/// is deterministic, so the retry answers the same token (while the secret is the same).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Remembered {
+    pub id: String,
+    pub expires_at: i64,
+    pub scope: TokenScope,
+}
+
+impl Remembered {
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    pub fn from_json(text: &str) -> Result<Remembered, ApiError> {
+        serde_json::from_str(text).map_err(|_| ApiError::internal())
+    }
+
+    pub fn issue(self, tenant: &str, secret: &[u8]) -> Result<IssuedViewerToken, ApiError> {
+        issue(tenant, self.scope, self.id, self.expires_at, secret)
+    }
+}
+
 fn refused() -> ApiError {
     ApiError::unauthorized("invalid, expired or revoked viewer token")
 }

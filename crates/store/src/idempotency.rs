@@ -90,6 +90,24 @@ pub fn claim(d: Dialect, tenant_id: &str, key: &str, request_hash: &str, now: i6
     )
 }
 
+/// Keeps `r` for `key` unless a request holds it already (then nothing changes): read
+/// it back with [`get`] in the same transaction to answer from whichever came first.
+pub fn remember(d: Dialect, tenant_id: &str, key: &str, r: &Recorded, now: i64) -> Statement {
+    d.stmt(
+        "INSERT INTO idempotency (tenant_id, key, request_hash, status, response, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (tenant_id, key) DO NOTHING",
+        vec![
+            tenant_id.into(),
+            key.into(),
+            r.request_hash.as_str().into(),
+            i64::from(r.status).into(),
+            r.response.as_str().into(),
+            now.into(),
+        ],
+    )
+}
+
 /// Forgets answers older than `before` (retries come within minutes, not days).
 pub fn prune(d: Dialect, before: i64) -> Statement {
     d.stmt(

@@ -7,7 +7,8 @@ use std::rc::Rc;
 
 use crate::auth::Caller;
 use crm_api::error::ApiCode;
-use crm_api::requests::{KeyPlan, NewKeyRequest, ViewerTokenRequest};
+use crm_api::requests::{NewKeyAnswer, NewKeyRequest, ViewerTokenRequest};
+use crm_api::viewer_tokens::Remembered;
 use crm_api::wallet::{AdjustmentRequest, GrantRequest, WalletAnswer};
 use crm_core::TenantPolicy;
 use crm_core::Timestamp;
@@ -348,31 +349,68 @@ pub async fn list_keys(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
     Ok(json!({ "keys": keys }).into())
 }
 
+/// `POST /v1/keys`: 201 with the key's text; a retry under the same
+/// `Idempotency-Key` answers 200 with the same key's id, without the text.
 pub async fn create_key(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
     let caller = ctx.caller()?.clone();
     caller.require(KeyScope::Admin)?;
     let now = now_ms();
-    let KeyPlan {
-        scopes,
-        label,
-        expires_at,
-    } = ctx.parse::<NewKeyRequest>()?.plan(now)?;
+    let body = ctx.take_body()?;
+    let request_hash = crm_api::request::digest(&body);
+    let plan = crm_api::request::parse::<NewKeyRequest>(body)?.plan(now)?;
+    let tenant_db = Db::of_tenant(env, caller.tenant()).await?;
+    let kept_as = ctx
+        .idempotency_key
+        .as_ref()
+        .map(|k| idempotency::scoped_key("createKey", k));
+    if let Some(kept_as) = &kept_as
+        && let Some(row) = d1::query_opt(
+            &tenant_db,
+            &idempotency::get(DIALECT, caller.tenant(), kept_as),
+        )
+        .await?
+    {
+        let first = idempotency::decode(&row)?;
+        crm_api::request::same_request(&first.request_hash, &request_hash)?;
+        let answer = NewKeyAnswer::replayed(&first.response)?;
+        return Ok(Answer(
+            200,
+            serde_json::to_value(answer).map_err(Failure::internal)?,
+        ));
+    }
     let mut bytes = [0u8; keys::KEY_RANDOM_BYTES];
     random::fill(&mut bytes)?;
     let (id, key) = keys::from_random(&bytes);
     let hash = keys::hash_key(&key);
-    let insert = keys::insert(
+    let mut statements = vec![keys::insert(
         DIALECT,
         &NewKey {
             id: &id,
             tenant_id: caller.tenant(),
             key_hash: &hash,
-            scopes: &scopes,
-            label: label.as_deref(),
+            scopes: &plan.scopes,
+            label: plan.label.as_deref(),
             created_at: now,
-            expires_at,
+            expires_at: plan.expires_at,
         },
-    )?;
+    )?];
+    let answer = NewKeyAnswer::new(id, key, &plan)?;
+    if let Some(kept_as) = &kept_as {
+        let recorded = idempotency::Recorded {
+            request_hash,
+            status: 201,
+            response: answer.remembered(),
+        };
+        // In the key's own transaction: a concurrent first use of the same key loses
+        // on the primary key (409), and its key row is never written.
+        statements.push(idempotency::insert(
+            DIALECT,
+            caller.tenant(),
+            kept_as,
+            &recorded,
+            now,
+        ));
+    }
     // The key's hash is registered in the control database first: a registration whose
     // key row never got written resolves to no key (401), never to a wrong tenant.
     d1::transaction(
@@ -380,13 +418,10 @@ pub async fn create_key(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
         &[shards::register_key(DIALECT, &hash, caller.tenant())],
     )
     .await?;
-    d1::transaction(&Db::of_tenant(env, caller.tenant()).await?, &[insert]).await?;
+    d1::transaction(&tenant_db, &statements).await?;
     Ok(Answer(
         201,
-        json!({
-            "id": id, "key": key, "scopes": scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
-            "label": label, "expiresAt": expires_at.map(Timestamp::from_millis).transpose()?,
-        }),
+        serde_json::to_value(answer).map_err(Failure::internal)?,
     ))
 }
 
@@ -414,19 +449,50 @@ pub async fn revoke_key(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
 pub async fn viewer_token(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
     let caller = ctx.caller()?.clone();
     caller.require(KeyScope::Admin)?;
-    let request: ViewerTokenRequest = ctx.parse()?;
+    let body = ctx.take_body()?;
+    let request_hash = crm_api::request::digest(&body);
+    let request: ViewerTokenRequest = crm_api::request::parse(body)?;
     let snap = store::snapshot(env, &caller).await?;
     let (scope, ttl_ms) = request.plan(&snap.directory).map_err(Failure)?;
     let secret = auth::tenant_secret(env, caller.tenant()).await?;
     let now = Timestamp::from_millis(now_ms())?;
-    let issued = crm_api::viewer_tokens::issue(
-        caller.tenant(),
+    let fresh = Remembered {
+        id: crate::ingest::fresh_id(now)?,
+        expires_at: now.millis() + ttl_ms,
         scope,
-        crate::ingest::fresh_id(now)?,
-        now.millis() + ttl_ms,
-        &secret,
-    )?;
-    Ok(serde_json::to_value(issued)
+    };
+    // With an Idempotency-Key the first request's id, expiry and scope are kept (never
+    // the token), and every retry signs the same token from them.
+    let token = match &ctx.idempotency_key {
+        None => fresh,
+        Some(k) => {
+            let db = Db::of_tenant(env, caller.tenant()).await?;
+            let kept_as = idempotency::scoped_key("createViewerToken", k);
+            let recorded = idempotency::Recorded {
+                request_hash: request_hash.clone(),
+                status: 200,
+                response: fresh.to_json(),
+            };
+            d1::transaction(
+                &db,
+                &[idempotency::remember(
+                    DIALECT,
+                    caller.tenant(),
+                    &kept_as,
+                    &recorded,
+                    now.millis(),
+                )],
+            )
+            .await?;
+            let row = d1::query_opt(&db, &idempotency::get(DIALECT, caller.tenant(), &kept_as))
+                .await?
+                .ok_or_else(|| Failure::internal("the kept answer is gone"))?;
+            let first = idempotency::decode(&row)?;
+            crm_api::request::same_request(&first.request_hash, &request_hash)?;
+            Remembered::from_json(&first.response)?
+        }
+    };
+    Ok(serde_json::to_value(token.issue(caller.tenant(), &secret)?)
         .map_err(Failure::internal)?
         .into())
 }

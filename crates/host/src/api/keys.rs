@@ -5,13 +5,13 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use crm_api::requests::{KeyPlan, NewKeyRequest};
-use crm_core::Timestamp;
+use crm_api::requests::{NewKeyAnswer, NewKeyRequest};
 use crm_store::keys::KeyScope;
 use serde_json::{Value, json};
 
 use super::auth::Caller;
 use super::error::Body;
+use super::idempotency::IdempotencyKey;
 use crate::error::{HostError, HostResult};
 use crate::service::{App, clock};
 
@@ -21,36 +21,35 @@ pub async fn list(State(app): State<App>, caller: Caller) -> HostResult<Json<Val
     Ok(Json(json!({ "keys": keys })))
 }
 
+/// `POST /v1/keys`: 201 with the key's text; a retry under the same
+/// `Idempotency-Key` answers 200 with the same key's id, without the text.
 pub async fn create(
     State(app): State<App>,
     caller: Caller,
+    key: IdempotencyKey,
     body: Body,
-) -> HostResult<(StatusCode, Json<Value>)> {
+) -> HostResult<(StatusCode, Json<NewKeyAnswer>)> {
     caller.require(KeyScope::Admin)?;
+    let request_hash = crm_api::request::digest(&body.0);
     let req: NewKeyRequest = body.parse()?;
     let now = clock::now().millis();
-    let KeyPlan {
-        scopes,
-        label,
-        expires_at,
-    } = req.plan(now)?;
-    let (id, key) = app
-        .store
-        .create_key(
-            caller.tenant(),
-            scopes.clone(),
-            label.clone(),
-            expires_at,
-            now,
+    let plan = req.plan(now)?;
+    let idempotency = key.0.map(|k| {
+        (
+            crm_store::idempotency::scoped_key("createKey", &k),
+            request_hash,
         )
+    });
+    let (answer, made) = app
+        .store
+        .create_key(caller.tenant(), plan, now, idempotency)
         .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({
-            "id": id, "key": key, "scopes": scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
-            "label": label, "expiresAt": expires_at.map(Timestamp::from_millis).transpose()?,
-        })),
-    ))
+    let status = if made {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(answer)))
 }
 
 pub async fn revoke(

@@ -1,6 +1,7 @@
 //! Tenant and key administration, shared by the CLI (`tenant create`, `key create`,
 //! `directory import`), the demo and the tests.
 
+use crm_api::requests::KeyPlan;
 use std::path::Path;
 
 use anyhow::Context;
@@ -46,10 +47,13 @@ pub async fn create_key_in(
     label: Option<&str>,
 ) -> anyhow::Result<String> {
     let now = clock::now().millis();
-    let (_id, key) = store
-        .create_key(tenant, scopes.to_vec(), label.map(str::to_owned), None, now)
-        .await?;
-    Ok(key)
+    let plan = KeyPlan {
+        scopes: scopes.to_vec(),
+        label: label.map(str::to_owned),
+        expires_at: None,
+    };
+    let (answer, _) = store.create_key(tenant, plan, now, None).await?;
+    answer.key.context("a new key has its text")
 }
 
 pub fn create_tenant(
@@ -87,14 +91,13 @@ pub fn create_key(
     let store = open(db)?;
     let now = clock::now().millis();
     let expires_at = expires_in_days.map(|d| now + i64::from(d) * 86_400_000);
-    let (_id, key) = block_on(store.create_key(
-        tenant,
-        scopes.to_vec(),
-        label.map(str::to_owned),
+    let plan = KeyPlan {
+        scopes: scopes.to_vec(),
+        label: label.map(str::to_owned),
         expires_at,
-        now,
-    ))?;
-    println!("{key}");
+    };
+    let (answer, _) = block_on(store.create_key(tenant, plan, now, None))?;
+    println!("{}", answer.key.context("a new key has its text")?);
     Ok(())
 }
 

@@ -1,6 +1,8 @@
 //! API key operations. Keys are random (192 bits), shown once, stored as SHA-256.
 
-use crm_store::keys::{self, KeyInfo, KeyRecord, KeyScope, NewKey};
+use crm_api::requests::{KeyPlan, NewKeyAnswer};
+use crm_store::idempotency;
+use crm_store::keys::{self, KeyInfo, KeyRecord, NewKey};
 use rand::RngCore;
 
 use super::Store;
@@ -42,15 +44,17 @@ impl Store {
         Ok(found)
     }
 
-    /// Creates a key; answers `(id, key text)`. The text is never stored.
+    /// Creates a key; answers it with its text (the text is never stored). With an
+    /// idempotency key `(key, request hash)`, a retry of the same request answers the
+    /// key it made, without the text, and `false` (nothing new); another request under
+    /// the same key is 409.
     pub async fn create_key(
         &self,
         tenant: &str,
-        scopes: Vec<KeyScope>,
-        label: Option<String>,
-        expires_at: Option<i64>,
+        plan: KeyPlan,
         now: i64,
-    ) -> HostResult<(String, String)> {
+        idempotency: Option<(String, String)>,
+    ) -> HostResult<(NewKeyAnswer, bool)> {
         let (d, tenant) = (self.dialect(), tenant.to_owned());
         self.write(None, move |c| {
             let row = c.query_opt(&crm_store::tenants::get(d, &tenant, false))?;
@@ -58,6 +62,15 @@ impl Store {
                 return Err(HostError::NotFound(format!(
                     "tenant `{tenant}` does not exist"
                 )));
+            }
+            if let Some((key, request_hash)) = &idempotency
+                && let Some(row) = c.query_opt(&idempotency::get(d, &tenant, key))?
+            {
+                let first = idempotency::decode(&row)?;
+                crm_api::request::same_request(&first.request_hash, request_hash)
+                    .map_err(HostError::Api)?;
+                let answer = NewKeyAnswer::replayed(&first.response).map_err(HostError::Api)?;
+                return Ok((answer, false));
             }
             let (id, key) = generate();
             let hash = hash_key(&key);
@@ -67,13 +80,48 @@ impl Store {
                     id: &id,
                     tenant_id: &tenant,
                     key_hash: &hash,
-                    scopes: &scopes,
-                    label: label.as_deref(),
+                    scopes: &plan.scopes,
+                    label: plan.label.as_deref(),
                     created_at: now,
-                    expires_at,
+                    expires_at: plan.expires_at,
                 },
             )?)?;
-            Ok((id, key))
+            let answer = NewKeyAnswer::new(id, key, &plan)?;
+            if let Some((key, request_hash)) = idempotency {
+                let recorded = idempotency::Recorded {
+                    request_hash,
+                    status: 201,
+                    response: answer.remembered(),
+                };
+                c.execute(&idempotency::insert(d, &tenant, &key, &recorded, now))?;
+            }
+            Ok((answer, true))
+        })
+        .await
+    }
+
+    /// Keeps `response` for an idempotency key unless a request holds it already;
+    /// answers whichever was kept first.
+    pub async fn remember(
+        &self,
+        tenant: &str,
+        key: String,
+        request_hash: String,
+        response: String,
+        now: i64,
+    ) -> HostResult<idempotency::Recorded> {
+        let (d, tenant) = (self.dialect(), tenant.to_owned());
+        self.write(None, move |c| {
+            let recorded = idempotency::Recorded {
+                request_hash,
+                status: 200,
+                response,
+            };
+            c.execute(&idempotency::remember(d, &tenant, &key, &recorded, now))?;
+            let row = c
+                .query_opt(&idempotency::get(d, &tenant, &key))?
+                .ok_or_else(|| HostError::internal(anyhow::anyhow!("the kept answer is gone")))?;
+            Ok(idempotency::decode(&row)?)
         })
         .await
     }

@@ -493,6 +493,49 @@ async fn idempotency_keys_make_retries_answer_the_first_result() {
     assert_eq!(second.1["balance"], "110.0000");
     assert_ne!(second.1["grant"]["id"], first.1["grant"]["id"]);
 
+    // Keys (issue 26.7): the retry names the key it made, without its text (never
+    // stored), and makes no second key; another request under the key is 409.
+    let new_key = json!({ "scopes": ["read"], "label": "idem-ci" });
+    let (s1, made) = keyed(&s, "POST", "/v1/keys", &k.admin, "k-1", new_key.clone()).await;
+    assert_eq!(s1, 201, "{made}");
+    assert!(made["key"].is_string());
+    let (s2, again) = keyed(&s, "POST", "/v1/keys", &k.admin, "k-1", new_key).await;
+    assert_eq!((s2, &again["id"]), (200, &made["id"]), "{again}");
+    assert!(again.get("key").is_none(), "{again}");
+    let other = json!({ "scopes": ["admin"], "label": "idem-ci" });
+    assert_eq!(
+        keyed(&s, "POST", "/v1/keys", &k.admin, "k-1", other)
+            .await
+            .0,
+        409
+    );
+    let (_, keys) = s.get("/v1/keys", &k.admin).await;
+    let labelled = keys["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .filter(|k| k["label"] == "idem-ci")
+        .count();
+    assert_eq!(labelled, 1, "{keys}");
+
+    // Viewer tokens: the retry answers the same token, signed again from what was kept.
+    let token = json!({ "userId": "user-123", "ttlSeconds": 600 });
+    let path = "/v1/viewer-tokens";
+    let (t1_status, t1) = keyed(&s, "POST", path, &k.admin, "v-1", token.clone()).await;
+    assert_eq!(t1_status, 200, "{t1}");
+    assert_eq!(
+        keyed(&s, "POST", path, &k.admin, "v-1", token.clone()).await,
+        (200, t1.clone())
+    );
+    let shorter = json!({ "userId": "user-123", "ttlSeconds": 60 });
+    assert_eq!(
+        keyed(&s, "POST", path, &k.admin, "v-1", shorter).await.0,
+        409
+    );
+    let (_, t2) = keyed(&s, "POST", path, &k.admin, "v-2", token).await;
+    assert_ne!(t2["token"], t1["token"]);
+    assert_ne!(t2["id"], t1["id"]);
+
     // Activity batches without ids: the same key lands on the same ids.
     let batch = json!([{ "userId": "user-123", "operation": "crm.leads.read" }, { "userId": "user-200", "operation": "crm.leads.read" }]);
     let send =
@@ -1025,7 +1068,10 @@ async fn the_credit_ledger_lists_every_balance_change_newest_first() {
             &k.read,
         )
         .await;
-    assert_eq!(rest["entries"][0]["detail"], "grant opening-balance", "{rest}");
+    assert_eq!(
+        rest["entries"][0]["detail"], "grant opening-balance",
+        "{rest}"
+    );
     assert!(rest.get("nextCursor").is_none(), "{rest}");
     assert_eq!(s.get("/v1/credits/ledger", &k.ingest).await.0, 403);
     assert_eq!(
