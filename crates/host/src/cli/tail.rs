@@ -17,6 +17,10 @@ const COUNT: usize = 100;
 pub struct TailArgs {
     #[arg(long, env = "CRM_REDIS_URL")]
     redis_url: String,
+    /// CA certificate (PEM) that signed a `rediss://` server's certificate (default:
+    /// the public roots), as `serve --redis-ca`.
+    #[arg(long, env = "CRM_REDIS_CA")]
+    redis_ca: Option<std::path::PathBuf>,
     #[arg(long)]
     tenant: String,
     /// Consumer group: consumers of one group share the stream's entries.
@@ -31,7 +35,7 @@ pub struct TailArgs {
 }
 
 pub async fn run(args: TailArgs) -> anyhow::Result<()> {
-    let client = redis::Client::open(args.redis_url.as_str())?;
+    let client = crate::fanout::redis::client(&args.redis_url, args.redis_ca.as_deref())?;
     let mut conn = client.get_multiplexed_async_connection().await?;
     let key = channel(&args.tenant);
     let start = if args.from_start { "0" } else { "$" };

@@ -41,20 +41,26 @@ impl std::fmt::Debug for RedisSink {
     }
 }
 
+/// A client for `url`: a `rediss://` URL connects with TLS, the server's certificate
+/// verified against `ca_file` (PEM) or the public roots. The sink and `crm-host tail`
+/// both connect with it.
+pub fn client(url: &str, ca_file: Option<&Path>) -> anyhow::Result<redis::Client> {
+    Ok(match ca_file {
+        Some(path) => redis::Client::build_with_tls(
+            url,
+            redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(crate::tls::read_pem(path)?),
+            },
+        )?,
+        None => redis::Client::open(url)?,
+    })
+}
+
 impl RedisSink {
-    /// Checks the URL; connects on first delivery. A `rediss://` URL connects with TLS,
-    /// the server's certificate verified against `ca_file` (PEM) or the public roots.
+    /// Checks the URL; connects on first delivery (see [`client`]).
     pub fn new(url: &str, max_len: u64, ca_file: Option<&Path>) -> anyhow::Result<RedisSink> {
-        let client = match ca_file {
-            Some(path) => redis::Client::build_with_tls(
-                url,
-                redis::TlsCertificates {
-                    client_tls: None,
-                    root_cert: Some(crate::tls::read_pem(path)?),
-                },
-            )?,
-            None => redis::Client::open(url)?,
-        };
+        let client = client(url, ca_file)?;
         Ok(RedisSink {
             client,
             conn: tokio::sync::Mutex::new(None),

@@ -66,4 +66,42 @@ async fn the_redis_stream_is_fed_over_verified_tls() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // `crm-host tail` reads the same stream over TLS with the same CA option.
+    let (url, ca) = redis.tls_url().expect("a TLS port");
+    let tail = |ca: Option<&std::path::Path>| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_crm-host"));
+        cmd.args([
+            "tail",
+            "--redis-url",
+            &url,
+            "--tenant",
+            "t-tls",
+            "--from-start",
+        ])
+        .args(["--count", "20", "--group", "tls-tail"])
+        .env("CRM_LOG", "error");
+        if let Some(ca) = ca {
+            cmd.arg("--redis-ca").arg(ca);
+        }
+        cmd.output().expect("crm-host tail runs")
+    };
+    let out = tail(Some(&ca));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).expect("an activity per line")["id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(ids, want);
+    // Without the CA the server's certificate is not trusted: refused, nothing read.
+    let refused = tail(None);
+    assert!(!refused.status.success());
 }
