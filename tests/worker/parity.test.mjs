@@ -376,3 +376,34 @@ test('keys and viewer tokens are idempotent by key on both runtimes', async () =
   assert.deepEqual(results[0], results[1]);
   assert.deepEqual(results[0].slice(0, 5), [201, 'string', 200, true, false]);
 });
+
+// Issue 26.12 at the edge: a department token's reports, dashboard and listings count
+// what was recorded under its subtree — a user who moves in brings no earlier history.
+test('a department token does not count a moved user\'s earlier history on either runtime', async () => {
+  const a = worker.keys['edge-a'];
+  const results = [];
+  for (const [base, admin, ingest] of [[worker.url, a.admin, a.ingest], [hostUrl, hostKey, hostKey]]) {
+    const mine = async () => {
+      const [, page] = await call(base, 'GET', '/v1/users/user-300/activities?since=3650d&limit=500', admin);
+      return page.activities.filter((x) => x.id.startsWith('moved-')).length;
+    };
+    const before = [0, 1, 2].map((i) => ({ id: `moved-before-${i}`, userId: 'user-300', operation: 'crm.leads.read' }));
+    assert.ok([201, 202].includes((await call(base, 'POST', '/v1/activities', ingest, before))[0]));
+    await until('the earlier records', async () => ((await mine()) === 3 ? true : null));
+    const [ps, patched] = await call(base, 'PATCH', '/v1/directory', admin,
+      { upsert: { users: [{ id: 'user-300', name: 'Moved', departmentId: 'dept-sales-emea', roles: ['role-admin'] }] } });
+    assert.equal(ps, 200, JSON.stringify(patched));
+    const after = [0, 1].map((i) => ({ id: `moved-after-${i}`, userId: 'user-300', operation: 'crm.leads.read' }));
+    assert.ok([201, 202].includes((await call(base, 'POST', '/v1/activities', ingest, after))[0]));
+    await until('the later records', async () => ((await mine()) === 5 ? true : null));
+    const [, token] = await call(base, 'POST', '/v1/viewer-tokens', admin, { departmentId: 'dept-sales' });
+    const [rs, report] = await call(base, 'GET', '/v1/reports/users/user-300?since=3650d', token.token);
+    const [, whole] = await call(base, 'GET', '/v1/reports/users/user-300?since=3650d', admin);
+    const [ds, dash] = await call(base, 'GET', '/v1/dashboards/users/user-300', token.token);
+    const [, listed] = await call(base, 'GET', '/v1/users/user-300/activities?since=3650d&limit=500', token.token);
+    results.push([rs, report.totalActivities, ds, dash.report.totalActivities, listed.activities.map((x) => x.id).sort(),
+      whole.totalActivities > report.totalActivities]);
+  }
+  assert.deepEqual(results[0], results[1]);
+  assert.deepEqual(results[0].slice(0, 5), [200, 2, 200, 2, ['moved-after-0', 'moved-after-1']]);
+});
