@@ -10,10 +10,13 @@ import { startWorker, call, until, root } from './harness.mjs';
 
 const hostBin = process.env.CRM_HOST_BIN ?? join(root, 'target/debug/crm-host');
 let worker, host, hostUrl, hostKey, dir;
+// The operator's secret on both runtimes (provisioning, issue 25.11).
+const OPERATOR = 'parity-operator-secret-0123456789abcdef';
 
 before(async () => {
-  worker = await startWorker();
+  worker = await startWorker({ OPERATOR_SECRET: OPERATOR });
   dir = mkdtempSync(join(tmpdir(), 'crm-parity-'));
+  writeFileSync(join(dir, 'operator.secret'), OPERATOR);
   const db = join(dir, 'crm.db');
   const fixture = JSON.parse(readFileSync(join(root, 'tests/conformance/fixtures/acme.json'), 'utf8'));
   writeFileSync(join(dir, 'directory.json'), JSON.stringify(fixture.directory));
@@ -21,7 +24,7 @@ before(async () => {
   cli(['tenant', 'create', '--db', db, '--id', 'edge-a', '--name', 'edge-a', '--timezone', fixture.policy.timezone, '--balance', '100000']);
   cli(['directory', 'import', '--db', db, '--tenant', 'edge-a', join(dir, 'directory.json')]);
   hostKey = cli(['key', 'create', '--db', db, '--tenant', 'edge-a', '--scope', 'admin']);
-  host = spawn(hostBin, ['serve', '--db', db, '--listen', '127.0.0.1:0', '--engine', 'native'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CRM_LOG: 'crm_host=info' } });
+  host = spawn(hostBin, ['serve', '--db', db, '--listen', '127.0.0.1:0', '--engine', 'native', '--operator-secret', join(dir, 'operator.secret')], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CRM_LOG: 'crm_host=info' } });
   let log = '';
   host.stderr.on('data', (d) => { log += d; });
   hostUrl = await until('crm-host serve', async () => log.match(/(http:\/\/127\.0\.0\.1:\d+)/)?.[1], 60_000);
@@ -406,4 +409,31 @@ test('a department token does not count a moved user\'s earlier history on eithe
   }
   assert.deepEqual(results[0], results[1]);
   assert.deepEqual(results[0].slice(0, 5), [200, 2, 200, 2, ['moved-after-0', 'moved-after-1']]);
+});
+
+// Issue 25.11: a tenant, its opening balance and its first admin key over the API on
+// both runtimes — at the edge on the shard asked for — ready to take a directory and
+// activities; only the operator's secret opens it.
+test('the operator provisions a tenant alike on both runtimes', async () => {
+  const fixture = JSON.parse(readFileSync(join(root, 'tests/conformance/fixtures/acme.json'), 'utf8'));
+  const results = [];
+  for (const [base, shard] of [[worker.url, 1], [hostUrl, 0]]) {
+    const body = { id: 'prov-1', name: 'Provisioned', timezone: 'Europe/Berlin', balance: '25', shard };
+    const [s1, made] = await call(base, 'POST', '/v1/operator/tenants', OPERATOR, body);
+    assert.equal(s1, 201, JSON.stringify(made));
+    assert.equal(made.shard, shard);
+    const admin = made.adminKey.key;
+    const [s2, b] = await call(base, 'GET', '/v1/credits/balance', admin);
+    const [s3, e3] = await call(base, 'POST', '/v1/operator/tenants', OPERATOR, body);
+    const [s4, e4] = await call(base, 'POST', '/v1/operator/tenants', admin, { id: 'prov-2', name: 'x' });
+    const [s5, e5] = await call(base, 'POST', '/v1/operator/tenants', OPERATOR, { id: 'prov-2', name: 'x', shard: 9 });
+    const [s6] = await call(base, 'PUT', '/v1/directory', admin, fixture.directory);
+    const batch = [0, 1, 2].map((i) => ({ id: `prov-a-${i}`, userId: 'user-123', operation: 'crm.leads.read' }));
+    const [s7] = await call(base, 'POST', '/v1/activities?sync=true', admin, batch);
+    const [, v] = await call(base, 'GET', '/v1/audit/verify', admin);
+    results.push([s1, Object.keys(made).sort(), made.adminKey.scopes, s2, b.balance, b.grants[0].grantId,
+      s3, e3.error.code, s4, e4.error.code, s5, e5.error.code, s6, s7, v.ok, v.verified, v.ledgerEntries]);
+  }
+  assert.deepEqual(results[0], results[1]);
+  assert.deepEqual(results[0].slice(3, 10), [200, '25.0000', 'opening-balance', 409, 'conflict', 401, 'unauthorized']);
 });

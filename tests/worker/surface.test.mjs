@@ -5,7 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
-import { startWorker, call as callAt, until } from './harness.mjs';
+import { startWorker, call as callAt, until, d1 } from './harness.mjs';
 
 let worker, url, keys, upstream;
 const received = [];
@@ -253,6 +253,32 @@ test('the consumer delivers to the upstream after its failures, every id once or
   assert.deepEqual(seqs, [...seqs].sort((x, y) => x - y), 'delivered in chain order');
   const [, metrics] = await call('GET', '/v1/metrics', a.admin);
   assert.ok(metrics.upstream.deliveredSeq >= Math.max(...seqs.filter((s) => s)));
+});
+
+// Issue 25.8: the upstream reads what it sends from D1, so archiving never passes its
+// cursor — records it has not confirmed stay in D1 however old they are.
+test('archiving stops at the upstream\'s cursor', async () => {
+  const a = keys['edge-a'];
+  const DAY = 86_400_000;
+  // Everything queued so far written and delivered: nothing moves the cursor meanwhile.
+  await until('the upstream to have everything', async () => {
+    const [row] = d1(worker, a.shard, "SELECT t.head_seq AS h, c.delivered_seq AS d FROM tenants t JOIN sink_cursors c ON c.tenant_id = t.id AND c.sink = 'upstream' WHERE t.id = 'edge-a'");
+    return row && row.h === row.d ? true : null;
+  }, 60_000);
+  d1(worker, a.shard, `UPDATE activities SET received_at = received_at - 10 * ${DAY} WHERE tenant_id = 'edge-a'`);
+  const [cursor] = d1(worker, a.shard, "SELECT delivered_seq AS s FROM sink_cursors WHERE tenant_id = 'edge-a' AND sink = 'upstream'");
+  assert.ok(cursor.s >= 2, JSON.stringify(cursor));
+  // As if the upstream had confirmed only the first record.
+  d1(worker, a.shard, "UPDATE sink_cursors SET delivered_seq = 1 WHERE tenant_id = 'edge-a' AND sink = 'upstream'");
+  const [s, archived] = await call('POST', '/v1/archive', a.admin, { olderThanDays: 7 });
+  assert.equal(s, 200, JSON.stringify(archived));
+  assert.deepEqual(archived.archived.map((g) => [g.firstSeq, g.lastSeq]), [[1, 1]]);
+  assert.equal(archived.heldBackBySink, true);
+  const [{ n }] = d1(worker, a.shard, "SELECT COUNT(*) AS n FROM activities WHERE tenant_id = 'edge-a' AND seq > 1");
+  assert.ok(n >= 1, 'the undelivered records stay in D1');
+  d1(worker, a.shard, `UPDATE sink_cursors SET delivered_seq = ${cursor.s} WHERE tenant_id = 'edge-a' AND sink = 'upstream'`);
+  const [, verified] = await call('GET', '/v1/audit/verify', a.read);
+  assert.equal(verified.ok, true, JSON.stringify(verified));
 });
 
 test('concurrent sync writes and queued packets for one tenant keep one chain (head guard)', async () => {

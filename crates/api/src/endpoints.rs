@@ -13,6 +13,8 @@ pub enum Access {
     Public,
     /// An API key with this scope (`admin` implies all), or — for `read` — a viewer token.
     Scope(&'static str),
+    /// The operator's secret (`crate::provisioning::check_operator`), never an API key.
+    Operator,
 }
 
 /// How large a request body an endpoint takes (its `Content-Length` is refused past
@@ -83,7 +85,7 @@ impl Endpoint {
     /// The credential this endpoint needs at least, decided before any body is read.
     pub fn scope(&self) -> Option<&'static str> {
         match self.access {
-            Access::Public => None,
+            Access::Public | Access::Operator => None,
             Access::Scope(s) => Some(s),
         }
     }
@@ -374,6 +376,18 @@ pub const ENDPOINTS: &[Endpoint] = &[
             "/v1/credits/prices/{operation}",
             "What the engine would charge for one operation, and the price entry that decides it (`null`: the default).",
             READ,
+        )
+    },
+    Endpoint {
+        body: Some("ProvisionRequest"),
+        ok: &[(201, "Provisioned")],
+        ..ep(
+            "provisionTenant",
+            "operator",
+            "POST",
+            "/v1/operator/tenants",
+            "Create a tenant with its opening balance (a grant) and its first admin key, whose text is shown once. Needs the operator's secret, not an API key.",
+            Access::Operator,
         )
     },
     Endpoint {
@@ -972,8 +986,9 @@ pub fn schemas() -> Map<String, Value> {
         (
             "ArchiveAnswer",
             obj(
-                &["archived", "more"],
-                json!({ "archived": { "type": "array", "items": { "type": "object" } }, "more": { "type": "boolean" } }),
+                &["archived", "more", "heldBackBySink"],
+                json!({ "archived": { "type": "array", "items": { "type": "object" } }, "more": { "type": "boolean" },
+            "heldBackBySink": { "type": "boolean", "description": "Older records wait because a configured sink (the upstream) has not delivered them yet." } }),
             ),
         ),
         (
@@ -981,6 +996,21 @@ pub fn schemas() -> Map<String, Value> {
             obj(
                 &["operation", "price", "matched"],
                 json!({ "operation": { "type": "string" }, "price": r("Credits"), "matched": nullable("string") }),
+            ),
+        ),
+        (
+            "ProvisionRequest",
+            obj(
+                &["id", "name"],
+                json!({ "id": { "type": "string" }, "name": { "type": "string" }, "timezone": { "type": "string" },
+            "balance": { "type": ["string", "number"] }, "shard": { "type": "integer", "minimum": 0 } }),
+            ),
+        ),
+        (
+            "Provisioned",
+            obj(
+                &["tenantId", "shard", "balance", "adminKey"],
+                json!({ "tenantId": { "type": "string" }, "shard": { "type": "integer" }, "balance": r("Credits"), "adminKey": r("NewKey") }),
             ),
         ),
         (
@@ -1324,6 +1354,7 @@ pub fn document(version: &str) -> Value {
         match e.access {
             Access::Public => op["security"] = json!([]),
             Access::Scope(s) => op["x-required-scope"] = json!(s),
+            Access::Operator => op["security"] = json!([{ "operator": [] }]),
         }
         if let Some(body) = e.body {
             op["requestBody"] = json!({ "required": true, "content": { "application/json": { "schema": r(body) } } });
@@ -1343,7 +1374,8 @@ pub fn document(version: &str) -> Value {
         "servers": [{ "url": "/" }],
         "components": {
             "schemas": schemas,
-            "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer", "description": "An API key (`crm_…`) or a viewer token (`vt1.…`)." } },
+            "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer", "description": "An API key (`crm_…`) or a viewer token (`vt1.…`)." },
+                "operator": { "type": "http", "scheme": "bearer", "description": "The operator's secret (Worker secret `OPERATOR_SECRET`, crm-host `--operator-secret`): provisioning only." } },
         },
         "security": [{ "bearer": [] }],
         "paths": paths,

@@ -28,6 +28,7 @@ pub mod ingest;
 pub mod listing;
 pub mod operations;
 pub mod permissions;
+pub mod provisioning;
 pub mod request;
 pub mod requests;
 pub mod storage;

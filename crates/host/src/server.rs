@@ -1,5 +1,6 @@
 //! Starting and stopping the HTTP server (used by `serve`, `demo` and the tests).
 
+use anyhow::Context;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -32,6 +33,8 @@ pub struct ServerConfig {
     pub rate_limit: Option<u32>,
     /// The file holding the checkpoint signing key (`None`: a key for this process).
     pub checkpoint_key: Option<std::path::PathBuf>,
+    /// The file holding the operator's secret (`None`: provisioning is off).
+    pub operator_secret: Option<std::path::PathBuf>,
 }
 
 impl ServerConfig {
@@ -46,6 +49,7 @@ impl ServerConfig {
             fanout: FanoutConfig::default(),
             rate_limit: None,
             checkpoint_key: None,
+            operator_secret: None,
         }
     }
 }
@@ -101,6 +105,12 @@ pub async fn start_with_engine(
     if let Some(path) = &config.checkpoint_key {
         app.checkpoint_key =
             std::sync::Arc::new(crate::service::checkpoints::load_or_create(path)?);
+    }
+    if let Some(path) = &config.operator_secret {
+        let secret = std::fs::read_to_string(path)
+            .with_context(|| format!("reading the operator secret {}", path.display()))?;
+        crm_api::provisioning::usable_secret(&secret).map_err(anyhow::Error::msg)?;
+        app.operator_secret = Some(std::sync::Arc::from(secret.trim()));
     }
     app.fanout = Fanout::start(&config.fanout, store).await?;
     crate::service::retention::spawn(app.clone());

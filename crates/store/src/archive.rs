@@ -190,6 +190,9 @@ pub struct Planner {
     last: Option<Activity>,
     max_occurred_at: i64,
     done: bool,
+    /// The last seq every configured sink has delivered: nothing past it is archived.
+    through: u64,
+    held_back: bool,
 }
 
 impl Planner {
@@ -216,7 +219,22 @@ impl Planner {
             last: None,
             max_occurred_at: i64::MIN,
             done: false,
+            through: u64::MAX,
+            held_back: false,
         })
+    }
+
+    /// Archives nothing a sink has yet to deliver: a sink reads the records it sends
+    /// from the database, so a record moved to cold storage before it was delivered
+    /// would never be delivered. `delivered` is the slowest configured sink's cursor.
+    pub fn not_past(mut self, delivered: u64) -> Planner {
+        self.through = delivered;
+        self
+    }
+
+    /// Whether the segment stopped at the slowest sink's cursor (more is old enough).
+    pub fn held_back(&self) -> bool {
+        self.held_back
     }
 
     /// The next read, or `None` when the segment is complete.
@@ -246,6 +264,11 @@ impl Planner {
                 break;
             }
             let seq_col = row.uint(0)?;
+            if seq_col > self.through {
+                self.held_back = true;
+                self.done = true;
+                break;
+            }
             let body = row.string(2)?;
             let a: Activity = serde_json::from_str(&body)
                 .map_err(|e| StoreError::corrupt(format!("stored record {seq_col}: {e}")))?;
@@ -397,6 +420,28 @@ mod tests {
             (11, 20)
         );
         assert!(plan(&records[20..], received, now).is_none(), "today stays");
+    }
+
+    #[test]
+    fn nothing_a_sink_has_yet_to_deliver_is_archived() {
+        let now = Timestamp::from_millis(1_800_000_000_000).expect("valid");
+        let records = chain(20, now);
+        let old = now.millis() - 30 * DAY_MS;
+        let all = rows(&records, |_| old);
+        for (delivered, want) in [(0, None), (7, Some(7)), (25, Some(20))] {
+            let mut p = Planner::new("t", MIN_AGE_DAYS, now)
+                .expect("old enough")
+                .not_past(delivered);
+            while p.next(Dialect::Sqlite).is_some() {
+                p.feed(&all).expect("decodes");
+            }
+            assert_eq!(p.held_back(), delivered < 20, "{delivered}");
+            let last = p
+                .finish(Dialect::Sqlite)
+                .expect("plans")
+                .map(|plan| plan.segment.last_seq);
+            assert_eq!(last, want, "{delivered}");
+        }
     }
 
     #[test]

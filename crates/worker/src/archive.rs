@@ -38,11 +38,18 @@ pub async fn archive(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
     for _ in 0..MAX_SEGMENTS_PER_CALL {
         let now = Timestamp::from_millis(now_ms())?;
         let mut planner = Planner::new(tenant, request.older_than_days, now)?;
+        // The upstream reads what it sends from D1: archive only what it confirmed.
+        if crate::upstream::url(env).is_some() {
+            planner = planner.not_past(crate::upstream::delivered(&db, tenant).await?);
+        }
         while let Some(st) = planner.next(DIALECT) {
             planner.feed(&d1::query(&db, &st).await?)?;
         }
+        let held_back = planner.held_back();
         let Some(plan) = planner.finish(DIALECT)? else {
-            return Ok(json!({ "archived": stored, "more": false }).into());
+            return Ok(
+                json!({ "archived": stored, "more": false, "heldBackBySink": held_back }).into(),
+            );
         };
         // The object first: a record is deleted from D1 only once R2 holds it.
         bucket
@@ -52,7 +59,7 @@ pub async fn archive(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
         d1::transaction(&db, &plan.statements).await?;
         stored.push(plan.segment);
     }
-    Ok(json!({ "archived": stored, "more": true }).into())
+    Ok(json!({ "archived": stored, "more": true, "heldBackBySink": false }).into())
 }
 
 /// The tenant's first archived segment holding records after `after`.

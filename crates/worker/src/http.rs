@@ -182,6 +182,12 @@ pub async fn context(req: &mut Request, env: &worker::Env, route: Route) -> ApiR
     let endpoint = route.endpoint;
     // The order of crm-host's extractors: credential and scope, then the
     // `Idempotency-Key`, the query, and last the body.
+    if endpoint.access == crm_api::endpoints::Access::Operator {
+        crm_api::provisioning::check_operator(
+            crate::operator::secret(env).as_deref(),
+            header(req, "authorization").as_deref(),
+        )?;
+    }
     let caller = match endpoint.scope() {
         None => None,
         Some(scope) => {

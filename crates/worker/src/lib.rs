@@ -15,6 +15,7 @@ mod http;
 mod ingest;
 mod message;
 mod operations;
+mod operator;
 mod random;
 mod reads;
 mod retention;
@@ -90,6 +91,7 @@ async fn dispatch(req: &mut Request, env: &Env) -> std::result::Result<Reply, Fa
         "replacePrices" => json(admin::put_prices(c, env).await?),
         "getOperationPrice" => json(admin::price(c, env).await?),
         "getBalance" => json(admin::balance(c, env).await?),
+        "provisionTenant" => json(operator::provision(c, env).await?),
         "listCreditLedger" => json(admin::ledger(c, env).await?),
         "grantCredits" => json(admin::grant(c, env).await?),
         "listCreditGrants" => json(admin::grants(c, env).await?),

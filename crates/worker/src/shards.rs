@@ -66,6 +66,14 @@ pub async fn of_tenant(env: &Env, tenant: &str) -> ApiResult<u32> {
     Ok(shard)
 }
 
+/// Remembers a placement this isolate just wrote (a probe before it may have cached
+/// the default shard).
+pub fn placed(tenant: &str, shard: u32) {
+    TENANT_SHARD.with_borrow_mut(|m| {
+        m.insert(tenant.to_owned(), (shard, now_ms()));
+    });
+}
+
 /// The tenant an API key (by its hash) belongs to, if the key was ever issued.
 pub async fn tenant_of_key(env: &Env, key_hash: &str) -> ApiResult<Option<String>> {
     if let Some(t) = KEY_TENANT.with_borrow(|m| m.get(key_hash).cloned()) {

@@ -43,14 +43,18 @@ pub async fn deliver(env: &Env, tenant: &str) {
     }
 }
 
-async fn deliver_to(env: &Env, tenant: &str, url: &str) -> ApiResult<()> {
-    let db = Db::of_tenant(env, tenant).await?;
-    let cursor = d1::query_opt(&db, &outbox::cursor(DIALECT, tenant, SINK))
+/// The last seq the upstream confirmed for a tenant (0 before the first).
+pub async fn delivered(db: &Db, tenant: &str) -> ApiResult<u64> {
+    Ok(d1::query_opt(db, &outbox::cursor(DIALECT, tenant, SINK))
         .await?
         .map(|r| r.uint(0))
         .transpose()?
-        .unwrap_or(0);
-    let mut after = cursor;
+        .unwrap_or(0))
+}
+
+async fn deliver_to(env: &Env, tenant: &str, url: &str) -> ApiResult<()> {
+    let db = Db::of_tenant(env, tenant).await?;
+    let mut after = delivered(&db, tenant).await?;
     for _ in 0..MAX_POSTS {
         let rows = d1::query(&db, &outbox::after(DIALECT, tenant, after, BATCH)).await?;
         let Some(last) = rows.last() else {

@@ -15,6 +15,7 @@ mod health;
 mod idempotency;
 mod keys;
 mod metrics;
+mod operator;
 mod permissions;
 mod policy;
 mod reports;
@@ -55,6 +56,7 @@ fn handler(e: &Endpoint) -> Option<MethodRouter<App>> {
         ("GET", "/v1/credits/prices/{operation}") => get(credits::price),
         ("GET", "/v1/credits/ledger") => get(credits::ledger),
         ("GET", "/v1/credits/balance") => get(credits::balance),
+        ("POST", "/v1/operator/tenants") => post(operator::provision),
         ("POST", "/v1/credits/grants") => post(credits::grant),
         ("GET", "/v1/credits/grants") => get(credits::grants),
         ("POST", "/v1/credits/grants/{id}/void") => post(credits::void),

@@ -45,6 +45,10 @@ pub struct ServeArgs {
     /// with a key made for this process (its public key changes at every start).
     #[arg(long, env = "CRM_CHECKPOINT_KEY")]
     checkpoint_key: Option<PathBuf>,
+    /// File holding the operator's secret, which `POST /v1/operator/tenants` needs
+    /// (provisioning is off without it).
+    #[arg(long, env = "CRM_OPERATOR_SECRET")]
+    operator_secret: Option<PathBuf>,
     #[command(flatten)]
     fanout: FanoutArgs,
 }
@@ -82,6 +86,7 @@ struct FileConfig {
     trusted_proxies: Option<Vec<String>>,
     rate_limit: Option<u32>,
     checkpoint_key: Option<PathBuf>,
+    operator_secret: Option<PathBuf>,
     redis_url: Option<String>,
     redis_ca: Option<PathBuf>,
     upstream_url: Option<String>,
@@ -148,6 +153,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         },
         rate_limit: args.rate_limit.or(file.rate_limit),
         checkpoint_key: args.checkpoint_key.or(file.checkpoint_key.take()),
+        operator_secret: args.operator_secret.or(file.operator_secret.take()),
         fanout: args.fanout.resolve(&mut file),
     };
     if config.checkpoint_key.is_none() {

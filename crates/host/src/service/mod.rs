@@ -43,6 +43,8 @@ pub struct App {
     pub trusted_proxies: proxies::TrustedProxies,
     /// Signs audit checkpoints; never stored in the database.
     pub checkpoint_key: std::sync::Arc<crm_api::checkpoint::CheckpointKey>,
+    /// Opens provisioning (`crm_api::provisioning`); never stored in the database.
+    pub operator_secret: Option<std::sync::Arc<str>>,
 }
 
 /// One engine thread per core: engine work is CPU-bound, more threads would only
@@ -66,6 +68,7 @@ impl App {
             client_ip_header: None,
             trusted_proxies: proxies::TrustedProxies::default(),
             checkpoint_key: std::sync::Arc::new(checkpoints::ephemeral()),
+            operator_secret: None,
         }
     }
 }

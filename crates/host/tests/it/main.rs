@@ -13,6 +13,7 @@ mod hostile;
 mod isolation;
 mod multi_host;
 mod openapi;
+mod operator;
 mod pg_reads;
 mod schema;
 mod support;

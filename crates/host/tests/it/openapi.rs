@@ -205,6 +205,18 @@ async fn every_route_is_documented_and_every_answer_matches_its_schema() {
         .0,
         400
     );
+    // Provisioning is off without an operator secret (it::operator covers it on).
+    assert_eq!(
+        w.call(
+            "POST",
+            "/v1/operator/tenants",
+            a,
+            Some(json!({ "id": "t-x", "name": "x" }))
+        )
+        .await
+        .0,
+        403
+    );
     let (status, later) = w
         .call(
             "POST",
