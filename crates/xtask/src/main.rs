@@ -34,6 +34,9 @@ enum Task {
     Browser,
     /// A client generated from the OpenAPI document, driven against `crm-host demo`.
     Client,
+    /// Build everything a deploy of the edge serves: the worker bundle and the
+    /// dashboard's wasm module (`wrangler.toml`'s build command).
+    EdgeBuild,
     /// Build crm-worker and run its end-to-end suite under `wrangler dev`.
     Worker,
     /// schemathesis against `crm-host demo`, from the OpenAPI document (bounded).
@@ -81,6 +84,7 @@ fn main() -> Result<()> {
             browser(&root)
         }
         Task::Client => generated_client(&root),
+        Task::EdgeBuild => edge_build(&root, &edge_path(&root)?),
         Task::Worker => worker(&root),
         Task::ApiFuzz => api_fuzz::run(&root),
         Task::Tidy => tidy::run(&root),
@@ -351,7 +355,22 @@ fn ensure_tool(bin: &str, krate: &str, version: &str, locked: bool) -> Result<()
     step(&format!("cargo install {krate} {version}"), cargo(&args))
 }
 
-fn worker(root: &Path) -> Result<()> {
+/// `PATH` with the worker tests' npm tools (wrangler, wasm-opt) first, after
+/// installing them.
+fn edge_path(root: &Path) -> Result<String> {
+    let tests = root.join("tests/worker");
+    let mut npm = tool("npm", &["ci", "--no-audit", "--no-fund"]);
+    npm.current_dir(&tests);
+    step("npm ci (tests/worker)", npm)?;
+    Ok(format!(
+        "{}:{}",
+        tests.join("node_modules/.bin").display(),
+        std::env::var("PATH").unwrap_or_default()
+    ))
+}
+
+/// The worker bundle and the dashboard's wasm module: all a deploy serves.
+fn edge_build(root: &Path, path: &str) -> Result<()> {
     ensure_tool("worker-build", "worker-build", WORKER_BUILD_VERSION, true)?;
     ensure_tool(
         "wasm-bindgen",
@@ -359,21 +378,12 @@ fn worker(root: &Path) -> Result<()> {
         WASM_BINDGEN_VERSION,
         false,
     )?;
-    let tests = root.join("tests/worker");
-    let mut npm = tool("npm", &["ci", "--no-audit", "--no-fund"]);
-    npm.current_dir(&tests);
-    step("npm ci (tests/worker)", npm)?;
-    let node_bin = tests.join("node_modules/.bin");
-    let path = format!(
-        "{}:{}",
-        node_bin.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
+    let node_bin = root.join("tests/worker/node_modules/.bin");
     let mut build = Command::new(cargo_bin("worker-build"));
     build
         .arg("--release")
         .current_dir(root.join("crates/worker"))
-        .env("PATH", &path)
+        .env("PATH", path)
         // worker-build would download these from GitHub; use the pinned local ones.
         .env("WASM_BINDGEN_BIN", cargo_bin("wasm-bindgen"))
         .env("WASM_OPT_BIN", node_bin.join("wasm-opt"));
@@ -404,7 +414,37 @@ fn worker(root: &Path) -> Result<()> {
         .args(["--target", "web", "--no-typescript", "--out-dir"])
         .arg(root.join("www/pkg"))
         .arg(web_wasm);
-    step("wasm-bindgen crm-web → www/pkg", bindgen)?;
+    step("wasm-bindgen crm-web → www/pkg", bindgen)
+}
+
+/// `wrangler deploy --dry-run` on what was built (wrangler.toml without its build
+/// command, which already ran): checks the configuration as a deploy would and prints
+/// the upload's size.
+fn deploy_dry_run(root: &Path, path: &str) -> Result<()> {
+    let toml = std::fs::read_to_string(root.join("wrangler.toml"))?;
+    let start = toml.find("[build]").context("wrangler.toml has a [build] section")?;
+    let end = toml[start + 1..]
+        .find("\n[")
+        .map_or(toml.len(), |i| start + 1 + i + 1);
+    let out = target_dir(root).join("wrangler-dry-run");
+    let config = root.join("wrangler.dry-run.toml");
+    std::fs::write(&config, format!("{}{}", &toml[..start], &toml[end..]))?;
+    let mut dry = tool(
+        "wrangler",
+        &["deploy", "--dry-run", "--config", "wrangler.dry-run.toml", "--outdir"],
+    );
+    dry.arg(&out).current_dir(root).env("PATH", path);
+    let result = step("wrangler deploy --dry-run (bundle size)", dry);
+    let _ = std::fs::remove_file(&config);
+    let _ = std::fs::remove_dir_all(&out);
+    result
+}
+
+fn worker(root: &Path) -> Result<()> {
+    let path = edge_path(root)?;
+    edge_build(root, &path)?;
+    deploy_dry_run(root, &path)?;
+    let tests = root.join("tests/worker");
     // The parity test compares the worker's reports with crm-host's.
     step("build crm-host", build_host())?;
     let mut node = tool("node", &["--test"]);
