@@ -97,6 +97,16 @@ fn a_full_batch_writes_within_d1_statement_limits() {
         now.millis(),
     )
     .expect("writes");
+    // The whole write at its largest fits the consumer's per-write query budget.
+    let ids: Vec<&str> = sealed.iter().map(|a| a.id.as_str()).collect();
+    let queries = activities::lookup(d, "t", &ids).len()
+        + 2
+        + statements.len()
+        + queued::release(d, "t", &ids, now.millis()).len();
+    assert!(
+        queries <= ingest::MAX_WRITE_QUERIES,
+        "{queries} queries for one full write"
+    );
     assert!(
         statements.len() <= baseline.len() + 2 * crate::grants::MAX_OPEN_GRANTS,
         "{} statements, {} without the wallet",

@@ -104,6 +104,13 @@ pub fn classify(
     Ok(out)
 }
 
+/// D1 queries one write of a full batch (`MAX_BATCH` activities) makes at most: the id
+/// lookups, the head and grants reads, and every statement of its transaction — queue
+/// releases included, every open grant closing in it (the `d1_limits` test checks it).
+/// The edge's consumer starts a write only while this many of an invocation's 1,000
+/// queries are left.
+pub const MAX_WRITE_QUERIES: usize = 500;
+
 /// Seals `fresh` after `before` and lists the statements that record them, in one
 /// transaction, and the balance left: what every runtime's writer does with a batch of
 /// new activities. `wallet` holds the tenant's open grants as this transaction sees

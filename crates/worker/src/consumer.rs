@@ -1,5 +1,7 @@
 //! The queue consumer. A message is a [`Packet`]: one tenant's enriched activities.
-//! Per batch and tenant, one D1 transaction (a `batch()`) writes the activities, their
+//! Per tenant and run of packets holding at most one request's batch
+//! ([`MAX_ITEMS_PER_WRITE`]), started only while a whole write fits the invocation's
+//! D1 queries, one D1 transaction (a `batch()`) writes the activities, their
 //! folded rollups, the ledger entry, the guarded head move and the release of their
 //! queue reservations — the statements of `crm_store`, exactly as crm-host writes them.
 //! If another writer moved the head meanwhile, the guard aborts the batch and only that
@@ -24,6 +26,12 @@ use crate::d1::{self, DIALECT, Db};
 use crate::http::{ApiResult, Failure};
 use crate::{message, store, upstream};
 use crm_api::error::ApiCode;
+
+/// Activities one consumer write holds at most: one request's batch.
+const MAX_ITEMS_PER_WRITE: usize = crm_core::limits::MAX_BATCH;
+
+/// D1 queries one Worker invocation may make (Cloudflare's limit on the paid plan).
+const QUERY_LIMIT: usize = 1_000;
 
 /// Attempts at sealing after a head another writer keeps moving: each retry means a
 /// concurrent sync write or grant landed in between, which is rare.
@@ -73,16 +81,44 @@ pub async fn consume(batch: MessageBatch<Value>, env: &Env) -> Result<()> {
             }
         }
     }
+    let start = d1::queries_made();
     for (tenant, packets) in by_tenant {
-        let written = write_tenant(env, &tenant, &packets).await;
-        for (m, _) in &packets {
-            if written {
-                m.ack();
-            } else {
-                retry_later(m);
+        // A tenant's packets are written in runs of at most a request's batch, each its
+        // own D1 transaction: one fold of every packet could be 10–20k rows, past the
+        // isolate's memory and D1's 30 s per batch.
+        let sizes: Vec<usize> = packets.iter().map(|(_, p)| p.items.len()).collect();
+        let runs = crm_store::packing::runs(&sizes, 0, MAX_ITEMS_PER_WRITE, usize::MAX)
+            // A packet never holds more than a batch; if one did, it is written alone.
+            .unwrap_or_else(|_| (0..packets.len()).map(|i| i..i + 1).collect());
+        let mut any = false;
+        for run in runs {
+            let group = &packets[run];
+            // Start a write only while a whole one fits the invocation's queries; the
+            // rest comes back at once (the budget is not an outage).
+            let spent = (d1::queries_made() - start) as usize;
+            if spent + plan::MAX_WRITE_QUERIES > QUERY_LIMIT {
+                for (m, _) in group {
+                    m.retry_with_options(
+                        &worker::QueueRetryOptionsBuilder::new()
+                            .with_delay_seconds(0)
+                            .build(),
+                    );
+                }
+                continue;
             }
+            let written = write_tenant(env, &tenant, group).await;
+            for (m, _) in group {
+                if written {
+                    m.ack();
+                } else {
+                    retry_later(m);
+                }
+            }
+            any |= written;
         }
-        if written {
+        // The upstream only while queries are left for it (it resumes at its cursor).
+        let spent = (d1::queries_made() - start) as usize;
+        if any && spent + upstream::MAX_QUERIES <= QUERY_LIMIT {
             upstream::deliver(env, &tenant).await;
         }
     }

@@ -24,6 +24,9 @@ const BATCH: usize = 100;
 /// spends (Workers allow 1,000), the rest waits for the next one.
 const MAX_POSTS: usize = 20;
 
+/// D1 queries one delivery makes at most: the cursor, a read and a cursor move per POST.
+pub const MAX_QUERIES: usize = 1 + 2 * MAX_POSTS;
+
 /// The configured upstream (`UPSTREAM_URL`), if any.
 pub fn url(env: &Env) -> Option<String> {
     env.var("UPSTREAM_URL")

@@ -422,7 +422,9 @@ fn edge_build(root: &Path, path: &str) -> Result<()> {
 /// the upload's size.
 fn deploy_dry_run(root: &Path, path: &str) -> Result<()> {
     let toml = std::fs::read_to_string(root.join("wrangler.toml"))?;
-    let start = toml.find("[build]").context("wrangler.toml has a [build] section")?;
+    let start = toml
+        .find("[build]")
+        .context("wrangler.toml has a [build] section")?;
     let end = toml[start + 1..]
         .find("\n[")
         .map_or(toml.len(), |i| start + 1 + i + 1);
@@ -431,7 +433,13 @@ fn deploy_dry_run(root: &Path, path: &str) -> Result<()> {
     std::fs::write(&config, format!("{}{}", &toml[..start], &toml[end..]))?;
     let mut dry = tool(
         "wrangler",
-        &["deploy", "--dry-run", "--config", "wrangler.dry-run.toml", "--outdir"],
+        &[
+            "deploy",
+            "--dry-run",
+            "--config",
+            "wrangler.dry-run.toml",
+            "--outdir",
+        ],
     );
     dry.arg(&out).current_dir(root).env("PATH", path);
     let result = step("wrangler deploy --dry-run (bundle size)", dry);

@@ -204,8 +204,8 @@ async fn tenant_a_credentials_reach_nothing_of_tenant_b() {
                         ) || e.path == "/v1/archive";
                         // Provisioning takes no API key at all; off here (no operator
                         // secret), it is 403 whatever is presented (it::operator).
-                        let operator = e.access == crm_api::endpoints::Access::Operator
-                            && status == 403;
+                        let operator =
+                            e.access == crm_api::endpoints::Access::Operator && status == 403;
                         assert!(
                             public || operator || status == 401,
                             "{who} {} {path}: {status} {answer}",
