@@ -437,3 +437,29 @@ test('the operator provisions a tenant alike on both runtimes', async () => {
   assert.deepEqual(results[0], results[1]);
   assert.deepEqual(results[0].slice(3, 10), [200, '25.0000', 'opening-balance', 409, 'conflict', 401, 'unauthorized']);
 });
+
+// Issue 25.6: verification pages alike — `limit` records per call, a signed `resume`
+// token to continue — and an edited token is refused on both runtimes.
+test('verification pages with resume tokens alike on both runtimes', async () => {
+  const a = worker.keys['edge-a'];
+  const results = [];
+  for (const [base, read] of [[worker.url, a.read], [hostUrl, hostKey]]) {
+    const [, whole] = await call(base, 'GET', '/v1/audit/verify', read);
+    let [status, v] = await call(base, 'GET', '/v1/audit/verify?limit=50', read);
+    assert.equal(status, 200, JSON.stringify(v));
+    const first = v;
+    let calls = 1;
+    while (v.complete === false) {
+      [status, v] = await call(base, 'GET', `/v1/audit/verify?limit=50&resume=${v.resume}`, read);
+      assert.equal(status, 200, JSON.stringify(v));
+      calls += 1;
+    }
+    const [body, sig] = first.resume.split('.');
+    const edited = Buffer.from(Buffer.from(body, 'hex').toString().replace('"after":50', '"after":60')).toString('hex');
+    const [fs, fe] = await call(base, 'GET', `/v1/audit/verify?resume=${edited}.${sig}`, read);
+    results.push([whole.ok, whole.complete, v.ok, v.complete, v.verified === whole.verified,
+      v.ledgerEntries === whole.ledgerEntries, calls === Math.ceil(whole.verified / 50), fs, fe.error.code]);
+  }
+  assert.deepEqual(results[0], results[1]);
+  assert.deepEqual(results[0], [true, true, true, true, true, true, true, 400, 'invalid_input']);
+});

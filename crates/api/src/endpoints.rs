@@ -680,14 +680,14 @@ pub const ENDPOINTS: &[Endpoint] = &[
         )
     },
     Endpoint {
-        query: &["checkpointSeq", "checkpointHash"],
+        query: &["checkpointSeq", "checkpointHash", "limit", "resume"],
         ok: &[(200, "Verification")],
         ..ep(
             "verifyAuditChain",
             "audit",
             "GET",
             "/v1/audit/verify",
-            "Recompute the hash chain; name the first bad sequence number. Recount the credit ledger and the balance against the chain; name the first entry that disagrees. With a kept checkpoint (`checkpointSeq` and `checkpointHash`, from `GET /v1/audit/checkpoint`), also check that the record at that seq still has that hash: a chain rewritten by someone who could write the whole database fails here.",
+            "Recompute the hash chain; name the first bad sequence number. Recount the credit ledger and the balance against the chain; name the first entry that disagrees. At most `limit` records per call (default and cap 100,000): a longer chain answers `complete: false` and a `resume` token for the next call. With a kept checkpoint (`checkpointSeq` and `checkpointHash`, from `GET /v1/audit/checkpoint`), also check that the record at that seq still has that hash: a chain rewritten by someone who could write the whole database fails here.",
             READ,
         )
     },
@@ -1212,11 +1212,20 @@ pub fn schemas() -> Map<String, Value> {
         (
             "Verification",
             obj(
-                &["ok", "verified", "anchorSeq", "headSeq", "ledgerEntries"],
+                &[
+                    "ok",
+                    "verified",
+                    "anchorSeq",
+                    "headSeq",
+                    "ledgerEntries",
+                    "complete",
+                ],
                 json!({ "ok": { "type": "boolean" }, "verified": { "type": "integer" },
             "anchorSeq": { "type": "integer" }, "headSeq": { "type": "integer" }, "firstBadSeq": { "type": "integer" }, "reason": { "type": "string" },
             "ledgerEntries": { "type": "integer", "description": "Credit ledger entries recounted against the chain." },
             "firstBadEntry": { "type": "integer", "description": "The first credit ledger entry that disagrees with the chain or the balance." },
+            "complete": { "type": "boolean", "description": "False when the call stopped at `limit` records with no break so far: continue with `resume`." },
+            "resume": { "type": "string", "description": "Pass as `resume` to continue this verification (signed; this tenant only)." },
             "checkpoint": { "type": "string", "enum": ["matched", "beforeAnchor"], "description": "A kept checkpoint: its record still has its hash, or it lies before the retention anchor (nothing left to compare)." } }),
             ),
         ),

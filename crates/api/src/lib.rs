@@ -32,6 +32,7 @@ pub mod provisioning;
 pub mod request;
 pub mod requests;
 pub mod storage;
+pub mod verify;
 pub mod viewer_tokens;
 pub mod wallet;
 

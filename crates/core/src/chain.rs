@@ -102,6 +102,16 @@ impl Verifier {
         }
     }
 
+    /// Continues a verification paused after `after_seq`, whose hash was `hash`, with
+    /// `verified` records counted so far.
+    pub fn resume(after_seq: u64, hash: &str, verified: u64) -> Verifier {
+        Verifier {
+            next_seq: after_seq + 1,
+            prev_hash: hash.to_owned(),
+            verified,
+        }
+    }
+
     pub fn verified(&self) -> u64 {
         self.verified
     }

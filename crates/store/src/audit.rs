@@ -13,7 +13,7 @@ use crate::archive::{Archived, Segment};
 use crate::dialect::Dialect;
 use crate::error::StoreResult;
 use crate::export::{self, Bounds};
-use crate::ledger_check::LedgerCheck;
+use crate::ledger_check::{LedgerCheck, LedgerState};
 use crate::sql::{Row, Statement};
 
 /// Records per read: enough to amortise a query, small enough for D1's answer limits.
@@ -41,10 +41,37 @@ pub struct Verification {
     /// What became of a kept checkpoint the caller named.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub checkpoint: Option<CheckpointCheck>,
+    /// False when this call stopped at its record budget with no break found so far:
+    /// continue with `resume`.
+    pub complete: bool,
+    /// Continues this verification (`GET /v1/audit/verify?resume=`), signed by the
+    /// runtime so that nobody can vouch for a prefix it did not verify.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resume: Option<String>,
+}
+
+/// Records one verify call checks at most before it pauses: a chain of millions of
+/// records is verified over several calls, each within an edge invocation's CPU time
+/// and D1 queries (100 chunks of 1,000 records, ~1 s of hashing).
+pub const MAX_RECORDS_PER_CALL: u64 = 100_000;
+
+/// Where a paused audit stands: enough to continue it in a later call. The runtime
+/// signs it (`crm_api::checkpoint::CheckpointKey::sign_resume`) before handing it out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Paused {
+    pub tenant_id: String,
+    /// The last seq verified, and its hash.
+    pub after: u64,
+    pub hash: String,
+    pub verified: u64,
+    pub kept: Option<(u64, String)>,
+    pub kept_check: Option<CheckpointCheck>,
+    pub ledger: LedgerState,
 }
 
 /// A kept checkpoint, checked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum CheckpointCheck {
     /// The record at its seq still has its hash.
@@ -76,6 +103,10 @@ pub struct Audit {
     ledger: LedgerCheck,
     /// The last read was the ledger's (the next rows are entries).
     reading_ledger: bool,
+    /// Records this call checks before pausing (`None`: to the end).
+    budget: Option<u64>,
+    /// Records verified before this call (a resumed audit).
+    verified_before: u64,
 }
 
 impl Audit {
@@ -83,6 +114,8 @@ impl Audit {
         Audit {
             ledger: LedgerCheck::new(tenant_id, bounds.ledger, bounds.anchor_seq),
             reading_ledger: false,
+            budget: None,
+            verified_before: 0,
             tenant_id: tenant_id.to_owned(),
             verifier: Verifier::new(bounds.anchor_seq, &bounds.anchor_hash),
             after: bounds.anchor_seq,
@@ -122,6 +155,42 @@ impl Audit {
         self
     }
 
+    /// Pauses once this call has verified `records` (at the next point where no record
+    /// waits for a ledger entry).
+    pub fn with_budget(mut self, records: u64) -> Audit {
+        self.budget = Some(records);
+        self
+    }
+
+    /// Continues a paused audit against the tenant's bounds now (the head may have
+    /// grown since). Refused when retention removed records the pause had not reached.
+    pub fn resume(bounds: Bounds, paused: Paused) -> Result<Audit, String> {
+        if paused.after < bounds.anchor_seq || paused.after > bounds.head_seq {
+            return Err(
+                "the chain changed under this verification (retention moved its start); verify again from the start"
+                    .to_owned(),
+            );
+        }
+        let mut audit = Audit::new(&paused.tenant_id, bounds);
+        audit.verifier = Verifier::resume(paused.after, &paused.hash, paused.verified);
+        audit.verified_before = paused.verified;
+        audit.after = paused.after;
+        audit.ledger = LedgerCheck::resume(
+            &paused.tenant_id,
+            audit.bounds.ledger,
+            audit.bounds.anchor_seq,
+            paused.ledger,
+        );
+        audit.kept = paused.kept;
+        audit.kept_check = paused.kept_check;
+        Ok(audit)
+    }
+
+    fn spent(&self) -> bool {
+        self.budget
+            .is_some_and(|b| self.verifier.verified() - self.verified_before >= b)
+    }
+
     /// The next chunk to read, or `None` when the audit has its answer. Ledger entries
     /// are read as the records reach them, and the rest once the chain is walked.
     pub fn next(&mut self, d: Dialect) -> Option<Statement> {
@@ -129,12 +198,20 @@ impl Audit {
             return None;
         }
         let chain_done = self.exhausted || self.after >= self.bounds.head_seq;
+        if !chain_done && self.spent() && self.ledger.pause().is_some() {
+            return None;
+        }
         if let Some(st) = self.ledger.next(d, chain_done) {
             self.reading_ledger = true;
             return Some(st);
         }
         self.reading_ledger = false;
-        (!chain_done).then(|| export::audit_chunk(d, &self.tenant_id, self.after, CHUNK))
+        // A chunk never reads past the call's budget.
+        let left = self.budget.map_or(CHUNK as u64, |b| {
+            b.saturating_sub(self.verifier.verified() - self.verified_before)
+        });
+        let size = (CHUNK as u64).min(left.max(1)) as usize;
+        (!chain_done).then(|| export::audit_chunk(d, &self.tenant_id, self.after, size))
     }
 
     /// Checks the rows of the chunk [`Audit::next`] asked for.
@@ -218,7 +295,38 @@ impl Audit {
         )
     }
 
-    pub fn finish(mut self) -> Verification {
+    /// The answer, and — when the call stopped at its budget with no break so far —
+    /// where to continue.
+    pub fn finish(mut self) -> (Verification, Option<Paused>) {
+        let chain_done = self.exhausted || self.after >= self.bounds.head_seq;
+        if self.broken.is_none()
+            && !chain_done
+            && let Some(ledger) = self.ledger.pause()
+        {
+            let paused = Paused {
+                tenant_id: self.tenant_id.clone(),
+                after: self.after,
+                hash: self.verifier.last_hash().to_owned(),
+                verified: self.verifier.verified(),
+                kept: self.kept.clone(),
+                kept_check: self.kept_check,
+                ledger,
+            };
+            let v = Verification {
+                ok: true,
+                verified: self.verifier.verified(),
+                anchor_seq: self.bounds.anchor_seq,
+                head_seq: self.bounds.head_seq,
+                first_bad_seq: None,
+                reason: None,
+                checkpoint: self.kept_check,
+                ledger_entries: self.ledger.checked(),
+                first_bad_entry: None,
+                complete: false,
+                resume: None,
+            };
+            return (v, Some(paused));
+        }
         if self.broken.is_none() {
             self.ledger.finish();
         }
@@ -236,16 +344,19 @@ impl Audit {
                 .as_ref()
                 .map(|l| format!("credit ledger: {}", l.reason))
         });
-        Verification {
+        let v = Verification {
             ok,
             verified: self.verifier.verified(),
             anchor_seq: self.bounds.anchor_seq,
             head_seq: self.bounds.head_seq,
             first_bad_seq: bad.as_ref().map(|b| b.seq),
             reason,
+            checkpoint: self.kept_check,
             ledger_entries: self.ledger.checked(),
             first_bad_entry: ledger_break.map(|l| l.entry),
-            checkpoint: self.kept_check,
-        }
+            complete: true,
+            resume: None,
+        };
+        (v, None)
     }
 }

@@ -36,14 +36,27 @@ pub struct LedgerBreak {
 }
 
 /// A usage entry being compared with the records it names.
-#[derive(Debug, Clone, Copy)]
-struct Charge {
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Charge {
     entry: u64,
     first: u64,
     last: u64,
     units: i64,
     /// Credits of the records seen so far in `first..=last`.
     seen: i64,
+}
+
+/// Where a paused check stands (every chained record given so far matched): the last
+/// entry consumed, the balance after it, the charge still open and the last seq
+/// charged. Entries read ahead are read again on resuming.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LedgerState {
+    entry: u64,
+    balance: i64,
+    charge: Option<Charge>,
+    last_charged: u64,
 }
 
 #[derive(Debug)]
@@ -81,6 +94,32 @@ impl LedgerCheck {
             pending: VecDeque::new(),
             broken: None,
         }
+    }
+
+    /// Continues a check paused at `state`, against the ledger's bounds now.
+    pub fn resume(
+        tenant_id: &str,
+        bounds: LedgerBounds,
+        anchor_seq: u64,
+        state: LedgerState,
+    ) -> LedgerCheck {
+        let mut check = LedgerCheck::new(tenant_id, bounds, anchor_seq);
+        check.read_after = state.entry;
+        check.entry = state.entry;
+        check.balance = state.balance;
+        check.charge = state.charge;
+        check.last_charged = state.last_charged;
+        check
+    }
+
+    /// Where the check stands, if it can pause here (no record waits for an entry).
+    pub fn pause(&self) -> Option<LedgerState> {
+        self.pending.is_empty().then_some(LedgerState {
+            entry: self.entry,
+            balance: self.balance,
+            charge: self.charge,
+            last_charged: self.last_charged,
+        })
     }
 
     pub fn broken(&self) -> Option<&LedgerBreak> {

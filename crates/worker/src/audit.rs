@@ -98,14 +98,23 @@ pub async fn export(ctx: &mut Ctx, env: &Env) -> ApiResult<Response> {
     Ok(builder.fixed(out))
 }
 
-/// `GET /v1/audit/verify`: recomputes the tenant's chain from its anchor to its head.
+/// `GET /v1/audit/verify`: the chain (R2 segments, then D1) and the ledger, at most
+/// `limit` records per invocation (`crm_api::verify`), continued with `resume`.
 pub async fn verify(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
     let caller = ctx.caller()?.clone();
     caller.require_tenant_wide()?;
     let db = Db::of_tenant(env, caller.tenant()).await?;
     let tenant = caller.tenant();
-    let kept = crm_api::checkpoint::kept(&ctx.query)?;
-    let mut audit = Audit::new(tenant, bounds(&db, tenant).await?).with_checkpoint(kept);
+    let key = checkpoint_key(env).ok();
+    let q = crm_api::verify::query(&ctx.query, key.as_ref(), tenant)?;
+    let bounds = bounds(&db, tenant).await?;
+    let mut audit = match q.resume {
+        Some(paused) => {
+            Audit::resume(bounds, paused).map_err(|m| Failure(crm_api::ApiError::conflict(m)))?
+        }
+        None => Audit::new(tenant, bounds).with_checkpoint(q.kept),
+    }
+    .with_budget(q.limit);
     while let Some(st) = audit.next(DIALECT) {
         if let Some(segment) = archive::segment_after(&db, tenant, audit.position()).await? {
             let records = archive::records(env, &segment).await?;
@@ -122,23 +131,18 @@ pub async fn verify(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
         }
         audit.feed(&rows)?;
     }
-    Ok(serde_json::to_value(audit.finish())
-        .map_err(Failure::internal)?
-        .into())
+    let (v, paused) = audit.finish();
+    let v = crm_api::verify::answer(v, paused, key.as_ref())?;
+    Ok(serde_json::to_value(v).map_err(Failure::internal)?.into())
 }
 
 /// How long a caller should wait when the signing key is missing: an operator has to
 /// set the secret, which takes minutes, not seconds.
 const NO_KEY_RETRY_AFTER_SECONDS: u32 = 300;
 
-/// `GET /v1/audit/checkpoint`: the chain's head signed with the Worker secret
-/// `CHECKPOINT_KEY` (64 hex digits), which D1 never holds.
-pub async fn checkpoint(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
-    let caller = ctx.caller()?.clone();
-    caller.require_tenant_wide()?;
-    // A secret in production; a plain variable works too (local development).
-    let key = env
-        .secret("CHECKPOINT_KEY")
+/// The Worker secret `CHECKPOINT_KEY` (a plain variable works too: local development).
+fn checkpoint_key(env: &Env) -> ApiResult<CheckpointKey> {
+    env.secret("CHECKPOINT_KEY")
         .or_else(|_| env.var("CHECKPOINT_KEY"))
         .map_err(|_| ())
         .and_then(|k| CheckpointKey::from_hex(&k.to_string()).map_err(|_| ()))
@@ -147,7 +151,15 @@ pub async fn checkpoint(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
                 "checkpoint signing is not configured (Worker secret CHECKPOINT_KEY)",
                 NO_KEY_RETRY_AFTER_SECONDS,
             ))
-        })?;
+        })
+}
+
+/// `GET /v1/audit/checkpoint`: the chain's head signed with the Worker secret
+/// `CHECKPOINT_KEY` (64 hex digits), which D1 never holds.
+pub async fn checkpoint(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
+    let caller = ctx.caller()?.clone();
+    caller.require_tenant_wide()?;
+    let key = checkpoint_key(env)?;
     let db = Db::of_tenant(env, caller.tenant()).await?;
     let bounds = bounds(&db, caller.tenant()).await?;
     let at = Timestamp::from_millis(auth::now_ms())?;

@@ -4,26 +4,36 @@
 
 use axum::Json;
 use axum::extract::State;
-use crm_api::checkpoint::{self, Checkpoint};
+use crm_api::checkpoint::Checkpoint;
 
 use super::auth::Caller;
 use super::error::Query;
 use crate::error::{HostError, HostResult};
 use crate::service::{App, audit, clock};
 
+/// `GET /v1/audit/verify`: the chain and the ledger, at most `limit` records per call
+/// (`crm_api::verify`), continued with `resume`.
 pub async fn verify(
     State(app): State<App>,
     caller: Caller,
     Query(params): Query,
 ) -> HostResult<Json<audit::Verification>> {
     caller.require_tenant_wide()?;
-    let kept = checkpoint::kept(&params.0).map_err(HostError::Api)?;
+    let q = crm_api::verify::query(&params.0, Some(&app.checkpoint_key), caller.tenant())
+        .map_err(HostError::Api)?;
+    let start = match q.resume {
+        Some(paused) => audit::Start::Resume(paused),
+        None => audit::Start::Anchor(q.kept),
+    };
     let (store, tenant) = (app.store.clone(), caller.tenant().to_owned());
-    let result =
-        tokio::task::spawn_blocking(move || audit::verify(&store, &tenant, kept, |_, _| {}))
-            .await
-            .map_err(|e| HostError::internal(anyhow::anyhow!("verify task: {e}")))??;
-    Ok(Json(result))
+    let (v, paused) = tokio::task::spawn_blocking(move || {
+        audit::verify(&store, &tenant, start, Some(q.limit), |_, _| {})
+    })
+    .await
+    .map_err(|e| HostError::internal(anyhow::anyhow!("verify task: {e}")))??;
+    Ok(Json(
+        crm_api::verify::answer(v, paused, Some(&app.checkpoint_key)).map_err(HostError::Api)?,
+    ))
 }
 
 pub async fn checkpoint(State(app): State<App>, caller: Caller) -> HostResult<Json<Checkpoint>> {

@@ -242,11 +242,17 @@ pub async fn verify(args: VerifyArgs) -> anyhow::Result<()> {
     );
     let progress = bar.clone();
     let tenant = args.tenant.clone();
-    let result = tokio::task::spawn_blocking(move || {
-        audit::verify(&store, &tenant, kept, |done, total| {
-            progress.set_length(total);
-            progress.set_position(done);
-        })
+    let (result, _) = tokio::task::spawn_blocking(move || {
+        audit::verify(
+            &store,
+            &tenant,
+            audit::Start::Anchor(kept),
+            None,
+            |done, total| {
+                progress.set_length(total);
+                progress.set_position(done);
+            },
+        )
     })
     .await??;
     bar.finish_and_clear();

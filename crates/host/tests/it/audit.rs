@@ -555,3 +555,88 @@ async fn a_ledger_or_balance_rewritten_to_agree_with_itself_still_disagrees_with
         "{v}"
     );
 }
+
+/// Issue 25.6: a verification pages — `limit` records per call, continued with a
+/// signed `resume` token — and the pages together say what one call says: every
+/// record, every ledger entry, and a break past a pause point still found.
+#[tokio::test(flavor = "multi_thread")]
+async fn verification_pages_with_signed_resume_tokens() {
+    let (s, k) = seeded(1_200).await;
+    // More entries to recount across pauses: a grant between batches, more usage.
+    let (status, _) = s
+        .post("/v1/credits/grants", &k.admin, json!({ "amount": "5" }))
+        .await;
+    assert_eq!(status, 200);
+    let batch: Vec<Value> = (0..300)
+        .map(|i| activity(&format!("b-{i:04}"), "user-200", "crm.leads.read"))
+        .collect();
+    assert_eq!(
+        s.post("/v1/activities", &k.ingest, json!(batch)).await.0,
+        201
+    );
+    let whole = verify(&s, &k).await;
+    assert_eq!(
+        (
+            whole["ok"].clone(),
+            whole["complete"].clone(),
+            whole["verified"].clone()
+        ),
+        (json!(true), json!(true), json!(1_500)),
+        "{whole}"
+    );
+    assert!(whole.get("resume").is_none());
+
+    let page = |extra: String| {
+        let (s, read) = (&s, k.read.clone());
+        async move {
+            let (status, v) = s
+                .get(&format!("/v1/audit/verify?limit=400{extra}"), &read)
+                .await;
+            assert_eq!(status, 200, "{v}");
+            v
+        }
+    };
+    let mut calls = 0;
+    let mut v = page(String::new()).await;
+    while v["complete"] == false {
+        calls += 1;
+        assert_eq!(v["ok"], true, "{v}");
+        let token = v["resume"].as_str().expect("a resume token").to_owned();
+        v = page(format!("&resume={token}")).await;
+    }
+    assert_eq!(calls, 3, "1,500 records in pages of 400");
+    assert_eq!(v["verified"], whole["verified"]);
+    assert_eq!(v["ledgerEntries"], whole["ledgerEntries"], "{v} vs {whole}");
+    assert_eq!(v["ok"], true, "{v}");
+
+    // A token edited to skip records, or sent by another tenant, is refused.
+    let first = page(String::new()).await;
+    let token = first["resume"].as_str().expect("token");
+    let (body, sig) = token.split_once('.').expect("two parts");
+    let edited = String::from_utf8(hex::decode(body).expect("hex"))
+        .expect("json")
+        .replace("\"after\":400", "\"after\":1400");
+    let forged = format!("{}.{sig}", hex::encode(edited));
+    let (status, e) = s
+        .get(&format!("/v1/audit/verify?resume={forged}"), &k.read)
+        .await;
+    assert_eq!(status, 400, "{e}");
+    let other = s.tenant("t-audit-other", "10").await;
+    let (status, _) = s
+        .get(&format!("/v1/audit/verify?resume={token}"), &other.read)
+        .await;
+    assert_eq!(status, 400);
+
+    // A record altered past the pause point is found by the call that reaches it.
+    tamper(&s, "UPDATE activities SET body = replace(body, 'crm.leads.read', 'crm.leads.delete') WHERE seq = 1000").await;
+    let mut v = first.clone();
+    while v["complete"] == false {
+        let token = v["resume"].as_str().expect("a resume token").to_owned();
+        v = page(format!("&resume={token}")).await;
+    }
+    assert_eq!(
+        (v["ok"].clone(), v["firstBadSeq"].clone()),
+        (json!(false), json!(1000)),
+        "{v}"
+    );
+}
