@@ -463,3 +463,32 @@ test('verification pages with resume tokens alike on both runtimes', async () =>
   assert.deepEqual(results[0], results[1]);
   assert.deepEqual(results[0], [true, true, true, true, true, true, true, 400, 'invalid_input']);
 });
+
+// Issue 27: credit alerts cross alike — fired once in the crossing write, resolved by
+// the grant that lifts the balance — on both runtimes.
+test('credit alerts fire and resolve alike on both runtimes', async () => {
+  const a = worker.keys['edge-a'];
+  const results = [];
+  for (const [base, admin] of [[worker.url, a.admin], [hostUrl, hostKey]]) {
+    const [, b0] = await call(base, 'GET', '/v1/credits/balance', admin);
+    // A threshold just under the balance now: one more read crosses it.
+    const units = BigInt(b0.balance.replace('.', ''));
+    const threshold = units - 1n;
+    const below = `${threshold / 10000n}.${String(threshold % 10000n).padStart(4, '0')}`;
+    const [, doc] = await call(base, 'GET', '/v1/policy', admin);
+    const policy = { ...doc.policy, creditAlerts: [{ id: 'parity-low', balanceBelow: below }] };
+    const [ps] = await call(base, 'PUT', '/v1/policy', admin, policy);
+    const [, before] = await call(base, 'GET', '/v1/credits/alerts', admin);
+    const [is] = await call(base, 'POST', '/v1/activities?sync=true', admin,
+      [{ id: `parity-alert-${base.length}`, userId: 'user-123', operation: 'crm.leads.read' }]);
+    const [, fired] = await call(base, 'GET', '/v1/credits/alerts', admin);
+    const [gs] = await call(base, 'POST', '/v1/credits/grants', admin, { amount: '1' });
+    const [, resolved] = await call(base, 'GET', '/v1/credits/alerts?limit=1', admin);
+    const [bad] = await call(base, 'PUT', '/v1/policy', admin, { ...policy, creditAlerts: [{ id: 'x' }] });
+    const [, restored] = await call(base, 'PUT', '/v1/policy', admin, { ...doc.policy });
+    results.push([ps, is, fired.alerts.length - before.alerts.length, fired.alerts[0].ruleId, fired.alerts[0].state,
+      Object.keys(fired.alerts[0]).sort(), gs, resolved.alerts[0].state, resolved.alerts.length, bad, typeof restored]);
+  }
+  assert.deepEqual(results[0], results[1]);
+  assert.deepEqual(results[0].slice(0, 5), [200, 201, 1, 'parity-low', 'fired']);
+});

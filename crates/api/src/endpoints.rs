@@ -414,6 +414,18 @@ pub const ENDPOINTS: &[Endpoint] = &[
         )
     },
     Endpoint {
+        query: &["limit", "cursor"],
+        ok: &[(200, "AlertPage")],
+        ..ep(
+            "listCreditAlerts",
+            "credits",
+            "GET",
+            "/v1/credits/alerts",
+            "Every crossing of the tenant's credit alert rules (policy `creditAlerts`: `balanceBelow`, `grantConsumedPercent`), newest first: each written in the transaction whose charge, grant, expiry or adjustment crossed it, so none is missed or repeated.",
+            READ,
+        )
+    },
+    Endpoint {
         ok: &[(200, "WalletAnswer")],
         idempotent: true,
         ..ep(
@@ -966,7 +978,16 @@ pub fn schemas() -> Map<String, Value> {
             obj(
                 &[],
                 json!({ "timezone": nullable("string"), "prices": r("Prices"), "redactKeys": { "type": "array", "items": { "type": "string" } },
-            "retentionDays": { "type": "integer", "minimum": 1 } }),
+            "retentionDays": { "type": "integer", "minimum": 1 },
+            "creditAlerts": { "type": "array", "maxItems": 20, "items": r("AlertRule") } }),
+            ),
+        ),
+        (
+            "AlertRule",
+            obj(
+                &["id"],
+                json!({ "id": { "type": "string" }, "balanceBelow": r("Credits"),
+            "grantConsumedPercent": { "type": "integer", "minimum": 1, "maximum": 100 } }),
             ),
         ),
         (
@@ -1046,6 +1067,21 @@ pub fn schemas() -> Map<String, Value> {
             "effectiveAt": r("Timestamp"), "expiresAt": r("Timestamp"), "priority": { "type": "integer", "minimum": 0, "maximum": 100 },
             "status": { "type": "string", "enum": ["pending", "active", "exhausted", "expired", "voided"] },
             "reason": { "type": "string" }, "externalId": { "type": "string" }, "createdAt": r("Timestamp"), "closedAt": r("Timestamp") }),
+            ),
+        ),
+        (
+            "AlertEvent",
+            obj(
+                &["entry", "at", "ruleId", "state", "balance"],
+                json!({ "entry": { "type": "integer", "minimum": 1 }, "at": r("Timestamp"), "ruleId": { "type": "string" },
+            "state": { "type": "string", "enum": ["fired", "resolved"] }, "grantId": { "type": "string" }, "balance": r("Credits") }),
+            ),
+        ),
+        (
+            "AlertPage",
+            obj(
+                &["alerts"],
+                json!({ "alerts": { "type": "array", "items": r("AlertEvent") }, "nextCursor": { "type": "string" } }),
             ),
         ),
         (

@@ -237,6 +237,48 @@ impl GrantsPage {
     }
 }
 
+/// What `GET /v1/credits/alerts` asks for: a page (`limit`, `cursor`).
+pub fn alerts_query(params: &BTreeMap<String, String>) -> Result<(Option<u64>, usize), ApiError> {
+    let before = params
+        .get("cursor")
+        .map(|c| {
+            c.strip_prefix('a')
+                .and_then(|n| n.parse::<u64>().ok())
+                .ok_or_else(|| ApiError::invalid("`cursor` is not an alerts cursor"))
+        })
+        .transpose()?;
+    let limit = crm_store::listing::limit(
+        params.get("limit").map(String::as_str),
+        DEFAULT_LIMIT,
+        MAX_LIMIT,
+    )?;
+    Ok((before, limit))
+}
+
+/// A page of alert events, newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AlertsPage {
+    pub alerts: Vec<crm_store::alerts::AlertEvent>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+impl AlertsPage {
+    /// From the rows `crm_store::alerts::page` read (one past the limit, if any).
+    pub fn new(mut alerts: Vec<crm_store::alerts::AlertEvent>, limit: usize) -> AlertsPage {
+        let more = alerts.len() > limit;
+        alerts.truncate(limit);
+        let next_cursor = more
+            .then(|| alerts.last().map(|a| format!("a{}", a.entry)))
+            .flatten();
+        AlertsPage {
+            alerts,
+            next_cursor,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,6 +5,7 @@
 //! time, ids and random bits in. See `ARCHITECTURE.md` for the invariants.
 
 pub mod activity;
+pub mod alerts;
 pub mod chain;
 pub mod conformance;
 pub mod credits;

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::alerts::AlertRule;
 use crate::error::{CoreError, CoreResult};
 use crate::limits::MAX_REDACTED_KEYS;
 use crate::names::validate_label;
@@ -24,6 +25,9 @@ pub struct TenantPolicy {
     /// verifiable from the last deleted record). Absent: kept forever.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention_days: Option<u32>,
+    /// Credit alerts (`crate::alerts`): raised in the transaction that crosses them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub credit_alerts: Vec<AlertRule>,
 }
 
 /// Longest retention that can be set: 100 years.
@@ -51,7 +55,7 @@ impl TenantPolicy {
                 format!("`retentionDays` must be 1..={MAX_RETENTION_DAYS}"),
             ));
         }
-        Ok(())
+        crate::alerts::validate(&self.credit_alerts)
     }
 
     pub fn report_tz(&self) -> CoreResult<ReportTz> {

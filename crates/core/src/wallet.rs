@@ -224,7 +224,7 @@ impl Wallet {
     }
 
     /// The grants changed since they were stored: (as stored, or `None` if new; now).
-    pub fn changed(&self) -> impl Iterator<Item = (Option<&Grant>, &Grant)> {
+    pub fn changed(&self) -> impl Iterator<Item = (Option<&Grant>, &Grant)> + Clone {
         self.grants
             .iter()
             .zip(&self.stored)

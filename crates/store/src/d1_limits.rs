@@ -68,8 +68,11 @@ fn a_full_batch_writes_within_d1_statement_limits() {
     let (_, statements) = ingest::seal_and_write(
         d,
         "t",
-        &head,
-        &mut wallet,
+        ingest::Account {
+            head: &head,
+            wallet: &mut wallet,
+            rules: &[],
+        },
         &mut sealed,
         &hash_refs,
         now.millis(),
@@ -90,8 +93,11 @@ fn a_full_batch_writes_within_d1_statement_limits() {
     let (_, baseline) = ingest::seal_and_write(
         d,
         "t",
-        &one_head,
-        &mut one,
+        ingest::Account {
+            head: &one_head,
+            wallet: &mut one,
+            rules: &[],
+        },
         &mut again,
         &hash_refs,
         now.millis(),

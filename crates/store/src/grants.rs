@@ -10,6 +10,7 @@
 
 use std::collections::HashMap;
 
+use crm_core::alerts::AlertRule;
 use crm_core::wallet::{Change, ChangeKind, Grant, GrantStatus, Wallet};
 use crm_core::{CoreError, Credits, Timestamp};
 use serde::Serialize;
@@ -218,12 +219,14 @@ pub struct Planned {
 
 /// Plans `op` on a tenant's wallet as of `now`: time applied first (expiries and
 /// activations since the last write, at their instants), then the change, its ledger
-/// entries, the grants stored back and the balance — all guarded on what was read.
+/// entries, the alert `rules` it crosses, the grants stored back and the balance — all
+/// guarded on what was read.
 pub fn plan(
     d: Dialect,
     tenant_id: &str,
     head: &Head,
     loaded: Loaded,
+    rules: &[AlertRule],
     op: WalletOp,
     now: i64,
 ) -> StoreResult<Planned> {
@@ -281,6 +284,13 @@ pub fn plan(
         None => None,
     };
     let mut statements = ledger_entries(d, tenant_id, &changes, &reason);
+    let crossed = crm_core::alerts::crossings(
+        rules,
+        head.balance.units(),
+        wallet.balance(),
+        wallet.changed(),
+    );
+    statements.extend(crate::alerts::record(d, tenant_id, now, &crossed));
     statements.extend(store_back(d, tenant_id, &wallet, label.as_ref())?);
     statements.push(tenants::set_balance(
         d,

@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 
+use crm_core::alerts::AlertRule;
 use crm_core::wallet::Wallet;
 use crm_core::{Activity, Credits, Outcome, Timestamp};
 
@@ -117,17 +118,31 @@ pub const MAX_WRITE_QUERIES: usize = 500;
 /// them (read with the head): time is applied to it first (grants that took effect
 /// or expired since the last write, at their instants), then the batch is charged in
 /// order against its balance (crm-core's `settle_and_seal`) and the charge burns the
-/// grants down by priority. The caller keeps `wallet` for its next batch of this
+/// grants down by priority; the tenant's alert `rules` crossed on the way are recorded
+/// with it. The caller keeps `wallet` for its next batch of this
 /// tenant in the same transaction, after [`Wallet::stored_all`].
+/// What a write charges and chains against: the tenant's head and open grants as
+/// this transaction read them, and its alert rules.
+#[derive(Debug)]
+pub struct Account<'a> {
+    pub head: &'a Head,
+    pub wallet: &'a mut Wallet,
+    pub rules: &'a [AlertRule],
+}
+
 pub fn seal_and_write(
     d: Dialect,
     tenant_id: &str,
-    before: &Head,
-    wallet: &mut Wallet,
+    account: Account<'_>,
     fresh: &mut [Activity],
     input_hashes: &[&str],
     received_at: i64,
 ) -> StoreResult<(Credits, Vec<Statement>)> {
+    let Account {
+        head: before,
+        wallet,
+        rules,
+    } = account;
     if fresh.is_empty() {
         return Ok((before.balance, Vec::new()));
     }
@@ -163,6 +178,14 @@ pub fn seal_and_write(
             &crate::ledger::usage_detail(before.seq + 1, last.seq),
         ));
     }
+    // Alerts crossed by this batch (time applied, then the charge), in its transaction.
+    let crossed = crm_core::alerts::crossings(
+        rules,
+        before.balance.units(),
+        wallet.balance(),
+        wallet.changed(),
+    );
+    out.extend(crate::alerts::record(d, tenant_id, received_at, &crossed));
     out.extend(crate::grants::store_back(d, tenant_id, wallet, None)?);
     out.push(tenants::move_head(
         d, tenant_id, before, last.seq, &last.hash, balance,

@@ -11,6 +11,7 @@
 //! Like `crm-core`, this crate is pure: no I/O, no clock, no randomness.
 
 pub mod activities;
+pub mod alerts;
 pub mod archive;
 pub mod audit;
 #[cfg(test)]

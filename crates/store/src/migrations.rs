@@ -49,6 +49,10 @@ const SQLITE: &[Migration] = &[
         version: 9,
         sql: include_str!("../../../migrations/0009_credit_grants.sql"),
     },
+    Migration {
+        version: 10,
+        sql: include_str!("../../../migrations/0010_credit_alerts.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -87,6 +91,10 @@ const POSTGRES: &[Migration] = &[
     Migration {
         version: 9,
         sql: include_str!("../../../migrations/postgres/0009_credit_grants.sql"),
+    },
+    Migration {
+        version: 10,
+        sql: include_str!("../../../migrations/postgres/0010_credit_alerts.sql"),
     },
 ];
 

@@ -58,14 +58,20 @@ pub struct Head {
     pub balance: Credits,
 }
 
-/// The head of a tenant, locked for the transaction where the dialect needs it.
+/// The head of a tenant (and the policy its alert rules are in), locked for the
+/// transaction where the dialect needs it.
 pub fn head(d: Dialect, id: &str) -> Statement {
     let sql = format!(
-        "SELECT head_seq, head_hash, {} FROM tenants WHERE id = ?1{}",
+        "SELECT head_seq, head_hash, {}, policy FROM tenants WHERE id = ?1{}",
         d.money("balance_units"),
         d.for_update()
     );
     d.stmt(&sql, vec![id.into()])
+}
+
+/// The alert rules of the policy a [`head`] row carries.
+pub fn decode_alert_rules(row: &Row) -> StoreResult<Vec<crm_core::alerts::AlertRule>> {
+    crate::alerts::rules_of_policy(row.text(3)?)
 }
 
 pub fn decode_head(row: &Row) -> StoreResult<Head> {

@@ -191,11 +191,32 @@ pub async fn price(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
 pub async fn balance(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
     let caller = ctx.caller()?.clone();
     caller.require_tenant_wide()?;
-    let (_, loaded) = store::account(env, caller.tenant()).await?;
-    let balance = crm_api::wallet::balance(loaded, now_ms())?;
+    let account = store::account(env, caller.tenant()).await?;
+    let balance = crm_api::wallet::balance(account.loaded, now_ms())?;
     Ok(serde_json::to_value(balance)
         .map_err(Failure::internal)?
         .into())
+}
+
+/// `GET /v1/credits/alerts`: the crossings of the tenant's alert rules, newest first.
+pub async fn alerts(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
+    let caller = ctx.caller()?.clone();
+    caller.require_tenant_wide()?;
+    let (before, limit) = crm_api::wallet::alerts_query(&ctx.query)?;
+    let db = Db::of_tenant(env, caller.tenant()).await?;
+    let events = d1::query(
+        &db,
+        &crm_store::alerts::page(DIALECT, caller.tenant(), before, limit),
+    )
+    .await?
+    .iter()
+    .map(crm_store::alerts::decode)
+    .collect::<Result<Vec<_>, _>>()?;
+    Ok(
+        serde_json::to_value(crm_api::wallet::AlertsPage::new(events, limit))
+            .map_err(Failure::internal)?
+            .into(),
+    )
 }
 
 /// `GET /v1/credits/grants`: the tenant's grants with their remainders, newest first.
@@ -308,10 +329,14 @@ async fn change_wallet(
             let answer: Value = serde_json::from_str(&first.response).map_err(Failure::internal)?;
             return Ok(answer.into());
         }
-        let (head, loaded) = store::account(env, tenant).await?;
+        let store::Account {
+            head,
+            loaded,
+            rules,
+        } = store::account(env, tenant).await?;
         let wallet = loaded.wallet.clone();
         let now = now_ms();
-        let planned = grants::plan(DIALECT, tenant, &head, loaded, op.clone(), now)?;
+        let planned = grants::plan(DIALECT, tenant, &head, loaded, &rules, op.clone(), now)?;
         let mut statements = planned.statements.clone();
         let answer =
             serde_json::to_value(WalletAnswer::new(planned)?).map_err(Failure::internal)?;
@@ -328,8 +353,8 @@ async fn change_wallet(
             // Refused by a guard or a concurrent use of the key: look again.
             Err(_)
                 if key.is_some() || {
-                    let (h, l) = store::account(env, tenant).await?;
-                    h != head || l.wallet != wallet
+                    let now = store::account(env, tenant).await?;
+                    now.head != head || now.loaded.wallet != wallet
                 } => {}
             Err(e) => return Err(e),
         }

@@ -243,13 +243,20 @@ pub async fn write(
         let before = if sealed.is_empty() {
             None
         } else {
-            let (before, loaded) = store::account(env, tenant).await?;
+            let store::Account {
+                head: before,
+                loaded,
+                rules,
+            } = store::account(env, tenant).await?;
             let mut wallet = loaded.wallet.clone();
             (_, statements) = plan::seal_and_write(
                 DIALECT,
                 tenant,
-                &before,
-                &mut wallet,
+                plan::Account {
+                    head: &before,
+                    wallet: &mut wallet,
+                    rules: &rules,
+                },
                 &mut sealed,
                 &hashes,
                 received_at,
@@ -262,8 +269,8 @@ pub async fn write(
             // head, the balance or a grant since they were read: seal again after them.
             let moved = match &before {
                 Some((head, wallet)) => {
-                    let (h, l) = store::account(env, tenant).await?;
-                    h != *head || l.wallet != *wallet
+                    let now = store::account(env, tenant).await?;
+                    now.head != *head || now.loaded.wallet != *wallet
                 }
                 None => false,
             };

@@ -95,6 +95,7 @@ async fn dispatch(req: &mut Request, env: &Env) -> std::result::Result<Reply, Fa
         "listCreditLedger" => json(admin::ledger(c, env).await?),
         "grantCredits" => json(admin::grant(c, env).await?),
         "listCreditGrants" => json(admin::grants(c, env).await?),
+        "listCreditAlerts" => json(admin::alerts(c, env).await?),
         "voidCreditGrant" => json(admin::void_grant(c, env).await?),
         "adjustCredits" => json(admin::adjust(c, env).await?),
         "listKeys" => json(admin::list_keys(c, env).await?),

@@ -99,7 +99,8 @@ pub async fn provision(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
                 external_id: None,
             },
         };
-        statements.extend(grants::plan(DIALECT, &plan.id, &empty, loaded, op, now)?.statements);
+        statements
+            .extend(grants::plan(DIALECT, &plan.id, &empty, loaded, &[], op, now)?.statements);
     }
     let mut bytes = [0u8; keys::KEY_RANDOM_BYTES];
     random::fill(&mut bytes)?;

@@ -5,6 +5,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
+use crm_core::alerts::AlertRule;
 use crm_core::engine::TenantSnapshot;
 use crm_store::grants;
 use crm_store::tenants::{self, Head, TenantRow};
@@ -30,20 +31,25 @@ pub async fn tenant_row(env: &Env, tenant: &str) -> ApiResult<TenantRow> {
     Ok(tenants::decode(&row)?)
 }
 
-pub async fn head(env: &Env, tenant: &str) -> ApiResult<Head> {
+/// What a balance-changing write works on: the tenant's head, open grants and alert
+/// rules.
+pub struct Account {
+    pub head: Head,
+    pub loaded: grants::Loaded,
+    pub rules: Vec<AlertRule>,
+}
+
+pub async fn account(env: &Env, tenant: &str) -> ApiResult<Account> {
     let db = Db::of_tenant(env, tenant).await?;
     let row = d1::query_opt(&db, &tenants::head(DIALECT, tenant))
         .await?
         .ok_or_else(missing)?;
-    Ok(tenants::decode_head(&row)?)
-}
-
-/// A tenant's head and open grants: what a balance-changing write works on.
-pub async fn account(env: &Env, tenant: &str) -> ApiResult<(Head, grants::Loaded)> {
-    let db = Db::of_tenant(env, tenant).await?;
-    let head = head(env, tenant).await?;
     let open = d1::query(&db, &grants::open(DIALECT, tenant)).await?;
-    Ok((head, grants::load(&open)?))
+    Ok(Account {
+        head: tenants::decode_head(&row)?,
+        rules: tenants::decode_alert_rules(&row)?,
+        loaded: grants::load(&open)?,
+    })
 }
 
 /// The caller's tenant snapshot, at least as new as the version its key lookup saw.

@@ -143,6 +143,27 @@ pub async fn grants(
     Ok(Json(crm_api::wallet::GrantsPage::new(rows, &q)))
 }
 
+/// `GET /v1/credits/alerts`: the crossings of the tenant's alert rules, newest first.
+pub async fn alerts(
+    State(app): State<App>,
+    caller: Caller,
+    super::error::Query(params): super::error::Query,
+) -> HostResult<Json<crm_api::wallet::AlertsPage>> {
+    caller.require_tenant_wide()?;
+    let (before, limit) = crm_api::wallet::alerts_query(&params.0).map_err(HostError::Api)?;
+    let (d, tenant) = (app.store.dialect(), caller.tenant().to_owned());
+    let events = app
+        .store
+        .read(move |c| {
+            c.query(&crm_store::alerts::page(d, &tenant, before, limit))?
+                .iter()
+                .map(|row| Ok(crm_store::alerts::decode(row)?))
+                .collect::<HostResult<Vec<_>>>()
+        })
+        .await?;
+    Ok(Json(crm_api::wallet::AlertsPage::new(events, limit)))
+}
+
 /// `GET /v1/credits/ledger`: every balance change, newest first (`crm_api::credits`).
 pub async fn ledger(
     State(app): State<App>,

@@ -59,6 +59,7 @@ fn handler(e: &Endpoint) -> Option<MethodRouter<App>> {
         ("POST", "/v1/operator/tenants") => post(operator::provision),
         ("POST", "/v1/credits/grants") => post(credits::grant),
         ("GET", "/v1/credits/grants") => get(credits::grants),
+        ("GET", "/v1/credits/alerts") => get(credits::alerts),
         ("POST", "/v1/credits/grants/{id}/void") => post(credits::void),
         ("POST", "/v1/credits/adjustments") => post(credits::adjust),
         ("POST", "/v1/activities") => post(activities::ingest),

@@ -91,8 +91,11 @@ pub fn record(
     let (balance, statements) = plan::seal_and_write(
         d,
         tenant_id,
-        &before,
-        &mut wallet,
+        plan::Account {
+            head: &before,
+            wallet: &mut wallet,
+            rules: &tenant.snapshot.policy.credit_alerts,
+        },
         &mut sealed,
         &hash_refs,
         received_at,

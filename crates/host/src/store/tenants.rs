@@ -287,8 +287,9 @@ pub fn change(
         .query_opt(&tenants::head(d, id))?
         .ok_or_else(|| missing(id))?;
     let head = tenants::decode_head(&row)?;
+    let rules = tenants::decode_alert_rules(&row)?;
     let loaded = grants::load(&c.query(&grants::open(d, id))?)?;
-    let planned = grants::plan(d, id, &head, loaded, op, now)?;
+    let planned = grants::plan(d, id, &head, loaded, &rules, op, now)?;
     c.execute_all(&planned.statements)?;
     WalletAnswer::new(planned).map_err(HostError::Api)
 }

@@ -185,3 +185,98 @@ async fn grants_take_effect_expire_are_voided_and_burn_down_by_priority() {
         404
     );
 }
+
+/// Issue 27: alerts are crossings, raised in the transaction that crosses them —
+/// exactly once, whatever follows — and a grant that lifts the balance resolves them.
+#[tokio::test(flavor = "multi_thread")]
+async fn credit_alerts_fire_once_in_the_crossing_transaction_and_resolve() {
+    let s = TestServer::start_on(Backend::Sqlite, EngineKind::Native, None).await;
+    let k = s.tenant("t-alerts", "10").await;
+    let (_, policy) = s.get("/v1/policy", &k.read).await;
+    let mut policy = policy["policy"].clone();
+    policy["creditAlerts"] = json!([
+        { "id": "low", "balanceBelow": "8" },
+        { "id": "half", "grantConsumedPercent": 50 }
+    ]);
+    let (status, v) = s
+        .call("PUT", "/v1/policy", &k.admin, Some(policy.clone()))
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let mut n = 0;
+    let mut reads = |count: usize| {
+        let batch: Vec<Value> = (0..count)
+            .map(|_| {
+                n += 1;
+                activity(&format!("al-{n}"), "user-123", "crm.leads.read")
+            })
+            .collect();
+        let s = &s;
+        let key = k.ingest.clone();
+        async move {
+            let (status, v) = s.post("/v1/activities", &key, json!(batch)).await;
+            assert_eq!(status, 201, "{v}");
+        }
+    };
+    let alerts = || async {
+        let (status, page) = s.get("/v1/credits/alerts", &k.read).await;
+        assert_eq!(status, 200, "{page}");
+        page["alerts"].as_array().expect("alerts").clone()
+    };
+    // 0.5 credits a read: 10 -> 8 is not below 8; 8 -> 7.5 is.
+    reads(4).await;
+    assert!(alerts().await.is_empty());
+    reads(1).await;
+    let fired = alerts().await;
+    assert_eq!(fired.len(), 1, "{fired:?}");
+    assert_eq!(
+        (
+            &fired[0]["ruleId"],
+            &fired[0]["state"],
+            &fired[0]["balance"]
+        ),
+        (&json!("low"), &json!("fired"), &json!("7.5000"))
+    );
+    // Written with the charge that crossed: the same instant as its usage entry.
+    let (_, ledger) = s
+        .get("/v1/credits/ledger?kind=usage&limit=1", &k.read)
+        .await;
+    assert_eq!(fired[0]["at"], ledger["entries"][0]["at"], "{ledger}");
+    // Further spending below the threshold raises nothing new; passing half of the
+    // opening grant (10) raises the share rule once.
+    reads(4).await;
+    reads(2).await;
+    let now = alerts().await;
+    assert_eq!(now.len(), 2, "{now:?}");
+    assert_eq!(
+        (&now[0]["ruleId"], &now[0]["grantId"]),
+        (&json!("half"), &json!("opening-balance"))
+    );
+    // A grant lifts the balance back over 8: resolved, in the grant's transaction.
+    let (status, _) = s
+        .post("/v1/credits/grants", &k.admin, json!({ "amount": "5" }))
+        .await;
+    assert_eq!(status, 200);
+    let now = alerts().await;
+    assert_eq!(
+        (&now[0]["ruleId"], &now[0]["state"], now.len()),
+        (&json!("low"), &json!("resolved"), 3),
+        "{now:?}"
+    );
+    // Paged newest first.
+    let (_, page) = s.get("/v1/credits/alerts?limit=2", &k.read).await;
+    let cursor = page["nextCursor"].as_str().expect("a next page");
+    let (_, rest) = s
+        .get(
+            &format!("/v1/credits/alerts?limit=2&cursor={cursor}"),
+            &k.read,
+        )
+        .await;
+    assert_eq!(rest["alerts"][0]["entry"], 1, "{rest}");
+    // A rule that is not one is refused, changing nothing.
+    policy["creditAlerts"] =
+        json!([{ "id": "both", "balanceBelow": "1", "grantConsumedPercent": 5 }]);
+    assert_eq!(
+        s.call("PUT", "/v1/policy", &k.admin, Some(policy)).await.0,
+        400
+    );
+}

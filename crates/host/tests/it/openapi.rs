@@ -239,6 +239,16 @@ async fn every_route_is_documented_and_every_answer_matches_its_schema() {
             .0,
         400
     );
+    assert_eq!(
+        w.call("GET", "/v1/credits/alerts?limit=5", r, None).await.0,
+        200
+    );
+    assert_eq!(
+        w.call("GET", "/v1/credits/alerts?cursor=x", r, None)
+            .await
+            .0,
+        400
+    );
     let void = format!(
         "/v1/credits/grants/{}/void",
         later["grant"]["id"].as_str().expect("id")

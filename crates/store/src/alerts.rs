@@ -1,0 +1,90 @@
+//! Credit alerts as stored (`credit_alerts`): each crossing of a tenant's rules
+//! (`crm_core::alerts`), numbered per tenant and written in the transaction whose
+//! balance change crossed it; read newest first by `GET /v1/credits/alerts`.
+
+use crm_core::alerts::{AlertRule, AlertState, Crossing};
+use crm_core::{Credits, Timestamp};
+use serde::{Deserialize, Serialize};
+
+use crate::dialect::Dialect;
+use crate::error::{StoreError, StoreResult};
+use crate::sql::{Row, Statement, Value};
+
+/// The statements recording `crossings` at `at`.
+pub fn record(d: Dialect, tenant_id: &str, at: i64, crossings: &[Crossing]) -> Vec<Statement> {
+    crossings
+        .iter()
+        .map(|c| {
+            d.stmt(
+                "INSERT INTO credit_alerts (tenant_id, entry, at, rule_id, state, grant_id, balance_units)
+                 VALUES (?1, (SELECT COALESCE(MAX(entry), 0) + 1 FROM credit_alerts WHERE tenant_id = ?1),
+                         ?2, ?3, ?4, ?5, ?6)",
+                vec![
+                    tenant_id.into(),
+                    at.into(),
+                    c.rule_id.as_str().into(),
+                    c.state.as_str().into(),
+                    Value::Text(c.grant_id.clone()),
+                    c.balance.into(),
+                ],
+            )
+        })
+        .collect()
+}
+
+/// The alert rules in a tenant's stored policy (its other fields ignored): what the
+/// edge's writers, which hold no compiled snapshot, evaluate.
+pub fn rules_of_policy(policy: &str) -> StoreResult<Vec<AlertRule>> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Rules {
+        #[serde(default)]
+        credit_alerts: Vec<AlertRule>,
+    }
+    serde_json::from_str::<Rules>(policy)
+        .map(|r| r.credit_alerts)
+        .map_err(|e| StoreError::decode(format!("stored policy: {e}")))
+}
+
+/// One recorded crossing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AlertEvent {
+    pub entry: u64,
+    pub at: Timestamp,
+    pub rule_id: String,
+    pub state: AlertState,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grant_id: Option<String>,
+    /// The balance after the transaction that crossed.
+    pub balance: Credits,
+}
+
+/// A page of events, newest first, numbered below `before` if given; one more than
+/// `limit` is read.
+pub fn page(d: Dialect, tenant_id: &str, before: Option<u64>, limit: usize) -> Statement {
+    let mut sql = format!(
+        "SELECT entry, at, rule_id, state, grant_id, {} FROM credit_alerts WHERE tenant_id = ?1",
+        d.money("balance_units")
+    );
+    let mut params: Vec<Value> = vec![tenant_id.into()];
+    if let Some(b) = before {
+        params.push(crate::sql::seq(b));
+        sql.push_str(" AND entry < ?2");
+    }
+    sql.push_str(&format!(" ORDER BY entry DESC LIMIT {}", limit + 1));
+    d.stmt(&sql, params)
+}
+
+pub fn decode(row: &Row) -> StoreResult<AlertEvent> {
+    let state = row.text(3)?;
+    Ok(AlertEvent {
+        entry: row.uint(0)?,
+        at: Timestamp::from_millis(row.int(1)?)?,
+        rule_id: row.string(2)?,
+        state: AlertState::parse(state)
+            .ok_or_else(|| StoreError::decode(format!("stored alert state `{state}`")))?,
+        grant_id: row.opt_string(4)?,
+        balance: Credits::from_units(row.int(5)?)?,
+    })
+}
