@@ -10,3 +10,11 @@ CREATE TABLE credit_alerts (
     balance_units BIGINT NOT NULL,
     PRIMARY KEY (tenant_id, entry)
 );
+
+-- Days whose rollups were compacted (crm_store::compaction): each UTC day is compacted
+-- once after it closes.
+CREATE TABLE rollup_compactions (
+    tenant_id TEXT NOT NULL,
+    day       BIGINT NOT NULL,
+    PRIMARY KEY (tenant_id, day)
+);

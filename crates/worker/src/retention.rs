@@ -1,11 +1,12 @@
 //! Retention at the edge, run by the cron trigger (`wrangler.toml`): per shard and per
 //! tenant with `retentionDays`, the expired prefix of its chain is removed — archived
 //! segments first (whole, from D1's `archives` and then their R2 objects), then rows in
-//! D1 — never past what the upstream has yet to receive, and the anchor moves with it.
+//! D1 — never past what the upstream has yet to receive, and the anchor moves with it;
+//! each tenant's rollups of the days that closed are compacted (`crm_store::compaction`).
 //! The rules are crm-store's (`retention`), the same the host's pass applies.
 
 use crm_core::TenantPolicy;
-use crm_store::{archive, idempotency, retention};
+use crm_store::{archive, compaction, idempotency, retention};
 
 use crate::auth::now_ms;
 use crate::d1::{self, DIALECT, Db};
@@ -37,14 +38,15 @@ async fn run_shard(env: &worker::Env, db: &Db) -> ApiResult<()> {
     let tenants = d1::query(db, &retention::tenants(DIALECT)).await?;
     for row in &tenants {
         let tenant = row.string(0)?;
-        let policy: TenantPolicy = serde_json::from_str(row.text(1)?).map_err(Failure::internal)?;
-        let Some(days) = policy.retention_days else {
-            continue;
-        };
         // A tenant placed elsewhere left its old rows here only while being moved.
         if shards::of_tenant(env, &tenant).await? != db.shard_number() {
             continue;
         }
+        compact(db, &tenant, now).await?;
+        let policy: TenantPolicy = serde_json::from_str(row.text(1)?).map_err(Failure::internal)?;
+        let Some(days) = policy.retention_days else {
+            continue;
+        };
         let cutoff = now - i64::from(days) * DAY_MS;
         let deliverable_to = deliverable(env, db, &tenant, row.uint(3)?).await?;
         expire(env, db, &tenant, row.uint(2)?, cutoff, deliverable_to).await?;
@@ -57,6 +59,22 @@ async fn run_shard(env: &worker::Env, db: &Db) -> ApiResult<()> {
         ],
     )
     .await
+}
+
+/// Compacts the tenant's rollups of each closed day of the last week not compacted yet
+/// (`crm_store::compaction`), a day per D1 transaction.
+async fn compact(db: &Db, tenant: &str, now: i64) -> ApiResult<()> {
+    let done = d1::query(db, &compaction::done(DIALECT, tenant, now))
+        .await?
+        .iter()
+        .map(compaction::decode_done)
+        .collect::<Result<Vec<_>, _>>()?;
+    for day in compaction::closed_days(now) {
+        if !done.contains(&day) {
+            d1::transaction(db, &compaction::compact_day(DIALECT, tenant, day)).await?;
+        }
+    }
+    Ok(())
 }
 
 /// The head, or less while the upstream has yet to receive records.

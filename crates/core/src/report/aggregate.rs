@@ -348,9 +348,18 @@ impl Aggregate {
                 latest: v.latest,
             })
             .collect();
-        operation_breakdown
-            .sort_by(|a, b| b.count.cmp(&a.count).then(a.operation.cmp(&b.operation)));
-        if operation_breakdown.len() > MAX_BREAKDOWN {
+        // A compacted rollup's OTHER sorts last, so it joins the rest, never a named place.
+        operation_breakdown.sort_by(|a, b| {
+            (a.operation == OTHER)
+                .cmp(&(b.operation == OTHER))
+                .then(b.count.cmp(&a.count))
+                .then(a.operation.cmp(&b.operation))
+        });
+        let named = operation_breakdown
+            .iter()
+            .filter(|s| s.operation != OTHER)
+            .count();
+        if named > MAX_BREAKDOWN {
             let mut other = OperationStat {
                 operation: OTHER.to_owned(),
                 count: 0,
@@ -417,41 +426,48 @@ impl Aggregate {
 }
 
 /// The [`MAX_BREAKDOWN`] largest entries (by count, then key), the rest summed under
-/// [`OTHER`].
+/// [`OTHER`]. An [`OTHER`] already in the map (a compacted rollup's fold) never
+/// competes for a named place: it joins the rest.
 fn capped(map: &BTreeMap<String, CountCredits>) -> CoreResult<BTreeMap<String, CountCredits>> {
-    if map.len() <= MAX_BREAKDOWN {
+    let Some((named, rest)) = split_named(map, |v| v.count) else {
         return Ok(map.clone());
-    }
-    let mut entries: Vec<(&String, &CountCredits)> = map.iter().collect();
-    entries.sort_by(|a, b| b.1.count.cmp(&a.1.count).then(a.0.cmp(b.0)));
-    let mut out: BTreeMap<String, CountCredits> = entries[..MAX_BREAKDOWN]
-        .iter()
-        .map(|(k, v)| ((*k).clone(), **v))
-        .collect();
+    };
+    let mut out: BTreeMap<String, CountCredits> =
+        named.iter().map(|(k, v)| ((*k).clone(), **v)).collect();
     let mut other = CountCredits::default();
-    for (_, v) in &entries[MAX_BREAKDOWN..] {
+    for (_, v) in rest {
         other.add(v.count, v.total_credits)?;
     }
-    out.entry(OTHER.to_owned())
-        .or_default()
-        .add(other.count, other.total_credits)?;
+    out.insert(OTHER.to_owned(), other);
     Ok(out)
 }
 
 /// [`capped`] for plain counts.
 fn capped_counts(map: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {
-    if map.len() <= MAX_BREAKDOWN {
+    let Some((named, rest)) = split_named(map, |v| *v) else {
         return map.clone();
-    }
-    let mut entries: Vec<(&String, &u64)> = map.iter().collect();
-    entries.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
-    let mut out: BTreeMap<String, u64> = entries[..MAX_BREAKDOWN]
-        .iter()
-        .map(|(k, v)| ((*k).clone(), **v))
-        .collect();
-    let rest: u64 = entries[MAX_BREAKDOWN..].iter().map(|(_, v)| **v).sum();
-    *out.entry(OTHER.to_owned()).or_default() += rest;
+    };
+    let mut out: BTreeMap<String, u64> = named.iter().map(|(k, v)| ((*k).clone(), **v)).collect();
+    out.insert(OTHER.to_owned(), rest.iter().map(|(_, v)| **v).sum());
     out
+}
+
+type Entries<'a, V> = Vec<(&'a String, &'a V)>;
+
+/// The [`MAX_BREAKDOWN`] entries named (largest `count` first, then key) and the rest,
+/// [`OTHER`] included; `None` when nothing needs folding.
+fn split_named<V>(
+    map: &BTreeMap<String, V>,
+    count: impl Fn(&V) -> u64,
+) -> Option<(Entries<'_, V>, Entries<'_, V>)> {
+    let mut named: Entries<'_, V> = map.iter().filter(|(k, _)| k.as_str() != OTHER).collect();
+    if named.len() <= MAX_BREAKDOWN {
+        return None;
+    }
+    named.sort_by(|a, b| count(b.1).cmp(&count(a.1)).then(a.0.cmp(b.0)));
+    let mut rest = named.split_off(MAX_BREAKDOWN);
+    rest.extend(map.get_key_value(OTHER));
+    Some((named, rest))
 }
 
 fn merge_cc(

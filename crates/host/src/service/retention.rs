@@ -1,11 +1,12 @@
 //! The retention pass, run in the background: per tenant with `retentionDays`, delete
 //! the expired prefix of its chain (never records a sink has yet to deliver) and move
-//! its anchor; forget idempotency answers older than a day.
+//! its anchor; compact the rollups of each day that closed (`crm_store::compaction`);
+//! forget idempotency answers older than a day.
 
 use std::time::Duration;
 
 use crm_core::TenantPolicy;
-use crm_store::{idempotency, retention};
+use crm_store::{compaction, idempotency, retention};
 
 use super::{App, clock};
 use crate::error::{HostError, HostResult};
@@ -31,6 +32,7 @@ pub async fn run_once(app: &App, now: i64) -> HostResult<u64> {
         .await?;
     let mut deleted = 0;
     for (tenant, policy, mut anchor, head) in tenants {
+        compact(app, &tenant, now).await?;
         let policy: TenantPolicy = serde_json::from_str(&policy).map_err(HostError::internal)?;
         let Some(days) = policy.retention_days else {
             continue;
@@ -74,6 +76,35 @@ pub async fn run_once(app: &App, now: i64) -> HostResult<u64> {
         })
         .await?;
     Ok(deleted)
+}
+
+/// Compacts the tenant's rollups of each closed day of the last week not compacted yet
+/// (`crm_store::compaction`), a day per transaction.
+async fn compact(app: &App, tenant: &str, now: i64) -> HostResult<()> {
+    let d = app.store.dialect();
+    let t = tenant.to_owned();
+    let done = app
+        .store
+        .read(move |c| {
+            c.query(&compaction::done(d, &t, now))?
+                .iter()
+                .map(|r| Ok(compaction::decode_done(r)?))
+                .collect::<HostResult<Vec<i64>>>()
+        })
+        .await?;
+    for day in compaction::closed_days(now) {
+        if done.contains(&day) {
+            continue;
+        }
+        let t = tenant.to_owned();
+        app.store
+            .write(Some(tenant), move |c| {
+                c.execute_all(&compaction::compact_day(d, &t, day))?;
+                Ok(())
+            })
+            .await?;
+    }
+    Ok(())
 }
 
 /// The highest seq every sink of this host has delivered (the head without sinks).

@@ -640,3 +640,71 @@ async fn verification_pages_with_signed_resume_tokens() {
         "{v}"
     );
 }
+
+/// Issue 26.8: once its day closes, a day's rollups keep at most
+/// `MAX_VALUES_PER_PERIOD` values of a client-chosen dimension; the rest fold into
+/// `(other)`. Reports over the day answer exactly as before the fold.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_flood_of_distinct_values_is_folded_once_its_day_closes() {
+    const DAY: i64 = 86_400_000;
+    let s = TestServer::start_on(Backend::Sqlite, EngineKind::Native, None).await;
+    let k = s.tenant("t-fold", "100000").await;
+    let now = chrono::Utc::now().timestamp_millis();
+    let day = now.div_euclid(DAY) * DAY - 3 * DAY;
+    let at = |ms: i64| {
+        crm_core::Timestamp::from_millis(ms)
+            .expect("in range")
+            .to_rfc3339()
+    };
+    let distinct = crm_store::compaction::MAX_VALUES_PER_PERIOD + 250;
+    for chunk in 0..distinct.div_ceil(500) {
+        let batch: Vec<Value> = (chunk * 500..((chunk + 1) * 500).min(distinct))
+            .map(|i| {
+                let mut a = activity(&format!("fold-{i}"), "user-123", "crm.leads.read");
+                a["occurredAt"] = json!(at(day + 3 * 3_600_000 + i as i64));
+                a["compliance"]["location"] = json!(format!("loc-{i:05}"));
+                a
+            })
+            .collect();
+        assert_eq!(
+            s.post("/v1/activities", &k.ingest, json!(batch)).await.0,
+            201
+        );
+    }
+    let report_path = format!("/v1/reports?from={}&to={}&tz=UTC", at(day), at(day + DAY));
+    let (_, before) = s.get(&report_path, &k.read).await;
+    let rows = |tier: &'static str| {
+        let store = s.independent_store();
+        let d = store.dialect();
+        async move {
+            store
+                .read(move |c| {
+                    let sql = format!(
+                        "SELECT COUNT(*) FROM report_rollups WHERE tenant_id = 't-fold' AND dimension = 'location' AND tier = '{tier}'"
+                    );
+                    Ok(c.query(&d.stmt(&sql, Vec::new()))?[0].int(0)?)
+                })
+                .await
+                .expect("counted")
+        }
+    };
+    assert_eq!(rows("d").await, distinct as i64);
+    crm_host::service::retention::run_once(&s.running.app, now)
+        .await
+        .expect("a pass");
+    let kept = crm_store::compaction::MAX_VALUES_PER_PERIOD as i64 + 1;
+    assert_eq!(rows("d").await, kept, "the day's values, folded");
+    assert_eq!(rows("h").await, kept, "the hour's values, folded");
+    // A second pass finds the day done.
+    crm_host::service::retention::run_once(&s.running.app, now)
+        .await
+        .expect("a pass");
+    assert_eq!(rows("d").await, kept);
+    let (_, after) = s.get(&report_path, &k.read).await;
+    for field in ["totalActivities", "totalCreditsUsed", "complianceSummary"] {
+        assert_eq!(after[field], before[field], "{field}");
+    }
+    assert_eq!(after["totalActivities"], distinct);
+    let (_, v) = s.get("/v1/audit/verify", &k.read).await;
+    assert_eq!(v["ok"], true, "{v}");
+}
