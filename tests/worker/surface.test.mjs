@@ -5,11 +5,17 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
+import { Webhook } from 'standardwebhooks';
 import { startWorker, call as callAt, until, d1 } from './harness.mjs';
 
 let worker, url, keys, upstream;
 const received = [];
 let upstreamFailures = 0;
+// Standard Webhooks (issue 27): every delivery is checked with the specification's own
+// library; a request it refuses is answered 401 and counted.
+const SIGNING_SECRET = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
+const signedIds = new Set();
+let badSignatures = 0;
 const call = (...args) => callAt(url, ...args);
 const activity = (id, userId, operation, extra = {}) => ({ id, userId, operation, ...extra });
 
@@ -21,6 +27,14 @@ before(async () => {
     req.on('end', () => {
       if (req.url !== '/api/activities/batch' || req.headers['x-upstream-auth'] !== 'sesame') {
         res.writeHead(404).end();
+        return;
+      }
+      try {
+        new Webhook(SIGNING_SECRET).verify(body, req.headers);
+        signedIds.add(req.headers['webhook-id']);
+      } catch {
+        badSignatures += 1;
+        res.writeHead(401).end();
         return;
       }
       if (upstreamFailures < 2) {
@@ -36,6 +50,7 @@ before(async () => {
   worker = await startWorker({
     UPSTREAM_URL: `http://127.0.0.1:${upstream.address().port}`,
     UPSTREAM_AUTH: 'x-upstream-auth: sesame',
+    UPSTREAM_SIGNING_SECRET: SIGNING_SECRET,
   });
   ({ url, keys } = worker);
 });
@@ -248,6 +263,8 @@ test('the consumer delivers to the upstream after its failures, every id once or
     received.some((x) => x.id === 'up-2') ? true : (await call('POST', '/v1/activities', a.ingest,
       activity(`up-nudge-${Date.now()}`, 'user-123', 'crm.leads.read')), false)), 90_000);
   assert.ok(upstreamFailures >= 2, 'the stub refused first');
+  assert.equal(badSignatures, 0, 'every delivery verifies with the standardwebhooks library');
+  assert.ok(signedIds.size >= 1);
   for (const id of sent.ids) assert.ok(received.some((x) => x.id === id), `${id} delivered`);
   const seqs = received.map((x) => x.seq);
   assert.deepEqual(seqs, [...seqs].sort((x, y) => x - y), 'delivered in chain order');

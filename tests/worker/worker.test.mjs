@@ -141,3 +141,38 @@ test('tenants on two shards: each chain is written to its own shard\'s database,
   assert.equal((await call('GET', '/v1/credits/balance', created.key))[0], 200);
   assert.equal(d1(worker, 0, "SELECT COUNT(*) AS n FROM api_keys WHERE tenant_id = 'edge-b'")[0].n, 0);
 });
+
+// Issue 27: 16 clients at once spend a balance past a threshold at the edge; the
+// consumer's crossing write raises exactly one alert, however the deliveries interleave.
+test('a threshold crossed by 16 concurrent clients raises one alert at the edge', async () => {
+  const b = keys['edge-b'];
+  const [, b0] = await call('GET', '/v1/credits/balance', b.read);
+  const units = BigInt(b0.balance.replace('.', ''));
+  assert.ok(units > 200_000n, `room to spend: ${b0.balance}`);
+  // 16 clients × 2 reads × 0.5 = 16 credits; the threshold is 5 below the balance now.
+  const threshold = units - 50_000n;
+  const below = `${threshold / 10000n}.${String(threshold % 10000n).padStart(4, '0')}`;
+  const [, doc] = await call('GET', '/v1/policy', b.admin);
+  const [ps] = await call('PUT', '/v1/policy', b.admin, { ...doc.policy, creditAlerts: [{ id: 'race-low', balanceBelow: below }] });
+  assert.equal(ps, 200);
+  const [, before] = await call('GET', '/v1/credits/alerts?limit=100', b.read);
+  const answers = await Promise.all(Array.from({ length: 16 }, async (_, c) => {
+    const statuses = [];
+    for (let r = 0; r < 2; r += 1) {
+      statuses.push((await call('POST', '/v1/activities', b.ingest, activity(`race-${c}-${r}`, 'user-123', 'crm.leads.read')))[0]);
+    }
+    return statuses;
+  }));
+  assert.ok(answers.flat().every((s) => s === 202), JSON.stringify(answers));
+  await until('every read to be recorded', async () => {
+    const [, page] = await call('GET', '/v1/activities?limit=500&operation=crm.leads.read', b.read);
+    return page.activities.filter((x) => x.id.startsWith('race-')).length === 32;
+  });
+  const [, b1] = await call('GET', '/v1/credits/balance', b.read);
+  assert.ok(BigInt(b1.balance.replace('.', '')) < threshold, `spent past the threshold: ${b1.balance}`);
+  const [, after] = await call('GET', '/v1/credits/alerts?limit=100', b.read);
+  const fresh = after.alerts.filter((x) => x.ruleId === 'race-low');
+  assert.equal(after.alerts.length - before.alerts.length, 1, JSON.stringify(after));
+  assert.deepEqual(fresh.map((x) => x.state), ['fired']);
+  await call('PUT', '/v1/policy', b.admin, { ...doc.policy });
+});

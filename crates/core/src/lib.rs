@@ -28,6 +28,7 @@ pub mod tenant;
 pub mod time;
 pub mod viewer_token;
 pub mod wallet;
+pub mod webhook_signature;
 
 pub use activity::{Activity, ActivityInput, Outcome};
 pub use credits::Credits;

@@ -6,8 +6,11 @@
 //! consumer invocation for the tenant (the queue's retries and new traffic) tries
 //! again, so delivery is at least once and every record carries its id for
 //! deduplication. Configured by the `UPSTREAM_URL` variable and the optional
-//! `UPSTREAM_AUTH` secret (`Name: value`).
+//! `UPSTREAM_AUTH` secret (`Name: value`); with the `UPSTREAM_SIGNING_SECRET` secret
+//! (`whsec_…`) every POST is signed as Standard Webhooks says, by the same
+//! `crm_core::webhook_signature` crm-host uses.
 
+use crm_core::webhook_signature::SigningSecret;
 use crm_store::outbox;
 use serde_json::value::RawValue;
 use worker::{Env, Fetch, Headers, Method, Request, RequestInit};
@@ -89,6 +92,21 @@ async fn deliver_to(env: &Env, tenant: &str, url: &str) -> ApiResult<()> {
     Ok(())
 }
 
+/// `UPSTREAM_SIGNING_SECRET`, when configured; a malformed one stops delivery (and says
+/// why in the log) rather than sending unsigned.
+fn signing_secret(env: &Env) -> ApiResult<Option<SigningSecret>> {
+    let Ok(text) = env
+        .secret("UPSTREAM_SIGNING_SECRET")
+        .or_else(|_| env.var("UPSTREAM_SIGNING_SECRET"))
+        .map(|s| s.to_string())
+    else {
+        return Ok(None);
+    };
+    SigningSecret::parse(&text)
+        .map(Some)
+        .map_err(|e| Failure::internal(format!("UPSTREAM_SIGNING_SECRET: {e}")))
+}
+
 async fn post(env: &Env, url: &str, body: &str) -> ApiResult<()> {
     let headers = Headers::new();
     headers.set("content-type", "application/json")?;
@@ -101,6 +119,12 @@ async fn post(env: &Env, url: &str, body: &str) -> ApiResult<()> {
         && let Some((name, value)) = auth.split_once(':')
     {
         headers.set(name.trim(), value.trim())?;
+    }
+    if let Some(secret) = signing_secret(env)? {
+        // Signed when sent: a retry is a fresh timestamp and the same id.
+        for (name, value) in secret.headers(body.as_bytes(), now_ms() / 1000).pairs() {
+            headers.set(name, value)?;
+        }
     }
     let mut init = RequestInit::new();
     init.with_method(Method::Post)

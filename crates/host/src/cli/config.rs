@@ -68,6 +68,10 @@ pub struct FanoutArgs {
     /// Header sent to the upstream, `Name: value` (e.g. `Authorization: Bearer …`).
     #[arg(long, env = "CRM_UPSTREAM_AUTH")]
     upstream_auth: Option<String>,
+    /// `whsec_…`: upstream requests are signed as Standard Webhooks says (`webhook-id`,
+    /// `webhook-timestamp`, `webhook-signature`). Prefer the environment to the flag.
+    #[arg(long, env = "CRM_UPSTREAM_SIGNING_SECRET")]
+    upstream_signing_secret: Option<String>,
     /// Folder of the upstream's NDJSON spool (`activity-backup-{tenant}.ndjson`).
     #[arg(long, env = "CRM_SPOOL_DIR")]
     spool_dir: Option<PathBuf>,
@@ -91,6 +95,7 @@ struct FileConfig {
     redis_ca: Option<PathBuf>,
     upstream_url: Option<String>,
     upstream_auth: Option<String>,
+    upstream_signing_secret: Option<String>,
     spool_dir: Option<PathBuf>,
     max_backlog: Option<u64>,
 }
@@ -110,6 +115,9 @@ impl FanoutArgs {
             redis_ca: self.redis_ca.or(file.redis_ca.take()),
             upstream_url: self.upstream_url.or(file.upstream_url.take()),
             upstream_auth: self.upstream_auth.or(file.upstream_auth.take()),
+            upstream_signing_secret: self
+                .upstream_signing_secret
+                .or(file.upstream_signing_secret.take()),
             spool_dir: self
                 .spool_dir
                 .or(file.spool_dir.take())

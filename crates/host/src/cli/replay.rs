@@ -20,6 +20,9 @@ pub struct ReplayArgs {
     /// Header sent to the upstream, `Name: value`.
     #[arg(long, env = "CRM_UPSTREAM_AUTH")]
     upstream_auth: Option<String>,
+    /// `whsec_…`: sign as `serve` does.
+    #[arg(long, env = "CRM_UPSTREAM_SIGNING_SECRET")]
+    upstream_signing_secret: Option<String>,
 }
 
 pub async fn run(args: ReplayArgs) -> anyhow::Result<()> {
@@ -28,7 +31,12 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<()> {
         .as_deref()
         .map(upstream::parse_header)
         .transpose()?;
-    let sink = UpstreamSink::new(&args.upstream_url, auth, upstream::DEFAULT_TIMEOUT)?;
+    let signing = args
+        .upstream_signing_secret
+        .as_deref()
+        .map(upstream::parse_secret)
+        .transpose()?;
+    let sink = UpstreamSink::new(&args.upstream_url, auth, signing, upstream::DEFAULT_TIMEOUT)?;
     let _replaying = spool::replay_lock(&args.spool_dir)?;
     let (mut sent, mut left) = (0usize, 0usize);
     for tenant in spool::tenants(&args.spool_dir)? {

@@ -48,6 +48,8 @@ pub struct FanoutConfig {
     pub upstream_url: Option<String>,
     /// `Name: value` sent with every upstream request.
     pub upstream_auth: Option<String>,
+    /// `whsec_…`: upstream requests are signed as Standard Webhooks says.
+    pub upstream_signing_secret: Option<String>,
     pub upstream_timeout: Duration,
     /// Attempts per batch before the upstream's batch is spooled.
     pub retry_budget: u32,
@@ -64,6 +66,7 @@ impl Default for FanoutConfig {
             stream_max_len: 1_000_000,
             upstream_url: None,
             upstream_auth: None,
+            upstream_signing_secret: None,
             upstream_timeout: upstream::DEFAULT_TIMEOUT,
             retry_budget: 8,
             spool_dir: PathBuf::from("spool"),
@@ -163,9 +166,15 @@ impl Fanout {
                 .as_deref()
                 .map(upstream::parse_header)
                 .transpose()?;
+            let signing = config
+                .upstream_signing_secret
+                .as_deref()
+                .map(upstream::parse_secret)
+                .transpose()?;
             sinks.push(Arc::new(upstream::UpstreamSink::new(
                 url,
                 auth,
+                signing,
                 config.upstream_timeout,
             )?));
         }

@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use crm_core::webhook_signature::SigningSecret;
 use crm_store::outbox::Outgoing;
 use reqwest::StatusCode;
 use serde_json::value::RawValue;
@@ -22,6 +23,13 @@ pub struct UpstreamSink {
     url: String,
     /// `Name: value` sent with every request (e.g. `Authorization: Bearer …`).
     auth: Option<(String, String)>,
+    /// Signs every request as Standard Webhooks says, when set.
+    signing: Option<SigningSecret>,
+}
+
+/// A `whsec_…` secret, checked.
+pub fn parse_secret(text: &str) -> anyhow::Result<SigningSecret> {
+    SigningSecret::parse(text).map_err(|e| anyhow::anyhow!("--upstream-signing-secret: {e}"))
 }
 
 /// `Name: value` → its two parts.
@@ -39,6 +47,7 @@ impl UpstreamSink {
     pub fn new(
         base_url: &str,
         auth: Option<(String, String)>,
+        signing: Option<SigningSecret>,
         timeout: Duration,
     ) -> anyhow::Result<UpstreamSink> {
         // No redirects: a redirect would carry the batch and its auth header to a host
@@ -51,6 +60,7 @@ impl UpstreamSink {
             client,
             url: format!("{}/api/activities/batch", base_url.trim_end_matches('/')),
             auth,
+            signing,
         })
     }
 
@@ -61,13 +71,25 @@ impl UpstreamSink {
             .map(|r| serde_json::from_str::<&RawValue>(r))
             .collect::<Result<_, _>>()
             .map_err(|e| SinkError::Reject(format!("a stored record is not JSON: {e}")))?;
+        let body = serde_json::to_vec(&serde_json::json!({ "activities": activities }))
+            .map_err(|e| SinkError::Reject(e.to_string()))?;
         let mut req = self
             .client
             .post(&self.url)
-            .json(&serde_json::json!({ "activities": activities }));
+            .header(reqwest::header::CONTENT_TYPE, "application/json");
         if let Some((name, value)) = &self.auth {
             req = req.header(name, value);
         }
+        if let Some(secret) = &self.signing {
+            // Signed when sent, not when queued: a retry is a fresh timestamp, the same id.
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64);
+            for (name, value) in secret.headers(&body, now).pairs() {
+                req = req.header(name, value);
+            }
+        }
+        let req = req.body(body);
         let resp = req
             .send()
             .await

@@ -280,3 +280,75 @@ async fn credit_alerts_fire_once_in_the_crossing_transaction_and_resolve() {
         400
     );
 }
+
+/// 16 clients spend a balance down past a threshold at once, spread over `bases` (one
+/// host, or several over one database): the crossing is one transaction's, so exactly
+/// one alert fires per rule, however the writes interleave.
+pub(crate) async fn one_alert_under_concurrent_spending(
+    setup: &TestServer,
+    keys: &crate::support::Keys,
+    bases: &[String],
+) {
+    let (_, policy) = setup.get("/v1/policy", &keys.read).await;
+    let mut policy = policy["policy"].clone();
+    policy["creditAlerts"] = json!([
+        { "id": "low", "balanceBelow": "20" },
+        { "id": "most", "grantConsumedPercent": 90 }
+    ]);
+    assert_eq!(
+        setup
+            .call("PUT", "/v1/policy", &keys.admin, Some(policy))
+            .await
+            .0,
+        200
+    );
+    let http = reqwest::Client::new();
+    let clients: Vec<_> = (0..16)
+        .map(|c| {
+            let (http, base, key) = (
+                http.clone(),
+                bases[c % bases.len()].clone(),
+                keys.ingest.clone(),
+            );
+            tokio::spawn(async move {
+                // 0.5 credits a read; 16 × 10 reads ask for 80 of the 50 there are.
+                for r in 0..10 {
+                    let resp = http
+                        .post(format!("{base}/v1/activities?sync=true"))
+                        .bearer_auth(&key)
+                        .json(&activity(
+                            &format!("race-{c}-{r}"),
+                            "user-123",
+                            "crm.leads.read",
+                        ))
+                        .send()
+                        .await
+                        .expect("sent");
+                    assert!(
+                        matches!(resp.status().as_u16(), 201 | 402),
+                        "{}",
+                        resp.status()
+                    );
+                }
+            })
+        })
+        .collect();
+    for c in clients {
+        c.await.expect("client finished");
+    }
+    let (_, balance) = setup.get("/v1/credits/balance", &keys.read).await;
+    assert_eq!(balance["balance"], "0.0000", "{balance}");
+    let (_, page) = setup.get("/v1/credits/alerts?limit=100", &keys.read).await;
+    let alerts = page["alerts"].as_array().expect("alerts");
+    let of = |rule: &str| alerts.iter().filter(|a| a["ruleId"] == rule).count();
+    assert_eq!((of("low"), of("most")), (1, 1), "{page}");
+    assert_eq!(alerts.len(), 2, "{page}");
+    assert!(alerts.iter().all(|a| a["state"] == "fired"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_threshold_crossed_by_16_concurrent_clients_raises_one_alert() {
+    let s = TestServer::start_on(Backend::Sqlite, EngineKind::Native, None).await;
+    let k = s.tenant("t-race", "50").await;
+    one_alert_under_concurrent_spending(&s, &k, &[s.url("")]).await;
+}

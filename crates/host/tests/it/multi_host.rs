@@ -190,3 +190,17 @@ async fn two_host_processes_on_one_postgres_keep_chain_and_balance_exact() {
         "the balance ran out at some point, so refusals were exercised too"
     );
 }
+
+/// Issue 27: two hosts over one PostgreSQL, 16 clients spending past a threshold: one
+/// alert per rule.
+#[tokio::test(flavor = "multi_thread")]
+async fn two_hosts_on_one_postgres_raise_one_alert_per_crossing() {
+    let setup = TestServer::start_on(Backend::Postgres, EngineKind::Native, None).await;
+    let keys = setup.tenant("t-multi-alert", "50").await;
+    let Location::Postgres(url) = setup.db.clone() else {
+        unreachable!("a postgres backend has a postgres location")
+    };
+    let hosts = [spawn_host(&url).await, spawn_host(&url).await];
+    let bases: Vec<String> = hosts.iter().map(|h| h.url.clone()).collect();
+    crate::credits::one_alert_under_concurrent_spending(&setup, &keys, &bases).await;
+}

@@ -5,9 +5,8 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use serde_json::Value;
 
@@ -27,6 +26,8 @@ struct Inner {
     mode: Mode,
     hits: usize,
     received: Vec<Value>,
+    /// Every accepted request's headers and body, as they arrived.
+    requests: Vec<(HeaderMap, bytes::Bytes)>,
 }
 
 #[derive(Debug, Clone)]
@@ -37,7 +38,8 @@ pub struct Upstream {
 
 async fn batch(
     State(s): State<Arc<Mutex<Inner>>>,
-    Json(body): Json<Value>,
+    headers: HeaderMap,
+    raw: bytes::Bytes,
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
     let mode = {
@@ -59,8 +61,13 @@ async fn batch(
         Mode::Slow(d) => tokio::time::sleep(d).await,
         Mode::Accept => {}
     }
+    let Ok(body) = serde_json::from_slice::<Value>(&raw) else {
+        return StatusCode::BAD_REQUEST.into_response();
+    };
     let items = body["activities"].as_array().cloned().unwrap_or_default();
-    s.lock().expect("stub state").received.extend(items);
+    let mut i = s.lock().expect("stub state");
+    i.received.extend(items);
+    i.requests.push((headers, raw));
     StatusCode::OK.into_response()
 }
 
@@ -70,6 +77,7 @@ impl Upstream {
             mode,
             hits: 0,
             received: Vec::new(),
+            requests: Vec::new(),
         }));
         let app = axum::Router::new()
             .route("/api/activities/batch", post(batch))
@@ -99,5 +107,10 @@ impl Upstream {
             .iter()
             .map(|a| a["id"].as_str().unwrap_or_default().to_owned())
             .collect()
+    }
+
+    /// The accepted requests' headers and bodies.
+    pub fn requests(&self) -> Vec<(HeaderMap, bytes::Bytes)> {
+        self.inner.lock().expect("stub state").requests.clone()
     }
 }
