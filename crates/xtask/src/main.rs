@@ -265,6 +265,9 @@ fn generated_client(root: &Path) -> Result<()> {
 fn lint() -> Result<()> {
     step("rustfmt", cargo(&["fmt", "--all", "--check"]))?;
     ensure_tool("cargo-deny", "cargo-deny", CARGO_DENY_VERSION, true)?;
+    // cargo-deny reads the metadata of every platform's dependencies, which a build
+    // for this one never downloads: fetched here, so a fresh machine has them.
+    step("cargo fetch", cargo(&["fetch", "--locked"]))?;
     // Offline: the advisory database lives on GitHub, out of these machines' reach;
     // licences, duplicate versions and sources are checked from Cargo.lock.
     step(
