@@ -137,6 +137,8 @@ mod tests {
             checkpoint: None,
             ledger_entries: 2,
             first_bad_entry: None,
+            rollup_periods: 0,
+            first_bad_rollup: None,
             complete: false,
             resume: None,
         };

@@ -3,7 +3,9 @@
 //! the hash chain from the retention anchor to the head and naming the first sequence
 //! number that is wrong (a record altered in content or columns, deleted, reordered,
 //! or cut off the end) — and recounting the credit ledger and the balance against the
-//! chain ([`crate::ledger_check`]), naming the first entry that disagrees.
+//! chain ([`crate::ledger_check`]), naming the first entry that disagrees — and, in the
+//! call that completes it, the rollups against the stored records
+//! ([`crate::rollup_check`]), naming the first period that disagrees.
 
 use crm_core::Activity;
 use crm_core::chain::{Break, Verifier};
@@ -14,6 +16,7 @@ use crate::dialect::Dialect;
 use crate::error::StoreResult;
 use crate::export::{self, Bounds};
 use crate::ledger_check::{LedgerCheck, LedgerState};
+use crate::rollup_check::RollupCheck;
 use crate::sql::{Row, Statement};
 
 /// Records per read: enough to amortise a query, small enough for D1's answer limits.
@@ -38,6 +41,12 @@ pub struct Verification {
     /// The first ledger entry that disagrees with the chain or the balance.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub first_bad_entry: Option<u64>,
+    /// Rollup periods recounted against the stored records (in the call that completes
+    /// the verification).
+    pub rollup_periods: u64,
+    /// The first rollup that disagrees with the records.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_bad_rollup: Option<BadRollup>,
     /// What became of a kept checkpoint the caller named.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub checkpoint: Option<CheckpointCheck>,
@@ -48,6 +57,16 @@ pub struct Verification {
     /// runtime so that nobody can vouch for a prefix it did not verify.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resume: Option<String>,
+}
+
+/// A rollup that disagrees with the records: its tier (`d`, `h`, `th`, `tq`) and
+/// period, or the tier's total when no one period is to blame.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BadRollup {
+    pub tier: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub period_start: Option<crm_core::Timestamp>,
 }
 
 /// Records one verify call checks at most before it pauses: a chain of millions of
@@ -103,6 +122,9 @@ pub struct Audit {
     ledger: LedgerCheck,
     /// The last read was the ledger's (the next rows are entries).
     reading_ledger: bool,
+    rollups: RollupCheck,
+    /// The last read was the rollup check's.
+    reading_rollups: bool,
     /// Records this call checks before pausing (`None`: to the end).
     budget: Option<u64>,
     /// Records verified before this call (a resumed audit).
@@ -114,6 +136,8 @@ impl Audit {
         Audit {
             ledger: LedgerCheck::new(tenant_id, bounds.ledger, bounds.anchor_seq),
             reading_ledger: false,
+            rollups: RollupCheck::new(tenant_id, bounds.head_seq, bounds.anchor_seq),
+            reading_rollups: false,
             budget: None,
             verified_before: 0,
             tenant_id: tenant_id.to_owned(),
@@ -206,6 +230,11 @@ impl Audit {
             return Some(st);
         }
         self.reading_ledger = false;
+        if chain_done && self.ledger.broken().is_none() {
+            // The rollups last: once the chain and the ledger are read.
+            self.reading_rollups = true;
+            return self.rollups.next(d);
+        }
         // A chunk never reads past the call's budget.
         let left = self.budget.map_or(CHUNK as u64, |b| {
             b.saturating_sub(self.verifier.verified() - self.verified_before)
@@ -218,6 +247,9 @@ impl Audit {
     pub fn feed(&mut self, rows: &[Row]) -> StoreResult<()> {
         if self.reading_ledger {
             return self.ledger.feed(rows);
+        }
+        if self.reading_rollups {
+            return self.rollups.feed(rows);
         }
         if rows.is_empty() {
             self.exhausted = true;
@@ -322,6 +354,8 @@ impl Audit {
                 checkpoint: self.kept_check,
                 ledger_entries: self.ledger.checked(),
                 first_bad_entry: None,
+                rollup_periods: 0,
+                first_bad_rollup: None,
                 complete: false,
                 resume: None,
             };
@@ -338,12 +372,21 @@ impl Audit {
                 .finish(self.bounds.head_seq, &self.bounds.head_hash)
                 .err(),
         };
-        let ok = bad.is_none() && ledger_break.is_none();
-        let reason = bad.as_ref().map(|b| b.reason.clone()).or_else(|| {
-            ledger_break
-                .as_ref()
-                .map(|l| format!("credit ledger: {}", l.reason))
-        });
+        let rollup_break = self.rollups.broken().cloned();
+        let ok = bad.is_none() && ledger_break.is_none() && rollup_break.is_none();
+        let reason = bad
+            .as_ref()
+            .map(|b| b.reason.clone())
+            .or_else(|| {
+                ledger_break
+                    .as_ref()
+                    .map(|l| format!("credit ledger: {}", l.reason))
+            })
+            .or_else(|| {
+                rollup_break
+                    .as_ref()
+                    .map(|r| format!("rollups ({}): {}", r.tier.as_str(), r.reason))
+            });
         let v = Verification {
             ok,
             verified: self.verifier.verified(),
@@ -354,6 +397,13 @@ impl Audit {
             checkpoint: self.kept_check,
             ledger_entries: self.ledger.checked(),
             first_bad_entry: ledger_break.map(|l| l.entry),
+            rollup_periods: self.rollups.periods(),
+            first_bad_rollup: rollup_break.map(|r| BadRollup {
+                tier: r.tier.as_str(),
+                period_start: r
+                    .period_start
+                    .and_then(|p| crm_core::Timestamp::from_millis(p).ok()),
+            }),
             complete: true,
             resume: None,
         };

@@ -468,6 +468,7 @@ pub async fn revoke_key(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
         )));
     }
     d1::transaction(&db, &[keys::revoke(DIALECT, caller.tenant(), id, now_ms())]).await?;
+    crate::auth::forget_keys();
     Ok(().into())
 }
 

@@ -2,9 +2,12 @@
 //! the signed token and nothing else; the rules of what each may do are
 //! `crm_api::access`, shared with crm-host.
 
+use std::cell::RefCell;
+
 use crm_api::access::{Denied, Principal};
 use crm_api::error::ApiCode;
 use crm_api::viewer_tokens;
+use crm_store::key_cache::KeyCache;
 use crm_store::keys::{self, KeyScope};
 use crm_store::listing::Subject;
 use crm_store::tenants;
@@ -79,16 +82,17 @@ pub async fn caller(req: &Request, env: &Env) -> ApiResult<Caller> {
     if token.starts_with("vt1.") {
         return viewer(env, token, now).await;
     }
-    let unknown = || unauthorized("unknown, expired or revoked API key");
     let hash = keys::hash_key(token);
-    let tenant = shards::tenant_of_key(env, &hash)
-        .await?
-        .ok_or_else(unknown)?;
-    let db = Db::of_tenant(env, &tenant).await?;
-    let row = d1::query_opt(&db, &keys::lookup(DIALECT, &hash, now))
-        .await?
-        .ok_or_else(unknown)?;
-    let key = keys::decode(&row)?;
+    let cached = KEYS.with(|c| c.borrow().get(&hash, now));
+    let found = match cached {
+        Some(known) => known,
+        None => {
+            let found = look_up(env, &hash, now).await?;
+            KEYS.with(|c| c.borrow_mut().put(hash, found.clone(), now));
+            found
+        }
+    };
+    let key = found.ok_or_else(|| unauthorized("unknown, expired or revoked API key"))?;
     Ok(Caller {
         tenant_id: key.tenant_id,
         tenant_version: key.tenant_version,
@@ -97,6 +101,31 @@ pub async fn caller(req: &Request, env: &Env) -> ApiResult<Caller> {
             scopes: key.scopes,
         },
     })
+}
+
+thread_local! {
+    /// Keys (and misses) this isolate looked up in the last second
+    /// (`crm_store::key_cache`): a repeated or unknown key costs no D1 query.
+    static KEYS: RefCell<KeyCache> = RefCell::default();
+}
+
+/// Forgets this isolate's keys (after a revocation through it).
+pub fn forget_keys() {
+    KEYS.with(|c| c.borrow_mut().clear());
+}
+
+/// The live key with this hash: its tenant from the control database, the key from
+/// the tenant's shard.
+async fn look_up(env: &Env, hash: &str, now: i64) -> ApiResult<Option<keys::KeyRecord>> {
+    let Some(tenant) = shards::tenant_of_key(env, hash).await? else {
+        return Ok(None);
+    };
+    let db = Db::of_tenant(env, &tenant).await?;
+    d1::query_opt(&db, &keys::lookup(DIALECT, hash, now))
+        .await?
+        .map(|row| keys::decode(&row))
+        .transpose()
+        .map_err(Into::into)
 }
 
 async fn viewer(env: &Env, token: &str, now: i64) -> ApiResult<Caller> {

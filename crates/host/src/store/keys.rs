@@ -26,10 +26,10 @@ pub fn generate() -> (String, String) {
 
 impl Store {
     /// The live key with this text, and its tenant's current version.
-    /// Answered from the key cache when it can (`key_cache.rs`).
+    /// Answered from the key cache when it can (`crm_store::key_cache`).
     pub async fn key(&self, key: &str, now: i64) -> HostResult<Option<KeyRecord>> {
         let (d, hash) = (self.dialect(), hash_key(key));
-        if let Some(known) = self.inner.keys.get(&hash, now) {
+        if let Some(known) = self.inner.keys.read().ok().and_then(|c| c.get(&hash, now)) {
             return Ok(known);
         }
         let lookup = keys::lookup(d, &hash, now);
@@ -40,7 +40,9 @@ impl Store {
                     .transpose()
             })
             .await?;
-        self.inner.keys.put(hash, found.clone());
+        if let Ok(mut cache) = self.inner.keys.write() {
+            cache.put(hash, found.clone(), now);
+        }
         Ok(found)
     }
 
@@ -145,7 +147,9 @@ impl Store {
                 Ok(c.execute(&keys::revoke(d, &tenant, &key_id, now))? > 0)
             })
             .await?;
-        self.inner.keys.clear();
+        if let Ok(mut cache) = self.inner.keys.write() {
+            cache.clear();
+        }
         Ok(revoked)
     }
 }

@@ -2,14 +2,13 @@
 //! hosts over one database). The SQL and the decisions live in `crm-store`, shared
 //! with the worker; this module runs them: `driver.rs` is the whole backend
 //! interface (a new backend implements `Conn` and `Connector`), `group_commit.rs` the
-//! one writer per process, `pool.rs` the readers, `key_cache.rs` the keys recently
-//! looked up, and the files beside them the operations the service layer calls.
+//! one writer per process, `pool.rs` the readers (keys recently
+//! looked up are held in a `crm_store::key_cache`), and the files beside them the operations the service layer calls.
 
 mod driver;
 mod group_commit;
 mod idempotency;
 mod ingest;
-mod key_cache;
 mod keys;
 mod migrate;
 mod pool;
@@ -73,7 +72,8 @@ struct Inner {
     dialect: Dialect,
     reads: Pool,
     writer: Writer,
-    keys: key_cache::KeyCache,
+    /// `crm_store::key_cache`, shared by this process's threads.
+    keys: std::sync::RwLock<crm_store::key_cache::KeyCache>,
 }
 
 impl Store {
@@ -98,7 +98,7 @@ impl Store {
                 dialect,
                 reads: Pool::new(connector),
                 writer,
-                keys: key_cache::KeyCache::default(),
+                keys: std::sync::RwLock::default(),
             }),
         })
     }

@@ -708,3 +708,95 @@ async fn a_flood_of_distinct_values_is_folded_once_its_day_closes() {
     let (_, v) = s.get("/v1/audit/verify", &k.read).await;
     assert_eq!(v["ok"], true, "{v}");
 }
+
+/// Issue 26.6: reports answer from rollups, which are outside the chain, so the audit
+/// recounts them against the stored records: a period's count lowered, a tier's count
+/// raised, credits moved between periods — each named by its tier (and period).
+#[tokio::test(flavor = "multi_thread")]
+async fn rollups_edited_behind_the_engines_back_are_named_by_the_audit() {
+    let (s, k) = seeded(60).await;
+    // Records in two hours, so credits can be moved between periods.
+    let earlier = (chrono::Utc::now() - chrono::Duration::hours(5))
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string();
+    let mut a = activity("older-1", "user-123", "crm.leads.read");
+    a["occurredAt"] = json!(earlier);
+    assert_eq!(s.post("/v1/activities", &k.ingest, json!([a])).await.0, 201);
+    let v = verify(&s, &k).await;
+    assert_eq!(v["ok"], true, "{v}");
+    assert!(v["rollupPeriods"].as_u64().expect("periods") >= 8, "{v}");
+
+    let one_row = |tier: &str| {
+        format!(
+            "tenant_id = 't-audit' AND tier = '{tier}' AND (period_start, department_path, dimension, value) =
+             (SELECT period_start, department_path, dimension, value FROM report_rollups
+              WHERE tenant_id = 't-audit' AND tier = '{tier}' AND dimension IN ('outcome', 'time')
+              ORDER BY period_start DESC LIMIT 1)"
+        )
+    };
+    let named = |v: &Value, tier: &str, period: bool| {
+        assert_eq!(v["ok"], false, "{v}");
+        assert_eq!(v["firstBadRollup"]["tier"], tier, "{v}");
+        assert_eq!(
+            v["firstBadRollup"].get("periodStart").is_some(),
+            period,
+            "{v}"
+        );
+        assert!(v.get("firstBadSeq").is_none(), "{v}");
+    };
+    // A count lowered: the period's records outnumber it.
+    tamper(
+        &s,
+        &format!(
+            "UPDATE report_rollups SET count = count - 1 WHERE {}",
+            one_row("h")
+        ),
+    )
+    .await;
+    named(&verify(&s, &k).await, "h", true);
+    tamper(
+        &s,
+        &format!(
+            "UPDATE report_rollups SET count = count + 1 WHERE {}",
+            one_row("h")
+        ),
+    )
+    .await;
+    assert_eq!(verify(&s, &k).await["ok"], true);
+    // A count raised: the tier counts a record the chain never held.
+    tamper(
+        &s,
+        &format!(
+            "UPDATE report_rollups SET count = count + 1 WHERE {}",
+            one_row("d")
+        ),
+    )
+    .await;
+    named(&verify(&s, &k).await, "d", false);
+    tamper(
+        &s,
+        &format!(
+            "UPDATE report_rollups SET count = count - 1 WHERE {}",
+            one_row("d")
+        ),
+    )
+    .await;
+    // Credits moved from the latest hour to the earlier one: totals unchanged.
+    tamper(
+        &s,
+        &format!(
+            "UPDATE report_rollups SET credits_units = credits_units - 1 WHERE {}",
+            one_row("th")
+        ),
+    )
+    .await;
+    tamper(
+        &s,
+        "UPDATE report_rollups SET credits_units = credits_units + 1
+         WHERE tenant_id = 't-audit' AND tier = 'th' AND (period_start, department_path, value) =
+           (SELECT period_start, department_path, value FROM report_rollups
+            WHERE tenant_id = 't-audit' AND tier = 'th' ORDER BY period_start LIMIT 1)",
+    )
+    .await;
+    named(&verify(&s, &k).await, "th", true);
+}
