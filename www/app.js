@@ -1,6 +1,6 @@
 // Dashboard glue: fetches the API, hands report JSON to crm-web (Rust → SVG), fills the
 // table. No chart logic here.
-import init, { renderChart, verifyExport } from '/pkg/crm_web.js';
+import init, { renderBurnDown, renderChart, verifyExport } from '/pkg/crm_web.js';
 
 const $ = (sel) => document.querySelector(sel);
 const state = { key: sessionStorage.getItem('crm-key'), session: null, cursor: null, seq: 0 };
@@ -74,7 +74,7 @@ async function signIn(key) {
   $('#verify-server').hidden = !state.session.tenantWide;
   if (!state.session.departments.length) $('#scope-kind').value = 'users';
   fillScopes();
-  await Promise.all([refresh(), balance()]);
+  await Promise.all([refresh(), balance(), credits()]);
 }
 
 function signOut() {
@@ -99,6 +99,42 @@ async function balance() {
     $('#balance').textContent = b.balance;
   } catch (err) {
     $('#balance').textContent = '–';
+  }
+}
+
+const when = (t) => (t ? new Date(t).toLocaleString() : '–');
+
+// The tenant's grants with their remainders, the balance after each of the latest
+// ledger entries, and the alerts raised (tenant-wide sign-ins only).
+async function credits() {
+  if (!state.session.tenantWide) return;
+  try {
+    const [grants, ledger, alerts] = await Promise.all([
+      api('/v1/credits/grants?limit=50'),
+      api('/v1/credits/ledger?limit=200'),
+      api('/v1/credits/alerts?limit=20'),
+    ]);
+    $('#burn-down').innerHTML = renderBurnDown(JSON.stringify(ledger));
+    const body = $('#grants tbody');
+    body.replaceChildren();
+    for (const g of grants.grants) {
+      const tr = document.createElement('tr');
+      tr.append(cell(g.id), cell(g.amount), cell(g.remaining), cell(String(g.priority)),
+        cell(when(g.effectiveAt)), cell(when(g.expiresAt)), cell(g.status, `grant-${g.status}`), cell(g.reason));
+      body.append(tr);
+    }
+    const list = $('#alerts');
+    list.replaceChildren();
+    for (const a of alerts.alerts) {
+      const li = document.createElement('li');
+      li.className = `alert-${a.state}`;
+      li.textContent = `${when(a.at)} · ${a.ruleId} ${a.state}${a.grantId ? ` (grant ${a.grantId})` : ''} · balance ${a.balance}`;
+      list.append(li);
+    }
+    if (!alerts.alerts.length) list.append(Object.assign(document.createElement('li'), { textContent: 'No alerts raised.' }));
+    $('#credits-panel').hidden = false;
+  } catch (err) {
+    showError(explain(err));
   }
 }
 

@@ -171,6 +171,47 @@ test('the demo link signs in with a viewer token; export and both verifications 
   await page.close();
 });
 
+async function apiCall(method, path, body) {
+  const r = await fetch(`${url}${path}`, {
+    method,
+    headers: { Authorization: `Bearer ${key}`, 'Content-Type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  return [r.status, await r.json()];
+}
+
+// Issue 27: the credits panel shows the API's grants with their remainders, a point of
+// the burn-down per ledger entry, and the alerts raised.
+test('the credits panel shows grants, the burn-down and alerts as the API has them', async () => {
+  const [gs] = await apiCall('POST', '/v1/credits/grants', { amount: '25', reason: 'browser top-up', priority: 80 });
+  assert.equal(gs, 200);
+  const [, b] = await apiCall('GET', '/v1/credits/balance');
+  const [, doc] = await apiCall('GET', '/v1/policy');
+  const [ps] = await apiCall('PUT', '/v1/policy', { ...doc.policy, creditAlerts: [{ id: 'browser-low', balanceBelow: b.balance }] });
+  assert.equal(ps, 200);
+  const [as] = await apiCall('POST', '/v1/credits/adjustments', { amount: '1', reason: 'browser correction' });
+  assert.equal(as, 200);
+  const [, grants] = await apiCall('GET', '/v1/credits/grants?limit=50');
+  const [, ledger] = await apiCall('GET', '/v1/credits/ledger?limit=200');
+  const [, alerts] = await apiCall('GET', '/v1/credits/alerts?limit=20');
+  assert.ok(alerts.alerts.some((a) => a.ruleId === 'browser-low' && a.state === 'fired'), JSON.stringify(alerts));
+
+  const { page, problems } = await openPage();
+  await signIn(page, key);
+  await waitReady(page);
+  await page.waitForSelector('#credits-panel', { state: 'visible' });
+  const rows = await page.$$eval('#grants tbody tr', (trs) => trs.map((tr) => [...tr.cells].map((c) => c.textContent)));
+  assert.deepEqual(rows.map((r) => [r[0], r[1], r[2], r[3], r[6]]),
+    grants.grants.map((g) => [g.id, g.amount, g.remaining, String(g.priority), g.status]));
+  assert.ok(rows.some((r) => r[7] === 'browser top-up'));
+  assert.equal(await page.$$eval('#burn-down circle', (cs) => cs.length), ledger.entries.length);
+  const items = await page.$$eval('#alerts li', (lis) => lis.map((li) => li.className));
+  assert.deepEqual(items, alerts.alerts.map((a) => `alert-${a.state}`));
+  await apiCall('PUT', '/v1/policy', { ...doc.policy });
+  assert.deepEqual(problems, []);
+  await page.close();
+});
+
 test('a user-scoped viewer token shows that user only', async () => {
   const r = await fetch(`${url}/v1/viewer-tokens`, {
     method: 'POST',
@@ -187,6 +228,7 @@ test('a user-scoped viewer token shows that user only', async () => {
   const options = await page.$$eval('#scope-id option', (os) => os.map((o) => o.value));
   assert.deepEqual(options, ['user-004']);
   assert.equal(await page.isHidden('.balance'), true);
+  assert.equal(await page.isHidden('#credits-panel'), true, 'credits are for tenant-wide sign-ins');
   assert.deepEqual(problems, []);
   await page.close();
 });
@@ -200,6 +242,7 @@ test('screenshots at laptop and phone width', async () => {
     await waitReady(page);
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     assert.ok(overflow <= 1, `${name}: page is ${overflow}px wider than the viewport`);
+    if (name === 'desktop') await page.waitForSelector('#credits-panel', { state: 'visible' });
     await page.screenshot({ path: join(screenshots, `dashboard-${name}.png`), fullPage: name === 'desktop' });
     assert.deepEqual(problems, []);
     await page.close();

@@ -49,6 +49,13 @@ test('the dashboard signs in at the edge with a viewer token, shows the API tota
   await page.waitForFunction(() => document.body.dataset.state === 'ready', null, { timeout: 30_000 });
   assert.equal(new URL(page.url()).hash, '', 'the token is taken out of the address bar');
   assert.match(await page.textContent('#balance'), /^\d+\.\d{4}$/);
+  // The credits panel (issue 27): the edge's grants and a burn-down point per entry.
+  await page.waitForSelector('#credits-panel', { state: 'visible' });
+  const [, grants] = await call('GET', '/v1/credits/grants?limit=50', keys['edge-a'].read);
+  const [, ledger] = await call('GET', '/v1/credits/ledger?limit=200', keys['edge-a'].read);
+  assert.deepEqual(await page.$$eval('#grants tbody tr', (trs) => trs.map((tr) => tr.cells[0].textContent)),
+    grants.grants.map((g) => g.id));
+  assert.equal(await page.$$eval('#burn-down circle', (cs) => cs.length), ledger.entries.length);
   const kind = await page.inputValue('#scope-kind');
   const id = await page.inputValue('#scope-id');
   const period = await page.inputValue('#period');

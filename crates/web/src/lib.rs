@@ -2,6 +2,7 @@
 //! only glues), and client-side aggregation uses crm-core itself, so a report computed
 //! in the browser equals the server's.
 
+mod burn_down;
 mod export;
 mod svg;
 mod verify;
@@ -22,6 +23,13 @@ fn js_err(e: impl std::fmt::Display) -> JsError {
 pub fn render_chart(report_json: &str, chart: &str) -> Result<String, JsError> {
     let chart = Chart::parse(chart).ok_or_else(|| js_err(format!("unknown chart `{chart}`")))?;
     render(report_json, chart).map_err(js_err)
+}
+
+/// Renders the balance after each entry of a `GET /v1/credits/ledger` page as an SVG
+/// document string.
+#[wasm_bindgen(js_name = renderBurnDown)]
+pub fn render_burn_down(ledger_json: &str) -> Result<String, JsError> {
+    burn_down::render(ledger_json).map_err(js_err)
 }
 
 /// Aggregates an NDJSON export (one activity per line) into a report JSON.

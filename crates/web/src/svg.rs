@@ -8,10 +8,10 @@ use crm_core::report::ReportBody;
 
 /// Chart canvas: fits a laptop column and scales down (viewBox) to phone width.
 const WIDTH: u32 = 640;
-const HEIGHT: u32 = 240;
-const MARGIN: u32 = 32;
+pub(crate) const HEIGHT: u32 = 240;
+pub(crate) const MARGIN: u32 = 32;
 /// The timeline spans the page width, so it gets a wider canvas (same text size).
-const TIMELINE_WIDTH: u32 = 960;
+pub(crate) const TIMELINE_WIDTH: u32 = 960;
 /// Horizontal charts: rows, the label column and room for the value after the bar.
 const ROW_HEIGHT: u32 = 22;
 const LABEL_WIDTH: u32 = 200;
@@ -127,14 +127,14 @@ fn counts(map: &std::collections::BTreeMap<String, u64>) -> Vec<(String, u64, St
     v
 }
 
-fn escape(text: &str) -> String {
+pub(crate) fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
 }
 
-fn open(out: &mut String, title: &str, desc: &str, width: u32, height: u32) {
+pub(crate) fn open(out: &mut String, title: &str, desc: &str, width: u32, height: u32) {
     let _ = write!(
         out,
         r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" role="img" aria-label="{t}" class="chart"><title>{t}</title><desc>{d}</desc>"#,
