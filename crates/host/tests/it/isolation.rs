@@ -1,6 +1,6 @@
 //! A scripted attacker: holding every credential of tenant A (admin, ingest and read
-//! keys, a tenant-wide viewer token, a user-scoped one, an expired one, and tokens
-//! forged for tenant B), it calls every documented endpoint with B's ids in every path
+//! keys, a tenant-wide viewer token, a user-scoped one, a department-scoped one, an
+//! expired one, and tokens forged for tenant B), it calls every documented endpoint with B's ids in every path
 //! parameter, query parameter and body field it can. Nothing of B may come back (B's
 //! data carries markers that appear nowhere else) and nothing of B may change.
 
