@@ -4,7 +4,7 @@
 
 use crm_core::directory::CompiledDirectory;
 use crm_core::viewer_token::TokenScope;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crm_store::keys::KeyScope;
 use crm_store::listing::Subject;
@@ -161,37 +161,71 @@ impl Principal {
         tenant_id: &str,
         spec: &Value,
         dir: &CompiledDirectory,
-    ) -> Result<Value, crm_core::CoreError> {
-        let visible = |kind: &str, make: fn(String) -> Subject| -> Vec<Value> {
+    ) -> Result<Session, crm_core::CoreError> {
+        let visible = |kind: &str, make: fn(String) -> Subject| -> Vec<Named> {
             spec[kind]
                 .as_array()
                 .into_iter()
                 .flatten()
-                .filter(|item| {
-                    let id = item["id"].as_str().unwrap_or_default().to_owned();
-                    self.may_read(&make(id), dir).is_ok()
+                .map(|item| Named {
+                    id: item["id"].as_str().unwrap_or_default().to_owned(),
+                    name: item["name"].as_str().unwrap_or_default().to_owned(),
                 })
-                .map(|item| json!({ "id": item["id"], "name": item["name"] }))
+                .filter(|named| self.may_read(&make(named.id.clone()), dir).is_ok())
                 .collect()
         };
-        let who = match self {
-            Principal::Key { id, scopes } => json!({
-                "kind": "key", "keyId": id,
-                "scopes": scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
-            }),
-            Principal::Viewer { scope, expires_at } => json!({
-                "kind": "viewer", "scope": scope,
-                "expiresAt": crm_core::Timestamp::from_millis(*expires_at)?,
-            }),
+        let caller = match self {
+            Principal::Key { id, scopes } => SessionCaller::Key {
+                key_id: id.clone(),
+                scopes: scopes.iter().map(|s| s.as_str().to_owned()).collect(),
+            },
+            Principal::Viewer { scope, expires_at } => SessionCaller::Viewer {
+                scope: scope.clone(),
+                expires_at: crm_core::Timestamp::from_millis(*expires_at)?,
+            },
         };
-        Ok(json!({
-            "tenantId": tenant_id,
-            "caller": who,
-            "tenantWide": self.is_tenant_wide(),
-            "users": visible("users", Subject::User),
-            "departments": visible("departments", Subject::Department),
-        }))
+        Ok(Session {
+            tenant_id: tenant_id.to_owned(),
+            caller,
+            tenant_wide: self.is_tenant_wide(),
+            users: visible("users", Subject::User),
+            departments: visible("departments", Subject::Department),
+        })
     }
+}
+
+/// `GET /v1/session`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Session {
+    pub tenant_id: String,
+    pub caller: SessionCaller,
+    /// Whether the caller sees the whole tenant.
+    pub tenant_wide: bool,
+    /// The users it may look at.
+    pub users: Vec<Named>,
+    /// The departments it may look at.
+    pub departments: Vec<Named>,
+}
+
+/// Who is calling: an API key or a viewer token.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum SessionCaller {
+    #[serde(rename_all = "camelCase")]
+    Key { key_id: String, scopes: Vec<String> },
+    #[serde(rename_all = "camelCase")]
+    Viewer {
+        scope: TokenScope,
+        expires_at: crm_core::Timestamp,
+    },
+}
+
+/// A user or department: its id and display name.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
+pub struct Named {
+    pub id: String,
+    pub name: String,
 }
 
 #[cfg(test)]

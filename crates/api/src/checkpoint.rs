@@ -22,7 +22,7 @@ type Params = BTreeMap<String, String>;
 const CONTEXT: &str = "crm-checkpoint-v1";
 
 /// A signed statement of a tenant's chain head.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Checkpoint {
     pub tenant_id: String,

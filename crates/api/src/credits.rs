@@ -59,7 +59,7 @@ pub fn ledger_query(
 }
 
 /// A page of the ledger, newest first.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LedgerPage {
     pub entries: Vec<LedgerEntry>,
@@ -84,7 +84,7 @@ impl LedgerPage {
 }
 
 /// The price of one operation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Price {
     pub operation: String,

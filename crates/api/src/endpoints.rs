@@ -4,7 +4,16 @@
 //! worker serves the same document, and [`document`] renders it as OpenAPI 3.1
 //! (`GET /v1/openapi.json`). Schemas are JSON Schema 2020-12, as OpenAPI 3.1 uses.
 
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use schemars::generate::{SchemaGenerator, SchemaSettings};
 use serde_json::{Map, Value, json};
+
+use crate::{
+    access, checkpoint, credits, dashboards, edge, ingest, leads, listing, operations, permissions,
+    provisioning, reports, requests, status, versioned, viewer_tokens, wallet,
+};
 
 /// What credential an endpoint needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,6 +56,14 @@ impl BodyLimit {
     }
 }
 
+/// A JSON body's schema, derived from its Rust type: `schema::<T>`.
+pub type Schema = fn(&mut SchemaGenerator) -> schemars::Schema;
+
+/// The schema of `T` (a `$ref` into the document's components for named types).
+pub fn schema<T: JsonSchema>(generator: &mut SchemaGenerator) -> schemars::Schema {
+    generator.subschema_for::<T>()
+}
+
 /// One documented endpoint.
 #[derive(Debug, Clone, Copy)]
 pub struct Endpoint {
@@ -59,12 +76,12 @@ pub struct Endpoint {
     pub path: &'static str,
     pub summary: &'static str,
     pub access: Access,
-    /// Component schema of the JSON request body, if any.
-    pub body: Option<&'static str>,
+    /// The JSON request body's type, if the endpoint takes one.
+    pub body: Option<Schema>,
     /// Query parameters accepted (all optional strings unless the summary says).
     pub query: &'static [&'static str],
-    /// (status, component schema or "" for no JSON body), the success answers.
-    pub ok: &'static [(u16, &'static str)],
+    /// The success answers: status and the JSON body's type (none: no JSON body).
+    pub ok: &'static [(u16, Option<Schema>)],
     /// Whether the endpoint honours `Idempotency-Key`.
     pub idempotent: bool,
 }
@@ -197,7 +214,7 @@ const fn ep(
         access,
         body: None,
         query: &[],
-        ok: &[(200, "Object")],
+        ok: &[],
         idempotent: false,
     }
 }
@@ -209,7 +226,7 @@ const ADMIN: Access = Access::Scope("admin");
 /// Every endpoint of the API.
 pub const ENDPOINTS: &[Endpoint] = &[
     Endpoint {
-        ok: &[(200, "Health")],
+        ok: &[(200, Some(schema::<status::Health>))],
         ..ep(
             "getHealth",
             "status",
@@ -220,7 +237,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         )
     },
     Endpoint {
-        ok: &[(200, "Ready")],
+        ok: &[(200, Some(schema::<status::Ready>))],
         ..ep(
             "getReadiness",
             "status",
@@ -231,7 +248,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         )
     },
     Endpoint {
-        ok: &[(200, "")],
+        ok: &[(200, None)],
         ..ep(
             "getPrometheusMetrics",
             "status",
@@ -242,7 +259,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         )
     },
     Endpoint {
-        ok: &[(200, "Object")],
+        ok: &[(200, Some(schema::<Map<String, Value>>))],
         ..ep(
             "getOpenApiDocument",
             "status",
@@ -253,7 +270,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         )
     },
     Endpoint {
-        ok: &[(200, "Metrics")],
+        ok: &[(200, Some(schema::<status::Metrics>))],
         ..ep(
             "getMetrics",
             "status",
@@ -264,7 +281,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         )
     },
     Endpoint {
-        ok: &[(200, "Session")],
+        ok: &[(200, Some(schema::<access::Session>))],
         ..ep(
             "getSession",
             "access",
@@ -275,7 +292,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         )
     },
     Endpoint {
-        ok: &[(200, "DirectoryDocument")],
+        ok: &[(200, Some(schema::<versioned::DirectoryDocument>))],
         ..ep(
             "getDirectory",
             "directory",
@@ -286,8 +303,8 @@ pub const ENDPOINTS: &[Endpoint] = &[
         )
     },
     Endpoint {
-        body: Some("Directory"),
-        ok: &[(200, "DirectorySummary")],
+        body: Some(schema::<crm_core::directory::DirectorySpec>),
+        ok: &[(200, Some(schema::<versioned::DirectorySummary>))],
         ..ep(
             "replaceDirectory",
             "directory",
@@ -298,8 +315,8 @@ pub const ENDPOINTS: &[Endpoint] = &[
         )
     },
     Endpoint {
-        body: Some("DirectoryPatch"),
-        ok: &[(200, "DirectorySummary")],
+        body: Some(schema::<crm_core::directory::DirectoryPatch>),
+        ok: &[(200, Some(schema::<versioned::DirectorySummary>))],
         ..ep(
             "patchDirectory",
             "directory",
@@ -310,8 +327,8 @@ pub const ENDPOINTS: &[Endpoint] = &[
         )
     },
     Endpoint {
-        body: Some("CheckRequest"),
-        ok: &[(200, "CheckAnswer")],
+        body: Some(schema::<permissions::CheckBody>),
+        ok: &[(200, Some(schema::<permissions::CheckAnswer>))],
         ..ep(
             "checkPermissions",
             "permissions",
@@ -322,7 +339,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         )
     },
     Endpoint {
-        ok: &[(200, "PolicyDocument")],
+        ok: &[(200, Some(schema::<versioned::PolicyDocument>))],
         ..ep(
             "getPolicy",
             "policy",
@@ -333,8 +350,8 @@ pub const ENDPOINTS: &[Endpoint] = &[
         )
     },
     Endpoint {
-        body: Some("Policy"),
-        ok: &[(200, "PolicyDocument")],
+        body: Some(schema::<crm_core::tenant::TenantPolicy>),
+        ok: &[(200, Some(schema::<versioned::PolicyDocument>))],
         ..ep(
             "replacePolicy",
             "policy",
@@ -345,7 +362,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         )
     },
     Endpoint {
-        ok: &[(200, "Prices")],
+        ok: &[(200, Some(schema::<crm_core::pricing::PriceTable>))],
         ..ep(
             "getPrices",
             "credits",
@@ -356,8 +373,8 @@ pub const ENDPOINTS: &[Endpoint] = &[
         )
     },
     Endpoint {
-        body: Some("Prices"),
-        ok: &[(200, "Prices")],
+        body: Some(schema::<crm_core::pricing::PriceTable>),
+        ok: &[(200, Some(schema::<versioned::PriceList>))],
         ..ep(
             "replacePrices",
             "credits",
@@ -368,7 +385,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         )
     },
     Endpoint {
-        ok: &[(200, "Price")],
+        ok: &[(200, Some(schema::<credits::Price>))],
         ..ep(
             "getOperationPrice",
             "credits",
@@ -379,8 +396,8 @@ pub const ENDPOINTS: &[Endpoint] = &[
         )
     },
     Endpoint {
-        body: Some("ProvisionRequest"),
-        ok: &[(201, "Provisioned")],
+        body: Some(schema::<provisioning::ProvisionRequest>),
+        ok: &[(201, Some(schema::<provisioning::Provisioned>))],
         ..ep(
             "provisionTenant",
             "operator",
@@ -391,7 +408,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         )
     },
     Endpoint {
-        ok: &[(200, "Balance")],
+        ok: &[(200, Some(schema::<wallet::Balance>))],
         ..ep(
             "getBalance",
             "credits",
@@ -403,7 +420,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
     },
     Endpoint {
         query: &["status", "limit", "cursor"],
-        ok: &[(200, "GrantPage")],
+        ok: &[(200, Some(schema::<wallet::GrantsPage>))],
         ..ep(
             "listCreditGrants",
             "credits",
@@ -415,7 +432,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
     },
     Endpoint {
         query: &["limit", "cursor"],
-        ok: &[(200, "AlertPage")],
+        ok: &[(200, Some(schema::<wallet::AlertsPage>))],
         ..ep(
             "listCreditAlerts",
             "credits",
@@ -426,7 +443,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         )
     },
     Endpoint {
-        ok: &[(200, "WalletAnswer")],
+        ok: &[(200, Some(schema::<wallet::WalletAnswer>))],
         idempotent: true,
         ..ep(
             "voidCreditGrant",
@@ -438,8 +455,8 @@ pub const ENDPOINTS: &[Endpoint] = &[
         )
     },
     Endpoint {
-        body: Some("Adjustment"),
-        ok: &[(200, "WalletAnswer")],
+        body: Some(schema::<wallet::AdjustmentRequest>),
+        ok: &[(200, Some(schema::<wallet::WalletAnswer>))],
         idempotent: true,
         ..ep(
             "adjustCredits",
@@ -452,7 +469,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
     },
     Endpoint {
         query: &["since", "from", "to", "kind", "limit", "cursor"],
-        ok: &[(200, "LedgerPage")],
+        ok: &[(200, Some(schema::<credits::LedgerPage>))],
         ..ep(
             "listCreditLedger",
             "credits",
@@ -463,8 +480,8 @@ pub const ENDPOINTS: &[Endpoint] = &[
         )
     },
     Endpoint {
-        body: Some("Grant"),
-        ok: &[(200, "WalletAnswer")],
+        body: Some(schema::<wallet::GrantRequest>),
+        ok: &[(200, Some(schema::<wallet::WalletAnswer>))],
         idempotent: true,
         ..ep(
             "grantCredits",
@@ -476,11 +493,11 @@ pub const ENDPOINTS: &[Endpoint] = &[
         )
     },
     Endpoint {
-        body: Some("ActivityInput"),
+        body: Some(schema::<ingest::Submission>),
         ok: &[
-            (201, "IngestAnswer"),
-            (200, "IngestAnswer"),
-            (202, "QueuedAnswer"),
+            (201, Some(schema::<ingest::IngestAnswer>)),
+            (200, Some(schema::<ingest::IngestAnswer>)),
+            (202, Some(schema::<ingest::QueuedAnswer>)),
         ],
         query: &["sync"],
         idempotent: true,
@@ -495,7 +512,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
     },
     Endpoint {
         query: LIST_QUERY,
-        ok: &[(200, "Page")],
+        ok: &[(200, Some(schema::<listing::ActivityPage>))],
         ..ep(
             "listActivities",
             "activities",
@@ -506,7 +523,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         )
     },
     Endpoint {
-        ok: &[(200, "Activity")],
+        ok: &[(200, Some(schema::<crm_core::Activity>))],
         ..ep(
             "getActivity",
             "activities",
@@ -518,7 +535,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
     },
     Endpoint {
         query: LIST_QUERY,
-        ok: &[(200, "Page")],
+        ok: &[(200, Some(schema::<listing::ActivityPage>))],
         ..ep(
             "listEntityActivities",
             "activities",
@@ -530,7 +547,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
     },
     Endpoint {
         query: LIST_QUERY,
-        ok: &[(200, "Page")],
+        ok: &[(200, Some(schema::<listing::ActivityPage>))],
         ..ep(
             "listUserActivities",
             "activities",
@@ -542,7 +559,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
     },
     Endpoint {
         query: LIST_QUERY,
-        ok: &[(200, "Page")],
+        ok: &[(200, Some(schema::<listing::ActivityPage>))],
         ..ep(
             "listDepartmentActivities",
             "activities",
@@ -554,7 +571,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
     },
     Endpoint {
         query: REPORT_QUERY,
-        ok: &[(200, "Report")],
+        ok: &[(200, Some(schema::<reports::Report>))],
         ..ep(
             "getTenantReport",
             "reports",
@@ -566,7 +583,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
     },
     Endpoint {
         query: REPORT_QUERY,
-        ok: &[(200, "Report")],
+        ok: &[(200, Some(schema::<reports::Report>))],
         ..ep(
             "getUserReport",
             "reports",
@@ -578,7 +595,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
     },
     Endpoint {
         query: REPORT_QUERY,
-        ok: &[(200, "Report")],
+        ok: &[(200, Some(schema::<reports::Report>))],
         ..ep(
             "getDepartmentReport",
             "reports",
@@ -590,7 +607,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
     },
     Endpoint {
         query: REPORT_QUERY,
-        ok: &[(200, "Dashboard")],
+        ok: &[(200, Some(schema::<dashboards::Dashboard>))],
         ..ep(
             "getUserDashboard",
             "reports",
@@ -601,8 +618,11 @@ pub const ENDPOINTS: &[Endpoint] = &[
         )
     },
     Endpoint {
-        body: Some("OperationInput"),
-        ok: &[(201, "OperationAnswer"), (200, "OperationAnswer")],
+        body: Some(schema::<operations::OperationInput>),
+        ok: &[
+            (201, Some(schema::<operations::OperationAnswer>)),
+            (200, Some(schema::<operations::OperationAnswer>)),
+        ],
         idempotent: true,
         ..ep(
             "meterOperation",
@@ -614,8 +634,11 @@ pub const ENDPOINTS: &[Endpoint] = &[
         )
     },
     Endpoint {
-        body: Some("LeadCreate"),
-        ok: &[(201, "OperationAnswer"), (200, "OperationAnswer")],
+        body: Some(schema::<leads::LeadCreate>),
+        ok: &[
+            (201, Some(schema::<operations::OperationAnswer>)),
+            (200, Some(schema::<operations::OperationAnswer>)),
+        ],
         idempotent: true,
         ..ep(
             "createLead",
@@ -628,7 +651,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
     },
     Endpoint {
         query: &["userId", "sessionId", "limit", "cursor"],
-        ok: &[(200, "OperationAnswer")],
+        ok: &[(200, Some(schema::<operations::OperationAnswer>))],
         ..ep(
             "listLeads",
             "leads",
@@ -640,7 +663,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
     },
     Endpoint {
         query: &["userId", "sessionId"],
-        ok: &[(200, "OperationAnswer")],
+        ok: &[(200, Some(schema::<operations::OperationAnswer>))],
         ..ep(
             "getLead",
             "leads",
@@ -651,8 +674,8 @@ pub const ENDPOINTS: &[Endpoint] = &[
         )
     },
     Endpoint {
-        body: Some("LeadUpdate"),
-        ok: &[(200, "OperationAnswer")],
+        body: Some(schema::<leads::LeadUpdate>),
+        ok: &[(200, Some(schema::<operations::OperationAnswer>))],
         idempotent: true,
         ..ep(
             "updateLead",
@@ -681,7 +704,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
             "to",
             "afterSeq",
         ],
-        ok: &[(200, "")],
+        ok: &[(200, None)],
         ..ep(
             "exportActivities",
             "audit",
@@ -693,7 +716,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
     },
     Endpoint {
         query: &["checkpointSeq", "checkpointHash", "limit", "resume"],
-        ok: &[(200, "Verification")],
+        ok: &[(200, Some(schema::<crm_store::audit::Verification>))],
         ..ep(
             "verifyAuditChain",
             "audit",
@@ -704,7 +727,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         )
     },
     Endpoint {
-        ok: &[(200, "Checkpoint")],
+        ok: &[(200, Some(schema::<checkpoint::Checkpoint>))],
         ..ep(
             "getAuditCheckpoint",
             "audit",
@@ -716,6 +739,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
     },
     Endpoint {
         query: &["limit"],
+        ok: &[(200, Some(schema::<edge::DeadLetterList>))],
         ..ep(
             "listDeadLetters",
             "edge",
@@ -726,7 +750,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         )
     },
     Endpoint {
-        ok: &[(202, "Object")],
+        ok: &[(202, Some(schema::<edge::Redriven>))],
         ..ep(
             "redriveDeadLetter",
             "edge",
@@ -737,8 +761,8 @@ pub const ENDPOINTS: &[Endpoint] = &[
         )
     },
     Endpoint {
-        body: Some("ArchiveRequest"),
-        ok: &[(200, "ArchiveAnswer")],
+        body: Some(schema::<edge::ArchiveRequest>),
+        ok: &[(200, Some(schema::<edge::ArchiveAnswer>))],
         ..ep(
             "archiveHistory",
             "edge",
@@ -749,8 +773,8 @@ pub const ENDPOINTS: &[Endpoint] = &[
         )
     },
     Endpoint {
-        body: Some("ViewerTokenRequest"),
-        ok: &[(200, "ViewerToken")],
+        body: Some(schema::<requests::ViewerTokenRequest>),
+        ok: &[(200, Some(schema::<viewer_tokens::IssuedViewerToken>))],
         idempotent: true,
         ..ep(
             "createViewerToken",
@@ -762,7 +786,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         )
     },
     Endpoint {
-        ok: &[(204, "")],
+        ok: &[(204, None)],
         ..ep(
             "rotateViewerTokenSecret",
             "access",
@@ -773,7 +797,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         )
     },
     Endpoint {
-        ok: &[(204, "")],
+        ok: &[(204, None)],
         ..ep(
             "revokeViewerToken",
             "access",
@@ -784,7 +808,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         )
     },
     Endpoint {
-        ok: &[(200, "KeyList")],
+        ok: &[(200, Some(schema::<requests::KeyList>))],
         ..ep(
             "listKeys",
             "access",
@@ -795,8 +819,11 @@ pub const ENDPOINTS: &[Endpoint] = &[
         )
     },
     Endpoint {
-        body: Some("KeyRequest"),
-        ok: &[(201, "NewKey"), (200, "NewKey")],
+        body: Some(schema::<requests::NewKeyRequest>),
+        ok: &[
+            (201, Some(schema::<requests::NewKeyAnswer>)),
+            (200, Some(schema::<requests::NewKeyAnswer>)),
+        ],
         idempotent: true,
         ..ep(
             "createKey",
@@ -808,7 +835,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         )
     },
     Endpoint {
-        ok: &[(204, "")],
+        ok: &[(204, None)],
         ..ep(
             "revokeKey",
             "access",
@@ -819,510 +846,6 @@ pub const ENDPOINTS: &[Endpoint] = &[
         )
     },
 ];
-
-fn obj(required: &[&str], properties: Value) -> Value {
-    json!({ "type": "object", "required": required, "properties": properties })
-}
-
-fn r(name: &str) -> Value {
-    json!({ "$ref": format!("#/components/schemas/{name}") })
-}
-
-fn nullable(t: &str) -> Value {
-    json!({ "type": [t, "null"] })
-}
-
-/// The component schemas answers and bodies refer to.
-pub fn schemas() -> Map<String, Value> {
-    let credits = json!({ "type": "string", "pattern": "^-?[0-9]+\\.[0-9]{4}$", "description": "Exact credits, 4 decimals" });
-    let timestamp = json!({ "type": "string", "format": "date-time" });
-    let stored = obj(
-        &[
-            "id",
-            "seq",
-            "outcome",
-            "credits",
-            "hash",
-            "occurredAt",
-            "duplicate",
-        ],
-        json!({ "id": { "type": "string" }, "seq": { "type": "integer", "minimum": 1 }, "outcome": r("Outcome"),
-                "credits": r("Credits"), "hash": { "type": "string" }, "occurredAt": r("Timestamp"), "duplicate": { "type": "boolean" } }),
-    );
-    let activity = obj(
-        &[
-            "id",
-            "tenantId",
-            "seq",
-            "occurredAt",
-            "userId",
-            "operation",
-            "outcome",
-            "credits",
-            "userContext",
-            "permission",
-            "metadata",
-            "compliance",
-            "prevHash",
-            "hash",
-        ],
-        json!({ "id": { "type": "string" }, "tenantId": { "type": "string" }, "seq": { "type": "integer" },
-                "occurredAt": r("Timestamp"), "userId": { "type": "string" }, "operation": { "type": "string" },
-                "outcome": r("Outcome"), "credits": r("Credits"), "entityType": nullable("string"), "entityId": nullable("string"),
-                "sessionId": nullable("string"), "userContext": { "type": "object" }, "permission": { "type": "object" },
-                "metadata": { "type": "object" }, "compliance": { "type": "object" }, "directoryVersion": { "type": "integer" },
-                "prevHash": { "type": "string" }, "hash": { "type": "string" } }),
-    );
-    let decision = obj(
-        &["userId", "permission", "allowed", "source", "reason"],
-        json!({ "userId": { "type": "string" }, "permission": { "type": "string" }, "allowed": { "type": "boolean" },
-                "source": { "type": "string" }, "reason": { "type": "string" } }),
-    );
-    let entries = [
-        ("Object", json!({ "type": "object" })),
-        (
-            "Named",
-            obj(
-                &["id", "name"],
-                json!({ "id": { "type": "string" }, "name": { "type": "string" } }),
-            ),
-        ),
-        ("Credits", credits),
-        ("Timestamp", timestamp),
-        (
-            "Outcome",
-            json!({ "enum": ["success", "denied", "failed", "insufficient_credits"] }),
-        ),
-        (
-            "Error",
-            obj(
-                &["error"],
-                json!({ "error": obj(&["code", "message", "details"], json!({
-            "code": { "type": "string" }, "message": { "type": "string" }, "details": { "type": "object" } })) }),
-            ),
-        ),
-        (
-            "Health",
-            obj(&["status"], json!({ "status": { "const": "ok" } })),
-        ),
-        (
-            "Ready",
-            obj(
-                &["status", "engine"],
-                json!({ "status": { "const": "ready" }, "engine": { "type": "string" }, "fanout": { "type": "object" } }),
-            ),
-        ),
-        (
-            "Metrics",
-            obj(
-                &["requests", "fanout"],
-                json!({ "requests": obj(&["requests", "errorRate"], json!({ "requests": { "type": "integer" }, "errorRate": { "type": "number" } })), "fanout": { "type": "object" } }),
-            ),
-        ),
-        (
-            "Session",
-            obj(
-                &["tenantId", "caller", "tenantWide", "users", "departments"],
-                json!({ "tenantId": { "type": "string" }, "caller": { "type": "object" },
-            "tenantWide": { "type": "boolean" }, "users": { "type": "array", "items": r("Named") }, "departments": { "type": "array", "items": r("Named") } }),
-            ),
-        ),
-        (
-            "Directory",
-            obj(
-                &[],
-                json!({ "organizations": { "type": "array", "items": { "type": "object" } }, "departments": { "type": "array", "items": { "type": "object" } }, "users": { "type": "array", "items": { "type": "object" } }, "roles": { "type": "array", "items": { "type": "object" } } }),
-            ),
-        ),
-        (
-            "DirectoryPatch",
-            obj(
-                &[],
-                json!({ "upsert": r("Directory"), "remove": { "type": "object" } }),
-            ),
-        ),
-        (
-            "DirectoryDocument",
-            obj(
-                &["version", "directory"],
-                json!({ "version": { "type": "integer" }, "directory": r("Directory") }),
-            ),
-        ),
-        (
-            "DirectorySummary",
-            obj(
-                &["version", "users", "departments", "roles", "permissions"],
-                json!({ "version": { "type": "integer" },
-            "users": { "type": "integer" }, "departments": { "type": "integer" }, "roles": { "type": "integer" }, "permissions": { "type": "integer" } }),
-            ),
-        ),
-        (
-            "CheckRequest",
-            json!({ "oneOf": [obj(&["userId", "permission"], json!({ "userId": { "type": "string" }, "permission": { "type": "string" } })),
-            obj(&["checks"], json!({ "checks": { "type": "array", "maxItems": 1000, "items": obj(&["userId", "permission"], json!({ "userId": { "type": "string" }, "permission": { "type": "string" } })) } }))] }),
-        ),
-        ("Decision", decision),
-        (
-            "CheckAnswer",
-            json!({ "oneOf": [r("Decision"), obj(&["decisions"], json!({ "decisions": { "type": "array", "items": r("Decision") } }))] }),
-        ),
-        (
-            "Prices",
-            obj(
-                &[],
-                json!({ "default": r("Credits"), "prices": { "type": "object" } }),
-            ),
-        ),
-        (
-            "Policy",
-            obj(
-                &[],
-                json!({ "timezone": nullable("string"), "prices": r("Prices"), "redactKeys": { "type": "array", "items": { "type": "string" } },
-            "retentionDays": { "type": "integer", "minimum": 1 },
-            "creditAlerts": { "type": "array", "maxItems": 20, "items": r("AlertRule") } }),
-            ),
-        ),
-        (
-            "AlertRule",
-            obj(
-                &["id"],
-                json!({ "id": { "type": "string" }, "balanceBelow": r("Credits"),
-            "grantConsumedPercent": { "type": "integer", "minimum": 1, "maximum": 100 } }),
-            ),
-        ),
-        (
-            "PolicyDocument",
-            obj(
-                &["version", "policy"],
-                json!({ "version": { "type": "integer" }, "policy": r("Policy") }),
-            ),
-        ),
-        (
-            "ArchiveRequest",
-            obj(
-                &["olderThanDays"],
-                json!({ "olderThanDays": { "type": "integer", "minimum": 7, "maximum": 36500 } }),
-            ),
-        ),
-        (
-            "ArchiveAnswer",
-            obj(
-                &["archived", "more", "heldBackBySink"],
-                json!({ "archived": { "type": "array", "items": { "type": "object" } }, "more": { "type": "boolean" },
-            "heldBackBySink": { "type": "boolean", "description": "Older records wait because a configured sink (the upstream) has not delivered them yet." } }),
-            ),
-        ),
-        (
-            "Price",
-            obj(
-                &["operation", "price", "matched"],
-                json!({ "operation": { "type": "string" }, "price": r("Credits"), "matched": nullable("string") }),
-            ),
-        ),
-        (
-            "ProvisionRequest",
-            obj(
-                &["id", "name"],
-                json!({ "id": { "type": "string" }, "name": { "type": "string" }, "timezone": { "type": "string" },
-            "balance": { "type": ["string", "number"] }, "shard": { "type": "integer", "minimum": 0 } }),
-            ),
-        ),
-        (
-            "Provisioned",
-            obj(
-                &["tenantId", "shard", "balance", "adminKey"],
-                json!({ "tenantId": { "type": "string" }, "shard": { "type": "integer" }, "balance": r("Credits"), "adminKey": r("NewKey") }),
-            ),
-        ),
-        (
-            "BalancePart",
-            obj(
-                &["grantId", "remaining", "priority"],
-                json!({ "grantId": { "type": "string" }, "remaining": r("Credits"), "expiresAt": r("Timestamp"),
-            "priority": { "type": "integer", "minimum": 0, "maximum": 100 } }),
-            ),
-        ),
-        (
-            "Balance",
-            obj(
-                &["balance", "grants", "pending"],
-                json!({ "balance": r("Credits"), "grants": { "type": "array", "items": r("BalancePart") },
-            "pending": { "type": "array", "items": r("BalancePart") } }),
-            ),
-        ),
-        (
-            "CreditGrant",
-            obj(
-                &[
-                    "id",
-                    "amount",
-                    "remaining",
-                    "effectiveAt",
-                    "priority",
-                    "status",
-                    "reason",
-                    "createdAt",
-                ],
-                json!({ "id": { "type": "string" }, "amount": r("Credits"), "remaining": r("Credits"),
-            "effectiveAt": r("Timestamp"), "expiresAt": r("Timestamp"), "priority": { "type": "integer", "minimum": 0, "maximum": 100 },
-            "status": { "type": "string", "enum": ["pending", "active", "exhausted", "expired", "voided"] },
-            "reason": { "type": "string" }, "externalId": { "type": "string" }, "createdAt": r("Timestamp"), "closedAt": r("Timestamp") }),
-            ),
-        ),
-        (
-            "AlertEvent",
-            obj(
-                &["entry", "at", "ruleId", "state", "balance"],
-                json!({ "entry": { "type": "integer", "minimum": 1 }, "at": r("Timestamp"), "ruleId": { "type": "string" },
-            "state": { "type": "string", "enum": ["fired", "resolved"] }, "grantId": { "type": "string" }, "balance": r("Credits") }),
-            ),
-        ),
-        (
-            "AlertPage",
-            obj(
-                &["alerts"],
-                json!({ "alerts": { "type": "array", "items": r("AlertEvent") }, "nextCursor": { "type": "string" } }),
-            ),
-        ),
-        (
-            "GrantPage",
-            obj(
-                &["grants"],
-                json!({ "grants": { "type": "array", "items": r("CreditGrant") }, "nextCursor": { "type": "string" } }),
-            ),
-        ),
-        (
-            "WalletAnswer",
-            obj(
-                &["balance"],
-                json!({ "balance": r("Credits"), "grant": r("CreditGrant") }),
-            ),
-        ),
-        (
-            "Adjustment",
-            obj(
-                &["amount", "reason"],
-                json!({ "amount": { "type": ["string", "number"], "description": "What to take off (positive)." }, "reason": { "type": "string" } }),
-            ),
-        ),
-        (
-            "LedgerEntry",
-            obj(
-                &["entry", "at", "delta", "balance", "kind", "detail"],
-                json!({ "entry": { "type": "integer", "minimum": 1 }, "at": r("Timestamp"),
-            "delta": r("Credits"), "balance": r("Credits"),
-            "kind": { "type": "string", "enum": ["grant", "usage", "expiry", "void", "adjustment"] }, "detail": { "type": "string" } }),
-            ),
-        ),
-        (
-            "LedgerPage",
-            obj(
-                &["entries"],
-                json!({ "entries": { "type": "array", "items": r("LedgerEntry") }, "nextCursor": { "type": "string" } }),
-            ),
-        ),
-        (
-            "Grant",
-            obj(
-                &["amount"],
-                json!({ "amount": { "type": ["string", "number"] }, "reason": { "type": "string" },
-            "effectiveAt": r("Timestamp"), "expiresAt": r("Timestamp"),
-            "priority": { "type": "integer", "minimum": 0, "maximum": 100 }, "externalId": { "type": "string" } }),
-            ),
-        ),
-        (
-            "ActivityItem",
-            json!({ "type": "object", "required": ["userId", "operation"], "additionalProperties": false, "properties": {
-                "id": { "type": "string" }, "userId": { "type": "string" }, "operation": { "type": "string" },
-                "outcome": { "enum": ["success", "failed"] }, "entityType": { "type": "string" }, "entityId": { "type": "string" },
-                "sessionId": { "type": "string" }, "occurredAt": r("Timestamp"), "metadata": { "type": "object", "additionalProperties": true },
-                "compliance": { "type": "object", "additionalProperties": false, "properties": {
-                    "userAgent": { "type": "string" }, "location": { "type": "string" }, "authenticationMethod": { "type": "string" } } } } }),
-        ),
-        (
-            "ActivityInput",
-            json!({ "oneOf": [r("ActivityItem"), { "type": "array", "minItems": 1, "maxItems": 1000, "items": r("ActivityItem") }] }),
-        ),
-        ("Stored", stored),
-        ("Activity", activity),
-        (
-            "IngestAnswer",
-            json!({ "oneOf": [r("Stored"), obj(&["created", "duplicates", "results"], json!({ "created": { "type": "integer" },
-            "duplicates": { "type": "integer" }, "results": { "type": "array", "items": r("Stored") } }))] }),
-        ),
-        (
-            "QueuedAnswer",
-            obj(
-                &["accepted", "queued", "ids"],
-                json!({ "accepted": { "type": "integer" }, "queued": { "type": "integer" },
-                "ids": { "type": "array", "items": { "type": "string" } } }),
-            ),
-        ),
-        (
-            "Page",
-            obj(
-                &["activities", "nextCursor"],
-                json!({ "activities": { "type": "array", "items": r("Activity") }, "nextCursor": nullable("string") }),
-            ),
-        ),
-        (
-            "Report",
-            obj(
-                &[
-                    "totalActivities",
-                    "totalCreditsUsed",
-                    "operationBreakdown",
-                    "temporalBreakdown",
-                    "entityBreakdown",
-                    "outcomeBreakdown",
-                    "complianceSummary",
-                    "userBreakdown",
-                    "departmentBreakdown",
-                    "groupBy",
-                    "timezone",
-                    "period",
-                ],
-                json!({ "totalActivities": { "type": "integer" }, "totalCreditsUsed": r("Credits"), "operationBreakdown": { "type": "array", "items": { "type": "object" } },
-                "temporalBreakdown": { "type": "array", "items": { "type": "object" } }, "entityBreakdown": { "type": "array", "items": { "type": "object" } }, "outcomeBreakdown": { "type": "object" },
-                "complianceSummary": { "type": "object" }, "userBreakdown": { "type": "array", "items": { "type": "object" } }, "departmentBreakdown": { "type": "array", "items": { "type": "object" } },
-                "mostActiveUser": { "type": ["object", "null"] }, "groupBy": { "enum": ["hour", "day", "week", "month"] }, "timezone": { "type": "string" },
-                "period": obj(&["from", "to"], json!({ "from": r("Timestamp"), "to": r("Timestamp") })) }),
-            ),
-        ),
-        (
-            "Dashboard",
-            obj(
-                &[
-                    "userId",
-                    "context",
-                    "report",
-                    "recent",
-                    "recentSummary",
-                    "lastUpdated",
-                ],
-                json!({ "userId": { "type": "string" }, "context": { "type": "object" },
-            "report": r("Report"), "recent": { "type": "array", "items": r("Activity") }, "recentSummary": { "type": "object" },
-            "lastUpdated": r("Timestamp") }),
-            ),
-        ),
-        (
-            "OperationInput",
-            obj(
-                &["userId"],
-                json!({ "userId": { "type": "string" }, "entityType": { "type": "string" }, "entityId": { "type": "string" },
-            "sessionId": { "type": "string" }, "metadata": { "type": "object" }, "compliance": { "type": "object" }, "outcome": { "enum": ["success", "failed"] } }),
-            ),
-        ),
-        (
-            "OperationAnswer",
-            obj(
-                &["allowed", "activity", "creditsCharged"],
-                json!({ "allowed": { "const": true }, "activity": r("Stored"),
-            "creditsCharged": r("Credits"), "lead": { "type": "object" }, "leads": { "type": "array", "items": { "type": "object" } }, "nextCursor": nullable("string") }),
-            ),
-        ),
-        (
-            "LeadFields",
-            obj(
-                &[],
-                json!({ "title": { "type": "string" }, "source": { "type": "string" }, "status": { "enum": ["open", "qualified", "won", "lost"] },
-            "value": { "type": ["string", "number"] }, "customFields": { "type": "object" } }),
-            ),
-        ),
-        (
-            "LeadCreate",
-            obj(
-                &["userId", "lead"],
-                json!({ "userId": { "type": "string" }, "leadId": { "type": "string" }, "lead": r("LeadFields"),
-            "sessionId": { "type": "string" }, "compliance": { "type": "object" } }),
-            ),
-        ),
-        (
-            "LeadUpdate",
-            obj(
-                &["userId", "changes"],
-                json!({ "userId": { "type": "string" }, "changes": r("LeadFields"), "expectedVersion": { "type": "integer" },
-            "sessionId": { "type": "string" }, "compliance": { "type": "object" } }),
-            ),
-        ),
-        (
-            "Verification",
-            obj(
-                &[
-                    "ok",
-                    "verified",
-                    "anchorSeq",
-                    "headSeq",
-                    "ledgerEntries",
-                    "rollupPeriods",
-                    "complete",
-                ],
-                json!({ "ok": { "type": "boolean" }, "verified": { "type": "integer" },
-            "anchorSeq": { "type": "integer" }, "headSeq": { "type": "integer" }, "firstBadSeq": { "type": "integer" }, "reason": { "type": "string" },
-            "ledgerEntries": { "type": "integer", "description": "Credit ledger entries recounted against the chain." },
-            "firstBadEntry": { "type": "integer", "description": "The first credit ledger entry that disagrees with the chain or the balance." },
-            "rollupPeriods": { "type": "integer", "description": "Rollup periods recounted against the stored records (in the call that completes the verification)." },
-            "firstBadRollup": { "type": "object", "required": ["tier"], "properties": { "tier": { "type": "string", "enum": ["d", "h", "th", "tq"] }, "periodStart": r("Timestamp") }, "description": "The first rollup that disagrees with the records: its tier and period, or the tier's total when no period is to blame." },
-            "complete": { "type": "boolean", "description": "False when the call stopped at `limit` records with no break so far: continue with `resume`." },
-            "resume": { "type": "string", "description": "Pass as `resume` to continue this verification (signed; this tenant only)." },
-            "checkpoint": { "type": "string", "enum": ["matched", "beforeAnchor"], "description": "A kept checkpoint: its record still has its hash, or it lies before the retention anchor (nothing left to compare)." } }),
-            ),
-        ),
-        (
-            "Checkpoint",
-            obj(
-                &["tenantId", "seq", "hash", "at", "publicKey", "signature"],
-                json!({ "tenantId": { "type": "string" }, "seq": { "type": "integer", "minimum": 0 },
-            "hash": { "type": "string" }, "at": r("Timestamp"),
-            "publicKey": { "type": "string", "description": "Ed25519 public key, hex: pin it." },
-            "signature": { "type": "string", "description": "Ed25519, hex, over `crm-checkpoint-v1\\n{tenantId}\\n{seq}\\n{hash}\\n{at as Unix ms}`." } }),
-            ),
-        ),
-        (
-            "ViewerTokenRequest",
-            obj(
-                &[],
-                json!({ "userId": { "type": "string" }, "departmentId": { "type": "string" }, "ttlSeconds": { "type": "integer", "minimum": 1, "maximum": 86_400 } }),
-            ),
-        ),
-        (
-            "ViewerToken",
-            obj(
-                &["id", "token", "expiresAt", "scope", "dashboardPath"],
-                json!({ "id": { "type": "string", "description": "Revoke this token alone with `DELETE /v1/viewer-tokens/{id}`." }, "token": { "type": "string" }, "expiresAt": r("Timestamp"),
-            "scope": {}, "dashboardPath": { "type": "string" } }),
-            ),
-        ),
-        (
-            "KeyList",
-            obj(
-                &["keys"],
-                json!({ "keys": { "type": "array", "items": obj(&["id", "scopes", "createdAt"], json!({ "id": { "type": "string" },
-            "scopes": { "type": "array", "items": { "type": "string" } }, "label": nullable("string"), "createdAt": { "type": "integer" }, "expiresAt": nullable("integer"), "revokedAt": nullable("integer") })) } }),
-            ),
-        ),
-        (
-            "KeyRequest",
-            obj(
-                &["scopes"],
-                json!({ "scopes": { "type": "array", "items": { "enum": ["admin", "ingest", "read"] } }, "label": { "type": "string" },
-            "expiresInSeconds": { "type": "integer" } }),
-            ),
-        ),
-        (
-            "NewKey",
-            obj(
-                &["id", "scopes"],
-                json!({ "id": { "type": "string" }, "key": { "type": "string", "description": "The key's text: only in the answer that made it." }, "scopes": { "type": "array", "items": { "type": "string" } },
-            "label": nullable("string"), "expiresAt": { "type": ["string", "null"] } }),
-            ),
-        ),
-    ];
-    entries
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect()
-}
 
 /// Statuses every authenticated endpoint may answer with an `Error` body.
 const ERRORS: &[(u16, &str)] = &[
@@ -1363,9 +886,81 @@ fn free_form_objects_say_so(v: &mut Value) {
     }
 }
 
-/// The OpenAPI 3.1 document of [`ENDPOINTS`].
+/// The document both runtimes serve at `GET /v1/openapi.json`: [`document`] as of this
+/// build, kept in the repository so a runtime serves it without carrying the schema
+/// generator (the edge's bundle) and a change to it shows in review. A test fails when
+/// it is stale; `cargo xtask openapi` writes it again.
+pub const DOCUMENT: &str = include_str!("../openapi.json");
+
+/// A generator of schemas in the document's components, for one direction: answers
+/// are described as serialised, request bodies as deserialised (a credit amount may be
+/// sent as a number and is always answered as exact text).
+fn generator(answers: bool) -> SchemaGenerator {
+    let settings = SchemaSettings::draft2020_12().with(|s| {
+        s.definitions_path = "/components/schemas".into();
+        s.meta_schema = None;
+    });
+    if answers {
+        settings.for_serialize().into_generator()
+    } else {
+        settings.for_deserialize().into_generator()
+    }
+}
+
+/// Points `$ref`s at renamed components.
+fn rename_refs(v: &mut Value, renamed: &BTreeMap<String, String>) {
+    match v {
+        Value::Object(o) => {
+            if let Some(Value::String(target)) = o.get_mut("$ref")
+                && let Some(to) = target
+                    .strip_prefix(COMPONENTS)
+                    .and_then(|name| renamed.get(name))
+            {
+                *target = format!("{COMPONENTS}{to}");
+            }
+            o.values_mut().for_each(|v| rename_refs(v, renamed));
+        }
+        Value::Array(a) => a.iter_mut().for_each(|v| rename_refs(v, renamed)),
+        _ => {}
+    }
+}
+
+const COMPONENTS: &str = "#/components/schemas/";
+
+/// The components of both directions in one map. A type whose request form differs
+/// from its answer form is listed twice, the request form as `{name}Input`; `requests`
+/// (the request bodies' schemas) are pointed at the names they end up with.
+fn components(
+    answers: Map<String, Value>,
+    mut inputs: Map<String, Value>,
+    requests: &mut [&mut Value],
+) -> Map<String, Value> {
+    let renamed: BTreeMap<String, String> = inputs
+        .iter()
+        .filter(|(name, schema)| answers.get(*name).is_some_and(|a| a != *schema))
+        .map(|(name, _)| (name.clone(), format!("{name}Input")))
+        .collect();
+    for schema in inputs.values_mut() {
+        rename_refs(schema, &renamed);
+    }
+    for body in requests.iter_mut() {
+        rename_refs(body, &renamed);
+    }
+    let mut all = answers;
+    for (name, schema) in inputs {
+        let name = renamed.get(&name).cloned().unwrap_or(name);
+        all.entry(name).or_insert(schema);
+    }
+    all
+}
+
+/// The OpenAPI 3.1 document of [`ENDPOINTS`], every schema derived from the Rust types
+/// the runtimes parse and answer with.
 pub fn document(version: &str) -> Value {
-    let mut paths = Map::new();
+    let mut answers = generator(true);
+    let mut inputs = generator(false);
+    let error = schema::<crate::error::ErrorBody>(&mut answers).to_value();
+    let mut operations = Vec::new();
     for e in ENDPOINTS {
         let params: Vec<Value> = e
             .path
@@ -1376,11 +971,12 @@ pub fn document(version: &str) -> Value {
             .chain(e.idempotent.then(|| json!({ "name": "Idempotency-Key", "in": "header", "required": false, "schema": { "type": "string", "maxLength": 200 } })))
             .collect();
         let mut responses = Map::new();
-        for (status, schema) in e.ok {
-            let content = if schema.is_empty() {
-                json!({ "description": "Success" })
-            } else {
-                json!({ "description": "Success", "content": { "application/json": { "schema": r(schema) } } })
+        for (status, body) in e.ok {
+            let content = match body {
+                None => json!({ "description": "Success" }),
+                Some(body) => {
+                    json!({ "description": "Success", "content": { "application/json": { "schema": body(&mut answers).to_value() } } })
+                }
             };
             responses.insert(status.to_string(), content);
         }
@@ -1388,7 +984,7 @@ pub fn document(version: &str) -> Value {
             for (status, description) in ERRORS {
                 responses.insert(
                     status.to_string(),
-                    json!({ "description": description, "content": { "application/json": { "schema": r("Error") } } }),
+                    json!({ "description": description, "content": { "application/json": { "schema": error } } }),
                 );
             }
         }
@@ -1405,13 +1001,26 @@ pub fn document(version: &str) -> Value {
             Access::Operator => op["security"] = json!([{ "operator": [] }]),
         }
         if let Some(body) = e.body {
-            op["requestBody"] = json!({ "required": true, "content": { "application/json": { "schema": r(body) } } });
+            op["requestBody"] = json!({ "required": true, "content": { "application/json": { "schema": body(&mut inputs).to_value() } } });
         }
+        operations.push((e, op));
+    }
+    let mut bodies: Vec<&mut Value> = operations
+        .iter_mut()
+        .filter_map(|(_, op)| op.get_mut("requestBody"))
+        .collect();
+    let schemas = components(
+        answers.take_definitions(true),
+        inputs.take_definitions(true),
+        &mut bodies,
+    );
+    let mut schemas = Value::Object(schemas);
+    free_form_objects_say_so(&mut schemas);
+    let mut paths = Map::new();
+    for (e, op) in operations {
         let entry = paths.entry(e.path.to_owned()).or_insert_with(|| json!({}));
         entry[e.method.to_lowercase()] = op;
     }
-    let mut schemas = Value::Object(schemas());
-    free_form_objects_say_so(&mut schemas);
     json!({
         "openapi": "3.1.0",
         "info": {
@@ -1507,9 +1116,17 @@ mod tests {
     }
 
     #[test]
-    fn every_endpoint_is_documented_once_with_known_schemas() {
+    fn the_served_document_is_derived_from_the_types() {
+        let served: Value = serde_json::from_str(DOCUMENT).expect("openapi.json is JSON");
+        assert!(
+            served == document(env!("CARGO_PKG_VERSION")),
+            "crates/api/openapi.json is stale: run `cargo xtask openapi`"
+        );
+    }
+
+    #[test]
+    fn every_endpoint_is_documented_once_with_its_answers() {
         let doc = document("test");
-        let known = schemas();
         let mut seen = std::collections::BTreeSet::new();
         for e in ENDPOINTS {
             assert!(
@@ -1518,20 +1135,12 @@ mod tests {
                 e.method,
                 e.path
             );
+            assert!(!e.ok.is_empty(), "{} {} answers nothing", e.method, e.path);
             assert!(doc["paths"][e.path][e.method.to_lowercase()].is_object());
-            for name in e
-                .body
-                .iter()
-                .chain(e.ok.iter().map(|(_, s)| s).filter(|s| !s.is_empty()))
-            {
-                assert!(
-                    known.contains_key(*name),
-                    "{} {}: unknown schema {name}",
-                    e.method,
-                    e.path
-                );
-            }
         }
+        let known = doc["components"]["schemas"]
+            .as_object()
+            .expect("components");
         let text = doc.to_string();
         for name in text
             .split("#/components/schemas/")

@@ -37,6 +37,23 @@ pub enum ApiCode {
 }
 
 impl ApiCode {
+    /// Every code, the core's first.
+    pub fn all() -> impl Iterator<Item = ApiCode> {
+        ErrorCode::ALL.into_iter().map(ApiCode::Core).chain([
+            ApiCode::Unauthorized,
+            ApiCode::Forbidden,
+            ApiCode::NotFound,
+            ApiCode::MethodNotAllowed,
+            ApiCode::Timeout,
+            ApiCode::Conflict,
+            ApiCode::TooManyRequests,
+            ApiCode::Internal,
+            ApiCode::NotImplemented,
+            ApiCode::Unavailable,
+            ApiCode::InsufficientStorage,
+        ])
+    }
+
     pub fn status(self) -> u16 {
         match self {
             ApiCode::Core(c) => c.http_status(),
@@ -70,6 +87,40 @@ impl ApiCode {
             ApiCode::InsufficientStorage => "insufficient_storage",
         }
     }
+}
+
+impl serde::Serialize for ApiCode {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl schemars::JsonSchema for ApiCode {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "ErrorCode".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let codes: Vec<&str> = ApiCode::all().map(ApiCode::as_str).collect();
+        schemars::json_schema!({ "type": "string", "enum": codes })
+    }
+}
+
+/// The body of every error answer.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, schemars::JsonSchema)]
+#[schemars(rename = "Error")]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+/// What went wrong: a stable code, a message for people, and details for programs
+/// (the field at fault, the recorded activity, `retryAfterSeconds`…).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, schemars::JsonSchema)]
+pub struct ErrorDetail {
+    pub code: ApiCode,
+    pub message: String,
+    #[schemars(with = "serde_json::Map<String, Value>")]
+    pub details: Value,
 }
 
 /// One API error answer: the one error type of every runtime's requests.
@@ -162,8 +213,14 @@ impl ApiError {
     }
 
     /// `{ "error": { "code", "message", "details" } }`
-    pub fn body(&self) -> Value {
-        json!({ "error": { "code": self.code.as_str(), "message": self.message, "details": self.details } })
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody {
+            error: ErrorDetail {
+                code: self.code,
+                message: self.message.clone(),
+                details: self.details.clone(),
+            },
+        }
     }
 }
 
@@ -186,12 +243,16 @@ impl From<CoreError> for ApiError {
 mod tests {
     use super::*;
 
+    fn body(e: &ApiError) -> Value {
+        serde_json::to_value(e.body()).expect("an error body encodes")
+    }
+
     #[test]
     fn core_errors_keep_code_status_and_field() {
         let e = ApiError::from(CoreError::invalid("userId", "bad"));
         assert_eq!(e.status(), 400);
         assert_eq!(
-            e.body(),
+            body(&e),
             json!({ "error": { "code": "invalid_input", "message": "bad", "details": { "field": "userId" } } })
         );
     }
@@ -201,13 +262,13 @@ mod tests {
         let e = ApiError::unavailable("busy", 3).with_details(json!({ "ids": [] }));
         assert_eq!(e.retry_after, Some(3));
         assert_eq!(e.status(), 503);
-        assert_eq!(e.body()["error"]["details"]["retryAfterSeconds"], 3);
-        assert_eq!(e.body()["error"]["details"]["ids"], json!([]));
+        assert_eq!(body(&e)["error"]["details"]["retryAfterSeconds"], 3);
+        assert_eq!(body(&e)["error"]["details"]["ids"], json!([]));
     }
 
     #[test]
     fn internal_errors_say_nothing_of_the_cause() {
-        let body = ApiError::internal().body().to_string();
+        let body = body(&ApiError::internal()).to_string();
         assert!(body.contains("\"internal\"") && body.contains("server log"));
         assert_eq!(ApiError::internal().status(), 500);
     }

@@ -16,6 +16,18 @@ pub enum Submission {
     Batch(Vec<Value>),
 }
 
+/// Documented as what [`Submission::from_body`] takes: an activity or a batch of them.
+impl schemars::JsonSchema for Submission {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "ActivitySubmission".into()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let item = generator.subschema_for::<crm_core::ActivityInput>();
+        schemars::json_schema!({ "oneOf": [item, { "type": "array", "minItems": 1, "maxItems": MAX_BATCH, "items": item }] })
+    }
+}
+
 impl Submission {
     pub fn from_body(body: Value) -> Result<Submission, ApiError> {
         match body {
@@ -58,12 +70,32 @@ impl Submission {
 pub const ENDPOINT: &str = "ingestActivities";
 
 /// The answer to a recorded batch.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BatchAnswer {
     pub created: usize,
     pub duplicates: usize,
     pub results: Vec<Stored>,
+}
+
+/// The answer once recorded: the one activity's record, or the batch's.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+#[serde(untagged)]
+pub enum IngestAnswer {
+    One(Stored),
+    Batch(BatchAnswer),
+}
+
+/// The edge's answer when it queued the activities (202): their ids are fixed, the
+/// records are written by the consumer.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct QueuedAnswer {
+    /// Activities in the request.
+    pub accepted: usize,
+    /// Of those, newly queued (the rest were queued or recorded before).
+    pub queued: usize,
+    /// Every activity's id, in the request's order.
+    pub ids: Vec<String>,
 }
 
 /// The `sync` query parameter (`true` or `false`; absent is `false`).
@@ -79,7 +111,7 @@ pub fn sync_param(value: Option<&str>) -> Result<bool, ApiError> {
 /// anything was created, 200 when every item replays an earlier request; a single
 /// activity the balance could not cover is 402 (recorded as `insufficient_credits`,
 /// charged nothing), with the activity in the details.
-pub fn answer(single: bool, stored: Vec<Stored>) -> Result<(u16, Value), ApiError> {
+pub fn answer(single: bool, stored: Vec<Stored>) -> Result<(u16, IngestAnswer), ApiError> {
     let status = if stored.iter().all(|s| s.duplicate) {
         200
     } else {
@@ -94,7 +126,7 @@ pub fn answer(single: bool, stored: Vec<Stored>) -> Result<(u16, Value), ApiErro
             )
             .with_details(json!({ "activity": encode(&one)? })));
         }
-        return Ok((status, encode(&one)?));
+        return Ok((status, IngestAnswer::One(one)));
     }
     let created = stored.iter().filter(|s| !s.duplicate).count();
     let answer = BatchAnswer {
@@ -102,7 +134,7 @@ pub fn answer(single: bool, stored: Vec<Stored>) -> Result<(u16, Value), ApiErro
         duplicates: stored.len() - created,
         results: stored,
     };
-    Ok((status, encode(&answer)?))
+    Ok((status, IngestAnswer::Batch(answer)))
 }
 
 /// Answers are plain data; failing to encode one is a bug, answered as internal.
@@ -130,6 +162,7 @@ mod tests {
     #[test]
     fn one_activity_answers_its_record_and_402_when_credits_ran_out() {
         let (status, body) = answer(true, vec![stored(Outcome::Success, false)]).expect("ok");
+        let body = encode(&body).expect("encoded");
         assert_eq!(status, 201);
         assert_eq!(body["id"], "a1");
         assert_eq!(
@@ -157,6 +190,7 @@ mod tests {
             ],
         )
         .expect("ok");
+        let body = encode(&body).expect("encoded");
         assert_eq!(status, 201);
         assert_eq!(body["created"], 1);
         assert_eq!(body["duplicates"], 1);

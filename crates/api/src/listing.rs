@@ -13,6 +13,25 @@ use crm_store::listing::{AmbiguousSubject, Subject, UnknownSubject};
 
 use crate::error::ApiError;
 
+/// A page of a listing: the activities exactly as stored (and hashed), newest first.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ActivityPage {
+    #[schemars(with = "Vec<crm_core::Activity>")]
+    pub activities: Vec<Box<serde_json::value::RawValue>>,
+    /// Pass as `cursor` for the next page; null on the last.
+    pub next_cursor: Option<String>,
+}
+
+impl From<crm_store::listing::Page> for ActivityPage {
+    fn from(page: crm_store::listing::Page) -> ActivityPage {
+        ActivityPage {
+            activities: page.activities,
+            next_cursor: page.next_cursor.map(|c| c.encode()),
+        }
+    }
+}
+
 /// Window of a listing when the client gives none.
 pub const DEFAULT_WINDOW: &str = "30d";
 /// Page size when the client gives none.

@@ -4,7 +4,10 @@
 //! `insufficient_credits` 402, `failed` 404/409 — each with the recorded activity).
 
 use crate::error::{ApiCode, ApiError};
+use crate::leads::LeadResult;
+use crm_core::activity::{ComplianceInput, ReportedOutcome};
 use crm_core::{CoreError, Outcome};
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
@@ -21,15 +24,42 @@ pub fn derived_id(tenant_id: &str, route: &str, idempotency_key: &str) -> String
     )
 }
 
-/// The activity input of `POST /v1/operations/{operation}`: the body is an activity
-/// without `id` and `operation` (those come from the path and the idempotency key).
-pub fn metering_input(operation: &str, id: &str, body: Value) -> Result<Value, CoreError> {
+/// The body of `POST /v1/operations/{operation}`: an activity without `id` and
+/// `operation` (those come from the idempotency key and the path).
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OperationInput {
+    /// Who did it (checked for the operation's permission, charged, recorded).
+    pub user_id: String,
+    /// `failed` when the CRM's own operation failed (recorded, charged nothing).
+    #[serde(default)]
+    pub outcome: ReportedOutcome,
+    #[serde(default)]
+    pub entity_type: Option<String>,
+    #[serde(default)]
+    pub entity_id: Option<String>,
+    #[serde(default)]
+    pub session_id: Option<String>,
+    /// When it happened; the time of receipt when absent.
+    #[serde(default)]
+    pub occurred_at: Option<crm_core::Timestamp>,
+    #[serde(default)]
+    #[schemars(with = "Option<Map<String, Value>>")]
+    pub metadata: Option<Value>,
+    #[serde(default)]
+    pub compliance: Option<ComplianceInput>,
+}
+
+/// The activity input of `POST /v1/operations/{operation}`: the body, checked as an
+/// [`OperationInput`], with its id and operation.
+pub fn metering_input(operation: &str, id: &str, body: Value) -> Result<Value, ApiError> {
     crm_core::names::validate_operation("operation", operation)?;
     let Value::Object(body) = body else {
         return Err(CoreError::invalid(
             "body",
             "the body must be an object with at least `userId`",
-        ));
+        )
+        .into());
     };
     for taken in ["id", "operation"] {
         if body.contains_key(taken) {
@@ -38,10 +68,25 @@ pub fn metering_input(operation: &str, id: &str, body: Value) -> Result<Value, C
                 format!(
                     "`{taken}` comes from the path and the Idempotency-Key header, not the body"
                 ),
-            ));
+            )
+            .into());
         }
     }
+    crate::request::parse::<OperationInput>(Value::Object(body.clone()))?;
     Ok(Value::Object(activity_input(operation, id, body)))
+}
+
+/// The answer of a CRM operation that succeeded.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OperationAnswer {
+    /// Always true here: a refusal is an error answer with the recorded activity.
+    pub allowed: bool,
+    pub activity: Stored,
+    pub credits_charged: crm_core::Credits,
+    /// A lead operation's lead or page of leads.
+    #[serde(flatten)]
+    pub result: Option<LeadResult>,
 }
 
 /// An operation's activity input: the request's fields plus its id and operation.
@@ -60,10 +105,10 @@ pub fn activity_input(
 /// leads); `error_code` why a `failed` operation failed.
 pub fn answer(
     stored: &Stored,
-    result: Option<Value>,
+    result: Option<LeadResult>,
     error_code: Option<&str>,
     fresh_status: u16,
-) -> Result<(u16, Value), ApiError> {
+) -> Result<(u16, OperationAnswer), ApiError> {
     let activity = serde_json::to_value(stored).map_err(|_| ApiError::internal())?;
     let refused = |code: ApiCode, message: &str, extra: Value| {
         let mut details = json!({ "activity": activity });
@@ -73,17 +118,15 @@ pub fn answer(
         Err(ApiError::new(code, message).with_details(details))
     };
     match stored.outcome {
-        Outcome::Success => {
-            let mut body = json!({
-                "allowed": true,
-                "activity": activity,
-                "creditsCharged": stored.credits,
-            });
-            if let (Some(b), Some(Value::Object(r))) = (body.as_object_mut(), result) {
-                b.extend(r);
-            }
-            Ok((if stored.duplicate { 200 } else { fresh_status }, body))
-        }
+        Outcome::Success => Ok((
+            if stored.duplicate { 200 } else { fresh_status },
+            OperationAnswer {
+                allowed: true,
+                activity: stored.clone(),
+                credits_charged: stored.credits,
+                result,
+            },
+        )),
         Outcome::Denied => refused(
             ApiCode::Forbidden,
             "the user does not hold the permission for this operation; recorded as denied",

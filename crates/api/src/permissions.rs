@@ -2,7 +2,7 @@
 //! (`{checks: [...]}`, at most [`MAX_CHECK_BATCH`]), parsed once for every runtime.
 
 use crm_core::limits::MAX_CHECK_BATCH;
-use crm_core::permission::CheckRequest;
+use crm_core::permission::{CheckRequest, Decision};
 use serde_json::Value;
 
 use crate::error::ApiError;
@@ -14,10 +14,29 @@ pub enum Checks {
     Batch(Vec<CheckRequest>),
 }
 
-#[derive(serde::Deserialize)]
+/// The body of `POST /v1/permissions/check`: one check, or a batch (recognised by its
+/// `checks` member).
+#[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
+#[serde(untagged)]
+pub enum CheckBody {
+    One(CheckRequest),
+    Batch(Batch),
+}
+
+/// Many checks in one request.
+#[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct Batch {
+pub struct Batch {
+    #[schemars(length(max = MAX_CHECK_BATCH))]
     checks: Vec<CheckRequest>,
+}
+
+/// The answer: one decision, or one per check in the batch's order.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
+#[serde(untagged)]
+pub enum CheckAnswer {
+    One(Decision),
+    Batch { decisions: Vec<Decision> },
 }
 
 impl Checks {

@@ -48,7 +48,7 @@ pub fn usable_secret(secret: &str) -> Result<(), String> {
 }
 
 /// `POST /v1/operator/tenants`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ProvisionRequest {
     pub id: String,
@@ -104,7 +104,7 @@ impl ProvisionRequest {
 
 /// What provisioning answers: where the tenant lives and its first admin key (the
 /// key's text shown this once).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Provisioned {
     pub tenant_id: String,

@@ -16,7 +16,7 @@ pub const MAX_KEY_TTL_SECONDS: i64 = 10 * 366 * 86_400;
 pub const DEFAULT_VIEWER_TTL_SECONDS: i64 = 3_600;
 
 /// `POST /v1/keys`.
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewKeyRequest {
     pub scopes: Vec<String>,
@@ -27,10 +27,18 @@ pub struct NewKeyRequest {
     pub expires_in_seconds: Option<i64>,
 }
 
+/// `GET /v1/keys`: the tenant's keys (never their text).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
+pub struct KeyList {
+    pub keys: Vec<crm_store::keys::KeyInfo>,
+}
+
 /// The answer of `POST /v1/keys`. The key's text is in the answer that made it and
 /// never again: a retry under the same `Idempotency-Key` answers 200 with the same
 /// key's id (to use or revoke) and no text — the text is never stored.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "camelCase")]
 pub struct NewKeyAnswer {
     pub id: String,
@@ -118,7 +126,7 @@ impl NewKeyRequest {
 }
 
 /// `POST /v1/viewer-tokens`.
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ViewerTokenRequest {
     /// Absent (with `departmentId` absent too) means the whole tenant.
@@ -126,7 +134,9 @@ pub struct ViewerTokenRequest {
     pub user_id: Option<String>,
     #[serde(default)]
     pub department_id: Option<String>,
+    /// Lifetime (default an hour, at most a day).
     #[serde(default)]
+    #[schemars(range(min = 1, max = 86_400))]
     pub ttl_seconds: Option<i64>,
 }
 

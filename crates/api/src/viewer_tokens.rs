@@ -14,7 +14,7 @@ use crate::ApiError;
 const MAX_ID_LEN: usize = 64;
 
 /// The answer of `POST /v1/viewer-tokens`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct IssuedViewerToken {
     /// Revoke this token alone with `DELETE /v1/viewer-tokens/{id}`.

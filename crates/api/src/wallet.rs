@@ -20,7 +20,7 @@ const DEFAULT_LIMIT: usize = 100;
 const MAX_LIMIT: usize = 1_000;
 
 /// `POST /v1/credits/grants`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GrantRequest {
     pub amount: Credits,
@@ -34,6 +34,7 @@ pub struct GrantRequest {
     pub expires_at: Option<Timestamp>,
     /// 0–100, lower is spent first (default 50).
     #[serde(default)]
+    #[schemars(range(max = 100))]
     pub priority: Option<u8>,
     /// The caller's own id for it (an invoice, a contract line).
     #[serde(default)]
@@ -67,7 +68,7 @@ impl GrantRequest {
 }
 
 /// `POST /v1/credits/adjustments`: credits taken off (a refund, a correction).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AdjustmentRequest {
     /// How much to take off (positive).
@@ -100,7 +101,7 @@ pub fn void(id: &str) -> Result<WalletOp, ApiError> {
 
 /// What a wallet change answers: the balance after it, and the grant it added or
 /// voided.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WalletAnswer {
     pub balance: Credits,
@@ -118,7 +119,7 @@ impl WalletAnswer {
 }
 
 /// One grant's part of the balance.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BalancePart {
     pub grant_id: String,
@@ -130,7 +131,7 @@ pub struct BalancePart {
 
 /// `GET /v1/credits/balance`: the balance now and the grants that hold it, in the
 /// order they are spent; grants still to take effect apart.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Balance {
     pub balance: Credits,
@@ -210,7 +211,7 @@ pub fn grants_query(params: &BTreeMap<String, String>) -> Result<GrantsQuery, Ap
 }
 
 /// A page of grants, newest first.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct GrantsPage {
     pub grants: Vec<GrantView>,
@@ -256,7 +257,7 @@ pub fn alerts_query(params: &BTreeMap<String, String>) -> Result<(Option<u64>, u
 }
 
 /// A page of alert events, newest first.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AlertsPage {
     pub alerts: Vec<crm_store::alerts::AlertEvent>,
@@ -315,7 +316,7 @@ mod tests {
         ] {
             let refused = serde_json::from_str::<GrantRequest>(bad)
                 .map_err(|e| e.to_string())
-                .and_then(|r| r.op("g".into(), 1_000).map_err(|e| e.body().to_string()));
+                .and_then(|r| r.op("g".into(), 1_000).map_err(|e| e.message));
             assert!(refused.is_err(), "{bad}");
         }
     }

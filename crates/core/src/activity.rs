@@ -9,7 +9,19 @@ use crate::permission::Reason;
 use crate::time::Timestamp;
 
 /// What happened to the operation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     Success,
@@ -45,7 +57,9 @@ impl Outcome {
 
 /// Outcome a client may report: whether its operation succeeded. `denied` and
 /// `insufficient_credits` are decided by the engine, never by the client.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum ReportedOutcome {
     #[default]
@@ -53,9 +67,10 @@ pub enum ReportedOutcome {
     Failed,
 }
 
-/// Compliance fields a client may send. The IP address is deliberately absent: it comes
-/// from the connection (defect 20 took it from the body, where anyone can forge it).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+/// Compliance fields a client may send. The IP address is not one of them: it comes
+/// from the connection.
+// (Defect 20 took it from the body, where anyone can forge it.)
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ComplianceInput {
     #[serde(default)]
@@ -66,11 +81,12 @@ pub struct ComplianceInput {
     pub authentication_method: Option<String>,
     /// Present only so that we can answer with a precise error instead of "unknown field".
     #[serde(default, skip_serializing)]
+    #[schemars(skip)]
     pub ip_address: Option<IgnoredAny>,
 }
 
 /// An activity as a client submits it (`POST /v1/activities`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ActivityInput {
     /// Idempotency key. When absent the runtime generates a ULID.
@@ -84,7 +100,8 @@ pub struct ActivityInput {
     pub entity_type: Option<String>,
     #[serde(default)]
     pub entity_id: Option<String>,
-    /// Kept as given; never invented (defect 19 made one up per activity).
+    /// Kept as given; never invented.
+    // (Defect 19 made one up per activity.)
     #[serde(default)]
     pub session_id: Option<String>,
     /// When the operation happened; defaults to the time of receipt.
@@ -95,10 +112,11 @@ pub struct ActivityInput {
     #[serde(default)]
     pub compliance: Option<ComplianceInput>,
     #[serde(default, skip_serializing)]
+    #[schemars(skip)]
     pub ip_address: Option<IgnoredAny>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UserProfile {
     pub id: String,
@@ -112,7 +130,7 @@ pub struct UserProfile {
     pub organization_id: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Hierarchy {
     pub organization_id: String,
@@ -125,7 +143,7 @@ pub struct Hierarchy {
     pub parent_entity_id: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UserContext {
     pub user: UserProfile,
@@ -136,14 +154,14 @@ pub struct UserContext {
     pub entity_path: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RoleRef {
     pub id: String,
     pub name: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OperationContext {
     pub required: String,
@@ -153,7 +171,7 @@ pub struct OperationContext {
     pub reason: Reason,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PermissionContext {
     /// Every pattern the user holds (roles first, then direct grants).
@@ -162,7 +180,7 @@ pub struct PermissionContext {
     pub operation_context: OperationContext,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Compliance {
     pub ip_address: Option<String>,
@@ -172,8 +190,8 @@ pub struct Compliance {
 }
 
 /// A recorded activity. `seq`, `prevHash` and `hash` are set when the storage layer
-/// appends it to the tenant's chain (`chain::seal`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// appends it to the tenant's chain.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Activity {
     pub id: String,

@@ -16,7 +16,7 @@ use crate::wallet::{Grant, GrantStatus};
 pub const MAX_ALERT_RULES: usize = 20;
 
 /// One rule: exactly one condition.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AlertRule {
     pub id: String,
@@ -61,7 +61,7 @@ pub fn validate(rules: &[AlertRule]) -> CoreResult<()> {
     Ok(())
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum AlertState {
     Fired,

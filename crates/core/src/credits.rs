@@ -144,6 +144,22 @@ impl Serialize for Credits {
     }
 }
 
+/// Answers always carry the exact decimal text; requests may also send a JSON number
+/// (see the `Deserialize` impl).
+impl schemars::JsonSchema for Credits {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Credits".into()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        if generator.contract().is_serialize() {
+            schemars::json_schema!({ "type": "string", "pattern": "^-?[0-9]+\\.[0-9]{4}$", "description": "Exact credits, 4 decimals." })
+        } else {
+            schemars::json_schema!({ "type": ["string", "number"], "description": "Credits: a decimal string (exact, up to 4 decimals) or a JSON number." })
+        }
+    }
+}
+
 /// Accepts a decimal string (preferred, exact) or a JSON number. A JSON number is
 /// converted through its shortest round-trip decimal form, which is exactly the text
 /// the client wrote for any amount with at most 15 significant digits, so `0.1` is

@@ -8,7 +8,7 @@ use crate::credits::Credits;
 use crate::directory::{CompiledDirectory, DirectorySpec};
 use crate::enrich::{EnrichContext, Enrichment, assemble, decide, settle};
 use crate::error::{CoreError, CoreResult};
-use crate::report::{Aggregate, GroupBy, ReportBody, ReportInput, ReportRow, ReportTz};
+use crate::report::{Aggregate, GroupBy, ReportBody, ReportRow, ReportTz};
 use crate::tenant::TenantPolicy;
 use crate::time::Timestamp;
 
@@ -111,17 +111,6 @@ pub fn settle_and_seal(
 pub fn aggregate(group_by: &str, timezone: &str, rows: &[ReportRow]) -> CoreResult<Aggregate> {
     let mut agg = Aggregate::new(GroupBy::parse(group_by)?, ReportTz::parse(timezone)?);
     agg.add_all(rows)?;
-    Ok(agg)
-}
-
-/// Aggregates what a report's parts read (raw rows and rollup rows) into a partial.
-pub fn aggregate_inputs(
-    group_by: &str,
-    timezone: &str,
-    inputs: &[ReportInput],
-) -> CoreResult<Aggregate> {
-    let mut agg = Aggregate::new(GroupBy::parse(group_by)?, ReportTz::parse(timezone)?);
-    agg.add_inputs(inputs)?;
     Ok(agg)
 }
 

@@ -10,7 +10,7 @@ use crate::limits::MAX_PRICES;
 use crate::names::{PatternKind, parse_pattern};
 
 /// Price table as clients send and read it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PriceTable {
     /// Cost of an operation not listed.

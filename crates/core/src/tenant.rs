@@ -9,7 +9,7 @@ use crate::names::validate_label;
 use crate::pricing::PriceTable;
 use crate::report::ReportTz;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TenantPolicy {
     /// IANA timezone for reports (`Europe/Berlin`); UTC when absent.
@@ -25,7 +25,7 @@ pub struct TenantPolicy {
     /// verifiable from the last deleted record). Absent: kept forever.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention_days: Option<u32>,
-    /// Credit alerts (`crate::alerts`): raised in the transaction that crosses them.
+    /// Credit alerts, each raised in the transaction that crosses its threshold.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub credit_alerts: Vec<AlertRule>,
 }

@@ -18,7 +18,7 @@ pub const MAX_TTL_MS: i64 = 24 * 3_600_000;
 const MAX_TOKEN_LEN: usize = 2_048;
 
 /// What a token may read.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub enum TokenScope {
     /// The whole tenant.

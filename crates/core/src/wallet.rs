@@ -20,7 +20,7 @@ use crate::limits::MAX_CREDITS_UNITS;
 pub const DEFAULT_PRIORITY: u8 = 50;
 pub const MAX_PRIORITY: u8 = 100;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum GrantStatus {
     /// Takes effect later.

@@ -51,6 +51,12 @@ pub enum HostError {
 
 pub type HostResult<T> = Result<T, HostError>;
 
+impl From<ApiError> for HostError {
+    fn from(e: ApiError) -> HostError {
+        HostError::Api(e)
+    }
+}
+
 impl HostError {
     pub fn internal(e: impl Into<anyhow::Error>) -> HostError {
         HostError::Internal(e.into())
@@ -117,7 +123,7 @@ impl HostError {
     }
 
     /// `{ "error": { "code", "message", "details" } }`
-    pub fn body(&self) -> Value {
+    pub fn body(&self) -> crm_api::error::ErrorBody {
         self.to_api().body()
     }
 }

@@ -47,7 +47,7 @@ pub fn rules_of_policy(policy: &str) -> StoreResult<Vec<AlertRule>> {
 }
 
 /// One recorded crossing.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AlertEvent {
     pub entry: u64,

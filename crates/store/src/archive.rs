@@ -36,7 +36,7 @@ pub const MIN_AGE_DAYS: u32 = 7;
 const DAY_MS: i64 = 86_400_000;
 
 /// One archived run of a tenant's chain.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Segment {
     pub first_seq: u64,

@@ -23,7 +23,7 @@ use crate::sql::{Row, Statement};
 pub const CHUNK: usize = 1_000;
 
 /// The audit's answer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Verification {
     pub ok: bool,
@@ -61,7 +61,7 @@ pub struct Verification {
 
 /// A rollup that disagrees with the records: its tier (`d`, `h`, `th`, `tq`) and
 /// period, or the tier's total when no one period is to blame.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BadRollup {
     pub tier: &'static str,
@@ -90,7 +90,9 @@ pub struct Paused {
 }
 
 /// A kept checkpoint, checked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "camelCase")]
 pub enum CheckpointCheck {
     /// The record at its seq still has its hash.

@@ -10,7 +10,7 @@ pub const DEFAULT_LIST: usize = 50;
 pub const MAX_LIST: usize = 500;
 
 /// A dead letter as an admin lists it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DeadLetter {
     pub id: String,

@@ -306,7 +306,7 @@ pub fn plan(
 }
 
 /// A grant as `GET /v1/credits/grants` and the grant endpoints answer it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct GrantView {
     pub id: String,

@@ -194,7 +194,9 @@ pub fn seal_and_write(
 }
 
 /// The answer for one recorded (or replayed) activity.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "camelCase")]
 pub struct Stored {
     pub id: String,

@@ -154,7 +154,7 @@ pub fn insert(d: Dialect, k: &NewKey<'_>) -> StoreResult<Statement> {
 }
 
 /// A key as an administrator lists it (never the hash).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct KeyInfo {
     pub id: String,

@@ -32,7 +32,7 @@ pub fn usage_range(detail: &str) -> Option<(u64, u64)> {
 }
 
 /// One balance change, as stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LedgerEntry {
     /// The entry's number, from 1 per tenant, in the order the changes were made.

@@ -7,7 +7,8 @@ use std::rc::Rc;
 
 use crate::auth::Caller;
 use crm_api::error::ApiCode;
-use crm_api::requests::{NewKeyAnswer, NewKeyRequest, ViewerTokenRequest};
+use crm_api::requests::{KeyList, NewKeyAnswer, NewKeyRequest, ViewerTokenRequest};
+use crm_api::versioned::{DirectoryDocument, DirectorySummary, PolicyDocument, PriceList};
 use crm_api::viewer_tokens::Remembered;
 use crm_api::wallet::{AdjustmentRequest, GrantRequest, WalletAnswer};
 use crm_core::TenantPolicy;
@@ -85,12 +86,8 @@ async fn update(
     ))
 }
 
-fn summary(snap: &TenantSnapshot) -> Value {
-    let d = &snap.directory;
-    json!({
-        "version": snap.version, "users": d.user_count(), "departments": d.department_count(),
-        "roles": d.role_count(), "permissions": d.permission_count(),
-    })
+fn summary(snap: &TenantSnapshot) -> ApiResult<Answer> {
+    Answer::of(200, &DirectorySummary::of(&snap.directory, snap.version))
 }
 
 pub async fn directory(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
@@ -98,7 +95,13 @@ pub async fn directory(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
     caller.require_tenant_wide()?;
     let row = store::tenant_row(env, caller.tenant()).await?;
     let directory: Value = serde_json::from_str(&row.directory).map_err(Failure::internal)?;
-    Ok(json!({ "version": row.version, "directory": directory }).into())
+    Answer::of(
+        200,
+        &DirectoryDocument {
+            version: row.version,
+            directory,
+        },
+    )
 }
 
 pub async fn put_directory(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
@@ -110,7 +113,7 @@ pub async fn put_directory(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
         Ok(())
     })
     .await?;
-    Ok(summary(&snap).into())
+    summary(&snap)
 }
 
 pub async fn patch_directory(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
@@ -122,15 +125,17 @@ pub async fn patch_directory(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
         Ok(())
     })
     .await?;
-    Ok(summary(&snap).into())
+    summary(&snap)
 }
 
 fn policy_answer(snap: &TenantSnapshot) -> ApiResult<Answer> {
-    Ok(json!({
-        "version": snap.version,
-        "policy": serde_json::to_value(&snap.policy).map_err(Failure::internal)?,
-    })
-    .into())
+    Answer::of(
+        200,
+        &PolicyDocument {
+            version: snap.version,
+            policy: snap.policy.clone(),
+        },
+    )
 }
 
 pub async fn policy(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
@@ -155,10 +160,7 @@ pub async fn put_policy(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
 pub async fn prices(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
     let caller = ctx.caller()?.clone();
     caller.require_tenant_wide()?;
-    let snap = store::snapshot(env, &caller).await?;
-    Ok(serde_json::to_value(&snap.policy.prices)
-        .map_err(Failure::internal)?
-        .into())
+    Answer::of(200, &store::snapshot(env, &caller).await?.policy.prices)
 }
 
 pub async fn put_prices(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
@@ -170,9 +172,13 @@ pub async fn put_prices(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
         Ok(())
     })
     .await?;
-    let mut answer = serde_json::to_value(&snap.policy.prices).map_err(Failure::internal)?;
-    answer["version"] = json!(snap.version);
-    Ok(answer.into())
+    Answer::of(
+        200,
+        &PriceList {
+            prices: snap.policy.prices.clone(),
+            version: snap.version,
+        },
+    )
 }
 
 /// `GET /v1/credits/prices/{operation}`: what one operation would cost (`crm_api::credits`).
@@ -371,7 +377,7 @@ pub async fn list_keys(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
         .iter()
         .map(keys::decode_info)
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(json!({ "keys": keys }).into())
+    Answer::of(200, &KeyList { keys })
 }
 
 /// `POST /v1/keys`: 201 with the key's text; a retry under the same
@@ -569,8 +575,10 @@ pub async fn session(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
     let row = store::tenant_row(env, caller.tenant()).await?;
     let snap = store::snapshot(env, &caller).await?;
     let spec: Value = serde_json::from_str(&row.directory).map_err(Failure::internal)?;
-    Ok(caller
-        .principal
-        .session(caller.tenant(), &spec, &snap.directory)?
-        .into())
+    Answer::of(
+        200,
+        &caller
+            .principal
+            .session(caller.tenant(), &spec, &snap.directory)?,
+    )
 }

@@ -2,11 +2,10 @@
 //! oldest records out of its shard's D1 database into NDJSON objects in the `ARCHIVE`
 //! bucket, and export and the audit read them back before the rows still in D1.
 
+use crm_api::edge::{ArchiveAnswer, ArchiveRequest};
 use crm_core::Timestamp;
 use crm_store::archive::{self, Archived, Planner, Segment};
 use crm_store::keys::KeyScope;
-use serde::Deserialize;
-use serde_json::json;
 use worker::Env;
 
 use crate::auth::now_ms;
@@ -19,12 +18,6 @@ const BUCKET: &str = "ARCHIVE";
 /// Segments one request stores at most: each is up to ten D1 reads, one R2 put and one
 /// D1 batch, far inside an invocation's 1,000 subrequests and its CPU time.
 const MAX_SEGMENTS_PER_CALL: usize = 5;
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct ArchiveRequest {
-    older_than_days: u32,
-}
 
 /// `POST /v1/archive` (admin).
 pub async fn archive(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
@@ -47,8 +40,13 @@ pub async fn archive(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
         }
         let held_back = planner.held_back();
         let Some(plan) = planner.finish(DIALECT)? else {
-            return Ok(
-                json!({ "archived": stored, "more": false, "heldBackBySink": held_back }).into(),
+            return Answer::of(
+                200,
+                &ArchiveAnswer {
+                    archived: stored,
+                    more: false,
+                    held_back_by_sink: held_back,
+                },
             );
         };
         // The object first: a record is deleted from D1 only once R2 holds it.
@@ -59,7 +57,14 @@ pub async fn archive(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
         d1::transaction(&db, &plan.statements).await?;
         stored.push(plan.segment);
     }
-    Ok(json!({ "archived": stored, "more": true, "heldBackBySink": false }).into())
+    Answer::of(
+        200,
+        &ArchiveAnswer {
+            archived: stored,
+            more: true,
+            held_back_by_sink: false,
+        },
+    )
 }
 
 /// The tenant's first archived segment holding records after `after`.

@@ -6,6 +6,7 @@
 //! replays of already written ids are recognised). Bodies never come from clients, so
 //! a re-driven packet is as trustworthy as when it was first enriched.
 
+use crm_api::edge::{DeadLetterList, Redriven};
 use crm_store::dead_letters::{self, DEFAULT_LIST, MAX_LIST};
 use crm_store::keys::KeyScope;
 use serde_json::{Value, json};
@@ -104,7 +105,12 @@ pub async fn list(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
         .iter()
         .map(dead_letters::decode)
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(json!({ "deadLetters": letters }).into())
+    Answer::of(
+        200,
+        &DeadLetterList {
+            dead_letters: letters,
+        },
+    )
 }
 
 pub async fn redrive(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
@@ -128,8 +134,11 @@ pub async fn redrive(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
         .send(message::text(message::encode(&packet)?))
         .await?;
     d1::transaction(&db, &[dead_letters::delete(DIALECT, caller.tenant(), id)]).await?;
-    Ok(Answer(
+    Answer::of(
         202,
-        json!({ "redriven": id, "activities": packet.items.len() }),
-    ))
+        &Redriven {
+            redriven: id.to_owned(),
+            activities: packet.items.len(),
+        },
+    )
 }

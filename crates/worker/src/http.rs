@@ -104,7 +104,11 @@ pub fn respond<T: Into<Answer>>(result: ApiResult<T>) -> Result<Response> {
             let Answer(status, body) = answer.into();
             (status, body, None)
         }
-        Err(Failure(e)) => (e.status(), e.body(), e.retry_after),
+        Err(Failure(e)) => (
+            e.status(),
+            serde_json::to_value(e.body()).map_err(|e| worker::Error::RustError(e.to_string()))?,
+            e.retry_after,
+        ),
     };
     if status == 204 {
         // A 204 may not carry a body (the runtime refuses to build one).
@@ -121,6 +125,16 @@ pub fn respond<T: Into<Answer>>(result: ApiResult<T>) -> Result<Response> {
 
 /// Status and JSON body of a successful answer.
 pub struct Answer(pub u16, pub Value);
+
+impl Answer {
+    /// A typed answer (one of `crm_api`'s structs) with its status.
+    pub fn of<T: serde::Serialize>(status: u16, body: &T) -> ApiResult<Answer> {
+        Ok(Answer(
+            status,
+            serde_json::to_value(body).map_err(Failure::internal)?,
+        ))
+    }
+}
 
 impl From<Value> for Answer {
     fn from(v: Value) -> Answer {

@@ -9,7 +9,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 
-use crm_api::ingest::Submission;
+use crm_api::ingest::{QueuedAnswer, Submission};
 use crm_core::chain::canonical_json;
 use crm_core::ids::IdGenerator;
 use crm_core::{CoreError, Timestamp};
@@ -183,7 +183,7 @@ pub async fn activities(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
             .await?
             .map_err(|c| conflict(&c, false))?;
         let (status, answer) = crm_api::ingest::answer(single, stored)?;
-        return Ok(Answer(status, answer));
+        return Answer::of(status, &answer);
     }
     let ids: Vec<String> = items.iter().map(|i| i.activity.id.clone()).collect();
     let candidates: Vec<Candidate<'_>> = items.iter().map(Item::candidate).collect();
@@ -229,10 +229,14 @@ pub async fn activities(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
             .with_details(json!({ "ids": ids })));
         }
     }
-    Ok(Answer(
+    Answer::of(
         202,
-        json!({ "accepted": items.len(), "queued": fresh.len(), "ids": ids }),
-    ))
+        &QueuedAnswer {
+            accepted: items.len(),
+            queued: fresh.len(),
+            ids,
+        },
+    )
 }
 
 /// A conflict found among some of the items, placed at its index in the request.

@@ -77,9 +77,9 @@ async fn dispatch(req: &mut Request, env: &Env) -> std::result::Result<Reply, Fa
     let mut ctx = http::context(req, env, route).await?;
     let c = &mut ctx;
     Ok(match id {
-        "getHealth" => json(status::health()),
+        "getHealth" => json(status::health()?),
         "getReadiness" => json(status::ready(env).await?),
-        "getOpenApiDocument" => json(status::openapi()),
+        "getOpenApiDocument" => Reply::Raw(status::openapi()?),
         "getMetrics" => json(status::metrics(c, env).await?),
         "getSession" => json(admin::session(c, env).await?),
         "getDirectory" => json(admin::directory(c, env).await?),

@@ -54,5 +54,5 @@ pub async fn metering(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
     let error_code = (stored.duplicate && stored.outcome == crm_core::Outcome::Failed)
         .then_some("replayed_failure");
     let (status, body) = operations::answer(&stored, None, error_code, 201).map_err(Failure)?;
-    Ok(Answer(status, body))
+    Answer::of(status, &body)
 }

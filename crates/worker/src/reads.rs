@@ -5,16 +5,18 @@
 use std::collections::BTreeMap;
 
 use crm_api::dashboards::{Dashboard, RECENT};
-use crm_api::permissions::Checks;
+use crm_api::listing::ActivityPage;
+use crm_api::permissions::{CheckAnswer, Checks};
+use crm_api::reports::{Report, ReportRequest};
 use crm_core::Timestamp;
 use crm_core::duration::TimeRange;
 use crm_core::engine::TenantSnapshot;
 use crm_core::query::Cursor;
-use crm_core::report::{GroupBy, ReportTz};
+use crm_core::report::Aggregate;
 use crm_store::keys::KeyScope;
 use crm_store::listing::{self, Subject, UnknownSubject};
 use crm_store::report;
-use serde_json::{Value, json};
+use serde_json::Value;
 use worker::{Env, Request};
 
 use crate::auth::Caller;
@@ -27,13 +29,12 @@ pub async fn check(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
     let checks = Checks::from_body(ctx.take_body()?)?;
     let snap = store::snapshot(env, &caller).await?;
     let answer = match checks {
-        Checks::Batch(checks) => json!({ "decisions": snap.directory.check_batch(&checks)? }),
-        Checks::One(one) => {
-            serde_json::to_value(snap.directory.check(&one.user_id, &one.permission)?)
-                .map_err(Failure::internal)?
-        }
+        Checks::Batch(checks) => CheckAnswer::Batch {
+            decisions: snap.directory.check_batch(&checks)?,
+        },
+        Checks::One(one) => CheckAnswer::One(snap.directory.check(&one.user_id, &one.permission)?),
     };
-    Ok(Answer(200, answer))
+    Answer::of(200, &answer)
 }
 
 /// The conformance vectors' entry point, enabled only where `CONFORMANCE = "on"` (tests).
@@ -65,10 +66,6 @@ fn subject_filter(
 
 fn range(params: &BTreeMap<String, String>) -> ApiResult<TimeRange> {
     Ok(crm_api::listing::range(params, now()?)?)
-}
-
-fn report_range(params: &BTreeMap<String, String>) -> ApiResult<TimeRange> {
-    Ok(crm_api::listing::report_range(params, now()?)?)
 }
 
 fn now() -> ApiResult<Timestamp> {
@@ -116,11 +113,10 @@ async fn page_answer(
     f: crm_store::activities::Filter,
     params: &BTreeMap<String, String>,
 ) -> ApiResult<Answer> {
-    let page = page(env, caller, f, params).await?;
-    Ok(Answer(
+    Answer::of(
         200,
-        json!({ "activities": page.activities, "nextCursor": page.next_cursor.map(Cursor::encode) }),
-    ))
+        &ActivityPage::from(page(env, caller, f, params).await?),
+    )
 }
 
 /// One page of the activities `f` selects, newest first.
@@ -197,9 +193,10 @@ pub async fn report(ctx: &mut Ctx, env: &Env, subject: Subject) -> ApiResult<Ans
     caller.require(KeyScope::Read)?;
     let params = ctx.query.clone();
     let snap = store::snapshot(env, &caller).await?;
-    Ok(report_body(env, &caller, &snap, &subject, &params)
-        .await?
-        .into())
+    Answer::of(
+        200,
+        &report_body(env, &caller, &snap, &subject, &params).await?,
+    )
 }
 
 /// The subject's report: hourly rollups for whole hours, raw rows at the edges,
@@ -210,49 +207,29 @@ async fn report_body(
     snap: &TenantSnapshot,
     subject: &Subject,
     params: &BTreeMap<String, String>,
-) -> ApiResult<Value> {
+) -> ApiResult<Report> {
     if *subject == Subject::Tenant {
         caller.require_tenant_wide()?;
     } else {
         caller.may_read(subject, &snap.directory)?;
     }
-    let r = report_range(params)?;
-    let group = params
-        .get("groupBy")
-        .cloned()
-        .unwrap_or_else(|| "day".to_owned());
-    GroupBy::parse(&group).map_err(|e| e.at("groupBy"))?;
-    let tz = match params.get("tz") {
-        Some(name) => ReportTz::parse(name).map_err(|e| e.at("tz"))?,
-        None => snap.policy.report_tz()?,
-    };
-    let mut f = subject_filter(snap, subject, r)?;
+    let req = ReportRequest::parse(params, now()?, &snap.policy)?;
+    let mut f = subject_filter(snap, subject, req.range)?;
     narrow(caller, snap, &mut f)?;
     let db = Db::of_tenant(env, caller.tenant()).await?;
     let mut partials = Vec::new();
-    for part in report::parts(DIALECT, caller.tenant(), &f, tz.time_tier(r.from, r.to)) {
+    let tier = req.tz.time_tier(req.range.from, req.range.to);
+    for part in report::parts(DIALECT, caller.tenant(), &f, tier) {
         let rows = d1::query(&db, &part.statement).await?;
         let rows = rows
             .iter()
             .map(|row| part.decode(row))
             .collect::<Result<Vec<_>, _>>()?;
-        partials.push(crm_core::engine::aggregate_inputs(
-            &group,
-            tz.name(),
-            &rows,
-        )?);
+        let mut partial = Aggregate::new(req.group_by, req.tz);
+        partial.add_inputs(&rows)?;
+        partials.push(partial);
     }
-    let mut body =
-        serde_json::to_value(crm_core::engine::finish(partials)?).map_err(Failure::internal)?;
-    if let Some(obj) = body.as_object_mut() {
-        match subject {
-            Subject::User(id) => obj.insert("userId".to_owned(), json!(id)),
-            Subject::Department(id) => obj.insert("departmentId".to_owned(), json!(id)),
-            Subject::Tenant => None,
-        };
-        obj.insert("period".to_owned(), json!({ "from": r.from, "to": r.to }));
-    }
-    Ok(body)
+    Ok(Report::new(partials, subject, req.range)?)
 }
 
 /// `GET /v1/dashboards/users/{id}`: context, report, recent activities and their summary.
@@ -279,7 +256,5 @@ pub async fn dashboard(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
     let page = page(env, &caller, f, &recent_params).await?;
     let now = Timestamp::from_millis(worker::Date::now().as_millis() as i64)?;
     let answer = Dashboard::new(id, dir.user_context(user), report, page, now)?;
-    Ok(serde_json::to_value(answer)
-        .map_err(Failure::internal)?
-        .into())
+    Answer::of(200, &answer)
 }

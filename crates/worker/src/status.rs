@@ -2,8 +2,8 @@
 //! path or method the edge does not route.
 
 use crm_api::endpoints;
+use crm_api::status::{Health, Metrics, Readiness, Ready, UpstreamProgress};
 use crm_store::{export, outbox};
-use serde_json::json;
 use worker::Env;
 
 use crate::d1::{self, DIALECT, Db};
@@ -17,8 +17,11 @@ pub fn testing(env: &Env) -> bool {
         == "on"
 }
 
-pub fn health() -> Answer {
-    json!({ "status": "ok" }).into()
+/// What `/readyz` and `/v1/metrics` name as the engine here.
+const ENGINE: &str = "worker";
+
+pub fn health() -> ApiResult<Answer> {
+    Answer::of(200, &Health::OK)
 }
 
 /// Ready when the control database (which every request reads first) answers.
@@ -31,11 +34,24 @@ pub async fn ready(env: &Env) -> ApiResult<Answer> {
                 crm_api::storage::BUSY_RETRY_AFTER_SECONDS,
             ))
         })?;
-    Ok(json!({ "status": "ready", "runtime": "worker" }).into())
+    Answer::of(
+        200,
+        &Ready {
+            status: Readiness::Ready,
+            engine: ENGINE.to_owned(),
+            fanout: None,
+        },
+    )
 }
 
-pub fn openapi() -> Answer {
-    endpoints::document(env!("CARGO_PKG_VERSION")).into()
+/// The document as built (`crm_api::endpoints::DOCUMENT`), byte for byte what crm-host
+/// serves.
+pub fn openapi() -> worker::Result<worker::Response> {
+    let mut response = worker::Response::ok(endpoints::DOCUMENT)?;
+    response
+        .headers_mut()
+        .set("content-type", "application/json")?;
+    Ok(response)
 }
 
 /// `GET /v1/metrics` (admin): what D1 knows about the caller's tenant — the chain head,
@@ -56,7 +72,7 @@ pub async fn metrics(ctx: &Ctx, env: &Env) -> ApiResult<Answer> {
         &count("SELECT COUNT(*) FROM queued_ids WHERE tenant_id = ?1"),
     )
     .await?
-    .map(|r| r.int(0))
+    .map(|r| r.uint(0))
     .transpose()?
     .unwrap_or(0);
     let dead = d1::query_opt(
@@ -64,7 +80,7 @@ pub async fn metrics(ctx: &Ctx, env: &Env) -> ApiResult<Answer> {
         &count("SELECT COUNT(*) FROM dead_letters WHERE tenant_id = ?1"),
     )
     .await?
-    .map(|r| r.int(0))
+    .map(|r| r.uint(0))
     .transpose()?
     .unwrap_or(0);
     let delivered = d1::query_opt(&db, &outbox::cursor(DIALECT, tenant, "upstream"))
@@ -72,15 +88,20 @@ pub async fn metrics(ctx: &Ctx, env: &Env) -> ApiResult<Answer> {
         .map(|r| r.uint(0))
         .transpose()?
         .unwrap_or(0);
-    Ok(json!({
-        "runtime": "worker",
-        "headSeq": bounds.head_seq,
-        "queuedIds": queued,
-        "deadLetters": dead,
-        "upstream": {
-            "deliveredSeq": delivered,
-            "pending": bounds.head_seq.saturating_sub(delivered),
+    Answer::of(
+        200,
+        &Metrics {
+            tenant_id: tenant.to_owned(),
+            engine: ENGINE.to_owned(),
+            requests: None,
+            fanout: None,
+            head_seq: Some(bounds.head_seq),
+            queued_ids: Some(queued),
+            dead_letters: Some(dead),
+            upstream: Some(UpstreamProgress {
+                delivered_seq: delivered,
+                pending: bounds.head_seq.saturating_sub(delivered),
+            }),
         },
-    })
-    .into())
+    )
 }

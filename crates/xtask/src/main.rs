@@ -41,6 +41,9 @@ enum Task {
     Worker,
     /// schemathesis against `crm-host demo`, from the OpenAPI document (bounded).
     ApiFuzz,
+    /// Write crates/api/openapi.json, the document both runtimes serve, from the types
+    /// (crm-api's tests fail while it is stale).
+    Openapi,
     /// Fail on citations of files the repository lacks, on disagreeing version pins and
     /// on edge shards declared in part.
     Tidy,
@@ -88,6 +91,13 @@ fn main() -> Result<()> {
         Task::Worker => worker(&root),
         Task::ApiFuzz => api_fuzz::run(&root),
         Task::Tidy => tidy::run(&root),
+        Task::Openapi => {
+            let document = crm_api::endpoints::document(env!("CARGO_PKG_VERSION"));
+            let path = root.join("crates/api/openapi.json");
+            std::fs::write(&path, serde_json::to_string_pretty(&document)? + "\n")?;
+            eprintln!("xtask: wrote {}", path.display());
+            Ok(())
+        }
         Task::D1Migrate { local } => shards::migrate(&root, local),
         Task::Bench {
             quick,

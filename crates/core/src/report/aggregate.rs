@@ -46,7 +46,9 @@ fn slot<'m, V>(map: &'m mut BTreeMap<String, V>, key: &str, new: impl FnOnce() -
     map.get_mut(key).expect("present or inserted above")
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema,
+)]
 #[serde(rename_all = "camelCase")]
 pub struct CountCredits {
     pub count: u64,
@@ -509,7 +511,7 @@ fn most_active(users: &BTreeMap<String, CountCredits>) -> Option<MostActiveUser>
         })
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OperationStat {
     pub operation: String,
@@ -518,7 +520,7 @@ pub struct OperationStat {
     pub latest: Timestamp,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Bucket {
     pub bucket: String,
@@ -526,7 +528,7 @@ pub struct Bucket {
     pub total_credits: Credits,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EntityStat {
     pub entity_type: String,
@@ -534,7 +536,7 @@ pub struct EntityStat {
     pub total_credits: Credits,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UserStat {
     pub user_id: String,
@@ -542,7 +544,7 @@ pub struct UserStat {
     pub total_credits: Credits,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DepartmentStat {
     pub department_id: String,
@@ -550,7 +552,7 @@ pub struct DepartmentStat {
     pub total_credits: Credits,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ComplianceSummary {
     pub unique_users: u64,
@@ -560,7 +562,7 @@ pub struct ComplianceSummary {
     pub unique_ip_addresses: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MostActiveUser {
     pub user_id: String,
@@ -568,7 +570,7 @@ pub struct MostActiveUser {
 }
 
 /// The report as the API returns it (runtimes add scope and period around it).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ReportBody {
     pub group_by: GroupBy,
@@ -587,7 +589,7 @@ pub struct ReportBody {
 
 /// The original sketch's `summarizeRecentActivities`, made order-independent: `lastActivity` is the
 /// newest instant, not whatever came first.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RecentSummary {
     pub total_operations: u64,

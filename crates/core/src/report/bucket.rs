@@ -10,7 +10,9 @@ use super::rollup::Tier;
 use crate::error::{CoreError, CoreResult};
 use crate::time::{Timestamp, clip};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum GroupBy {
     Hour,

@@ -3,8 +3,9 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use crm_api::ingest::Submission;
-use serde_json::{Value, json};
+use crm_api::ingest::{IngestAnswer, Submission};
+use crm_api::listing::ActivityPage;
+use serde_json::Value;
 
 use super::auth::Caller;
 use super::error::{Body, Query};
@@ -24,7 +25,7 @@ pub async fn ingest(
     key: IdempotencyKey,
     Query(params): Query,
     body: Body,
-) -> HostResult<(StatusCode, Json<Value>)> {
+) -> HostResult<(StatusCode, Json<IngestAnswer>)> {
     // The host always answers after commit; `sync` is accepted for parity with the edge.
     crm_api::ingest::sync_param(params.get("sync")).map_err(HostError::Api)?;
     let submission = Submission::from_body(body.0).map_err(HostError::Api)?;
@@ -45,10 +46,8 @@ pub async fn ingest(
     ))
 }
 
-fn page_json(page: Page) -> Json<Value> {
-    Json(
-        json!({ "activities": page.activities, "nextCursor": page.next_cursor.map(|c| c.encode()) }),
-    )
+fn page_json(page: Page) -> Json<ActivityPage> {
+    Json(ActivityPage::from(page))
 }
 
 async fn listing(
@@ -56,7 +55,7 @@ async fn listing(
     caller: &Caller,
     subject: Subject,
     params: &Params,
-) -> HostResult<Json<Value>> {
+) -> HostResult<Json<ActivityPage>> {
     caller.require(Scope::Read)?;
     let tenant = caller.snapshot(app).await?;
     let page = queries::list(app, &tenant, subject, params, &caller.principal).await?;
@@ -67,7 +66,7 @@ pub async fn list(
     State(app): State<App>,
     caller: Caller,
     Query(params): Query,
-) -> HostResult<Json<Value>> {
+) -> HostResult<Json<ActivityPage>> {
     listing(&app, &caller, Subject::Tenant, &params).await
 }
 
@@ -76,7 +75,7 @@ pub async fn user(
     caller: Caller,
     Path(id): Path<String>,
     Query(params): Query,
-) -> HostResult<Json<Value>> {
+) -> HostResult<Json<ActivityPage>> {
     listing(&app, &caller, Subject::User(id), &params).await
 }
 
@@ -85,7 +84,7 @@ pub async fn department(
     caller: Caller,
     Path(id): Path<String>,
     Query(params): Query,
-) -> HostResult<Json<Value>> {
+) -> HostResult<Json<ActivityPage>> {
     listing(&app, &caller, Subject::Department(id), &params).await
 }
 
@@ -126,7 +125,7 @@ pub async fn entity(
     caller: Caller,
     Path((entity_type, entity_id)): Path<(String, String)>,
     Query(mut params): Query,
-) -> HostResult<Json<Value>> {
+) -> HostResult<Json<ActivityPage>> {
     caller.require(Scope::Read)?;
     let tenant = caller.snapshot(&app).await?;
     params.0.insert("entityType".to_owned(), entity_type);

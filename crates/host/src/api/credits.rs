@@ -10,23 +10,22 @@ use super::error::Body;
 use super::idempotency::IdempotencyKey;
 use crate::error::{HostError, HostResult};
 use crate::service::{App, clock};
+use crm_api::versioned::PriceList;
 use crm_api::wallet::{AdjustmentRequest, GrantRequest};
 use crm_store::grants::WalletOp;
 use crm_store::keys::KeyScope as Scope;
 
-pub async fn prices(State(app): State<App>, caller: Caller) -> HostResult<Json<Value>> {
+pub async fn prices(State(app): State<App>, caller: Caller) -> HostResult<Json<PriceTable>> {
     caller.require_tenant_wide()?;
     let t = caller.snapshot(&app).await?;
-    Ok(Json(
-        serde_json::to_value(&t.snapshot.policy.prices).map_err(HostError::internal)?,
-    ))
+    Ok(Json(t.snapshot.policy.prices.clone()))
 }
 
 pub async fn put_prices(
     State(app): State<App>,
     caller: Caller,
     body: Body,
-) -> HostResult<Json<Value>> {
+) -> HostResult<Json<PriceList>> {
     caller.require(Scope::Admin)?;
     let table: PriceTable = body.parse()?;
     let t = app
@@ -36,10 +35,10 @@ pub async fn put_prices(
             Ok(())
         })
         .await?;
-    let mut answer =
-        serde_json::to_value(&t.snapshot.policy.prices).map_err(HostError::internal)?;
-    answer["version"] = json!(t.version());
-    Ok(Json(answer))
+    Ok(Json(PriceList {
+        prices: t.snapshot.policy.prices.clone(),
+        version: t.version(),
+    }))
 }
 
 /// `GET /v1/credits/balance`: the balance now, by grant (`crm_api::wallet`).

@@ -15,13 +15,15 @@ use super::error::{Body, Query};
 use super::idempotency::IdempotencyKey;
 use crate::error::{HostError, HostResult};
 use crate::service::App;
-use crate::service::crm::{self, Done, Effect, LeadFields};
+use crate::service::crm::{self, Done, Effect};
+use crm_api::leads::{LeadCreate, LeadFields, LeadStatus, LeadUpdate};
+use crm_api::operations::OperationAnswer;
 
 /// Lead listing page size when none is asked for, and the most one may ask for.
 const DEFAULT_LEADS: usize = 50;
 const MAX_LEADS: usize = 500;
 
-type Answer = HostResult<(StatusCode, Json<Value>)>;
+type Answer = HostResult<(StatusCode, Json<OperationAnswer>)>;
 
 /// The HTTP answer for an operation's outcome (`crm_api::operations`).
 fn answer(done: Done, fresh_status: StatusCode) -> Answer {
@@ -72,55 +74,45 @@ pub async fn operation(
     answer(done, StatusCode::CREATED)
 }
 
-#[derive(serde::Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct LeadRequest {
-    user_id: String,
-    #[serde(default)]
-    lead_id: Option<String>,
-    #[serde(default)]
-    lead: Option<LeadFields>,
-    #[serde(default)]
-    changes: Option<LeadFields>,
-    #[serde(default)]
-    expected_version: Option<u64>,
-    #[serde(default)]
-    session_id: Option<String>,
-    #[serde(default)]
-    compliance: Option<Value>,
+/// Who does a lead operation, and the context it is recorded with.
+struct Actor<'a> {
+    user_id: &'a str,
+    session_id: Option<&'a str>,
+    compliance: Option<&'a Value>,
 }
 
-/// The recorded activity of a lead operation: the lead's id and status, nothing of its
-/// content.
+/// The recorded activity of a lead operation: the lead's id, status and priority,
+/// nothing of its content.
 fn lead_activity(
     operation: &str,
     activity_id: &str,
-    req: &LeadRequest,
+    actor: &Actor<'_>,
     lead_id: Option<&str>,
-    status: Option<&str>,
+    fields: Option<&LeadFields>,
 ) -> Map<String, Value> {
     let mut m = Map::new();
-    m.insert("userId".to_owned(), json!(req.user_id));
+    m.insert("userId".to_owned(), json!(actor.user_id));
     m.insert("entityType".to_owned(), json!("lead"));
     if let Some(l) = lead_id {
         m.insert("entityId".to_owned(), json!(l));
     }
-    if let Some(s) = &req.session_id {
+    if let Some(s) = actor.session_id {
         m.insert("sessionId".to_owned(), json!(s));
     }
-    if let Some(c) = &req.compliance {
+    if let Some(c) = actor.compliance {
         m.insert("compliance".to_owned(), c.clone());
     }
-    if let Some(s) = status {
-        m.insert("metadata".to_owned(), json!({ "leadStatus": s }));
+    let mut metadata = Map::new();
+    if let Some(s) = fields.and_then(|f| f.status) {
+        metadata.insert("leadStatus".to_owned(), json!(s.as_str()));
+    }
+    if let Some(p) = fields.and_then(|f| f.priority) {
+        metadata.insert("leadPriority".to_owned(), json!(p.as_str()));
+    }
+    if !metadata.is_empty() {
+        m.insert("metadata".to_owned(), Value::Object(metadata));
     }
     crm::activity_input(operation, activity_id, m)
-}
-
-fn status_name(f: &LeadFields) -> Option<String> {
-    f.status
-        .and_then(|s| serde_json::to_value(s).ok())
-        .and_then(|v| v.as_str().map(str::to_owned))
 }
 
 pub async fn create_lead(
@@ -130,17 +122,9 @@ pub async fn create_lead(
     body: Body,
 ) -> Answer {
     caller.require(KeyScope::Ingest)?;
-    let req: LeadRequest = body.parse()?;
-    let fields = req.lead.clone().ok_or_else(|| {
-        crm_core::CoreError::invalid("lead", "`lead` with at least a `title` is required")
-    })?;
-    if fields.title.is_none() {
+    let req: LeadCreate = body.parse()?;
+    if req.lead.title.is_none() {
         return Err(crm_core::CoreError::invalid("lead.title", "a lead needs a `title`").into());
-    }
-    if req.changes.is_some() || req.expected_version.is_some() {
-        return Err(HostError::BadRequest(
-            "`changes` and `expectedVersion` belong to PATCH".to_owned(),
-        ));
     }
     let tenant = caller.snapshot(&app).await?;
     let activity_id = crm::activity_id(&app, caller.tenant(), "leads:create", key.as_deref());
@@ -151,17 +135,23 @@ pub async fn create_lead(
         }
         None => format!("lead-{}", activity_id.trim_start_matches("idem-")),
     };
-    let status = status_name(&fields).or_else(|| Some("open".to_owned()));
+    let mut fields = req.lead.clone();
+    fields.status = fields.status.or(Some(LeadStatus::Open));
+    let actor = Actor {
+        user_id: &req.user_id,
+        session_id: req.session_id.as_deref(),
+        compliance: req.compliance.as_ref(),
+    };
     let input = lead_activity(
         "crm.leads.create",
         &activity_id,
-        &req,
+        &actor,
         Some(&lead_id),
-        status.as_deref(),
+        Some(&fields),
     );
     let effect = Effect::CreateLead {
         id: lead_id,
-        fields,
+        fields: req.lead,
     };
     answer(
         crm::run(&app, &tenant, input, effect, caller.ip_address.as_deref()).await?,
@@ -178,16 +168,7 @@ pub async fn update_lead(
 ) -> Answer {
     caller.require(KeyScope::Ingest)?;
     crm_core::names::validate_id("id", &id)?;
-    let req: LeadRequest = body.parse()?;
-    let changes = req
-        .changes
-        .clone()
-        .ok_or_else(|| crm_core::CoreError::invalid("changes", "`changes` is required"))?;
-    if req.lead.is_some() || req.lead_id.is_some() {
-        return Err(HostError::BadRequest(
-            "the lead is named by the path; send `changes`".to_owned(),
-        ));
-    }
+    let req: LeadUpdate = body.parse()?;
     let tenant = caller.snapshot(&app).await?;
     let activity_id = crm::activity_id(
         &app,
@@ -195,16 +176,21 @@ pub async fn update_lead(
         &format!("leads:update:{id}"),
         key.as_deref(),
     );
+    let actor = Actor {
+        user_id: &req.user_id,
+        session_id: req.session_id.as_deref(),
+        compliance: req.compliance.as_ref(),
+    };
     let input = lead_activity(
         "crm.leads.update",
         &activity_id,
-        &req,
+        &actor,
         Some(&id),
-        status_name(&changes).as_deref(),
+        Some(&req.changes),
     );
     let effect = Effect::UpdateLead {
         id,
-        changes,
+        changes: req.changes,
         expected_version: req.expected_version,
     };
     answer(
@@ -213,17 +199,14 @@ pub async fn update_lead(
     )
 }
 
-fn user_param(params: &crate::service::queries::Params) -> HostResult<LeadRequest> {
+/// The reader of `GET /v1/leads…`: `userId` (required) and `sessionId` from the query.
+fn reader(params: &crate::service::queries::Params) -> HostResult<Actor<'_>> {
     let user_id = params.get("userId").ok_or_else(|| {
         crm_core::CoreError::invalid("userId", "`userId` (who reads) is required")
     })?;
-    Ok(LeadRequest {
-        user_id: user_id.to_owned(),
-        lead_id: None,
-        lead: None,
-        changes: None,
-        expected_version: None,
-        session_id: params.get("sessionId").map(str::to_owned),
+    Ok(Actor {
+        user_id,
+        session_id: params.get("sessionId"),
         compliance: None,
     })
 }
@@ -236,10 +219,10 @@ pub async fn read_lead(
 ) -> Answer {
     caller.require(KeyScope::Ingest)?;
     crm_core::names::validate_id("id", &id)?;
-    let req = user_param(&params)?;
+    let actor = reader(&params)?;
     let tenant = caller.snapshot(&app).await?;
     let activity_id = app.ids.next(crate::service::clock::now());
-    let input = lead_activity("crm.leads.read", &activity_id, &req, Some(&id), None);
+    let input = lead_activity("crm.leads.read", &activity_id, &actor, Some(&id), None);
     answer(
         crm::run(
             &app,
@@ -255,12 +238,12 @@ pub async fn read_lead(
 
 pub async fn list_leads(State(app): State<App>, caller: Caller, Query(params): Query) -> Answer {
     caller.require(KeyScope::Ingest)?;
-    let req = user_param(&params)?;
+    let actor = reader(&params)?;
     let limit = crm_store::listing::limit(params.get("limit"), DEFAULT_LEADS, MAX_LEADS)?;
     let after = params.get("cursor").map(crm::decode_cursor).transpose()?;
     let tenant = caller.snapshot(&app).await?;
     let activity_id = app.ids.next(crate::service::clock::now());
-    let input = lead_activity("crm.leads.read", &activity_id, &req, None, None);
+    let input = lead_activity("crm.leads.read", &activity_id, &actor, None, None);
     answer(
         crm::run(
             &app,

@@ -2,7 +2,8 @@
 
 use axum::Json;
 use axum::extract::State;
-use serde_json::{Value, json};
+use crm_api::versioned::{DirectoryDocument, DirectorySummary};
+use serde_json::Value;
 
 use super::auth::Caller;
 use super::error::Body;
@@ -11,29 +12,27 @@ use crate::error::HostResult;
 use crate::service::App;
 use crm_store::keys::KeyScope as Scope;
 
-fn summary(t: &Tenant) -> Value {
-    let d = &t.snapshot.directory;
-    json!({
-        "version": t.version(),
-        "users": d.user_count(),
-        "departments": d.department_count(),
-        "roles": d.role_count(),
-        "permissions": d.permission_count(),
-    })
+fn summary(t: &Tenant) -> DirectorySummary {
+    DirectorySummary::of(&t.snapshot.directory, t.version())
 }
 
-pub async fn get(State(app): State<App>, caller: Caller) -> HostResult<Json<Value>> {
+pub async fn get(State(app): State<App>, caller: Caller) -> HostResult<Json<DirectoryDocument>> {
     caller.require_tenant_wide()?;
     // The document as stored (the engine keeps only the compiled form).
     let row = app.store.tenant(caller.tenant()).await?;
     let directory: Value =
         serde_json::from_str(&row.directory).map_err(crate::error::HostError::internal)?;
-    Ok(Json(
-        json!({ "version": row.version, "directory": directory }),
-    ))
+    Ok(Json(DirectoryDocument {
+        version: row.version,
+        directory,
+    }))
 }
 
-pub async fn put(State(app): State<App>, caller: Caller, body: Body) -> HostResult<Json<Value>> {
+pub async fn put(
+    State(app): State<App>,
+    caller: Caller,
+    body: Body,
+) -> HostResult<Json<DirectorySummary>> {
     caller.require(Scope::Admin)?;
     let t = app
         .tenants
@@ -42,7 +41,11 @@ pub async fn put(State(app): State<App>, caller: Caller, body: Body) -> HostResu
     Ok(Json(summary(&t)))
 }
 
-pub async fn patch(State(app): State<App>, caller: Caller, body: Body) -> HostResult<Json<Value>> {
+pub async fn patch(
+    State(app): State<App>,
+    caller: Caller,
+    body: Body,
+) -> HostResult<Json<DirectorySummary>> {
     caller.require(Scope::Admin)?;
     let t = app
         .tenants

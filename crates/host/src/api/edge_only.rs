@@ -8,21 +8,26 @@
 
 use axum::Json;
 use axum::extract::Path;
+use crm_api::edge::{DeadLetterList, Redriven};
 use crm_store::dead_letters::{DEFAULT_LIST, MAX_LIST};
 use crm_store::keys::KeyScope;
-use serde_json::{Value, json};
 
 use super::auth::Caller;
 use super::error::Query;
 use crate::error::{HostError, HostResult};
 
-pub async fn dead_letters(caller: Caller, Query(params): Query) -> HostResult<Json<Value>> {
+pub async fn dead_letters(
+    caller: Caller,
+    Query(params): Query,
+) -> HostResult<Json<DeadLetterList>> {
     caller.require(KeyScope::Admin)?;
     crm_store::listing::limit(params.get("limit"), DEFAULT_LIST, MAX_LIST)?;
-    Ok(Json(json!({ "deadLetters": [] })))
+    Ok(Json(DeadLetterList {
+        dead_letters: Vec::new(),
+    }))
 }
 
-pub async fn redrive(caller: Caller, Path(id): Path<String>) -> HostResult<Json<Value>> {
+pub async fn redrive(caller: Caller, Path(id): Path<String>) -> HostResult<Json<Redriven>> {
     caller.require(KeyScope::Admin)?;
     Err(HostError::NotFound(format!(
         "no dead letter `{}`: crm-host writes before it answers, so it has none",

@@ -1,13 +1,12 @@
 //! API keys for admins: `GET /v1/keys`, `POST /v1/keys`, `DELETE /v1/keys/{id}`.
-//! Revocation takes effect on the next request everywhere (keys are looked up per
-//! request, never cached).
+//! Revocation takes effect on the next request on this host (its key cache forgets
+//! the key) and within `crm_store::key_cache::TTL_MS` on any other.
 
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use crm_api::requests::{NewKeyAnswer, NewKeyRequest};
+use crm_api::requests::{KeyList, NewKeyAnswer, NewKeyRequest};
 use crm_store::keys::KeyScope;
-use serde_json::{Value, json};
 
 use super::auth::Caller;
 use super::error::Body;
@@ -15,10 +14,10 @@ use super::idempotency::IdempotencyKey;
 use crate::error::{HostError, HostResult};
 use crate::service::{App, clock};
 
-pub async fn list(State(app): State<App>, caller: Caller) -> HostResult<Json<Value>> {
+pub async fn list(State(app): State<App>, caller: Caller) -> HostResult<Json<KeyList>> {
     caller.require(KeyScope::Admin)?;
     let keys = app.store.list_keys(caller.tenant()).await?;
-    Ok(Json(json!({ "keys": keys })))
+    Ok(Json(KeyList { keys }))
 }
 
 /// `POST /v1/keys`: 201 with the key's text; a retry under the same

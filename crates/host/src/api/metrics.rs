@@ -6,11 +6,11 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
+use crm_api::status::Metrics;
 use crm_store::keys::KeyScope;
-use serde_json::{Value, json};
 
 use super::auth::Caller;
-use crate::error::HostResult;
+use crate::error::{HostError, HostResult};
 use crate::service::{App, stats};
 
 pub async fn prometheus(State(app): State<App>) -> impl IntoResponse {
@@ -27,12 +27,19 @@ pub async fn prometheus(State(app): State<App>) -> impl IntoResponse {
 
 /// The caller's tenant only: its requests, recorded work and fan-out backlog. The
 /// process-wide figures (every tenant's) are the operator's, on `/metrics`.
-pub async fn json(State(app): State<App>, caller: Caller) -> HostResult<Json<Value>> {
+pub async fn json(State(app): State<App>, caller: Caller) -> HostResult<Json<Metrics>> {
     caller.require(KeyScope::Admin)?;
-    Ok(Json(json!({
-        "tenantId": caller.tenant(),
-        "requests": app.stats.tenant_snapshot(caller.tenant()),
-        "fanout": app.fanout.tenant_status(caller.tenant()),
-        "engine": format!("{:?}", app.engine.kind()).to_lowercase(),
-    })))
+    Ok(Json(Metrics {
+        tenant_id: caller.tenant().to_owned(),
+        engine: app.engine.kind().name().to_owned(),
+        requests: Some(app.stats.tenant_snapshot(caller.tenant())),
+        fanout: Some(
+            serde_json::to_value(app.fanout.tenant_status(caller.tenant()))
+                .map_err(HostError::internal)?,
+        ),
+        head_seq: None,
+        queued_ids: None,
+        dead_letters: None,
+        upstream: None,
+    }))
 }

@@ -93,8 +93,11 @@ fn handler(e: &Endpoint) -> Option<MethodRouter<App>> {
     })
 }
 
-async fn openapi() -> axum::Json<serde_json::Value> {
-    axum::Json(endpoints::document(env!("CARGO_PKG_VERSION")))
+async fn openapi() -> impl axum::response::IntoResponse {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        endpoints::DOCUMENT,
+    )
 }
 
 pub fn router(app: App) -> Router {

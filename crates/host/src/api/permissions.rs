@@ -4,15 +4,18 @@
 
 use axum::Json;
 use axum::extract::State;
-use crm_api::permissions::Checks;
-use serde_json::{Value, json};
+use crm_api::permissions::{CheckAnswer, Checks};
 
 use super::auth::Caller;
 use super::error::Body;
 use crate::error::{HostError, HostResult};
 use crate::service::App;
 
-pub async fn check(State(app): State<App>, caller: Caller, body: Body) -> HostResult<Json<Value>> {
+pub async fn check(
+    State(app): State<App>,
+    caller: Caller,
+    body: Body,
+) -> HostResult<Json<CheckAnswer>> {
     let tenant = caller.snapshot(&app).await?;
     let one = match Checks::from_body(body.0).map_err(HostError::Api)? {
         Checks::Batch(checks) => {
@@ -23,7 +26,7 @@ pub async fn check(State(app): State<App>, caller: Caller, body: Body) -> HostRe
             for d in &decisions {
                 app.stats.checked(caller.tenant(), d.allowed);
             }
-            return Ok(Json(json!({ "decisions": decisions })));
+            return Ok(Json(CheckAnswer::Batch { decisions }));
         }
         Checks::One(one) => one,
     };
@@ -35,7 +38,5 @@ pub async fn check(State(app): State<App>, caller: Caller, body: Body) -> HostRe
         .pop()
         .ok_or_else(|| HostError::internal(anyhow::anyhow!("no decision")))?;
     app.stats.checked(caller.tenant(), decision.allowed);
-    Ok(Json(
-        serde_json::to_value(decision).map_err(HostError::internal)?,
-    ))
+    Ok(Json(CheckAnswer::One(decision)))
 }

@@ -3,28 +3,33 @@
 
 use axum::Json;
 use axum::extract::State;
+use crm_api::versioned::PolicyDocument;
 use crm_core::TenantPolicy;
 use crm_store::keys::KeyScope;
-use serde_json::{Value, json};
 
 use super::auth::Caller;
 use super::error::Body;
-use crate::error::{HostError, HostResult};
+use crate::error::HostResult;
 use crate::service::App;
 
-fn answer(policy: &TenantPolicy, version: u64) -> HostResult<Json<Value>> {
-    Ok(Json(
-        json!({ "version": version, "policy": serde_json::to_value(policy).map_err(HostError::internal)? }),
-    ))
+fn answer(policy: &TenantPolicy, version: u64) -> HostResult<Json<PolicyDocument>> {
+    Ok(Json(PolicyDocument {
+        version,
+        policy: policy.clone(),
+    }))
 }
 
-pub async fn get(State(app): State<App>, caller: Caller) -> HostResult<Json<Value>> {
+pub async fn get(State(app): State<App>, caller: Caller) -> HostResult<Json<PolicyDocument>> {
     caller.require_tenant_wide()?;
     let t = caller.snapshot(&app).await?;
     answer(&t.snapshot.policy, t.version())
 }
 
-pub async fn put(State(app): State<App>, caller: Caller, body: Body) -> HostResult<Json<Value>> {
+pub async fn put(
+    State(app): State<App>,
+    caller: Caller,
+    body: Body,
+) -> HostResult<Json<PolicyDocument>> {
     caller.require(KeyScope::Admin)?;
     let next: TenantPolicy = body.parse()?;
     next.validate()?;

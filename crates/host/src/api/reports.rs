@@ -3,7 +3,7 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use serde_json::Value;
+use crm_api::reports::Report;
 
 use super::auth::Caller;
 use super::error::Query;
@@ -18,7 +18,7 @@ async fn report(
     caller: &Caller,
     subject: Subject,
     params: &Params,
-) -> HostResult<Json<Value>> {
+) -> HostResult<Json<Report>> {
     caller.require(Scope::Read)?;
     let tenant = caller.snapshot(app).await?;
     caller.may_read(&subject, &tenant)?;
@@ -32,7 +32,7 @@ pub async fn tenant(
     State(app): State<App>,
     caller: Caller,
     Query(params): Query,
-) -> HostResult<Json<Value>> {
+) -> HostResult<Json<Report>> {
     report(&app, &caller, Subject::Tenant, &params).await
 }
 
@@ -41,7 +41,7 @@ pub async fn user(
     caller: Caller,
     Path(id): Path<String>,
     Query(params): Query,
-) -> HostResult<Json<Value>> {
+) -> HostResult<Json<Report>> {
     report(&app, &caller, Subject::User(id), &params).await
 }
 
@@ -50,6 +50,6 @@ pub async fn department(
     caller: Caller,
     Path(id): Path<String>,
     Query(params): Query,
-) -> HostResult<Json<Value>> {
+) -> HostResult<Json<Report>> {
     report(&app, &caller, Subject::Department(id), &params).await
 }

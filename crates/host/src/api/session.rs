@@ -3,6 +3,7 @@
 
 use axum::Json;
 use axum::extract::State;
+use crm_api::access::Session;
 use crm_store::keys::KeyScope;
 use serde_json::Value;
 
@@ -10,7 +11,7 @@ use super::auth::Caller;
 use crate::error::HostResult;
 use crate::service::App;
 
-pub async fn get(State(app): State<App>, caller: Caller) -> HostResult<Json<Value>> {
+pub async fn get(State(app): State<App>, caller: Caller) -> HostResult<Json<Session>> {
     caller.require(KeyScope::Read)?;
     let tenant = caller.snapshot(&app).await?;
     let spec: Value = serde_json::to_value(tenant.snapshot.directory.to_spec())

@@ -25,6 +25,16 @@ pub enum EngineKind {
     Native,
 }
 
+impl EngineKind {
+    /// As answered in `/readyz` and `/v1/metrics`.
+    pub fn name(self) -> &'static str {
+        match self {
+            EngineKind::Component => "component",
+            EngineKind::Native => "native",
+        }
+    }
+}
+
 /// Failure of an engine call.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {

@@ -9,11 +9,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crm_core::chain::canonical_json;
-use crm_core::{Activity, CoreError, Credits, Outcome, Timestamp};
+use crm_core::{Activity, CoreError, Outcome, Timestamp};
 use crm_store::activities;
 use crm_store::ingest::Stored;
 use crm_store::leads::{self, LeadRow};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
@@ -21,58 +21,7 @@ use super::{App, clock};
 use crate::engine::{RawActivity, SharedEngine, Tenant};
 use crate::error::{HostError, HostResult};
 use crate::store::{Conn, IngestItem};
-
-/// Lead fields a client may set.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct LeadFields {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub title: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub source: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub status: Option<LeadStatus>,
-    /// Deal value, exact to 1/10,000 (text or number on the wire).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub value: Option<Credits>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub custom_fields: Option<Map<String, Value>>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LeadStatus {
-    Open,
-    Qualified,
-    Won,
-    Lost,
-}
-
-impl LeadFields {
-    fn validate(&self) -> HostResult<()> {
-        if let Some(t) = &self.title {
-            crm_core::names::validate_label("title", t)?;
-        }
-        if let Some(s) = &self.source {
-            crm_core::names::validate_label("source", s)?;
-        }
-        if let Some(c) = &self.custom_fields {
-            crm_core::metadata::sanitize(Some(Value::Object(c.clone())), &[])
-                .map_err(|e| e.within("customFields"))?;
-        }
-        Ok(())
-    }
-
-    /// `other`'s fields override these.
-    fn merged(mut self, other: LeadFields) -> LeadFields {
-        self.title = other.title.or(self.title);
-        self.source = other.source.or(self.source);
-        self.status = other.status.or(self.status);
-        self.value = other.value.or(self.value);
-        self.custom_fields = other.custom_fields.or(self.custom_fields);
-        self
-    }
-}
+use crm_api::leads::{Lead, LeadFields, LeadResult};
 
 /// What the operation does besides being recorded. Serialised into the request's hash:
 /// a retry with the same `Idempotency-Key` must be the same request, effect included.
@@ -104,7 +53,7 @@ pub enum Effect {
 pub struct Done {
     pub stored: Stored,
     /// The effect's answer (a lead, a page of leads) when it succeeded.
-    pub result: Option<Value>,
+    pub result: Option<LeadResult>,
     /// Why the operation failed (`failed` outcome).
     pub error_code: Option<&'static str>,
 }
@@ -320,18 +269,10 @@ fn precheck(c: &mut dyn Conn, tenant: &str, effect: &Effect) -> HostResult<Optio
 }
 
 /// `{"lead": …}`: how single-lead results are answered.
-fn wrapped(l: &LeadRow) -> HostResult<Value> {
-    Ok(json!({ "lead": lead_json(l)? }))
-}
-
-fn lead_json(l: &LeadRow) -> HostResult<Value> {
-    let mut v: Value = serde_json::from_str(&l.data).map_err(HostError::internal)?;
-    v["id"] = json!(l.id);
-    v["ownerId"] = json!(l.owner_id);
-    v["version"] = json!(l.version);
-    v["createdAt"] = json!(Timestamp::from_millis(l.created_at)?);
-    v["updatedAt"] = json!(Timestamp::from_millis(l.updated_at)?);
-    Ok(v)
+fn wrapped(l: &LeadRow) -> HostResult<LeadResult> {
+    Ok(LeadResult::One {
+        lead: Lead::from_row(l)?,
+    })
 }
 
 fn apply(
@@ -340,7 +281,7 @@ fn apply(
     effect: &Effect,
     at: i64,
     user: &Value,
-) -> HostResult<Option<Value>> {
+) -> HostResult<Option<LeadResult>> {
     let d = c.dialect();
     let data = |f: &LeadFields| serde_json::to_string(f).map_err(HostError::internal);
     match effect {
@@ -389,12 +330,15 @@ fn apply(
                         .map(|l| format!("l{}.{}", l.updated_at, l.id))
                 })
                 .flatten();
-            let page: Vec<Value> = leads
+            let page = leads
                 .iter()
                 .take(*limit)
-                .map(lead_json)
-                .collect::<HostResult<_>>()?;
-            Ok(Some(json!({ "leads": page, "nextCursor": next })))
+                .map(Lead::from_row)
+                .collect::<Result<_, _>>()?;
+            Ok(Some(LeadResult::Page {
+                leads: page,
+                next_cursor: next,
+            }))
         }
     }
 }

@@ -6,7 +6,6 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use serde::Serialize;
 
 /// Commit latency buckets (seconds): fsync-bound, so sub-millisecond to a second.
 const COMMIT_BUCKETS: [f64; 10] = [
@@ -66,23 +65,8 @@ pub struct Stats {
 #[derive(Debug, Clone, Default)]
 pub struct TenantSlot(pub std::sync::Arc<OnceLock<String>>);
 
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Snapshot {
-    pub requests: u64,
-    pub client_errors: u64,
-    pub server_errors: u64,
-    /// Share of answered requests that were errors (4xx and 5xx), 0..=1.
-    pub error_rate: f64,
-    /// Share of answered requests that were server faults (5xx), 0..=1.
-    pub server_error_rate: f64,
-    pub in_flight: u64,
-    pub activities_recorded: u64,
-    /// Recorded as denied, failed or insufficient_credits.
-    pub activities_refused: u64,
-    pub permission_checks: u64,
-    pub credits_deducted: crm_core::Credits,
-}
+/// A tenant's (or the process's) counts, as `/v1/metrics` answers them.
+pub type Snapshot = crm_api::status::RequestCounts;
 
 impl Counts {
     fn finished(&self, status: u16) {
