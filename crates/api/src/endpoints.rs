@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use schemars::JsonSchema;
 use schemars::generate::{SchemaGenerator, SchemaSettings};
+use schemars::transform::RecursiveTransform;
 use serde_json::{Map, Value, json};
 
 use crate::{
@@ -903,7 +904,15 @@ fn generator(answers: bool) -> SchemaGenerator {
     if answers {
         settings.for_serialize().into_generator()
     } else {
-        settings.for_deserialize().into_generator()
+        // A request member with a default may be left out; common generators
+        // (openapi-typescript) type members with a `default` as required, so defaults
+        // are said in the descriptions instead.
+        settings
+            .for_deserialize()
+            .with_transform(RecursiveTransform(|s: &mut schemars::Schema| {
+                s.remove("default");
+            }))
+            .into_generator()
     }
 }
 
