@@ -344,6 +344,47 @@ async fn defect_17_operations_meter_any_crm_call_and_a_refusal_is_403_with_sourc
     assert_eq!(s.all("/v1/activities", &k.read).await.len(), 3);
 }
 
+/// Issue 28: a lead's `priority` (the sketch's), kept with the lead, changed like its
+/// other fields and recorded — with the status, never the content — on the activity.
+#[tokio::test(flavor = "multi_thread")]
+async fn leads_carry_a_priority_recorded_with_their_activity() {
+    let s = server().await;
+    let k = s.tenant("t-lead-priority", "1000").await;
+    let create = json!({ "userId": "user-123", "leadId": "lead-p", "lead": { "title": "Renewal", "priority": "high" } });
+    let (status, created) = s.post("/v1/leads", &k.ingest, create).await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["lead"]["priority"], "high");
+    let id = created["activity"]["id"].as_str().expect("id").to_owned();
+    let (_, recorded) = s.get(&format!("/v1/activities/{id}"), &k.read).await;
+    assert_eq!(
+        recorded["metadata"],
+        json!({ "leadStatus": "open", "leadPriority": "high" })
+    );
+    let (status, updated) = s
+        .call(
+            "PATCH",
+            "/v1/leads/lead-p",
+            &k.ingest,
+            Some(json!({ "userId": "user-123", "changes": { "priority": "urgent" } })),
+        )
+        .await;
+    assert_eq!(status, 200, "{updated}");
+    assert_eq!(
+        (&updated["lead"]["priority"], &updated["lead"]["title"]),
+        (&json!("urgent"), &json!("Renewal"))
+    );
+    let (status, bad) = s
+        .post(
+            "/v1/leads",
+            &k.ingest,
+            json!({ "userId": "user-123", "lead": { "title": "x", "priority": "whenever" } }),
+        )
+        .await;
+    assert_eq!(status, 400, "{bad}");
+    let (_, listed) = s.get("/v1/leads?userId=user-123", &k.ingest).await;
+    assert_eq!(listed["leads"].as_array().map(Vec::len), Some(1), "{listed}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn defect_15_leads_are_created_updated_read_and_failures_record_no_lead_data() {
     let s = server().await;
