@@ -176,3 +176,32 @@ test('a threshold crossed by 16 concurrent clients raises one alert at the edge'
   assert.deepEqual(fresh.map((x) => x.state), ['fired']);
   await call('PUT', '/v1/policy', b.admin, { ...doc.policy });
 });
+
+// Issue 27: "a grant expiring within D days" is raised by the cron pass (time crosses
+// it, not a charge) from the same crm-store rule as crm-host's retention pass: once per
+// rule and grant however often the pass runs, for grants still holding credits.
+test('the cron pass raises one expiry-window alert per grant', async () => {
+  const b = keys['edge-b'];
+  const [, doc] = await call('GET', '/v1/policy', b.admin);
+  const [ps] = await call('PUT', '/v1/policy', b.admin, { ...doc.policy, creditAlerts: [{ id: 'edge-soon', grantExpiringWithinDays: 7 }] });
+  assert.equal(ps, 200);
+  const inDays = (d) => new Date(Date.now() + d * 86_400_000).toISOString();
+  const grant = async (days) => {
+    const [s, g] = await call('POST', '/v1/credits/grants', b.admin, { amount: '5', expiresAt: inDays(days) });
+    assert.equal(s, 200, JSON.stringify(g));
+    return g.grant.id;
+  };
+  const soon = await grant(3);
+  await grant(30);
+  const [, before] = await call('GET', '/v1/credits/alerts?limit=100', b.read);
+  for (let i = 0; i < 3; i += 1) {
+    const cron = await fetch(`${url}/__scheduled?cron=17+*+*+*+*`);
+    assert.equal(cron.status, 200, await cron.text());
+  }
+  const [, after] = await call('GET', '/v1/credits/alerts?limit=100', b.read);
+  const raised = after.alerts.filter((a) => a.ruleId === 'edge-soon');
+  assert.equal(after.alerts.length - before.alerts.length, 1, JSON.stringify(after));
+  assert.deepEqual([raised.length, raised[0].grantId, raised[0].state], [1, soon, 'fired']);
+  const [rs] = await call('PUT', '/v1/policy', b.admin, doc.policy);
+  assert.equal(rs, 200);
+});

@@ -8,12 +8,16 @@
 use serde::{Deserialize, Serialize};
 
 use crate::credits::Credits;
+use crate::duration::DAY_MS;
 use crate::error::{CoreError, CoreResult};
 use crate::names::validate_label;
 use crate::wallet::{Grant, GrantStatus};
 
 /// Rules a tenant may set: each is evaluated in every balance-changing transaction.
 pub const MAX_ALERT_RULES: usize = 20;
+
+/// The widest expiry window a rule may watch: a year ahead covers annual commitments.
+pub const MAX_EXPIRY_WINDOW_DAYS: u16 = 365;
 
 /// One rule: exactly one condition.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -26,17 +30,28 @@ pub struct AlertRule {
     /// Fires when spending passes this share (1–100 %) of a grant's amount.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grant_consumed_percent: Option<u8>,
+    /// Fires once per grant when it still holds credits this many days (1–365) before
+    /// it expires; raised by the scheduled pass, time being what crosses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant_expiring_within_days: Option<u16>,
 }
 
 impl AlertRule {
     pub fn validate(&self) -> CoreResult<()> {
         validate_label("creditAlerts.id", &self.id)?;
-        match (self.balance_below, self.grant_consumed_percent) {
-            (Some(b), None) if !b.is_negative() => Ok(()),
-            (None, Some(p)) if (1..=100).contains(&p) => Ok(()),
+        match (
+            self.balance_below,
+            self.grant_consumed_percent,
+            self.grant_expiring_within_days,
+        ) {
+            (Some(b), None, None) if !b.is_negative() => Ok(()),
+            (None, Some(p), None) if (1..=100).contains(&p) => Ok(()),
+            (None, None, Some(d)) if (1..=MAX_EXPIRY_WINDOW_DAYS).contains(&d) => Ok(()),
             _ => Err(CoreError::invalid(
                 "creditAlerts",
-                "a rule has an `id` and exactly one of `balanceBelow` (credits, not negative) or `grantConsumedPercent` (1-100)",
+                format!(
+                    "a rule has an `id` and exactly one of `balanceBelow` (credits, not negative), `grantConsumedPercent` (1-100) or `grantExpiringWithinDays` (1-{MAX_EXPIRY_WINDOW_DAYS})"
+                ),
             )),
         }
     }
@@ -146,6 +161,42 @@ pub fn crossings<'a>(
     out
 }
 
+/// Whether any rule watches expiry windows (the scheduled pass reads grants only then).
+pub fn watches_expiry(rules: &[AlertRule]) -> bool {
+    rules.iter().any(|r| r.grant_expiring_within_days.is_some())
+}
+
+/// The expiry windows open at `now`: each active grant that still holds credits and
+/// expires within a rule's days. The pass that raises them runs again and again, so the
+/// store records one per rule and grant and drops the rest (`crm_store::alerts`).
+pub fn expiring(rules: &[AlertRule], grants: &[Grant], balance: i64, now: i64) -> Vec<Crossing> {
+    let mut out = Vec::new();
+    for rule in rules {
+        let Some(days) = rule.grant_expiring_within_days else {
+            continue;
+        };
+        let window = i64::from(days) * DAY_MS;
+        for g in grants {
+            let Some(expires_at) = g.expires_at else {
+                continue;
+            };
+            let open = g.status == GrantStatus::Active
+                && g.remaining > 0
+                && now < expires_at
+                && now >= expires_at.saturating_sub(window);
+            if open {
+                out.push(Crossing {
+                    rule_id: rule.id.clone(),
+                    state: AlertState::Fired,
+                    grant_id: Some(g.id.clone()),
+                    balance,
+                });
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -155,7 +206,47 @@ mod tests {
             id: id.into(),
             balance_below: below.map(|u| Credits::from_units(u).expect("units")),
             grant_consumed_percent: percent,
+            grant_expiring_within_days: None,
         }
+    }
+
+    fn window(id: &str, days: u16) -> AlertRule {
+        AlertRule {
+            grant_expiring_within_days: Some(days),
+            ..rule(id, None, None)
+        }
+    }
+
+    #[test]
+    fn an_expiry_window_opens_days_before_expiry_for_grants_still_holding_credits() {
+        let rules = &[window("soon", 7), rule("low", Some(1), None)];
+        let expiring_at = |expires_at: Option<i64>, remaining: i64, status: GrantStatus| {
+            let g = Grant {
+                expires_at,
+                ..grant(remaining, status)
+            };
+            move |now: i64| expiring(rules, std::slice::from_ref(&g), 5, now).len()
+        };
+        let day = DAY_MS;
+        let soon = expiring_at(Some(30 * day), 40, GrantStatus::Active);
+        assert_eq!(soon(22 * day), 0, "8 days before");
+        assert_eq!(soon(23 * day), 1, "7 days before: the window opens");
+        assert_eq!(soon(30 * day - 1), 1);
+        assert_eq!(soon(30 * day), 0, "expired");
+        assert_eq!(
+            expiring_at(None, 40, GrantStatus::Active)(0),
+            0,
+            "never expires"
+        );
+        assert_eq!(
+            expiring_at(Some(day), 0, GrantStatus::Exhausted)(0),
+            0,
+            "spent"
+        );
+        assert_eq!(expiring_at(Some(day), 40, GrantStatus::Voided)(0), 0);
+        assert_eq!(expiring_at(Some(day), 40, GrantStatus::Pending)(0), 0);
+        let fired = expiring(&[window("soon", 7)], &[grant(1, GrantStatus::Active)], 1, 0);
+        assert!(fired.is_empty(), "no expiry, no window");
     }
 
     fn grant(remaining: i64, status: GrantStatus) -> Grant {
@@ -214,7 +305,14 @@ mod tests {
 
     #[test]
     fn rules_are_checked() {
-        assert!(validate(&[rule("a", Some(1), None), rule("b", None, Some(50))]).is_ok());
+        assert!(
+            validate(&[
+                rule("a", Some(1), None),
+                rule("b", None, Some(50)),
+                window("c", 365)
+            ])
+            .is_ok()
+        );
         for bad in [
             vec![rule("a", Some(1), Some(5))],
             vec![rule("a", None, None)],
@@ -222,6 +320,12 @@ mod tests {
             vec![rule("a", None, Some(101))],
             vec![rule("a", Some(-1), None)],
             vec![rule("a", Some(1), None), rule("a", Some(2), None)],
+            vec![window("a", 0)],
+            vec![window("a", 366)],
+            vec![AlertRule {
+                balance_below: Some(Credits::ZERO),
+                ..window("a", 3)
+            }],
         ] {
             assert!(validate(&bad).is_err(), "{bad:?}");
         }

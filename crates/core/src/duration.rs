@@ -8,7 +8,8 @@ use crate::time::{Timestamp, clip};
 
 const MINUTE_MS: i64 = 60_000;
 const HOUR_MS: i64 = 60 * MINUTE_MS;
-const DAY_MS: i64 = 24 * HOUR_MS;
+/// A UTC day in milliseconds: the one definition every crate uses.
+pub const DAY_MS: i64 = 24 * HOUR_MS;
 const WEEK_MS: i64 = 7 * DAY_MS;
 
 /// A parsed `since` window, kept in milliseconds.

@@ -32,6 +32,45 @@ pub fn record(d: Dialect, tenant_id: &str, at: i64, crossings: &[Crossing]) -> V
         .collect()
 }
 
+/// The expiry-window alerts due at `now` (`crm_core::alerts::expiring`), from the
+/// tenant's open grants as [`crate::grants::open`] reads them: one statement per open
+/// window, each inserting only while that rule has not fired for that grant. The
+/// scheduled pass that runs them (every runtime's) may repeat, overlap a charge or run
+/// on two hosts at once; the alert is recorded once.
+pub fn expiring(
+    d: Dialect,
+    tenant_id: &str,
+    rules: &[AlertRule],
+    grant_rows: &[Row],
+    now: i64,
+) -> StoreResult<Vec<Statement>> {
+    let mut wallet = crate::grants::load(grant_rows)?.wallet;
+    // The wallet as of `now` (a pending grant may have begun, another expired); what
+    // the tick changed is stored by the next transaction that touches the balance.
+    wallet.tick(now)?;
+    let due = crm_core::alerts::expiring(rules, wallet.grants(), wallet.balance(), now);
+    Ok(due
+        .iter()
+        .map(|c| {
+            d.stmt(
+                "INSERT INTO credit_alerts (tenant_id, entry, at, rule_id, state, grant_id, balance_units)
+                 SELECT ?1, (SELECT COALESCE(MAX(entry), 0) + 1 FROM credit_alerts WHERE tenant_id = ?1),
+                        CAST(?2 AS BIGINT), ?3, ?4, ?5, CAST(?6 AS BIGINT)
+                 WHERE NOT EXISTS (SELECT 1 FROM credit_alerts
+                                   WHERE tenant_id = ?1 AND rule_id = ?3 AND grant_id = ?5)",
+                vec![
+                    tenant_id.into(),
+                    now.into(),
+                    c.rule_id.as_str().into(),
+                    c.state.as_str().into(),
+                    Value::Text(c.grant_id.clone()),
+                    c.balance.into(),
+                ],
+            )
+        })
+        .collect())
+}
+
 /// The alert rules in a tenant's stored policy (its other fields ignored): what the
 /// edge's writers, which hold no compiled snapshot, evaluate.
 pub fn rules_of_policy(policy: &str) -> StoreResult<Vec<AlertRule>> {

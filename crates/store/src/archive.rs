@@ -13,6 +13,7 @@
 //! store and the statements that record the segment and delete its rows — run them
 //! only after the object is stored, so a record is never in neither place.
 
+use crm_core::duration::DAY_MS;
 use crm_core::{Activity, CoreError, Timestamp};
 use serde::Serialize;
 
@@ -32,8 +33,6 @@ const READ_CHUNK: usize = 1_000;
 /// no longer recognised as a replay (its row is gone), so archiving stays far behind
 /// any client's retry horizon.
 pub const MIN_AGE_DAYS: u32 = 7;
-
-const DAY_MS: i64 = 86_400_000;
 
 /// One archived run of a tenant's chain.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]

@@ -11,6 +11,7 @@
 //! Writes stay as they are (one upsert per folded key); a pass compacts each UTC day
 //! once after it closes (`rollup_compactions` remembers which), on every runtime.
 
+use crm_core::duration::DAY_MS;
 use crm_core::limits::OTHER;
 
 use crate::dialect::Dialect;
@@ -23,8 +24,6 @@ pub const MAX_VALUES_PER_PERIOD: usize = 1_000;
 /// Days back a pass looks for days not yet compacted (a pass that did not run for a
 /// while catches up this far).
 pub const CATCH_UP_DAYS: i64 = 7;
-
-const DAY_MS: i64 = 86_400_000;
 
 /// The dimensions folded (stored codes, `crm_core::report::Dimension::as_str`).
 const FOLDED: &str = "'operation', 'entity', 'location', 'auth'";

@@ -64,7 +64,7 @@ pub fn insert(d: Dialect, tenant_id: &str, key: &str, r: &Recorded, now: i64) ->
 /// How long a key stays bound to its first request: retries come within minutes; a
 /// day leaves room for a client that retries after an outage. Activities and lead
 /// operations also stay idempotent by their (derived) ids for as long as they are kept.
-pub const WINDOW_MS: i64 = 86_400_000;
+pub const WINDOW_MS: i64 = crm_core::duration::DAY_MS;
 
 /// The stored key of a request to `endpoint` (its operationId): one record per
 /// (tenant, endpoint, key). A header value never holds a newline, so no two endpoints'

@@ -2,11 +2,13 @@
 //! tenant with `retentionDays`, the expired prefix of its chain is removed — archived
 //! segments first (whole, from D1's `archives` and then their R2 objects), then rows in
 //! D1 — never past what the upstream has yet to receive, and the anchor moves with it;
-//! each tenant's rollups of the days that closed are compacted (`crm_store::compaction`).
+//! each tenant's rollups of the days that closed are compacted (`crm_store::compaction`)
+//! and its expiry-window credit alerts raised (`crm_store::alerts::expiring`).
 //! The rules are crm-store's (`retention`), the same the host's pass applies.
 
 use crm_core::TenantPolicy;
-use crm_store::{archive, compaction, idempotency, retention};
+use crm_core::duration::DAY_MS;
+use crm_store::{alerts, archive, compaction, grants, idempotency, retention};
 
 use crate::auth::now_ms;
 use crate::d1::{self, DIALECT, Db};
@@ -19,8 +21,6 @@ const BATCH: usize = 1_000;
 /// Steps per tenant and pass: an invocation has 1,000 subrequests; what is left waits
 /// for the next pass.
 const MAX_STEPS_PER_TENANT: usize = 20;
-
-const DAY_MS: i64 = 86_400_000;
 
 /// One pass over every shard; failures are logged and retried by the next pass.
 pub async fn run(env: &worker::Env) {
@@ -44,6 +44,7 @@ async fn run_shard(env: &worker::Env, db: &Db) -> ApiResult<()> {
         }
         compact(db, &tenant, now).await?;
         let policy: TenantPolicy = serde_json::from_str(row.text(1)?).map_err(Failure::internal)?;
+        expiry_alerts(db, &tenant, &policy, now).await?;
         let Some(days) = policy.retention_days else {
             continue;
         };
@@ -75,6 +76,20 @@ async fn compact(db: &Db, tenant: &str, now: i64) -> ApiResult<()> {
         }
     }
     Ok(())
+}
+
+/// Raises the tenant's expiry-window alerts due at `now` (`crm_store::alerts::expiring`:
+/// once per rule and grant however often the cron runs): one read, one D1 batch.
+async fn expiry_alerts(db: &Db, tenant: &str, policy: &TenantPolicy, now: i64) -> ApiResult<()> {
+    if !crm_core::alerts::watches_expiry(&policy.credit_alerts) {
+        return Ok(());
+    }
+    let grants = d1::query(db, &grants::open(DIALECT, tenant)).await?;
+    let due = alerts::expiring(DIALECT, tenant, &policy.credit_alerts, &grants, now)?;
+    if due.is_empty() {
+        return Ok(());
+    }
+    d1::transaction(db, &due).await
 }
 
 /// The head, or less while the upstream has yet to receive records.

@@ -86,7 +86,7 @@ impl ReportTz {
             return Some(Tier::TimeHour);
         };
         // Sample each day; zone offsets never change more often than that.
-        const DAY_MS: i64 = 86_400_000;
+        use crate::duration::DAY_MS;
         let mut whole_hours = true;
         let mut t = from.millis();
         loop {

@@ -171,7 +171,7 @@ async fn seed(
     }
     let tenant = app.tenants.get(tenant_id, None).await?;
     let now = clock::now();
-    let span = i64::from(days) * 86_400_000;
+    let span = i64::from(days) * crm_core::duration::DAY_MS;
     let mut rng = StdRng::seed_from_u64(7);
     let bar = ProgressBar::new(total).with_style(
         ProgressStyle::with_template("seeding [{bar:40}] {pos}/{len} ({per_sec})")

@@ -1,6 +1,7 @@
 //! `crm-host demo`: a working system in one command, on embedded SQLite — a demo
 //! tenant with nested departments, ~50 users and roles, a month of activity, an API key.
 
+use crm_core::duration::DAY_MS;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -24,7 +25,6 @@ use crm_store::keys::KeyScope;
 const DEMO_TENANT: &str = "demo";
 /// Activities are sent in batches of this size, like a busy CRM backend would.
 const DEMO_BATCH: usize = 250;
-const DAY_MS: i64 = 86_400_000;
 
 #[derive(Debug, clap::Args)]
 pub struct DemoArgs {

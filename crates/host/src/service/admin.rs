@@ -90,7 +90,7 @@ pub fn create_key(
 ) -> anyhow::Result<()> {
     let store = open(db)?;
     let now = clock::now().millis();
-    let expires_at = expires_in_days.map(|d| now + i64::from(d) * 86_400_000);
+    let expires_at = expires_in_days.map(|d| now + i64::from(d) * crm_core::duration::DAY_MS);
     let plan = KeyPlan {
         scopes: scopes.to_vec(),
         label: label.map(str::to_owned),

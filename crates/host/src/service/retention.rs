@@ -1,12 +1,14 @@
 //! The retention pass, run in the background: per tenant with `retentionDays`, delete
 //! the expired prefix of its chain (never records a sink has yet to deliver) and move
 //! its anchor; compact the rollups of each day that closed (`crm_store::compaction`);
-//! forget idempotency answers older than a day.
+//! raise the expiry-window credit alerts now due (`crm_store::alerts::expiring`); forget
+//! idempotency answers older than a day.
 
+use crm_core::duration::DAY_MS;
 use std::time::Duration;
 
 use crm_core::TenantPolicy;
-use crm_store::{compaction, idempotency, retention};
+use crm_store::{alerts, compaction, grants, idempotency, retention};
 
 use super::{App, clock};
 use crate::error::{HostError, HostResult};
@@ -16,7 +18,6 @@ pub const INTERVAL: Duration = Duration::from_secs(60);
 /// Records deleted per tenant per transaction: keeps each transaction short so ingest
 /// is never held up long.
 const BATCH: usize = 5_000;
-const DAY_MS: i64 = 86_400_000;
 
 /// One pass over every tenant; answers how many records were deleted.
 pub async fn run_once(app: &App, now: i64) -> HostResult<u64> {
@@ -34,6 +35,7 @@ pub async fn run_once(app: &App, now: i64) -> HostResult<u64> {
     for (tenant, policy, mut anchor, head) in tenants {
         compact(app, &tenant, now).await?;
         let policy: TenantPolicy = serde_json::from_str(&policy).map_err(HostError::internal)?;
+        expiry_alerts(app, &tenant, &policy, now).await?;
         let Some(days) = policy.retention_days else {
             continue;
         };
@@ -139,4 +141,21 @@ pub fn spawn(app: App) {
             }
         }
     });
+}
+
+/// Raises the tenant's expiry-window alerts due at `now` (once per rule and grant,
+/// however often the pass runs and on however many hosts).
+async fn expiry_alerts(app: &App, tenant: &str, policy: &TenantPolicy, now: i64) -> HostResult<()> {
+    if !crm_core::alerts::watches_expiry(&policy.credit_alerts) {
+        return Ok(());
+    }
+    let d = app.store.dialect();
+    let (t, rules) = (tenant.to_owned(), policy.credit_alerts.clone());
+    app.store
+        .write(Some(tenant), move |c| {
+            let grants = c.query(&grants::open(d, &t))?;
+            c.execute_all(&alerts::expiring(d, &t, &rules, &grants, now)?)?;
+            Ok(())
+        })
+        .await
 }

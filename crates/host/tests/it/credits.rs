@@ -352,3 +352,96 @@ async fn a_threshold_crossed_by_16_concurrent_clients_raises_one_alert() {
     let k = s.tenant("t-race", "50").await;
     one_alert_under_concurrent_spending(&s, &k, &[s.url("")]).await;
 }
+
+/// Issue 27: "a grant expiring within D days" — time crosses it, not a charge, so the
+/// scheduled pass raises it: once per rule and grant however often the pass runs (and
+/// with passes running at once), only for active grants still holding credits, and a
+/// later grant's window when its time comes.
+async fn expiry_windows_raise_one_alert_per_grant(backend: Backend) {
+    let s = TestServer::start_on(backend, EngineKind::Native, None).await;
+    let k = s.tenant("t-expiry", "10").await;
+    let (_, policy) = s.get("/v1/policy", &k.read).await;
+    let mut policy = policy["policy"].clone();
+    policy["creditAlerts"] = json!([{ "id": "soon", "grantExpiringWithinDays": 7 }]);
+    let (status, v) = s.call("PUT", "/v1/policy", &k.admin, Some(policy)).await;
+    assert_eq!(status, 200, "{v}");
+    const DAY: i64 = 86_400_000;
+    let grant = |days: i64| {
+        let s = &s;
+        let key = k.admin.clone();
+        async move {
+            let (status, v) = s
+                .post(
+                    "/v1/credits/grants",
+                    &key,
+                    json!({ "amount": "5", "expiresAt": at(days * DAY) }),
+                )
+                .await;
+            assert_eq!(status, 200, "{v}");
+            v["grant"]["id"].as_str().expect("grant id").to_owned()
+        }
+    };
+    let soon = grant(3).await;
+    let later = grant(30).await;
+    let voided = grant(2).await;
+    let (status, _) = s
+        .post(
+            &format!("/v1/credits/grants/{voided}/void"),
+            &k.admin,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let alerts = || async {
+        let (status, page) = s.get("/v1/credits/alerts", &k.read).await;
+        assert_eq!(status, 200, "{page}");
+        page["alerts"].as_array().expect("alerts").clone()
+    };
+    let pass = |offset: i64| {
+        let app = s.running.app.clone();
+        async move {
+            crm_host::service::retention::run_once(
+                &app,
+                chrono::Utc::now().timestamp_millis() + offset,
+            )
+            .await
+            .expect("a pass");
+        }
+    };
+    assert!(alerts().await.is_empty(), "nothing before a pass");
+    tokio::join!(pass(0), pass(0), pass(0));
+    pass(0).await;
+    let fired = alerts().await;
+    assert_eq!(fired.len(), 1, "{fired:?}");
+    assert_eq!(
+        (
+            &fired[0]["ruleId"],
+            &fired[0]["state"],
+            &fired[0]["grantId"]
+        ),
+        (&json!("soon"), &json!("fired"), &json!(soon))
+    );
+    // 24 days on, the second grant's window has opened: one more, the first not again.
+    pass(24 * DAY).await;
+    pass(24 * DAY).await;
+    let fired = alerts().await;
+    assert_eq!(fired.len(), 2, "{fired:?}");
+    assert_eq!(fired[0]["grantId"], json!(later));
+    // A window of none or past a year is not a rule.
+    let (_, policy) = s.get("/v1/policy", &k.read).await;
+    for days in [0, 366] {
+        let mut p = policy["policy"].clone();
+        p["creditAlerts"] = json!([{ "id": "bad", "grantExpiringWithinDays": days }]);
+        assert_eq!(s.call("PUT", "/v1/policy", &k.admin, Some(p)).await.0, 400);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn expiry_windows_raise_one_alert_per_grant_on_sqlite() {
+    expiry_windows_raise_one_alert_per_grant(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn expiry_windows_raise_one_alert_per_grant_on_postgres() {
+    expiry_windows_raise_one_alert_per_grant(Backend::Postgres).await;
+}

@@ -382,7 +382,11 @@ async fn leads_carry_a_priority_recorded_with_their_activity() {
         .await;
     assert_eq!(status, 400, "{bad}");
     let (_, listed) = s.get("/v1/leads?userId=user-123", &k.ingest).await;
-    assert_eq!(listed["leads"].as_array().map(Vec::len), Some(1), "{listed}");
+    assert_eq!(
+        listed["leads"].as_array().map(Vec::len),
+        Some(1),
+        "{listed}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
