@@ -127,3 +127,55 @@ pub fn decode(row: &Row) -> StoreResult<AlertEvent> {
         balance: Credits::from_units(row.int(5)?)?,
     })
 }
+
+/// Tenants with alert events `sink` has not delivered yet: the alerts' own outbox,
+/// numbered by `entry` as the activity log is by `seq`, with its cursor in
+/// `sink_cursors` under the sink's name (decoded by `crate::outbox::decode_pending`).
+pub fn pending(d: Dialect, sink: &str) -> Statement {
+    d.stmt(
+        "SELECT a.tenant_id, MAX(a.entry), COALESCE(MAX(c.delivered_seq), 0) FROM credit_alerts a
+         LEFT JOIN sink_cursors c ON c.tenant_id = a.tenant_id AND c.sink = ?1
+         GROUP BY a.tenant_id
+         HAVING MAX(a.entry) > COALESCE(MAX(c.delivered_seq), 0)
+         ORDER BY a.tenant_id",
+        vec![sink.into()],
+    )
+}
+
+/// The tenant's alert events after `after_entry`, oldest first (decoded by
+/// [`decode_outgoing`]).
+pub fn after(d: Dialect, tenant_id: &str, after_entry: u64, limit: usize) -> Statement {
+    d.stmt(
+        &format!(
+            "SELECT entry, at, rule_id, state, grant_id, {} FROM credit_alerts
+             WHERE tenant_id = ?1 AND entry > ?2 ORDER BY entry LIMIT {limit}",
+            d.money("balance_units")
+        ),
+        vec![tenant_id.into(), crate::sql::seq(after_entry)],
+    )
+}
+
+/// An alert event as fan-out delivers it: the event and its tenant.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct AlertMessage<'a> {
+    tenant_id: &'a str,
+    #[serde(flatten)]
+    event: &'a AlertEvent,
+}
+
+/// One row of [`after`] as a fan-out message (id `alert-{entry}`, for deduplication).
+pub fn decode_outgoing(tenant_id: &str, row: &Row) -> StoreResult<crate::outbox::Outgoing> {
+    let event = decode(row)?;
+    let body = serde_json::to_string(&AlertMessage {
+        tenant_id,
+        event: &event,
+    })
+    .map_err(|e| StoreError::decode(format!("an alert event: {e}")))?;
+    Ok(crate::outbox::Outgoing {
+        seq: event.entry,
+        id: format!("alert-{}", event.entry),
+        received_at: event.at.millis(),
+        body,
+    })
+}

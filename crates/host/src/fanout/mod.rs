@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use crm_store::outbox::{self, Outgoing, Pending};
 use tokio::sync::Notify;
 
-pub use sink::{Sink, SinkError};
+pub use sink::{Feed, Sink, SinkError};
 
 use crate::error::{HostError, HostResult};
 use crate::service::clock;
@@ -115,6 +115,8 @@ pub struct Fanout {
 #[derive(Debug, Default)]
 struct Inner {
     sinks: Vec<&'static str>,
+    /// The sinks of the activity log (not of alert events): what retention waits for.
+    log_sinks: Vec<&'static str>,
     wake: Notify,
     stopped: AtomicBool,
     /// Undelivered activities per sink and tenant, as of each relay's last round.
@@ -154,11 +156,14 @@ impl Fanout {
     pub async fn start(config: &FanoutConfig, store: Store) -> anyhow::Result<Fanout> {
         let mut sinks: Vec<Arc<dyn Sink>> = Vec::new();
         if let Some(url) = &config.redis_url {
-            sinks.push(Arc::new(redis::RedisSink::new(
-                url,
-                config.stream_max_len,
-                config.redis_ca.as_deref(),
-            )?));
+            for feed in [Feed::Activities, Feed::Alerts] {
+                sinks.push(Arc::new(redis::RedisSink::new(
+                    url,
+                    config.stream_max_len,
+                    config.redis_ca.as_deref(),
+                    feed,
+                )?));
+            }
         }
         if let Some(url) = &config.upstream_url {
             let auth = config
@@ -181,6 +186,11 @@ impl Fanout {
         let fanout = Fanout {
             inner: Arc::new(Inner {
                 sinks: sinks.iter().map(|s| s.name()).collect(),
+                log_sinks: sinks
+                    .iter()
+                    .filter(|s| s.feed() == Feed::Activities)
+                    .map(|s| s.name())
+                    .collect(),
                 max_backlog: config.max_backlog,
                 ..Inner::default()
             }),
@@ -199,9 +209,10 @@ impl Fanout {
         Ok(fanout)
     }
 
-    /// Names of the sinks this host delivers to.
-    pub fn sinks(&self) -> Vec<&'static str> {
-        self.inner.sinks.clone()
+    /// Names of the sinks this host delivers the activity log to: records are kept
+    /// until each has them.
+    pub fn log_sinks(&self) -> Vec<&'static str> {
+        self.inner.log_sinks.clone()
     }
 
     /// New activities were committed: relays look now rather than at their next poll.
@@ -327,12 +338,12 @@ impl Relay {
 
     /// One pass over the tenants with pending work; true if anything was delivered.
     async fn round(&mut self) -> HostResult<bool> {
-        let name = self.sink.name();
+        let (name, feed) = (self.sink.name(), self.sink.feed());
         let d = self.store.dialect();
         let pending: Vec<Pending> = self
             .store
             .read(move |c| {
-                c.query(&outbox::pending(d, name))?
+                c.query(&feed.pending(d, name))?
                     .iter()
                     .map(|r| outbox::decode_pending(r).map_err(HostError::from))
                     .collect()
@@ -368,12 +379,13 @@ impl Relay {
             p.delivered_seq,
             self.sink.batch_size(),
         );
+        let feed = self.sink.feed();
         let batch: Vec<Outgoing> = self
             .store
             .read(move |c| {
-                c.query(&outbox::after(d, &tenant, after, limit))?
+                c.query(&feed.after(d, &tenant, after, limit))?
                     .iter()
-                    .map(|r| outbox::decode_outgoing(r).map_err(HostError::from))
+                    .map(|r| feed.decode(&tenant, r).map_err(HostError::from))
                     .collect()
             })
             .await?;

@@ -2,6 +2,8 @@
 //! crm:{tenant}:activities MAXLEN ~ N * id <id> seq <seq> activity <json>` (durable;
 //! consumer groups read it at their pace) and `PUBLISH` of the record on the same
 //! channel name for live listeners (defect 6 published one by one, fire-and-forget).
+//! Credit alert events go the same way to `crm:{tenant}:alerts` (`… entry <n> alert
+//! <json>`), from their own outbox and cursor (sink `redis-alerts`).
 //! The connection manager reconnects by itself; a failed pipeline is retried whole
 //! (consumers deduplicate by id).
 
@@ -11,7 +13,7 @@ use std::time::Duration;
 use crm_store::outbox::Outgoing;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
-use super::sink::{Delivery, Sink, SinkError};
+use super::sink::{Delivery, Feed, Sink, SinkError};
 
 /// Activities per pipeline: large enough to amortise the round trip, small enough to
 /// keep one pipeline well under a millisecond of Redis time.
@@ -20,9 +22,14 @@ const BATCH: usize = 500;
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// The stream and channel of a tenant.
+/// The stream and channel of a tenant's activities.
 pub fn channel(tenant: &str) -> String {
     format!("crm:{tenant}:activities")
+}
+
+/// The stream and channel of a tenant's credit alert events.
+pub fn alerts_channel(tenant: &str) -> String {
+    format!("crm:{tenant}:alerts")
 }
 
 pub struct RedisSink {
@@ -33,11 +40,12 @@ pub struct RedisSink {
     conn: tokio::sync::Mutex<Option<ConnectionManager>>,
     /// Approximate length the stream is trimmed to (`MAXLEN ~`).
     max_len: u64,
+    feed: Feed,
 }
 
 impl std::fmt::Debug for RedisSink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "RedisSink(max_len={})", self.max_len)
+        write!(f, "RedisSink({:?}, max_len={})", self.feed, self.max_len)
     }
 }
 
@@ -59,12 +67,18 @@ pub fn client(url: &str, ca_file: Option<&Path>) -> anyhow::Result<redis::Client
 
 impl RedisSink {
     /// Checks the URL; connects on first delivery (see [`client`]).
-    pub fn new(url: &str, max_len: u64, ca_file: Option<&Path>) -> anyhow::Result<RedisSink> {
+    pub fn new(
+        url: &str,
+        max_len: u64,
+        ca_file: Option<&Path>,
+        feed: Feed,
+    ) -> anyhow::Result<RedisSink> {
         let client = client(url, ca_file)?;
         Ok(RedisSink {
             client,
             conn: tokio::sync::Mutex::new(None),
             max_len,
+            feed,
         })
     }
 
@@ -84,7 +98,14 @@ impl RedisSink {
 
 impl Sink for RedisSink {
     fn name(&self) -> &'static str {
-        "redis"
+        match self.feed {
+            Feed::Activities => "redis",
+            Feed::Alerts => "redis-alerts",
+        }
+    }
+
+    fn feed(&self) -> Feed {
+        self.feed
     }
 
     fn batch_size(&self) -> usize {
@@ -97,7 +118,10 @@ impl Sink for RedisSink {
 
     fn deliver<'a>(&'a self, tenant: &'a str, batch: &'a [Outgoing]) -> Delivery<'a> {
         Box::pin(async move {
-            let key = channel(tenant);
+            let (key, number, record) = match self.feed {
+                Feed::Activities => (channel(tenant), "seq", "activity"),
+                Feed::Alerts => (alerts_channel(tenant), "entry", "alert"),
+            };
             let mut pipe = redis::pipe();
             for o in batch {
                 pipe.cmd("XADD")
@@ -108,9 +132,9 @@ impl Sink for RedisSink {
                     .arg("*")
                     .arg("id")
                     .arg(&o.id)
-                    .arg("seq")
+                    .arg(number)
                     .arg(o.seq)
-                    .arg("activity")
+                    .arg(record)
                     .arg(&o.body)
                     .ignore();
                 pipe.cmd("PUBLISH").arg(&key).arg(&o.body).ignore();

@@ -4,7 +4,10 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use crm_store::outbox::Outgoing;
+use crm_store::dialect::Dialect;
+use crm_store::outbox::{self, Outgoing};
+use crm_store::sql::{Row, Statement};
+use crm_store::{StoreResult, alerts};
 
 /// Why a delivery failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +37,39 @@ impl std::fmt::Display for SinkError {
     }
 }
 
+/// What a relay delivers: the activity log, or the credit alert events — each its own
+/// committed outbox, numbered per tenant, with a cursor per sink.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Feed {
+    Activities,
+    Alerts,
+}
+
+impl Feed {
+    /// Tenants with undelivered items for `sink`.
+    pub fn pending(self, d: Dialect, sink: &str) -> Statement {
+        match self {
+            Feed::Activities => outbox::pending(d, sink),
+            Feed::Alerts => alerts::pending(d, sink),
+        }
+    }
+
+    /// The tenant's next items after `after`, in order.
+    pub fn after(self, d: Dialect, tenant: &str, after: u64, limit: usize) -> Statement {
+        match self {
+            Feed::Activities => outbox::after(d, tenant, after, limit),
+            Feed::Alerts => alerts::after(d, tenant, after, limit),
+        }
+    }
+
+    pub fn decode(self, tenant: &str, row: &Row) -> StoreResult<Outgoing> {
+        match self {
+            Feed::Activities => outbox::decode_outgoing(row),
+            Feed::Alerts => alerts::decode_outgoing(tenant, row),
+        }
+    }
+}
+
 pub type Delivery<'a> = Pin<Box<dyn Future<Output = Result<(), SinkError>> + Send + 'a>>;
 
 pub trait Sink: Send + Sync + std::fmt::Debug {
@@ -45,5 +81,9 @@ pub trait Sink: Send + Sync + std::fmt::Debug {
     /// (the upstream API), or are retried until the sink is back (Redis, whose backlog
     /// the store holds).
     fn spools(&self) -> bool;
+    /// What it delivers.
+    fn feed(&self) -> Feed {
+        Feed::Activities
+    }
     fn deliver<'a>(&'a self, tenant: &'a str, batch: &'a [Outgoing]) -> Delivery<'a>;
 }

@@ -113,7 +113,7 @@ async fn compact(app: &App, tenant: &str, now: i64) -> HostResult<()> {
 async fn delivered_everywhere(app: &App, tenant: &str, head: u64) -> HostResult<u64> {
     let d = app.store.dialect();
     let mut lowest = head;
-    for sink in app.fanout.sinks() {
+    for sink in app.fanout.log_sinks() {
         let t = tenant.to_owned();
         let seq = app
             .store

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use crm_host::engine::EngineKind;
 use serde_json::{Value, json};
 
-use crate::support::redis::{RedisServer, stream_ids};
+use crate::support::redis::{RedisServer, stream_alerts, stream_ids};
 use crate::support::upstream::{Mode, Upstream};
 use crate::support::{Backend, Keys, TestServer, activity};
 
@@ -435,4 +435,71 @@ fn a_malformed_signing_secret_is_refused_at_start() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// Issue 27: alert events go through their own outbox to Redis (`crm:{tenant}:alerts`),
+/// each once, in order, beside the activity stream and across an outage; retention
+/// waits for the activity log's sinks only.
+#[tokio::test(flavor = "multi_thread")]
+async fn credit_alerts_reach_their_redis_stream_once_across_an_outage() {
+    let mut redis = RedisServer::start();
+    let url = redis.url();
+    let s = TestServer::start_configured(Backend::Sqlite, EngineKind::Native, |c| {
+        c.fanout.redis_url = Some(url);
+    })
+    .await;
+    let k = s.tenant("t-alert-stream", "10").await;
+    let (_, policy) = s.get("/v1/policy", &k.read).await;
+    let mut policy = policy["policy"].clone();
+    policy["creditAlerts"] = json!([{ "id": "low", "balanceBelow": "8" }]);
+    assert_eq!(
+        s.call("PUT", "/v1/policy", &k.admin, Some(policy)).await.0,
+        200
+    );
+    // 0.5 a read: the fifth crosses below 8.
+    let ids = ingest(&s, &k, "spend", 5).await;
+    eventually("the alert is in its stream", || async {
+        stream_alerts(&redis, "t-alert-stream").await.len() == 1
+    })
+    .await;
+    let streamed = stream_alerts(&redis, "t-alert-stream").await;
+    assert_eq!(
+        (
+            &streamed[0]["tenantId"],
+            &streamed[0]["ruleId"],
+            &streamed[0]["state"],
+            &streamed[0]["balance"],
+            &streamed[0]["entry"]
+        ),
+        (
+            &json!("t-alert-stream"),
+            &json!("low"),
+            &json!("fired"),
+            &json!("7.5000"),
+            &json!(1)
+        )
+    );
+    assert_eq!(stream_ids(&redis, "t-alert-stream").await, ids);
+    // Resolved while Redis is down: delivered when it is back, and only that one.
+    redis.stop();
+    let (status, _) = s
+        .post("/v1/credits/grants", &k.admin, json!({ "amount": "5" }))
+        .await;
+    assert_eq!(status, 200);
+    redis.restart();
+    eventually("the resolution follows the outage", || async {
+        stream_alerts(&redis, "t-alert-stream")
+            .await
+            .iter()
+            .any(|a| a["state"] == "resolved")
+    })
+    .await;
+    let after = stream_alerts(&redis, "t-alert-stream").await;
+    assert_eq!(
+        after.len(),
+        1,
+        "a fresh Redis holds only what came after: {after:?}"
+    );
+    assert_eq!(after[0]["entry"], 2);
+    assert_eq!(s.running.app.fanout.log_sinks(), vec!["redis"]);
 }

@@ -11,6 +11,23 @@ pub async fn conn(server: &RedisServer) -> redis::aio::MultiplexedConnection {
         .expect("connect to the test redis")
 }
 
+/// The alert events in a tenant's alert stream (`crm:{tenant}:alerts`), oldest first.
+pub async fn stream_alerts(server: &RedisServer, tenant: &str) -> Vec<serde_json::Value> {
+    let mut conn = conn(server).await;
+    let reply: redis::streams::StreamRangeReply =
+        redis::AsyncCommands::xrange_all(&mut conn, format!("crm:{tenant}:alerts"))
+            .await
+            .expect("xrange");
+    reply
+        .ids
+        .iter()
+        .map(|e| {
+            let text = e.get::<String>("alert").expect("alert field");
+            serde_json::from_str(&text).expect("an alert event is JSON")
+        })
+        .collect()
+}
+
 /// The `id` field of every entry of a tenant's stream, in stream order.
 pub async fn stream_ids(server: &RedisServer, tenant: &str) -> Vec<String> {
     let mut conn = conn(server).await;
