@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use crm_core::Timestamp;
+use crm_core::directory::{CompiledDirectory, DepartmentHierarchy};
 use crm_core::duration::TimeRange;
 use crm_core::error::CoreResult;
 use crm_core::report::{GroupBy, ReportBody, ReportTz};
@@ -64,25 +65,35 @@ pub struct Report {
     /// The department reported on, its subtree included (department reports).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub department_id: Option<String>,
+    /// A department report's department in its organization.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hierarchy: Option<DepartmentHierarchy>,
     pub period: Period,
 }
 
 impl Report {
-    /// The answer of `subject`'s report over `range`, from the core's merged partials.
+    /// The answer of `subject`'s report over `range`, from the core's merged partials;
+    /// `dir` places a department in its organization.
     pub fn new(
         partials: Vec<crm_core::report::Aggregate>,
         subject: &Subject,
         range: TimeRange,
+        dir: &CompiledDirectory,
     ) -> CoreResult<Report> {
         let (user_id, department_id) = match subject {
             Subject::User(id) => (Some(id.clone()), None),
             Subject::Department(id) => (None, Some(id.clone())),
             Subject::Tenant => (None, None),
         };
+        let hierarchy = department_id
+            .as_deref()
+            .and_then(|id| dir.department(id))
+            .map(|d| dir.department_hierarchy(d));
         Ok(Report {
             body: crm_core::engine::finish(partials)?,
             user_id,
             department_id,
+            hierarchy,
             period: Period {
                 from: range.from,
                 to: range.to,

@@ -229,7 +229,7 @@ async fn report_body(
         partial.add_inputs(&rows)?;
         partials.push(partial);
     }
-    Ok(Report::new(partials, subject, req.range)?)
+    Ok(Report::new(partials, subject, req.range, &snap.directory)?)
 }
 
 /// `GET /v1/dashboards/users/{id}`: context, report, recent activities and their summary.

@@ -32,5 +32,10 @@ pub async fn report(
         .store
         .report_partials(tenant.id(), filter, time_tier, req.group_by, req.tz)
         .await?;
-    Ok(Report::new(partials, &subject, req.range)?)
+    Ok(Report::new(
+        partials,
+        &subject,
+        req.range,
+        &tenant.snapshot.directory,
+    )?)
 }

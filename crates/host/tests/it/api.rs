@@ -791,6 +791,35 @@ async fn defect_10_reports_carry_credits_and_compliance(backend: Backend) {
         d["departmentBreakdown"][0]["departmentId"],
         "dept-sales-emea"
     );
+    // Issue 28: the sketch's `hierarchy` — where the department sits, what is above
+    // and directly below it, how many users its subtree holds.
+    assert_eq!(
+        d["hierarchy"],
+        json!({
+            "organizationId": "org-acme", "organizationName": "Acme Corp",
+            "departmentId": "dept-sales", "departmentName": "Sales Department",
+            "departmentPath": "/dept-sales/", "parentEntityId": "org-acme",
+            "ancestors": [],
+            "children": [{ "id": "dept-sales-emea", "name": "EMEA Sales" }],
+            "usersInSubtree": 2,
+        })
+    );
+    let (_, emea) = s
+        .get("/v1/reports/departments/dept-sales-emea?since=7d", &k.read)
+        .await;
+    assert_eq!(
+        (
+            &emea["hierarchy"]["ancestors"],
+            &emea["hierarchy"]["parentEntityId"],
+            &emea["hierarchy"]["departmentPath"]
+        ),
+        (
+            &json!([{ "id": "dept-sales", "name": "Sales Department" }]),
+            &json!("dept-sales"),
+            &json!("/dept-sales/dept-sales-emea/")
+        )
+    );
+    assert!(r.get("hierarchy").is_none(), "a user report has none");
 }
 
 async fn client_ip_comes_from_the_trusted_proxy_header_only_when_configured(backend: Backend) {
