@@ -54,6 +54,7 @@ test('reports from the worker equal reports from crm-host for the same activitie
   const to = new Date(base + 121 * 1_800_000 + 999).toISOString();
   for (const path of [`/v1/reports?from=${from}&to=${to}&groupBy=month&tz=America/New_York`,
     `/v1/reports/departments/dept-sales?from=${from}&to=${to}&groupBy=day`,
+    `/v1/reports/departments/dept-sales?from=${from}&to=${to}&groupBy=day&includeUserDetails=true`,
     `/v1/reports/users/user-123?from=${from}&to=${to}&groupBy=hour&tz=UTC`,
     `/v1/reports/departments/dept-1?from=${from}&to=${to}&groupBy=week&tz=Asia/Kolkata`]) {
     const edge = await until('the consumer to write', async () => {

@@ -197,6 +197,9 @@ pub const LIST_QUERY: &[&str] = &[
     "cursor",
 ];
 const REPORT_QUERY: &[&str] = &["since", "from", "to", "groupBy", "tz"];
+/// A department report may also list each user's newest activities.
+const DEPARTMENT_REPORT_QUERY: &[&str] =
+    &["since", "from", "to", "groupBy", "tz", "includeUserDetails"];
 
 const fn ep(
     id: &'static str,
@@ -595,14 +598,14 @@ pub const ENDPOINTS: &[Endpoint] = &[
         )
     },
     Endpoint {
-        query: REPORT_QUERY,
+        query: DEPARTMENT_REPORT_QUERY,
         ok: &[(200, Some(schema::<reports::Report>))],
         ..ep(
             "getDepartmentReport",
             "reports",
             "GET",
             "/v1/reports/departments/{id}",
-            "Report over a department subtree.",
+            "Report over a department subtree, with the department's place in its organization (`hierarchy`); `includeUserDetails=true` adds each user's newest activities of the window (`userDetails`).",
             READ,
         )
     },

@@ -229,7 +229,23 @@ async fn report_body(
         partial.add_inputs(&rows)?;
         partials.push(partial);
     }
-    Ok(Report::new(partials, subject, req.range, &snap.directory)?)
+    let mut report = Report::new(partials, subject, req.range, &snap.directory)?;
+    if req.include_user_details {
+        let rows = d1::query(
+            &db,
+            &listing::page(
+                DIALECT,
+                caller.tenant(),
+                &f,
+                None,
+                crm_api::reports::USER_DETAIL_PAGE,
+            ),
+        )
+        .await?;
+        let page = listing::decode_page(&rows, crm_api::reports::USER_DETAIL_PAGE)?;
+        report.user_details = Some(crm_api::reports::user_details(&page, &snap.directory)?);
+    }
+    Ok(report)
 }
 
 /// `GET /v1/dashboards/users/{id}`: context, report, recent activities and their summary.

@@ -2,7 +2,7 @@
 //! partial hours at its edges, merged by the core — equal to aggregating every raw row.
 
 use crm_api::access::Principal;
-use crm_api::reports::{Report, ReportRequest};
+use crm_api::reports::{self, Report, ReportRequest};
 use crm_store::listing::Subject;
 
 use super::queries::{Params, narrow, subject_filter};
@@ -28,14 +28,19 @@ pub async fn report(
     // Folded natively while the rows are read, on the store's read thread (off the
     // async runtime): plain arithmetic over stored rows, and a million rows through the
     // component would outlast its call deadline.
+    let details = req.include_user_details.then(|| filter.clone());
     let partials = app
         .store
         .report_partials(tenant.id(), filter, time_tier, req.group_by, req.tz)
         .await?;
-    Ok(Report::new(
-        partials,
-        &subject,
-        req.range,
-        &tenant.snapshot.directory,
-    )?)
+    let dir = &tenant.snapshot.directory;
+    let mut report = Report::new(partials, &subject, req.range, dir)?;
+    if let Some(filter) = details {
+        let page = app
+            .store
+            .page(tenant.id(), filter, None, reports::USER_DETAIL_PAGE)
+            .await?;
+        report.user_details = Some(reports::user_details(&page, dir)?);
+    }
+    Ok(report)
 }

@@ -820,6 +820,39 @@ async fn defect_10_reports_carry_credits_and_compliance(backend: Backend) {
         )
     );
     assert!(r.get("hierarchy").is_none(), "a user report has none");
+    // The sketch's `includeUserDetails`: each user's newest activities of the window,
+    // equal to the user's own listing (an independent read), at most ten.
+    let (status, detailed) = s
+        .get(
+            "/v1/reports/departments/dept-sales?since=7d&includeUserDetails=true",
+            &k.read,
+        )
+        .await;
+    assert_eq!(status, 200, "{detailed}");
+    let details = detailed["userDetails"].as_array().expect("userDetails");
+    assert_eq!(details.len(), 1, "{detailed}");
+    assert_eq!(
+        (&details[0]["userId"], &details[0]["name"]),
+        (&json!("user-123"), &json!("John Doe"))
+    );
+    let listed = s
+        .all("/v1/users/user-123/activities?since=7d", &k.read)
+        .await;
+    let listed_ids: Vec<&Value> = listed.iter().map(|a| &a["id"]).take(10).collect();
+    let detail_ids: Vec<&Value> = details[0]["recent"]
+        .as_array()
+        .expect("recent")
+        .iter()
+        .map(|a| &a["id"])
+        .collect();
+    assert_eq!(detail_ids, listed_ids);
+    assert!(d.get("userDetails").is_none(), "only when asked");
+    for bad in [
+        "/v1/reports/departments/dept-sales?includeUserDetails=yes",
+        "/v1/reports?includeUserDetails=true",
+    ] {
+        assert_eq!(s.get(bad, &k.read).await.0, 400, "{bad}");
+    }
 }
 
 async fn client_ip_comes_from_the_trusted_proxy_header_only_when_configured(backend: Backend) {
