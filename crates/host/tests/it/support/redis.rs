@@ -1,5 +1,5 @@
-//! The test's view of a real `redis-server` (`crm_testkit::redis`): connections and the
-//! ids in a tenant's stream.
+//! The test's view of a real `redis-server` (`crm_testkit::redis`): connections, the ids
+//! in a tenant's activity stream and the events in its alert stream.
 
 pub use crm_testkit::redis::RedisServer;
 
@@ -11,33 +11,29 @@ pub async fn conn(server: &RedisServer) -> redis::aio::MultiplexedConnection {
         .expect("connect to the test redis")
 }
 
-/// The alert events in a tenant's alert stream (`crm:{tenant}:alerts`), oldest first.
-pub async fn stream_alerts(server: &RedisServer, tenant: &str) -> Vec<serde_json::Value> {
+/// One field of every entry of the stream `key`, in stream order.
+async fn stream_field(server: &RedisServer, key: String, field: &str) -> Vec<String> {
     let mut conn = conn(server).await;
-    let reply: redis::streams::StreamRangeReply =
-        redis::AsyncCommands::xrange_all(&mut conn, format!("crm:{tenant}:alerts"))
-            .await
-            .expect("xrange");
+    let reply: redis::streams::StreamRangeReply = redis::AsyncCommands::xrange_all(&mut conn, key)
+        .await
+        .expect("xrange");
     reply
         .ids
         .iter()
-        .map(|e| {
-            let text = e.get::<String>("alert").expect("alert field");
-            serde_json::from_str(&text).expect("an alert event is JSON")
-        })
+        .map(|e| e.get::<String>(field).expect("the field"))
+        .collect()
+}
+
+/// The alert events in a tenant's alert stream (`crm:{tenant}:alerts`), oldest first.
+pub async fn stream_alerts(server: &RedisServer, tenant: &str) -> Vec<serde_json::Value> {
+    stream_field(server, format!("crm:{tenant}:alerts"), "alert")
+        .await
+        .iter()
+        .map(|text| serde_json::from_str(text).expect("an alert event is JSON"))
         .collect()
 }
 
 /// The `id` field of every entry of a tenant's stream, in stream order.
 pub async fn stream_ids(server: &RedisServer, tenant: &str) -> Vec<String> {
-    let mut conn = conn(server).await;
-    let reply: redis::streams::StreamRangeReply =
-        redis::AsyncCommands::xrange_all(&mut conn, format!("crm:{tenant}:activities"))
-            .await
-            .expect("xrange");
-    reply
-        .ids
-        .iter()
-        .map(|e| e.get::<String>("id").expect("id field"))
-        .collect()
+    stream_field(server, format!("crm:{tenant}:activities"), "id").await
 }
