@@ -44,11 +44,7 @@ pub fn ledger_query(
                 .ok_or_else(|| ApiError::invalid("`cursor` is not a ledger cursor"))
         })
         .transpose()?;
-    let limit = crm_store::listing::limit(
-        params.get("limit").map(String::as_str),
-        LEDGER_DEFAULT_LIMIT,
-        LEDGER_MAX_LIMIT,
-    )?;
+    let limit = crate::paging::limit(params, LEDGER_DEFAULT_LIMIT, LEDGER_MAX_LIMIT)?;
     Ok(LedgerQuery {
         from: range.from.millis(),
         to: range.to.millis(),
@@ -70,12 +66,9 @@ pub struct LedgerPage {
 
 impl LedgerPage {
     /// From the rows [`crm_store::ledger::page`] read (one past the limit, if any).
-    pub fn new(mut entries: Vec<LedgerEntry>, q: &LedgerQuery) -> LedgerPage {
-        let more = entries.len() > q.limit;
-        entries.truncate(q.limit);
-        let next_cursor = more
-            .then(|| entries.last().map(|e| format!("l{}", e.entry)))
-            .flatten();
+    pub fn new(entries: Vec<LedgerEntry>, q: &LedgerQuery) -> LedgerPage {
+        let (entries, next_cursor) =
+            crate::paging::cut(entries, q.limit, |e| format!("l{}", e.entry));
         LedgerPage {
             entries,
             next_cursor,

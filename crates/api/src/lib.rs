@@ -29,6 +29,7 @@ pub mod ingest;
 pub mod leads;
 pub mod listing;
 pub mod operations;
+pub mod paging;
 pub mod permissions;
 pub mod provisioning;
 pub mod reports;

@@ -198,11 +198,7 @@ pub fn grants_query(params: &BTreeMap<String, String>) -> Result<GrantsQuery, Ap
                 .ok_or_else(|| ApiError::invalid("`cursor` is not a grants cursor"))
         })
         .transpose()?;
-    let limit = crm_store::listing::limit(
-        params.get("limit").map(String::as_str),
-        DEFAULT_LIMIT,
-        MAX_LIMIT,
-    )?;
+    let limit = crate::paging::limit(params, DEFAULT_LIMIT, MAX_LIMIT)?;
     Ok(GrantsQuery {
         status,
         before,
@@ -221,16 +217,10 @@ pub struct GrantsPage {
 
 impl GrantsPage {
     /// From the rows `crm_store::grants::page` read (one past the limit, if any).
-    pub fn new(mut grants: Vec<GrantView>, q: &GrantsQuery) -> GrantsPage {
-        let more = grants.len() > q.limit;
-        grants.truncate(q.limit);
-        let next_cursor = more
-            .then(|| {
-                grants
-                    .last()
-                    .map(|g| format!("g{}.{}", g.created_at.millis(), g.id))
-            })
-            .flatten();
+    pub fn new(grants: Vec<GrantView>, q: &GrantsQuery) -> GrantsPage {
+        let (grants, next_cursor) = crate::paging::cut(grants, q.limit, |g| {
+            format!("g{}.{}", g.created_at.millis(), g.id)
+        });
         GrantsPage {
             grants,
             next_cursor,
@@ -248,12 +238,10 @@ pub fn alerts_query(params: &BTreeMap<String, String>) -> Result<(Option<u64>, u
                 .ok_or_else(|| ApiError::invalid("`cursor` is not an alerts cursor"))
         })
         .transpose()?;
-    let limit = crm_store::listing::limit(
-        params.get("limit").map(String::as_str),
-        DEFAULT_LIMIT,
-        MAX_LIMIT,
-    )?;
-    Ok((before, limit))
+    Ok((
+        before,
+        crate::paging::limit(params, DEFAULT_LIMIT, MAX_LIMIT)?,
+    ))
 }
 
 /// A page of alert events, newest first.
@@ -267,12 +255,8 @@ pub struct AlertsPage {
 
 impl AlertsPage {
     /// From the rows `crm_store::alerts::page` read (one past the limit, if any).
-    pub fn new(mut alerts: Vec<crm_store::alerts::AlertEvent>, limit: usize) -> AlertsPage {
-        let more = alerts.len() > limit;
-        alerts.truncate(limit);
-        let next_cursor = more
-            .then(|| alerts.last().map(|a| format!("a{}", a.entry)))
-            .flatten();
+    pub fn new(alerts: Vec<crm_store::alerts::AlertEvent>, limit: usize) -> AlertsPage {
+        let (alerts, next_cursor) = crate::paging::cut(alerts, limit, |a| format!("a{}", a.entry));
         AlertsPage {
             alerts,
             next_cursor,
