@@ -6,15 +6,42 @@ import { spawn, execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createServer } from 'node:http';
+import { Webhook } from 'standardwebhooks';
 import { startWorker, call, until, root } from './harness.mjs';
 
 const hostBin = process.env.CRM_HOST_BIN ?? join(root, 'target/debug/crm-host');
-let worker, host, hostUrl, hostKey, dir;
+let worker, host, hostUrl, hostKey, dir, receiver;
+// Webhook receivers by path (`/hook/{name}`): each checks every delivery with the
+// Standard Webhooks library and its endpoint's secret, and answers the first delivery of
+// a fired alert 503 (deliveries of different events may arrive in any order).
+const receivers = {};
+let badSignatures = 0;
 // The operator's secret on both runtimes (provisioning, issue 25.11).
 const OPERATOR = 'parity-operator-secret-0123456789abcdef';
 
 before(async () => {
-  worker = await startWorker({ OPERATOR_SECRET: OPERATOR });
+  receiver = createServer((req, res) => {
+    let body = '';
+    req.on('data', (d) => { body += d; });
+    req.on('end', () => {
+      const r = receivers[req.url.replace('/hook/', '')];
+      if (!r) { res.writeHead(404).end(); return; }
+      try {
+        new Webhook(r.secret).verify(body, req.headers);
+      } catch {
+        badSignatures += 1;
+        res.writeHead(401).end();
+        return;
+      }
+      const event = { id: req.headers['webhook-id'], ...JSON.parse(body) };
+      r.got.push(event);
+      const fired = r.got.filter((g) => g.type === 'credits.alert.fired').length;
+      res.writeHead(event.type === 'credits.alert.fired' && fired === 1 ? 503 : 204).end();
+    });
+  });
+  await new Promise((r) => receiver.listen(0, '127.0.0.1', r));
+  worker = await startWorker({ OPERATOR_SECRET: OPERATOR, WEBHOOK_ALLOW_HOSTS: '127.0.0.1' });
   dir = mkdtempSync(join(tmpdir(), 'crm-parity-'));
   writeFileSync(join(dir, 'operator.secret'), OPERATOR);
   const db = join(dir, 'crm.db');
@@ -24,7 +51,7 @@ before(async () => {
   cli(['tenant', 'create', '--db', db, '--id', 'edge-a', '--name', 'edge-a', '--timezone', fixture.policy.timezone, '--balance', '100000']);
   cli(['directory', 'import', '--db', db, '--tenant', 'edge-a', join(dir, 'directory.json')]);
   hostKey = cli(['key', 'create', '--db', db, '--tenant', 'edge-a', '--scope', 'admin']);
-  host = spawn(hostBin, ['serve', '--db', db, '--listen', '127.0.0.1:0', '--engine', 'native', '--operator-secret', join(dir, 'operator.secret')], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CRM_LOG: 'crm_host=info' } });
+  host = spawn(hostBin, ['serve', '--db', db, '--listen', '127.0.0.1:0', '--engine', 'native', '--operator-secret', join(dir, 'operator.secret'), '--webhook-allow-host', '127.0.0.1'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CRM_LOG: 'crm_host=info' } });
   let log = '';
   host.stderr.on('data', (d) => { log += d; });
   hostUrl = await until('crm-host serve', async () => log.match(/(http:\/\/127\.0\.0\.1:\d+)/)?.[1], 60_000);
@@ -34,6 +61,7 @@ before(async () => {
 
 after(() => {
   worker?.stop();
+  receiver?.close();
   if (host && host.exitCode === null) host.kill('SIGTERM');
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
@@ -492,4 +520,85 @@ test('credit alerts fire and resolve alike on both runtimes', async () => {
   }
   assert.deepEqual(results[0], results[1]);
   assert.deepEqual(results[0].slice(0, 5), [200, 201, 1, 'parity-low', 'fired']);
+});
+
+// Issue 27: webhook endpoints alike on both runtimes — inward URLs refused, the secret
+// shown once, alert events delivered signed (checked by the standardwebhooks library),
+// retried after a 503, logged, re-sent with the same webhook-id, removed.
+test('webhooks deliver signed credit alert events alike on both runtimes', async () => {
+  const a = worker.keys['edge-a'];
+  const results = [];
+  for (const [name, base, admin] of [['edge', worker.url, a.admin], ['host', hostUrl, hostKey]]) {
+    const out = [];
+    const hook = `http://127.0.0.1:${receiver.address().port}/hook/${name}`;
+    const types = ['credits.alert.fired', 'credits.alert.resolved'];
+    for (const url of ['https://10.0.0.1/x', 'http://127.0.0.2/x', 'https://169.254.169.254/latest/meta-data/',
+      'https://localhost/x', 'http://example.com/x', 'https://[::1]/x', 'https://u:p@example.com/x', 'https://2130706434/']) {
+      const [s, e] = await call(base, 'POST', '/v1/webhooks', admin, { url, eventTypes: types });
+      out.push(s, e.error.code);
+    }
+    const [st, et] = await call(base, 'POST', '/v1/webhooks', admin, { url: hook, eventTypes: ['activity.created'] });
+    const [su] = await call(base, 'POST', '/v1/webhooks', admin, { url: hook, eventTypes: types, extra: 1 });
+    out.push(st, et.error.message, su);
+    const [s1, made] = await call(base, 'POST', '/v1/webhooks', admin, { url: hook, eventTypes: types, description: 'parity' });
+    assert.equal(s1, 201, JSON.stringify(made));
+    assert.match(made.secret, /^whsec_/);
+    receivers[name] = { secret: made.secret, got: [] };
+    const [s2, list] = await call(base, 'GET', '/v1/webhooks', admin);
+    out.push(s1, Object.keys(made).sort(), s2, list.webhooks.length, Object.keys(list.webhooks[0]).sort());
+
+    // Cross a threshold and lift it again (as the alerts test does).
+    const [, b0] = await call(base, 'GET', '/v1/credits/balance', admin);
+    const threshold = BigInt(b0.balance.replace('.', '')) - 1n;
+    const below = `${threshold / 10000n}.${String(threshold % 10000n).padStart(4, '0')}`;
+    const [, doc] = await call(base, 'GET', '/v1/policy', admin);
+    await call(base, 'PUT', '/v1/policy', admin, { ...doc.policy, creditAlerts: [{ id: 'hook-low', balanceBelow: below }] });
+    const [is] = await call(base, 'POST', '/v1/activities?sync=true', admin,
+      [{ id: `hook-alert-${name}`, userId: 'user-123', operation: 'crm.leads.read' }]);
+    await call(base, 'POST', '/v1/credits/grants', admin, { amount: '1' });
+    await call(base, 'PUT', '/v1/policy', admin, { ...doc.policy });
+    out.push(is);
+
+    // The edge delivers from its minute trigger, run here by hand; crm-host by itself.
+    const delivered = async (n) => until(`${name}: ${n} deliveries`, async () => {
+      if (base === worker.url) await fetch(`${base}/__scheduled?cron=*+*+*+*+*`);
+      await new Promise((r) => setTimeout(r, 750));
+      return receivers[name].got.length >= n ? true : null;
+    }, 60_000);
+    // The fired alert's first attempt is answered 503 and retried 5 s later.
+    await delivered(3);
+    const got = receivers[name].got;
+    const fired = got.filter((g) => g.type === 'credits.alert.fired');
+    out.push(got.map((g) => g.type).sort(), fired.length, fired[0].id === fired[1].id, fired[0].data.ruleId,
+      fired[0].data.state, got.every((g) => typeof g.data.tenantId === 'string' && g.timestamp === g.data.at));
+    const [s3, log] = await call(base, 'GET', `/v1/webhooks/${made.id}/deliveries`, admin);
+    const first = log.deliveries.at(-1);
+    out.push(s3, log.deliveries.length, log.deliveries.map((d) => [d.eventType, d.status, d.attempts, d.lastAttempt.statusCode]),
+      Object.keys(first).sort(), first.payload.type, first.id === `alert-${first.payload.data.entry}`);
+    const [s4, again] = await call(base, 'POST', `/v1/webhooks/${made.id}/deliveries/${first.id}/resend`, admin);
+    out.push(s4, again.status, again.attempts);
+    await delivered(4);
+    out.push(got[3].id === fired[0].id);
+    const [s5, missing] = await call(base, 'POST', `/v1/webhooks/${made.id}/deliveries/alert-999999/resend`, admin);
+    const [s6, page] = await call(base, 'GET', `/v1/webhooks/${made.id}/deliveries?limit=1`, admin);
+    const [s7, next] = await call(base, 'GET', `/v1/webhooks/${made.id}/deliveries?limit=1&cursor=${page.nextCursor}`, admin);
+    out.push(s5, missing.error.code, s6, page.deliveries.length, s7, next.deliveries[0].id === first.id);
+    const [s8] = await call(base, 'DELETE', `/v1/webhooks/${made.id}`, admin);
+    const [s9, e9] = await call(base, 'DELETE', `/v1/webhooks/${made.id}`, admin);
+    const [s10] = await call(base, 'GET', `/v1/webhooks/${made.id}/deliveries`, admin);
+    const [, after] = await call(base, 'GET', '/v1/webhooks', admin);
+    out.push(s8, s9, e9.error.code, s10, after.webhooks.length);
+    results.push(out);
+  }
+  assert.equal(badSignatures, 0, 'every delivery verifies with the standardwebhooks library');
+  assert.deepEqual(results[0], results[1]);
+  assert.deepEqual(results[0].slice(0, 16), Array(8).fill(0).flatMap(() => [400, 'invalid_input']));
+  assert.deepEqual(results[0].slice(19, 40), [
+    201,
+    ['createdAt', 'description', 'eventTypes', 'id', 'secret', 'url'], 200, 1, ['createdAt', 'description', 'eventTypes', 'id', 'url'],
+    201, ['credits.alert.fired', 'credits.alert.fired', 'credits.alert.resolved'], 2, true, 'hook-low', 'fired', true,
+    200, 2, [['credits.alert.resolved', 'delivered', 1, 204], ['credits.alert.fired', 'delivered', 2, 204]],
+    ['attempts', 'createdAt', 'deliveredAt', 'eventType', 'id', 'lastAttempt', 'payload', 'status'], 'credits.alert.fired', true,
+    202, 'pending', 0]);
+  assert.deepEqual(results[0].slice(40), [true, 404, 'not_found', 200, 1, 200, true, 204, 404, 'not_found', 404, 0]);
 });

@@ -13,7 +13,7 @@ use serde_json::{Map, Value, json};
 
 use crate::{
     access, checkpoint, credits, dashboards, edge, ingest, leads, listing, operations, permissions,
-    provisioning, reports, requests, status, versioned, viewer_tokens, wallet,
+    provisioning, reports, requests, status, versioned, viewer_tokens, wallet, webhooks,
 };
 
 /// What credential an endpoint needs.
@@ -846,6 +846,63 @@ pub const ENDPOINTS: &[Endpoint] = &[
             "DELETE",
             "/v1/keys/{id}",
             "Revoke a key; refused on the next request everywhere.",
+            ADMIN,
+        )
+    },
+    Endpoint {
+        ok: &[(200, Some(schema::<webhooks::WebhookList>))],
+        ..ep(
+            "listWebhooks",
+            "webhooks",
+            "GET",
+            "/v1/webhooks",
+            "The tenant's webhook endpoints (never their secrets).",
+            ADMIN,
+        )
+    },
+    Endpoint {
+        body: Some(schema::<webhooks::NewWebhookRequest>),
+        ok: &[(201, Some(schema::<webhooks::NewWebhookAnswer>))],
+        ..ep(
+            "createWebhook",
+            "webhooks",
+            "POST",
+            "/v1/webhooks",
+            "Register an endpoint for credit alert events. Its signing secret (`whsec_…`) is in this answer only; every delivery is signed with it as the Standard Webhooks specification says (`webhook-id`, `webhook-timestamp`, `webhook-signature`) and retried with backoff for about a day. The URL must be `https` on the public internet: private, loopback, link-local and internal names are refused (400), here and before every attempt, and redirects are not followed. At most 20 endpoints (409).",
+            ADMIN,
+        )
+    },
+    Endpoint {
+        ok: &[(204, None)],
+        ..ep(
+            "removeWebhook",
+            "webhooks",
+            "DELETE",
+            "/v1/webhooks/{id}",
+            "Remove an endpoint: nothing more is sent to it; its pending deliveries fail with the reason.",
+            ADMIN,
+        )
+    },
+    Endpoint {
+        query: &["limit", "cursor"],
+        ok: &[(200, Some(schema::<webhooks::DeliveryPage>))],
+        ..ep(
+            "listWebhookDeliveries",
+            "webhooks",
+            "GET",
+            "/v1/webhooks/{id}/deliveries",
+            "An endpoint's delivery log, newest event first: each delivery's status, attempts, last attempt (status code or error), next attempt and the payload sent.",
+            ADMIN,
+        )
+    },
+    Endpoint {
+        ok: &[(202, Some(schema::<webhooks::WebhookDelivery>))],
+        ..ep(
+            "resendWebhookDelivery",
+            "webhooks",
+            "POST",
+            "/v1/webhooks/{id}/deliveries/{deliveryId}/resend",
+            "Send a delivery again (delivered or failed ones too), with a fresh retry schedule and the same `webhook-id`, so a receiver that kept it deduplicates.",
             ADMIN,
         )
     },

@@ -41,5 +41,7 @@ pub mod verify;
 pub mod versioned;
 pub mod viewer_tokens;
 pub mod wallet;
+pub mod webhook_targets;
+pub mod webhooks;
 
 pub use error::{ApiCode, ApiError};

@@ -71,6 +71,26 @@ impl SigningSecret {
         Ok(SigningSecret(key))
     }
 
+    /// A secret of these key bytes (a runtime's random bytes for a new endpoint).
+    pub fn from_key(key: &[u8]) -> CoreResult<SigningSecret> {
+        if !KEY_BYTES.contains(&key.len()) {
+            return Err(CoreError::invalid(
+                "signingSecret",
+                format!(
+                    "a signing key has {}-{} bytes",
+                    KEY_BYTES.start(),
+                    KEY_BYTES.end()
+                ),
+            ));
+        }
+        Ok(SigningSecret(key.to_vec()))
+    }
+
+    /// The text form, `whsec_` + base64 of the key: what the receiver configures.
+    pub fn text(&self) -> String {
+        format!("{PREFIX}{}", STANDARD.encode(&self.0))
+    }
+
     /// `v1,` + the signature of one message.
     pub fn sign(&self, id: &str, timestamp_secs: i64, body: &[u8]) -> String {
         let mut mac =
@@ -120,6 +140,14 @@ mod tests {
         assert_eq!(a.id, secret.headers(b"{\"a\":1}", 200).id);
         assert_ne!(a.id, secret.headers(b"{\"a\":2}", 100).id);
         assert_eq!(a.timestamp, "100");
+    }
+
+    #[test]
+    fn a_secret_made_from_key_bytes_reads_back_from_its_text() {
+        let secret = SigningSecret::from_key(&[7; 24]).expect("24 bytes");
+        let again = SigningSecret::parse(&secret.text()).expect("its own text");
+        assert_eq!(again.sign("m", 1, b"x"), secret.sign("m", 1, b"x"));
+        assert!(SigningSecret::from_key(&[7; 8]).is_err());
     }
 
     #[test]

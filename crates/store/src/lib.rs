@@ -44,6 +44,7 @@ pub mod tenants;
 #[cfg(test)]
 mod testing;
 pub mod viewer_tokens;
+pub mod webhooks;
 
 pub use dialect::Dialect;
 pub use error::{StoreError, StoreResult};

@@ -53,6 +53,10 @@ const SQLITE: &[Migration] = &[
         version: 10,
         sql: include_str!("../../../migrations/0010_credit_alerts.sql"),
     },
+    Migration {
+        version: 11,
+        sql: include_str!("../../../migrations/0011_webhooks.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -95,6 +99,10 @@ const POSTGRES: &[Migration] = &[
     Migration {
         version: 10,
         sql: include_str!("../../../migrations/postgres/0010_credit_alerts.sql"),
+    },
+    Migration {
+        version: 11,
+        sql: include_str!("../../../migrations/postgres/0011_webhooks.sql"),
     },
 ];
 

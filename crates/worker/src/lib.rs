@@ -23,6 +23,7 @@ mod shards;
 mod status;
 mod store;
 mod upstream;
+mod webhooks;
 
 use worker::{
     Context, Env, MessageBatch, Request, Response, Result, ScheduleContext, ScheduledEvent, event,
@@ -101,6 +102,11 @@ async fn dispatch(req: &mut Request, env: &Env) -> std::result::Result<Reply, Fa
         "listKeys" => json(admin::list_keys(c, env).await?),
         "createKey" => json(admin::create_key(c, env).await?),
         "revokeKey" => json(admin::revoke_key(c, env).await?),
+        "listWebhooks" => json(webhooks::list(c, env).await?),
+        "createWebhook" => json(webhooks::create(c, env).await?),
+        "removeWebhook" => json(webhooks::remove(c, env).await?),
+        "listWebhookDeliveries" => json(webhooks::deliveries(c, env).await?),
+        "resendWebhookDelivery" => json(webhooks::resend(c, env).await?),
         "createViewerToken" => json(admin::viewer_token(c, env).await?),
         "rotateViewerTokenSecret" => json(admin::rotate_viewer_secret(c, env).await?),
         "revokeViewerToken" => json(admin::revoke_viewer_token(c, env).await?),
@@ -153,9 +159,16 @@ fn not_at_the_edge(id: &str) -> Option<&'static str> {
     }
 }
 
+/// The hourly trigger of `wrangler.toml`; the other (every minute) delivers webhooks.
+const RETENTION_CRON: &str = "17 * * * *";
+
 #[event(scheduled)]
-async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
-    retention::run(&env).await;
+async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
+    // Two triggers (wrangler.toml): the hourly one also runs retention.
+    if event.cron() == RETENTION_CRON {
+        retention::run(&env).await;
+    }
+    webhooks::run(&env).await;
 }
 
 #[event(queue)]

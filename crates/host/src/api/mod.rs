@@ -21,6 +21,7 @@ mod policy;
 mod reports;
 mod session;
 mod tokens;
+mod webhooks;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
@@ -86,6 +87,11 @@ fn handler(e: &Endpoint) -> Option<MethodRouter<App>> {
         ("GET", "/v1/keys") => get(keys::list),
         ("POST", "/v1/keys") => post(keys::create),
         ("DELETE", "/v1/keys/{id}") => delete(keys::revoke),
+        ("GET", "/v1/webhooks") => get(webhooks::list),
+        ("POST", "/v1/webhooks") => post(webhooks::create),
+        ("DELETE", "/v1/webhooks/{id}") => delete(webhooks::remove),
+        ("GET", "/v1/webhooks/{id}/deliveries") => get(webhooks::deliveries),
+        ("POST", "/v1/webhooks/{id}/deliveries/{deliveryId}/resend") => post(webhooks::resend),
         ("GET", "/v1/dead-letters") => get(edge_only::dead_letters),
         ("POST", "/v1/dead-letters/{id}/redrive") => post(edge_only::redrive),
         ("POST", "/v1/archive") => post(edge_only::no_archive),

@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use serde::Deserialize;
 
+use crm_api::webhook_targets::TargetPolicy;
+
 use crate::engine::EngineKind;
 use crate::fanout::FanoutConfig;
 use crate::server::{self, ServerConfig};
@@ -78,6 +80,15 @@ pub struct FanoutArgs {
     /// Undelivered activities per tenant past which ingest answers 503.
     #[arg(long, env = "CRM_MAX_BACKLOG")]
     max_backlog: Option<u64>,
+    /// Hosts (names or addresses, exactly as in a URL) tenants' webhooks may reach
+    /// although they are private or loopback, over `http` too: a receiver on your own
+    /// network. Everything else must be public `https`.
+    #[arg(
+        long = "webhook-allow-host",
+        env = "CRM_WEBHOOK_ALLOW_HOSTS",
+        value_delimiter = ','
+    )]
+    webhook_allow_hosts: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -98,6 +109,7 @@ struct FileConfig {
     upstream_signing_secret: Option<String>,
     spool_dir: Option<PathBuf>,
     max_backlog: Option<u64>,
+    webhook_allow_hosts: Option<Vec<String>>,
 }
 
 fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
@@ -126,6 +138,14 @@ impl FanoutArgs {
                 .max_backlog
                 .or(file.max_backlog)
                 .unwrap_or(defaults.max_backlog),
+            webhook_targets: TargetPolicy::from_list(
+                &match (self.webhook_allow_hosts, file.webhook_allow_hosts.take()) {
+                    (flags, _) if !flags.is_empty() => flags,
+                    (_, Some(listed)) => listed,
+                    _ => Vec::new(),
+                }
+                .join(","),
+            ),
             ..defaults
         }
     }

@@ -1,5 +1,5 @@
 //! Fan-out: the committed activity log delivered to Redis (Stream + PUBLISH) and to an
-//! upstream batch API, in order per tenant, at least once (every message carries the
+//! upstream batch API (credit alert events to Redis and to tenants' webhooks, `webhooks.rs`), in order per tenant, at least once (every message carries the
 //! activity id so consumers deduplicate). One relay task per sink reads the range
 //! (cursor, head] of each tenant (`crm_store::outbox`), delivers it and only then moves
 //! the cursor. Failures back off with full jitter per tenant; past the retry budget the
@@ -12,6 +12,7 @@ pub mod redis;
 mod sink;
 pub mod spool;
 pub mod upstream;
+mod webhooks;
 
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
@@ -56,6 +57,8 @@ pub struct FanoutConfig {
     pub spool_dir: PathBuf,
     /// Undelivered activities per tenant past which ingest answers 503.
     pub max_backlog: u64,
+    /// Where tenants' webhook endpoints may point beyond the public internet.
+    pub webhook_targets: crm_api::webhook_targets::TargetPolicy,
 }
 
 impl Default for FanoutConfig {
@@ -71,6 +74,7 @@ impl Default for FanoutConfig {
             retry_budget: 8,
             spool_dir: PathBuf::from("spool"),
             max_backlog: 1_000_000,
+            webhook_targets: crm_api::webhook_targets::TargetPolicy::default(),
         }
     }
 }
@@ -124,6 +128,8 @@ struct Inner {
     /// Sinks whose last delivery failed (degraded, not unready).
     degraded: Mutex<HashMap<&'static str, String>>,
     max_backlog: u64,
+    /// What a new webhook endpoint's URL is checked against.
+    webhook_targets: crm_api::webhook_targets::TargetPolicy,
     pub stats: Stats,
 }
 
@@ -192,6 +198,7 @@ impl Fanout {
                     .map(|s| s.name())
                     .collect(),
                 max_backlog: config.max_backlog,
+                webhook_targets: config.webhook_targets.clone(),
                 ..Inner::default()
             }),
         };
@@ -206,6 +213,8 @@ impl Fanout {
             };
             tokio::spawn(relay.run());
         }
+        // Webhook endpoints are the tenants' to register: their task always runs.
+        webhooks::start(store, fanout.clone(), config.webhook_targets.clone())?;
         Ok(fanout)
     }
 
@@ -213,6 +222,11 @@ impl Fanout {
     /// until each has them.
     pub fn log_sinks(&self) -> Vec<&'static str> {
         self.inner.log_sinks.clone()
+    }
+
+    /// What a tenant's webhook URL is checked against.
+    pub fn webhook_targets(&self) -> &crm_api::webhook_targets::TargetPolicy {
+        &self.inner.webhook_targets
     }
 
     /// New activities were committed: relays look now rather than at their next poll.

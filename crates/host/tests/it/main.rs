@@ -20,3 +20,4 @@ mod support;
 mod surface;
 mod tls;
 mod web_parity;
+mod webhooks;

@@ -479,6 +479,35 @@ async fn every_route_is_documented_and_every_answer_matches_its_schema() {
         204
     );
 
+    let (status, hook) = w
+        .call(
+            "POST",
+            "/v1/webhooks",
+            a,
+            Some(json!({ "url": "https://hooks.example.com/crm", "eventTypes": ["credits.alert.fired"] })),
+        )
+        .await;
+    assert_eq!(status, 201, "{hook}");
+    let hook = hook["id"].as_str().expect("id").to_owned();
+    assert_eq!(w.call("GET", "/v1/webhooks", a, None).await.0, 200);
+    let deliveries = format!("/v1/webhooks/{hook}/deliveries");
+    assert_eq!(
+        w.call("GET", &deliveries, a, None).await,
+        (200, json!({ "deliveries": [] }))
+    );
+    assert_eq!(
+        w.call("POST", &format!("{deliveries}/alert-1/resend"), a, None)
+            .await
+            .0,
+        404
+    );
+    assert_eq!(
+        w.call("DELETE", &format!("/v1/webhooks/{hook}"), a, None)
+            .await
+            .0,
+        204
+    );
+
     let documented: BTreeSet<(String, String)> = crm_api::endpoints::ENDPOINTS
         .iter()
         .map(|e| (e.method.to_owned(), e.path.to_owned()))

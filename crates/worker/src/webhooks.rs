@@ -1,0 +1,224 @@
+//! Webhook endpoints at the edge (issue 27): the `/v1/webhooks…` endpoints with
+//! crm-host's rules and answers (`crm_api::webhooks`), and delivery from the cron
+//! pass — per shard, the fan-in of new credit alert events into deliveries, then up to
+//! `crm_store::webhooks::CLAIM_BATCH` due deliveries claimed and sent, each signed
+//! with its endpoint's secret, with a deadline, following no redirect. The statements
+//! are crm-store's, the same crm-host's task runs.
+//!
+//! Budgets per pass and shard: one D1 read of tenants with new events, then per such
+//! tenant (at most [`MAX_FAN_IN_TENANTS`]) two reads and one batch; one claim, and per
+//! claimed delivery one read, one fetch and one write.
+
+use crm_api::webhook_targets::TargetPolicy;
+use crm_api::webhooks::{
+    DeliveryPage, NewWebhookAnswer, NewWebhookRequest, WebhookDelivery, WebhookList,
+};
+use crm_core::webhook_signature::SigningSecret;
+use crm_store::keys::KeyScope;
+use crm_store::webhooks::{self, Delivery, Outcome};
+use crm_store::{alerts, outbox};
+use futures_util::future::{Either, select};
+use worker::{Delay, Env, Fetch, Headers, Method, Request, RequestInit, RequestRedirect};
+
+use crate::auth::now_ms;
+use crate::d1::{self, DIALECT, Db};
+use crate::http::{Answer, ApiResult, Ctx, Failure};
+use crate::random;
+
+/// Tenants fanned in per pass and shard: each costs three queries; the rest wait for
+/// the next pass (a minute).
+const MAX_FAN_IN_TENANTS: usize = 50;
+
+/// `WEBHOOK_ALLOW_HOSTS`: hosts allowed although private (local development and the
+/// tests' receiver); none in production, where Workers cannot reach private networks
+/// anyway.
+fn targets(env: &Env) -> TargetPolicy {
+    env.var("WEBHOOK_ALLOW_HOSTS")
+        .map(|v| TargetPolicy::from_list(&v.to_string()))
+        .unwrap_or_default()
+}
+
+async fn tenant_db(ctx: &Ctx, env: &Env) -> ApiResult<(String, Db)> {
+    let caller = ctx.caller()?.clone();
+    caller.require(KeyScope::Admin)?;
+    let tenant = caller.tenant().to_owned();
+    let db = Db::of_tenant(env, &tenant).await?;
+    Ok((tenant, db))
+}
+
+async fn endpoint(db: &Db, tenant: &str, id: &str) -> ApiResult<webhooks::StoredEndpoint> {
+    let row = d1::query_opt(db, &webhooks::get(DIALECT, tenant, id))
+        .await?
+        .ok_or_else(|| Failure::from(crm_api::webhooks::no_webhook(id)))?;
+    Ok(webhooks::decode_endpoint(&row)?)
+}
+
+pub async fn list(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
+    let (tenant, db) = tenant_db(ctx, env).await?;
+    let endpoints = d1::query(&db, &webhooks::list(DIALECT, &tenant))
+        .await?
+        .iter()
+        .map(webhooks::decode_endpoint)
+        .collect::<Result<Vec<_>, _>>()?;
+    Answer::of(200, &WebhookList::of(&endpoints)?)
+}
+
+/// `POST /v1/webhooks`: 201 with the secret, the only time it is shown.
+pub async fn create(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
+    let (tenant, db) = tenant_db(ctx, env).await?;
+    let req: NewWebhookRequest = ctx.parse()?;
+    let mut bytes = [0u8; webhooks::ENDPOINT_RANDOM_BYTES];
+    random::fill(&mut bytes)?;
+    let (id, secret) = webhooks::from_random(&bytes)?;
+    let stored = req.plan(&targets(env), id, secret.text(), now_ms())?;
+    d1::transaction(&db, &[webhooks::insert(DIALECT, &tenant, &stored)?]).await?;
+    // The guarded insert writes nothing past the bound; a batch does not say, a read does.
+    if d1::query_opt(&db, &webhooks::get(DIALECT, &tenant, &stored.id))
+        .await?
+        .is_none()
+    {
+        return Err(crm_api::webhooks::too_many_endpoints().into());
+    }
+    Answer::of(201, &NewWebhookAnswer::of(&stored)?)
+}
+
+pub async fn remove(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
+    let id = ctx.param("id")?;
+    let (tenant, db) = tenant_db(ctx, env).await?;
+    endpoint(&db, &tenant, &id).await?;
+    d1::transaction(&db, &webhooks::remove(DIALECT, &tenant, &id, now_ms())).await?;
+    Ok(().into())
+}
+
+pub async fn deliveries(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
+    let id = ctx.param("id")?;
+    let (before, limit) = crm_api::webhooks::deliveries_query(&ctx.query)?;
+    let (tenant, db) = tenant_db(ctx, env).await?;
+    endpoint(&db, &tenant, &id).await?;
+    let rows = d1::query(&db, &webhooks::page(DIALECT, &tenant, &id, before, limit))
+        .await?
+        .iter()
+        .map(webhooks::decode_delivery)
+        .collect::<Result<Vec<_>, _>>()?;
+    Answer::of(200, &DeliveryPage::new(&rows, limit)?)
+}
+
+/// `POST /v1/webhooks/{id}/deliveries/{deliveryId}/resend`: 202; the next cron pass
+/// sends it.
+pub async fn resend(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
+    let id = ctx.param("id")?;
+    let delivery = ctx.param("deliveryId")?;
+    let seq = crm_api::webhooks::delivery_seq(&delivery)?;
+    let (tenant, db) = tenant_db(ctx, env).await?;
+    endpoint(&db, &tenant, &id).await?;
+    let row = d1::query_opt(&db, &webhooks::resend(DIALECT, &tenant, &id, seq, now_ms()))
+        .await?
+        .ok_or_else(|| Failure::from(crm_api::webhooks::no_delivery(&delivery)))?;
+    Answer::of(
+        202,
+        &WebhookDelivery::of(&webhooks::decode_delivery(&row)?)?,
+    )
+}
+
+/// The cron pass's webhook work on every shard; failures are logged and retried by the
+/// next pass (fan-in keeps its cursor, a claimed delivery's lease expires).
+pub async fn run(env: &Env) {
+    let mut shard = 0;
+    while let Some(db) = Db::shard(env, shard) {
+        if let Err(e) = fan_in(&db).await {
+            worker::console_error!("webhook fan-in on shard {shard} stopped: {}", e.message());
+        }
+        if let Err(e) = dispatch(env, &db).await {
+            worker::console_error!("webhook dispatch on shard {shard} stopped: {}", e.message());
+        }
+        shard += 1;
+    }
+}
+
+async fn fan_in(db: &Db) -> ApiResult<()> {
+    let pending = d1::query(db, &alerts::pending(DIALECT, webhooks::SINK)).await?;
+    for row in pending.iter().take(MAX_FAN_IN_TENANTS) {
+        let p = outbox::decode_pending(row)?;
+        let t = p.tenant_id.as_str();
+        let endpoints = d1::query(db, &webhooks::list(DIALECT, t)).await?;
+        let events = d1::query(
+            db,
+            &alerts::after(DIALECT, t, p.delivered_seq, webhooks::FAN_IN_BATCH),
+        )
+        .await?;
+        let step = webhooks::fan_in_step(DIALECT, t, &endpoints, &events, now_ms())?;
+        d1::transaction(db, &step).await?;
+    }
+    Ok(())
+}
+
+async fn dispatch(env: &Env, db: &Db) -> ApiResult<()> {
+    let claimed = d1::query(db, &webhooks::claim_due(DIALECT, now_ms()))
+        .await?
+        .iter()
+        .map(webhooks::decode_delivery)
+        .collect::<Result<Vec<_>, _>>()?;
+    let policy = targets(env);
+    for delivery in claimed {
+        let outcome = attempt(db, &policy, &delivery).await;
+        d1::transaction(
+            db,
+            &[webhooks::settle(DIALECT, &delivery, &outcome, now_ms())],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// One signed POST of a delivery to its endpoint.
+async fn attempt(db: &Db, policy: &TargetPolicy, delivery: &Delivery) -> Outcome {
+    let found = d1::query_opt(
+        db,
+        &webhooks::get(DIALECT, &delivery.tenant_id, &delivery.endpoint_id),
+    )
+    .await;
+    let endpoint = match found.map(|r| r.map(|r| webhooks::decode_endpoint(&r)).transpose()) {
+        Ok(Ok(Some(e))) => e,
+        Ok(Ok(None)) => return Outcome::Abandoned("the endpoint was removed".into()),
+        Ok(Err(e)) => return Outcome::Failed(format!("reading the endpoint: {e}")),
+        Err(e) => return Outcome::Failed(format!("reading the endpoint: {}", e.message())),
+    };
+    let url = match policy.check(&endpoint.url) {
+        Ok(u) => u,
+        Err(e) => return Outcome::Failed(e.message),
+    };
+    let secret = match SigningSecret::parse(&endpoint.secret) {
+        Ok(s) => s,
+        Err(e) => return Outcome::Abandoned(format!("the stored secret: {}", e.message)),
+    };
+    match send(url.as_str(), &secret, &delivery.payload).await {
+        Ok(status) => Outcome::Answered(status),
+        Err(e) => Outcome::Failed(e),
+    }
+}
+
+async fn send(url: &str, secret: &SigningSecret, body: &str) -> Result<u16, String> {
+    let headers = Headers::new();
+    let set = |name: &str, value: &str| headers.set(name, value).map_err(|e| e.to_string());
+    set("content-type", "application/json")?;
+    for (name, value) in secret.headers(body.as_bytes(), now_ms() / 1000).pairs() {
+        set(name, value)?;
+    }
+    let mut init = RequestInit::new();
+    init.with_method(Method::Post)
+        .with_headers(headers)
+        .with_body(Some(body.into()))
+        // A 3xx is an answer, not a hop: the receiver is the URL registered.
+        .with_redirect(RequestRedirect::Manual);
+    let request = Request::new_with_init(url, &init).map_err(|e| e.to_string())?;
+    let fetch = Fetch::Request(request);
+    let sent = Box::pin(fetch.send());
+    let deadline = Box::pin(Delay::from(std::time::Duration::from_millis(
+        webhooks::SEND_TIMEOUT_MS,
+    )));
+    match select(sent, deadline).await {
+        Either::Left((Ok(response), _)) => Ok(response.status_code()),
+        Either::Left((Err(e), _)) => Err(format!("request failed: {e}")),
+        Either::Right(_) => Err("timed out".into()),
+    }
+}
