@@ -10,6 +10,7 @@ import { startWorker, call as callAt, until, d1 } from './harness.mjs';
 
 let worker, url, keys, upstream;
 const received = [];
+const receivedAlerts = [];
 let upstreamFailures = 0;
 // Standard Webhooks (issue 27): every delivery is checked with the specification's own
 // library; a request it refuses is answered 401 and counted.
@@ -25,7 +26,8 @@ before(async () => {
     let body = '';
     req.on('data', (d) => { body += d; });
     req.on('end', () => {
-      if (req.url !== '/api/activities/batch' || req.headers['x-upstream-auth'] !== 'sesame') {
+      const route = { '/api/activities/batch': 'activities', '/api/credit-alerts/batch': 'alerts' }[req.url];
+      if (!route || req.headers['x-upstream-auth'] !== 'sesame') {
         res.writeHead(404).end();
         return;
       }
@@ -35,6 +37,11 @@ before(async () => {
       } catch {
         badSignatures += 1;
         res.writeHead(401).end();
+        return;
+      }
+      if (route === 'alerts') {
+        receivedAlerts.push(...JSON.parse(body).alerts);
+        res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
         return;
       }
       if (upstreamFailures < 2) {
@@ -270,6 +277,28 @@ test('the consumer delivers to the upstream after its failures, every id once or
   assert.deepEqual(seqs, [...seqs].sort((x, y) => x - y), 'delivered in chain order');
   const [, metrics] = await call('GET', '/v1/metrics', a.admin);
   assert.ok(metrics.upstream.deliveredSeq >= Math.max(...seqs.filter((s) => s)));
+});
+
+// Issue 27: credit alert events reach the upstream too — signed, on their own route,
+// in order — from the minute cron pass (grants raise them outside the consumer).
+test('credit alert events reach the upstream from the cron pass', async () => {
+  const b = keys['edge-b'];
+  const [, b0] = await call('GET', '/v1/credits/balance', b.admin);
+  const threshold = BigInt(b0.balance.replace('.', '')) - 1n;
+  const below = `${threshold / 10000n}.${String(threshold % 10000n).padStart(4, '0')}`;
+  const [, doc] = await call('GET', '/v1/policy', b.admin);
+  assert.equal((await call('PUT', '/v1/policy', b.admin, { ...doc.policy, creditAlerts: [{ id: 'up-low', balanceBelow: below }] }))[0], 200);
+  assert.equal((await call('POST', '/v1/activities?sync=true', b.admin, [activity('up-alert', 'user-123', 'crm.leads.read')]))[0], 201);
+  assert.equal((await call('POST', '/v1/credits/grants', b.admin, { amount: '1' }))[0], 200);
+  await call('PUT', '/v1/policy', b.admin, { ...doc.policy });
+  await until('both alert events at the upstream', async () => {
+    await fetch(`${url}/__scheduled?cron=*+*+*+*+*`);
+    return receivedAlerts.filter((x) => x.tenantId === 'edge-b').length >= 2 ? true : null;
+  }, 60_000);
+  const mine = receivedAlerts.filter((x) => x.tenantId === 'edge-b');
+  assert.deepEqual(mine.map((x) => [x.ruleId, x.state]), [['up-low', 'fired'], ['up-low', 'resolved']]);
+  assert.ok(mine[0].entry < mine[1].entry);
+  assert.equal(badSignatures, 0);
 });
 
 // Issue 25.8: the upstream reads what it sends from D1, so archiving never passes its

@@ -21,6 +21,7 @@ pub mod dead_letters;
 pub mod dialect;
 pub mod error;
 pub mod export;
+pub mod feeds;
 pub mod grants;
 pub mod idempotency;
 pub mod ingest;

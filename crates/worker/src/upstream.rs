@@ -8,9 +8,12 @@
 //! deduplication. Configured by the `UPSTREAM_URL` variable and the optional
 //! `UPSTREAM_AUTH` secret (`Name: value`); with the `UPSTREAM_SIGNING_SECRET` secret
 //! (`whsec_…`) every POST is signed as Standard Webhooks says, by the same
-//! `crm_core::webhook_signature` crm-host uses.
+//! `crm_core::webhook_signature` crm-host uses. Credit alert events go to the same
+//! upstream (`crm_store::feeds::Feed::Alerts`: `{URL}/api/credit-alerts/batch`), from
+//! the minute cron pass, since grants and adjustments raise them outside the consumer.
 
 use crm_core::webhook_signature::SigningSecret;
+use crm_store::feeds::Feed;
 use crm_store::outbox;
 use serde_json::value::RawValue;
 use worker::{Env, Fetch, Headers, Method, Request, RequestInit};
@@ -19,8 +22,11 @@ use crate::auth::now_ms;
 use crate::d1::{self, DIALECT, Db};
 use crate::http::{ApiResult, Failure};
 
-/// The sink's name in `sink_cursors` (the same as crm-host's upstream sink).
+/// The activity sink's name in `sink_cursors` (the same as crm-host's upstream sink).
 pub const SINK: &str = "upstream";
+/// Tenants whose alert events one cron pass delivers per shard (each costs at most
+/// [`MAX_QUERIES`] queries and [`MAX_POSTS`] subrequests; there are rarely many).
+const MAX_ALERT_TENANTS: usize = 10;
 /// Activities per POST, as crm-host's upstream sink.
 const BATCH: usize = 100;
 /// POSTs per consumer invocation and tenant: bounds the subrequests one invocation
@@ -44,47 +50,69 @@ pub async fn deliver(env: &Env, tenant: &str) {
     let Some(url) = url(env) else {
         return;
     };
-    if let Err(e) = deliver_to(env, tenant, &url).await {
+    let delivered = match Db::of_tenant(env, tenant).await {
+        Ok(db) => deliver_to(env, &db, Feed::Activities, tenant, &url).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = delivered {
         worker::console_error!("upstream delivery for {tenant} stopped: {}", e.message());
     }
 }
 
+/// Delivers the alert events of this shard's tenants (the cron pass's part).
+pub async fn deliver_alerts(env: &Env, db: &Db) -> ApiResult<()> {
+    let Some(url) = url(env) else {
+        return Ok(());
+    };
+    let feed = Feed::Alerts;
+    let pending = d1::query(db, &feed.pending(DIALECT, feed.upstream_sink())).await?;
+    for row in pending.iter().take(MAX_ALERT_TENANTS) {
+        let tenant = outbox::decode_pending(row)?.tenant_id;
+        if let Err(e) = deliver_to(env, db, feed, &tenant, &url).await {
+            worker::console_error!("alert delivery for {tenant} stopped: {}", e.message());
+        }
+    }
+    Ok(())
+}
+
 /// The last seq the upstream confirmed for a tenant (0 before the first).
 pub async fn delivered(db: &Db, tenant: &str) -> ApiResult<u64> {
-    Ok(d1::query_opt(db, &outbox::cursor(DIALECT, tenant, SINK))
+    cursor(db, SINK, tenant).await
+}
+
+async fn cursor(db: &Db, sink: &str, tenant: &str) -> ApiResult<u64> {
+    Ok(d1::query_opt(db, &outbox::cursor(DIALECT, tenant, sink))
         .await?
         .map(|r| r.uint(0))
         .transpose()?
         .unwrap_or(0))
 }
 
-async fn deliver_to(env: &Env, tenant: &str, url: &str) -> ApiResult<()> {
-    let db = Db::of_tenant(env, tenant).await?;
-    let mut after = delivered(&db, tenant).await?;
+async fn deliver_to(env: &Env, db: &Db, feed: Feed, tenant: &str, url: &str) -> ApiResult<()> {
+    let sink = feed.upstream_sink();
+    let (path, member) = feed.upstream_route();
+    let mut after = cursor(db, sink, tenant).await?;
     for _ in 0..MAX_POSTS {
-        let rows = d1::query(&db, &outbox::after(DIALECT, tenant, after, BATCH)).await?;
-        let Some(last) = rows.last() else {
+        let rows = d1::query(db, &feed.after(DIALECT, tenant, after, BATCH)).await?;
+        let outgoing = rows
+            .iter()
+            .map(|r| feed.decode(tenant, r))
+            .collect::<Result<Vec<_>, _>>()?;
+        let Some(last) = outgoing.last().map(|o| o.seq) else {
             return Ok(());
         };
-        let last = outbox::decode_outgoing(last)?.seq;
-        let bodies = rows
+        let raw = outgoing
             .iter()
-            .map(|r| outbox::decode_outgoing(r).map(|o| o.body))
-            .collect::<Result<Vec<_>, _>>()?;
-        let raw = bodies
-            .iter()
-            .map(|b| serde_json::from_str::<&RawValue>(b))
+            .map(|o| serde_json::from_str::<&RawValue>(&o.body))
             .collect::<Result<Vec<_>, _>>()
             .map_err(Failure::internal)?;
-        post(
-            env,
-            url,
-            &serde_json::json!({ "activities": raw }).to_string(),
-        )
-        .await?;
+        let mut envelope = serde_json::Map::new();
+        envelope.insert(member.to_owned(), serde_json::json!(raw));
+        let body = serde_json::Value::Object(envelope).to_string();
+        post(env, &format!("{}{path}", url.trim_end_matches('/')), &body).await?;
         d1::transaction(
-            &db,
-            &[outbox::advance(DIALECT, tenant, SINK, last, now_ms())],
+            db,
+            &[outbox::advance(DIALECT, tenant, sink, last, now_ms())],
         )
         .await?;
         after = last;
@@ -107,7 +135,7 @@ fn signing_secret(env: &Env) -> ApiResult<Option<SigningSecret>> {
         .map_err(|e| Failure::internal(format!("UPSTREAM_SIGNING_SECRET: {e}")))
 }
 
-async fn post(env: &Env, url: &str, body: &str) -> ApiResult<()> {
+async fn post(env: &Env, target: &str, body: &str) -> ApiResult<()> {
     let headers = Headers::new();
     headers.set("content-type", "application/json")?;
     // A secret in production; a plain variable works too (local development).
@@ -130,8 +158,7 @@ async fn post(env: &Env, url: &str, body: &str) -> ApiResult<()> {
     init.with_method(Method::Post)
         .with_headers(headers)
         .with_body(Some(body.into()));
-    let target = format!("{}/api/activities/batch", url.trim_end_matches('/'));
-    let response = Fetch::Request(Request::new_with_init(&target, &init)?)
+    let response = Fetch::Request(Request::new_with_init(target, &init)?)
         .send()
         .await?;
     if (200..300).contains(&response.status_code()) {

@@ -120,7 +120,8 @@ pub async fn resend(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
     )
 }
 
-/// The cron pass's webhook work on every shard; failures are logged and retried by the
+/// The cron pass's webhook work on every shard, and the alert events' delivery to the
+/// upstream (`crate::upstream::deliver_alerts`); failures are logged and retried by the
 /// next pass (fan-in keeps its cursor, a claimed delivery's lease expires).
 pub async fn run(env: &Env) {
     let mut shard = 0;
@@ -130,6 +131,9 @@ pub async fn run(env: &Env) {
         }
         if let Err(e) = dispatch(env, &db).await {
             worker::console_error!("webhook dispatch on shard {shard} stopped: {}", e.message());
+        }
+        if let Err(e) = crate::upstream::deliver_alerts(env, &db).await {
+            worker::console_error!("alert delivery on shard {shard} stopped: {}", e.message());
         }
         shard += 1;
     }

@@ -36,7 +36,13 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<()> {
         .as_deref()
         .map(upstream::parse_secret)
         .transpose()?;
-    let sink = UpstreamSink::new(&args.upstream_url, auth, signing, upstream::DEFAULT_TIMEOUT)?;
+    let sink = UpstreamSink::new(
+        &args.upstream_url,
+        auth,
+        signing,
+        upstream::DEFAULT_TIMEOUT,
+        crate::fanout::Feed::Activities,
+    )?;
     let _replaying = spool::replay_lock(&args.spool_dir)?;
     let (mut sent, mut left) = (0usize, 0usize);
     for tenant in spool::tenants(&args.spool_dir)? {

@@ -182,12 +182,15 @@ impl Fanout {
                 .as_deref()
                 .map(upstream::parse_secret)
                 .transpose()?;
-            sinks.push(Arc::new(upstream::UpstreamSink::new(
-                url,
-                auth,
-                signing,
-                config.upstream_timeout,
-            )?));
+            for feed in [Feed::Activities, Feed::Alerts] {
+                sinks.push(Arc::new(upstream::UpstreamSink::new(
+                    url,
+                    auth.clone(),
+                    signing.clone(),
+                    config.upstream_timeout,
+                    feed,
+                )?));
+            }
         }
         let fanout = Fanout {
             inner: Arc::new(Inner {

@@ -4,10 +4,8 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use crm_store::dialect::Dialect;
-use crm_store::outbox::{self, Outgoing};
-use crm_store::sql::{Row, Statement};
-use crm_store::{StoreResult, alerts};
+pub use crm_store::feeds::Feed;
+use crm_store::outbox::Outgoing;
 
 /// Why a delivery failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,39 +31,6 @@ impl std::fmt::Display for SinkError {
         match self {
             SinkError::Retry(m) => write!(f, "temporary failure: {m}"),
             SinkError::Reject(m) => write!(f, "rejected: {m}"),
-        }
-    }
-}
-
-/// What a relay delivers: the activity log, or the credit alert events — each its own
-/// committed outbox, numbered per tenant, with a cursor per sink.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Feed {
-    Activities,
-    Alerts,
-}
-
-impl Feed {
-    /// Tenants with undelivered items for `sink`.
-    pub fn pending(self, d: Dialect, sink: &str) -> Statement {
-        match self {
-            Feed::Activities => outbox::pending(d, sink),
-            Feed::Alerts => alerts::pending(d, sink),
-        }
-    }
-
-    /// The tenant's next items after `after`, in order.
-    pub fn after(self, d: Dialect, tenant: &str, after: u64, limit: usize) -> Statement {
-        match self {
-            Feed::Activities => outbox::after(d, tenant, after, limit),
-            Feed::Alerts => alerts::after(d, tenant, after, limit),
-        }
-    }
-
-    pub fn decode(self, tenant: &str, row: &Row) -> StoreResult<Outgoing> {
-        match self {
-            Feed::Activities => outbox::decode_outgoing(row),
-            Feed::Alerts => alerts::decode_outgoing(tenant, row),
         }
     }
 }

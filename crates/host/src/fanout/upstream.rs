@@ -1,7 +1,10 @@
 //! The upstream sink: `POST {base}/api/activities/batch` with `{ "activities": [...] }`
 //! (the original sketch's "wrapper API"), in batches of at most 100, with a timeout.
 //! 2xx delivers; 408, 429 and 5xx or a transport failure retry; any other 4xx will never
-//! succeed as sent and goes to the spool at once.
+//! succeed as sent and goes to the spool at once. Credit alert events go to the same
+//! upstream as `POST {base}/api/credit-alerts/batch` with `{ "alerts": [...] }`, by a
+//! second sink of the alerts' feed, which retries until delivered (alert events are few
+//! and the store keeps them; the spool holds activities for `crm-host replay`).
 
 use std::time::Duration;
 
@@ -10,7 +13,7 @@ use crm_store::outbox::Outgoing;
 use reqwest::StatusCode;
 use serde_json::value::RawValue;
 
-use super::sink::{Delivery, Sink, SinkError};
+use super::sink::{Delivery, Feed, Sink, SinkError};
 
 /// The upstream API's batch limit.
 pub const BATCH: usize = 100;
@@ -25,6 +28,7 @@ pub struct UpstreamSink {
     auth: Option<(String, String)>,
     /// Signs every request as Standard Webhooks says, when set.
     signing: Option<SigningSecret>,
+    feed: Feed,
 }
 
 /// A `whsec_…` secret, checked.
@@ -49,6 +53,7 @@ impl UpstreamSink {
         auth: Option<(String, String)>,
         signing: Option<SigningSecret>,
         timeout: Duration,
+        feed: Feed,
     ) -> anyhow::Result<UpstreamSink> {
         // No redirects: a redirect would carry the batch and its auth header to a host
         // nobody configured; a 3xx is a delivery failure like any other.
@@ -58,9 +63,14 @@ impl UpstreamSink {
             .build()?;
         Ok(UpstreamSink {
             client,
-            url: format!("{}/api/activities/batch", base_url.trim_end_matches('/')),
+            url: format!(
+                "{}{}",
+                base_url.trim_end_matches('/'),
+                feed.upstream_route().0
+            ),
             auth,
             signing,
+            feed,
         })
     }
 
@@ -71,8 +81,12 @@ impl UpstreamSink {
             .map(|r| serde_json::from_str::<&RawValue>(r))
             .collect::<Result<_, _>>()
             .map_err(|e| SinkError::Reject(format!("a stored record is not JSON: {e}")))?;
-        let body = serde_json::to_vec(&serde_json::json!({ "activities": activities }))
-            .map_err(|e| SinkError::Reject(e.to_string()))?;
+        let mut envelope = serde_json::Map::new();
+        envelope.insert(
+            self.feed.upstream_route().1.to_owned(),
+            serde_json::json!(activities),
+        );
+        let body = serde_json::to_vec(&envelope).map_err(|e| SinkError::Reject(e.to_string()))?;
         let mut req = self
             .client
             .post(&self.url)
@@ -110,7 +124,7 @@ impl UpstreamSink {
 
 impl Sink for UpstreamSink {
     fn name(&self) -> &'static str {
-        "upstream"
+        self.feed.upstream_sink()
     }
 
     fn batch_size(&self) -> usize {
@@ -118,7 +132,11 @@ impl Sink for UpstreamSink {
     }
 
     fn spools(&self) -> bool {
-        true
+        self.feed == Feed::Activities
+    }
+
+    fn feed(&self) -> Feed {
+        self.feed
     }
 
     fn deliver<'a>(&'a self, _tenant: &'a str, batch: &'a [Outgoing]) -> Delivery<'a> {

@@ -420,6 +420,54 @@ async fn upstream_requests_are_signed_as_standard_webhooks_says() {
     }
 }
 
+/// Issue 27: credit alert events reach the upstream too, in order, each once, on their
+/// own route; the activity log's upstream delivery is not held up by them.
+#[tokio::test(flavor = "multi_thread")]
+async fn credit_alerts_reach_the_upstream_in_order() {
+    let upstream = Upstream::start(Mode::Accept).await;
+    let url = upstream.url.clone();
+    let s = TestServer::start_configured(Backend::Sqlite, EngineKind::Native, |c| {
+        c.fanout.upstream_url = Some(url);
+    })
+    .await;
+    let k = s.tenant("t-alert-upstream", "10").await;
+    let (_, policy) = s.get("/v1/policy", &k.read).await;
+    let mut policy = policy["policy"].clone();
+    policy["creditAlerts"] = json!([{ "id": "low", "balanceBelow": "8" }]);
+    assert_eq!(
+        s.call("PUT", "/v1/policy", &k.admin, Some(policy)).await.0,
+        200
+    );
+    let ids = ingest(&s, &k, "spend-up", 5).await;
+    let (status, _) = s
+        .post("/v1/credits/grants", &k.admin, json!({ "amount": "5" }))
+        .await;
+    assert_eq!(status, 200);
+    eventually("both alert events reach the upstream", || async {
+        upstream.alerts().len() == 2
+    })
+    .await;
+    let got = upstream.alerts();
+    let seen: Vec<_> = got
+        .iter()
+        .map(|a| {
+            (
+                a["tenantId"].clone(),
+                a["entry"].clone(),
+                a["state"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            (json!("t-alert-upstream"), json!(1), json!("fired")),
+            (json!("t-alert-upstream"), json!(2), json!("resolved"))
+        ]
+    );
+    eventually("the activities too", || async { upstream.ids() == ids }).await;
+}
+
 /// A signing secret that is not `whsec_` + base64 stops the server at start, not at
 /// the first delivery.
 #[test]

@@ -1,5 +1,6 @@
 //! A stand-in for the upstream batch API (`POST /api/activities/batch`) on a loopback
-//! port, which a test can tell to succeed, fail with 500, refuse with 400, or hang.
+//! port, which a test can tell to succeed, fail with 500, refuse with 400, or hang; it
+//! also takes credit alert events (`POST /api/credit-alerts/batch`), always.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -26,6 +27,7 @@ struct Inner {
     mode: Mode,
     hits: usize,
     received: Vec<Value>,
+    alerts: Vec<Value>,
     /// Every accepted request's headers and body, as they arrived.
     requests: Vec<(HeaderMap, bytes::Bytes)>,
 }
@@ -71,16 +73,24 @@ async fn batch(
     StatusCode::OK.into_response()
 }
 
+async fn alerts(State(s): State<Arc<Mutex<Inner>>>, body: axum::Json<Value>) -> StatusCode {
+    let items = body["alerts"].as_array().cloned().unwrap_or_default();
+    s.lock().expect("stub state").alerts.extend(items);
+    StatusCode::OK
+}
+
 impl Upstream {
     pub async fn start(mode: Mode) -> Upstream {
         let inner = Arc::new(Mutex::new(Inner {
             mode,
             hits: 0,
             received: Vec::new(),
+            alerts: Vec::new(),
             requests: Vec::new(),
         }));
         let app = axum::Router::new()
             .route("/api/activities/batch", post(batch))
+            .route("/api/credit-alerts/batch", post(alerts))
             .with_state(inner.clone());
         let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
             .await
@@ -107,6 +117,11 @@ impl Upstream {
             .iter()
             .map(|a| a["id"].as_str().unwrap_or_default().to_owned())
             .collect()
+    }
+
+    /// The alert events received so far, in arrival order.
+    pub fn alerts(&self) -> Vec<Value> {
+        self.inner.lock().expect("stub state").alerts.clone()
     }
 
     /// The accepted requests' headers and bodies.
