@@ -1,9 +1,16 @@
 // Dashboard glue: fetches the API, hands report JSON to crm-web (Rust → SVG), fills the
-// table. No chart logic here.
+// tables. No chart logic here: a chart's bars say which listing filter they stand for
+// (`data-drill`), and a click lists the activities behind the bar.
 import init, { renderBurnDown, renderChart, verifyExport } from '/pkg/crm_web.js';
 
 const $ = (sel) => document.querySelector(sel);
-const state = { key: sessionStorage.getItem('crm-key'), session: null, cursor: null, seq: 0 };
+const state = {
+  key: sessionStorage.getItem('crm-key'), session: null, cursor: null, seq: 0,
+  // The activity log's search: listing query parameters (userId and departmentId pick
+  // the listing's path), set by the search form or by a chart bar.
+  filters: {},
+  entity: null, entityCursor: null,
+};
 
 class ApiError extends Error {
   constructor(status, code, message) { super(message); this.status = status; this.code = code; }
@@ -74,6 +81,8 @@ async function signIn(key) {
   $('#verify-server').hidden = !state.session.tenantWide;
   if (!state.session.departments.length) $('#scope-kind').value = 'users';
   fillScopes();
+  const users = $('#f-user');
+  for (const u of state.session.users) users.append(new Option(`${u.name} (${u.id})`, u.id));
   await Promise.all([refresh(), balance(), credits()]);
 }
 
@@ -158,7 +167,7 @@ async function refresh() {
     render(report);
     state.cursor = null;
     $('#activities tbody').replaceChildren();
-    await loadActivities(kind, id, seq);
+    await loadActivities(seq);
     if (seq !== state.seq) return;
     setBusy(false, `${report.totalActivities} activities, ${report.timezone}, by ${report.groupBy}`);
     document.body.dataset.state = 'ready';
@@ -170,14 +179,17 @@ async function refresh() {
   }
 }
 
+const userName = (id) => state.session.users.find((u) => u.id === id)?.name ?? id;
+
 function render(report) {
   const json = JSON.stringify(report);
+  const session = JSON.stringify(state.session);
   for (const el of document.querySelectorAll('[data-chart]')) {
-    el.innerHTML = renderChart(json, el.dataset.chart);
+    el.innerHTML = renderChart(json, el.dataset.chart, session);
   }
   $('#total').textContent = report.totalActivities;
   $('#credits').textContent = report.totalCreditsUsed;
-  $('#most-active').textContent = report.mostActiveUser ? `${report.mostActiveUser.userId} (${report.mostActiveUser.count})` : '–';
+  $('#most-active').textContent = report.mostActiveUser ? `${userName(report.mostActiveUser.userId)} (${report.mostActiveUser.count})` : '–';
   $('#ips').textContent = report.complianceSummary.uniqueIpAddresses;
 }
 
@@ -188,28 +200,174 @@ function cell(text, className) {
   return td;
 }
 
-async function loadActivities(kind, id, seq) {
-  const params = new URLSearchParams({ since: $('#period').value, limit: '20' });
+function row(a) {
+  const tr = document.createElement('tr');
+  const op = a.permission.operationContext;
+  const entity = document.createElement('td');
+  if (a.entityType && a.entityId) {
+    const open = Object.assign(document.createElement('button'), {
+      type: 'button', className: 'entity', textContent: `${a.entityType} ${a.entityId}`,
+      title: `History of ${a.entityType} ${a.entityId}`,
+    });
+    open.addEventListener('click', () => openEntity(a.entityType, a.entityId));
+    entity.append(open);
+  }
+  tr.append(
+    cell(new Date(a.occurredAt).toLocaleString()),
+    cell(a.userContext.user.name),
+    cell(a.operation),
+    cell(a.outcome, `outcome-${a.outcome}`),
+    cell(a.credits),
+    cell(`${op.has ? 'allowed' : 'refused'} · ${op.source} · ${op.reason}`),
+    entity,
+    cell(a.userContext.entityPath, 'path'),
+  );
+  return tr;
+}
+
+// The listing the search asks for: a user or department filter picks its path (they
+// are path subjects in the API), everything else is a query parameter.
+function listingPath() {
+  const { userId, departmentId, ...rest } = state.filters;
+  const [kind, id] = userId ? ['users', userId]
+    : departmentId ? ['departments', departmentId]
+      : [$('#scope-kind').value, $('#scope-id').value];
+  const params = new URLSearchParams({ limit: '20', ...rest });
+  if (!rest.from) params.set('since', $('#period').value);
   if (state.cursor) params.set('cursor', state.cursor);
-  const page = await api(`/v1/${kind}/${encodeURIComponent(id)}/activities?${params}`);
+  return `/v1/${kind}/${encodeURIComponent(id)}/activities?${params}`;
+}
+
+async function loadActivities(seq) {
+  const page = await api(listingPath());
   if (seq !== state.seq) return;
   const body = $('#activities tbody');
-  for (const a of page.activities) {
-    const tr = document.createElement('tr');
-    const op = a.permission.operationContext;
-    tr.append(
-      cell(new Date(a.occurredAt).toLocaleString()),
-      cell(a.userContext.user.name),
-      cell(a.operation),
-      cell(a.outcome, `outcome-${a.outcome}`),
-      cell(a.credits),
-      cell(`${op.has ? 'allowed' : 'refused'} · ${op.source} · ${op.reason}`),
-      cell(a.userContext.entityPath, 'path'),
-    );
-    body.append(tr);
-  }
+  for (const a of page.activities) body.append(row(a));
   state.cursor = page.nextCursor;
   $('#more').hidden = !page.nextCursor;
+  const shown = body.rows.length;
+  const described = describeFilters();
+  $('#filters').textContent = described
+    ? `${shown}${page.nextCursor ? '+' : ''} activities where ${described}.`
+    : '';
+}
+
+const FILTER_NAMES = {
+  userId: 'user', departmentId: 'department', operation: 'operation', outcome: 'outcome',
+  entityType: 'entity type', entityId: 'entity id', location: 'location', from: 'from', to: 'until',
+};
+
+function describeFilters() {
+  return Object.entries(state.filters).map(([k, v]) => {
+    if (k === 'userId') return `user is ${userName(v)}`;
+    if (k === 'departmentId') return `department is ${state.session.departments.find((d) => d.id === v)?.name ?? v}`;
+    if (k === 'from' || k === 'to') return `${FILTER_NAMES[k]} ${new Date(v).toLocaleString()}`;
+    return `${FILTER_NAMES[k]} is ${v}`;
+  }).join(', ');
+}
+
+// `datetime-local` holds local wall time; the API takes instants.
+const toInput = (iso) => {
+  const d = new Date(iso);
+  return new Date(d.getTime() - d.getTimezoneOffset() * 60_000).toISOString().slice(0, 16);
+};
+const fromInput = (value) => (value ? new Date(value).toISOString() : '');
+
+function fillSearchForm() {
+  const f = state.filters;
+  if (f.userId && ![...$('#f-user').options].some((o) => o.value === f.userId)) {
+    $('#f-user').append(new Option(f.userId, f.userId));
+  }
+  $('#f-user').value = f.userId ?? '';
+  $('#f-operation').value = f.operation ?? '';
+  $('#f-outcome').value = f.outcome ?? '';
+  $('#f-entity-type').value = f.entityType ?? '';
+  $('#f-entity-id').value = f.entityId ?? '';
+  $('#f-from').value = f.from ? toInput(f.from) : '';
+  $('#f-to').value = f.to ? toInput(f.to) : '';
+}
+
+function readSearchForm() {
+  const keep = {
+    userId: $('#f-user').value,
+    operation: $('#f-operation').value.trim(),
+    outcome: $('#f-outcome').value,
+    entityType: $('#f-entity-type').value.trim(),
+    entityId: $('#f-entity-id').value.trim(),
+    from: fromInput($('#f-from').value),
+    to: fromInput($('#f-to').value),
+    // Set only by chart bars: kept until cleared.
+    departmentId: state.filters.departmentId,
+    location: state.filters.location,
+  };
+  return Object.fromEntries(Object.entries(keep).filter(([, v]) => v));
+}
+
+async function search(filters) {
+  state.filters = filters;
+  fillSearchForm();
+  const seq = ++state.seq;
+  state.cursor = null;
+  $('#activities tbody').replaceChildren();
+  document.body.dataset.state = 'loading';
+  showError('');
+  try {
+    await loadActivities(seq);
+    if (seq === state.seq) document.body.dataset.state = 'ready';
+  } catch (err) {
+    if (seq !== state.seq) return;
+    showError(explain(err));
+    document.body.dataset.state = 'error';
+  }
+}
+
+// A click on a bar lists the activities behind it, within the period shown.
+function drill(event) {
+  const bar = event.target.closest('.bar[data-drill]');
+  if (!bar) return;
+  const { drill: filter, key, from, to } = bar.dataset;
+  const next = filter === 'time' ? { from, to } : { [filter]: key };
+  // A user or department replaces the other: the listing has one path subject.
+  const { userId, departmentId, ...kept } = state.filters;
+  const subject = filter === 'userId' || filter === 'departmentId' ? {} : { userId, departmentId };
+  search(Object.fromEntries(Object.entries({ ...kept, ...subject, ...next }).filter(([, v]) => v)));
+  $('#recent-title').scrollIntoView({ block: 'start' });
+}
+
+async function openEntity(type, id) {
+  state.entity = { type, id };
+  state.entityCursor = null;
+  document.body.dataset.view = 'entity';
+  $('#entity-page').hidden = false;
+  $('#entity-title').textContent = `History of ${type} ${id}`;
+  $('#entity-activities tbody').replaceChildren();
+  window.scrollTo(0, 0);
+  await loadEntity();
+}
+
+async function loadEntity() {
+  const { type, id } = state.entity;
+  const params = new URLSearchParams({ since: '3650d', limit: '50' });
+  if (state.entityCursor) params.set('cursor', state.entityCursor);
+  document.body.dataset.state = 'loading';
+  try {
+    const page = await api(`/v1/entities/${encodeURIComponent(type)}/${encodeURIComponent(id)}/activities?${params}`);
+    const body = $('#entity-activities tbody');
+    for (const a of page.activities) body.append(row(a));
+    state.entityCursor = page.nextCursor;
+    $('#entity-more').hidden = !page.nextCursor;
+    $('#entity-status').textContent = `${body.rows.length}${page.nextCursor ? '+' : ''} activities touched ${type} ${id}, newest first.`;
+    document.body.dataset.state = 'ready';
+  } catch (err) {
+    showError(explain(err));
+    document.body.dataset.state = 'error';
+  }
+}
+
+function closeEntity() {
+  delete document.body.dataset.view;
+  $('#entity-page').hidden = true;
+  state.entity = null;
 }
 
 function exportParams(format) {
@@ -269,8 +427,13 @@ async function main() {
   $('#scope-kind').addEventListener('change', () => { fillScopes(); refresh(); });
   for (const sel of ['#scope-id', '#period', '#group-by', '#tz']) $(sel).addEventListener('change', refresh);
   $('#more').addEventListener('click', async () => {
-    try { await loadActivities($('#scope-kind').value, $('#scope-id').value, state.seq); } catch (err) { showError(explain(err)); }
+    try { await loadActivities(state.seq); } catch (err) { showError(explain(err)); }
   });
+  $('#search').addEventListener('submit', (e) => { e.preventDefault(); search(readSearchForm()); });
+  $('#f-clear').addEventListener('click', () => search({}));
+  $('.charts').addEventListener('click', drill);
+  $('#entity-more').addEventListener('click', loadEntity);
+  $('#entity-back').addEventListener('click', closeEntity);
   $('#export-ndjson').addEventListener('click', () => download('ndjson'));
   $('#export-csv').addEventListener('click', () => download('csv'));
   $('#verify-server').addEventListener('click', verifyServer);

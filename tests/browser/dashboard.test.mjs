@@ -212,6 +212,90 @@ test('the credits panel shows grants, the burn-down and alerts as the API has th
   await page.close();
 });
 
+// Issue 28: breakdowns name users and departments; the activity log is searched by
+// user, outcome and entity; a chart bar lists the activities behind it; an entity has
+// a history page. Every count is checked against the API's own listing.
+test('search, drill-down from charts, names in breakdowns and an entity history', async () => {
+  const { page, problems } = await openPage();
+  await signIn(page, key);
+  await waitReady(page);
+  const dept = await page.inputValue('#scope-id');
+  const [, session] = await apiCall('GET', '/v1/session');
+  const userNames = Object.fromEntries(session.users.map((u) => [u.id, u.name]));
+  const deptNames = Object.fromEntries(session.departments.map((d) => [d.id, d.name]));
+  const users = await page.$$eval('[data-chart="users"] .bar[data-drill="userId"]', (els) => els.map((e) => [e.dataset.key, e.dataset.label]));
+  assert.ok(users.length > 0);
+  for (const [id, label] of users) assert.equal(label, userNames[id], id);
+  const depts = await page.$$eval('[data-chart="departments"] .bar[data-drill="departmentId"]', (els) => els.map((e) => [e.dataset.key, e.dataset.label]));
+  assert.ok(depts.length > 0);
+  for (const [id, label] of depts) assert.equal(label, deptNames[id], id);
+  const count = async (path) => {
+    let n = 0;
+    let cursor = null;
+    do {
+      const [status, listed] = await apiCall('GET', `${path}&limit=500${cursor ? `&cursor=${cursor}` : ''}`);
+      assert.equal(status, 200, JSON.stringify(listed));
+      n += listed.activities.length;
+      cursor = listed.nextCursor;
+    } while (cursor);
+    return n;
+  };
+  const cells = (table, i) => page.$$eval(`${table} tbody tr`, (trs, c) => trs.map((tr) => tr.cells[c].textContent), i);
+
+  // An operation bar: the log lists that operation only, as many as the API has.
+  const [op, opValue] = await page.$eval('[data-chart="operations"] .bar[data-drill]', (e) => [e.dataset.key, Number(e.dataset.value)]);
+  await page.click(`[data-chart="operations"] .bar[data-key="${op}"]`);
+  await waitReady(page);
+  const ops = await cells('#activities', 2);
+  assert.equal(ops.length, Math.min(20, opValue));
+  assert.ok(ops.every((o) => o === op), JSON.stringify(ops));
+  assert.equal(await count(`/v1/departments/${dept}/activities?since=30d&operation=${encodeURIComponent(op)}`), opValue);
+  assert.match(await page.textContent('#filters'), new RegExp(`operation is ${op.replaceAll('.', '\\.')}`));
+  assert.equal(await page.inputValue('#f-operation'), op);
+  await page.locator('section:has(#recent-title)').screenshot({ path: join(screenshots, 'dashboard-drill-down.png') });
+
+  // The busiest day: its bar covers exactly the activities the listing has in its range.
+  await page.click('#f-clear');
+  await waitReady(page);
+  const bars = await page.$$eval('[data-chart="timeline"] .bar[data-drill="time"]', (els) => els.map((e) => ({ ...e.dataset })));
+  const busiest = bars.reduce((a, b) => (Number(b.value) > Number(a.value) ? b : a));
+  await page.click(`[data-chart="timeline"] .bar[data-label="${busiest.label}"]`);
+  await waitReady(page);
+  assert.equal((await cells('#activities', 0)).length, Math.min(20, Number(busiest.value)));
+  assert.equal(await count(`/v1/departments/${dept}/activities?from=${busiest.from}&to=${busiest.to}`), Number(busiest.value));
+
+  // The search form: one user's successful operations.
+  await page.click('#f-clear');
+  await waitReady(page);
+  const [userId] = users[0];
+  await page.selectOption('#f-user', userId);
+  await page.selectOption('#f-outcome', 'success');
+  await page.click('#search button[type=submit]');
+  await waitReady(page);
+  const who = await cells('#activities', 1);
+  const outcomes = await cells('#activities', 3);
+  const expected = await count(`/v1/users/${userId}/activities?since=30d&outcome=success`);
+  assert.equal(who.length, Math.min(20, expected));
+  assert.ok(who.every((n) => n === userNames[userId]) && outcomes.every((o) => o === 'success'));
+
+  // An entity's history: every activity that touched it, as the entity listing has it.
+  const entity = await page.textContent('#activities tbody button.entity');
+  const [type, id] = entity.split(' ');
+  await page.click('#activities tbody button.entity');
+  await waitReady(page);
+  assert.equal(await page.isVisible('#entity-page'), true);
+  assert.equal(await page.isHidden('.charts'), true);
+  assert.equal(await page.textContent('#entity-title'), `History of ${type} ${id}`);
+  const touched = await cells('#entity-activities', 6);
+  assert.ok(touched.length > 0 && touched.every((t) => t === entity), JSON.stringify(touched));
+  assert.equal(touched.length, await count(`/v1/entities/${type}/${id}/activities?since=3650d`));
+  await page.screenshot({ path: join(screenshots, 'dashboard-entity.png') });
+  await page.click('#entity-back');
+  assert.equal(await page.isVisible('.charts'), true);
+  assert.deepEqual(problems, []);
+  await page.close();
+});
+
 test('a user-scoped viewer token shows that user only', async () => {
   const r = await fetch(`${url}/v1/viewer-tokens`, {
     method: 'POST',

@@ -10,7 +10,7 @@ mod verify;
 use wasm_bindgen::prelude::*;
 
 pub use export::aggregate_ndjson;
-pub use svg::{Chart, render};
+pub use svg::{Chart, Names, render};
 pub use verify::{OfflineVerification, verify_ndjson};
 
 fn js_err(e: impl std::fmt::Display) -> JsError {
@@ -18,11 +18,20 @@ fn js_err(e: impl std::fmt::Display) -> JsError {
 }
 
 /// Renders one chart (`timeline`, `operations`, `users`, `departments`, `auth`,
-/// `locations`, `outcomes`) of a report JSON as an SVG document string.
+/// `locations`, `outcomes`) of a report JSON as an SVG document string; users and
+/// departments are named from `session_json` (`GET /v1/session`), when given.
 #[wasm_bindgen(js_name = renderChart)]
-pub fn render_chart(report_json: &str, chart: &str) -> Result<String, JsError> {
+pub fn render_chart(
+    report_json: &str,
+    chart: &str,
+    session_json: Option<String>,
+) -> Result<String, JsError> {
     let chart = Chart::parse(chart).ok_or_else(|| js_err(format!("unknown chart `{chart}`")))?;
-    render(report_json, chart).map_err(js_err)
+    let names = match session_json {
+        Some(json) => Names::parse(&json).map_err(js_err)?,
+        None => Names::default(),
+    };
+    render(report_json, chart, &names).map_err(js_err)
 }
 
 /// Renders the balance after each entry of a `GET /v1/credits/ledger` page as an SVG

@@ -50,6 +50,7 @@ fn conformance_reports_render_and_vectors_pass_through_crm_web() {
                     let svg = crm_web::render(
                         &report.to_string(),
                         crm_web::Chart::parse(chart).expect("chart"),
+                        &crm_web::Names::default(),
                     )
                     .unwrap_or_else(|e| panic!("{} / {chart}: {e}", case.name));
                     let bars = svg.matches(r#"class="bar""#).count();
@@ -57,6 +58,13 @@ fn conformance_reports_render_and_vectors_pass_through_crm_web() {
                         assert_eq!(
                             bars,
                             report["temporalBreakdown"].as_array().map_or(0, Vec::len),
+                            "{}",
+                            case.name
+                        );
+                        // Every bucket's instants are known: each bar drills into them.
+                        assert_eq!(
+                            svg.matches(r#"data-drill="time""#).count(),
+                            bars,
                             "{}",
                             case.name
                         );

@@ -2,13 +2,17 @@
 //! is time order (defect 13 built `2024-1-9` in server-local time with Sunday weeks):
 //! hour `2024-01-01T10`, day `2024-01-01`, ISO week `2024-W01` (Monday start), month `2024-01`.
 
-use chrono::{DateTime, Datelike, TimeZone, Timelike, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, TimeZone, Timelike, Utc, Weekday};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
 use super::rollup::Tier;
 use crate::error::{CoreError, CoreResult};
 use crate::time::{Timestamp, clip};
+
+/// How far past a local time the zone skips to look for the gap's end: longer than any
+/// transition in the time zone database.
+const GAP_SEARCH_MINUTES: i64 = 180;
 
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema,
@@ -77,6 +81,47 @@ impl ReportTz {
         }
     }
 
+    /// The instants `[from, to)` whose bucket label is `label`: what one bar of a
+    /// timeline covers (the dashboard lists the activities behind it). None for text
+    /// this grouping never makes. A local start the zone skips (a DST gap) begins at
+    /// the gap's end; a repeated local hour covers both of its occurrences.
+    pub fn bucket_range(&self, label: &str, group_by: GroupBy) -> Option<(Timestamp, Timestamp)> {
+        let start = parse_label(label, group_by)?;
+        let end = match group_by {
+            GroupBy::Hour => start + chrono::Duration::hours(1),
+            GroupBy::Day => start + chrono::Duration::days(1),
+            GroupBy::Week => start + chrono::Duration::days(7),
+            GroupBy::Month => {
+                let d = start.date();
+                let (y, m) = if d.month() == 12 {
+                    (d.year() + 1, 1)
+                } else {
+                    (d.year(), d.month() + 1)
+                };
+                NaiveDate::from_ymd_opt(y, m, 1)?.and_hms_opt(0, 0, 0)?
+            }
+        };
+        Some((self.instant(start)?, self.instant(end)?))
+    }
+
+    /// The first instant showing local time `local` here (or, in a gap, the gap's end).
+    fn instant(&self, local: NaiveDateTime) -> Option<Timestamp> {
+        let utc = match self {
+            ReportTz::Utc => local.and_utc(),
+            ReportTz::Iana(tz) => {
+                // In a gap (the zone skips these local times) the first local minute
+                // after it; gaps in the database are from minutes to two hours long.
+                (0..=GAP_SEARCH_MINUTES)
+                    .find_map(|m| {
+                        tz.from_local_datetime(&(local + chrono::Duration::minutes(m)))
+                            .earliest()
+                    })?
+                    .with_timezone(&Utc)
+            }
+        };
+        Timestamp::from_millis(utc.timestamp_millis()).ok()
+    }
+
     /// The coarsest time tier that buckets exactly in this zone between `from`
     /// and `to`: whole hours when the offset stays a whole number of hours, quarter
     /// hours when it stays a multiple of 15 minutes (e.g. Asia/Kolkata, Asia/Kathmandu),
@@ -109,6 +154,35 @@ impl ReportTz {
     }
 }
 
+/// The local start of the bucket `label` names (the inverse of [`label`]).
+fn parse_label(label: &str, group_by: GroupBy) -> Option<NaiveDateTime> {
+    let date = |text: &str| NaiveDate::parse_from_str(text, "%Y-%m-%d").ok();
+    let midnight = |d: NaiveDate| d.and_hms_opt(0, 0, 0);
+    match group_by {
+        GroupBy::Hour => {
+            let (day, hour) = label.split_once('T')?;
+            if hour.len() != 2 {
+                return None;
+            }
+            date(day)?.and_hms_opt(hour.parse().ok()?, 0, 0)
+        }
+        GroupBy::Day if label.len() == 10 => midnight(date(label)?),
+        GroupBy::Week => {
+            let (year, week) = label.split_once("-W")?;
+            if year.len() != 4 || week.len() != 2 {
+                return None;
+            }
+            midnight(NaiveDate::from_isoywd_opt(
+                year.parse().ok()?,
+                week.parse().ok()?,
+                Weekday::Mon,
+            )?)
+        }
+        GroupBy::Month if label.len() == 7 => midnight(date(&format!("{label}-01"))?),
+        _ => None,
+    }
+}
+
 fn label<T: Datelike + Timelike>(dt: &T, group_by: GroupBy) -> String {
     match group_by {
         GroupBy::Hour => format!(
@@ -124,5 +198,57 @@ fn label<T: Datelike + Timelike>(dt: &T, group_by: GroupBy) -> String {
             format!("{:04}-W{:02}", w.year(), w.week())
         }
         GroupBy::Month => format!("{:04}-{:02}", dt.year(), dt.month()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every bucket's range holds exactly the instants labelled with it, in zones with
+    /// DST, half-hour offsets and half-hour DST shifts, across the DST changes.
+    #[test]
+    fn a_buckets_range_holds_exactly_its_instants() {
+        let zones = [
+            "UTC",
+            "Europe/Berlin",
+            "America/New_York",
+            "Asia/Kolkata",
+            "Australia/Lord_Howe",
+        ];
+        let groups = [GroupBy::Hour, GroupBy::Day, GroupBy::Week, GroupBy::Month];
+        // Every 37 minutes over 2024 (two DST changes each way), plus the year's turn.
+        let start = 1_704_067_200_000_i64 - 3 * 86_400_000;
+        for zone in zones {
+            let tz = ReportTz::parse(zone).expect("zone");
+            for group_by in groups {
+                let mut t = start;
+                while t < start + 370 * 86_400_000 {
+                    let at = Timestamp::from_millis(t).expect("in range");
+                    let l = tz.bucket(at, group_by);
+                    let (from, to) = tz.bucket_range(&l, group_by).expect(&l);
+                    assert!(from.millis() <= t && t < to.millis(), "{zone} {l}: {t}");
+                    assert_eq!(tz.bucket(from, group_by), l, "{zone} start of {l}");
+                    let last = Timestamp::from_millis(to.millis() - 1).expect("in range");
+                    assert_eq!(tz.bucket(last, group_by), l, "{zone} end of {l}");
+                    t += 37 * 60_000;
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn text_that_is_not_a_label_has_no_range() {
+        let tz = ReportTz::Utc;
+        for (bad, group_by) in [
+            ("2024-13-01", GroupBy::Day),
+            ("2024-01-01", GroupBy::Month),
+            ("2024-W54", GroupBy::Week),
+            ("2024-01-01T24", GroupBy::Hour),
+            ("2024-01-01T1", GroupBy::Hour),
+            ("x", GroupBy::Week),
+        ] {
+            assert_eq!(tz.bucket_range(bad, group_by), None, "{bad}");
+        }
     }
 }
