@@ -75,22 +75,30 @@ pub fn insert(
     ))
 }
 
-/// The inserts of sealed activities (`input_hashes[i]` belongs to `sealed[i]`), as few
+/// How one activity of a write arrived: its input's hash (replays compare it) and when
+/// the request that carried it was received. Activities of one write may come from
+/// several requests (the edge's consumer writes a tenant's packets together).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Arrival<'a> {
+    pub input_hash: &'a str,
+    pub received_at: i64,
+}
+
+/// The inserts of sealed activities (`arrivals[i]` belongs to `sealed[i]`), as few
 /// multi-row statements as the dialect's parameter limit allows — one round trip per
 /// statement matters on PostgreSQL and D1. Same refusals as [`insert`].
 pub fn insert_many(
     d: Dialect,
     sealed: &[Activity],
-    input_hashes: &[&str],
-    received_at: i64,
+    arrivals: &[Arrival<'_>],
 ) -> StoreResult<Vec<Statement>> {
     let per = (d.max_params() / COLUMN_COUNT).clamp(1, MAX_ROWS_PER_INSERT);
-    let rows: Vec<(&Activity, &&str)> = sealed.iter().zip(input_hashes).collect();
+    let rows: Vec<(&Activity, &Arrival<'_>)> = sealed.iter().zip(arrivals).collect();
     rows.chunks(per)
         .map(|chunk| {
             let mut params = Vec::with_capacity(chunk.len() * COLUMN_COUNT);
-            for (a, h) in chunk {
-                params.extend(row_values(a, h, received_at)?);
+            for (a, arrival) in chunk {
+                params.extend(row_values(a, arrival.input_hash, arrival.received_at)?);
             }
             Ok(d.stmt(
                 &format!(

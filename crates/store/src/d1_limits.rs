@@ -41,6 +41,13 @@ fn a_full_batch_writes_within_d1_statement_limits() {
     let mut sealed = testing::chain(MAX_BATCH, now);
     let hashes: Vec<String> = (0..MAX_BATCH).map(|i| format!("{i:064x}")).collect();
     let hash_refs: Vec<&str> = hashes.iter().map(String::as_str).collect();
+    let arrivals: Vec<activities::Arrival<'_>> = hash_refs
+        .iter()
+        .map(|h| activities::Arrival {
+            input_hash: h,
+            received_at: now.millis(),
+        })
+        .collect();
     let head = Head {
         seq: 0,
         hash: "0".repeat(64),
@@ -74,8 +81,7 @@ fn a_full_batch_writes_within_d1_statement_limits() {
             rules: &[],
         },
         &mut sealed,
-        &hash_refs,
-        now.millis(),
+        &arrivals,
     )
     .expect("writes");
     // The same batch against one grant that stays: the wallet's own statements are
@@ -99,8 +105,7 @@ fn a_full_batch_writes_within_d1_statement_limits() {
             rules: &[],
         },
         &mut again,
-        &hash_refs,
-        now.millis(),
+        &arrivals,
     )
     .expect("writes");
     // The whole write at its largest fits the consumer's per-write query budget.

@@ -135,8 +135,7 @@ pub fn seal_and_write(
     tenant_id: &str,
     account: Account<'_>,
     fresh: &mut [Activity],
-    input_hashes: &[&str],
-    received_at: i64,
+    arrivals: &[activities::Arrival<'_>],
 ) -> StoreResult<(Credits, Vec<Statement>)> {
     let Account {
         head: before,
@@ -152,6 +151,12 @@ pub fn seal_and_write(
             "the tenant's balance is not what its active grants hold",
         )));
     }
+    // The balance moves at the write's time: the latest arrival among its activities.
+    let received_at = arrivals
+        .iter()
+        .map(|a| a.received_at)
+        .max()
+        .unwrap_or_default();
     let ticked = wallet.tick(received_at)?;
     let available = Credits::from_units(wallet.balance())?;
     let balance =
@@ -160,12 +165,7 @@ pub fn seal_and_write(
     let charged = available.units() - balance.units();
     wallet.spend(charged, received_at)?;
     let mut out = crate::grants::ledger_entries(d, tenant_id, &ticked, "");
-    out.extend(activities::insert_many(
-        d,
-        fresh,
-        input_hashes,
-        received_at,
-    )?);
+    out.extend(activities::insert_many(d, fresh, arrivals)?);
     out.extend(rollups::upserts(d, tenant_id, &rollups::fold(fresh)));
     if charged != 0 {
         out.push(tenants::ledger_entry(

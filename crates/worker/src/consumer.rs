@@ -141,12 +141,17 @@ pub fn retry_later<T>(m: &Message<T>) {
 /// Writes a tenant's packets; true when every item is written or dead-lettered.
 async fn write_tenant(env: &Env, tenant: &str, packets: &[(&Message<Value>, Packet)]) -> bool {
     let mut items: Vec<Item> = packets.iter().flat_map(|(_, p)| p.items.clone()).collect();
-    let received_at = packets.first().map_or(0, |(_, p)| p.received_at);
+    // Each item keeps the time its own request was received.
+    let mut received: Vec<i64> = packets
+        .iter()
+        .flat_map(|(_, p)| std::iter::repeat_n(p.received_at, p.items.len()))
+        .collect();
     loop {
-        match write(env, tenant, &items, received_at).await {
+        match write(env, tenant, &items, &received).await {
             Ok(Ok(_)) => return true,
             Ok(Err(conflict)) => {
                 let item = items.remove(conflict.index);
+                let received_at = received.remove(conflict.index);
                 let body =
                     json!({ "tenantId": tenant, "receivedAt": received_at, "items": [item] });
                 if !dead_letter(env, body, &conflict.message()).await {
@@ -211,13 +216,14 @@ pub async fn stored(
 }
 
 /// Writes one tenant's items in one D1 transaction, all or nothing, releasing their
-/// queue reservations. A conflicting id (stored, or earlier in `items` with other
-/// content) writes nothing and says which. Used by the consumer and by `?sync=true`.
+/// queue reservations; `received_at[i]` is when `items[i]`'s request arrived. A
+/// conflicting id (stored, or earlier in `items` with other content) writes nothing and
+/// says which. Used by the consumer and by `?sync=true`.
 pub async fn write(
     env: &Env,
     tenant: &str,
     items: &[Item],
-    received_at: i64,
+    received_at: &[i64],
 ) -> ApiResult<std::result::Result<Vec<Stored>, IdConflict>> {
     let candidates: Vec<Candidate<'_>> = items.iter().map(Item::candidate).collect();
     let stored = stored(env, tenant, &candidates).await?;
@@ -226,11 +232,14 @@ pub async fn write(
         Err(conflict) => return Ok(Err(conflict)),
     };
     let mut fresh: Vec<Activity> = Vec::new();
-    let mut hashes = Vec::new();
-    for (item, d) in items.iter().zip(&dispositions) {
+    let mut arrivals = Vec::new();
+    for ((item, d), at) in items.iter().zip(&dispositions).zip(received_at) {
         if *d == Disposition::Fresh {
             fresh.push(item.activity.clone());
-            hashes.push(item.input_hash.as_str());
+            arrivals.push(crm_store::activities::Arrival {
+                input_hash: item.input_hash.as_str(),
+                received_at: *at,
+            });
         }
     }
     let ids: Vec<&str> = candidates.iter().map(|c| c.id).collect();
@@ -258,8 +267,7 @@ pub async fn write(
                     rules: &rules,
                 },
                 &mut sealed,
-                &hashes,
-                received_at,
+                &arrivals,
             )?;
             Some((before, loaded.wallet))
         };

@@ -41,7 +41,7 @@ pub async fn metering(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
         activity,
         input_hash: hex::encode(Sha256::digest(canonical_json(&input).as_bytes())),
     };
-    let stored = consumer::write(env, &tenant, std::slice::from_ref(&item), now.millis())
+    let stored = consumer::write(env, &tenant, std::slice::from_ref(&item), &[now.millis()])
         .await?
         .map_err(|_| {
             Failure::new(

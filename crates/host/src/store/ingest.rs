@@ -87,7 +87,13 @@ pub fn record(
     // in the writer (crm-core's code, as every runtime); only the tenant's rules
     // (enrichment) run in the engine.
     let mut sealed = fresh;
-    let hash_refs: Vec<&str> = hashes.iter().map(String::as_str).collect();
+    let arrivals: Vec<crm_store::activities::Arrival<'_>> = hashes
+        .iter()
+        .map(|h| crm_store::activities::Arrival {
+            input_hash: h,
+            received_at,
+        })
+        .collect();
     let (balance, statements) = plan::seal_and_write(
         d,
         tenant_id,
@@ -97,8 +103,7 @@ pub fn record(
             rules: &tenant.snapshot.policy.credit_alerts,
         },
         &mut sealed,
-        &hash_refs,
-        received_at,
+        &arrivals,
     )?;
     conn.execute_all(&statements)?;
     wallet.stored_all();
