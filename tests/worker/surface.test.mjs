@@ -12,6 +12,9 @@ let worker, url, keys, upstream;
 const received = [];
 const receivedAlerts = [];
 let upstreamFailures = 0;
+// While set, the stub holds activity batches past the engine's 10 s deadline (then
+// answers 503, so no connection stays open).
+let upstreamHangs = false;
 // Standard Webhooks (issue 27): every delivery is checked with the specification's own
 // library; a request it refuses is answered 401 and counted.
 const SIGNING_SECRET = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
@@ -42,6 +45,10 @@ before(async () => {
       if (route === 'alerts') {
         receivedAlerts.push(...JSON.parse(body).alerts);
         res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+        return;
+      }
+      if (upstreamHangs) {
+        setTimeout(() => res.writeHead(503).end(), 15_000);
         return;
       }
       if (upstreamFailures < 2) {
@@ -262,19 +269,27 @@ test('tenant-wide report, dashboard, metering operation and OpenAPI', async () =
   assert.deepEqual((await call('GET', '/v1/dead-letters', a.admin))[1].deadLetters, []);
 });
 
-test('the consumer delivers to the upstream after its failures, every id once or more, in order', async () => {
+// The minute cron trigger, run by hand (`--test-scheduled`).
+const minutePass = () => fetch(`${url}/__scheduled?cron=*+*+*+*+*`);
+
+test('the cron pass delivers to the upstream after its failures, every id once or more, in order', async () => {
   const a = keys['edge-a'];
   const [, sent] = await call('POST', '/v1/activities', a.ingest,
     [activity('up-1', 'user-123', 'crm.leads.read'), activity('up-2', 'user-123', 'crm.leads.read')]);
-  await until('the upstream to receive them', async () => (
-    received.some((x) => x.id === 'up-2') ? true : (await call('POST', '/v1/activities', a.ingest,
-      activity(`up-nudge-${Date.now()}`, 'user-123', 'crm.leads.read')), false)), 90_000);
+  await until('the upstream to receive them', async () => {
+    await minutePass();
+    return received.some((x) => x.id === 'up-2');
+  }, 90_000);
   assert.ok(upstreamFailures >= 2, 'the stub refused first');
   assert.equal(badSignatures, 0, 'every delivery verifies with the standardwebhooks library');
   assert.ok(signedIds.size >= 1);
   for (const id of sent.ids) assert.ok(received.some((x) => x.id === id), `${id} delivered`);
-  const seqs = received.map((x) => x.seq);
-  assert.deepEqual(seqs, [...seqs].sort((x, y) => x - y), 'delivered in chain order');
+  // Each tenant's chain in order (a pass delivers every tenant of the shard).
+  for (const tenant of ['edge-a', 'edge-b']) {
+    const own = received.filter((x) => x.tenantId === tenant).map((x) => x.seq);
+    assert.deepEqual(own, [...own].sort((x, y) => x - y), `${tenant} delivered in chain order`);
+  }
+  const seqs = received.filter((x) => x.tenantId === 'edge-a').map((x) => x.seq);
   const [, metrics] = await call('GET', '/v1/metrics', a.admin);
   assert.ok(metrics.upstream.deliveredSeq >= Math.max(...seqs.filter((s) => s)));
 });
@@ -301,6 +316,30 @@ test('credit alert events reach the upstream from the cron pass', async () => {
   assert.equal(badSignatures, 0);
 });
 
+// Issue 25.3: the upstream is off the write path — an upstream that never answers
+// holds up neither the consumer (it only writes) nor the cron pass past its deadline.
+test('an upstream that never answers holds up neither ingest nor the cron pass', async () => {
+  const a = keys['edge-a'];
+  upstreamHangs = true;
+  try {
+    for (const id of ['hang-1', 'hang-2']) {
+      assert.equal((await call('POST', '/v1/activities', a.ingest, activity(id, 'user-123', 'crm.leads.read')))[0], 202);
+      await until(`${id} written while the upstream hangs`, async () => (await call('GET', `/v1/activities/${id}`, a.read))[0] === 200, 30_000);
+    }
+    const started = Date.now();
+    const pass = await minutePass();
+    assert.equal(pass.status, 200);
+    assert.ok(Date.now() - started < 40_000, `the pass took ${Date.now() - started} ms`);
+    assert.ok(!received.some((x) => x.id === 'hang-1'), 'nothing counts as delivered');
+  } finally {
+    upstreamHangs = false;
+  }
+  await until('delivered once the upstream answers', async () => {
+    await minutePass();
+    return received.some((x) => x.id === 'hang-2');
+  }, 60_000);
+});
+
 // Issue 25.8: the upstream reads what it sends from D1, so archiving never passes its
 // cursor — records it has not confirmed stay in D1 however old they are.
 test('archiving stops at the upstream\'s cursor', async () => {
@@ -308,6 +347,7 @@ test('archiving stops at the upstream\'s cursor', async () => {
   const DAY = 86_400_000;
   // Everything queued so far written and delivered: nothing moves the cursor meanwhile.
   await until('the upstream to have everything', async () => {
+    await minutePass();
     const [row] = d1(worker, a.shard, "SELECT t.head_seq AS h, c.delivered_seq AS d FROM tenants t JOIN sink_cursors c ON c.tenant_id = t.id AND c.sink = 'upstream' WHERE t.id = 'edge-a'");
     return row && row.h === row.d ? true : null;
   }, 60_000);

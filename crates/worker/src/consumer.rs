@@ -8,8 +8,9 @@
 //! tenant's messages are retried, so seq and hashes never fork. An item that can never
 //! be written (its id stored with other content) goes to the dead-letter queue alone,
 //! with its reason; the rest of its packet is written. Each message is acked or retried
-//! explicitly. After a tenant's write, the upstream sink (if configured) gets what it
-//! has not yet confirmed.
+//! explicitly. The consumer only writes: the upstream gets what it has not confirmed
+//! from the minute cron pass (`crate::upstream`), so a slow upstream never holds up
+//! ingest.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -24,7 +25,7 @@ use worker::{Env, Message, MessageBatch, MessageExt, Result};
 use crate::auth::now_ms;
 use crate::d1::{self, DIALECT, Db};
 use crate::http::{ApiResult, Failure};
-use crate::{message, store, upstream};
+use crate::{message, store};
 use crm_api::error::ApiCode;
 
 /// Activities one consumer write holds at most: one request's batch.
@@ -90,7 +91,6 @@ pub async fn consume(batch: MessageBatch<Value>, env: &Env) -> Result<()> {
         let runs = crm_store::packing::runs(&sizes, 0, MAX_ITEMS_PER_WRITE, usize::MAX)
             // A packet never holds more than a batch; if one did, it is written alone.
             .unwrap_or_else(|_| (0..packets.len()).map(|i| i..i + 1).collect());
-        let mut any = false;
         for run in runs {
             let group = &packets[run];
             // Start a write only while a whole one fits the invocation's queries; the
@@ -114,12 +114,6 @@ pub async fn consume(batch: MessageBatch<Value>, env: &Env) -> Result<()> {
                     retry_later(m);
                 }
             }
-            any |= written;
-        }
-        // The upstream only while queries are left for it (it resumes at its cursor).
-        let spent = (d1::queries_made() - start) as usize;
-        if any && spent + upstream::MAX_QUERIES <= QUERY_LIMIT {
-            upstream::deliver(env, &tenant).await;
         }
     }
     Ok(())

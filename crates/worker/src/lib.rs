@@ -16,6 +16,7 @@ mod ingest;
 mod message;
 mod operations;
 mod operator;
+mod outgoing;
 mod random;
 mod reads;
 mod retention;

@@ -1,22 +1,22 @@
-//! The upstream sink at the edge: after the consumer writes a tenant's activities, it
-//! posts what the sink has not confirmed — the range (cursor, head] of
+//! The upstream sink at the edge, off the write path: the minute cron pass posts, per
+//! shard, what the sink has not confirmed of each tenant — the range (cursor, head] of
 //! `crm_store::outbox`, the same view crm-host's relay reads — to
 //! `{UPSTREAM_URL}/api/activities/batch` as `{ "activities": [...] }`, in order, and
-//! moves the cursor only after a 2xx. A failure leaves the cursor where it is: the next
-//! consumer invocation for the tenant (the queue's retries and new traffic) tries
-//! again, so delivery is at least once and every record carries its id for
-//! deduplication. Configured by the `UPSTREAM_URL` variable and the optional
+//! moves the cursor only after a 2xx; the credit alert events likewise to
+//! `{UPSTREAM_URL}/api/credit-alerts/batch` (`crm_store::feeds`). A failure leaves the
+//! cursor where it is and the next pass tries again, so delivery is at least once and
+//! every record carries its id for deduplication; each POST has a deadline, so a slow
+//! upstream costs a pass some seconds and never holds up the queue consumer, which
+//! only writes. Configured by the `UPSTREAM_URL` variable and the optional
 //! `UPSTREAM_AUTH` secret (`Name: value`); with the `UPSTREAM_SIGNING_SECRET` secret
 //! (`whsec_…`) every POST is signed as Standard Webhooks says, by the same
-//! `crm_core::webhook_signature` crm-host uses. Credit alert events go to the same
-//! upstream (`crm_store::feeds::Feed::Alerts`: `{URL}/api/credit-alerts/batch`), from
-//! the minute cron pass, since grants and adjustments raise them outside the consumer.
+//! `crm_core::webhook_signature` crm-host uses.
 
 use crm_core::webhook_signature::SigningSecret;
 use crm_store::feeds::Feed;
 use crm_store::outbox;
 use serde_json::value::RawValue;
-use worker::{Env, Fetch, Headers, Method, Request, RequestInit};
+use worker::Env;
 
 use crate::auth::now_ms;
 use crate::d1::{self, DIALECT, Db};
@@ -24,17 +24,17 @@ use crate::http::{ApiResult, Failure};
 
 /// The activity sink's name in `sink_cursors` (the same as crm-host's upstream sink).
 pub const SINK: &str = "upstream";
-/// Tenants whose alert events one cron pass delivers per shard (each costs at most
-/// [`MAX_QUERIES`] queries and [`MAX_POSTS`] subrequests; there are rarely many).
-const MAX_ALERT_TENANTS: usize = 10;
+/// Tenants one cron pass delivers per shard and feed: each costs at most
+/// 1 + 2 × [`MAX_POSTS`] queries and [`MAX_POSTS`] subrequests, so two feeds on two
+/// shards stay within an invocation's 1,000 of each; the rest waits a minute.
+const MAX_TENANTS_PER_PASS: usize = 10;
 /// Activities per POST, as crm-host's upstream sink.
 const BATCH: usize = 100;
-/// POSTs per consumer invocation and tenant: bounds the subrequests one invocation
-/// spends (Workers allow 1,000), the rest waits for the next one.
+/// POSTs per tenant and pass.
 const MAX_POSTS: usize = 20;
-
-/// D1 queries one delivery makes at most: the cursor, a read and a cursor move per POST.
-pub const MAX_QUERIES: usize = 1 + 2 * MAX_POSTS;
+/// An upstream that has not answered within this has failed the POST (as crm-host's
+/// `fanout::upstream::DEFAULT_TIMEOUT`).
+const DEADLINE_MS: u64 = 10_000;
 
 /// The configured upstream (`UPSTREAM_URL`), if any.
 pub fn url(env: &Env) -> Option<String> {
@@ -44,32 +44,19 @@ pub fn url(env: &Env) -> Option<String> {
         .filter(|u| !u.is_empty())
 }
 
-/// Delivers the tenant's backlog when an upstream is configured; failures are logged
-/// and retried later (the cursor stays).
-pub async fn deliver(env: &Env, tenant: &str) {
-    let Some(url) = url(env) else {
-        return;
-    };
-    let delivered = match Db::of_tenant(env, tenant).await {
-        Ok(db) => deliver_to(env, &db, Feed::Activities, tenant, &url).await,
-        Err(e) => Err(e),
-    };
-    if let Err(e) = delivered {
-        worker::console_error!("upstream delivery for {tenant} stopped: {}", e.message());
-    }
-}
-
-/// Delivers the alert events of this shard's tenants (the cron pass's part).
-pub async fn deliver_alerts(env: &Env, db: &Db) -> ApiResult<()> {
+/// Delivers both feeds of this shard's tenants (the minute cron pass's part); a
+/// tenant's failure is logged and left for the next pass.
+pub async fn deliver_shard(env: &Env, db: &Db) -> ApiResult<()> {
     let Some(url) = url(env) else {
         return Ok(());
     };
-    let feed = Feed::Alerts;
-    let pending = d1::query(db, &feed.pending(DIALECT, feed.upstream_sink())).await?;
-    for row in pending.iter().take(MAX_ALERT_TENANTS) {
-        let tenant = outbox::decode_pending(row)?.tenant_id;
-        if let Err(e) = deliver_to(env, db, feed, &tenant, &url).await {
-            worker::console_error!("alert delivery for {tenant} stopped: {}", e.message());
+    for feed in [Feed::Activities, Feed::Alerts] {
+        let pending = d1::query(db, &feed.pending(DIALECT, feed.upstream_sink())).await?;
+        for row in pending.iter().take(MAX_TENANTS_PER_PASS) {
+            let tenant = outbox::decode_pending(row)?.tenant_id;
+            if let Err(e) = deliver_to(env, db, feed, &tenant, &url).await {
+                worker::console_error!("upstream delivery for {tenant} stopped: {}", e.message());
+            }
         }
     }
     Ok(())
@@ -136,37 +123,29 @@ fn signing_secret(env: &Env) -> ApiResult<Option<SigningSecret>> {
 }
 
 async fn post(env: &Env, target: &str, body: &str) -> ApiResult<()> {
-    let headers = Headers::new();
-    headers.set("content-type", "application/json")?;
     // A secret in production; a plain variable works too (local development).
     let auth = env
         .secret("UPSTREAM_AUTH")
         .or_else(|_| env.var("UPSTREAM_AUTH"))
-        .map(|s| s.to_string());
-    if let Ok(auth) = auth
-        && let Some((name, value)) = auth.split_once(':')
-    {
-        headers.set(name.trim(), value.trim())?;
-    }
-    if let Some(secret) = signing_secret(env)? {
-        // Signed when sent: a retry is a fresh timestamp and the same id.
-        for (name, value) in secret.headers(body.as_bytes(), now_ms() / 1000).pairs() {
-            headers.set(name, value)?;
-        }
-    }
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post)
-        .with_headers(headers)
-        .with_body(Some(body.into()));
-    let response = Fetch::Request(Request::new_with_init(target, &init)?)
-        .send()
-        .await?;
-    if (200..300).contains(&response.status_code()) {
+        .map(|s| s.to_string())
+        .ok();
+    let header = auth
+        .as_deref()
+        .and_then(|a| a.split_once(':'))
+        .map(|(name, value)| (name.trim(), value.trim()));
+    let secret = signing_secret(env)?;
+    let status = crate::outgoing::post(
+        target,
+        body,
+        header.as_slice(),
+        secret.as_ref(),
+        DEADLINE_MS,
+    )
+    .await
+    .map_err(|e| Failure::internal(format!("upstream: {e}")))?;
+    if (200..300).contains(&status) {
         Ok(())
     } else {
-        Err(Failure::internal(format!(
-            "upstream answered {}",
-            response.status_code()
-        )))
+        Err(Failure::internal(format!("upstream answered {status}")))
     }
 }

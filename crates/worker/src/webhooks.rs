@@ -2,7 +2,7 @@
 //! crm-host's rules and answers (`crm_api::webhooks`), and delivery from the cron
 //! pass — per shard, the fan-in of new credit alert events into deliveries, then up to
 //! `crm_store::webhooks::CLAIM_BATCH` due deliveries claimed and sent, each signed
-//! with its endpoint's secret, with a deadline, following no redirect. The statements
+//! with its endpoint's secret (`crate::outgoing`). The statements
 //! are crm-store's, the same crm-host's task runs.
 //!
 //! Budgets per pass and shard: one D1 read of tenants with new events, then per such
@@ -17,8 +17,7 @@ use crm_core::webhook_signature::SigningSecret;
 use crm_store::keys::KeyScope;
 use crm_store::webhooks::{self, Delivery, Outcome};
 use crm_store::{alerts, outbox};
-use futures_util::future::{Either, select};
-use worker::{Delay, Env, Fetch, Headers, Method, Request, RequestInit, RequestRedirect};
+use worker::Env;
 
 use crate::auth::now_ms;
 use crate::d1::{self, DIALECT, Db};
@@ -120,8 +119,8 @@ pub async fn resend(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
     )
 }
 
-/// The cron pass's webhook work on every shard, and the alert events' delivery to the
-/// upstream (`crate::upstream::deliver_alerts`); failures are logged and retried by the
+/// The minute cron pass on every shard: webhooks, then the upstream's two feeds
+/// (`crate::upstream::deliver_shard`); failures are logged and retried by the
 /// next pass (fan-in keeps its cursor, a claimed delivery's lease expires).
 pub async fn run(env: &Env) {
     let mut shard = 0;
@@ -132,8 +131,11 @@ pub async fn run(env: &Env) {
         if let Err(e) = dispatch(env, &db).await {
             worker::console_error!("webhook dispatch on shard {shard} stopped: {}", e.message());
         }
-        if let Err(e) = crate::upstream::deliver_alerts(env, &db).await {
-            worker::console_error!("alert delivery on shard {shard} stopped: {}", e.message());
+        if let Err(e) = crate::upstream::deliver_shard(env, &db).await {
+            worker::console_error!(
+                "upstream delivery on shard {shard} stopped: {}",
+                e.message()
+            );
         }
         shard += 1;
     }
@@ -195,34 +197,16 @@ async fn attempt(db: &Db, policy: &TargetPolicy, delivery: &Delivery) -> Outcome
         Ok(s) => s,
         Err(e) => return Outcome::Abandoned(format!("the stored secret: {}", e.message)),
     };
-    match send(url.as_str(), &secret, &delivery.payload).await {
+    match crate::outgoing::post(
+        url.as_str(),
+        &delivery.payload,
+        &[],
+        Some(&secret),
+        webhooks::SEND_TIMEOUT_MS,
+    )
+    .await
+    {
         Ok(status) => Outcome::Answered(status),
         Err(e) => Outcome::Failed(e),
-    }
-}
-
-async fn send(url: &str, secret: &SigningSecret, body: &str) -> Result<u16, String> {
-    let headers = Headers::new();
-    let set = |name: &str, value: &str| headers.set(name, value).map_err(|e| e.to_string());
-    set("content-type", "application/json")?;
-    for (name, value) in secret.headers(body.as_bytes(), now_ms() / 1000).pairs() {
-        set(name, value)?;
-    }
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post)
-        .with_headers(headers)
-        .with_body(Some(body.into()))
-        // A 3xx is an answer, not a hop: the receiver is the URL registered.
-        .with_redirect(RequestRedirect::Manual);
-    let request = Request::new_with_init(url, &init).map_err(|e| e.to_string())?;
-    let fetch = Fetch::Request(request);
-    let sent = Box::pin(fetch.send());
-    let deadline = Box::pin(Delay::from(std::time::Duration::from_millis(
-        webhooks::SEND_TIMEOUT_MS,
-    )));
-    match select(sent, deadline).await {
-        Either::Left((Ok(response), _)) => Ok(response.status_code()),
-        Either::Left((Err(e), _)) => Err(format!("request failed: {e}")),
-        Either::Right(_) => Err("timed out".into()),
     }
 }
