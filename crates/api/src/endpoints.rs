@@ -927,6 +927,10 @@ const ERRORS: &[(u16, &str)] = &[
         "Not served by this runtime (crm-host or the edge); the message says why.",
     ),
     (503, "Temporarily unavailable; retry after `Retry-After`."),
+    (
+        507,
+        "The database is full, or (at the edge) near its size cap: nothing was written or queued.",
+    ),
 ];
 
 /// An object schema that names no properties is free-form: `additionalProperties: true`

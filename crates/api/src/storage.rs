@@ -22,6 +22,19 @@ pub enum Failure {
     Other,
 }
 
+/// The refusal of new activities by a database near its size cap (the edge's
+/// `crm_store::database_size`): 507 before anything is queued; room comes back when
+/// archiving or retention frees it, not by waiting, so no `Retry-After`.
+pub fn nearly_full(size_bytes: u64, stop_bytes: u64) -> ApiError {
+    ApiError::new(
+        ApiCode::InsufficientStorage,
+        format!(
+            "this tenant's database holds {size_bytes} bytes and takes no new activities from {stop_bytes} on; archive or expire history to make room (nothing was queued)"
+        ),
+    )
+    .with_details(serde_json::json!({ "sizeBytes": size_bytes, "stopBytes": stop_bytes }))
+}
+
 impl Failure {
     /// The answer a client gets for this class of failure.
     pub fn answer(self) -> ApiError {

@@ -17,6 +17,7 @@ pub mod audit;
 pub mod compaction;
 #[cfg(test)]
 mod d1_limits;
+pub mod database_size;
 pub mod dead_letters;
 pub mod dialect;
 pub mod error;

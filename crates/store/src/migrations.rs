@@ -57,6 +57,10 @@ const SQLITE: &[Migration] = &[
         version: 11,
         sql: include_str!("../../../migrations/0011_webhooks.sql"),
     },
+    Migration {
+        version: 12,
+        sql: include_str!("../../../migrations/0012_database_size.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -103,6 +107,10 @@ const POSTGRES: &[Migration] = &[
     Migration {
         version: 11,
         sql: include_str!("../../../migrations/postgres/0011_webhooks.sql"),
+    },
+    Migration {
+        version: 12,
+        sql: include_str!("../../../migrations/postgres/0012_database_size.sql"),
     },
 ];
 

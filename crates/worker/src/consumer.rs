@@ -288,6 +288,7 @@ pub async fn write(
             }
             continue;
         }
+        crate::capacity::record_if_due(&db).await;
         return Ok(Ok(plan::answers(dispositions, &sealed)));
     }
 }

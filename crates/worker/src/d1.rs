@@ -136,6 +136,15 @@ pub async fn transaction(db: &Db, statements: &[Statement]) -> ApiResult<()> {
         .iter()
         .map(|st| prepare(&db.inner, st))
         .collect::<ApiResult<Vec<_>>>()?;
-    db.inner.batch(prepared).await.map_err(Failure::storage)?;
+    let results = db.inner.batch(prepared).await.map_err(Failure::storage)?;
+    // D1 says how large the database is after each statement: the capacity guard's
+    // measure, without a query of its own.
+    if let Some(size) = results
+        .last()
+        .and_then(|r| r.meta().ok().flatten())
+        .and_then(|m| m.size_after)
+    {
+        crate::capacity::measured(db.shard, size as u64);
+    }
     Ok(())
 }

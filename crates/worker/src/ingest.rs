@@ -144,6 +144,8 @@ pub async fn activities(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
     let single = submission.is_single();
     let bodies = submission.items();
     let tenant = caller.tenant().to_owned();
+    // Refused before anything is enriched or queued when the database is near its cap.
+    crate::capacity::admit(env, &Db::of_tenant(env, &tenant).await?).await?;
     let snap = store::snapshot(env, &caller).await?;
     let now = now()?;
     let ip = ctx.client_ip.clone();

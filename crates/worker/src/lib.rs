@@ -8,6 +8,7 @@ mod admin;
 mod archive;
 mod audit;
 mod auth;
+mod capacity;
 mod consumer;
 mod d1;
 mod dead_letters;

@@ -28,6 +28,8 @@ pub async fn metering(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
         None => ingest::fresh_id(now)?,
     };
     let input = operations::metering_input(operation, &id, body)?;
+    // Refused before anything is enriched or queued when the database is near its cap.
+    crate::capacity::admit(env, &crate::d1::Db::of_tenant(env, &tenant).await?).await?;
     let snap = store::snapshot(env, &caller).await?;
     let activity = snap
         .enrich_json(
