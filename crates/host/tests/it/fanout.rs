@@ -420,6 +420,17 @@ async fn upstream_requests_are_signed_as_standard_webhooks_says() {
     }
 }
 
+/// Sets the tenant's one alert rule: `low`, below 8 credits.
+async fn alert_below_8(s: &TestServer, k: &Keys) {
+    let (_, policy) = s.get("/v1/policy", &k.read).await;
+    let mut policy = policy["policy"].clone();
+    policy["creditAlerts"] = json!([{ "id": "low", "balanceBelow": "8" }]);
+    assert_eq!(
+        s.call("PUT", "/v1/policy", &k.admin, Some(policy)).await.0,
+        200
+    );
+}
+
 /// Issue 27: credit alert events reach the upstream too, in order, each once, on their
 /// own route; the activity log's upstream delivery is not held up by them.
 #[tokio::test(flavor = "multi_thread")]
@@ -431,13 +442,7 @@ async fn credit_alerts_reach_the_upstream_in_order() {
     })
     .await;
     let k = s.tenant("t-alert-upstream", "10").await;
-    let (_, policy) = s.get("/v1/policy", &k.read).await;
-    let mut policy = policy["policy"].clone();
-    policy["creditAlerts"] = json!([{ "id": "low", "balanceBelow": "8" }]);
-    assert_eq!(
-        s.call("PUT", "/v1/policy", &k.admin, Some(policy)).await.0,
-        200
-    );
+    alert_below_8(&s, &k).await;
     let ids = ingest(&s, &k, "spend-up", 5).await;
     let (status, _) = s
         .post("/v1/credits/grants", &k.admin, json!({ "amount": "5" }))
@@ -497,13 +502,7 @@ async fn credit_alerts_reach_their_redis_stream_once_across_an_outage() {
     })
     .await;
     let k = s.tenant("t-alert-stream", "10").await;
-    let (_, policy) = s.get("/v1/policy", &k.read).await;
-    let mut policy = policy["policy"].clone();
-    policy["creditAlerts"] = json!([{ "id": "low", "balanceBelow": "8" }]);
-    assert_eq!(
-        s.call("PUT", "/v1/policy", &k.admin, Some(policy)).await.0,
-        200
-    );
+    alert_below_8(&s, &k).await;
     // 0.5 a read: the fifth crosses below 8.
     let ids = ingest(&s, &k, "spend", 5).await;
     eventually("the alert is in its stream", || async {
