@@ -1,6 +1,8 @@
 // Cold history at the edge: a tenant's old days move from its shard's D1 database to
 // R2 (local R2 under `wrangler dev`), and export, audit verify and reports read across
-// both exactly as before; a tampered archive object is found by the audit.
+// both exactly as before; a tampered archive object is found by the audit. Exports
+// page here after every chunk or segment (`EXPORT_MAX_BYTES` 1, issue 25.7): the
+// pages, followed by `x-next-after-seq`, add up to the same bytes.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -13,16 +15,28 @@ let worker, url, keys;
 const call = (...args) => callAt(url, ...args);
 
 before(async () => {
-  worker = await startWorker();
+  worker = await startWorker({ EXPORT_MAX_BYTES: '1' });
   ({ url, keys } = worker);
 });
 
 after(() => worker?.stop());
 
+let pages = 0;
+// Every page of an export, joined (a CSV page after the first drops its header line).
 const exported = async (key, query = '') => {
-  const r = await fetch(`${url}/v1/export${query}`, { headers: { Authorization: `Bearer ${key}` } });
-  assert.equal(r.status, 200, query);
-  return r.text();
+  let text = '';
+  let after = null;
+  const params = new URLSearchParams(query);
+  for (let page = 0; ; page += 1) {
+    if (after !== null) params.set('afterSeq', after);
+    const r = await fetch(`${url}/v1/export?${params}`, { headers: { Authorization: `Bearer ${key}` } });
+    assert.equal(r.status, 200, query);
+    const body = await r.text();
+    text += page > 0 && query.includes('format=csv') ? body.slice(body.indexOf('\n') + 1) : body;
+    pages += 1;
+    after = r.headers.get('x-next-after-seq');
+    if (after === null) return text;
+  }
 };
 
 test('old days move to R2; export, verify and reports read across R2 and D1 unchanged', async () => {
@@ -61,7 +75,9 @@ test('old days move to R2; export, verify and reports read across R2 and D1 unch
   assert.equal(d1(worker, 1, "SELECT COUNT(*) AS n FROM activities WHERE tenant_id = 'edge-b'")[0].n, 100, 'only today stays in D1');
   assert.equal((await call('POST', '/v1/archive', b.admin, { olderThanDays: 7 }))[1].archived.length, 0, 'nothing left to archive');
 
+  pages = 0;
   assert.equal(await exported(b.read), whole, 'the export reads R2 then D1, byte for byte as before');
+  assert.equal(pages, 3, 'a page per segment, then D1');
   assert.equal(await exported(b.read, '?format=csv&userId=user-123'), csv, 'filters apply to archived records as in SQL');
   assert.equal(await exported(b.read, '?afterSeq=150'), tail, 'a page starting inside a segment');
   const [sv, verified] = await call('GET', '/v1/audit/verify', b.read);

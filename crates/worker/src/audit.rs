@@ -19,12 +19,22 @@ use crate::d1::{self, DIALECT, Db};
 use crate::http::{Answer, ApiResult, Ctx, Failure};
 use crate::store;
 
-/// Largest export one request answers at the edge: a Worker's response is built in
-/// memory here, and an isolate has 128 MB. Larger exports page with `afterSeq`.
-const MAX_EXPORT_RECORDS: usize = 50_000;
+/// Most bytes of records one export response starts another chunk after: the body is
+/// built in memory and an isolate has 128 MB, so the cap is on bytes (50,000 records
+/// at the metadata cap were ~600 MB). One chunk read past it (1,000 records of at most
+/// ~12 KB) keeps a response under ~30 MB. Larger exports page with `afterSeq`;
+/// `EXPORT_MAX_BYTES` lowers the cap (the tests).
+const MAX_EXPORT_BYTES: usize = 16 << 20;
 
-/// `GET /v1/export`: up to [`MAX_EXPORT_RECORDS`] records after `afterSeq`; when more
-/// remain, the `x-next-after-seq` header says where the next page starts.
+fn max_export_bytes(env: &Env) -> usize {
+    env.var("EXPORT_MAX_BYTES")
+        .ok()
+        .and_then(|v| v.to_string().parse().ok())
+        .unwrap_or(MAX_EXPORT_BYTES)
+}
+
+/// `GET /v1/export`: the records after `afterSeq`, up to about [`MAX_EXPORT_BYTES`];
+/// when more remain, the `x-next-after-seq` header says where the next page starts.
 pub async fn export(ctx: &mut Ctx, env: &Env) -> ApiResult<Response> {
     let caller = ctx.caller()?.clone();
     caller.require(KeyScope::Read)?;
@@ -43,15 +53,16 @@ pub async fn export(ctx: &mut Ctx, env: &Env) -> ApiResult<Response> {
     let tenant = caller.tenant();
     let db = Db::of_tenant(env, tenant).await?;
     let mut out = format.preamble()?;
+    let max_bytes = max_export_bytes(env);
     let mut written = 0;
     let mut more = false;
-    loop {
-        if written >= MAX_EXPORT_RECORDS {
+    'pages: loop {
+        // A page holds at least one chunk: every page moves the export on.
+        if written > 0 && out.len() >= max_bytes {
             more = true;
             break;
         }
-        let room = MAX_EXPORT_RECORDS - written;
-        // Archived records come first (they are the oldest).
+        // Archived records come first (they are the oldest), a chunk at a time too.
         if let Some(segment) = archive::segment_after(&db, tenant, after).await? {
             let records = archive::records(env, &segment)
                 .await?
@@ -60,21 +71,22 @@ pub async fn export(ctx: &mut Ctx, env: &Env) -> ApiResult<Response> {
                 .into_iter()
                 .filter(|r| r.activity.seq > after)
                 .collect();
-            let mut rows = crm_store::archive::export_rows(&fresh, &filter);
-            let full = rows.len() >= room;
-            rows.truncate(room);
-            if let Some((bytes, last)) = format.encode(&rows)? {
-                out.extend_from_slice(&bytes);
-                written += rows.len();
-                after = last;
+            let rows = crm_store::archive::export_rows(&fresh, &filter);
+            for piece in rows.chunks(CHUNK) {
+                if written > 0 && out.len() >= max_bytes {
+                    more = true;
+                    break 'pages;
+                }
+                if let Some((bytes, last)) = format.encode(piece)? {
+                    out.extend_from_slice(&bytes);
+                    written += piece.len();
+                    after = last;
+                }
             }
-            if !full {
-                after = segment.last_seq;
-            }
+            after = segment.last_seq;
             continue;
         }
-        let limit = CHUNK.min(room);
-        let rows = d1::query(&db, &export::chunk(DIALECT, tenant, &filter, after, limit)).await?;
+        let rows = d1::query(&db, &export::chunk(DIALECT, tenant, &filter, after, CHUNK)).await?;
         // Rows archived while they were read: read their segment instead.
         if archive::segment_after(&db, tenant, after).await?.is_some() {
             continue;
@@ -85,7 +97,7 @@ pub async fn export(ctx: &mut Ctx, env: &Env) -> ApiResult<Response> {
         out.extend_from_slice(&bytes);
         written += rows.len();
         after = last;
-        if rows.len() < limit {
+        if rows.len() < CHUNK {
             break;
         }
     }
