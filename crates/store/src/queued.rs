@@ -12,9 +12,13 @@ use crate::error::StoreResult;
 use crate::ingest::{Candidate, IdConflict};
 use crate::sql::{Row, Statement, Value};
 
-/// How long a reservation counts: far beyond the queue's retries (minutes), short
-/// enough that a dead-lettered message does not block its id for long.
-pub const QUEUED_TTL_MS: i64 = 3_600_000;
+/// How long a reservation counts: longer than a message can stay queued — 30 retries on
+/// the ingest queue (~22 h) and 100 on the dead-letter queue (~4 days) at the delays
+/// of [`retry_delay_seconds`] — so a second request with the same id and other content
+/// is refused before its 202 for as long as the first may still be written. (It was an
+/// hour: past it, both were accepted and the later one dead-lettered after its 202.)
+/// A letter parked in D1 and re-driven later is checked when it is written.
+pub const QUEUED_TTL_MS: i64 = 7 * 86_400_000;
 
 /// Records `items` as queued (an id reserved earlier keeps its first content).
 pub fn reserve(d: Dialect, tenant_id: &str, items: &[Candidate<'_>], now: i64) -> Vec<Statement> {
@@ -205,5 +209,22 @@ mod retry_tests {
             at += i64::from(retry_delay_seconds(0, at)) * 1_000;
         }
         assert!(at > 20 * 3_600_000, "{at} ms");
+    }
+
+    /// The longest a message can stay queued (wrangler.toml: `max_retries` 30 on the
+    /// ingest queues, 100 on the dead-letter queue, whose message is new when sent)
+    /// stays inside a reservation's lifetime.
+    #[test]
+    fn a_reservation_outlives_every_retry_of_both_queues() {
+        let span = |retries: u32| {
+            let mut at = 0_i64;
+            for _ in 0..retries {
+                at += i64::from(retry_delay_seconds(0, at)) * 1_000;
+            }
+            at
+        };
+        let longest = span(30) + span(100);
+        assert!(longest > 4 * 86_400_000, "{longest} ms");
+        assert!(QUEUED_TTL_MS > longest, "{QUEUED_TTL_MS} <= {longest}");
     }
 }
