@@ -67,25 +67,6 @@ test('ingest through the queue, read back, idempotent re-send', async () => {
   assert.equal(balance.balance, '99995.0000'); // 3.5 + 0.5 + 0.5 + 0.5
 });
 
-// Issue 25.10: packets a consumer writes together keep each its own request's arrival
-// time (they all got the first packet's before).
-test('each packet keeps its own received_at when the consumer writes them together', async () => {
-  const b = keys['edge-b'];
-  const t0 = Date.now();
-  assert.equal((await call('POST', '/v1/activities', b.ingest, [activity('rx-1', 'user-123', 'crm.leads.read')]))[0], 202);
-  // Within the queue's 5 s batch window: one batch, two packets.
-  await new Promise((r) => setTimeout(r, 1500));
-  const t1 = Date.now();
-  assert.equal((await call('POST', '/v1/activities', b.ingest, [activity('rx-2', 'user-123', 'crm.leads.read')]))[0], 202);
-  const rows = await until('both written', async () => {
-    const found = d1(worker, b.shard, "SELECT id, received_at AS r FROM activities WHERE tenant_id = 'edge-b' AND id IN ('rx-1', 'rx-2') ORDER BY id");
-    return found.length === 2 ? found : null;
-  });
-  assert.ok(Math.abs(rows[0].r - t0) < 1000, JSON.stringify({ rows, t0 }));
-  assert.ok(Math.abs(rows[1].r - t1) < 1000, JSON.stringify({ rows, t1 }));
-  assert.ok(rows[1].r - rows[0].r >= 1000, JSON.stringify(rows));
-});
-
 test('reports and subtree listings', async () => {
   const a = keys['edge-a'];
   const [status, report] = await call('GET', '/v1/reports/departments/dept-sales?since=1d&groupBy=hour&tz=UTC', a.read);
@@ -223,4 +204,24 @@ test('the cron pass raises one expiry-window alert per grant', async () => {
   assert.deepEqual([raised.length, raised[0].grantId, raised[0].state], [1, soon, 'fired']);
   const [rs] = await call('PUT', '/v1/policy', b.admin, doc.policy);
   assert.equal(rs, 200);
+});
+
+// Issue 25.10: packets a consumer writes together keep each its own request's arrival
+// time (they all got the first packet's before). Last in this file: earlier tests
+// count edge-b's rows.
+test('each packet keeps its own received_at when the consumer writes them together', async () => {
+  const b = keys['edge-b'];
+  const t0 = Date.now();
+  assert.equal((await call('POST', '/v1/activities', b.ingest, [activity('rx-1', 'user-123', 'crm.leads.read')]))[0], 202);
+  // Within the queue's 5 s batch window: one batch, two packets.
+  await new Promise((r) => setTimeout(r, 1500));
+  const t1 = Date.now();
+  assert.equal((await call('POST', '/v1/activities', b.ingest, [activity('rx-2', 'user-123', 'crm.leads.read')]))[0], 202);
+  const rows = await until('both written', async () => {
+    const found = d1(worker, b.shard, "SELECT id, received_at AS r FROM activities WHERE tenant_id = 'edge-b' AND id IN ('rx-1', 'rx-2') ORDER BY id");
+    return found.length === 2 ? found : null;
+  });
+  assert.ok(Math.abs(rows[0].r - t0) < 1000, JSON.stringify({ rows, t0 }));
+  assert.ok(Math.abs(rows[1].r - t1) < 1000, JSON.stringify({ rows, t1 }));
+  assert.ok(rows[1].r - rows[0].r >= 1000, JSON.stringify(rows));
 });

@@ -14,6 +14,7 @@ pub mod activities;
 pub mod alerts;
 pub mod archive;
 pub mod audit;
+pub mod bounded_cache;
 pub mod compaction;
 #[cfg(test)]
 mod d1_limits;

@@ -75,7 +75,7 @@ async fn update(
         )
         .await;
         match written {
-            Ok(()) => return Ok(store::install(snap)),
+            Ok(()) => return Ok(store::install(snap, directory.len() + policy.len())),
             // The guard refused: another change came first. Anything else is real.
             Err(_) if store::tenant_row(env, tenant).await?.version != row.version => {}
             Err(e) => return Err(e),

@@ -1,12 +1,13 @@
-//! Tenant snapshots at the edge: compiled once per version and cached per isolate,
-//! checked against the version D1 holds (which comes with every key lookup).
+//! Tenant snapshots at the edge: compiled once per version and cached per isolate
+//! (within a memory bound), checked against the version D1 holds (which comes with
+//! every key lookup).
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::rc::Rc;
 
 use crm_core::alerts::AlertRule;
 use crm_core::engine::TenantSnapshot;
+use crm_store::bounded_cache::BoundedCache;
 use crm_store::grants;
 use crm_store::tenants::{self, Head, TenantRow};
 use worker::Env;
@@ -15,8 +16,16 @@ use crate::auth::Caller;
 use crate::d1::{self, DIALECT, Db};
 use crate::http::{ApiResult, Failure};
 
+/// Stored directory and policy bytes of the snapshots an isolate keeps at most: the
+/// compiled form is a small multiple of it, and an isolate has 128 MB for everything.
+/// Past it (or past [`MAX_SNAPSHOTS`]) the cache starts over, so an isolate serving
+/// many tenants recompiles rather than running out of memory.
+const MAX_SNAPSHOT_BYTES: usize = 16 << 20;
+const MAX_SNAPSHOTS: usize = 256;
+
 thread_local! {
-    static SNAPSHOTS: RefCell<HashMap<String, Rc<TenantSnapshot>>> = RefCell::new(HashMap::new());
+    static SNAPSHOTS: RefCell<BoundedCache<Rc<TenantSnapshot>>> =
+        RefCell::new(BoundedCache::new(MAX_SNAPSHOT_BYTES, MAX_SNAPSHOTS));
 }
 
 fn missing() -> Failure {
@@ -68,18 +77,20 @@ pub async fn snapshot(env: &Env, caller: &Caller) -> ApiResult<Rc<TenantSnapshot
         &row.policy,
         &row.directory,
     )?);
-    SNAPSHOTS.with_borrow_mut(|m| m.insert(tenant.to_owned(), snap.clone()));
+    let bytes = row.policy.len() + row.directory.len();
+    SNAPSHOTS.with_borrow_mut(|m| m.insert(tenant.to_owned(), snap.clone(), bytes));
     Ok(snap)
 }
 
-/// Caches a snapshot this isolate just stored (a newer one already cached wins).
-pub fn install(snap: TenantSnapshot) -> Rc<TenantSnapshot> {
+/// Caches a snapshot this isolate just stored, from `bytes` of stored document (a
+/// newer one already cached wins).
+pub fn install(snap: TenantSnapshot, bytes: usize) -> Rc<TenantSnapshot> {
     let snap = Rc::new(snap);
     SNAPSHOTS.with_borrow_mut(|m| {
         if m.get(&snap.tenant_id)
             .is_none_or(|s| s.version < snap.version)
         {
-            m.insert(snap.tenant_id.clone(), snap.clone());
+            m.insert(snap.tenant_id.clone(), snap.clone(), bytes);
         }
     });
     snap
