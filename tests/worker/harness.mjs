@@ -98,8 +98,9 @@ export async function until(what, fn, ms = 30_000) {
 const TEST_CHECKPOINT_KEY = '5e'.repeat(32);
 
 /** Starts the worker; `vars` are extra `--var NAME:value` settings, `tenants` maps
- * tenant ids to shards. `GET /__scheduled` runs the cron trigger (`--test-scheduled`). */
-export async function startWorker(vars = {}, tenants = { 'edge-a': 0, 'edge-b': 1 }) {
+ * tenant ids to shards, `adjust` rewrites the copy of wrangler.toml (a test's own queue
+ * settings). `GET /__scheduled` runs the cron trigger (`--test-scheduled`). */
+export async function startWorker(vars = {}, tenants = { 'edge-a': 0, 'edge-b': 1 }, adjust = (toml) => toml) {
   const persist = mkdtempSync(join(tmpdir(), 'crm-worker-'));
   // A copy of wrangler.toml without [build] (the worker is built beforehand), with absolute paths.
   const config = join(persist, 'wrangler.toml');
@@ -107,7 +108,7 @@ export async function startWorker(vars = {}, tenants = { 'edge-a': 0, 'edge-b': 
     .replace('main = "crates/worker/build/index.js"', `main = "${join(root, 'crates/worker/build/index.js')}"`)
     .replaceAll('migrations_dir = "migrations"', `migrations_dir = "${join(root, 'migrations')}"`)
     .replace('directory = "www"', `directory = "${join(root, 'www')}"`);
-  writeFileSync(config, toml);
+  writeFileSync(config, adjust(toml));
   // Every shard gets every migration (as `cargo xtask d1-migrate` does remotely).
   for (const db of shardDatabases(toml)) {
     wrangler(['d1', 'migrations', 'apply', db, '--local', '--persist-to', persist, '--config', config]);

@@ -12,26 +12,33 @@ use crm_core::limits::MAX_BATCH;
 use crm_core::wallet::{Grant, GrantStatus, Wallet};
 use crm_core::{Credits, Outcome, Timestamp};
 
-/// D1's bound-parameter limit per statement.
-const D1_MAX_PARAMS: usize = 100;
-/// D1's statement length limit (bytes of SQL text).
-const D1_MAX_SQL_BYTES: usize = 100_000;
-
 fn within(what: &str, statements: &[Statement]) {
     assert!(!statements.is_empty(), "{what}: no statement");
     for st in statements {
-        assert!(
-            st.params.len() <= D1_MAX_PARAMS,
-            "{what}: {} parameters in {}",
-            st.params.len(),
-            &st.sql[..st.sql.len().min(120)]
-        );
-        assert!(
-            st.sql.len() <= D1_MAX_SQL_BYTES,
-            "{what}: {} bytes of SQL",
-            st.sql.len()
-        );
+        if let Some(why) = Dialect::D1.refuses(st) {
+            panic!("{what}: {why} in {}", &st.sql[..st.sql.len().min(120)]);
+        }
     }
+}
+
+#[test]
+fn statements_past_d1s_limits_are_named() {
+    let d = Dialect::D1;
+    let params = |n: usize| vec![crate::sql::Value::Int(Some(1)); n];
+    assert_eq!(d.refuses(&d.stmt("SELECT 1", params(100))), None);
+    assert!(
+        d.refuses(&d.stmt("SELECT 1", params(101)))
+            .is_some_and(|w| w.contains("101 bound parameters"))
+    );
+    let long = format!("SELECT '{}'", "x".repeat(100_000));
+    assert!(
+        d.refuses(&d.stmt(&long, Vec::new()))
+            .is_some_and(|w| w.contains("bytes of SQL"))
+    );
+    assert_eq!(
+        Dialect::Sqlite.refuses(&d.stmt("SELECT 1", params(101))),
+        None
+    );
 }
 
 #[test]

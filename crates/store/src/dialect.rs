@@ -105,6 +105,36 @@ impl Dialect {
             Dialect::Postgres => 65_535,
         }
     }
+
+    /// The longest SQL text one statement may have: D1 refuses past 100 KB; SQLite's
+    /// and PostgreSQL's limits are far beyond anything rendered here.
+    pub fn max_sql_bytes(self) -> usize {
+        match self {
+            Dialect::D1 => 100_000,
+            Dialect::Sqlite | Dialect::Postgres => 1_000_000_000,
+        }
+    }
+
+    /// Why the database would refuse `st` for its size, if it would. The edge's driver
+    /// checks every statement, because `wrangler dev`'s SQLite enforces neither limit
+    /// and a statement past them would first fail in production.
+    pub fn refuses(self, st: &crate::sql::Statement) -> Option<String> {
+        if st.params.len() > self.max_params() {
+            return Some(format!(
+                "{} bound parameters (at most {})",
+                st.params.len(),
+                self.max_params()
+            ));
+        }
+        if st.sql.len() > self.max_sql_bytes() {
+            return Some(format!(
+                "{} bytes of SQL (at most {})",
+                st.sql.len(),
+                self.max_sql_bytes()
+            ));
+        }
+        None
+    }
 }
 
 #[cfg(test)]

@@ -60,6 +60,12 @@ fn bind_value(v: &Value) -> JsValue {
 }
 
 fn prepare(db: &D1Database, st: &Statement) -> ApiResult<D1PreparedStatement> {
+    // D1's per-statement limits, enforced here too: `wrangler dev` does not.
+    if let Some(why) = DIALECT.refuses(st) {
+        return Err(Failure::internal(format!(
+            "D1 would refuse a statement: {why}"
+        )));
+    }
     let binds: Vec<JsValue> = st.params.iter().map(bind_value).collect();
     db.prepare(&st.sql).bind(&binds).map_err(Failure::storage)
 }
