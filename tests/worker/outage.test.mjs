@@ -1,10 +1,12 @@
-// Issue 25.1: nothing acknowledged is lost when D1 fails for longer than the queue's
-// retry budget. A table only the consumer's writes touch is made to fail for real
-// (`report_rollups`, renamed under the running worker; ingest still reads and
-// reserves, so it acknowledges); every write of the consumer then fails, its messages come back
-// with growing delays until their retries are spent (2 here instead of 30), Queues
-// moves them to the dead-letter queue, whose consumer parks them in D1; once D1 is
-// back, a re-drive writes every acknowledged activity, in one chain.
+// The queues' worst cases at the edge, made to happen. Issue 25.1: nothing
+// acknowledged is lost when D1 fails for longer than the queue's retry budget. A table
+// only the consumer's writes touch is made to fail for real (`report_rollups`, renamed
+// under the running worker; ingest still reads and reserves, so it acknowledges);
+// every write of the consumer then fails, its messages come back with growing delays
+// until their retries are spent (2 here instead of 30), Queues moves them to the
+// dead-letter queue, whose consumer parks them in D1; once D1 is back, a re-drive
+// writes every acknowledged activity, in one chain. Issue 25.10: deliveries twice,
+// reversed and late (the `/v1/testing/deliveries` hook).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startWorker, call as callAt, until, d1 } from './harness.mjs';
@@ -55,4 +57,28 @@ test('an outage past the retry budget parks acknowledged activities; a re-drive 
   assert.equal(verified.ok, true, JSON.stringify(verified));
   assert.equal(verified.verified, sent.length);
   assert.deepEqual((await call('GET', '/v1/dead-letters', a.admin))[1].deadLetters, []);
+});
+
+// Issue 25.10: Queues delivers at least once and in any order. The same packet twice,
+// packets in reverse order and late copies (test hook) are written once each, in one
+// unbroken chain, charged once.
+test('packets delivered twice, reversed and late are written once each, in one chain', async () => {
+  const b = keys['edge-b'];
+  const packet = (p, n) => Array.from({ length: n }, (_, i) => ({ id: `dup-${p}-${i}`, userId: 'user-123', operation: 'crm.leads.read' }));
+  const [s, sent] = await call('POST', '/v1/testing/deliveries', b.admin, {
+    packets: [packet(0, 3), packet(1, 2), packet(2, 4)],
+    sends: [{ packet: 2 }, { packet: 1 }, { packet: 0 }, { packet: 2 }, { packet: 0, delaySeconds: 8 }, { packet: 1, delaySeconds: 8 }],
+  });
+  assert.equal(s, 202, JSON.stringify(sent));
+  const listed = async () => (await call('GET', '/v1/activities?limit=500', b.read))[1].activities;
+  await until('all nine written', async () => (await listed()).length === 9, 60_000);
+  // The late copies arrive after 8 s and the batch window: replays, nothing more.
+  await new Promise((r) => setTimeout(r, 16_000));
+  const rows = await listed();
+  assert.equal(new Set(rows.map((r) => r.id)).size, 9);
+  assert.deepEqual(rows.map((r) => r.seq).sort((x, y) => x - y), [1, 2, 3, 4, 5, 6, 7, 8, 9]);
+  const [, verified] = await call('GET', '/v1/audit/verify', b.read);
+  assert.deepEqual([verified.ok, verified.verified], [true, 9], JSON.stringify(verified));
+  const [, balance] = await call('GET', '/v1/credits/balance', b.read);
+  assert.equal(balance.balance, '99995.5000', 'nine reads at 0.5, each charged once');
 });

@@ -12,6 +12,7 @@ mod capacity;
 mod consumer;
 mod d1;
 mod dead_letters;
+mod delivery_hook;
 mod http;
 mod ingest;
 mod message;
@@ -68,6 +69,9 @@ async fn dispatch(req: &mut Request, env: &Env) -> std::result::Result<Reply, Fa
             ("POST", "/v1/conformance") => return Ok(json(reads::conformance(req).await?)),
             ("POST", "/v1/testing/dead-letters") => {
                 return Ok(json(dead_letters::inject(req, env).await?));
+            }
+            ("POST", "/v1/testing/deliveries") => {
+                return Ok(json(delivery_hook::deliver(req, env).await?));
             }
             _ => {}
         }

@@ -18,8 +18,14 @@ pub fn encode<T: Serialize>(body: &T) -> ApiResult<String> {
 
 /// A message carrying `text` as is.
 pub fn text(text: String) -> SendMessage<String> {
+    delayed(text, 0)
+}
+
+/// A message carrying `text`, delivered no sooner than `seconds` from now.
+pub fn delayed(text: String, seconds: u32) -> SendMessage<String> {
     MessageBuilder::new(text)
         .content_type(QueueContentType::Text)
+        .delay_seconds(seconds)
         .build()
 }
 
