@@ -348,6 +348,15 @@ pub fn decode_delivery(row: &Row) -> StoreResult<Delivery> {
     })
 }
 
+/// Whether any delivery is due at `now`: a read, so a dispatcher with nothing to send
+/// takes no write lock (crm-host asks it every round).
+pub fn any_due(d: Dialect, now: i64) -> Statement {
+    d.stmt(
+        "SELECT 1 FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= ?1 LIMIT 1",
+        vec![now.into()],
+    )
+}
+
 /// Takes up to [`CLAIM_BATCH`] deliveries due at `now` (of every tenant in this
 /// database) for one attempt each: their next attempt moves to the lease's end, so
 /// another dispatcher's claim skips them, and the claimed rows come back (RETURNING:
