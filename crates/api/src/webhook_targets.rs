@@ -106,6 +106,24 @@ impl TargetPolicy {
     }
 }
 
+/// What one delivery attempt is sent to and signed with: its endpoint's URL (checked
+/// again, as the rules may have changed since it was registered) and secret — or the
+/// outcome to record instead of sending (the endpoint is gone, the URL is refused, the
+/// stored secret is unreadable). Both runtimes decide an attempt by this.
+pub fn attempt_target(
+    policy: &TargetPolicy,
+    endpoint: Option<&crm_store::webhooks::StoredEndpoint>,
+) -> Result<(Url, crm_core::webhook_signature::SigningSecret), crm_store::webhooks::Outcome> {
+    use crm_store::webhooks::Outcome;
+    let endpoint = endpoint.ok_or_else(|| Outcome::Abandoned("the endpoint was removed".into()))?;
+    let url = policy
+        .check(&endpoint.url)
+        .map_err(|e| Outcome::Failed(e.message))?;
+    let secret = crm_core::webhook_signature::SigningSecret::parse(&endpoint.secret)
+        .map_err(|e| Outcome::Abandoned(format!("the stored secret: {}", e.message)))?;
+    Ok((url, secret))
+}
+
 /// Whether an address is on the public internet: not loopback, private, link-local
 /// (cloud metadata lives there), shared (CGNAT), unspecified, multicast, broadcast,
 /// documentation, benchmarking or reserved; IPv6 forms that embed an IPv4 address are
@@ -221,6 +239,42 @@ mod tests {
         }
         let long = format!("https://example.com/{}", "a".repeat(MAX_URL_CHARS));
         assert!(p.check(&long).is_err());
+    }
+
+    #[test]
+    fn an_attempt_goes_to_a_live_endpoint_with_an_allowed_url_and_a_readable_secret() {
+        use crm_store::webhooks::{Outcome, StoredEndpoint};
+        let p = TargetPolicy::default();
+        let endpoint = |url: &str, secret: &str| StoredEndpoint {
+            id: "wh_1".into(),
+            url: url.into(),
+            event_types: vec![],
+            description: None,
+            secret: secret.into(),
+            created_at: 0,
+        };
+        let good = endpoint(
+            "https://hooks.example.com/a",
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        );
+        assert!(attempt_target(&p, Some(&good)).is_ok());
+        assert!(matches!(
+            attempt_target(&p, None),
+            Err(Outcome::Abandoned(_))
+        ));
+        let inward = endpoint(
+            "https://10.0.0.1/a",
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        );
+        assert!(matches!(
+            attempt_target(&p, Some(&inward)),
+            Err(Outcome::Failed(_))
+        ));
+        let unreadable = endpoint("https://hooks.example.com/a", "nope");
+        assert!(matches!(
+            attempt_target(&p, Some(&unreadable)),
+            Err(Outcome::Abandoned(_))
+        ));
     }
 
     #[test]

@@ -9,11 +9,10 @@
 //! tenant (at most [`MAX_FAN_IN_TENANTS`]) two reads and one batch; one claim, and per
 //! claimed delivery one read, one fetch and one write.
 
-use crm_api::webhook_targets::TargetPolicy;
+use crm_api::webhook_targets::{TargetPolicy, attempt_target};
 use crm_api::webhooks::{
     DeliveryPage, NewWebhookAnswer, NewWebhookRequest, WebhookDelivery, WebhookList,
 };
-use crm_core::webhook_signature::SigningSecret;
 use crm_store::keys::KeyScope;
 use crm_store::webhooks::{self, Delivery, Outcome};
 use crm_store::{alerts, outbox};
@@ -184,18 +183,13 @@ async fn attempt(db: &Db, policy: &TargetPolicy, delivery: &Delivery) -> Outcome
     )
     .await;
     let endpoint = match found.map(|r| r.map(|r| webhooks::decode_endpoint(&r)).transpose()) {
-        Ok(Ok(Some(e))) => e,
-        Ok(Ok(None)) => return Outcome::Abandoned("the endpoint was removed".into()),
+        Ok(Ok(e)) => e,
         Ok(Err(e)) => return Outcome::Failed(format!("reading the endpoint: {e}")),
         Err(e) => return Outcome::Failed(format!("reading the endpoint: {}", e.message())),
     };
-    let url = match policy.check(&endpoint.url) {
-        Ok(u) => u,
-        Err(e) => return Outcome::Failed(e.message),
-    };
-    let secret = match SigningSecret::parse(&endpoint.secret) {
-        Ok(s) => s,
-        Err(e) => return Outcome::Abandoned(format!("the stored secret: {}", e.message)),
+    let (url, secret) = match attempt_target(policy, endpoint.as_ref()) {
+        Ok(target) => target,
+        Err(outcome) => return outcome,
     };
     match crate::outgoing::post(
         url.as_str(),

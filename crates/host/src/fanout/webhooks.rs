@@ -14,8 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use crm_api::webhook_targets::TargetPolicy;
-use crm_core::webhook_signature::SigningSecret;
+use crm_api::webhook_targets::{TargetPolicy, attempt_target};
 use crm_store::webhooks::{self, Delivery, Outcome};
 use crm_store::{alerts, outbox};
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
@@ -188,17 +187,12 @@ impl Dispatcher {
             })
             .await;
         let endpoint = match endpoint {
-            Ok(Some(e)) => e,
-            Ok(None) => return Outcome::Abandoned("the endpoint was removed".into()),
+            Ok(e) => e,
             Err(e) => return Outcome::Failed(format!("reading the endpoint: {e}")),
         };
-        let url = match self.targets.check(&endpoint.url) {
-            Ok(u) => u,
-            Err(e) => return Outcome::Failed(e.message),
-        };
-        let secret = match SigningSecret::parse(&endpoint.secret) {
-            Ok(s) => s,
-            Err(e) => return Outcome::Abandoned(format!("the stored secret: {}", e.message)),
+        let (url, secret) = match attempt_target(&self.targets, endpoint.as_ref()) {
+            Ok(target) => target,
+            Err(outcome) => return outcome,
         };
         let body = delivery.payload.clone().into_bytes();
         let mut req = self
