@@ -12,8 +12,9 @@ use schemars::transform::RecursiveTransform;
 use serde_json::{Map, Value, json};
 
 use crate::{
-    access, checkpoint, credits, dashboards, edge, ingest, leads, listing, operations, permissions,
-    provisioning, reports, requests, status, versioned, viewer_tokens, wallet, webhooks,
+    access, checkpoint, credits, dashboards, edge, erasure, ingest, leads, listing, operations,
+    permissions, provisioning, reports, requests, status, versioned, viewer_tokens, wallet,
+    webhooks,
 };
 
 /// What credential an endpoint needs.
@@ -903,6 +904,17 @@ pub const ENDPOINTS: &[Endpoint] = &[
             "POST",
             "/v1/webhooks/{id}/deliveries/{deliveryId}/resend",
             "Send a delivery again (delivered or failed ones too), with a fresh retry schedule and the same `webhook-id`, so a receiver that kept it deduplicates.",
+            ADMIN,
+        )
+    },
+    Endpoint {
+        ok: &[(200, Some(schema::<erasure::ErasureAnswer>))],
+        ..ep(
+            "eraseSubject",
+            "subjects",
+            "POST",
+            "/v1/subjects/{userId}/erase",
+            "Erase a subject (GDPR art. 17) by crypto-shredding: destroy the keys its records' personal fields (name, email, title, IP address, user agent, location, the policy's `personalKeys` metadata) are sealed with. Every record of the subject then reads `[erased]` everywhere — listings, export, fan-out, archives — while `GET /v1/audit/verify` still passes over the whole chain; the erasure is itself a record (`subject.erase`: who asked, when, which subject). IP addresses and locations are also removed from the search columns and the report rollups (counts move to `[erased]`). The user must no longer be in the directory (409). `complete: false` says the scrub stopped at this request's budget: send it again to continue.",
             ADMIN,
         )
     },

@@ -24,6 +24,7 @@ pub mod credits;
 pub mod dashboards;
 pub mod edge;
 pub mod endpoints;
+pub mod erasure;
 pub mod error;
 pub mod ingest;
 pub mod leads;

@@ -213,6 +213,10 @@ pub struct Activity {
     /// provenance: an auditor can replay why it was allowed or refused).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub directory_version: Option<u64>,
+    /// The personal fields sealed under the subject's key (crypto-shredding): absent
+    /// on records written before sealing and on records with nothing personal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub personal: Option<crate::personal::Personal>,
     pub prev_hash: String,
     pub hash: String,
 }

@@ -55,9 +55,11 @@ fn to_value<T: Serialize>(item: &T) -> Value {
     serde_json::to_value(item).expect("activities always serialize")
 }
 
-/// Hash of an activity given its `prev_hash` (already set on it).
+/// Hash of an activity given its `prev_hash` (already set on it): of its stored form,
+/// so a record hashes alike whether read open, erased or as stored
+/// (`crate::personal`).
 pub fn compute_hash(activity: &Activity) -> String {
-    let mut value = to_value(activity);
+    let mut value = to_value(&*crate::personal::stored_form(activity));
     if let Value::Object(map) = &mut value {
         map.remove("hash");
     }

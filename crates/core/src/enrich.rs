@@ -275,6 +275,7 @@ pub fn assemble(
             authentication_method: e.authentication_method,
         },
         directory_version,
+        personal: None,
         prev_hash: String::new(),
         hash: String::new(),
     }

@@ -21,6 +21,7 @@ pub mod limits;
 pub mod metadata;
 pub mod names;
 pub mod permission;
+pub mod personal;
 pub mod pricing;
 pub mod query;
 pub mod report;

@@ -21,6 +21,11 @@ pub struct TenantPolicy {
     /// `"[REDACTED]"` before anything is stored.
     #[serde(default)]
     pub redact_keys: Vec<String>,
+    /// Top-level metadata keys (case-insensitive) whose values are personal: sealed
+    /// under the subject's key with the user's name and the connection's details, and
+    /// erased with them (`POST /v1/subjects/{userId}/erase`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub personal_keys: Vec<String>,
     /// Days activities are kept; older ones are deleted in chain order (the chain stays
     /// verifiable from the last deleted record). Absent: kept forever.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -45,6 +50,15 @@ impl TenantPolicy {
         }
         for key in &self.redact_keys {
             validate_label("redactKeys", key)?;
+        }
+        if self.personal_keys.len() > MAX_REDACTED_KEYS {
+            return Err(CoreError::too_large(
+                "personalKeys",
+                format!("at most {MAX_REDACTED_KEYS} keys"),
+            ));
+        }
+        for key in &self.personal_keys {
+            validate_label("personalKeys", key)?;
         }
         if self
             .retention_days

@@ -11,16 +11,19 @@ use crate::sql::{Row, Statement, Value, seq};
 /// Columns of an activity row, in insert order.
 const COLUMNS: &str = "tenant_id, id, seq, occurred_at, received_at, user_id, department_id,
      department_path, operation, outcome, entity_type, entity_id, credits_units, session_id,
-     ip_address, location, auth_method, input_hash, prev_hash, hash, body";
-const COLUMN_COUNT: usize = 21;
+     ip_address, location, auth_method, input_hash, prev_hash, hash, body, key_id";
+const COLUMN_COUNT: usize = 22;
 
 /// Rows per multi-row insert at most: one round trip for a typical batch, statement
 /// text of a few tens of KB.
 const MAX_ROWS_PER_INSERT: usize = 500;
 
-/// The values of one activity row, in [`COLUMNS`] order.
+/// The values of one activity row, in [`COLUMNS`] order: the body in its stored form
+/// (personal fields sealed); IP address and location also in the clear, in their own
+/// columns, as the search index an erasure scrubs.
 fn row_values(a: &Activity, input_hash: &str, received_at: i64) -> StoreResult<Vec<Value>> {
-    let body = serde_json::to_string(a).map_err(|e| StoreError::decode(e.to_string()))?;
+    let body = serde_json::to_string(&*crm_core::personal::stored_form(a))
+        .map_err(|e| StoreError::decode(e.to_string()))?;
     let h = &a.user_context.hierarchy;
     Ok(vec![
         a.tenant_id.as_str().into(),
@@ -44,6 +47,7 @@ fn row_values(a: &Activity, input_hash: &str, received_at: i64) -> StoreResult<V
         a.prev_hash.as_str().into(),
         a.hash.as_str().into(),
         body.into(),
+        a.personal.as_ref().map(|p| p.key_id.as_str()).into(),
     ])
 }
 
@@ -316,12 +320,26 @@ pub fn listing_clause(d: Dialect, tenant_id: &str, f: &Filter) -> Clause {
 }
 
 /// One activity record by id, with what decides who may see it (its user and the
-/// department path it was recorded under).
+/// department path it was recorded under) and its key material ([`decode_by_id`]).
 pub fn by_id(d: Dialect, tenant_id: &str, id: &str) -> Statement {
     d.stmt(
-        "SELECT body, user_id, department_path FROM activities WHERE tenant_id = ?1 AND id = ?2",
+        &format!(
+            "SELECT body, user_id, department_path, {} FROM activities
+             WHERE tenant_id = ?1 AND id = ?2",
+            crate::subject_keys::KEY_MATERIAL
+        ),
         vec![tenant_id.into(), id.into()],
     )
+}
+
+/// A [`by_id`] row: the record as a reader sees it (opened or erased), its user and
+/// department path.
+pub fn decode_by_id(row: &Row) -> StoreResult<(String, String, String)> {
+    Ok((
+        crate::subject_keys::open_body(row.string(0)?, row.opt_text(3)?)?,
+        row.string(1)?,
+        row.string(2)?,
+    ))
 }
 
 /// Windows up to this long read a department subtree's raw rows through the time

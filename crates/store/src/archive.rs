@@ -13,6 +13,8 @@
 //! store and the statements that record the segment and delete its rows — run them
 //! only after the object is stored, so a record is never in neither place.
 
+use std::collections::HashMap;
+
 use crm_core::duration::DAY_MS;
 use crm_core::{Activity, CoreError, Timestamp};
 use serde::Serialize;
@@ -20,7 +22,7 @@ use serde::Serialize;
 use crate::activities::Filter;
 use crate::dialect::Dialect;
 use crate::error::{StoreError, StoreResult};
-use crate::sql::{Row, Statement, seq};
+use crate::sql::{Row, Statement, Value, seq};
 
 /// Records per segment at most: a segment is built in memory before it is stored (an
 /// edge isolate has 128 MB), ~15 MB at ~1.5 KB per record.
@@ -103,12 +105,10 @@ pub fn decode_segment(row: &Row) -> StoreResult<Segment> {
     })
 }
 
-/// A record read back from a segment object: the record and its line, byte for byte
-/// as it was hashed and stored.
+/// A record read back from a segment object, in its stored form.
 #[derive(Debug, Clone)]
 pub struct Archived {
     pub activity: Activity,
-    pub line: String,
 }
 
 /// The records of a stored segment object, after checking them against the segment's
@@ -125,10 +125,7 @@ pub fn read_object(segment: &Segment, text: &str) -> Result<Vec<Archived>, Strin
         .filter(|l| !l.is_empty())
         .map(|l| {
             serde_json::from_str::<Activity>(l)
-                .map(|activity| Archived {
-                    activity,
-                    line: l.to_owned(),
-                })
+                .map(|activity| Archived { activity })
                 .map_err(|_| mismatch("a line is not a record"))
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -154,14 +151,42 @@ pub fn read_object(segment: &Segment, text: &str) -> Result<Vec<Archived>, Strin
     Ok(records)
 }
 
-/// Export rows (`seq, body`, as `export::chunk` selects) of the archived records that
-/// pass `filter`.
-pub fn export_rows(records: &[Archived], filter: &Filter) -> Vec<Row> {
-    records
-        .iter()
-        .filter(|r| filter.matches(&r.activity))
-        .map(|r| Row(vec![seq(r.activity.seq), r.line.as_str().into()]))
-        .collect()
+/// Export rows (`seq, body, key material`, as `export::chunk` selects) of the
+/// archived records that pass `filter`, each opened with its subject's key
+/// (`materials`, by key id: `subject_keys::by_ids` of [`Archived::key_ids`]) or erased.
+pub fn export_rows(
+    records: &[Archived],
+    filter: &Filter,
+    materials: &HashMap<String, String>,
+) -> StoreResult<Vec<Row>> {
+    let mut out = Vec::new();
+    for r in records {
+        let mut a = r.activity.clone();
+        let material = a
+            .personal
+            .as_ref()
+            .and_then(|p| materials.get(&p.key_id))
+            .map(String::as_str);
+        crate::subject_keys::open(&mut a, material);
+        if filter.matches(&a) {
+            let line = serde_json::to_string(&a).map_err(StoreError::corrupt)?;
+            out.push(Row(vec![seq(a.seq), line.into(), Value::Text(None)]));
+        }
+    }
+    Ok(out)
+}
+
+impl Archived {
+    /// The subject keys `records` are sealed under.
+    pub fn key_ids(records: &[Archived]) -> Vec<&str> {
+        let mut ids: Vec<&str> = records
+            .iter()
+            .filter_map(|r| r.activity.personal.as_ref().map(|p| p.key_id.as_str()))
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
 }
 
 /// A segment ready to be stored: the object, then the statements.
@@ -483,7 +508,6 @@ mod tests {
             .iter()
             .map(|a| Archived {
                 activity: a.clone(),
-                line: serde_json::to_string(a).expect("serialises"),
             })
             .collect();
         let all = Filter {
@@ -491,12 +515,17 @@ mod tests {
             to: i64::MAX,
             ..Filter::default()
         };
-        assert_eq!(export_rows(&archived, &all).len(), 6);
+        assert_eq!(
+            export_rows(&archived, &all, &HashMap::new())
+                .expect("rows")
+                .len(),
+            6
+        );
         let one_user = Filter {
             user_id: Some("user-200".into()),
             ..all.clone()
         };
-        let rows = export_rows(&archived, &one_user);
+        let rows = export_rows(&archived, &one_user, &HashMap::new()).expect("rows");
         assert_eq!(rows.len(), 2);
         assert_eq!(rows[0].uint(0).expect("seq"), 2);
         let path = records[0].user_context.hierarchy.department_path.clone();
@@ -508,11 +537,20 @@ mod tests {
             .iter()
             .filter(|a| a.user_context.hierarchy.department_path.starts_with(&path))
             .count();
-        assert_eq!(export_rows(&archived, &subtree).len(), expected);
+        assert_eq!(
+            export_rows(&archived, &subtree, &HashMap::new())
+                .expect("rows")
+                .len(),
+            expected
+        );
         let later = Filter {
             from: now.millis() + 1,
             ..all
         };
-        assert!(export_rows(&archived, &later).is_empty());
+        assert!(
+            export_rows(&archived, &later, &HashMap::new())
+                .expect("rows")
+                .is_empty()
+        );
     }
 }

@@ -79,6 +79,16 @@ fn a_full_batch_writes_within_d1_statement_limits() {
         balance: Credits::from_units(wallet.balance()).expect("in range"),
         ..head
     };
+    // No subject has a key yet: the write creates them.
+    let subjects = crate::subject_keys::subjects(&sealed, &[]);
+    let key_reads = crate::subject_keys::for_subjects(d, "t", &subjects);
+    let subject_count = subjects.len();
+    within("subject_keys::for_subjects", &key_reads);
+    let mut sealing = crate::subject_keys::Sealing::from_rows(&[], &[]).expect("no rows");
+    let random: Vec<u8> = (0..sealing.random_needed(&sealed))
+        .map(|i| i as u8)
+        .collect();
+    sealing.supply(&sealed, &random).expect("fits");
     let (_, statements) = ingest::seal_and_write(
         d,
         "t",
@@ -86,6 +96,7 @@ fn a_full_batch_writes_within_d1_statement_limits() {
             head: &head,
             wallet: &mut wallet,
             rules: &[],
+            sealing: &mut sealing,
         },
         &mut sealed,
         &arrivals,
@@ -103,6 +114,11 @@ fn a_full_batch_writes_within_d1_statement_limits() {
         balance: Credits::from_units(one.balance()).expect("in range"),
         ..head.clone()
     };
+    let mut none_new = crate::subject_keys::Sealing::from_rows(&[], &[]).expect("no rows");
+    let random: Vec<u8> = (0..none_new.random_needed(&again))
+        .map(|i| i as u8)
+        .collect();
+    none_new.supply(&again, &random).expect("fits");
     let (_, baseline) = ingest::seal_and_write(
         d,
         "t",
@@ -110,6 +126,7 @@ fn a_full_batch_writes_within_d1_statement_limits() {
             head: &one_head,
             wallet: &mut one,
             rules: &[],
+            sealing: &mut none_new,
         },
         &mut again,
         &arrivals,
@@ -119,14 +136,16 @@ fn a_full_batch_writes_within_d1_statement_limits() {
     let ids: Vec<&str> = sealed.iter().map(|a| a.id.as_str()).collect();
     let queries = activities::lookup(d, "t", &ids).len()
         + 2
+        + key_reads.len()
         + statements.len()
         + queued::release(d, "t", &ids, now.millis()).len();
     assert!(
         queries <= ingest::MAX_WRITE_QUERIES,
         "{queries} queries for one full write"
     );
+    let key_inserts = subject_count.div_ceil(d.max_params() / 5);
     assert!(
-        statements.len() <= baseline.len() + 2 * crate::grants::MAX_OPEN_GRANTS,
+        statements.len() <= baseline.len() + 2 * crate::grants::MAX_OPEN_GRANTS + key_inserts,
         "{} statements, {} without the wallet",
         statements.len(),
         baseline.len()
@@ -150,6 +169,33 @@ fn a_full_batch_writes_within_d1_statement_limits() {
     within(
         "queued::release",
         &queued::release(d, "t", &ids, now.millis()),
+    );
+}
+
+#[test]
+fn keys_for_a_full_batch_of_new_subjects_fit_d1s_limits() {
+    let d = Dialect::D1;
+    let now = Timestamp::from_millis(1_800_000_000_000).expect("valid");
+    let mut batch = testing::chain(MAX_BATCH, now);
+    for (i, a) in batch.iter_mut().enumerate() {
+        a.user_id = format!("subject-{i}");
+    }
+    let subjects = crate::subject_keys::subjects(&batch, &[]);
+    assert_eq!(subjects.len(), MAX_BATCH);
+    let reads = crate::subject_keys::for_subjects(d, "t", &subjects);
+    within("subject_keys::for_subjects", &reads);
+    let mut sealing = crate::subject_keys::Sealing::from_rows(&[], &[]).expect("no rows");
+    let random: Vec<u8> = (0..sealing.random_needed(&batch))
+        .map(|i| i as u8)
+        .collect();
+    sealing.supply(&batch, &random).expect("fits");
+    let inserts = sealing.inserts(d, "t", now);
+    within("Sealing::inserts", &inserts);
+    // A tenth of an invocation's 1,000 queries at most, for the worst case.
+    assert!(
+        reads.len() + inserts.len() <= 100,
+        "{} key statements",
+        reads.len() + inserts.len()
     );
 }
 

@@ -13,8 +13,8 @@ use crate::sql::{Row, Statement, seq};
 /// Records per export read: big enough to amortise the query, small enough to stream.
 pub const CHUNK: usize = 1_000;
 
-/// An export's format: NDJSON (the records exactly as hashed, so an auditor can verify
-/// them offline) or CSV (the main columns).
+/// An export's format: NDJSON (the records as hashed, personal fields opened or erased
+/// — any of the forms hashes alike — so an auditor can verify them offline) or CSV (the main columns).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     Ndjson,
@@ -140,7 +140,8 @@ pub fn chunk(d: Dialect, tenant_id: &str, f: &Filter, after_seq: u64, limit: usi
     c.push("seq >", seq(after_seq));
     d.stmt(
         &format!(
-            "SELECT seq, body FROM activities WHERE {} ORDER BY seq LIMIT {limit}",
+            "SELECT seq, body, {} FROM activities WHERE {} ORDER BY seq LIMIT {limit}",
+            crate::subject_keys::KEY_MATERIAL,
             c.sql
         ),
         c.params,
@@ -159,8 +160,9 @@ const AUDIT_COLUMNS: &str =
 pub fn audit_chunk(d: Dialect, tenant_id: &str, after_seq: u64, limit: usize) -> Statement {
     d.stmt(
         &format!(
-            "SELECT {AUDIT_COLUMNS}, {} FROM activities WHERE tenant_id = ?1 AND seq > ?2 ORDER BY seq LIMIT {limit}",
-            d.money("credits_units")
+            "SELECT {AUDIT_COLUMNS}, {}, key_id, {} FROM activities WHERE tenant_id = ?1 AND seq > ?2 ORDER BY seq LIMIT {limit}",
+            d.money("credits_units"),
+            crate::subject_keys::KEY_MATERIAL
         ),
         vec![tenant_id.into(), seq(after_seq)],
     )
@@ -201,10 +203,10 @@ pub fn decode_audited(row: &Row) -> StoreResult<(u64, Result<Activity, String>)>
         && a.entity_type.as_deref() == row.opt_text(12)?
         && a.entity_id.as_deref() == row.opt_text(13)?
         && a.session_id.as_deref() == row.opt_text(14)?
-        && a.compliance.ip_address.as_deref() == row.opt_text(15)?
-        && a.compliance.location.as_deref() == row.opt_text(16)?
+        && searchable_agree(&a, row.opt_text(20)?, row.opt_text(15)?, row.opt_text(16)?)
         && a.compliance.authentication_method.as_deref() == row.opt_text(17)?
-        && a.credits.units() == row.int(18)?;
+        && a.credits.units() == row.int(18)?
+        && a.personal.as_ref().map(|p| p.key_id.as_str()) == row.opt_text(19)?;
     if columns_agree {
         Ok((seq_col, Ok(a)))
     } else {
@@ -213,6 +215,30 @@ pub fn decode_audited(row: &Row) -> StoreResult<(u64, Result<Activity, String>)>
             Err("the row's columns do not match its hashed record (altered)".to_owned()),
         ))
     }
+}
+
+/// Whether the IP address and location columns agree with the record. A sealed
+/// record holds them encrypted: they are compared with what its key (`material`)
+/// opens; once the key is destroyed the columns are the erasure's to scrub.
+fn searchable_agree(
+    a: &Activity,
+    material: Option<&str>,
+    ip: Option<&str>,
+    location: Option<&str>,
+) -> bool {
+    if a.personal.is_none() {
+        return a.compliance.ip_address.as_deref() == ip
+            && a.compliance.location.as_deref() == location;
+    }
+    let mut opened = a.clone();
+    crate::subject_keys::open(&mut opened, material);
+    let erased = opened
+        .personal
+        .as_ref()
+        .is_some_and(|p| p.state == Some(crm_core::personal::PersonalState::Erased));
+    erased
+        || (opened.compliance.ip_address.as_deref() == ip
+            && opened.compliance.location.as_deref() == location)
 }
 
 /// Where a tenant's chain starts (the retention anchor) and ends (the head).
@@ -251,9 +277,12 @@ pub fn decode_bounds(row: &Row) -> StoreResult<Bounds> {
     })
 }
 
-/// The seq and record of an exported row.
+/// The seq and record of an exported row, as readers see it (opened or erased).
 pub fn decode_chunk_row(row: &Row) -> StoreResult<(u64, String)> {
-    Ok((row.uint(0)?, row.string(1)?))
+    Ok((
+        row.uint(0)?,
+        crate::subject_keys::open_body(row.string(1)?, row.opt_text(2)?)?,
+    ))
 }
 
 #[cfg(test)]

@@ -128,6 +128,8 @@ pub struct Account<'a> {
     pub head: &'a Head,
     pub wallet: &'a mut Wallet,
     pub rules: &'a [AlertRule],
+    /// The keys of the write's subjects (`crate::subject_keys`).
+    pub sealing: &'a mut crate::subject_keys::Sealing,
 }
 
 pub fn seal_and_write(
@@ -141,6 +143,7 @@ pub fn seal_and_write(
         head: before,
         wallet,
         rules,
+        sealing,
     } = account;
     if fresh.is_empty() {
         return Ok((before.balance, Vec::new()));
@@ -158,6 +161,8 @@ pub fn seal_and_write(
         .max()
         .unwrap_or_default();
     let ticked = wallet.tick(received_at)?;
+    // Sealed before they are chained: the hash covers the sealed form.
+    sealing.seal(fresh)?;
     let available = Credits::from_units(wallet.balance())?;
     let balance =
         crm_core::engine::settle_and_seal(available, before.seq + 1, &before.hash, fresh)?;
@@ -165,6 +170,7 @@ pub fn seal_and_write(
     let charged = available.units() - balance.units();
     wallet.spend(charged, received_at)?;
     let mut out = crate::grants::ledger_entries(d, tenant_id, &ticked, "");
+    out.extend(sealing.inserts(d, tenant_id, Timestamp::from_millis(received_at)?));
     out.extend(activities::insert_many(d, fresh, arrivals)?);
     out.extend(rollups::upserts(d, tenant_id, &rollups::fold(fresh)));
     if charged != 0 {

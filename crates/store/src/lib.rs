@@ -21,6 +21,7 @@ mod d1_limits;
 pub mod database_size;
 pub mod dead_letters;
 pub mod dialect;
+pub mod erasure;
 pub mod error;
 pub mod export;
 pub mod feeds;
@@ -43,6 +44,7 @@ pub mod rollup_check;
 pub mod rollups;
 pub mod shards;
 pub mod sql;
+pub mod subject_keys;
 pub mod tenants;
 #[cfg(test)]
 mod testing;

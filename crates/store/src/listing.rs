@@ -132,14 +132,16 @@ pub fn page(
         ));
     }
     let sql = format!(
-        "SELECT body, occurred_at, seq FROM activities WHERE {} ORDER BY occurred_at DESC, seq DESC LIMIT {}",
+        "SELECT body, occurred_at, seq, {} FROM activities WHERE {} ORDER BY occurred_at DESC, seq DESC LIMIT {}",
+        crate::subject_keys::KEY_MATERIAL,
         c.sql,
         limit + 1
     );
     d.stmt(&sql, c.params)
 }
 
-/// A page of activity records, exactly as stored (and hashed).
+/// A page of activity records as readers see them: as stored (and hashed), personal
+/// fields opened with their subject's key or erased.
 #[derive(Debug)]
 pub struct Page {
     pub activities: Vec<Box<RawValue>>,
@@ -150,9 +152,9 @@ pub fn decode_page(rows: &[Row], limit: usize) -> StoreResult<Page> {
     let mut activities = Vec::with_capacity(rows.len().min(limit));
     let mut last = None;
     for row in rows.iter().take(limit) {
-        activities.push(
-            RawValue::from_string(row.string(0)?).map_err(|e| StoreError::decode(e.to_string()))?,
-        );
+        let body = crate::subject_keys::open_body(row.string(0)?, row.opt_text(3)?)?;
+        activities
+            .push(RawValue::from_string(body).map_err(|e| StoreError::decode(e.to_string()))?);
         last = Some(Cursor {
             occurred_at: row.int(1)?,
             seq: row.uint(2)?,

@@ -61,6 +61,10 @@ const SQLITE: &[Migration] = &[
         version: 12,
         sql: include_str!("../../../migrations/0012_database_size.sql"),
     },
+    Migration {
+        version: 13,
+        sql: include_str!("../../../migrations/0013_subject_keys.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -111,6 +115,10 @@ const POSTGRES: &[Migration] = &[
     Migration {
         version: 12,
         sql: include_str!("../../../migrations/postgres/0012_database_size.sql"),
+    },
+    Migration {
+        version: 13,
+        sql: include_str!("../../../migrations/postgres/0013_subject_keys.sql"),
     },
 ];
 

@@ -41,7 +41,8 @@ pub fn decode_pending(row: &Row) -> StoreResult<Pending> {
     })
 }
 
-/// One activity to deliver: its record exactly as stored (and hashed).
+/// One activity to deliver: its record as stored (and hashed), personal fields opened
+/// with the subject's key or erased — a sink never receives what an erasure destroyed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outgoing {
     pub seq: u64,
@@ -54,8 +55,9 @@ pub struct Outgoing {
 pub fn after(d: Dialect, tenant_id: &str, after_seq: u64, limit: usize) -> Statement {
     d.stmt(
         &format!(
-            "SELECT seq, id, received_at, body FROM activities
-             WHERE tenant_id = ?1 AND seq > ?2 ORDER BY seq LIMIT {limit}"
+            "SELECT seq, id, received_at, body, {} FROM activities
+             WHERE tenant_id = ?1 AND seq > ?2 ORDER BY seq LIMIT {limit}",
+            crate::subject_keys::KEY_MATERIAL
         ),
         vec![tenant_id.into(), seq(after_seq)],
     )
@@ -66,7 +68,7 @@ pub fn decode_outgoing(row: &Row) -> StoreResult<Outgoing> {
         seq: row.uint(0)?,
         id: row.string(1)?,
         received_at: row.int(2)?,
-        body: row.string(3)?,
+        body: crate::subject_keys::open_body(row.string(3)?, row.opt_text(4)?)?,
     })
 }
 

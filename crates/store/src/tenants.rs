@@ -74,6 +74,20 @@ pub fn decode_alert_rules(row: &Row) -> StoreResult<Vec<crm_core::alerts::AlertR
     crate::alerts::rules_of_policy(row.text(3)?)
 }
 
+/// The metadata keys marked personal in the policy a [`head`] row carries: what a
+/// write seals besides the user's and the connection's details.
+pub fn decode_personal_keys(row: &Row) -> StoreResult<Vec<String>> {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Personal {
+        #[serde(default)]
+        personal_keys: Vec<String>,
+    }
+    serde_json::from_str::<Personal>(row.text(3)?)
+        .map(|p| p.personal_keys)
+        .map_err(|e| StoreError::decode(format!("stored policy: {e}")))
+}
+
 pub fn decode_head(row: &Row) -> StoreResult<Head> {
     Ok(Head {
         seq: row.uint(0)?,

@@ -339,6 +339,7 @@ async fn change_wallet(
             head,
             loaded,
             rules,
+            ..
         } = store::account(env, tenant).await?;
         let wallet = loaded.wallet.clone();
         let now = now_ms();

@@ -11,6 +11,7 @@ use crm_store::audit::Audit;
 use crm_store::export::{self, CHUNK, Format};
 use crm_store::keys::KeyScope;
 use crm_store::listing::Subject;
+use crm_store::subject_keys;
 use worker::{Env, Response, ResponseBuilder};
 
 use crate::archive;
@@ -71,7 +72,12 @@ pub async fn export(ctx: &mut Ctx, env: &Env) -> ApiResult<Response> {
                 .into_iter()
                 .filter(|r| r.activity.seq > after)
                 .collect();
-            let rows = crm_store::archive::export_rows(&fresh, &filter);
+            let mut keys = Vec::new();
+            for st in subject_keys::by_ids(DIALECT, tenant, &Archived::key_ids(&fresh)) {
+                keys.extend(d1::query(&db, &st).await?);
+            }
+            let rows =
+                crm_store::archive::export_rows(&fresh, &filter, &subject_keys::materials(&keys)?)?;
             for piece in rows.chunks(CHUNK) {
                 if written > 0 && out.len() >= max_bytes {
                     more = true;

@@ -15,6 +15,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use crm_core::Activity;
+use crm_store::Statement;
 use crm_store::activities::{self, Existing};
 use crm_store::ingest::{self as plan, Candidate, Disposition, IdConflict, Stored};
 use crm_store::queued;
@@ -141,7 +142,7 @@ async fn write_tenant(env: &Env, tenant: &str, packets: &[(&Message<Value>, Pack
         .flat_map(|(_, p)| std::iter::repeat_n(p.received_at, p.items.len()))
         .collect();
     loop {
-        match write(env, tenant, &items, &received).await {
+        match write(env, tenant, &items, &received, &[]).await {
             Ok(Ok(_)) => return true,
             Ok(Err(conflict)) => {
                 let item = items.remove(conflict.index);
@@ -212,12 +213,15 @@ pub async fn stored(
 /// Writes one tenant's items in one D1 transaction, all or nothing, releasing their
 /// queue reservations; `received_at[i]` is when `items[i]`'s request arrived. A
 /// conflicting id (stored, or earlier in `items` with other content) writes nothing and
-/// says which. Used by the consumer and by `?sync=true`.
+/// says which. `first` runs at the start of the same transaction (an erasure's key
+/// destruction). Used by the consumer, by `?sync=true`, by metered operations and by
+/// erasures.
 pub async fn write(
     env: &Env,
     tenant: &str,
     items: &[Item],
     received_at: &[i64],
+    first: &[Statement],
 ) -> ApiResult<std::result::Result<Vec<Stored>, IdConflict>> {
     let candidates: Vec<Candidate<'_>> = items.iter().map(Item::candidate).collect();
     let stored = stored(env, tenant, &candidates).await?;
@@ -250,8 +254,10 @@ pub async fn write(
                 head: before,
                 loaded,
                 rules,
+                personal_keys,
             } = store::account(env, tenant).await?;
             let mut wallet = loaded.wallet.clone();
+            let mut sealing = store::sealing(&db, tenant, &personal_keys, &sealed).await?;
             (_, statements) = plan::seal_and_write(
                 DIALECT,
                 tenant,
@@ -259,12 +265,14 @@ pub async fn write(
                     head: &before,
                     wallet: &mut wallet,
                     rules: &rules,
+                    sealing: &mut sealing,
                 },
                 &mut sealed,
                 &arrivals,
             )?;
             Some((before, loaded.wallet))
         };
+        statements.splice(0..0, first.iter().cloned());
         statements.extend(queued::release(DIALECT, tenant, &ids, now_ms()));
         if let Err(e) = d1::transaction(&db, &statements).await {
             // A guard refused if another writer (a sync request, a grant) moved the

@@ -181,7 +181,7 @@ pub async fn activities(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
         let mine: Vec<Candidate<'_>> = chosen.iter().map(|&i| items[i].candidate()).collect();
         queued::conflict(&mine, &queued_ids(env, &tenant, &mine, now.millis()).await?)
             .map_err(|c| conflict(&in_request(c, &items), true))?;
-        let stored = consumer::write(env, &tenant, &items, &vec![now.millis(); items.len()])
+        let stored = consumer::write(env, &tenant, &items, &vec![now.millis(); items.len()], &[])
             .await?
             .map_err(|c| conflict(&c, false))?;
         let (status, answer) = crm_api::ingest::answer(single, stored)?;

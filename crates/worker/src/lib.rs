@@ -25,6 +25,7 @@ mod retention;
 mod shards;
 mod status;
 mod store;
+mod subjects;
 mod upstream;
 mod webhooks;
 
@@ -113,6 +114,7 @@ async fn dispatch(req: &mut Request, env: &Env) -> std::result::Result<Reply, Fa
         "removeWebhook" => json(webhooks::remove(c, env).await?),
         "listWebhookDeliveries" => json(webhooks::deliveries(c, env).await?),
         "resendWebhookDelivery" => json(webhooks::resend(c, env).await?),
+        "eraseSubject" => json(subjects::erase(c, env).await?),
         "createViewerToken" => json(admin::viewer_token(c, env).await?),
         "rotateViewerTokenSecret" => json(admin::rotate_viewer_secret(c, env).await?),
         "revokeViewerToken" => json(admin::revoke_viewer_token(c, env).await?),

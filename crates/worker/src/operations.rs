@@ -43,16 +43,22 @@ pub async fn metering(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
         activity,
         input_hash: hex::encode(Sha256::digest(canonical_json(&input).as_bytes())),
     };
-    let stored = consumer::write(env, &tenant, std::slice::from_ref(&item), &[now.millis()])
-        .await?
-        .map_err(|_| {
-            Failure::new(
-                crm_api::error::ApiCode::Conflict,
-                "this Idempotency-Key was used for a different request",
-            )
-        })?
-        .pop()
-        .ok_or_else(|| Failure::internal("recording answered nothing"))?;
+    let stored = consumer::write(
+        env,
+        &tenant,
+        std::slice::from_ref(&item),
+        &[now.millis()],
+        &[],
+    )
+    .await?
+    .map_err(|_| {
+        Failure::new(
+            crm_api::error::ApiCode::Conflict,
+            "this Idempotency-Key was used for a different request",
+        )
+    })?
+    .pop()
+    .ok_or_else(|| Failure::internal("recording answered nothing"))?;
     let error_code = (stored.duplicate && stored.outcome == crm_core::Outcome::Failed)
         .then_some("replayed_failure");
     let (status, body) = operations::answer(&stored, None, error_code, 201).map_err(Failure)?;

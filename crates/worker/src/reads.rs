@@ -153,13 +153,14 @@ pub async fn one(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
     )
     .await?
     .ok_or_else(missing)?;
+    let (body, user, path) = crm_store::activities::decode_by_id(&row)?;
     if !caller
         .principal
-        .may_read_record(row.text(1)?, row.text(2)?, &snap.directory)
+        .may_read_record(&user, &path, &snap.directory)
     {
         return Err(missing());
     }
-    let record: Value = serde_json::from_str(row.text(0)?).map_err(Failure::internal)?;
+    let record: Value = serde_json::from_str(&body).map_err(Failure::internal)?;
     Ok(Answer(200, record))
 }
 

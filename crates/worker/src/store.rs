@@ -9,6 +9,7 @@ use crm_core::alerts::AlertRule;
 use crm_core::engine::TenantSnapshot;
 use crm_store::bounded_cache::BoundedCache;
 use crm_store::grants;
+use crm_store::subject_keys::{self, Sealing};
 use crm_store::tenants::{self, Head, TenantRow};
 use worker::Env;
 
@@ -46,6 +47,8 @@ pub struct Account {
     pub head: Head,
     pub loaded: grants::Loaded,
     pub rules: Vec<AlertRule>,
+    /// The policy's personal metadata keys (`crm_core::personal`).
+    pub personal_keys: Vec<String>,
 }
 
 pub async fn account(env: &Env, tenant: &str) -> ApiResult<Account> {
@@ -57,8 +60,32 @@ pub async fn account(env: &Env, tenant: &str) -> ApiResult<Account> {
     Ok(Account {
         head: tenants::decode_head(&row)?,
         rules: tenants::decode_alert_rules(&row)?,
+        personal_keys: tenants::decode_personal_keys(&row)?,
         loaded: grants::load(&open)?,
     })
+}
+
+/// The keys of `fresh`'s subjects and new ones (from the runtime's CSPRNG) for
+/// subjects that have none, for one write.
+pub async fn sealing(
+    db: &Db,
+    tenant: &str,
+    personal_keys: &[String],
+    fresh: &[crm_core::Activity],
+) -> ApiResult<Sealing> {
+    let mut rows = Vec::new();
+    for st in subject_keys::for_subjects(
+        DIALECT,
+        tenant,
+        &subject_keys::subjects(fresh, personal_keys),
+    ) {
+        rows.extend(d1::query(db, &st).await?);
+    }
+    let mut sealing = Sealing::from_rows(&rows, personal_keys)?;
+    let mut random = vec![0u8; sealing.random_needed(fresh)];
+    crate::random::fill(&mut random)?;
+    sealing.supply(fresh, &random)?;
+    Ok(sealing)
 }
 
 /// The caller's tenant snapshot, at least as new as the version its key lookup saw.

@@ -106,15 +106,14 @@ pub async fn one(
         .read(move |c| Ok(c.query_opt(&crm_store::activities::by_id(d, &tenant_id, &wanted))?))
         .await?;
     let missing = || HostError::NotFound(format!("no activity `{}`", crm_core::time::clip(&id)));
-    let row = row.ok_or_else(missing)?;
-    let visible =
-        caller
-            .principal
-            .may_read_record(row.text(1)?, row.text(2)?, &tenant.snapshot.directory);
+    let (body, user, path) = crm_store::activities::decode_by_id(&row.ok_or_else(missing)?)?;
+    let visible = caller
+        .principal
+        .may_read_record(&user, &path, &tenant.snapshot.directory);
     if !visible {
         return Err(missing());
     }
-    let record: Value = serde_json::from_str(row.text(0)?).map_err(HostError::internal)?;
+    let record: Value = serde_json::from_str(&body).map_err(HostError::internal)?;
     Ok(Json(record))
 }
 

@@ -20,6 +20,7 @@ mod permissions;
 mod policy;
 mod reports;
 mod session;
+mod subjects;
 mod tokens;
 mod webhooks;
 
@@ -95,6 +96,7 @@ fn handler(e: &Endpoint) -> Option<MethodRouter<App>> {
         ("GET", "/v1/dead-letters") => get(edge_only::dead_letters),
         ("POST", "/v1/dead-letters/{id}/redrive") => post(edge_only::redrive),
         ("POST", "/v1/archive") => post(edge_only::no_archive),
+        ("POST", "/v1/subjects/{userId}/erase") => post(subjects::erase),
         _ => return None,
     })
 }

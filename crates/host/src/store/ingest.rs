@@ -9,6 +9,7 @@ use crm_core::wallet::Wallet;
 use crm_store::activities::{self, Existing};
 use crm_store::grants;
 use crm_store::ingest::{self as plan, Candidate, IdConflict, Stored};
+use crm_store::subject_keys::{self, Sealing};
 use crm_store::tenants::{self, Head};
 use serde_json::json;
 
@@ -34,6 +35,26 @@ pub fn conflict(c: &IdConflict) -> HostError {
 /// A tenant's head and open grants as this transaction left them: several jobs of one
 /// group may write for one tenant, and read them once.
 pub type Heads = HashMap<String, (Head, Wallet)>;
+
+/// The keys of `fresh`'s subjects, as this transaction sees them, and new ones (from
+/// the operating system's generator) for subjects that have none.
+fn sealing(conn: &mut dyn Conn, tenant: &Tenant, fresh: &[Activity]) -> HostResult<Sealing> {
+    let d = conn.dialect();
+    let personal_keys = &tenant.snapshot.policy.personal_keys;
+    let mut rows = Vec::new();
+    for st in subject_keys::for_subjects(
+        d,
+        tenant.id(),
+        &subject_keys::subjects(fresh, personal_keys),
+    ) {
+        rows.extend(conn.query(&st)?);
+    }
+    let mut sealing = Sealing::from_rows(&rows, personal_keys)?;
+    let mut random = vec![0u8; sealing.random_needed(fresh)];
+    rand::RngCore::fill_bytes(&mut rand::rng(), &mut random);
+    sealing.supply(fresh, &random)?;
+    Ok(sealing)
+}
 
 /// Records `items` for `tenant` inside the caller's transaction.
 pub fn record(
@@ -94,6 +115,7 @@ pub fn record(
             received_at,
         })
         .collect();
+    let mut sealing = sealing(conn, tenant, &sealed)?;
     let (balance, statements) = plan::seal_and_write(
         d,
         tenant_id,
@@ -101,6 +123,7 @@ pub fn record(
             head: &before,
             wallet: &mut wallet,
             rules: &tenant.snapshot.policy.credit_alerts,
+            sealing: &mut sealing,
         },
         &mut sealed,
         &arrivals,

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use crm_store::Dialect;
 
 pub use driver::{Conn, DbError};
-pub use ingest::{IngestItem, record};
+pub use ingest::{Heads, IngestItem, record};
 pub use keys::{generate as generate_key, hash_key};
 
 use crate::error::{HostError, HostResult};

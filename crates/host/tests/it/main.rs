@@ -8,6 +8,7 @@ mod audit;
 mod crash;
 mod credits;
 mod engines;
+mod erasure;
 mod fanout;
 mod hostile;
 mod isolation;

@@ -508,6 +508,42 @@ async fn every_route_is_documented_and_every_answer_matches_its_schema() {
         204
     );
 
+    // Erasure: refused while the directory lists the user, unknown subjects are 404,
+    // a removed user with records is erased.
+    assert_eq!(
+        w.call("POST", "/v1/subjects/user-123/erase", a, None)
+            .await
+            .0,
+        409
+    );
+    assert_eq!(
+        w.call("POST", "/v1/subjects/user-401/erase", r, None)
+            .await
+            .0,
+        403
+    );
+    assert_eq!(
+        w.call("POST", "/v1/subjects/user-401/erase", a, None)
+            .await
+            .0,
+        404
+    );
+    assert_eq!(
+        w.call(
+            "PATCH",
+            "/v1/directory",
+            a,
+            Some(json!({ "remove": { "users": ["user-200"] } }))
+        )
+        .await
+        .0,
+        200
+    );
+    let (status, erased) = w.call("POST", "/v1/subjects/user-200/erase", a, None).await;
+    assert_eq!(status, 200, "{erased}");
+    assert_eq!(erased["keysDestroyed"], 1, "{erased}");
+    assert_eq!(erased["complete"], true, "{erased}");
+
     let documented: BTreeSet<(String, String)> = crm_api::endpoints::ENDPOINTS
         .iter()
         .map(|e| (e.method.to_owned(), e.path.to_owned()))

@@ -1,0 +1,214 @@
+//! Erasing a subject (`POST /v1/subjects/{userId}/erase`, `crm_core::personal`): its
+//! keys are destroyed and the erasure is recorded in the chain (one transaction, see
+//! the runtimes), then [`Scrub`] removes what is kept in the clear beside the sealed
+//! records — the IP address and location search columns of the subject's rows, and
+//! those values in the report rollups, whose counts move to `[erased]` so reports keep
+//! their totals.
+//!
+//! [`Scrub`] is a state machine like the audit: [`Scrub::next`] asks for the next rows,
+//! [`Scrub::feed`] answers the statements of one transaction for them. A chunk is
+//! scrubbed and its rollups moved in the same transaction, and a scrubbed row is
+//! skipped when read again, so a pass cut short anywhere is resumed by the next one.
+
+use std::collections::BTreeMap;
+
+use crm_core::personal::ERASED;
+use crm_core::report::{Dimension, Tier};
+
+use crate::dialect::Dialect;
+use crate::error::StoreResult;
+use crate::sql::{Row, Statement, Value, seq};
+
+/// Rows per scrub transaction: its rollup moves stay a few dozen statements (D1 counts
+/// each against an invocation's 1,000 queries).
+pub const SCRUB_ROWS: usize = 200;
+
+/// Whether the tenant holds any record of `subject`: `SELECT 1`, a row or none.
+pub fn has_records(d: Dialect, tenant_id: &str, subject: &str) -> Statement {
+    d.stmt(
+        "SELECT 1 FROM activities WHERE tenant_id = ?1 AND user_id = ?2 LIMIT 1",
+        vec![tenant_id.into(), subject.into()],
+    )
+}
+
+/// Scrubs one subject's rows, a chunk at a time, in `(occurred_at, seq)` order.
+#[derive(Debug, Clone)]
+pub struct Scrub {
+    tenant_id: String,
+    subject: String,
+    after: Option<(i64, u64)>,
+    done: bool,
+    scrubbed: u64,
+}
+
+/// One rollup row's key, owned.
+type RollupKey = (Tier, i64, String, String, Dimension, String);
+
+impl Scrub {
+    pub fn new(tenant_id: &str, subject: &str) -> Scrub {
+        Scrub {
+            tenant_id: tenant_id.to_owned(),
+            subject: subject.to_owned(),
+            after: None,
+            done: false,
+            scrubbed: 0,
+        }
+    }
+
+    /// Rows scrubbed so far.
+    pub fn scrubbed(&self) -> u64 {
+        self.scrubbed
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.done
+    }
+
+    /// The next chunk of the subject's sealed rows, or `None` when all are scrubbed.
+    pub fn next(&self, d: Dialect) -> Option<Statement> {
+        if self.done {
+            return None;
+        }
+        let (at, after_seq) = self.after.unwrap_or((i64::MIN, 0));
+        Some(d.stmt(
+            &format!(
+                "SELECT seq, occurred_at, department_path, department_id, ip_address, location,
+                        {}
+                 FROM activities
+                 WHERE tenant_id = ?1 AND user_id = ?2 AND key_id IS NOT NULL
+                   AND (occurred_at > ?3 OR (occurred_at = ?3 AND seq > ?4))
+                 ORDER BY occurred_at, seq LIMIT {SCRUB_ROWS}",
+                d.money("credits_units")
+            ),
+            vec![
+                self.tenant_id.as_str().into(),
+                self.subject.as_str().into(),
+                at.into(),
+                seq(after_seq),
+            ],
+        ))
+    }
+
+    /// Takes the rows [`Scrub::next`] read; answers the statements of one transaction
+    /// that scrub them and move their rollup values (none when nothing is left clear).
+    pub fn feed(&mut self, d: Dialect, rows: &[Row]) -> StoreResult<Vec<Statement>> {
+        if rows.len() < SCRUB_ROWS {
+            self.done = true;
+        }
+        let mut moves: BTreeMap<RollupKey, (i64, i64)> = BTreeMap::new();
+        let mut seqs = Vec::new();
+        for row in rows {
+            let (s, at) = (row.uint(0)?, row.int(1)?);
+            self.after = Some((at, s));
+            let clear = |v: Option<&str>| v.filter(|v| *v != ERASED).map(str::to_owned);
+            let (ip, location) = (clear(row.opt_text(4)?), clear(row.opt_text(5)?));
+            if ip.is_none() && location.is_none() {
+                continue;
+            }
+            seqs.push(s);
+            let credits = row.int(6)?;
+            for tier in Tier::ALL {
+                for &dim in tier.dimensions() {
+                    let value = match dim {
+                        Dimension::IpAddress => &ip,
+                        Dimension::Location => &location,
+                        _ => continue,
+                    };
+                    if let Some(v) = value {
+                        let key = (
+                            tier,
+                            tier.start(at),
+                            row.string(2)?,
+                            row.string(3)?,
+                            dim,
+                            v.clone(),
+                        );
+                        let m = moves.entry(key).or_default();
+                        m.0 += 1;
+                        m.1 += credits;
+                    }
+                }
+            }
+        }
+        self.scrubbed += seqs.len() as u64;
+        let mut out = Vec::new();
+        for (key, (count, credits)) in &moves {
+            out.extend(self.move_to_erased(d, key, *count, *credits));
+        }
+        let per = d.max_params().saturating_sub(1).clamp(1, 500);
+        for chunk in seqs.chunks(per) {
+            let marks: Vec<String> = (2..chunk.len() + 2).map(|i| format!("?{i}")).collect();
+            let mut params: Vec<Value> = vec![self.tenant_id.as_str().into()];
+            params.extend(chunk.iter().map(|s| seq(*s)));
+            out.push(d.stmt(
+                &format!(
+                    "UPDATE activities
+                     SET ip_address = CASE WHEN ip_address IS NULL THEN NULL ELSE '{ERASED}' END,
+                         location = CASE WHEN location IS NULL THEN NULL ELSE '{ERASED}' END
+                     WHERE tenant_id = ?1 AND seq IN ({})",
+                    marks.join(", ")
+                ),
+                params,
+            ));
+        }
+        Ok(out)
+    }
+
+    /// Moves `count` activities (and their credits) of one rollup row to the same row
+    /// with the value `[erased]`, and removes the row once empty. Guarded on the row
+    /// holding them: a value compaction already folded into `(other)` is not stored
+    /// by name any more, and its counts stay where they are.
+    fn move_to_erased(
+        &self,
+        d: Dialect,
+        key: &RollupKey,
+        count: i64,
+        credits: i64,
+    ) -> Vec<Statement> {
+        let (tier, period, path, dept, dim, value) = key;
+        let params = || -> Vec<Value> {
+            vec![
+                self.tenant_id.as_str().into(),
+                tier.as_str().into(),
+                (*period).into(),
+                path.as_str().into(),
+                dept.as_str().into(),
+                dim.as_str().into(),
+                value.as_str().into(),
+                count.into(),
+                credits.into(),
+            ]
+        };
+        let row = "tenant_id = ?1 AND tier = ?2 AND period_start = ?3 AND department_path = ?4
+                   AND department_id = ?5 AND dimension = ?6 AND value = ?7";
+        vec![
+            d.stmt(
+                &format!(
+                    "INSERT INTO report_rollups (tenant_id, tier, period_start, department_path,
+                         department_id, dimension, value, count, credits_units, latest)
+                     SELECT tenant_id, tier, period_start, department_path, department_id,
+                            dimension, '{ERASED}', ?8, ?9, latest
+                     FROM report_rollups WHERE {row} AND count >= ?8
+                     ON CONFLICT (tenant_id, tier, period_start, department_path, department_id,
+                                  dimension, value)
+                     DO UPDATE SET count = report_rollups.count + excluded.count,
+                                   credits_units = report_rollups.credits_units + excluded.credits_units,
+                                   latest = {}(report_rollups.latest, excluded.latest)",
+                    d.greatest()
+                ),
+                params(),
+            ),
+            d.stmt(
+                &format!(
+                    "UPDATE report_rollups SET count = count - ?8, credits_units = credits_units - ?9
+                     WHERE {row} AND count >= ?8"
+                ),
+                params(),
+            ),
+            d.stmt(
+                &format!("DELETE FROM report_rollups WHERE {row} AND count = 0"),
+                params()[..7].to_vec(),
+            ),
+        ]
+    }
+}

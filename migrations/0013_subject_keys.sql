@@ -1,0 +1,15 @@
+-- Crypto-shredding (crm_core::personal): each subject's data keys. A record names the
+-- key that seals its personal fields (`activities.key_id`); erasing a subject deletes
+-- its keys, after which every record of it reads as erased while its hash still holds.
+-- A subject may have several keys: writers that create one at once each keep theirs.
+CREATE TABLE subject_keys (
+    tenant_id  TEXT NOT NULL,
+    key_id     TEXT NOT NULL,
+    subject_id TEXT NOT NULL,
+    material   TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (tenant_id, key_id)
+);
+CREATE INDEX subject_keys_by_subject ON subject_keys (tenant_id, subject_id);
+
+ALTER TABLE activities ADD COLUMN key_id TEXT;
