@@ -121,3 +121,55 @@ test('old days move to R2; export, verify and reports read across R2 and D1 unch
   };
   assert.deepEqual(archived.archived.map((g) => get(g.objectKey)), [false, false], 'the objects are gone from R2');
 });
+
+test('an erased subject reads erased in archived segments too, and the chain still verifies', async () => {
+  // edge-a lives on shard 0.
+  const a = keys['edge-a'];
+  const [, doc] = await call('GET', '/v1/policy', a.admin);
+  assert.equal((await call('PUT', '/v1/policy', a.admin, { ...doc.policy, personalKeys: ['phone'] }))[0], 200);
+  const now = Date.now();
+  for (const ago of [11, 0]) {
+    const body = Array.from({ length: 20 }, (_, i) => ({
+      id: `sh-${ago}-${i}`, userId: ['user-200', 'user-123'][i % 2], operation: 'crm.leads.read',
+      occurredAt: new Date(now - ago * DAY - (20 - i) * 60_000).toISOString(),
+      metadata: { phone: `${i % 2 ? '+49-' : '+351-'}${i}` },
+      compliance: { location: i % 2 ? 'Berlin' : 'Lisbon', authenticationMethod: 'sso' },
+    }));
+    assert.equal((await call('POST', '/v1/activities?sync=true', a.ingest, body))[0], 201);
+  }
+  d1(worker, 0, `UPDATE activities SET received_at = received_at - 11 * ${DAY} WHERE tenant_id = 'edge-a' AND seq <= 20`);
+  const [s, archived] = await call('POST', '/v1/archive', a.admin, { olderThanDays: 7 });
+  assert.equal(s, 200, JSON.stringify(archived));
+  assert.deepEqual(archived.archived.map((g) => [g.firstSeq, g.lastSeq]), [[1, 20]]);
+  const object = execFileSync(join(import.meta.dirname, 'node_modules/.bin/wrangler'), ['r2', 'object', 'get',
+    `crm-archive/${archived.archived[0].objectKey}`, '--local', '--persist-to', worker.persist, '--config', worker.config, '--pipe'],
+  { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+  assert.equal(object.trim().split('\n').length, 20);
+  for (const secret of ['Jane Roe', 'jane@acme.test', 'Lisbon', '+351-']) {
+    assert.ok(!object.includes(secret), `${secret} in the archived object`);
+  }
+  const before = await exported(a.read);
+  assert.ok(before.includes('Jane Roe') && before.includes('+351-0'), 'opened while the key exists');
+
+  assert.equal((await call('PATCH', '/v1/directory', a.admin, { remove: { users: ['user-200'] } }))[0], 200);
+  const [se, erased] = await call('POST', '/v1/subjects/user-200/erase', a.admin);
+  assert.equal(se, 200, JSON.stringify(erased));
+  assert.deepEqual([erased.keysDestroyed, erased.rowsScrubbed, erased.complete, erased.record.seq], [1, 10, true, 41]);
+
+  const after = await exported(a.read);
+  for (const secret of ['Jane Roe', 'jane@acme.test', 'Lisbon', '+351-']) {
+    assert.ok(!after.includes(secret), `${secret} exported after the erasure`);
+  }
+  const records = after.trim().split('\n').map((l) => JSON.parse(l));
+  assert.equal(records.length, 41);
+  const archivedJane = records.find((r) => r.id === 'sh-11-0');
+  assert.deepEqual([archivedJane.userContext.user.name, archivedJane.metadata.phone, archivedJane.compliance.location,
+    archivedJane.personal.state], ['[erased]', '[erased]', null, 'erased']);
+  const archivedJohn = records.find((r) => r.id === 'sh-11-1');
+  assert.deepEqual([archivedJohn.userContext.user.name, archivedJohn.metadata.phone], ['John Doe', '+49-1']);
+  assert.equal(records[40].operation, 'subject.erase');
+  const [, verified] = await call('GET', '/v1/audit/verify', a.read);
+  assert.deepEqual([verified.ok, verified.verified], [true, 41], JSON.stringify(verified));
+  assert.equal(d1(worker, 0, "SELECT COUNT(*) AS n FROM subject_keys WHERE tenant_id = 'edge-a' AND subject_id = 'user-200'")[0].n, 0);
+  assert.equal(d1(worker, 0, "SELECT COUNT(*) AS n FROM activities WHERE tenant_id = 'edge-a' AND location = 'Lisbon'")[0].n, 0);
+});

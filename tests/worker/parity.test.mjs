@@ -602,3 +602,48 @@ test('webhooks deliver signed credit alert events alike on both runtimes', async
     202, 'pending', 0]);
   assert.deepEqual(results[0].slice(40), [true, 404, 'not_found', 200, 1, 200, true, 204, 404, 'not_found', 404, 0]);
 });
+
+// Last: it removes user-402 from both directories.
+test('erasure shreds a subject alike on both runtimes and both chains still verify', async () => {
+  const a = worker.keys['edge-a'];
+  const results = [];
+  for (const [base, admin] of [[worker.url, a.admin], [hostUrl, hostKey]]) {
+    const out = [];
+    const [, doc] = await call(base, 'GET', '/v1/policy', admin);
+    assert.equal((await call(base, 'PUT', '/v1/policy', admin, { ...doc.policy, personalKeys: ['phone'] }))[0], 200);
+    const batch = Array.from({ length: 6 }, (_, i) => ({
+      id: `erase-${i}`, userId: ['user-402', 'user-123'][i % 2], operation: 'crm.leads.read',
+      metadata: { phone: `+47-${i}`, stage: 'open' },
+      compliance: { location: ['Tromsø', 'Lima'][i % 2], authenticationMethod: 'sso', userAgent: 'parity/1' },
+    }));
+    assert.equal((await call(base, 'POST', '/v1/activities?sync=true', admin, batch))[0], 201);
+    const [, open] = await call(base, 'GET', '/v1/activities/erase-0', admin);
+    out.push(open.userContext.user.name, open.metadata.phone, open.compliance.location, open.personal.state);
+    for (const path of ['/v1/subjects/user-402/erase', '/v1/subjects/nobody-here/erase', '/v1/subjects/a%20b/erase']) {
+      const [s, e] = await call(base, 'POST', path, admin);
+      out.push(s, e.error.code, e.error.message);
+    }
+    const [sp] = await call(base, 'PATCH', '/v1/directory', admin, { remove: { users: ['user-402'] } });
+    const [se, erased] = await call(base, 'POST', '/v1/subjects/user-402/erase', admin);
+    out.push(sp, se, erased.subject, erased.keysDestroyed, erased.rowsScrubbed >= 3, erased.complete,
+      Object.keys(erased).sort(), Object.keys(erased.record).sort());
+    const [, gone] = await call(base, 'GET', '/v1/activities/erase-2', admin);
+    const [, kept] = await call(base, 'GET', '/v1/activities/erase-1', admin);
+    out.push(gone.userContext.user.name, gone.userContext.user.email ?? null, gone.metadata, gone.compliance.location,
+      gone.compliance.ipAddress, gone.compliance.userAgent, gone.personal.state, kept.userContext.user.name, kept.metadata.phone);
+    const r = await fetch(`${base}/v1/export`, { headers: { Authorization: `Bearer ${admin}` } });
+    const text = await r.text();
+    out.push(['Ann Tier A', 'ann@acme.test', 'Tromsø', '+47-0', '+47-2', '+47-4'].filter((s) => text.includes(s)));
+    const last = text.trim().split('\n').map((l) => JSON.parse(l)).at(-1);
+    out.push(last.operation, last.userId, last.metadata.erasedSubject, last.metadata.keysDestroyed);
+    const [, v] = await call(base, 'GET', '/v1/audit/verify', admin);
+    out.push(v.ok, v.complete);
+    results.push(out);
+  }
+  assert.deepEqual(results[0], results[1]);
+  assert.deepEqual(results[0].slice(0, 4), ['Ann Tier A', '+47-0', 'Tromsø', 'open']);
+  assert.deepEqual(results[0].slice(4, 10).filter((_, i) => i % 3 !== 2), [409, 'conflict', 404, 'not_found']);
+  assert.deepEqual(results[0].slice(13, 19), [200, 200, 'user-402', 1, true, true]);
+  assert.deepEqual(results[0].slice(21), ['[erased]', null, { phone: '[erased]', stage: 'open' }, null, null, null, 'erased',
+    'John Doe', '+47-1', [], 'subject.erase', 'user-402', 'user-402', 1, true, true]);
+});
