@@ -5,10 +5,13 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
+use std::net::SocketAddr;
+
 use crm_host::engine::EngineKind;
+use crm_host::server::ServerConfig;
 use serde_json::{Value, json};
 
-use crate::support::redis::{RedisServer, stream_alerts, stream_ids};
+use crate::support::redis::{RedisServer, stream_activities, stream_alerts, stream_ids};
 use crate::support::upstream::{Mode, Upstream};
 use crate::support::{Backend, Keys, TestServer, activity};
 
@@ -549,4 +552,64 @@ async fn credit_alerts_reach_their_redis_stream_once_across_an_outage() {
     );
     assert_eq!(after[0]["entry"], 2);
     assert_eq!(s.running.app.fanout.log_sinks(), vec!["redis"]);
+}
+
+/// Issue 28: what reaches Redis and the upstream after an erasure is the erased form:
+/// records still in the outbox when the subject is erased (here: written by a host
+/// without sinks, delivered by a second host over the same database) arrive erased,
+/// and the erasure's own record follows them. Sinks read every batch from the store,
+/// opened at that moment (`crm_store::outbox`).
+#[tokio::test(flavor = "multi_thread")]
+async fn sinks_receive_the_erased_form_after_an_erasure() {
+    let a = TestServer::start(EngineKind::Native).await;
+    let k = a.tenant("t-erase-sinks", "100").await;
+    let batch: Vec<Value> = (0..4)
+        .map(|i| activity(&format!("es-{i}"), "user-200", "crm.leads.read"))
+        .collect();
+    assert_eq!(
+        a.post("/v1/activities", &k.ingest, json!(batch)).await.0,
+        201
+    );
+    let (status, _) = a
+        .call(
+            "PATCH",
+            "/v1/directory",
+            &k.admin,
+            Some(json!({ "remove": { "users": ["user-200"] } })),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, erased) = a
+        .call("POST", "/v1/subjects/user-200/erase", &k.admin, None)
+        .await;
+    assert_eq!(status, 200, "{erased}");
+
+    let redis = RedisServer::start();
+    let upstream = Upstream::start(Mode::Accept).await;
+    let mut config = ServerConfig::new(a.db.clone(), SocketAddr::from(([127, 0, 0, 1], 0)));
+    config.engine = EngineKind::Native;
+    config.fanout.redis_url = Some(redis.url());
+    config.fanout.upstream_url = Some(upstream.url.clone());
+    let dir = tempfile::tempdir().expect("dir");
+    config.fanout.spool_dir = dir.path().join("spool");
+    let _b = TestServer::start_at(config, dir).await;
+    eventually("both sinks have all five records", || async {
+        stream_activities(&redis, "t-erase-sinks").await.len() == 5 && upstream.records().len() == 5
+    })
+    .await;
+    for (sink, records) in [
+        ("redis", stream_activities(&redis, "t-erase-sinks").await),
+        ("upstream", upstream.records()),
+    ] {
+        let text = serde_json::to_string(&records).expect("json");
+        assert!(
+            !text.contains("Jane Roe") && !text.contains("jane@acme.test"),
+            "{sink}: {text}"
+        );
+        for r in &records[..4] {
+            assert_eq!(r["userContext"]["user"]["name"], "[erased]", "{sink}");
+            assert_eq!(r["personal"]["state"], "erased", "{sink}");
+        }
+        assert_eq!(records[4]["operation"], "subject.erase", "{sink}");
+    }
 }

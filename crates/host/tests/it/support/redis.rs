@@ -37,3 +37,12 @@ pub async fn stream_alerts(server: &RedisServer, tenant: &str) -> Vec<serde_json
 pub async fn stream_ids(server: &RedisServer, tenant: &str) -> Vec<String> {
     stream_field(server, format!("crm:{tenant}:activities"), "id").await
 }
+
+/// The records in a tenant's activity stream (`activity` field), in stream order.
+pub async fn stream_activities(server: &RedisServer, tenant: &str) -> Vec<serde_json::Value> {
+    stream_field(server, format!("crm:{tenant}:activities"), "activity")
+        .await
+        .iter()
+        .map(|text| serde_json::from_str(text).expect("a record is JSON"))
+        .collect()
+}

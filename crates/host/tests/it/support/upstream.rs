@@ -119,6 +119,11 @@ impl Upstream {
             .collect()
     }
 
+    /// The activities accepted so far, in arrival order.
+    pub fn records(&self) -> Vec<Value> {
+        self.inner.lock().expect("stub state").received.clone()
+    }
+
     /// The alert events received so far, in arrival order.
     pub fn alerts(&self) -> Vec<Value> {
         self.inner.lock().expect("stub state").alerts.clone()
