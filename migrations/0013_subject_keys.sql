@@ -13,3 +13,13 @@ CREATE TABLE subject_keys (
 CREATE INDEX subject_keys_by_subject ON subject_keys (tenant_id, subject_id);
 
 ALTER TABLE activities ADD COLUMN key_id TEXT;
+
+-- How far an erasure at the edge has moved the rollup values of the subject's archived
+-- records (crm_store::erasure::archived): each segment's moves and this row change in
+-- one transaction; the row goes with the keys.
+CREATE TABLE erasure_progress (
+    tenant_id        TEXT NOT NULL,
+    subject_id       TEXT NOT NULL,
+    archived_through INTEGER NOT NULL,
+    PRIMARY KEY (tenant_id, subject_id)
+);

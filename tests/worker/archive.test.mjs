@@ -15,7 +15,8 @@ let worker, url, keys;
 const call = (...args) => callAt(url, ...args);
 
 before(async () => {
-  worker = await startWorker({ EXPORT_MAX_BYTES: '1' });
+  // One archived segment per erasure request (issue 28: an erasure that continues).
+  worker = await startWorker({ EXPORT_MAX_BYTES: '1', ERASE_QUERY_BUDGET: '1' });
   ({ url, keys } = worker);
 });
 
@@ -128,7 +129,7 @@ test('an erased subject reads erased in archived segments too, and the chain sti
   const [, doc] = await call('GET', '/v1/policy', a.admin);
   assert.equal((await call('PUT', '/v1/policy', a.admin, { ...doc.policy, personalKeys: ['phone'] }))[0], 200);
   const now = Date.now();
-  for (const ago of [11, 0]) {
+  for (const ago of [12, 11, 0]) {
     const body = Array.from({ length: 20 }, (_, i) => ({
       id: `sh-${ago}-${i}`, userId: ['user-200', 'user-123'][i % 2], operation: 'crm.leads.read',
       occurredAt: new Date(now - ago * DAY - (20 - i) * 60_000).toISOString(),
@@ -137,10 +138,11 @@ test('an erased subject reads erased in archived segments too, and the chain sti
     }));
     assert.equal((await call('POST', '/v1/activities?sync=true', a.ingest, body))[0], 201);
   }
-  d1(worker, 0, `UPDATE activities SET received_at = received_at - 11 * ${DAY} WHERE tenant_id = 'edge-a' AND seq <= 20`);
+  d1(worker, 0, `UPDATE activities SET received_at = received_at - 12 * ${DAY} WHERE tenant_id = 'edge-a' AND seq <= 20`);
+  d1(worker, 0, `UPDATE activities SET received_at = received_at - 11 * ${DAY} WHERE tenant_id = 'edge-a' AND seq > 20 AND seq <= 40`);
   const [s, archived] = await call('POST', '/v1/archive', a.admin, { olderThanDays: 7 });
   assert.equal(s, 200, JSON.stringify(archived));
-  assert.deepEqual(archived.archived.map((g) => [g.firstSeq, g.lastSeq]), [[1, 20]]);
+  assert.deepEqual(archived.archived.map((g) => [g.firstSeq, g.lastSeq]), [[1, 20], [21, 40]]);
   const object = execFileSync(join(import.meta.dirname, 'node_modules/.bin/wrangler'), ['r2', 'object', 'get',
     `crm-archive/${archived.archived[0].objectKey}`, '--local', '--persist-to', worker.persist, '--config', worker.config, '--pipe'],
   { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
@@ -152,24 +154,36 @@ test('an erased subject reads erased in archived segments too, and the chain sti
   assert.ok(before.includes('Jane Roe') && before.includes('+351-0'), 'opened while the key exists');
 
   assert.equal((await call('PATCH', '/v1/directory', a.admin, { remove: { users: ['user-200'] } }))[0], 200);
+  // The first request moves one archived segment's rollup values and stops (the test's
+  // query budget): the keys still exist, the records still open.
+  const [sp, partial] = await call('POST', '/v1/subjects/user-200/erase', a.admin);
+  assert.equal(sp, 200, JSON.stringify(partial));
+  assert.deepEqual([partial.keysDestroyed, partial.record, partial.archivedSegments, partial.complete], [0, null, 1, false]);
+  assert.equal((await call('GET', '/v1/activities/sh-0-0', a.read))[1].userContext.user.name, 'Jane Roe');
   const [se, erased] = await call('POST', '/v1/subjects/user-200/erase', a.admin);
   assert.equal(se, 200, JSON.stringify(erased));
-  assert.deepEqual([erased.keysDestroyed, erased.rowsScrubbed, erased.complete, erased.record.seq], [1, 10, true, 41]);
+  assert.deepEqual([erased.keysDestroyed, erased.rowsScrubbed, erased.archivedSegments, erased.complete, erased.record.seq],
+    [1, 10, 1, true, 61]);
+  // The rollups keep their counts; the subject's locations (archived and hot) are `[erased]`.
+  const byValue = (v) => d1(worker, 0, `SELECT COALESCE(SUM(count), 0) AS n FROM report_rollups
+    WHERE tenant_id = 'edge-a' AND tier = 'd' AND dimension = 'location' AND value = '${v}'`)[0].n;
+  assert.deepEqual([byValue('Lisbon'), byValue('[erased]'), byValue('Berlin')], [0, 30, 30]);
+  assert.equal(d1(worker, 0, "SELECT COUNT(*) AS n FROM erasure_progress")[0].n, 0);
 
   const after = await exported(a.read);
   for (const secret of ['Jane Roe', 'jane@acme.test', 'Lisbon', '+351-']) {
     assert.ok(!after.includes(secret), `${secret} exported after the erasure`);
   }
   const records = after.trim().split('\n').map((l) => JSON.parse(l));
-  assert.equal(records.length, 41);
-  const archivedJane = records.find((r) => r.id === 'sh-11-0');
+  assert.equal(records.length, 61);
+  const archivedJane = records.find((r) => r.id === 'sh-12-0');
   assert.deepEqual([archivedJane.userContext.user.name, archivedJane.metadata.phone, archivedJane.compliance.location,
     archivedJane.personal.state], ['[erased]', '[erased]', null, 'erased']);
-  const archivedJohn = records.find((r) => r.id === 'sh-11-1');
+  const archivedJohn = records.find((r) => r.id === 'sh-12-1');
   assert.deepEqual([archivedJohn.userContext.user.name, archivedJohn.metadata.phone], ['John Doe', '+49-1']);
-  assert.equal(records[40].operation, 'subject.erase');
+  assert.equal(records[60].operation, 'subject.erase');
   const [, verified] = await call('GET', '/v1/audit/verify', a.read);
-  assert.deepEqual([verified.ok, verified.verified], [true, 41], JSON.stringify(verified));
+  assert.deepEqual([verified.ok, verified.verified], [true, 61], JSON.stringify(verified));
   assert.equal(d1(worker, 0, "SELECT COUNT(*) AS n FROM subject_keys WHERE tenant_id = 'edge-a' AND subject_id = 'user-200'")[0].n, 0);
   assert.equal(d1(worker, 0, "SELECT COUNT(*) AS n FROM activities WHERE tenant_id = 'edge-a' AND location = 'Lisbon'")[0].n, 0);
 });

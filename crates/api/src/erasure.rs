@@ -2,9 +2,12 @@
 //! (`crm_core::personal`). The rules and the answer are here; the statements are
 //! `crm_store::subject_keys` (destroy) and `crm_store::erasure` (scrub). A runtime:
 //! 1. checks the subject with [`subject`] (the directory must not list it any more);
-//! 2. in one transaction, counts and destroys the subject's keys and appends
+//! 2. at the edge, moves the rollup values of the subject's archived records first,
+//!    while its keys still open them (`crm_store::erasure::archived`, a segment per
+//!    transaction, within [`ERASE_QUERY_BUDGET`]);
+//! 3. in one transaction, counts and destroys the subject's keys and appends
 //!    [`record`] to the chain (refusing with [`unknown`] a subject it knows nothing of);
-//! 3. drives `crm_store::erasure::Scrub` for at most [`MAX_SCRUB_CHUNKS`] chunks, each
+//! 4. drives `crm_store::erasure::Scrub` for at most [`MAX_SCRUB_CHUNKS`] chunks, each
 //!    its own transaction, and answers [`ErasureAnswer`]; a request that stops short
 //!    says so (`complete: false`) and the same request again continues.
 
@@ -21,6 +24,12 @@ use crate::error::ApiError;
 /// Scrub chunks one request runs (`crm_store::erasure::SCRUB_ROWS` rows each): 5,000
 /// rows, well inside an edge invocation's 1,000 queries and 30 s of CPU.
 pub const MAX_SCRUB_CHUNKS: usize = 25;
+
+/// D1 queries an erasure at the edge spends on archived segments before it stops and
+/// answers `complete: false` (an invocation has 1,000; the key destruction, the record
+/// and the scrub need the rest). The first segment is always done, so every request
+/// moves the erasure on.
+pub const ERASE_QUERY_BUDGET: usize = 600;
 
 /// The subject of the path, if it may be erased: a valid user id the directory no
 /// longer lists. Erasure destroys what the records hold; the directory is the tenant's
@@ -82,10 +91,15 @@ pub fn record(
 #[serde(rename_all = "camelCase")]
 pub struct ErasureAnswer {
     pub subject: String,
-    /// Keys destroyed by this request (0 when an earlier one already did).
+    /// Keys destroyed by this request (0 when an earlier one already did, or when this
+    /// one stopped before destroying them).
     pub keys_destroyed: u64,
-    /// The erasure's record in the chain.
-    pub record: Stored,
+    /// The erasure's record in the chain; absent when this request stopped before the
+    /// keys were destroyed (archived segments still to read: send it again).
+    pub record: Option<Stored>,
+    /// Archived segments (the edge's R2 history) whose rollup values of the subject
+    /// this request moved to `[erased]`; always 0 on crm-host, which has no archive.
+    pub archived_segments: u64,
     /// Rows whose IP address and location this request removed from the search
     /// columns and the report rollups.
     pub rows_scrubbed: u64,

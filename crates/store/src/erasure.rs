@@ -10,11 +10,12 @@
 //! scrubbed and its rollups moved in the same transaction, and a scrubbed row is
 //! skipped when read again, so a pass cut short anywhere is resumed by the next one.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use crm_core::personal::ERASED;
 use crm_core::report::{Dimension, Tier};
 
+use crate::archive::Archived;
 use crate::dialect::Dialect;
 use crate::error::StoreResult;
 use crate::sql::{Row, Statement, Value, seq};
@@ -29,6 +30,64 @@ pub fn has_records(d: Dialect, tenant_id: &str, subject: &str) -> Statement {
         "SELECT 1 FROM activities WHERE tenant_id = ?1 AND user_id = ?2 LIMIT 1",
         vec![tenant_id.into(), subject.into()],
     )
+}
+
+/// How far an erasure has moved the rollup values of the subject's archived records:
+/// `SELECT archived_through` (no row: not started).
+pub fn progress(d: Dialect, tenant_id: &str, subject: &str) -> Statement {
+    d.stmt(
+        "SELECT archived_through FROM erasure_progress WHERE tenant_id = ?1 AND subject_id = ?2",
+        vec![tenant_id.into(), subject.into()],
+    )
+}
+
+/// Forgets the progress: in the transaction that destroys the subject's keys.
+pub fn forget_progress(d: Dialect, tenant_id: &str, subject: &str) -> Statement {
+    d.stmt(
+        "DELETE FROM erasure_progress WHERE tenant_id = ?1 AND subject_id = ?2",
+        vec![tenant_id.into(), subject.into()],
+    )
+}
+
+/// The statements of one transaction that move the rollup values of `subject`'s
+/// records in one archived segment (opened with the subject's keys: `materials` by key
+/// id, read before they are destroyed) and record that the erasure has passed
+/// `through`, the segment's last seq.
+pub fn archived(
+    d: Dialect,
+    tenant_id: &str,
+    subject: &str,
+    records: &[Archived],
+    materials: &HashMap<String, String>,
+    through: u64,
+) -> Vec<Statement> {
+    let mut moves = Moves::default();
+    let sealed = |r: &&Archived| r.activity.user_id == subject && r.activity.personal.is_some();
+    for r in records.iter().filter(sealed) {
+        let mut a = r.activity.clone();
+        let material = a
+            .personal
+            .as_ref()
+            .and_then(|p| materials.get(&p.key_id))
+            .map(String::as_str);
+        crate::subject_keys::open(&mut a, material);
+        let h = &a.user_context.hierarchy;
+        moves.add(
+            a.occurred_at.millis(),
+            &h.department_path,
+            &h.department_id,
+            a.compliance.ip_address.as_deref(),
+            a.compliance.location.as_deref(),
+            a.credits.units(),
+        );
+    }
+    let mut out = moves.statements(d, tenant_id);
+    out.push(d.stmt(
+        "INSERT INTO erasure_progress (tenant_id, subject_id, archived_through) VALUES (?1, ?2, ?3)
+         ON CONFLICT (tenant_id, subject_id) DO UPDATE SET archived_through = excluded.archived_through",
+        vec![tenant_id.into(), subject.into(), seq(through)],
+    ));
+    out
 }
 
 /// Scrubs one subject's rows, a chunk at a time, in `(occurred_at, seq)` order.
@@ -95,46 +154,25 @@ impl Scrub {
         if rows.len() < SCRUB_ROWS {
             self.done = true;
         }
-        let mut moves: BTreeMap<RollupKey, (i64, i64)> = BTreeMap::new();
+        let mut moves = Moves::default();
         let mut seqs = Vec::new();
         for row in rows {
             let (s, at) = (row.uint(0)?, row.int(1)?);
             self.after = Some((at, s));
-            let clear = |v: Option<&str>| v.filter(|v| *v != ERASED).map(str::to_owned);
-            let (ip, location) = (clear(row.opt_text(4)?), clear(row.opt_text(5)?));
-            if ip.is_none() && location.is_none() {
-                continue;
-            }
-            seqs.push(s);
-            let credits = row.int(6)?;
-            for tier in Tier::ALL {
-                for &dim in tier.dimensions() {
-                    let value = match dim {
-                        Dimension::IpAddress => &ip,
-                        Dimension::Location => &location,
-                        _ => continue,
-                    };
-                    if let Some(v) = value {
-                        let key = (
-                            tier,
-                            tier.start(at),
-                            row.string(2)?,
-                            row.string(3)?,
-                            dim,
-                            v.clone(),
-                        );
-                        let m = moves.entry(key).or_default();
-                        m.0 += 1;
-                        m.1 += credits;
-                    }
-                }
+            let (path, dept) = (row.text(2)?, row.text(3)?);
+            if moves.add(
+                at,
+                path,
+                dept,
+                row.opt_text(4)?,
+                row.opt_text(5)?,
+                row.int(6)?,
+            ) {
+                seqs.push(s);
             }
         }
         self.scrubbed += seqs.len() as u64;
-        let mut out = Vec::new();
-        for (key, (count, credits)) in &moves {
-            out.extend(self.move_to_erased(d, key, *count, *credits));
-        }
+        let mut out = moves.statements(d, &self.tenant_id);
         let per = d.max_params().saturating_sub(1).clamp(1, 500);
         for chunk in seqs.chunks(per) {
             let marks: Vec<String> = (2..chunk.len() + 2).map(|i| format!("?{i}")).collect();
@@ -153,62 +191,116 @@ impl Scrub {
         }
         Ok(out)
     }
+}
 
-    /// Moves `count` activities (and their credits) of one rollup row to the same row
-    /// with the value `[erased]`, and removes the row once empty. Guarded on the row
-    /// holding them: a value compaction already folded into `(other)` is not stored
-    /// by name any more, and its counts stay where they are.
-    fn move_to_erased(
-        &self,
-        d: Dialect,
-        key: &RollupKey,
-        count: i64,
+/// Rollup values to move to `[erased]`: per rollup row, the activities and credits.
+#[derive(Debug, Default)]
+struct Moves(BTreeMap<RollupKey, (i64, i64)>);
+
+impl Moves {
+    /// Adds one activity's personal rollup values (those not erased yet); false when it
+    /// has none.
+    fn add(
+        &mut self,
+        at: i64,
+        path: &str,
+        dept: &str,
+        ip: Option<&str>,
+        location: Option<&str>,
         credits: i64,
-    ) -> Vec<Statement> {
-        let (tier, period, path, dept, dim, value) = key;
-        let params = || -> Vec<Value> {
-            vec![
-                self.tenant_id.as_str().into(),
-                tier.as_str().into(),
-                (*period).into(),
-                path.as_str().into(),
-                dept.as_str().into(),
-                dim.as_str().into(),
-                value.as_str().into(),
-                count.into(),
-                credits.into(),
-            ]
-        };
-        let row = "tenant_id = ?1 AND tier = ?2 AND period_start = ?3 AND department_path = ?4
-                   AND department_id = ?5 AND dimension = ?6 AND value = ?7";
-        vec![
-            d.stmt(
-                &format!(
-                    "INSERT INTO report_rollups (tenant_id, tier, period_start, department_path,
-                         department_id, dimension, value, count, credits_units, latest)
-                     SELECT tenant_id, tier, period_start, department_path, department_id,
-                            dimension, '{ERASED}', ?8, ?9, latest
-                     FROM report_rollups WHERE {row} AND count >= ?8
-                     ON CONFLICT (tenant_id, tier, period_start, department_path, department_id,
-                                  dimension, value)
-                     DO UPDATE SET count = report_rollups.count + excluded.count,
-                                   credits_units = report_rollups.credits_units + excluded.credits_units,
-                                   latest = {}(report_rollups.latest, excluded.latest)",
-                    d.greatest()
-                ),
-                params(),
-            ),
-            d.stmt(
-                &format!(
-                    "UPDATE report_rollups SET count = count - ?8, credits_units = credits_units - ?9
-                     WHERE {row} AND count >= ?8"
-                ),
-                params(),
-            ),
-            d.stmt(
-                &format!("DELETE FROM report_rollups WHERE {row} AND count = 0"),
-                params()[..7].to_vec(),
-            ),
-        ]
+    ) -> bool {
+        let clear = |v: Option<&str>| v.filter(|v| *v != ERASED).map(str::to_owned);
+        let (ip, location) = (clear(ip), clear(location));
+        if ip.is_none() && location.is_none() {
+            return false;
+        }
+        for tier in Tier::ALL {
+            for &dim in tier.dimensions() {
+                let value = match dim {
+                    Dimension::IpAddress => &ip,
+                    Dimension::Location => &location,
+                    _ => continue,
+                };
+                if let Some(v) = value {
+                    let key = (
+                        tier,
+                        tier.start(at),
+                        path.to_owned(),
+                        dept.to_owned(),
+                        dim,
+                        v.clone(),
+                    );
+                    let m = self.0.entry(key).or_default();
+                    m.0 += 1;
+                    m.1 += credits;
+                }
+            }
+        }
+        true
     }
+
+    fn statements(&self, d: Dialect, tenant_id: &str) -> Vec<Statement> {
+        self.0
+            .iter()
+            .flat_map(|(key, (count, credits))| move_to_erased(d, tenant_id, key, *count, *credits))
+            .collect()
+    }
+}
+
+/// Moves `count` activities (and their credits) of one rollup row to the same row
+/// with the value `[erased]`, and removes the row once empty. Guarded on the row
+/// holding them: a value compaction already folded into `(other)` is not stored
+/// by name any more, and its counts stay where they are.
+fn move_to_erased(
+    d: Dialect,
+    tenant_id: &str,
+    key: &RollupKey,
+    count: i64,
+    credits: i64,
+) -> Vec<Statement> {
+    let (tier, period, path, dept, dim, value) = key;
+    let params = || -> Vec<Value> {
+        vec![
+            tenant_id.into(),
+            tier.as_str().into(),
+            (*period).into(),
+            path.as_str().into(),
+            dept.as_str().into(),
+            dim.as_str().into(),
+            value.as_str().into(),
+            count.into(),
+            credits.into(),
+        ]
+    };
+    let row = "tenant_id = ?1 AND tier = ?2 AND period_start = ?3 AND department_path = ?4
+               AND department_id = ?5 AND dimension = ?6 AND value = ?7";
+    vec![
+        d.stmt(
+            &format!(
+                "INSERT INTO report_rollups (tenant_id, tier, period_start, department_path,
+                     department_id, dimension, value, count, credits_units, latest)
+                 SELECT tenant_id, tier, period_start, department_path, department_id,
+                        dimension, '{ERASED}', ?8, ?9, latest
+                 FROM report_rollups WHERE {row} AND count >= ?8
+                 ON CONFLICT (tenant_id, tier, period_start, department_path, department_id,
+                              dimension, value)
+                 DO UPDATE SET count = report_rollups.count + excluded.count,
+                               credits_units = report_rollups.credits_units + excluded.credits_units,
+                               latest = {}(report_rollups.latest, excluded.latest)",
+                d.greatest()
+            ),
+            params(),
+        ),
+        d.stmt(
+            &format!(
+                "UPDATE report_rollups SET count = count - ?8, credits_units = credits_units - ?9
+                 WHERE {row} AND count >= ?8"
+            ),
+            params(),
+        ),
+        d.stmt(
+            &format!("DELETE FROM report_rollups WHERE {row} AND count = 0"),
+            params()[..7].to_vec(),
+        ),
+    ]
 }

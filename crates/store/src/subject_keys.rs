@@ -212,7 +212,15 @@ pub fn by_ids(d: Dialect, tenant_id: &str, ids: &[&str]) -> Vec<Statement> {
         .collect()
 }
 
-/// Key material by key id, from [`by_ids`] rows.
+/// A subject's keys: `SELECT key_id, material` (decode with [`materials`]).
+pub fn of_subject(d: Dialect, tenant_id: &str, subject: &str) -> Statement {
+    d.stmt(
+        "SELECT key_id, material FROM subject_keys WHERE tenant_id = ?1 AND subject_id = ?2",
+        vec![tenant_id.into(), subject.into()],
+    )
+}
+
+/// Key material by key id, from [`by_ids`] or [`of_subject`] rows.
 pub fn materials(rows: &[Row]) -> StoreResult<HashMap<String, String>> {
     rows.iter()
         .map(|r| Ok((r.string(0)?, r.string(1)?)))

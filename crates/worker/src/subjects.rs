@@ -1,8 +1,9 @@
 //! `POST /v1/subjects/{userId}/erase` at the edge (`crm_api::erasure`), as crm-host
-//! answers it: the keys destroyed in the D1 transaction that records the erasure,
-//! then the scrub a chunk per transaction, within the request's budget.
+//! answers it: the rollup values of archived records moved first (a segment per
+//! transaction, while the keys still open them), the keys destroyed in the D1
+//! transaction that records the erasure, then the scrub a chunk per transaction.
 
-use crm_api::erasure::{self, ErasureAnswer, MAX_SCRUB_CHUNKS};
+use crm_api::erasure::{self, ERASE_QUERY_BUDGET, ErasureAnswer, MAX_SCRUB_CHUNKS};
 use crm_core::Timestamp;
 use crm_store::erasure::Scrub;
 use crm_store::keys::KeyScope;
@@ -13,7 +14,16 @@ use crate::auth::now_ms;
 use crate::consumer::{self, Item};
 use crate::d1::{self, DIALECT, Db};
 use crate::http::{Answer, ApiResult, Ctx, Failure};
-use crate::{ingest, store};
+use crate::{archive, ingest, store};
+
+/// [`ERASE_QUERY_BUDGET`], lowered by the tests (`ERASE_QUERY_BUDGET`) to show an
+/// erasure that continues over several requests.
+fn query_budget(env: &Env) -> usize {
+    env.var("ERASE_QUERY_BUDGET")
+        .ok()
+        .and_then(|v| v.to_string().parse().ok())
+        .unwrap_or(ERASE_QUERY_BUDGET)
+}
 
 pub async fn erase(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
     let caller = ctx.caller()?.clone();
@@ -22,10 +32,10 @@ pub async fn erase(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
     let subject = erasure::subject(&ctx.param("userId")?, &snap.directory)?;
     let tenant = caller.tenant().to_owned();
     let db = Db::of_tenant(env, &tenant).await?;
-    let keys = match d1::query_opt(&db, &subject_keys::count(DIALECT, &tenant, &subject)).await? {
-        Some(row) => row.uint(0)?,
-        None => 0,
-    };
+    let materials = subject_keys::materials(
+        &d1::query(&db, &subject_keys::of_subject(DIALECT, &tenant, &subject)).await?,
+    )?;
+    let keys = materials.len() as u64;
     if keys == 0
         && d1::query_opt(
             &db,
@@ -35,6 +45,49 @@ pub async fn erase(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
         .is_none()
     {
         return Err(erasure::unknown(&subject).into());
+    }
+    let start = d1::queries_made();
+    let mut archived_segments = 0;
+    if keys > 0 {
+        let mut through = match d1::query_opt(
+            &db,
+            &crm_store::erasure::progress(DIALECT, &tenant, &subject),
+        )
+        .await?
+        {
+            Some(row) => row.uint(0)?,
+            None => 0,
+        };
+        while let Some(segment) = archive::segment_after(&db, &tenant, through).await? {
+            let records = archive::records(env, &segment)
+                .await?
+                .map_err(Failure::internal)?;
+            let statements = crm_store::erasure::archived(
+                DIALECT,
+                &tenant,
+                &subject,
+                &records,
+                &materials,
+                segment.last_seq,
+            );
+            let spent = (d1::queries_made() - start) as usize;
+            if archived_segments > 0 && spent + statements.len() > query_budget(env) {
+                return Answer::of(
+                    200,
+                    &ErasureAnswer {
+                        subject,
+                        keys_destroyed: 0,
+                        record: None,
+                        rows_scrubbed: 0,
+                        archived_segments,
+                        complete: false,
+                    },
+                );
+            }
+            d1::transaction(&db, &statements).await?;
+            through = segment.last_seq;
+            archived_segments += 1;
+        }
     }
     let now = Timestamp::from_millis(now_ms())?;
     let (activity, input_hash) = erasure::record(
@@ -49,13 +102,16 @@ pub async fn erase(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
         activity,
         input_hash,
     };
-    let destroy = subject_keys::destroy(DIALECT, &tenant, &subject);
+    let first = [
+        subject_keys::destroy(DIALECT, &tenant, &subject),
+        crm_store::erasure::forget_progress(DIALECT, &tenant, &subject),
+    ];
     let record = consumer::write(
         env,
         &tenant,
         std::slice::from_ref(&item),
         &[now.millis()],
-        std::slice::from_ref(&destroy),
+        &first,
     )
     .await?
     .map_err(|c| Failure(crm_api::error::ApiError::conflict(c.message())))?
@@ -74,7 +130,8 @@ pub async fn erase(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
         &ErasureAnswer {
             subject,
             keys_destroyed: keys,
-            record,
+            record: Some(record),
+            archived_segments,
             rows_scrubbed: scrub.scrubbed(),
             complete: scrub.is_done(),
         },

@@ -69,7 +69,8 @@ pub async fn erase(
     Ok(Json(ErasureAnswer {
         subject,
         keys_destroyed,
-        record,
+        record: Some(record),
+        archived_segments: 0,
         rows_scrubbed: scrub.scrubbed(),
         complete: scrub.is_done(),
     }))
