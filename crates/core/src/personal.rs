@@ -165,15 +165,23 @@ fn too_large(why: &str) -> crate::CoreError {
     )
 }
 
-/// Seals `a`'s personal fields under `key` with `nonce` (random bits from the caller):
-/// `a` keeps its plaintext (the open form) and gains the sealed block; its stored form
-/// is what gets hashed and written.
+/// What a sealed record keeps in the clear outside its hashed body: the IP address and
+/// location, for the search columns and the report rollups (which an erasure scrubs).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Searchable {
+    pub ip_address: Option<String>,
+    pub location: Option<String>,
+}
+
+/// Seals `a`'s personal fields under `key` with `nonce` (random bits from the caller),
+/// turning `a` into its stored form (what gets hashed and written); answers what stays
+/// searchable in the clear.
 pub fn seal(
     a: &mut Activity,
     key: &SubjectKey,
     nonce: &[u8; NONCE_LEN],
     personal_keys: &[String],
-) -> Result<(), crate::CoreError> {
+) -> Result<Searchable, crate::CoreError> {
     let metadata_keys = personal_metadata_keys(a, personal_keys);
     let u = &a.user_context.user;
     let fields = Fields {
@@ -201,14 +209,40 @@ pub fn seal(
             },
         )
         .map_err(|_| too_large("the cipher refused the plaintext"))?;
+    let searchable = Searchable {
+        ip_address: fields.ip_address,
+        location: fields.location,
+    };
+    blank(a, &metadata_keys);
     a.personal = Some(Personal {
         key_id: key.id.clone(),
         nonce: STANDARD.encode(nonce),
         ciphertext: STANDARD.encode(ciphertext),
         metadata_keys,
-        state: Some(PersonalState::Open),
+        state: None,
     });
-    Ok(())
+    Ok(searchable)
+}
+
+/// Blanks the personal fields of any form of a record: what remains is its stored form
+/// (the entity path keeps everything but the name).
+fn blank(a: &mut Activity, metadata_keys: &[String]) {
+    let prefix = path_prefix(&a.user_context.entity_path, &a.user_context.user.name).to_owned();
+    a.user_context.entity_path = prefix;
+    let u = &mut a.user_context.user;
+    u.name = String::new();
+    u.email = None;
+    u.title = None;
+    let c = &mut a.compliance;
+    c.ip_address = None;
+    c.user_agent = None;
+    c.location = None;
+    for k in metadata_keys {
+        a.metadata.remove(k);
+    }
+    if let Some(p) = &mut a.personal {
+        p.state = None;
+    }
 }
 
 /// The form of `a` that is hashed and stored: unchanged for a record without sealed
@@ -222,22 +256,7 @@ pub fn stored_form(a: &Activity) -> Cow<'_, Activity> {
         return Cow::Borrowed(a);
     }
     let mut s = a.clone();
-    let prefix = path_prefix(&s.user_context.entity_path, &s.user_context.user.name).to_owned();
-    s.user_context.entity_path = prefix;
-    let u = &mut s.user_context.user;
-    u.name = String::new();
-    u.email = None;
-    u.title = None;
-    let c = &mut s.compliance;
-    c.ip_address = None;
-    c.user_agent = None;
-    c.location = None;
-    for k in &p.metadata_keys {
-        s.metadata.remove(k);
-    }
-    if let Some(p) = &mut s.personal {
-        p.state = None;
-    }
+    blank(&mut s, &p.metadata_keys);
     Cow::Owned(s)
 }
 
@@ -428,9 +447,21 @@ mod tests {
             .insert("Phone".into(), Value::String("+49 30 1234".into()));
         a.metadata
             .insert("stage".into(), Value::String("won".into()));
-        seal(&mut a, &key(7), &[1; NONCE_LEN], &["phone".into()]).expect("seals");
+        let clear = a.clone();
+        let searchable = seal(&mut a, &key(7), &[1; NONCE_LEN], &["phone".into()]).expect("seals");
+        assert_eq!(searchable.ip_address.as_deref(), Some("203.0.113.9"));
+        assert_eq!(searchable.location.as_deref(), Some("Berlin"));
         chain_seal(&mut a, 1, crate::chain::GENESIS);
-        a
+        // The record a reader gets with the key: the original, with the sealed block.
+        let mut open_form = a.clone();
+        open(&mut open_form, Some(&key(7)));
+        let mut expected = clear;
+        expected.seq = a.seq;
+        expected.prev_hash = a.prev_hash.clone();
+        expected.hash = a.hash.clone();
+        expected.personal = open_form.personal.clone();
+        assert_eq!(open_form, expected);
+        open_form
     }
 
     fn stored(a: &Activity) -> Activity {

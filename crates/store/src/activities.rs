@@ -1,6 +1,7 @@
 //! Activity rows: the insert, the lookup of stored ids for idempotency, the filter
 //! shared by listings and raw report rows, and the row → `ReportRow` mapping.
 
+use crm_core::personal::Searchable;
 use crm_core::report::ReportRow;
 use crm_core::{Activity, Credits, Outcome, Timestamp};
 
@@ -18,10 +19,24 @@ const COLUMN_COUNT: usize = 22;
 /// text of a few tens of KB.
 const MAX_ROWS_PER_INSERT: usize = 500;
 
+/// What a record keeps searchable: a sealed record's from its sealing, an unsealed
+/// one's from its own fields.
+pub fn searchable_of(a: &Activity) -> Searchable {
+    Searchable {
+        ip_address: a.compliance.ip_address.clone(),
+        location: a.compliance.location.clone(),
+    }
+}
+
 /// The values of one activity row, in [`COLUMNS`] order: the body in its stored form
-/// (personal fields sealed); IP address and location also in the clear, in their own
-/// columns, as the search index an erasure scrubs.
-fn row_values(a: &Activity, input_hash: &str, received_at: i64) -> StoreResult<Vec<Value>> {
+/// (personal fields sealed); IP address and location in the clear in their own
+/// columns (`searchable`), the search index an erasure scrubs.
+fn row_values(
+    a: &Activity,
+    input_hash: &str,
+    received_at: i64,
+    searchable: &Searchable,
+) -> StoreResult<Vec<Value>> {
     let body = serde_json::to_string(&*crm_core::personal::stored_form(a))
         .map_err(|e| StoreError::decode(e.to_string()))?;
     let h = &a.user_context.hierarchy;
@@ -40,8 +55,8 @@ fn row_values(a: &Activity, input_hash: &str, received_at: i64) -> StoreResult<V
         a.entity_id.as_deref().into(),
         a.credits.units().into(),
         a.session_id.as_deref().into(),
-        a.compliance.ip_address.as_deref().into(),
-        a.compliance.location.as_deref().into(),
+        searchable.ip_address.as_deref().into(),
+        searchable.location.as_deref().into(),
         a.compliance.authentication_method.as_deref().into(),
         input_hash.into(),
         a.prev_hash.as_str().into(),
@@ -75,7 +90,7 @@ pub fn insert(
             "INSERT INTO activities ({COLUMNS}) VALUES {}",
             tuples(1, COLUMN_COUNT)
         ),
-        row_values(a, input_hash, received_at)?,
+        row_values(a, input_hash, received_at, &searchable_of(a))?,
     ))
 }
 
@@ -88,21 +103,29 @@ pub struct Arrival<'a> {
     pub received_at: i64,
 }
 
-/// The inserts of sealed activities (`arrivals[i]` belongs to `sealed[i]`), as few
+/// The inserts of sealed activities (`arrivals[i]` and `searchable[i]` belong to
+/// `sealed[i]`), as few
 /// multi-row statements as the dialect's parameter limit allows — one round trip per
 /// statement matters on PostgreSQL and D1. Same refusals as [`insert`].
 pub fn insert_many(
     d: Dialect,
     sealed: &[Activity],
     arrivals: &[Arrival<'_>],
+    searchable: &[Searchable],
 ) -> StoreResult<Vec<Statement>> {
     let per = (d.max_params() / COLUMN_COUNT).clamp(1, MAX_ROWS_PER_INSERT);
-    let rows: Vec<(&Activity, &Arrival<'_>)> = sealed.iter().zip(arrivals).collect();
+    let rows: Vec<(&Activity, (&Arrival<'_>, &Searchable))> =
+        sealed.iter().zip(arrivals.iter().zip(searchable)).collect();
     rows.chunks(per)
         .map(|chunk| {
             let mut params = Vec::with_capacity(chunk.len() * COLUMN_COUNT);
-            for (a, arrival) in chunk {
-                params.extend(row_values(a, arrival.input_hash, arrival.received_at)?);
+            for (a, (arrival, clear)) in chunk {
+                params.extend(row_values(
+                    a,
+                    arrival.input_hash,
+                    arrival.received_at,
+                    clear,
+                )?);
             }
             Ok(d.stmt(
                 &format!(

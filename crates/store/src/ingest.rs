@@ -112,17 +112,8 @@ pub fn classify(
 /// queries are left.
 pub const MAX_WRITE_QUERIES: usize = 500;
 
-/// Seals `fresh` after `before` and lists the statements that record them, in one
-/// transaction, and the balance left: what every runtime's writer does with a batch of
-/// new activities. `wallet` holds the tenant's open grants as this transaction sees
-/// them (read with the head): time is applied to it first (grants that took effect
-/// or expired since the last write, at their instants), then the batch is charged in
-/// order against its balance (crm-core's `settle_and_seal`) and the charge burns the
-/// grants down by priority; the tenant's alert `rules` crossed on the way are recorded
-/// with it. The caller keeps `wallet` for its next batch of this
-/// tenant in the same transaction, after [`Wallet::stored_all`].
 /// What a write charges and chains against: the tenant's head and open grants as
-/// this transaction read them, and its alert rules.
+/// this transaction read them, its alert rules, and its subjects' keys.
 #[derive(Debug)]
 pub struct Account<'a> {
     pub head: &'a Head,
@@ -132,6 +123,16 @@ pub struct Account<'a> {
     pub sealing: &'a mut crate::subject_keys::Sealing,
 }
 
+/// Seals `fresh` after `before` (their personal fields sealed first, leaving them in
+/// their stored form) and lists the statements that record them, in one transaction,
+/// and the balance left: what every runtime's writer does with a batch of new
+/// activities. `wallet` holds the tenant's open grants as this transaction sees them
+/// (read with the head): time is applied to it first (grants that took effect or
+/// expired since the last write, at their instants), then the batch is charged in
+/// order against its balance (crm-core's `settle_and_seal`) and the charge burns the
+/// grants down by priority; the tenant's alert `rules` crossed on the way are recorded
+/// with it. The caller keeps `wallet` for its next batch of this tenant in the same
+/// transaction, after [`Wallet::stored_all`].
 pub fn seal_and_write(
     d: Dialect,
     tenant_id: &str,
@@ -162,7 +163,7 @@ pub fn seal_and_write(
         .unwrap_or_default();
     let ticked = wallet.tick(received_at)?;
     // Sealed before they are chained: the hash covers the sealed form.
-    sealing.seal(fresh)?;
+    let searchable = sealing.seal(fresh)?;
     let available = Credits::from_units(wallet.balance())?;
     let balance =
         crm_core::engine::settle_and_seal(available, before.seq + 1, &before.hash, fresh)?;
@@ -171,8 +172,12 @@ pub fn seal_and_write(
     wallet.spend(charged, received_at)?;
     let mut out = crate::grants::ledger_entries(d, tenant_id, &ticked, "");
     out.extend(sealing.inserts(d, tenant_id, Timestamp::from_millis(received_at)?));
-    out.extend(activities::insert_many(d, fresh, arrivals)?);
-    out.extend(rollups::upserts(d, tenant_id, &rollups::fold(fresh)));
+    out.extend(activities::insert_many(d, fresh, arrivals, &searchable)?);
+    out.extend(rollups::upserts(
+        d,
+        tenant_id,
+        &rollups::fold(fresh, &searchable),
+    ));
     if charged != 0 {
         out.push(tenants::ledger_entry(
             d,

@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 
+use crm_core::personal::Searchable;
 use crm_core::report::{Dimension, RollupRow, Tier};
 use crm_core::{Activity, Credits, Timestamp};
 
@@ -36,10 +37,12 @@ pub struct Sums {
     pub latest: i64,
 }
 
-/// Folds activities into per-key sums, in key order (a stable statement order).
-pub fn fold(activities: &[Activity]) -> Vec<(Key<'_>, Sums)> {
+/// Folds activities into per-key sums, in key order (a stable statement order); the IP
+/// address and location of `activities[i]` are `searchable[i]`'s (sealed records hold
+/// them encrypted).
+pub fn fold<'a>(activities: &'a [Activity], searchable: &'a [Searchable]) -> Vec<(Key<'a>, Sums)> {
     let mut groups: HashMap<Key<'_>, Sums> = HashMap::new();
-    for a in activities {
+    for (a, clear) in activities.iter().zip(searchable) {
         let t = a.occurred_at.millis();
         let h = &a.user_context.hierarchy;
         for tier in Tier::ALL {
@@ -50,7 +53,12 @@ pub fn fold(activities: &[Activity]) -> Vec<(Key<'_>, Sums)> {
                     department_path: &h.department_path,
                     department_id: &h.department_id,
                     dimension,
-                    value: dimension.value_of(a).unwrap_or(ABSENT),
+                    value: match dimension {
+                        Dimension::IpAddress => clear.ip_address.as_deref(),
+                        Dimension::Location => clear.location.as_deref(),
+                        _ => dimension.value_of(a),
+                    }
+                    .unwrap_or(ABSENT),
                 };
                 let s = groups.entry(key).or_default();
                 s.count += 1;
@@ -169,7 +177,11 @@ mod tests {
         let now = Timestamp::from_millis(1_700_000_000_000).expect("in range");
         let records = crate::testing::chain(90, now);
         let credits: i64 = records.iter().map(|a| a.credits.units()).sum();
-        let folded = fold(&records);
+        let clear: Vec<_> = records
+            .iter()
+            .map(crate::activities::searchable_of)
+            .collect();
+        let folded = fold(&records, &clear);
         for tier in Tier::ALL {
             for &dim in tier.dimensions() {
                 let rows: Vec<&Sums> = folded

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use crm_core::personal::{self, NEW_KEY_RANDOM_LEN, NONCE_LEN, SubjectKey};
+use crm_core::personal::{self, NEW_KEY_RANDOM_LEN, NONCE_LEN, Searchable, SubjectKey};
 use crm_core::{Activity, Timestamp};
 
 use crate::dialect::Dialect;
@@ -121,10 +121,13 @@ impl Sealing {
     }
 
     /// Seals every activity of `fresh` that holds something personal (before it is
-    /// chained: the hash covers the sealed form).
-    pub fn seal(&mut self, fresh: &mut [Activity]) -> StoreResult<()> {
+    /// chained: the hash covers the sealed form), leaving it in its stored form;
+    /// answers what each keeps searchable.
+    pub fn seal(&mut self, fresh: &mut [Activity]) -> StoreResult<Vec<Searchable>> {
+        let mut out = Vec::with_capacity(fresh.len());
         for a in fresh.iter_mut() {
             if !personal::holds_personal(a, &self.personal_keys) {
+                out.push(crate::activities::searchable_of(a));
                 continue;
             }
             let key = self.keys.get(&a.user_id).ok_or_else(|| {
@@ -134,9 +137,9 @@ impl Sealing {
             nonce[..SALT_LEN].copy_from_slice(&self.salt);
             nonce[SALT_LEN..].copy_from_slice(&self.sealed.to_be_bytes());
             self.sealed += 1;
-            personal::seal(a, key, &nonce, &self.personal_keys)?;
+            out.push(personal::seal(a, key, &nonce, &self.personal_keys)?);
         }
-        Ok(())
+        Ok(out)
     }
 
     /// The inserts of the keys this write created (in its transaction), as few
