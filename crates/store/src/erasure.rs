@@ -304,3 +304,70 @@ fn move_to_erased(
         ),
     ]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(seq: i64, ip: Option<&str>, location: Option<&str>) -> Row {
+        let text = |v: Option<&str>| Value::Text(v.map(str::to_owned));
+        Row(vec![
+            Value::Int(Some(seq)),
+            Value::Int(Some(1_800_000_000_000 + seq)),
+            text(Some("/d/")),
+            text(Some("d")),
+            text(ip),
+            text(location),
+            Value::Int(Some(5_000)),
+        ])
+    }
+
+    #[test]
+    fn a_chunk_moves_each_clear_value_once_and_skips_what_is_erased() {
+        let mut scrub = Scrub::new("t", "u");
+        assert!(scrub.next(Dialect::Sqlite).is_some());
+        let rows = [
+            row(1, Some("203.0.113.7"), Some("Lisbon")),
+            row(2, Some(ERASED), None),
+            row(3, Some("203.0.113.7"), None),
+        ];
+        let statements = scrub.feed(Dialect::Sqlite, &rows).expect("feeds");
+        // Two breakdown tiers (hour, day) × (one IP + one location) rollup rows, each
+        // moved by three statements, then one update of rows 1 and 3.
+        assert_eq!(statements.len(), 4 * 3 + 1);
+        let update = statements.last().expect("update");
+        assert!(update.sql.starts_with("UPDATE activities"));
+        assert_eq!(update.params.len(), 3, "the tenant and two seqs");
+        let ip_move = statements
+            .iter()
+            .find(|s| {
+                s.sql.contains("INSERT") && s.params[6] == Value::Text(Some("203.0.113.7".into()))
+            })
+            .expect("the IP's move");
+        assert_eq!(
+            ip_move.params[7],
+            Value::Int(Some(2)),
+            "both rows of the hour"
+        );
+        assert_eq!(ip_move.params[8], Value::Int(Some(10_000)));
+        assert_eq!(scrub.scrubbed(), 2);
+        assert!(scrub.is_done(), "a short chunk is the last");
+        assert!(scrub.next(Dialect::Sqlite).is_none());
+    }
+
+    #[test]
+    fn a_full_chunk_continues_after_its_last_row() {
+        let mut scrub = Scrub::new("t", "u");
+        let rows: Vec<Row> = (1..=SCRUB_ROWS as i64)
+            .map(|s| row(s, None, None))
+            .collect();
+        assert!(
+            scrub
+                .feed(Dialect::Sqlite, &rows)
+                .expect("feeds")
+                .is_empty()
+        );
+        let next = scrub.next(Dialect::Sqlite).expect("more");
+        assert_eq!(next.params[3], seq(SCRUB_ROWS as u64));
+    }
+}
