@@ -162,12 +162,7 @@ pub fn export_rows(
     let mut out = Vec::new();
     for r in records {
         let mut a = r.activity.clone();
-        let material = a
-            .personal
-            .as_ref()
-            .and_then(|p| materials.get(&p.key_id))
-            .map(String::as_str);
-        crate::subject_keys::open(&mut a, material);
+        crate::subject_keys::open_with(&mut a, materials);
         if filter.matches(&a) {
             let line = serde_json::to_string(&a).map_err(StoreError::corrupt)?;
             out.push(Row(vec![seq(a.seq), line.into(), Value::Text(None)]));

@@ -65,12 +65,7 @@ pub fn archived(
     let sealed = |r: &&Archived| r.activity.user_id == subject && r.activity.personal.is_some();
     for r in records.iter().filter(sealed) {
         let mut a = r.activity.clone();
-        let material = a
-            .personal
-            .as_ref()
-            .and_then(|p| materials.get(&p.key_id))
-            .map(String::as_str);
-        crate::subject_keys::open(&mut a, material);
+        crate::subject_keys::open_with(&mut a, materials);
         let h = &a.user_context.hierarchy;
         moves.add(
             a.occurred_at.millis(),

@@ -31,10 +31,18 @@ pub struct Sealing {
     sealed: u64,
 }
 
-/// The stored keys of `subjects`, in as few statements as the parameter limit allows.
-pub fn for_subjects(d: Dialect, tenant_id: &str, subjects: &[&str]) -> Vec<Statement> {
+/// `SELECT {columns} FROM subject_keys WHERE tenant_id = ?1 AND {column} IN (…)
+/// {order}` over `values`, in as few statements as the parameter limit allows.
+fn keys_where_in(
+    d: Dialect,
+    tenant_id: &str,
+    columns: &str,
+    column: &str,
+    values: &[&str],
+    order: &str,
+) -> Vec<Statement> {
     let per = d.max_params().saturating_sub(1).clamp(1, 500);
-    subjects
+    values
         .chunks(per)
         .map(|chunk| {
             let marks: Vec<String> = (2..chunk.len() + 2).map(|i| format!("?{i}")).collect();
@@ -42,14 +50,26 @@ pub fn for_subjects(d: Dialect, tenant_id: &str, subjects: &[&str]) -> Vec<State
             params.extend(chunk.iter().map(|s| (*s).into()));
             d.stmt(
                 &format!(
-                    "SELECT subject_id, key_id, material FROM subject_keys
-                     WHERE tenant_id = ?1 AND subject_id IN ({}) ORDER BY key_id",
+                    "SELECT {columns} FROM subject_keys
+                     WHERE tenant_id = ?1 AND {column} IN ({}){order}",
                     marks.join(", ")
                 ),
                 params,
             )
         })
         .collect()
+}
+
+/// The stored keys of `subjects` (`subject_id, key_id, material`).
+pub fn for_subjects(d: Dialect, tenant_id: &str, subjects: &[&str]) -> Vec<Statement> {
+    keys_where_in(
+        d,
+        tenant_id,
+        "subject_id, key_id, material",
+        "subject_id",
+        subjects,
+        " ORDER BY key_id",
+    )
 }
 
 /// The distinct subjects of `fresh` that hold something personal.
@@ -198,21 +218,17 @@ pub fn open(a: &mut Activity, material: Option<&str>) {
 /// Stored keys by id (records read back from an archive name theirs): `SELECT key_id,
 /// material`.
 pub fn by_ids(d: Dialect, tenant_id: &str, ids: &[&str]) -> Vec<Statement> {
-    let per = d.max_params().saturating_sub(1).clamp(1, 500);
-    ids.chunks(per)
-        .map(|chunk| {
-            let marks: Vec<String> = (2..chunk.len() + 2).map(|i| format!("?{i}")).collect();
-            let mut params = vec![tenant_id.into()];
-            params.extend(chunk.iter().map(|s| (*s).into()));
-            d.stmt(
-                &format!(
-                    "SELECT key_id, material FROM subject_keys WHERE tenant_id = ?1 AND key_id IN ({})",
-                    marks.join(", ")
-                ),
-                params,
-            )
-        })
-        .collect()
+    keys_where_in(d, tenant_id, "key_id, material", "key_id", ids, "")
+}
+
+/// Opens a stored record with the key it names, if `materials` (by key id) holds it.
+pub fn open_with(a: &mut Activity, materials: &HashMap<String, String>) {
+    let material = a
+        .personal
+        .as_ref()
+        .and_then(|p| materials.get(&p.key_id))
+        .cloned();
+    open(a, material.as_deref());
 }
 
 /// A subject's keys: `SELECT key_id, material` (decode with [`materials`]).
