@@ -11,6 +11,13 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Agent, setGlobalDispatcher } from 'undici';
+
+// One connection per request. The tests block the event loop while `wrangler d1
+// execute` runs (`d1()` below), so fetch cannot notice a kept-alive connection that
+// workerd closed meanwhile (after about 15 s idle) and reuses it: `fetch failed`,
+// "other side closed". This was the worker tier's intermittent failure.
+setGlobalDispatcher(new Agent({ pipelining: 0 }));
 
 export const root = join(dirname(fileURLToPath(import.meta.url)), '../..');
 const bin = join(root, 'tests/worker/node_modules/.bin');
