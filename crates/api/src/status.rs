@@ -98,4 +98,24 @@ pub struct Metrics {
     /// The edge: upstream delivery.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub upstream: Option<UpstreamProgress>,
+    /// The edge: what the isolate that answered has used of its platform limits.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub isolate: Option<IsolateUsage>,
+}
+
+/// An edge isolate's use of Cloudflare's limits since it started: its wasm memory's
+/// high-water mark and the most any one of its invocations spent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IsolateUsage {
+    /// wasm linear memory at its largest (it never shrinks).
+    pub memory_high_water_bytes: u64,
+    /// The isolate's memory, shared with the JavaScript heap.
+    pub memory_limit_bytes: u64,
+    pub peak_invocation_queries: u64,
+    pub peak_invocation_subrequests: u64,
+    /// D1 queries an invocation may make (a `batch()` counts each statement).
+    pub max_invocation_queries: u64,
+    /// Fetches, R2, Queues and D1 calls an invocation may make.
+    pub max_invocation_subrequests: u64,
 }

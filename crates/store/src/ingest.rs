@@ -106,11 +106,13 @@ pub fn classify(
 }
 
 /// D1 queries one write of a full batch (`MAX_BATCH` activities) makes at most: the id
-/// lookups, the head and grants reads, and every statement of its transaction — queue
-/// releases included, every open grant closing in it (the `d1_limits` test checks it).
-/// The edge's consumer starts a write only while this many of an invocation's 1,000
-/// queries are left.
-pub const MAX_WRITE_QUERIES: usize = 500;
+/// lookups, the head and grants reads, and every statement of its transaction — a
+/// rollup row per record, every open grant closing in it, queue releases included (the
+/// `d1_limits` test builds that batch). Below an invocation's 1,000 with room for a
+/// request's own reads, so `?sync=true` with a full batch fits one invocation; the
+/// edge's consumer, which writes many runs per invocation, splits a run whose
+/// statements do not fit what is left (`crm-worker`'s `invocation`).
+pub const MAX_WRITE_QUERIES: usize = 800;
 
 /// What a write charges and chains against: the tenant's head and open grants as
 /// this transaction read them, its alert rules, and its subjects' keys.

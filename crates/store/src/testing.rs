@@ -23,7 +23,9 @@ pub fn chain(n: usize, now: Timestamp) -> Vec<Activity> {
                 r#"{{"id":"a-{i}","userId":"{}","operation":"crm.leads.read"}}"#,
                 users[i % 3]
             );
-            snap.enrich_json(&input, "unused", now, None)
+            // Every record from its own address: a rollup row each, the most a batch folds to.
+            let ip = format!("10.{}.{}.{}", i / 65_536, i / 256 % 256, i % 256);
+            snap.enrich_json(&input, "unused", now, Some(&ip))
                 .expect("valid input")
         })
         .collect();

@@ -50,6 +50,7 @@ pub async fn archive(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
             );
         };
         // The object first: a record is deleted from D1 only once R2 holds it.
+        crate::invocation::spend_subrequest()?;
         bucket
             .put(&plan.segment.object_key, plan.object.into_bytes())
             .execute()
@@ -78,6 +79,7 @@ pub async fn segment_after(db: &Db, tenant: &str, after: u64) -> ApiResult<Optio
 
 /// A segment's records from R2, or why its object does not match the segment.
 pub async fn records(env: &Env, segment: &Segment) -> ApiResult<Result<Vec<Archived>, String>> {
+    crate::invocation::spend_subrequest()?;
     let Some(object) = env
         .bucket(BUCKET)?
         .get(&segment.object_key)
@@ -106,6 +108,7 @@ pub async fn delete_objects_through(env: &Env, tenant: &str, anchor: u64) -> Api
         if let Some(c) = cursor.take() {
             list = list.cursor(c);
         }
+        crate::invocation::spend_subrequest()?;
         let page = list.execute().await?;
         let expired: Vec<String> = page
             .objects()
@@ -114,6 +117,7 @@ pub async fn delete_objects_through(env: &Env, tenant: &str, anchor: u64) -> Api
             .filter(|k| archive::key_last_seq(k).is_some_and(|last| last <= anchor))
             .collect();
         if !expired.is_empty() {
+            crate::invocation::spend_subrequest()?;
             bucket.delete_multiple(expired).await?;
         }
         match page.cursor() {

@@ -26,14 +26,15 @@ use worker::{Env, Message, MessageBatch, MessageExt, Result};
 use crate::auth::now_ms;
 use crate::d1::{self, DIALECT, Db};
 use crate::http::{ApiResult, Failure};
-use crate::{message, store};
+use crate::{invocation, message, shards, store};
 use crm_api::error::ApiCode;
 
 /// Activities one consumer write holds at most: one request's batch.
 const MAX_ITEMS_PER_WRITE: usize = crm_core::limits::MAX_BATCH;
 
-/// D1 queries one Worker invocation may make (Cloudflare's limit on the paid plan).
-const QUERY_LIMIT: usize = 1_000;
+/// D1 queries a write's reads take before its transaction (existing ids, the account,
+/// subject keys, a retried head): a run starts only with at least these left.
+const MIN_QUERIES_FOR_A_WRITE: u64 = 12;
 
 /// Attempts at sealing after a head another writer keeps moving: each retry means a
 /// concurrent sync write or grant landed in between, which is rare.
@@ -83,7 +84,6 @@ pub async fn consume(batch: MessageBatch<Value>, env: &Env) -> Result<()> {
             }
         }
     }
-    let start = d1::queries_made();
     for (tenant, packets) in by_tenant {
         // A tenant's packets are written in runs of at most a request's batch, each its
         // own D1 transaction: one fold of every packet could be 10–20k rows, past the
@@ -94,22 +94,18 @@ pub async fn consume(batch: MessageBatch<Value>, env: &Env) -> Result<()> {
             .unwrap_or_else(|_| (0..packets.len()).map(|i| i..i + 1).collect());
         for run in runs {
             let group = &packets[run];
-            // Start a write only while a whole one fits the invocation's queries; the
-            // rest comes back at once (the budget is not an outage).
-            let spent = (d1::queries_made() - start) as usize;
-            if spent + plan::MAX_WRITE_QUERIES > QUERY_LIMIT {
-                for (m, _) in group {
-                    m.retry_with_options(
-                        &worker::QueueRetryOptionsBuilder::new()
-                            .with_delay_seconds(0)
-                            .build(),
-                    );
-                }
-                continue;
-            }
-            let written = write_tenant(env, &tenant, group).await;
+            let outcome = if invocation::queries_left() < MIN_QUERIES_FOR_A_WRITE {
+                Outcome::Deferred(group.iter().map(|(_, p)| p.clone()).collect())
+            } else {
+                write_tenant(env, &tenant, group).await
+            };
+            let acked = match outcome {
+                Outcome::Written => true,
+                Outcome::Failed => false,
+                Outcome::Deferred(rest) => requeue(env, &tenant, rest).await,
+            };
             for (m, _) in group {
-                if written {
+                if acked {
                     m.ack();
                 } else {
                     retry_later(m);
@@ -118,6 +114,45 @@ pub async fn consume(batch: MessageBatch<Value>, env: &Env) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// How a run of a tenant's packets ended.
+#[derive(Debug)]
+enum Outcome {
+    /// Every item written or dead-lettered.
+    Written,
+    /// Something failed: retried after a growing delay.
+    Failed,
+    /// The invocation's D1 queries ran out: these packets hold what is not written yet
+    /// (what is, was acknowledged by its own transaction).
+    Deferred(Vec<Packet>),
+}
+
+/// Queues what a run left unwritten as new messages, so the next invocation starts
+/// where this one stopped: a retry would count against the message's retries (the
+/// budget is not an outage) and begin again at its first item. False if a send failed;
+/// the run is then retried whole (a replay is recognised).
+async fn requeue(env: &Env, tenant: &str, rest: Vec<Packet>) -> bool {
+    // The tenant's shard queue (cached placement: no query once known).
+    let Some(q) = shards::of_tenant(env, tenant)
+        .await
+        .ok()
+        .and_then(|shard| env.queue(&shards::queue(shard)).ok())
+    else {
+        return false;
+    };
+    for packet in rest {
+        let sent = match message::encode(&packet) {
+            Ok(text) if invocation::spend_subrequest().is_ok() => {
+                q.send(message::text(text)).await.is_ok()
+            }
+            _ => false,
+        };
+        if !sent {
+            return false;
+        }
+    }
+    true
 }
 
 /// Marks a message for another delivery after a growing delay (an immediate retry would
@@ -133,24 +168,42 @@ pub fn retry_later<T>(m: &Message<T>) {
     );
 }
 
-/// Writes a tenant's packets; true when every item is written or dead-lettered.
-async fn write_tenant(env: &Env, tenant: &str, packets: &[(&Message<Value>, Packet)]) -> bool {
+/// Writes a tenant's packets: as one transaction when its statements fit what the
+/// invocation has left, else fewer items at a time; what the budget leaves unwritten
+/// comes back as [`Outcome::Deferred`].
+async fn write_tenant(env: &Env, tenant: &str, packets: &[(&Message<Value>, Packet)]) -> Outcome {
     let mut items: Vec<Item> = packets.iter().flat_map(|(_, p)| p.items.clone()).collect();
-    // Each item keeps the time its own request was received.
-    let mut received: Vec<i64> = packets
+    // Each item's packet: it keeps the time its own request was received.
+    let mut origin: Vec<usize> = packets
         .iter()
-        .flat_map(|(_, p)| std::iter::repeat_n(p.received_at, p.items.len()))
+        .enumerate()
+        .flat_map(|(i, (_, p))| std::iter::repeat_n(i, p.items.len()))
         .collect();
-    loop {
-        match write(env, tenant, &items, &received, &[]).await {
-            Ok(Ok(_)) => return true,
-            Ok(Err(conflict)) => {
+    let received: Vec<i64> = packets.iter().map(|(_, p)| p.received_at).collect();
+    let mut take = items.len();
+    while !items.is_empty() {
+        take = take.min(items.len());
+        let arrivals: Vec<i64> = origin[..take].iter().map(|&i| received[i]).collect();
+        match write(env, tenant, &items[..take], &arrivals, &[]).await {
+            Ok(Ok(_)) => {
+                items.drain(..take);
+                origin.drain(..take);
+            }
+            // Fewer items: as many as half the queries left would write, in proportion
+            // (the next attempt reads again before it writes).
+            Ok(Err(Refusal::OverBudget { statements, left })) if take > 1 => {
+                take = (take.saturating_mul(left / 2) / statements.max(1)).clamp(1, take - 1);
+            }
+            Ok(Err(Refusal::OverBudget { .. })) => {
+                return Outcome::Deferred(unwritten(packets, items, &origin));
+            }
+            Ok(Err(Refusal::Conflict(conflict))) => {
                 let item = items.remove(conflict.index);
-                let received_at = received.remove(conflict.index);
+                let received_at = received[origin.remove(conflict.index)];
                 let body =
                     json!({ "tenantId": tenant, "receivedAt": received_at, "items": [item] });
                 if !dead_letter(env, body, &conflict.message()).await {
-                    return false;
+                    return Outcome::Failed;
                 }
                 let id = item.activity.id.as_str();
                 // The reservation was for content that will never be written.
@@ -160,21 +213,48 @@ async fn write_tenant(env: &Env, tenant: &str, packets: &[(&Message<Value>, Pack
                     Err(_) => false,
                 };
                 if !released {
-                    return false;
+                    return Outcome::Failed;
                 }
-                if items.is_empty() {
-                    return true;
-                }
+            }
+            // Refused by the invocation's allowance half way through its reads.
+            Err(_) if invocation::exhausted() => {
+                return Outcome::Deferred(unwritten(packets, items, &origin));
             }
             Err(e) => {
                 worker::console_error!(
                     "tenant {tenant}: batch not written, retrying: {}",
                     e.message()
                 );
-                return false;
+                return Outcome::Failed;
             }
         }
     }
+    Outcome::Written
+}
+
+/// The packets' items still to write, each in a packet like the one it came in.
+fn unwritten(
+    packets: &[(&Message<Value>, Packet)],
+    items: Vec<Item>,
+    origin: &[usize],
+) -> Vec<Packet> {
+    let mut out: Vec<Packet> = Vec::new();
+    let mut last = None;
+    for (item, &i) in items.into_iter().zip(origin) {
+        if last != Some(i) {
+            let (_, p) = &packets[i];
+            out.push(Packet {
+                tenant_id: p.tenant_id.clone(),
+                received_at: p.received_at,
+                items: Vec::new(),
+            });
+            last = Some(i);
+        }
+        if let Some(p) = out.last_mut() {
+            p.items.push(item);
+        }
+    }
+    out
 }
 
 /// Sends a body to the dead-letter queue with its reason; false if that failed (the
@@ -183,13 +263,38 @@ async fn write_tenant(env: &Env, tenant: &str, packets: &[(&Message<Value>, Pack
 async fn dead_letter(env: &Env, body: Value, reason: &str) -> bool {
     let letter = message::encode(&json!({ "reason": reason, "body": body }));
     let sent = match (env.queue("DEAD_LETTERS"), letter) {
-        (Ok(q), Ok(letter)) => q.send(message::text(letter)).await.is_ok(),
+        (Ok(q), Ok(letter)) if crate::invocation::spend_subrequest().is_ok() => {
+            q.send(message::text(letter)).await.is_ok()
+        }
         _ => false,
     };
     if !sent {
         worker::console_error!("dead-letter send failed ({reason})");
     }
     sent
+}
+
+/// Why [`write`] wrote nothing.
+#[derive(Debug)]
+pub enum Refusal {
+    /// An id stored, or earlier in the items, with other content.
+    Conflict(IdConflict),
+    /// The transaction has more statements than the invocation has D1 queries left.
+    OverBudget { statements: usize, left: usize },
+}
+
+impl Refusal {
+    /// The failure of a caller that writes one request's items in one transaction: a
+    /// conflict as `conflict` says; a write too large for the invocation cannot be
+    /// answered at all (a request's batch needs well under an invocation's queries).
+    pub fn or_conflict(self, conflict: impl FnOnce(IdConflict) -> Failure) -> Failure {
+        match self {
+            Refusal::Conflict(c) => conflict(c),
+            Refusal::OverBudget { statements, left } => Failure::internal(format!(
+                "a write of {statements} statements exceeds the {left} D1 queries this invocation has left"
+            )),
+        }
+    }
 }
 
 /// Stored activities among the candidates' ids.
@@ -222,12 +327,12 @@ pub async fn write(
     items: &[Item],
     received_at: &[i64],
     first: &[Statement],
-) -> ApiResult<std::result::Result<Vec<Stored>, IdConflict>> {
+) -> ApiResult<std::result::Result<Vec<Stored>, Refusal>> {
     let candidates: Vec<Candidate<'_>> = items.iter().map(Item::candidate).collect();
     let stored = stored(env, tenant, &candidates).await?;
     let dispositions = match plan::classify(&candidates, &stored) {
         Ok(d) => d,
-        Err(conflict) => return Ok(Err(conflict)),
+        Err(conflict) => return Ok(Err(Refusal::Conflict(conflict))),
     };
     let mut fresh: Vec<Activity> = Vec::new();
     let mut arrivals = Vec::new();
@@ -274,6 +379,13 @@ pub async fn write(
         };
         statements.splice(0..0, first.iter().cloned());
         statements.extend(queued::release(DIALECT, tenant, &ids, now_ms()));
+        let left = usize::try_from(invocation::queries_left()).unwrap_or(usize::MAX);
+        if statements.len() > left {
+            return Ok(Err(Refusal::OverBudget {
+                statements: statements.len(),
+                left,
+            }));
+        }
         if let Err(e) = d1::transaction(&db, &statements).await {
             // A guard refused if another writer (a sync request, a grant) moved the
             // head, the balance or a grant since they were read: seal again after them.

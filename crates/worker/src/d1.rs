@@ -96,24 +96,8 @@ fn column(v: serde_json::Value) -> ApiResult<Value> {
     })
 }
 
-thread_local! {
-    /// Queries this isolate has made, ever: an invocation reads it at its start and
-    /// again to know what it spent (the platform allows 1,000 per invocation). Another
-    /// invocation interleaved in the isolate only makes the count larger, never smaller.
-    static QUERIES: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
-}
-
-/// The isolate's query count (see `QUERIES`).
-pub fn queries_made() -> u64 {
-    QUERIES.get()
-}
-
-fn count(n: usize) {
-    QUERIES.set(QUERIES.get() + n as u64);
-}
-
 pub async fn query(db: &Db, st: &Statement) -> ApiResult<Vec<Row>> {
-    count(1);
+    crate::invocation::spend_queries(1)?;
     let rows: Vec<Vec<serde_json::Value>> = prepare(&db.inner, st)?
         .raw()
         .await
@@ -137,7 +121,7 @@ pub async fn transaction(db: &Db, statements: &[Statement]) -> ApiResult<()> {
     if statements.is_empty() {
         return Ok(());
     }
-    count(statements.len());
+    crate::invocation::spend_queries(statements.len())?;
     let prepared = statements
         .iter()
         .map(|st| prepare(&db.inner, st))

@@ -82,6 +82,7 @@ pub async fn inject(req: &mut Request, env: &Env) -> ApiResult<Answer> {
         received_at: now.millis(),
         items,
     };
+    crate::invocation::spend_subrequest()?;
     env.queue("DEAD_LETTERS")?
         .send(message::text(message::encode(
             &json!({ "reason": "injected by a test", "body": packet }),
@@ -130,6 +131,7 @@ pub async fn redrive(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
         Failure::bad_request("this dead letter is not a packet of activities; drop it")
     })?;
     let shard = shards::of_tenant(env, caller.tenant()).await?;
+    crate::invocation::spend_subrequest()?;
     env.queue(&shards::queue(shard))?
         .send(message::text(message::encode(&packet)?))
         .await?;

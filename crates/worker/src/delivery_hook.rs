@@ -72,6 +72,7 @@ pub async fn deliver(req: &mut Request, env: &Env) -> ApiResult<Answer> {
         let text = packets
             .get(s.packet)
             .ok_or_else(|| Failure::bad_request(format!("no packet {}", s.packet)))?;
+        crate::invocation::spend_subrequest()?;
         queue
             .send(message::delayed(text.clone(), s.delay_seconds))
             .await?;

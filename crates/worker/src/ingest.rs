@@ -183,7 +183,7 @@ pub async fn activities(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
             .map_err(|c| conflict(&in_request(c, &items), true))?;
         let stored = consumer::write(env, &tenant, &items, &vec![now.millis(); items.len()], &[])
             .await?
-            .map_err(|c| conflict(&c, false))?;
+            .map_err(|r| r.or_conflict(|c| conflict(&c, false)))?;
         let (status, answer) = crm_api::ingest::answer(single, stored)?;
         return Answer::of(status, &answer);
     }
@@ -222,6 +222,7 @@ pub async fn activities(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
     // The tenant's shard queue: its consumer serialises the tenant's chain.
     let queue = env.queue(&shards::queue(shards::of_tenant(env, &tenant).await?))?;
     for (n, group) in groups.into_iter().enumerate() {
+        crate::invocation::spend_subrequest()?;
         if let Err(e) = queue.send_batch(group.into_iter().map(message::text)).await {
             worker::console_error!("sendBatch failed after {n} batches: {e}");
             return Err(Failure::new(

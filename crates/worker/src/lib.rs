@@ -15,6 +15,7 @@ mod dead_letters;
 mod delivery_hook;
 mod http;
 mod ingest;
+mod invocation;
 mod message;
 mod operations;
 mod operator;
@@ -41,7 +42,8 @@ const LEADS_AT_THE_EDGE: &str = "leads are served by crm-host: creating or chang
 
 #[event(fetch)]
 async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
-    match dispatch(&mut req, &env).await {
+    let limits = invocation::Limits::of(&env);
+    match invocation::run(limits, dispatch(&mut req, &env)).await {
         Ok(Reply::Json(answer)) => respond(Ok(answer)),
         Ok(Reply::Raw(response)) => Ok(response),
         Err(e) => respond::<()>(Err(e)),
@@ -173,17 +175,21 @@ const RETENTION_CRON: &str = "17 * * * *";
 #[event(scheduled)]
 async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
     // Two triggers (wrangler.toml): the hourly one also runs retention.
-    if event.cron() == RETENTION_CRON {
-        retention::run(&env).await;
-    }
-    webhooks::run(&env).await;
+    let pass = async {
+        if event.cron() == RETENTION_CRON {
+            retention::run(&env).await;
+        }
+        webhooks::run(&env).await;
+    };
+    invocation::run(invocation::Limits::of(&env), pass).await;
 }
 
 #[event(queue)]
 async fn queue(batch: MessageBatch<serde_json::Value>, env: Env, _ctx: Context) -> Result<()> {
+    let limits = invocation::Limits::of(&env);
     if batch.queue() == dead_letters::QUEUE {
-        dead_letters::consume(batch, &env).await
+        invocation::run(limits, dead_letters::consume(batch, &env)).await
     } else {
-        consumer::consume(batch, &env).await
+        invocation::run(limits, consumer::consume(batch, &env)).await
     }
 }

@@ -51,11 +51,13 @@ pub async fn metering(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
         &[],
     )
     .await?
-    .map_err(|_| {
-        Failure::new(
-            crm_api::error::ApiCode::Conflict,
-            "this Idempotency-Key was used for a different request",
-        )
+    .map_err(|r| {
+        r.or_conflict(|_| {
+            Failure::new(
+                crm_api::error::ApiCode::Conflict,
+                "this Idempotency-Key was used for a different request",
+            )
+        })
     })?
     .pop()
     .ok_or_else(|| Failure::internal("recording answered nothing"))?;

@@ -37,6 +37,7 @@ pub async fn post(
         // A 3xx is an answer, not a hop: the receiver is the URL configured.
         .with_redirect(RequestRedirect::Manual);
     let request = Request::new_with_init(url, &init).map_err(|e| e.to_string())?;
+    crate::invocation::spend_subrequest().map_err(|e| e.message().to_owned())?;
     let fetch = Fetch::Request(request);
     let sent = Box::pin(fetch.send());
     let deadline = Box::pin(Delay::from(std::time::Duration::from_millis(deadline_ms)));

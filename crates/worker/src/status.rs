@@ -102,6 +102,7 @@ pub async fn metrics(ctx: &Ctx, env: &Env) -> ApiResult<Answer> {
                 delivered_seq: delivered,
                 pending: bounds.head_seq.saturating_sub(delivered),
             }),
+            isolate: Some(crate::invocation::usage(crate::invocation::Limits::of(env))),
         },
     )
 }

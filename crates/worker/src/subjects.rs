@@ -46,7 +46,6 @@ pub async fn erase(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
     {
         return Err(erasure::unknown(&subject).into());
     }
-    let start = d1::queries_made();
     let mut archived_segments = 0;
     if keys > 0 {
         let mut through = match d1::query_opt(
@@ -70,7 +69,7 @@ pub async fn erase(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
                 &materials,
                 segment.last_seq,
             );
-            let spent = (d1::queries_made() - start) as usize;
+            let spent = crate::invocation::queries_spent() as usize;
             if archived_segments > 0 && spent + statements.len() > query_budget(env) {
                 return Answer::of(
                     200,
@@ -114,7 +113,7 @@ pub async fn erase(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
         &first,
     )
     .await?
-    .map_err(|c| Failure(crm_api::error::ApiError::conflict(c.message())))?
+    .map_err(|r| r.or_conflict(|c| Failure(crm_api::error::ApiError::conflict(c.message()))))?
     .pop()
     .ok_or_else(|| Failure::internal("recording answered nothing"))?;
     let mut scrub = Scrub::new(&tenant, &subject);

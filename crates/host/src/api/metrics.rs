@@ -41,5 +41,6 @@ pub async fn json(State(app): State<App>, caller: Caller) -> HostResult<Json<Met
         queued_ids: None,
         dead_letters: None,
         upstream: None,
+        isolate: None,
     }))
 }
