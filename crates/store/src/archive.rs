@@ -24,9 +24,19 @@ use crate::dialect::Dialect;
 use crate::error::{StoreError, StoreResult};
 use crate::sql::{Row, Statement, Value, seq};
 
-/// Records per segment at most: a segment is built in memory before it is stored (an
-/// edge isolate has 128 MB), ~15 MB at ~1.5 KB per record.
+/// Records per segment at most.
 pub const MAX_SEGMENT_RECORDS: usize = 10_000;
+
+/// Bytes of records per segment at most, whatever their size: a segment's object is
+/// built in memory before it is stored, and read back record by record (an edge
+/// isolate has 128 MB for every request it serves at once). A record of the largest
+/// size (~20 KB: 8 KB of metadata, sealed personal fields, a long user agent) would
+/// otherwise make 10,000 of them 200 MB.
+pub const MAX_SEGMENT_BYTES: usize = 8 * 1024 * 1024;
+
+/// A stored record's text at most, with room to spare: a longer line in an object is
+/// not a record, and is not buffered further.
+const MAX_RECORD_BYTES: usize = 256 * 1024;
 
 /// Records per read while planning (D1 answers stay small).
 const READ_CHUNK: usize = 1_000;
@@ -114,41 +124,99 @@ pub struct Archived {
 /// The records of a stored segment object, after checking them against the segment's
 /// anchors and `seq` range; `Err` says what does not match.
 pub fn read_object(segment: &Segment, text: &str) -> Result<Vec<Archived>, String> {
-    let mismatch = |what: &str| {
+    let mut reader = SegmentReader::new(segment);
+    let mut records = reader.push(text.as_bytes())?;
+    records.extend(reader.finish()?);
+    Ok(records)
+}
+
+/// Reads a segment object in pieces as they arrive (an R2 body stream), so the
+/// object's text is never held whole: each [`SegmentReader::push`] answers the
+/// records its bytes complete, checked against the segment as far as they go, and
+/// [`SegmentReader::finish`] checks what only the end can show.
+#[derive(Debug)]
+pub struct SegmentReader<'a> {
+    segment: &'a Segment,
+    /// Bytes of a line not yet complete.
+    partial: Vec<u8>,
+    read: u64,
+    last_hash: Option<String>,
+}
+
+impl<'a> SegmentReader<'a> {
+    pub fn new(segment: &'a Segment) -> SegmentReader<'a> {
+        SegmentReader {
+            segment,
+            partial: Vec::new(),
+            read: 0,
+            last_hash: None,
+        }
+    }
+
+    fn mismatch(&self, what: &str) -> String {
         format!(
             "archived segment {}–{} ({}): {what}",
-            segment.first_seq, segment.last_seq, segment.object_key
+            self.segment.first_seq, self.segment.last_seq, self.segment.object_key
         )
-    };
-    let records = text
-        .lines()
-        .filter(|l| !l.is_empty())
-        .map(|l| {
-            serde_json::from_str::<Activity>(l)
-                .map(|activity| Archived { activity })
-                .map_err(|_| mismatch("a line is not a record"))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let contiguous = records
-        .iter()
-        .zip(segment.first_seq..)
-        .all(|(r, expected)| r.activity.seq == expected);
-    let first = records.first().map(|r| &r.activity);
-    let last = records.last().map(|r| &r.activity);
-    if records.len() as u64 != segment.records
-        || !contiguous
-        || last.map(|a| a.seq) != Some(segment.last_seq)
-    {
-        return Err(mismatch(
-            "its records are not the segment's sequence numbers",
-        ));
     }
-    if first.map(|a| a.prev_hash.as_str()) != Some(segment.prev_hash.as_str())
-        || last.map(|a| a.hash.as_str()) != Some(segment.last_hash.as_str())
-    {
-        return Err(mismatch("its chain anchors differ from the ones recorded"));
+
+    /// The records `bytes` (the object's next piece) complete.
+    pub fn push(&mut self, bytes: &[u8]) -> Result<Vec<Archived>, String> {
+        let mut out = Vec::new();
+        let mut rest = bytes;
+        while let Some(end) = rest.iter().position(|&b| b == b'\n') {
+            let mut joined = std::mem::take(&mut self.partial);
+            let line = if joined.is_empty() {
+                &rest[..end]
+            } else {
+                joined.extend_from_slice(&rest[..end]);
+                joined.as_slice()
+            };
+            if !line.is_empty() {
+                out.push(self.record(line)?);
+            }
+            rest = &rest[end + 1..];
+        }
+        if self.partial.len() + rest.len() > MAX_RECORD_BYTES {
+            return Err(self.mismatch("a line is longer than any record"));
+        }
+        self.partial.extend_from_slice(rest);
+        Ok(out)
     }
-    Ok(records)
+
+    fn record(&mut self, line: &[u8]) -> Result<Archived, String> {
+        let activity: Activity =
+            serde_json::from_slice(line).map_err(|_| self.mismatch("a line is not a record"))?;
+        let expected = self.segment.first_seq + self.read;
+        if activity.seq != expected || self.read >= self.segment.records {
+            return Err(self.mismatch("its records are not the segment's sequence numbers"));
+        }
+        if self.read == 0 && activity.prev_hash != self.segment.prev_hash {
+            return Err(self.mismatch("its chain anchors differ from the ones recorded"));
+        }
+        self.read += 1;
+        self.last_hash = Some(activity.hash.clone());
+        Ok(Archived { activity })
+    }
+
+    /// The last record (if the object does not end with a newline), and the checks of
+    /// the whole: as many records as the segment says, ending at its last hash.
+    pub fn finish(mut self) -> Result<Vec<Archived>, String> {
+        let partial = std::mem::take(&mut self.partial);
+        let mut out = Vec::new();
+        if !partial.is_empty() {
+            out.push(self.record(&partial)?);
+        }
+        if self.read != self.segment.records
+            || self.segment.first_seq + self.read != self.segment.last_seq + 1
+        {
+            return Err(self.mismatch("its records are not the segment's sequence numbers"));
+        }
+        if self.last_hash.as_deref() != Some(self.segment.last_hash.as_str()) {
+            return Err(self.mismatch("its chain anchors differ from the ones recorded"));
+        }
+        Ok(out)
+    }
 }
 
 /// Export rows (`seq, body, key material`, as `export::chunk` selects) of the
@@ -205,6 +273,8 @@ pub struct Planner {
     day_start: Option<i64>,
     after: u64,
     records: Vec<String>,
+    /// Bytes of `records`, newlines included.
+    bytes: usize,
     first: Option<Activity>,
     last: Option<Activity>,
     max_occurred_at: i64,
@@ -234,6 +304,7 @@ impl Planner {
             day_start: None,
             after: 0,
             records: Vec::new(),
+            bytes: 0,
             first: None,
             last: None,
             max_occurred_at: i64::MIN,
@@ -289,6 +360,10 @@ impl Planner {
                 break;
             }
             let body = row.string(2)?;
+            if !self.records.is_empty() && self.bytes + body.len() + 1 > MAX_SEGMENT_BYTES {
+                self.done = true;
+                break;
+            }
             let a: Activity = serde_json::from_str(&body)
                 .map_err(|e| StoreError::corrupt(format!("stored record {seq_col}: {e}")))?;
             if self.last.as_ref().is_some_and(|l| l.seq + 1 != a.seq) {
@@ -299,6 +374,7 @@ impl Planner {
             self.day_start = Some(day);
             self.after = a.seq;
             self.max_occurred_at = self.max_occurred_at.max(a.occurred_at.millis());
+            self.bytes += body.len() + 1;
             self.records.push(body);
             if self.first.is_none() {
                 self.first = Some(a.clone());
@@ -464,14 +540,73 @@ mod tests {
     }
 
     #[test]
-    fn a_segment_stops_at_its_record_cap_and_young_data_is_refused() {
+    fn a_segment_stops_at_its_caps_and_young_data_is_refused() {
         let now = Timestamp::from_millis(1_800_000_000_000).expect("valid");
         let records = chain(MAX_SEGMENT_RECORDS + 5, now);
         let old = now.millis() - 30 * DAY_MS;
         let p = plan(&records, |_| old, now).expect("old records");
-        assert_eq!(p.segment.records, MAX_SEGMENT_RECORDS as u64);
+        let n = p.segment.records as usize;
+        assert!(
+            p.object.len() <= MAX_SEGMENT_BYTES,
+            "{} bytes",
+            p.object.len()
+        );
+        let next = serde_json::to_string(&records[n])
+            .expect("serialises")
+            .len()
+            + 1;
+        assert!(
+            n == MAX_SEGMENT_RECORDS || p.object.len() + next > MAX_SEGMENT_BYTES,
+            "stopped at {n} records, {} bytes",
+            p.object.len()
+        );
         let e = Planner::new("t", MIN_AGE_DAYS - 1, now).expect_err("too young");
         assert!(e.to_string().contains("olderThanDays"), "{e}");
+    }
+
+    #[test]
+    fn an_object_read_in_pieces_of_any_size_reads_as_the_whole() {
+        let now = Timestamp::from_millis(1_800_000_000_000).expect("valid");
+        let records = chain(40, now);
+        let p = plan(&records, |_| now.millis() - 30 * DAY_MS, now).expect("old records");
+        let whole: Vec<u64> = read_object(&p.segment, &p.object)
+            .expect("matches")
+            .iter()
+            .map(|r| r.activity.seq)
+            .collect();
+        assert_eq!(whole, (1..=40).collect::<Vec<u64>>());
+        let unterminated = p.object.trim_end();
+        for piece in [1, 2, 7, 100, 1_500, 65_536] {
+            for object in [p.object.as_str(), unterminated] {
+                let mut reader = SegmentReader::new(&p.segment);
+                let mut seqs = Vec::new();
+                for chunk in object.as_bytes().chunks(piece) {
+                    seqs.extend(
+                        reader
+                            .push(chunk)
+                            .expect("a piece")
+                            .iter()
+                            .map(|r| r.activity.seq),
+                    );
+                }
+                seqs.extend(
+                    reader
+                        .finish()
+                        .expect("the end")
+                        .iter()
+                        .map(|r| r.activity.seq),
+                );
+                assert_eq!(seqs, whole, "pieces of {piece}");
+            }
+        }
+        // A truncated object is found at its end; a line past any record's size at once.
+        let mut reader = SegmentReader::new(&p.segment);
+        reader
+            .push(&p.object.as_bytes()[..p.object.len() / 2])
+            .expect("a valid prefix");
+        assert!(reader.finish().is_err());
+        let mut reader = SegmentReader::new(&p.segment);
+        assert!(reader.push(&vec![b'x'; MAX_RECORD_BYTES + 1]).is_err());
     }
 
     #[test]

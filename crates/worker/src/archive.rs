@@ -4,8 +4,9 @@
 
 use crm_api::edge::{ArchiveAnswer, ArchiveRequest};
 use crm_core::Timestamp;
-use crm_store::archive::{self, Archived, Planner, Segment};
+use crm_store::archive::{self, Archived, Planner, Segment, SegmentReader};
 use crm_store::keys::KeyScope;
+use futures_util::StreamExt;
 use worker::Env;
 
 use crate::auth::now_ms;
@@ -16,7 +17,8 @@ use crate::http::{Answer, ApiResult, Ctx, Failure};
 const BUCKET: &str = "ARCHIVE";
 
 /// Segments one request stores at most: each is up to ten D1 reads, one R2 put and one
-/// D1 batch, far inside an invocation's 1,000 subrequests and its CPU time.
+/// D1 batch, far inside an invocation's 1,000 subrequests and its CPU time, and each is
+/// built and dropped before the next (`archive::MAX_SEGMENT_BYTES` of memory).
 const MAX_SEGMENTS_PER_CALL: usize = 5;
 
 /// `POST /v1/archive` (admin).
@@ -94,7 +96,20 @@ pub async fn records(env: &Env, segment: &Segment) -> ApiResult<Result<Vec<Archi
     let body = object
         .body()
         .ok_or_else(|| Failure::internal("an archive object without a body"))?;
-    Ok(archive::read_object(segment, &body.text().await?))
+    // Piece by piece as R2 sends it: the object's text is never held whole.
+    let mut stream = body.stream()?;
+    let mut reader = SegmentReader::new(segment);
+    let mut records = Vec::new();
+    while let Some(piece) = stream.next().await {
+        match reader.push(&piece?) {
+            Ok(more) => records.extend(more),
+            Err(why) => return Ok(Err(why)),
+        }
+    }
+    Ok(reader.finish().map(|last| {
+        records.extend(last);
+        records
+    }))
 }
 
 /// Deletes the tenant's segment objects whose records all lie at or before `anchor`
