@@ -65,6 +65,10 @@ const SQLITE: &[Migration] = &[
         version: 13,
         sql: include_str!("../../../migrations/0013_subject_keys.sql"),
     },
+    Migration {
+        version: 14,
+        sql: include_str!("../../../migrations/0014_tenant_moves.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -119,6 +123,10 @@ const POSTGRES: &[Migration] = &[
     Migration {
         version: 13,
         sql: include_str!("../../../migrations/postgres/0013_subject_keys.sql"),
+    },
+    Migration {
+        version: 14,
+        sql: include_str!("../../../migrations/postgres/0014_tenant_moves.sql"),
     },
 ];
 

@@ -7,12 +7,35 @@ use crate::dialect::Dialect;
 use crate::error::{StoreError, StoreResult};
 use crate::sql::{Row, Statement};
 
-/// The shard a tenant is placed on (no row: shard 0).
+/// The shard a tenant is placed on (no row: shard 0), and whether it is being moved.
 pub fn shard_of(d: Dialect, tenant_id: &str) -> Statement {
     d.stmt(
-        "SELECT shard FROM tenant_shards WHERE tenant_id = ?1",
+        "SELECT shard, moving FROM tenant_shards WHERE tenant_id = ?1",
         vec![tenant_id.into()],
     )
+}
+
+/// Where a tenant is, as [`shard_of`] reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Placement {
+    pub shard: u32,
+    /// A move is copying its rows: nothing of the tenant may be read or written.
+    pub moving: bool,
+}
+
+impl Placement {
+    /// A tenant without a row.
+    pub const DEFAULT: Placement = Placement {
+        shard: 0,
+        moving: false,
+    };
+
+    pub fn decode(row: &Row) -> StoreResult<Placement> {
+        Ok(Placement {
+            shard: decode_shard(row)?,
+            moving: row.int(1)? != 0,
+        })
+    }
 }
 
 /// Places (or moves) a tenant. Moving one also means copying its rows to the new

@@ -43,7 +43,7 @@ fn shard_count(env: &Env) -> u32 {
 async fn exists(env: &Env, tenant: &str) -> ApiResult<bool> {
     let control = Db::control(env)?;
     let shard = match d1::query_opt(&control, &shards::shard_of(DIALECT, tenant)).await? {
-        Some(row) => shards::decode_shard(&row)?,
+        Some(row) => shards::Placement::decode(&row)?.shard,
         None => 0,
     };
     let Some(db) = Db::shard(env, shard) else {

@@ -38,8 +38,10 @@ async fn run_shard(env: &worker::Env, db: &Db) -> ApiResult<()> {
     let tenants = d1::query(db, &retention::tenants(DIALECT)).await?;
     for row in &tenants {
         let tenant = row.string(0)?;
-        // A tenant placed elsewhere left its old rows here only while being moved.
-        if shards::of_tenant(env, &tenant).await? != db.shard_number() {
+        // A tenant placed elsewhere left its old rows here only while being moved; a
+        // tenant being moved is not touched until its move ends.
+        let placement = shards::placement(env, &tenant).await?;
+        if placement.moving || placement.shard != db.shard_number() {
             continue;
         }
         compact(db, &tenant, now).await?;

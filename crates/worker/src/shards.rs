@@ -6,24 +6,29 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 
-use crm_store::shards;
+use crm_store::shards::{self, Placement};
 use worker::Env;
 
 use crate::auth::now_ms;
 use crate::d1::{self, DIALECT, Db};
-use crate::http::ApiResult;
+use crate::http::{ApiResult, Failure};
 
 /// How long an isolate trusts its copy of a placement. A key's tenant never changes;
 /// a tenant's shard changes only when it is moved, and a move waits this long after
-/// switching the row before it removes the old copy (ARCHITECTURE.md, "Tenant shards").
+/// marking the tenant moving before it copies (ARCHITECTURE.md, "Tenant shards").
+/// `PLACEMENT_CACHE_MS` can only lower it (the tests' moves).
 const CACHE_MS: i64 = 60_000;
+
+/// How long a caller of a tenant being moved should wait: a move copies for seconds to
+/// minutes, then isolates learn the new placement within [`CACHE_MS`].
+const MOVING_RETRY_AFTER_SECONDS: u32 = 60;
 
 /// Entries per cache before it is emptied: an isolate serving more tenants or keys
 /// than this re-reads placements rather than growing without bound.
 const CACHE_ENTRIES: usize = 10_000;
 
 thread_local! {
-    static TENANT_SHARD: RefCell<HashMap<String, (u32, i64)>> = RefCell::new(HashMap::new());
+    static TENANT_SHARD: RefCell<HashMap<String, (Placement, i64)>> = RefCell::new(HashMap::new());
     static KEY_TENANT: RefCell<HashMap<String, String>> = RefCell::new(HashMap::new());
 }
 
@@ -43,34 +48,57 @@ pub fn queue(shard: u32) -> String {
     }
 }
 
-/// The shard holding `tenant`.
+/// The shard holding `tenant`; 503 with `Retry-After` while it is being moved, so
+/// nothing of it is read or written (the consumer retries its packets meanwhile).
 pub async fn of_tenant(env: &Env, tenant: &str) -> ApiResult<u32> {
-    let now = now_ms();
-    if let Some(shard) = TENANT_SHARD.with_borrow(|m| {
-        m.get(tenant)
-            .filter(|(_, at)| now - at < CACHE_MS)
-            .map(|(s, _)| *s)
-    }) {
-        return Ok(shard);
+    let placement = placement(env, tenant).await?;
+    if placement.moving {
+        return Err(Failure(crm_api::ApiError::unavailable(
+            "this tenant is being moved to another shard; retry",
+            MOVING_RETRY_AFTER_SECONDS,
+        )));
     }
-    let shard = match d1::query_opt(&Db::control(env)?, &shards::shard_of(DIALECT, tenant)).await? {
-        Some(row) => shards::decode_shard(&row)?,
-        None => 0,
-    };
+    Ok(placement.shard)
+}
+
+/// Where `tenant` is placed, cached per isolate.
+pub async fn placement(env: &Env, tenant: &str) -> ApiResult<Placement> {
+    let now = now_ms();
+    let ttl = env
+        .var("PLACEMENT_CACHE_MS")
+        .ok()
+        .and_then(|v| v.to_string().parse::<i64>().ok())
+        .map_or(CACHE_MS, |v| v.min(CACHE_MS));
+    if let Some(placement) = TENANT_SHARD.with_borrow(|m| {
+        m.get(tenant)
+            .filter(|(_, at)| now - at < ttl)
+            .map(|(p, _)| *p)
+    }) {
+        return Ok(placement);
+    }
+    let placement =
+        match d1::query_opt(&Db::control(env)?, &shards::shard_of(DIALECT, tenant)).await? {
+            Some(row) => Placement::decode(&row)?,
+            None => Placement::DEFAULT,
+        };
     TENANT_SHARD.with_borrow_mut(|m| {
         if m.len() >= CACHE_ENTRIES {
             m.clear();
         }
-        m.insert(tenant.to_owned(), (shard, now));
+        m.insert(tenant.to_owned(), (placement, now));
     });
-    Ok(shard)
+    Ok(placement)
 }
 
 /// Remembers a placement this isolate just wrote (a probe before it may have cached
 /// the default shard).
 pub fn placed(tenant: &str, shard: u32) {
+    let placement = Placement {
+        shard,
+        moving: false,
+    };
     TENANT_SHARD.with_borrow_mut(|m| {
-        m.insert(tenant.to_owned(), (shard, now_ms()));
+        m.insert(tenant.to_owned(), (placement, now_ms()));
     });
 }
 

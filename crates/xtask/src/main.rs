@@ -3,6 +3,7 @@
 
 mod api_fuzz;
 mod bench;
+mod move_tenant;
 mod shards;
 mod tidy;
 
@@ -52,6 +53,9 @@ enum Task {
         #[arg(long)]
         local: bool,
     },
+    /// Move a tenant to another edge shard and verify its chain there (`wrangler d1
+    /// execute`; `--persist-to` for a local `wrangler dev`, else remote).
+    MoveTenant(move_tenant::Args),
     /// Measure every figure of BENCHMARKS.md in one run (release build; minutes).
     Bench {
         /// Small data sizes: a smoke run of the whole procedure.
@@ -99,6 +103,7 @@ fn main() -> Result<()> {
             Ok(())
         }
         Task::D1Migrate { local } => shards::migrate(&root, local),
+        Task::MoveTenant(args) => move_tenant::run(&root, &args),
         Task::Bench {
             quick,
             rollup_activities,
