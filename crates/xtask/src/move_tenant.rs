@@ -110,14 +110,42 @@ impl Wrangler {
         serde_json::from_slice(&out.stdout).context("wrangler's JSON output")
     }
 
-    /// The rows of one query, as JSON objects.
+    /// The rows of each query, as JSON objects: one wrangler call for all of them
+    /// (each call costs seconds).
+    fn queries(&self, shard: u32, sql: &[String]) -> Result<Vec<Vec<Value>>> {
+        if sql.is_empty() {
+            return Ok(Vec::new());
+        }
+        let out = self.run(shard, &["--command", &sql.join(";\n")])?;
+        let results: Vec<Vec<Value>> = out
+            .as_array()
+            .map(|all| {
+                all.iter()
+                    .map(|r| {
+                        r.get("results")
+                            .and_then(Value::as_array)
+                            .cloned()
+                            .unwrap_or_default()
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        if results.len() != sql.len() {
+            bail!(
+                "wrangler answered {} results for {} queries",
+                results.len(),
+                sql.len()
+            );
+        }
+        Ok(results)
+    }
+
+    /// The rows of one query.
     fn query(&self, shard: u32, sql: &str) -> Result<Vec<Value>> {
-        let out = self.run(shard, &["--command", sql])?;
-        Ok(out
-            .get(0)
-            .and_then(|r| r.get("results"))
-            .and_then(Value::as_array)
-            .cloned()
+        Ok(self
+            .queries(shard, &[sql.to_owned()])?
+            .into_iter()
+            .next()
             .unwrap_or_default())
     }
 
@@ -151,58 +179,69 @@ impl Table {
 }
 
 fn tables(w: &Wrangler, shard: u32) -> Result<Vec<Table>> {
-    let names = w.query(
+    // Every table's columns, and its foreign keys, in one call.
+    let user_tables = "m.type = 'table' AND m.name NOT LIKE 'sqlite_%' AND m.name NOT LIKE '_cf_%'";
+    let found = w.queries(
         shard,
-        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '_cf_%' ORDER BY name",
+        &[
+            format!(
+                "SELECT m.name AS t, i.name AS c, i.pk AS pk FROM sqlite_master m JOIN pragma_table_info(m.name) i WHERE {user_tables} ORDER BY m.name, i.cid"
+            ),
+            format!(
+                "SELECT m.name AS t, f.\"table\" AS parent FROM sqlite_master m JOIN pragma_foreign_key_list(m.name) f WHERE {user_tables}"
+            ),
+        ],
     )?;
-    let mut out = Vec::new();
-    for row in names {
-        let Some(name) = row.get("name").and_then(Value::as_str) else {
+    let (columns, keys) = (&found[0], &found[1]);
+    let mut out: Vec<Table> = Vec::new();
+    for row in columns {
+        let name = string(row, "t")?;
+        if CONTROL_TABLES.contains(&name.as_str()) {
+            continue;
+        }
+        if out.last().is_none_or(|t| t.name != name) {
+            out.push(Table {
+                name: name.clone(),
+                tenant_column: "",
+                columns: Vec::new(),
+                key: Vec::new(),
+                parents: Vec::new(),
+            });
+        }
+        let Some(table) = out.last_mut() else {
             continue;
         };
-        if CONTROL_TABLES.contains(&name) {
-            continue;
+        let column = string(row, "c")?;
+        let pk = row.get("pk").and_then(Value::as_i64).unwrap_or(0);
+        if pk > 0 {
+            // pragma_table_info numbers key columns from 1 in key order.
+            let at = usize::try_from(pk - 1).unwrap_or(0);
+            table.key.resize(table.key.len().max(at + 1), String::new());
+            table.key[at].clone_from(&column);
         }
-        let info = w.query(shard, &format!("PRAGMA table_info({})", ident(name)))?;
-        let mut columns = Vec::new();
-        let mut key: Vec<(i64, String)> = Vec::new();
-        for c in &info {
-            let column = c.get("name").and_then(Value::as_str).unwrap_or_default();
-            columns.push(column.to_owned());
-            let pk = c.get("pk").and_then(Value::as_i64).unwrap_or(0);
-            if pk > 0 {
-                key.push((pk, column.to_owned()));
-            }
-        }
-        key.sort();
-        let tenant_column = if name == "tenants" {
+        table.columns.push(column);
+    }
+    out.retain_mut(|t| {
+        t.tenant_column = if t.name == "tenants" {
             "id"
-        } else if columns.iter().any(|c| c == "tenant_id") {
+        } else if t.columns.iter().any(|c| c == "tenant_id") {
             "tenant_id"
         } else {
-            continue;
+            return false;
         };
-        let key: Vec<String> = if key.is_empty() {
-            vec!["rowid".to_owned()]
-        } else {
-            key.into_iter().map(|(_, c)| c).collect()
-        };
-        let mut parents: Vec<String> = w
-            .query(shard, &format!("PRAGMA foreign_key_list({})", ident(name)))?
-            .iter()
-            .filter_map(|fk| fk.get("table").and_then(Value::as_str))
-            .filter(|p| *p != name)
-            .map(str::to_owned)
-            .collect();
-        parents.sort();
-        parents.dedup();
-        out.push(Table {
-            name: name.to_owned(),
-            tenant_column,
-            columns,
-            key,
-            parents,
-        });
+        if t.key.is_empty() {
+            t.key.push("rowid".to_owned());
+        }
+        true
+    });
+    for fk in keys {
+        let (child, parent) = (string(fk, "t")?, string(fk, "parent")?);
+        if let Some(t) = out.iter_mut().find(|t| t.name == child)
+            && parent != child
+            && !t.parents.contains(&parent)
+        {
+            t.parents.push(parent);
+        }
     }
     in_dependency_order(out)
 }
@@ -224,84 +263,101 @@ fn in_dependency_order(mut pending: Vec<Table>) -> Result<Vec<Table>> {
     Ok(ordered)
 }
 
-fn count(w: &Wrangler, shard: u32, table: &Table, tenant: &str) -> Result<u64> {
-    let rows = w.query(
-        shard,
-        &format!(
-            "SELECT COUNT(*) AS n FROM {} WHERE {}",
-            ident(&table.name),
-            table.of_tenant(tenant)
-        ),
-    )?;
-    rows.first()
-        .and_then(|r| r.get("n"))
-        .and_then(Value::as_u64)
-        .context("a count")
+/// The tenant's rows in each table, in one call.
+fn counts(w: &Wrangler, shard: u32, tables: &[Table], tenant: &str) -> Result<Vec<u64>> {
+    let sql: Vec<String> = tables
+        .iter()
+        .map(|t| {
+            format!(
+                "SELECT COUNT(*) AS n FROM {} WHERE {}",
+                ident(&t.name),
+                t.of_tenant(tenant)
+            )
+        })
+        .collect();
+    w.queries(shard, &sql)?
+        .iter()
+        .map(|rows| rows.first().map_or(Ok(0), |r| int(r, "n")))
+        .collect()
 }
 
-/// Copies the tenant's rows of `table` from `from` to `to`; the number copied.
-fn copy(w: &Wrangler, from: u32, to: u32, table: &Table, tenant: &str) -> Result<u64> {
-    let quoted = |c: &str| format!("quote({}) AS {}", ident(c), ident(c));
-    let mut select: Vec<String> = table.columns.iter().map(|c| quoted(c)).collect();
-    let key_aliases: Vec<String> = (0..table.key.len()).map(|i| format!("k{i}")).collect();
-    for (k, alias) in table.key.iter().zip(&key_aliases) {
-        select.push(format!("quote({}) AS {alias}", ident(k)));
+/// Where the copy of one table stands.
+struct Cursor<'a> {
+    table: &'a Table,
+    /// The last key copied, as SQL literals; `None` before the first page.
+    after: Option<Vec<String>>,
+    done: bool,
+    copied: u64,
+}
+
+impl Cursor<'_> {
+    fn key_list(&self) -> String {
+        let key: Vec<String> = self.table.key.iter().map(|k| ident(k)).collect();
+        key.join(", ")
     }
-    let key_list = table
-        .key
-        .iter()
-        .map(|k| ident(k))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let insert = format!(
-        "INSERT INTO {} ({}) VALUES ",
-        ident(&table.name),
-        table
+
+    /// The next page, every value (and the key, as `k0`, `k1`, …) quoted by SQLite.
+    fn page(&self, tenant: &str) -> String {
+        let t = self.table;
+        let mut select: Vec<String> = t
             .columns
             .iter()
-            .map(|c| ident(c))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-    let mut after: Option<Vec<String>> = None;
-    let mut copied = 0;
-    loop {
-        let resume = after
+            .map(|c| format!("quote({0}) AS {0}", ident(c)))
+            .collect();
+        select.extend(
+            t.key
+                .iter()
+                .enumerate()
+                .map(|(i, k)| format!("quote({}) AS k{i}", ident(k))),
+        );
+        let resume = self
+            .after
             .as_ref()
-            .map(|v| format!(" AND ({key_list}) > ({})", v.join(", ")))
+            .map(|v| format!(" AND ({}) > ({})", self.key_list(), v.join(", ")))
             .unwrap_or_default();
-        let rows = w.query(
-            from,
-            &format!(
-                "SELECT {} FROM {} WHERE {}{resume} ORDER BY {key_list} LIMIT {PAGE_ROWS}",
-                select.join(", "),
-                ident(&table.name),
-                table.of_tenant(tenant)
-            ),
-        )?;
+        format!(
+            "SELECT {} FROM {} WHERE {}{resume} ORDER BY {} LIMIT {PAGE_ROWS}",
+            select.join(", "),
+            ident(&t.name),
+            t.of_tenant(tenant),
+            self.key_list()
+        )
+    }
+
+    /// Takes a page: the insert statements that write it.
+    fn take(&mut self, rows: &[Value]) -> Result<Vec<String>> {
+        let t = self.table;
         let literal = |row: &Value, name: &str| -> Result<String> {
             row.get(name)
                 .and_then(Value::as_str)
                 .map(str::to_owned)
-                .with_context(|| format!("{}.{name} has no quoted value", table.name))
+                .with_context(|| format!("{}.{name} has no quoted value", t.name))
         };
+        let insert = format!(
+            "INSERT INTO {} ({}) VALUES ",
+            ident(&t.name),
+            t.columns
+                .iter()
+                .map(|c| ident(c))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
         let mut statements = Vec::new();
         let mut values: Vec<String> = Vec::new();
-        let mut bytes = 0;
-        for row in &rows {
+        let mut bytes = insert.len();
+        for row in rows {
             let tuple = format!(
                 "({})",
-                table
-                    .columns
+                t.columns
                     .iter()
                     .map(|c| literal(row, c))
                     .collect::<Result<Vec<_>>>()?
                     .join(", ")
             );
-            if !values.is_empty() && bytes + tuple.len() + insert.len() > MAX_STATEMENT_BYTES {
+            if !values.is_empty() && bytes + tuple.len() > MAX_STATEMENT_BYTES {
                 statements.push(format!("{insert}{};", values.join(", ")));
                 values.clear();
-                bytes = 0;
+                bytes = insert.len();
             }
             bytes += tuple.len() + 2;
             values.push(tuple);
@@ -309,22 +365,59 @@ fn copy(w: &Wrangler, from: u32, to: u32, table: &Table, tenant: &str) -> Result
         if !values.is_empty() {
             statements.push(format!("{insert}{};", values.join(", ")));
         }
-        w.execute(to, &statements)?;
-        copied += rows.len() as u64;
-        let Some(last) = rows.last() else {
-            break;
-        };
-        after = Some(
-            key_aliases
-                .iter()
-                .map(|a| literal(last, a))
-                .collect::<Result<_>>()?,
-        );
-        if rows.len() < PAGE_ROWS {
+        self.copied += rows.len() as u64;
+        self.done = rows.len() < PAGE_ROWS;
+        if let Some(last) = rows.last() {
+            self.after = Some(
+                (0..t.key.len())
+                    .map(|i| literal(last, &format!("k{i}")))
+                    .collect::<Result<_>>()?,
+            );
+        }
+        Ok(statements)
+    }
+}
+
+/// Copies the tenant's rows of every table from `from` to `to`, a page of each
+/// unfinished table per round (one read call and one write call a round; a table's
+/// first page waits until the tables it refers to are complete); the rows copied per
+/// table.
+fn copy_all(w: &Wrangler, from: u32, to: u32, tables: &[Table], tenant: &str) -> Result<Vec<u64>> {
+    let mut cursors: Vec<Cursor<'_>> = tables
+        .iter()
+        .map(|table| Cursor {
+            table,
+            after: None,
+            done: false,
+            copied: 0,
+        })
+        .collect();
+    loop {
+        // A table starts once every table it refers to is copied whole.
+        let complete = |name: &String| cursors.iter().all(|c| &c.table.name != name || c.done);
+        let open: Vec<usize> = (0..cursors.len())
+            .filter(|&i| !cursors[i].done && cursors[i].table.parents.iter().all(complete))
+            .collect();
+        if open.is_empty() {
+            if cursors.iter().any(|c| !c.done) {
+                bail!("the tables' foreign keys form a cycle");
+            }
             break;
         }
+        let pages = w.queries(
+            from,
+            &open
+                .iter()
+                .map(|&i| cursors[i].page(tenant))
+                .collect::<Vec<_>>(),
+        )?;
+        let mut statements = Vec::new();
+        for (&i, rows) in open.iter().zip(&pages) {
+            statements.extend(cursors[i].take(rows)?);
+        }
+        w.execute(to, &statements)?;
     }
-    Ok(copied)
+    Ok(cursors.iter().map(|c| c.copied).collect())
 }
 
 fn int(row: &Value, name: &str) -> Result<u64> {
@@ -344,23 +437,26 @@ fn string(row: &Value, name: &str) -> Result<String> {
 /// one to the next, then every hot record from there to the recorded head.
 fn verify_chain(w: &Wrangler, shard: u32, tenant: &str) -> Result<u64> {
     let t = text(tenant);
-    let head = w.query(
+    let found = w.queries(
         shard,
-        &format!("SELECT anchor_seq, anchor_hash, head_seq, head_hash FROM tenants WHERE id = {t}"),
+        &[
+            format!("SELECT anchor_seq, anchor_hash, head_seq, head_hash FROM tenants WHERE id = {t}"),
+            format!(
+                "SELECT first_seq, last_seq, prev_hash, last_hash FROM archives WHERE tenant_id = {t}
+                 AND last_seq > (SELECT anchor_seq FROM tenants WHERE id = {t}) ORDER BY first_seq"
+            ),
+        ],
     )?;
-    let head = head.first().context("the tenant's row was not copied")?;
+    let head = found[0]
+        .first()
+        .context("the tenant's row was not copied")?;
     let (mut seq, mut hash) = (int(head, "anchor_seq")?, string(head, "anchor_hash")?);
-    for segment in w.query(
-        shard,
-        &format!(
-            "SELECT first_seq, last_seq, prev_hash, last_hash FROM archives WHERE tenant_id = {t} AND last_seq > {seq} ORDER BY first_seq"
-        ),
-    )? {
-        let first = int(&segment, "first_seq")?;
+    for segment in &found[1] {
+        let first = int(segment, "first_seq")?;
         // Retention may have moved the anchor into or past a segment's start.
-        if first <= seq + 1 && (first != seq + 1 || string(&segment, "prev_hash")? == hash) {
-            seq = int(&segment, "last_seq")?;
-            hash = string(&segment, "last_hash")?;
+        if first <= seq + 1 && (first != seq + 1 || string(segment, "prev_hash")? == hash) {
+            seq = int(segment, "last_seq")?;
+            hash = string(segment, "last_hash")?;
         } else {
             bail!("archived segment from seq {first} does not follow seq {seq}");
         }
@@ -432,10 +528,10 @@ pub fn run(root: &Path, args: &Args) -> Result<()> {
     let source = tables(&w, from)?;
     let exists = source
         .iter()
-        .find(|tb| tb.name == "tenants")
-        .map(|tb| count(&w, from, tb, tenant))
+        .position(|tb| tb.name == "tenants")
+        .map(|i| counts(&w, from, &source[i..=i], tenant))
         .transpose()?;
-    if exists != Some(1) {
+    if exists != Some(vec![1]) {
         bail!("shard {from} holds no tenant {tenant}");
     }
     eprintln!("xtask: freezing {tenant} on shard {from}");
@@ -450,14 +546,12 @@ pub fn run(root: &Path, args: &Args) -> Result<()> {
         .map_or(DEFAULT_SETTLE, Duration::from_secs);
     eprintln!("xtask: waiting {settle:?} for cached placements to expire");
     std::thread::sleep(settle);
-    // A copy left by an earlier attempt goes first; then the copy, table by table.
+    // A copy left by an earlier attempt goes first; then the copy.
     w.execute(to, &delete_all(&source, tenant))?;
-    for table in &source {
-        let n = copy(&w, from, to, table, tenant)?;
-        let (was, now) = (
-            count(&w, from, table, tenant)?,
-            count(&w, to, table, tenant)?,
-        );
+    let copied = copy_all(&w, from, to, &source, tenant)?;
+    let was = counts(&w, from, &source, tenant)?;
+    let now = counts(&w, to, &source, tenant)?;
+    for (((table, n), was), now) in source.iter().zip(copied).zip(was).zip(now) {
         if was != now || n != was {
             bail!(
                 "{}: {was} rows on shard {from}, {n} copied, {now} on shard {to}; the tenant stays frozen on shard {from}",
@@ -483,4 +577,82 @@ pub fn run(root: &Path, args: &Args) -> Result<()> {
     w.execute(from, &delete_all(&source, tenant))?;
     eprintln!("xtask: {tenant} moved from shard {from} to shard {to}");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table() -> Table {
+        Table {
+            name: "report_rollups".into(),
+            tenant_column: "tenant_id",
+            columns: vec!["tenant_id".into(), "period".into(), "body".into()],
+            key: vec!["tenant_id".into(), "period".into()],
+            parents: vec!["tenants".into()],
+        }
+    }
+
+    #[test]
+    fn pages_resume_after_the_last_key_and_statements_stay_under_d1s_size() {
+        let t = table();
+        let mut cursor = Cursor {
+            table: &t,
+            after: None,
+            done: false,
+            copied: 0,
+        };
+        let first = cursor.page("o'brien");
+        assert!(first.contains("\"tenant_id\" = 'o''brien'"), "{first}");
+        assert!(!first.contains(") > ("), "{first}");
+        let big = "x".repeat(1_000);
+        let rows: Vec<Value> = (0..PAGE_ROWS)
+            .map(|i| {
+                serde_json::json!({
+                    "tenant_id": "'o''brien'", "period": i.to_string(), "body": format!("'{big}'"),
+                    "k0": "'o''brien'", "k1": i.to_string(),
+                })
+            })
+            .collect();
+        let statements = cursor.take(&rows).expect("quoted rows");
+        assert!(statements.len() > 1, "500 rows of 1 KB split");
+        assert!(statements.iter().all(|s| s.len() <= MAX_STATEMENT_BYTES));
+        assert_eq!(
+            statements
+                .iter()
+                .map(|s| s.matches("'x").count())
+                .sum::<usize>(),
+            PAGE_ROWS
+        );
+        assert!(!cursor.done, "a full page may have more behind it");
+        let next = cursor.page("o'brien");
+        assert!(
+            next.contains("(\"tenant_id\", \"period\") > ('o''brien', 499)"),
+            "{next}"
+        );
+        cursor.take(&rows[..3]).expect("a short page");
+        assert!(cursor.done);
+        assert_eq!(cursor.copied, PAGE_ROWS as u64 + 3);
+    }
+
+    #[test]
+    fn parents_come_before_children_and_cycles_are_refused() {
+        let child = table();
+        let parent = Table {
+            name: "tenants".into(),
+            tenant_column: "id",
+            columns: vec!["id".into()],
+            key: vec!["id".into()],
+            parents: Vec::new(),
+        };
+        let ordered = in_dependency_order(vec![child, parent]).expect("no cycle");
+        let names: Vec<&str> = ordered.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["tenants", "report_rollups"]);
+        let mut a = table();
+        a.parents = vec!["b".into()];
+        let mut b = table();
+        b.name = "b".into();
+        b.parents = vec!["report_rollups".into()];
+        assert!(in_dependency_order(vec![a, b]).is_err());
+    }
 }
