@@ -30,8 +30,6 @@ pub const MAX_SUBREQUESTS: u64 = 1_000;
 /// An isolate's memory, shared by every request it serves at once (wasm linear memory
 /// and the JavaScript heap together; only the first is ours to measure).
 pub const ISOLATE_MEMORY_BYTES: u64 = 128 * 1024 * 1024;
-/// Bytes per wasm memory page.
-const WASM_PAGE_BYTES: u64 = 65_536;
 
 /// An invocation's allowances. The variables `INVOCATION_QUERIES` and
 /// `INVOCATION_SUBREQUESTS` can only lower them (tests show that work splits).
@@ -176,8 +174,17 @@ pub fn queries_spent() -> u64 {
     with_current(|s| s.queries.get()).unwrap_or(0)
 }
 
+#[cfg(target_arch = "wasm32")]
 fn memory_bytes() -> u64 {
+    /// Bytes per wasm memory page.
+    const WASM_PAGE_BYTES: u64 = 65_536;
     core::arch::wasm32::memory_size::<0>() as u64 * WASM_PAGE_BYTES
+}
+
+/// A native build of the worker (clippy over the workspace) has no linear memory.
+#[cfg(not(target_arch = "wasm32"))]
+fn memory_bytes() -> u64 {
+    0
 }
 
 /// This isolate's peaks so far against `limits`, for `GET /v1/metrics`.
