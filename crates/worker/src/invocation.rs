@@ -83,9 +83,12 @@ impl<T> Future for Metered<'_, T> {
         let polled = self.inner.as_mut().poll(cx);
         CURRENT.set(previous);
         let memory = memory_bytes();
-        MEMORY_HIGH_WATER.set(MEMORY_HIGH_WATER.get().max(memory));
-        if memory > ISOLATE_MEMORY_BYTES / 2 {
-            worker::console_warn!("this isolate's wasm memory is {memory} bytes");
+        let high = MEMORY_HIGH_WATER.get();
+        MEMORY_HIGH_WATER.set(high.max(memory));
+        // Once per new high past half the isolate, not on every poll after it (wasm
+        // memory never shrinks).
+        if memory > high && memory > ISOLATE_MEMORY_BYTES / 2 {
+            worker::console_warn!("this isolate's wasm memory grew to {memory} bytes");
         }
         if polled.is_ready() {
             let (q, s) = PEAK.get();
