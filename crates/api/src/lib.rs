@@ -26,6 +26,7 @@ pub mod edge;
 pub mod endpoints;
 pub mod erasure;
 pub mod error;
+pub mod flow;
 pub mod ingest;
 pub mod leads;
 pub mod listing;

@@ -7,6 +7,7 @@ use std::rc::Rc;
 
 use crate::auth::Caller;
 use crm_api::error::ApiCode;
+use crm_api::flow::credits::{AlertsQuery, BalanceQuery, CreditQuery, CreditRead};
 use crm_api::requests::{KeyList, NewKeyAnswer, NewKeyRequest, ViewerTokenRequest};
 use crm_api::versioned::{DirectoryDocument, DirectorySummary, PolicyDocument, PriceList};
 use crm_api::viewer_tokens::Remembered;
@@ -193,79 +194,35 @@ pub async fn price(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
         .into())
 }
 
-/// `GET /v1/credits/balance`: the balance now, by grant (`crm_api::wallet`).
+/// `GET /v1/credits/balance`.
 pub async fn balance(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
-    let caller = ctx.caller()?.clone();
-    caller.require_tenant_wide()?;
-    let account = store::account(env, caller.tenant()).await?;
-    let balance = crm_api::wallet::balance(account.loaded, now_ms())?;
-    Ok(serde_json::to_value(balance)
-        .map_err(Failure::internal)?
-        .into())
+    credit_read::<BalanceQuery>(ctx, env).await
 }
 
-/// `GET /v1/credits/alerts`: the crossings of the tenant's alert rules, newest first.
+/// `GET /v1/credits/alerts`.
 pub async fn alerts(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
-    let caller = ctx.caller()?.clone();
-    caller.require_tenant_wide()?;
-    let (before, limit) = crm_api::wallet::alerts_query(&ctx.query)?;
-    let db = Db::of_tenant(env, caller.tenant()).await?;
-    let events = d1::query(
-        &db,
-        &crm_store::alerts::page(DIALECT, caller.tenant(), before, limit),
-    )
-    .await?
-    .iter()
-    .map(crm_store::alerts::decode)
-    .collect::<Result<Vec<_>, _>>()?;
-    Ok(
-        serde_json::to_value(crm_api::wallet::AlertsPage::new(events, limit))
-            .map_err(Failure::internal)?
-            .into(),
-    )
+    credit_read::<AlertsQuery>(ctx, env).await
 }
 
-/// `GET /v1/credits/grants`: the tenant's grants with their remainders, newest first.
+/// `GET /v1/credits/grants`.
 pub async fn grants(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
-    let caller = ctx.caller()?.clone();
-    caller.require_tenant_wide()?;
-    let q = crm_api::wallet::grants_query(&ctx.query)?;
-    let db = Db::of_tenant(env, caller.tenant()).await?;
-    let st = grants::page(
-        DIALECT,
-        caller.tenant(),
-        q.status,
-        q.before.as_ref().map(|(at, g)| (*at, g.as_str())),
-        q.limit,
-    );
-    let rows = d1::query(&db, &st)
-        .await?
-        .iter()
-        .map(grants::decode_view)
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(
-        serde_json::to_value(crm_api::wallet::GrantsPage::new(rows, &q))
-            .map_err(Failure::internal)?
-            .into(),
-    )
+    credit_read::<crm_api::wallet::GrantsQuery>(ctx, env).await
 }
 
-/// `GET /v1/credits/ledger`: every balance change, newest first (`crm_api::credits`).
+/// `GET /v1/credits/ledger`.
 pub async fn ledger(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
-    let caller = ctx.caller()?.clone();
-    caller.require_tenant_wide()?;
-    let q = crm_api::credits::ledger_query(&ctx.query, Timestamp::from_millis(now_ms())?)?;
-    let db = Db::of_tenant(env, caller.tenant()).await?;
-    let entries = d1::query(&db, &crm_store::ledger::page(DIALECT, caller.tenant(), &q))
-        .await?
-        .iter()
-        .map(crm_store::ledger::decode)
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(
-        serde_json::to_value(crm_api::credits::LedgerPage::new(entries, &q))
-            .map_err(Failure::internal)?
-            .into(),
-    )
+    credit_read::<crm_store::ledger::LedgerQuery>(ctx, env).await
+}
+
+/// A tenant-wide credit read (`crm_api::flow::credits`).
+async fn credit_read<Q: CreditQuery + 'static>(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer>
+where
+    Q::Answer: serde::Serialize,
+{
+    let params = ctx.query.clone();
+    let answer =
+        crate::reads::read(ctx, env, |cx| Box::new(CreditRead::<Q>::new(cx, params))).await?;
+    Answer::of(200, &answer)
 }
 
 /// `POST /v1/credits/grants`.

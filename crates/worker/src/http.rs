@@ -266,3 +266,12 @@ pub async fn hook_body(req: &mut Request) -> ApiResult<Value> {
     }
     Ok(request::json_body(&bytes)?)
 }
+
+impl From<crm_api::flow::FlowError> for Failure {
+    fn from(e: crm_api::flow::FlowError) -> Failure {
+        match e {
+            crm_api::flow::FlowError::Refused(api) => Failure(api),
+            crm_api::flow::FlowError::Internal(m) => Failure::internal(m),
+        }
+    }
+}

@@ -3,18 +3,20 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use crm_api::flow::activity::ActivityFlow;
+use crm_api::flow::listing::ListingFlow;
 use crm_api::ingest::{IngestAnswer, Submission};
 use crm_api::listing::ActivityPage;
-use serde_json::Value;
+use serde_json::value::RawValue;
 
 use super::auth::Caller;
 use super::error::{Body, Query};
+use super::flows::read;
 use super::idempotency::IdempotencyKey;
 use crate::error::{HostError, HostResult};
-use crate::service::queries::{self, Params};
+use crate::service::queries::Params;
 use crate::service::{App, ingest};
-use crm_store::keys::KeyScope as Scope;
-use crm_store::listing::{Page, Subject};
+use crm_store::listing::Subject;
 
 /// `POST /v1/activities`: 201 when recorded, 200 when every item replays an earlier
 /// request, 402 for a single activity the balance cannot cover (recorded as
@@ -46,20 +48,15 @@ pub async fn ingest(
     ))
 }
 
-fn page_json(page: Page) -> Json<ActivityPage> {
-    Json(ActivityPage::from(page))
-}
-
 async fn listing(
     app: &App,
     caller: &Caller,
     subject: Subject,
-    params: &Params,
+    params: Params,
 ) -> HostResult<Json<ActivityPage>> {
-    caller.require(Scope::Read)?;
-    let tenant = caller.snapshot(app).await?;
-    let page = queries::list(app, &tenant, subject, params, &caller.principal).await?;
-    Ok(page_json(page))
+    let build: crate::store::Build<ActivityPage> =
+        Box::new(move |cx| Box::new(ListingFlow::subject(cx, subject, params.0)));
+    Ok(Json(read(app, caller, build).await?))
 }
 
 pub async fn list(
@@ -67,7 +64,7 @@ pub async fn list(
     caller: Caller,
     Query(params): Query,
 ) -> HostResult<Json<ActivityPage>> {
-    listing(&app, &caller, Subject::Tenant, &params).await
+    listing(&app, &caller, Subject::Tenant, params).await
 }
 
 pub async fn user(
@@ -76,7 +73,7 @@ pub async fn user(
     Path(id): Path<String>,
     Query(params): Query,
 ) -> HostResult<Json<ActivityPage>> {
-    listing(&app, &caller, Subject::User(id), &params).await
+    listing(&app, &caller, Subject::User(id), params).await
 }
 
 pub async fn department(
@@ -85,59 +82,29 @@ pub async fn department(
     Path(id): Path<String>,
     Query(params): Query,
 ) -> HostResult<Json<ActivityPage>> {
-    listing(&app, &caller, Subject::Department(id), &params).await
+    listing(&app, &caller, Subject::Department(id), params).await
 }
 
-/// `GET /v1/activities/{id}`: one record as stored and hashed; 404 when it does not
-/// exist or lies outside a limited viewer token's user or subtree (the same answer, so
-/// its existence is not revealed).
+/// `GET /v1/activities/{id}`: one record as stored and hashed (`crm_api::flow::activity`).
 pub async fn one(
     State(app): State<App>,
     caller: Caller,
     Path(id): Path<String>,
     Query(_params): Query,
-) -> HostResult<Json<Value>> {
-    caller.require(Scope::Read)?;
-    let tenant = caller.snapshot(&app).await?;
-    let d = app.store.dialect();
-    let (tenant_id, wanted) = (caller.tenant().to_owned(), id.clone());
-    let row = app
-        .store
-        .read(move |c| Ok(c.query_opt(&crm_store::activities::by_id(d, &tenant_id, &wanted))?))
-        .await?;
-    let missing = || HostError::NotFound(format!("no activity `{}`", crm_core::time::clip(&id)));
-    let (body, user, path) = crm_store::activities::decode_by_id(&row.ok_or_else(missing)?)?;
-    let visible = caller
-        .principal
-        .may_read_record(&user, &path, &tenant.snapshot.directory);
-    if !visible {
-        return Err(missing());
-    }
-    let record: Value = serde_json::from_str(&body).map_err(HostError::internal)?;
-    Ok(Json(record))
+) -> HostResult<Json<Box<RawValue>>> {
+    let build: crate::store::Build<Box<RawValue>> =
+        Box::new(move |cx| Box::new(ActivityFlow::new(cx, id)));
+    Ok(Json(read(&app, &caller, build).await?))
 }
 
-/// `GET /v1/entities/{type}/{id}/activities`: an entity's history, newest first; a
-/// limited viewer token sees the touches of its own user or subtree.
+/// `GET /v1/entities/{type}/{id}/activities`: an entity's history, newest first.
 pub async fn entity(
     State(app): State<App>,
     caller: Caller,
     Path((entity_type, entity_id)): Path<(String, String)>,
-    Query(mut params): Query,
+    Query(params): Query,
 ) -> HostResult<Json<ActivityPage>> {
-    caller.require(Scope::Read)?;
-    let tenant = caller.snapshot(&app).await?;
-    params.0.insert("entityType".to_owned(), entity_type);
-    params.0.insert("entityId".to_owned(), entity_id);
-    let mut filter = queries::filter(&tenant, Subject::Tenant, &params, params.range()?, |s| {
-        if *s == Subject::Tenant {
-            Ok(())
-        } else {
-            caller.may_read(s, &tenant)
-        }
-    })?;
-    queries::narrow(&mut filter, &tenant, &caller.principal)?;
-    Ok(page_json(
-        queries::page(&app, &tenant, filter, &params).await?,
-    ))
+    let build: crate::store::Build<ActivityPage> =
+        Box::new(move |cx| Box::new(ListingFlow::entity(cx, entity_type, entity_id, params.0)));
+    Ok(Json(read(&app, &caller, build).await?))
 }

@@ -6,10 +6,14 @@ use crm_core::pricing::PriceTable;
 use serde_json::{Value, json};
 
 use super::auth::Caller;
-use super::error::Body;
+use super::error::{Body, Query};
+use super::flows::read;
 use super::idempotency::IdempotencyKey;
 use crate::error::{HostError, HostResult};
+use crate::service::queries::Params;
 use crate::service::{App, clock};
+use crate::store::Build;
+use crm_api::flow::credits::{AlertsQuery, BalanceQuery, CreditQuery, CreditRead};
 use crm_api::versioned::PriceList;
 use crm_api::wallet::{AdjustmentRequest, GrantRequest};
 use crm_store::grants::WalletOp;
@@ -41,16 +45,25 @@ pub async fn put_prices(
     }))
 }
 
-/// `GET /v1/credits/balance`: the balance now, by grant (`crm_api::wallet`).
+/// `GET /v1/credits/balance`: the balance now, by grant (`crm_api::flow::credits`).
 pub async fn balance(
     State(app): State<App>,
     caller: Caller,
 ) -> HostResult<Json<crm_api::wallet::Balance>> {
-    caller.require_tenant_wide()?;
-    let loaded = app.store.wallet(caller.tenant()).await?;
-    Ok(Json(
-        crm_api::wallet::balance(loaded, clock::now().millis()).map_err(HostError::Api)?,
-    ))
+    credit_read::<BalanceQuery>(&app, &caller, Params::default()).await
+}
+
+/// A tenant-wide credit read (`crm_api::flow::credits`).
+async fn credit_read<Q: CreditQuery + 'static>(
+    app: &App,
+    caller: &Caller,
+    params: Params,
+) -> HostResult<Json<Q::Answer>>
+where
+    Q::Answer: Send + 'static,
+{
+    let build: Build<Q::Answer> = Box::new(move |cx| Box::new(CreditRead::<Q>::new(cx, params.0)));
+    Ok(Json(read(app, caller, build).await?))
 }
 
 /// Runs a wallet change for an admin, idempotent by `Idempotency-Key` within the
@@ -134,54 +147,27 @@ pub async fn void(
 pub async fn grants(
     State(app): State<App>,
     caller: Caller,
-    super::error::Query(params): super::error::Query,
+    Query(params): Query,
 ) -> HostResult<Json<crm_api::wallet::GrantsPage>> {
-    caller.require_tenant_wide()?;
-    let q = crm_api::wallet::grants_query(&params.0).map_err(HostError::Api)?;
-    let rows = app.store.grants_page(caller.tenant(), &q).await?;
-    Ok(Json(crm_api::wallet::GrantsPage::new(rows, &q)))
+    credit_read::<crm_api::wallet::GrantsQuery>(&app, &caller, params).await
 }
 
 /// `GET /v1/credits/alerts`: the crossings of the tenant's alert rules, newest first.
 pub async fn alerts(
     State(app): State<App>,
     caller: Caller,
-    super::error::Query(params): super::error::Query,
+    Query(params): Query,
 ) -> HostResult<Json<crm_api::wallet::AlertsPage>> {
-    caller.require_tenant_wide()?;
-    let (before, limit) = crm_api::wallet::alerts_query(&params.0).map_err(HostError::Api)?;
-    let (d, tenant) = (app.store.dialect(), caller.tenant().to_owned());
-    let events = app
-        .store
-        .read(move |c| {
-            c.query(&crm_store::alerts::page(d, &tenant, before, limit))?
-                .iter()
-                .map(|row| Ok(crm_store::alerts::decode(row)?))
-                .collect::<HostResult<Vec<_>>>()
-        })
-        .await?;
-    Ok(Json(crm_api::wallet::AlertsPage::new(events, limit)))
+    credit_read::<AlertsQuery>(&app, &caller, params).await
 }
 
-/// `GET /v1/credits/ledger`: every balance change, newest first (`crm_api::credits`).
+/// `GET /v1/credits/ledger`: every balance change, newest first.
 pub async fn ledger(
     State(app): State<App>,
     caller: Caller,
-    super::error::Query(params): super::error::Query,
+    Query(params): Query,
 ) -> HostResult<Json<crm_api::credits::LedgerPage>> {
-    caller.require_tenant_wide()?;
-    let q = crm_api::credits::ledger_query(&params.0, clock::now()).map_err(HostError::Api)?;
-    let (d, tenant, read) = (app.store.dialect(), caller.tenant().to_owned(), q.clone());
-    let entries = app
-        .store
-        .read(move |c| {
-            c.query(&crm_store::ledger::page(d, &tenant, &read))?
-                .iter()
-                .map(|row| Ok(crm_store::ledger::decode(row)?))
-                .collect::<HostResult<Vec<_>>>()
-        })
-        .await?;
-    Ok(Json(crm_api::credits::LedgerPage::new(entries, &q)))
+    credit_read::<crm_store::ledger::LedgerQuery>(&app, &caller, params).await
 }
 
 /// `GET /v1/credits/prices/{operation}`: what one operation would cost (`crm_api::credits`).

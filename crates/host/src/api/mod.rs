@@ -11,6 +11,7 @@ mod directory;
 mod edge_only;
 mod error;
 mod export;
+mod flows;
 mod health;
 mod idempotency;
 mod keys;

@@ -1,30 +1,28 @@
 //! `GET /v1/reports` (tenant), `/v1/reports/users/{id}` and
-//! `/v1/reports/departments/{id}` (subtree).
+//! `/v1/reports/departments/{id}` (subtree): `crm_api::flow::report`, driven here.
 
 use axum::Json;
 use axum::extract::{Path, State};
+use crm_api::flow::report::ReportFlow;
 use crm_api::reports::Report;
 
 use super::auth::Caller;
 use super::error::Query;
+use super::flows::read;
 use crate::error::HostResult;
+use crate::service::App;
 use crate::service::queries::Params;
-use crate::service::{App, reports};
-use crm_store::keys::KeyScope as Scope;
 use crm_store::listing::Subject;
 
 async fn report(
     app: &App,
     caller: &Caller,
     subject: Subject,
-    params: &Params,
+    params: Params,
 ) -> HostResult<Json<Report>> {
-    caller.require(Scope::Read)?;
-    let tenant = caller.snapshot(app).await?;
-    caller.may_read(&subject, &tenant)?;
-    Ok(Json(
-        reports::report(app, &tenant, subject, params, &caller.principal).await?,
-    ))
+    let build: crate::store::Build<Report> =
+        Box::new(move |cx| Box::new(ReportFlow::new(cx, subject, params.0)));
+    Ok(Json(read(app, caller, build).await?))
 }
 
 /// `GET /v1/reports`: the whole tenant.
@@ -33,7 +31,7 @@ pub async fn tenant(
     caller: Caller,
     Query(params): Query,
 ) -> HostResult<Json<Report>> {
-    report(&app, &caller, Subject::Tenant, &params).await
+    report(&app, &caller, Subject::Tenant, params).await
 }
 
 pub async fn user(
@@ -42,7 +40,7 @@ pub async fn user(
     Path(id): Path<String>,
     Query(params): Query,
 ) -> HostResult<Json<Report>> {
-    report(&app, &caller, Subject::User(id), &params).await
+    report(&app, &caller, Subject::User(id), params).await
 }
 
 pub async fn department(
@@ -51,5 +49,5 @@ pub async fn department(
     Path(id): Path<String>,
     Query(params): Query,
 ) -> HostResult<Json<Report>> {
-    report(&app, &caller, Subject::Department(id), &params).await
+    report(&app, &caller, Subject::Department(id), params).await
 }

@@ -97,16 +97,8 @@ pub async fn report(args: ReportArgs) -> anyhow::Result<()> {
     if let Some(tz) = &args.tz {
         params.0.insert("tz".to_owned(), tz.clone());
     }
-    let r = serde_json::to_value(
-        reports::report(
-            &app,
-            &tenant,
-            args.scope.subject(),
-            &params,
-            &crm_api::access::Principal::operator(),
-        )
-        .await?,
-    )?;
+    let r =
+        serde_json::to_value(reports::report(&app, tenant, args.scope.subject(), params).await?)?;
     println!(
         "{} activities, {} credits, {} to {} ({})",
         r["totalActivities"],

@@ -4,12 +4,11 @@ use std::collections::BTreeMap;
 
 use crm_core::duration::TimeRange;
 
-use super::{App, clock};
+use super::clock;
 use crate::engine::Tenant;
 use crate::error::{HostError, HostResult};
-use crm_core::query::Cursor;
 use crm_store::activities::Filter;
-use crm_store::listing::{Page, Subject, UnknownSubject};
+use crm_store::listing::Subject;
 
 /// Query parameters, already checked against the endpoint's list (`crm_api::request`).
 #[derive(Debug, Default)]
@@ -35,14 +34,6 @@ impl Params {
     }
 }
 
-/// The subject's filter over `range`, resolved once against the tenant's directory;
-/// an id the directory lacks (another tenant's included) is 404.
-pub fn subject_filter(subject: &Subject, tenant: &Tenant, range: TimeRange) -> HostResult<Filter> {
-    subject
-        .filter(&tenant.snapshot.directory, range)
-        .map_err(|UnknownSubject(message)| HostError::NotFound(message))
-}
-
 /// The filter of a listing or export (`crm_api::listing`, as the edge builds it):
 /// `userId`/`departmentId` may narrow a tenant-wide request; `authorize` sees the final
 /// subject before anything is read. `range` is the request's time window.
@@ -59,25 +50,6 @@ pub fn filter(
     .map_err(HostError::Api)
 }
 
-/// A page of `subject`'s activities (see [`filter`]) that `principal` may read: its
-/// subject authorised, then narrowed to a limited viewer's user or subtree.
-pub async fn list(
-    app: &App,
-    tenant: &Tenant,
-    subject: Subject,
-    params: &Params,
-    principal: &crm_api::access::Principal,
-) -> HostResult<Page> {
-    let dir = &tenant.snapshot.directory;
-    let mut filter = filter(tenant, subject, params, params.range()?, |s| {
-        principal
-            .may_read(s, dir)
-            .map_err(|crm_api::access::Denied(m)| HostError::Forbidden(m))
-    })?;
-    narrow(&mut filter, tenant, principal)?;
-    page(app, tenant, filter, params).await
-}
-
 /// Narrows `filter` to what `principal` may read (`Principal::narrow_to_view`).
 pub fn narrow(
     filter: &mut Filter,
@@ -87,11 +59,4 @@ pub fn narrow(
     principal
         .narrow_to_view(filter, &tenant.snapshot.directory)
         .map_err(|crm_api::access::Denied(m)| HostError::Forbidden(m))
-}
-
-/// A page of the activities `filter` selects, at the request's `limit` and `cursor`.
-pub async fn page(app: &App, tenant: &Tenant, filter: Filter, params: &Params) -> HostResult<Page> {
-    let limit = crm_api::listing::limit(&params.0).map_err(HostError::Api)?;
-    let cursor = params.get("cursor").map(Cursor::decode).transpose()?;
-    app.store.page(tenant.id(), filter, cursor, limit).await
 }

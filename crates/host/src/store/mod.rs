@@ -6,6 +6,7 @@
 //! looked up are held in a `crm_store::key_cache`), and the files beside them the operations the service layer calls.
 
 mod driver;
+mod flows;
 mod group_commit;
 mod idempotency;
 mod ingest;
@@ -13,7 +14,6 @@ mod keys;
 mod migrate;
 mod pool;
 mod postgres;
-mod queries;
 mod sqlite;
 mod tenants;
 
@@ -23,6 +23,7 @@ use std::sync::Arc;
 use crm_store::Dialect;
 
 pub use driver::{Conn, DbError};
+pub use flows::Build;
 pub use ingest::{Heads, IngestItem, record};
 pub use keys::{generate as generate_key, hash_key};
 

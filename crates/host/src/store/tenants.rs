@@ -232,40 +232,6 @@ impl Store {
         })
         .await
     }
-
-    /// The tenant's open grants.
-    pub async fn wallet(&self, id: &str) -> HostResult<grants::Loaded> {
-        let (d, id) = (self.dialect(), id.to_owned());
-        self.read(move |c| {
-            c.query_opt(&tenants::head(d, &id))?
-                .ok_or_else(|| missing(&id))?;
-            Ok(grants::load(&c.query(&grants::open(d, &id))?)?)
-        })
-        .await
-    }
-
-    /// A page of the tenant's grants, newest first.
-    pub async fn grants_page(
-        &self,
-        id: &str,
-        q: &crm_api::wallet::GrantsQuery,
-    ) -> HostResult<Vec<grants::GrantView>> {
-        let (d, id) = (self.dialect(), id.to_owned());
-        let st = grants::page(
-            d,
-            &id,
-            q.status,
-            q.before.as_ref().map(|(at, g)| (*at, g.as_str())),
-            q.limit,
-        );
-        self.read(move |c| {
-            c.query(&st)?
-                .iter()
-                .map(|r| grants::decode_view(r).map_err(HostError::from))
-                .collect()
-        })
-        .await
-    }
 }
 
 pub fn reused_key() -> HostError {

@@ -1,0 +1,185 @@
+//! Endpoint flows: each read endpoint's orchestration — authorise, parse, ask for
+//! rows, fold them, answer — written once as an I/O-free state machine that crm-host
+//! drives over its connections and crm-worker over D1 (quinn-proto's shape).
+//!
+//! A flow is polled: it answers [`Step::Read`] with a statement the runtime runs on the
+//! tenant's database, handing every row back through [`Flow::row`] as it is read (so a
+//! report folds a million rows without keeping them), and polls again; or
+//! [`Step::Done`] with the typed answer. The clock is passed in ([`ReadContext::now`]).
+//!
+//! - [`listing`] — activity listings and an entity's history.
+//! - [`activity`] — one stored record.
+//! - [`report`] — reports of the tenant, a user or a department subtree.
+//! - [`dashboard`] — a user's dashboard: a report and a listing composed.
+//! - [`credits`] — the balance and the credit pages (grants, alerts, ledger).
+
+pub mod activity;
+pub mod credits;
+pub mod dashboard;
+pub mod listing;
+pub mod report;
+
+use std::collections::BTreeMap;
+
+use crm_core::engine::TenantSnapshot;
+use crm_core::{CoreError, Timestamp};
+use crm_store::{Dialect, Row, Statement, StoreError};
+
+use crate::access::{Denied, Principal};
+use crate::error::ApiError;
+
+/// Query parameters, already checked against the endpoint's list (`crate::request`).
+pub type Params = BTreeMap<String, String>;
+
+/// What a flow asks of its runtime next.
+#[derive(Debug)]
+pub enum Step<A> {
+    /// Run this read on the tenant's database and hand each row to [`Flow::row`];
+    /// then poll again.
+    Read(Statement),
+    /// The answer; the flow is spent.
+    Done(A),
+}
+
+/// One endpoint's orchestration, driven by a runtime.
+pub trait Flow {
+    type Answer;
+    /// The next step. Errors end the flow.
+    fn poll(&mut self) -> Result<Step<Self::Answer>, FlowError>;
+    /// One row of the last [`Step::Read`], in the database's order.
+    fn row(&mut self, row: &Row) -> Result<(), FlowError>;
+}
+
+/// How a flow fails: an answer for the client, or a fault the runtime logs and
+/// answers as `internal` without the cause.
+#[derive(Debug)]
+pub enum FlowError {
+    Refused(ApiError),
+    Internal(String),
+}
+
+impl From<ApiError> for FlowError {
+    fn from(e: ApiError) -> FlowError {
+        FlowError::Refused(e)
+    }
+}
+
+impl From<CoreError> for FlowError {
+    fn from(e: CoreError) -> FlowError {
+        FlowError::Refused(e.into())
+    }
+}
+
+impl From<Denied> for FlowError {
+    fn from(Denied(m): Denied) -> FlowError {
+        FlowError::Refused(ApiError::forbidden(m))
+    }
+}
+
+impl From<StoreError> for FlowError {
+    fn from(e: StoreError) -> FlowError {
+        match e {
+            StoreError::Core(c) => c.into(),
+            StoreError::NotFound(m) => FlowError::Refused(ApiError::not_found(m)),
+            other => FlowError::Internal(other.to_string()),
+        }
+    }
+}
+
+/// Who reads which tenant, on which database, when: what every read flow starts from.
+#[derive(Debug, Clone, Copy)]
+pub struct ReadContext<'a> {
+    pub dialect: Dialect,
+    pub snapshot: &'a TenantSnapshot,
+    pub principal: &'a Principal,
+    /// The runtime's clock at the request.
+    pub now: Timestamp,
+}
+
+impl ReadContext<'_> {
+    pub fn tenant(&self) -> &str {
+        &self.snapshot.tenant_id
+    }
+}
+
+/// The rows of one read, kept (for reads bounded by a page size).
+#[derive(Debug, Default)]
+struct Collected(Vec<Row>);
+
+impl Collected {
+    fn push(&mut self, row: &Row) {
+        self.0.push(row.clone());
+    }
+
+    fn take(&mut self) -> Vec<Row> {
+        std::mem::take(&mut self.0)
+    }
+}
+
+/// A flow's internal state after it answered or failed: polling it again is a bug of
+/// the driver.
+fn spent() -> FlowError {
+    FlowError::Internal("a flow was polled after it ended".to_owned())
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    //! Flows driven over canned rows: what each runtime's driver does, without I/O.
+
+    use super::*;
+
+    pub fn snapshot() -> TenantSnapshot {
+        let fixture: serde_json::Value = serde_json::from_str(include_str!(
+            "../../../../tests/conformance/fixtures/acme.json"
+        ))
+        .expect("the fixture is JSON");
+        TenantSnapshot::from_json(
+            "t",
+            1,
+            &fixture["policy"].to_string(),
+            &fixture["directory"].to_string(),
+        )
+        .expect("the fixture compiles")
+    }
+
+    pub fn key() -> Principal {
+        Principal::Key {
+            id: "k".to_owned(),
+            scopes: vec![crm_store::keys::KeyScope::Read],
+        }
+    }
+
+    pub fn now() -> Timestamp {
+        Timestamp::from_millis(1_750_000_000_000).expect("in range")
+    }
+
+    /// Runs `flow`, answering each read with `rows(statement)`; also answers the
+    /// statements it asked for.
+    pub fn run<F: Flow>(
+        mut flow: F,
+        mut rows: impl FnMut(&Statement) -> Vec<Row>,
+    ) -> (Result<F::Answer, FlowError>, Vec<Statement>) {
+        let mut asked = Vec::new();
+        loop {
+            match flow.poll() {
+                Err(e) => return (Err(e), asked),
+                Ok(Step::Done(a)) => return (Ok(a), asked),
+                Ok(Step::Read(st)) => {
+                    for row in rows(&st) {
+                        if let Err(e) = flow.row(&row) {
+                            return (Err(e), asked);
+                        }
+                    }
+                    asked.push(st);
+                }
+            }
+        }
+    }
+
+    pub fn refusal<A: std::fmt::Debug>(r: Result<A, FlowError>) -> ApiError {
+        match r {
+            Err(FlowError::Refused(e)) => e,
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+}
