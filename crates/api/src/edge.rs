@@ -41,3 +41,8 @@ pub struct ArchiveAnswer {
     /// them yet.
     pub held_back_by_sink: bool,
 }
+
+/// The refusal of a redrive whose letter does not exist (on crm-host, none ever does).
+pub fn no_dead_letter(id: &str) -> crate::ApiError {
+    crate::ApiError::not_found(format!("no dead letter `{}`", crm_core::time::clip(id)))
+}

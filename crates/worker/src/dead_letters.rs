@@ -124,9 +124,7 @@ pub async fn redrive(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
         .await?
         .map(|r| dead_letters::decode(&r))
         .transpose()?
-        .ok_or_else(|| {
-            Failure::not_found(format!("no dead letter `{}`", crm_core::time::clip(id)))
-        })?;
+        .ok_or_else(|| Failure(crm_api::edge::no_dead_letter(id)))?;
     let packet: Packet = serde_json::from_value(letter.body).map_err(|_| {
         Failure::bad_request("this dead letter is not a packet of activities; drop it")
     })?;

@@ -194,8 +194,10 @@ fn header(req: &Request, name: &str) -> Option<String> {
 /// endpoint, decided before any body is read), then the body within its limit.
 pub async fn context(req: &mut Request, env: &worker::Env, route: Route) -> ApiResult<Ctx> {
     let endpoint = route.endpoint;
-    // The order of crm-host's extractors: credential and scope, then the
-    // `Idempotency-Key`, the query, and last the body.
+    // crm-host's order: the query right after routing, then credential and scope,
+    // the `Idempotency-Key`, and last the body.
+    let url = req.url()?;
+    let query = request::query(url.query(), endpoint.query)?;
     if endpoint.access == crm_api::endpoints::Access::Operator {
         crm_api::provisioning::check_operator(
             crate::operator::secret(env).as_deref(),
@@ -217,8 +219,6 @@ pub async fn context(req: &mut Request, env: &worker::Env, route: Route) -> ApiR
     } else {
         None
     };
-    let url = req.url()?;
-    let query = request::query(url.query(), endpoint.query)?;
     let body = if endpoint.body_limit() == BodyLimit::None {
         None
     } else {

@@ -29,10 +29,8 @@ pub async fn dead_letters(
 
 pub async fn redrive(caller: Caller, Path(id): Path<String>) -> HostResult<Json<Redriven>> {
     caller.require(KeyScope::Admin)?;
-    Err(HostError::NotFound(format!(
-        "no dead letter `{}`: crm-host writes before it answers, so it has none",
-        crm_core::time::clip(&id)
-    )))
+    // crm-host writes before it answers, so it has no dead letters.
+    Err(HostError::Api(crm_api::edge::no_dead_letter(&id)))
 }
 
 pub async fn no_archive() -> HostError {

@@ -125,6 +125,7 @@ pub fn router(app: App) -> Router {
         router = router.route(path, methods);
     }
     router
+        .route_layer(middleware::from_fn(strict_query))
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(crate::service::limits::LARGE_BODY))
@@ -141,6 +142,18 @@ pub fn router(app: App) -> Router {
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .layer(middleware::map_request(drop_unfit_request_id))
         .with_state(app)
+}
+
+/// Query parameters are checked right after routing, before the credential, for every
+/// endpoint whether or not its handler reads them — the order the edge checks in.
+async fn strict_query(req: Request, next: Next) -> Response {
+    use axum::response::IntoResponse;
+    if let Some(e) = error::endpoint_of(req.method(), req.extensions())
+        && let Err(refused) = crm_api::request::query(req.uri().query(), e.query)
+    {
+        return crate::error::HostError::Api(refused).into_response();
+    }
+    next.run(req).await
 }
 
 /// Longest client-chosen request id kept: a UUID or a trace id fits with room.
