@@ -3,25 +3,23 @@
 //! the session. Tenant changes are optimistic: apply to the stored row, compile, store
 //! guarded on the version read — retried when another change landed first.
 
-use std::rc::Rc;
-
-use crate::auth::Caller;
-use crm_api::error::ApiCode;
 use crm_api::flow::credits::{AlertsQuery, BalanceQuery, CreditQuery, CreditRead};
+use crm_api::flow::tenant_update::{
+    Change, D1_MAX_STORED_BYTES, PatchDirectory, ReplaceDirectory, ReplacePolicy, ReplacePrices,
+    TenantUpdate,
+};
+use crm_api::flow::wallet_change::{Idempotency, WalletChange};
 use crm_api::requests::{KeyList, NewKeyAnswer, NewKeyRequest, ViewerTokenRequest};
-use crm_api::versioned::{DirectoryDocument, DirectorySummary, PolicyDocument, PriceList};
+use crm_api::versioned::{DirectoryDocument, PolicyDocument};
 use crm_api::viewer_tokens::Remembered;
-use crm_api::wallet::{AdjustmentRequest, GrantRequest, WalletAnswer};
-use crm_core::TenantPolicy;
+use crm_api::wallet::{AdjustmentRequest, GrantRequest};
 use crm_core::Timestamp;
-use crm_core::directory::{DirectoryPatch, DirectorySpec};
 use crm_core::engine::TenantSnapshot;
-use crm_core::pricing::PriceTable;
-use crm_store::grants::{self, WalletOp};
+use crm_store::grants::WalletOp;
 use crm_store::idempotency;
 use crm_store::keys::{self, KeyScope, NewKey};
 use crm_store::shards;
-use crm_store::tenants::{self, TenantRow};
+use crm_store::tenants;
 use serde_json::{Value, json};
 use worker::Env;
 
@@ -30,65 +28,18 @@ use crate::d1::{self, DIALECT, Db};
 use crate::http::{Answer, ApiResult, Ctx, Failure};
 use crate::{random, store};
 
-/// Attempts at an optimistic change before giving up: each retry means another change
-/// landed in between, which is rare.
-const UPDATE_ATTEMPTS: usize = 5;
-
-/// D1 refuses rows over 2 MB; a directory and policy must fit one `tenants` row and
-/// one `tenant_versions` row with room for the other columns.
-pub const MAX_STORED_DIRECTORY_BYTES: usize = 1_900_000;
-
-fn conflict(message: &str) -> Failure {
-    Failure::new(ApiCode::Conflict, message)
-}
-
-/// Applies `change` to the tenant's directory and policy and stores the result as the
-/// next version; answers the compiled snapshot.
-async fn update(
-    env: &Env,
-    tenant: &str,
-    change: impl Fn(&mut DirectorySpec, &mut TenantPolicy) -> ApiResult<()>,
-) -> ApiResult<Rc<TenantSnapshot>> {
-    let db = Db::of_tenant(env, tenant).await?;
-    for _ in 0..UPDATE_ATTEMPTS {
-        let row: TenantRow = store::tenant_row(env, tenant).await?;
-        let mut spec: DirectorySpec =
-            serde_json::from_str(&row.directory).map_err(Failure::internal)?;
-        let mut policy: TenantPolicy =
-            serde_json::from_str(&row.policy).map_err(Failure::internal)?;
-        change(&mut spec, &mut policy)?;
-        let directory = serde_json::to_string(&spec).map_err(Failure::internal)?;
-        let policy = serde_json::to_string(&policy).map_err(Failure::internal)?;
-        if directory.len() + policy.len() > MAX_STORED_DIRECTORY_BYTES {
-            return Err(Failure::too_large(format!(
-                "the directory and policy take {} bytes; the edge stores at most {MAX_STORED_DIRECTORY_BYTES} (D1's row limit)",
-                directory.len() + policy.len()
-            )));
-        }
-        let version = row.version + 1;
-        let snap = TenantSnapshot::from_json(tenant, version, &policy, &directory)?;
-        let written = d1::transaction(
-            &db,
-            &[
-                tenants::update_snapshot(DIALECT, tenant, row.version, &policy, &directory),
-                tenants::record_version(DIALECT, tenant, version, &policy, &directory, now_ms()),
-            ],
-        )
-        .await;
-        match written {
-            Ok(()) => return Ok(store::install(snap, directory.len() + policy.len())),
-            // The guard refused: another change came first. Anything else is real.
-            Err(_) if store::tenant_row(env, tenant).await?.version != row.version => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Err(conflict(
-        "the directory kept changing while this change was applied; retry",
-    ))
-}
-
-fn summary(snap: &TenantSnapshot) -> ApiResult<Answer> {
-    Answer::of(200, &DirectorySummary::of(&snap.directory, snap.version))
+/// Stores a change of the directory or policy (`crm_api::flow::tenant_update`, the
+/// flow crm-host runs too, under D1's row limit) and caches the new snapshot.
+async fn change<C: Change + 'static>(ctx: &mut Ctx, env: &Env, change: C) -> ApiResult<Answer>
+where
+    C::Answer: serde::Serialize,
+{
+    let updated = crate::flows::run(ctx, env, |cx| {
+        Box::new(TenantUpdate::new(cx, change, Some(D1_MAX_STORED_BYTES)))
+    })
+    .await?;
+    store::install(updated.snapshot, updated.stored_bytes);
+    Answer::of(200, &updated.answer)
 }
 
 pub async fn directory(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
@@ -106,27 +57,13 @@ pub async fn directory(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
 }
 
 pub async fn put_directory(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
-    let caller = ctx.caller()?.clone();
-    caller.require(KeyScope::Admin)?;
-    let spec: DirectorySpec = ctx.parse()?;
-    let snap = update(env, caller.tenant(), |current, _| {
-        current.clone_from(&spec);
-        Ok(())
-    })
-    .await?;
-    summary(&snap)
+    let spec = ctx.parse()?;
+    change(ctx, env, ReplaceDirectory(spec)).await
 }
 
 pub async fn patch_directory(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
-    let caller = ctx.caller()?.clone();
-    caller.require(KeyScope::Admin)?;
-    let patch: DirectoryPatch = ctx.parse()?;
-    let snap = update(env, caller.tenant(), |current, _| {
-        *current = current.patched(&patch)?;
-        Ok(())
-    })
-    .await?;
-    summary(&snap)
+    let patch = ctx.parse()?;
+    change(ctx, env, PatchDirectory(patch)).await
 }
 
 fn policy_answer(snap: &TenantSnapshot) -> ApiResult<Answer> {
@@ -146,16 +83,8 @@ pub async fn policy(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
 }
 
 pub async fn put_policy(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
-    let caller = ctx.caller()?.clone();
-    caller.require(KeyScope::Admin)?;
-    let next: TenantPolicy = ctx.parse()?;
-    next.validate()?;
-    let snap = update(env, caller.tenant(), |_, policy| {
-        policy.clone_from(&next);
-        Ok(())
-    })
-    .await?;
-    policy_answer(&snap)
+    let policy = ctx.parse()?;
+    change(ctx, env, ReplacePolicy(policy)).await
 }
 
 pub async fn prices(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
@@ -165,21 +94,8 @@ pub async fn prices(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
 }
 
 pub async fn put_prices(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
-    let caller = ctx.caller()?.clone();
-    caller.require(KeyScope::Admin)?;
-    let table: PriceTable = ctx.parse()?;
-    let snap = update(env, caller.tenant(), |_, policy| {
-        policy.prices = table.clone();
-        Ok(())
-    })
-    .await?;
-    Answer::of(
-        200,
-        &PriceList {
-            prices: snap.policy.prices.clone(),
-            version: snap.version,
-        },
-    )
+    let table = ctx.parse()?;
+    change(ctx, env, ReplacePrices(table)).await
 }
 
 /// `GET /v1/credits/prices/{operation}`: what one operation would cost (`crm_api::credits`).
@@ -221,7 +137,7 @@ where
 {
     let params = ctx.query.clone();
     let answer =
-        crate::reads::read(ctx, env, |cx| Box::new(CreditRead::<Q>::new(cx, params))).await?;
+        crate::flows::run(ctx, env, |cx| Box::new(CreditRead::<Q>::new(cx, params))).await?;
     Answer::of(200, &answer)
 }
 
@@ -234,7 +150,7 @@ pub async fn grant(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
     let now = Timestamp::from_millis(now_ms())?;
     let op = crm_api::request::parse::<GrantRequest>(body)?
         .op(crate::ingest::fresh_id(now)?, now.millis())?;
-    change_wallet(ctx, env, &caller, "grantCredits", &request, op).await
+    change_wallet(ctx, env, "grantCredits", &request, op).await
 }
 
 /// `POST /v1/credits/adjustments`.
@@ -244,7 +160,7 @@ pub async fn adjust(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
     let body = ctx.take_body()?;
     let request = body.clone();
     let op = crm_api::request::parse::<AdjustmentRequest>(body)?.op()?;
-    change_wallet(ctx, env, &caller, "adjustCredits", &request, op).await
+    change_wallet(ctx, env, "adjustCredits", &request, op).await
 }
 
 /// `POST /v1/credits/grants/{id}/void`.
@@ -253,77 +169,27 @@ pub async fn void_grant(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
     let caller = ctx.caller()?.clone();
     caller.require(KeyScope::Admin)?;
     let op = crm_api::wallet::void(&id)?;
-    change_wallet(
-        ctx,
-        env,
-        &caller,
-        "voidCreditGrant",
-        &json!({ "id": id }),
-        op,
-    )
-    .await
+    change_wallet(ctx, env, "voidCreditGrant", &json!({ "id": id }), op).await
 }
 
-/// A wallet change (`crm_store::grants::plan`), guarded on the head, the balance and
-/// each grant read (the consumer's writes are guarded on them too, so neither
-/// overwrites the other), planned again when they moved. With an `Idempotency-Key`,
-/// a retry answers the first answer and changes nothing.
+/// A wallet change (`crm_api::flow::wallet_change`, as crm-host runs it), idempotent
+/// by `Idempotency-Key` within the endpoint named by `operation_id`.
 async fn change_wallet(
     ctx: &Ctx,
     env: &Env,
-    caller: &Caller,
     operation_id: &str,
     request: &Value,
     op: WalletOp,
 ) -> ApiResult<Answer> {
-    let tenant = caller.tenant();
-    let request_hash = crm_api::request::digest(request);
-    let key = ctx
+    let idempotency = ctx
         .idempotency_key
-        .as_ref()
-        .map(|k| idempotency::scoped_key(operation_id, k));
-    let db = Db::of_tenant(env, tenant).await?;
-    for _ in 0..UPDATE_ATTEMPTS {
-        if let Some(key) = &key
-            && let Some(row) = d1::query_opt(&db, &idempotency::get(DIALECT, tenant, key)).await?
-        {
-            let first = idempotency::decode(&row)?;
-            crm_api::request::same_request(&first.request_hash, &request_hash)?;
-            let answer: Value = serde_json::from_str(&first.response).map_err(Failure::internal)?;
-            return Ok(answer.into());
-        }
-        let store::Account {
-            head,
-            loaded,
-            rules,
-            ..
-        } = store::account(env, tenant).await?;
-        let wallet = loaded.wallet.clone();
-        let now = now_ms();
-        let planned = grants::plan(DIALECT, tenant, &head, loaded, &rules, op.clone(), now)?;
-        let mut statements = planned.statements.clone();
-        let answer =
-            serde_json::to_value(WalletAnswer::new(planned)?).map_err(Failure::internal)?;
-        if let Some(key) = &key {
-            let recorded = idempotency::Recorded {
-                request_hash: request_hash.clone(),
-                status: 200,
-                response: answer.to_string(),
-            };
-            statements.push(idempotency::insert(DIALECT, tenant, key, &recorded, now));
-        }
-        match d1::transaction(&db, &statements).await {
-            Ok(()) => return Ok(answer.into()),
-            // Refused by a guard or a concurrent use of the key: look again.
-            Err(_)
-                if key.is_some() || {
-                    let now = store::account(env, tenant).await?;
-                    now.head != head || now.loaded.wallet != wallet
-                } => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Err(conflict("the balance kept changing; retry"))
+        .as_deref()
+        .map(|k| Idempotency::of(operation_id, k, request));
+    let answer = crate::flows::run(ctx, env, |cx| {
+        Box::new(WalletChange::new(cx, op, idempotency))
+    })
+    .await?;
+    Answer::of(200, &answer)
 }
 
 pub async fn list_keys(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {

@@ -118,8 +118,13 @@ pub async fn query_opt(db: &Db, st: &Statement) -> ApiResult<Option<Row>> {
 
 /// Runs the statements as one transaction (a D1 batch): all or nothing.
 pub async fn transaction(db: &Db, statements: &[Statement]) -> ApiResult<()> {
+    write(db, statements).await.map(drop)
+}
+
+/// [`transaction`], answering the rows each statement changed.
+pub async fn write(db: &Db, statements: &[Statement]) -> ApiResult<Vec<u64>> {
     if statements.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     crate::invocation::spend_queries(statements.len())?;
     let prepared = statements
@@ -127,14 +132,17 @@ pub async fn transaction(db: &Db, statements: &[Statement]) -> ApiResult<()> {
         .map(|st| prepare(&db.inner, st))
         .collect::<ApiResult<Vec<_>>>()?;
     let results = db.inner.batch(prepared).await.map_err(Failure::storage)?;
+    let metas = results
+        .iter()
+        .map(|r| r.meta().ok().flatten())
+        .collect::<Vec<_>>();
     // D1 says how large the database is after each statement: the capacity guard's
     // measure, without a query of its own.
-    if let Some(size) = results
-        .last()
-        .and_then(|r| r.meta().ok().flatten())
-        .and_then(|m| m.size_after)
-    {
+    if let Some(size) = metas.last().and_then(|m| m.as_ref()?.size_after) {
         crate::capacity::measured(db.shard, size as u64);
     }
-    Ok(())
+    Ok(metas
+        .iter()
+        .map(|m| m.as_ref().and_then(|m| m.changes).unwrap_or(0) as u64)
+        .collect())
 }

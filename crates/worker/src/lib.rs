@@ -13,6 +13,7 @@ mod consumer;
 mod d1;
 mod dead_letters;
 mod delivery_hook;
+mod flows;
 mod http;
 mod ingest;
 mod invocation;

@@ -1,23 +1,19 @@
 //! Reads at the edge: permission checks, and the read flows of `crm_api::flow`
-//! (listings, one record, reports, dashboards) driven over the tenant's D1 shard — the
-//! same flows crm-host drives over its connections.
+//! (listings, one record, reports, dashboards), run by `flows`.
 
 use crm_api::flow::activity::ActivityFlow;
 use crm_api::flow::dashboard::DashboardFlow;
 use crm_api::flow::listing::ListingFlow;
 use crm_api::flow::report::ReportFlow;
-use crm_api::flow::{Flow, ReadContext, Step};
 use crm_api::permissions::{CheckAnswer, Checks};
-use crm_core::Timestamp;
 use crm_core::engine::TenantSnapshot;
 use crm_store::listing::Subject;
 use serde_json::Value;
 use worker::{Env, Request};
 
 use crate::auth::Caller;
-use crate::d1::{self, DIALECT, Db};
 use crate::http::{self, Answer, ApiResult, Ctx, Failure};
-use crate::store;
+use crate::{flows, store};
 
 pub async fn check(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
     let caller = ctx.caller()?.clone();
@@ -59,37 +55,9 @@ pub fn narrow(
         .map_err(|crm_api::access::Denied(m)| Failure(crm_api::ApiError::forbidden(m)))
 }
 
-/// Runs the read flow `build` makes for the caller, over its tenant's shard.
-pub async fn read<A>(
-    ctx: &Ctx,
-    env: &Env,
-    build: impl for<'a> FnOnce(ReadContext<'a>) -> Box<dyn Flow<Answer = A> + 'a>,
-) -> ApiResult<A> {
-    let caller = ctx.caller()?;
-    let snap = store::snapshot(env, caller).await?;
-    let db = Db::of_tenant(env, caller.tenant()).await?;
-    let now = Timestamp::from_millis(worker::Date::now().as_millis() as i64)?;
-    let mut flow = build(ReadContext {
-        dialect: DIALECT,
-        snapshot: &snap,
-        principal: &caller.principal,
-        now,
-    });
-    loop {
-        match flow.poll()? {
-            Step::Done(answer) => return Ok(answer),
-            Step::Read(statement) => {
-                for row in d1::query(&db, &statement).await? {
-                    flow.row(&row)?;
-                }
-            }
-        }
-    }
-}
-
 pub async fn list(ctx: &mut Ctx, env: &Env, subject: Subject) -> ApiResult<Answer> {
     let params = ctx.query.clone();
-    let page = read(ctx, env, |cx| {
+    let page = flows::run(ctx, env, |cx| {
         Box::new(ListingFlow::subject(cx, subject, params))
     })
     .await?;
@@ -99,7 +67,7 @@ pub async fn list(ctx: &mut Ctx, env: &Env, subject: Subject) -> ApiResult<Answe
 /// `GET /v1/activities/{id}`.
 pub async fn one(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
     let id = ctx.param("id")?;
-    let record = read(ctx, env, |cx| Box::new(ActivityFlow::new(cx, id))).await?;
+    let record = flows::run(ctx, env, |cx| Box::new(ActivityFlow::new(cx, id))).await?;
     Answer::of(200, &record)
 }
 
@@ -107,7 +75,7 @@ pub async fn one(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
 pub async fn entity(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
     let (entity_type, entity_id) = (ctx.param("type")?, ctx.param("id")?);
     let params = ctx.query.clone();
-    let page = read(ctx, env, |cx| {
+    let page = flows::run(ctx, env, |cx| {
         Box::new(ListingFlow::entity(cx, entity_type, entity_id, params))
     })
     .await?;
@@ -116,7 +84,7 @@ pub async fn entity(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
 
 pub async fn report(ctx: &mut Ctx, env: &Env, subject: Subject) -> ApiResult<Answer> {
     let params = ctx.query.clone();
-    let report = read(ctx, env, |cx| {
+    let report = flows::run(ctx, env, |cx| {
         Box::new(ReportFlow::new(cx, subject, params))
     })
     .await?;
@@ -127,6 +95,6 @@ pub async fn report(ctx: &mut Ctx, env: &Env, subject: Subject) -> ApiResult<Ans
 pub async fn dashboard(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
     let id = ctx.param("id")?;
     let params = ctx.query.clone();
-    let dashboard = read(ctx, env, |cx| Box::new(DashboardFlow::new(cx, id, params))).await?;
+    let dashboard = flows::run(ctx, env, |cx| Box::new(DashboardFlow::new(cx, id, params))).await?;
     Answer::of(200, &dashboard)
 }

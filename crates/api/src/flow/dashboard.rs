@@ -73,12 +73,12 @@ impl<'a> DashboardFlow<'a> {
                 let report = ReportFlow::new(cx, self.subject(), params);
                 self.step(State::Report { report, recent })
             }
-            State::Report { mut report, recent } => match report.poll()? {
-                Step::Read(st) => {
+            State::Report { mut report, recent } => match report.poll()?.into_answer() {
+                Err(pending) => {
                     self.state = State::Report { report, recent };
-                    Ok(Step::Read(st))
+                    Ok(pending)
                 }
-                Step::Done(done) => {
+                Ok(done) => {
                     let page = PageFlow::new(self.cx, self.subject(), recent, Scope::Subject);
                     self.step(State::Recent {
                         report: Box::new(done),
@@ -86,12 +86,12 @@ impl<'a> DashboardFlow<'a> {
                     })
                 }
             },
-            State::Recent { report, mut page } => match page.poll()? {
-                Step::Read(st) => {
+            State::Recent { report, mut page } => match page.poll()?.into_answer() {
+                Err(pending) => {
                     self.state = State::Recent { report, page };
-                    Ok(Step::Read(st))
+                    Ok(pending)
                 }
-                Step::Done(recent) => {
+                Ok(recent) => {
                     let dir = &self.cx.snapshot.directory;
                     let user = dir.user(&self.user_id).ok_or_else(spent)?;
                     Ok(Step::Done(Dashboard::new(

@@ -45,9 +45,9 @@ impl Flow for ListingFlow<'_> {
     type Answer = ActivityPage;
 
     fn poll(&mut self) -> Result<Step<ActivityPage>, FlowError> {
-        Ok(match self.page.poll()? {
-            Step::Read(st) => Step::Read(st),
-            Step::Done(page) => Step::Done(ActivityPage::from(page)),
+        Ok(match self.page.poll()?.into_answer() {
+            Ok(page) => Step::Done(ActivityPage::from(page)),
+            Err(pending) => pending,
         })
     }
 

@@ -4,13 +4,20 @@
 //!
 //! A flow is polled: it answers [`Step::Read`] with a statement the runtime runs on the
 //! tenant's database, handing every row back through [`Flow::row`] as it is read (so a
-//! report folds a million rows without keeping them), and polls again; or
-//! [`Step::Done`] with the typed answer. The clock is passed in ([`ReadContext::now`]).
+//! report folds a million rows without keeping them), and polls again;
+//! [`Step::Write`] with statements the runtime runs as one all-or-nothing transaction,
+//! reporting the outcome through [`Flow::written`]; or [`Step::Done`] with the typed
+//! answer. Reads are not inside the write's transaction (D1 cannot branch inside a
+//! batch): a flow that writes what it read guards its statements, and is told when a
+//! guard or key refused them. The clock is passed in ([`ReadContext::now`]), and so is
+//! anything random (ids, key bytes) — to the flow's constructor.
 //!
 //! - [`listing`] — activity listings and an entity's history.
 //! - [`activity`] — one stored record.
 //! - [`report`] — reports of the tenant, a user or a department subtree.
 //! - [`dashboard`] — a user's dashboard: a report and a listing composed.
+//! - [`tenant_update`] — the optimistic directory, policy and price changes.
+//! - [`wallet_change`] — grants, adjustments and voids, idempotent by key.
 //! - [`credits`] — the balance and the credit pages (grants, alerts, ledger).
 
 pub mod activity;
@@ -18,6 +25,8 @@ pub mod credits;
 pub mod dashboard;
 pub mod listing;
 pub mod report;
+pub mod tenant_update;
+pub mod wallet_change;
 
 use std::collections::BTreeMap;
 
@@ -37,8 +46,23 @@ pub enum Step<A> {
     /// Run this read on the tenant's database and hand each row to [`Flow::row`];
     /// then poll again.
     Read(Statement),
+    /// Run these statements as one transaction, all or nothing, and report with
+    /// [`Flow::written`]; then poll again.
+    Write(Vec<Statement>),
     /// The answer; the flow is spent.
     Done(A),
+}
+
+impl<A> Step<A> {
+    /// The answer when done; else the same request, for a flow of another answer that
+    /// passes it on.
+    pub fn into_answer<B>(self) -> Result<A, Step<B>> {
+        match self {
+            Step::Done(a) => Ok(a),
+            Step::Read(st) => Err(Step::Read(st)),
+            Step::Write(sts) => Err(Step::Write(sts)),
+        }
+    }
 }
 
 /// One endpoint's orchestration, driven by a runtime.
@@ -48,6 +72,22 @@ pub trait Flow {
     fn poll(&mut self) -> Result<Step<Self::Answer>, FlowError>;
     /// One row of the last [`Step::Read`], in the database's order.
     fn row(&mut self, row: &Row) -> Result<(), FlowError>;
+    /// The outcome of the last [`Step::Write`]. Flows that never write keep this.
+    fn written(&mut self, _outcome: Written) -> Result<(), FlowError> {
+        Err(FlowError::Internal(
+            "a write was reported to a flow that asked for none".to_owned(),
+        ))
+    }
+}
+
+/// How a [`Step::Write`] ended. Other storage failures (busy, full) end the flow in the
+/// runtime, which answers them as `crate::storage` classifies them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Written {
+    /// Committed: the rows each statement changed, in order.
+    Committed(Vec<u64>),
+    /// A guard or a key refused a statement; nothing was written.
+    Refused,
 }
 
 /// How a flow fails: an answer for the client, or a fault the runtime logs and
@@ -153,25 +193,40 @@ pub(crate) mod testing {
         Timestamp::from_millis(1_750_000_000_000).expect("in range")
     }
 
-    /// Runs `flow`, answering each read with `rows(statement)`; also answers the
-    /// statements it asked for.
+    /// Runs `flow`, answering each read with `rows(statement)` (and refusing any
+    /// write); also answers the statements it asked for.
     pub fn run<F: Flow>(
+        flow: F,
+        rows: impl FnMut(&Statement) -> Vec<Row>,
+    ) -> (Result<F::Answer, FlowError>, Vec<Statement>) {
+        run_writing(flow, rows, |_| Written::Refused)
+    }
+
+    /// Like [`run`], each write answered by `write(statements)`; writes are listed
+    /// among the statements asked for.
+    pub fn run_writing<F: Flow>(
         mut flow: F,
         mut rows: impl FnMut(&Statement) -> Vec<Row>,
+        mut write: impl FnMut(&[Statement]) -> Written,
     ) -> (Result<F::Answer, FlowError>, Vec<Statement>) {
         let mut asked = Vec::new();
         loop {
-            match flow.poll() {
+            let fed = match flow.poll() {
                 Err(e) => return (Err(e), asked),
                 Ok(Step::Done(a)) => return (Ok(a), asked),
                 Ok(Step::Read(st)) => {
-                    for row in rows(&st) {
-                        if let Err(e) = flow.row(&row) {
-                            return (Err(e), asked);
-                        }
-                    }
+                    let fed = rows(&st).iter().try_for_each(|row| flow.row(row));
                     asked.push(st);
+                    fed
                 }
+                Ok(Step::Write(statements)) => {
+                    let outcome = write(&statements);
+                    asked.extend(statements);
+                    flow.written(outcome)
+                }
+            };
+            if let Err(e) = fed {
+                return (Err(e), asked);
             }
         }
     }

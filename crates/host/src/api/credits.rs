@@ -3,6 +3,7 @@
 use axum::Json;
 use axum::extract::State;
 use crm_core::pricing::PriceTable;
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use super::auth::Caller;
@@ -14,6 +15,8 @@ use crate::service::queries::Params;
 use crate::service::{App, clock};
 use crate::store::Build;
 use crm_api::flow::credits::{AlertsQuery, BalanceQuery, CreditQuery, CreditRead};
+use crm_api::flow::tenant_update::ReplacePrices;
+use crm_api::flow::wallet_change::{Idempotency, WalletChange};
 use crm_api::versioned::PriceList;
 use crm_api::wallet::{AdjustmentRequest, GrantRequest};
 use crm_store::grants::WalletOp;
@@ -30,19 +33,10 @@ pub async fn put_prices(
     caller: Caller,
     body: Body,
 ) -> HostResult<Json<PriceList>> {
-    caller.require(Scope::Admin)?;
-    let table: PriceTable = body.parse()?;
-    let t = app
-        .tenants
-        .update(caller.tenant(), move |_, policy| {
-            policy.prices = table.clone();
-            Ok(())
-        })
-        .await?;
-    Ok(Json(PriceList {
-        prices: t.snapshot.policy.prices.clone(),
-        version: t.version(),
-    }))
+    let change = ReplacePrices(body.parse()?);
+    let tenant = caller.snapshot(&app).await?;
+    let principal = caller.principal.clone();
+    Ok(Json(app.tenants.change(tenant, principal, change).await?))
 }
 
 /// `GET /v1/credits/balance`: the balance now, by grant (`crm_api::flow::credits`).
@@ -66,8 +60,8 @@ where
     Ok(Json(read(app, caller, build).await?))
 }
 
-/// Runs a wallet change for an admin, idempotent by `Idempotency-Key` within the
-/// endpoint named by `operation_id`.
+/// Runs a wallet change (`crm_api::flow::wallet_change`), idempotent by
+/// `Idempotency-Key` within the endpoint named by `operation_id`.
 async fn change(
     app: &App,
     caller: &Caller,
@@ -75,17 +69,16 @@ async fn change(
     key: IdempotencyKey,
     request: &Value,
     op: WalletOp,
-) -> HostResult<Json<Value>> {
-    let idempotency = key.0.map(|k| {
-        (
-            crm_store::idempotency::scoped_key(operation_id, &k),
-            crm_api::request::digest(request),
-        )
-    });
-    let now = clock::now().millis();
+) -> HostResult<Json<Box<RawValue>>> {
+    let idempotency = key.0.map(|k| Idempotency::of(operation_id, &k, request));
+    let build: Build<Box<RawValue>> =
+        Box::new(move |cx| Box::new(WalletChange::new(cx, op, idempotency)));
+    // In one transaction: the change reads the balance every charge moves.
+    let tenant = caller.snapshot(app).await?;
+    let principal = caller.principal.clone();
     Ok(Json(
         app.store
-            .change_wallet(caller.tenant(), op, now, idempotency)
+            .flow_in_transaction(tenant, principal, clock::now(), build)
             .await?,
     ))
 }
@@ -96,7 +89,7 @@ pub async fn grant(
     caller: Caller,
     key: IdempotencyKey,
     body: Body,
-) -> HostResult<Json<Value>> {
+) -> HostResult<Json<Box<RawValue>>> {
     caller.require(Scope::Admin)?;
     let request = body.0.clone();
     let now = clock::now();
@@ -113,7 +106,7 @@ pub async fn adjust(
     caller: Caller,
     key: IdempotencyKey,
     body: Body,
-) -> HostResult<Json<Value>> {
+) -> HostResult<Json<Box<RawValue>>> {
     caller.require(Scope::Admin)?;
     let request = body.0.clone();
     let op = body
@@ -129,7 +122,7 @@ pub async fn void(
     caller: Caller,
     key: IdempotencyKey,
     axum::extract::Path(id): axum::extract::Path<String>,
-) -> HostResult<Json<Value>> {
+) -> HostResult<Json<Box<RawValue>>> {
     caller.require(Scope::Admin)?;
     let op = crm_api::wallet::void(&id).map_err(HostError::Api)?;
     change(

@@ -2,19 +2,14 @@
 
 use axum::Json;
 use axum::extract::State;
+use crm_api::flow::tenant_update::{PatchDirectory, ReplaceDirectory};
 use crm_api::versioned::{DirectoryDocument, DirectorySummary};
 use serde_json::Value;
 
 use super::auth::Caller;
 use super::error::Body;
-use crate::engine::Tenant;
 use crate::error::HostResult;
 use crate::service::App;
-use crm_store::keys::KeyScope as Scope;
-
-fn summary(t: &Tenant) -> DirectorySummary {
-    DirectorySummary::of(&t.snapshot.directory, t.version())
-}
 
 pub async fn get(State(app): State<App>, caller: Caller) -> HostResult<Json<DirectoryDocument>> {
     caller.require_tenant_wide()?;
@@ -33,12 +28,10 @@ pub async fn put(
     caller: Caller,
     body: Body,
 ) -> HostResult<Json<DirectorySummary>> {
-    caller.require(Scope::Admin)?;
-    let t = app
-        .tenants
-        .replace_directory(caller.tenant(), body.parse()?)
-        .await?;
-    Ok(Json(summary(&t)))
+    let change = ReplaceDirectory(body.parse()?);
+    let tenant = caller.snapshot(&app).await?;
+    let principal = caller.principal.clone();
+    Ok(Json(app.tenants.change(tenant, principal, change).await?))
 }
 
 pub async fn patch(
@@ -46,10 +39,8 @@ pub async fn patch(
     caller: Caller,
     body: Body,
 ) -> HostResult<Json<DirectorySummary>> {
-    caller.require(Scope::Admin)?;
-    let t = app
-        .tenants
-        .patch_directory(caller.tenant(), body.parse()?)
-        .await?;
-    Ok(Json(summary(&t)))
+    let change = PatchDirectory(body.parse()?);
+    let tenant = caller.snapshot(&app).await?;
+    let principal = caller.principal.clone();
+    Ok(Json(app.tenants.change(tenant, principal, change).await?))
 }

@@ -3,9 +3,9 @@
 
 use axum::Json;
 use axum::extract::State;
+use crm_api::flow::tenant_update::ReplacePolicy;
 use crm_api::versioned::PolicyDocument;
 use crm_core::TenantPolicy;
-use crm_store::keys::KeyScope;
 
 use super::auth::Caller;
 use super::error::Body;
@@ -30,15 +30,8 @@ pub async fn put(
     caller: Caller,
     body: Body,
 ) -> HostResult<Json<PolicyDocument>> {
-    caller.require(KeyScope::Admin)?;
-    let next: TenantPolicy = body.parse()?;
-    next.validate()?;
-    let t = app
-        .tenants
-        .update(caller.tenant(), move |_, policy| {
-            policy.clone_from(&next);
-            Ok(())
-        })
-        .await?;
-    answer(&t.snapshot.policy, t.version())
+    let change = ReplacePolicy(body.parse()?);
+    let tenant = caller.snapshot(&app).await?;
+    let principal = caller.principal.clone();
+    Ok(Json(app.tenants.change(tenant, principal, change).await?))
 }

@@ -164,11 +164,15 @@ pub fn import_directory(db: &Location, tenant: &str, file: &Path) -> anyhow::Res
         serde_json::from_str(&text).with_context(|| format!("parsing {}", file.display()))?;
     let store = open(db)?;
     let app = crate::service::App::new(store.clone(), std::sync::Arc::new(NativeEngine));
-    let t = block_on(app.tenants.replace_directory(tenant, spec))?;
+    let summary = block_on(async {
+        let current = app.tenants.get(tenant, None).await?;
+        let operator = crm_api::access::Principal::operator();
+        let change = crm_api::flow::tenant_update::ReplaceDirectory(spec);
+        app.tenants.change(current, operator, change).await
+    })?;
     println!(
         "tenant {tenant}: directory version {} ({} users)",
-        t.version(),
-        t.snapshot.directory.user_count()
+        summary.version, summary.users
     );
     Ok(())
 }

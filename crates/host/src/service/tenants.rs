@@ -4,13 +4,13 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use crm_core::TenantPolicy;
-use crm_core::directory::{DirectoryPatch, DirectorySpec};
+use crm_api::access::Principal;
+use crm_api::flow::tenant_update::{Change, TenantUpdate, Updated};
 use crm_core::engine::TenantSnapshot;
 
 use crate::engine::{SharedEngine, Tenant};
 use crate::error::{HostError, HostResult};
-use crate::store::Store;
+use crate::store::{Build, Store};
 use crm_store::tenants::TenantRow;
 
 #[derive(Debug, Clone)]
@@ -26,10 +26,6 @@ fn build(row: &TenantRow) -> HostResult<Tenant> {
         policy_json: row.policy.clone(),
     })
 }
-
-/// Attempts at an optimistic directory or policy change before giving up: each retry
-/// means another change landed in between, which is rare.
-const UPDATE_ATTEMPTS: usize = 5;
 
 impl Registry {
     pub fn new(store: Store, engine: SharedEngine) -> Registry {
@@ -69,6 +65,11 @@ impl Registry {
                 .await
                 .map_err(|e| HostError::internal(anyhow::anyhow!("compile task: {e}")))??,
         );
+        self.keep(tenant)
+    }
+
+    /// Caches `tenant` unless a newer snapshot got there first; answers the cached one.
+    fn keep(&self, tenant: Arc<Tenant>) -> HostResult<Arc<Tenant>> {
         let mut cache = self
             .cache
             .write()
@@ -82,85 +83,28 @@ impl Registry {
         Ok(tenant)
     }
 
-    /// Changes the directory and/or policy: the change is applied to the current row
-    /// and compiled off the writer (a bad directory changes nothing), then stored only
-    /// if no other change landed meanwhile — otherwise recomputed from the newer row.
-    pub async fn update(
+    /// Stores a change of the tenant's directory or policy as its next version
+    /// (`crm_api::flow::tenant_update`, the edge's flow too) and caches the snapshot.
+    pub async fn change<C>(
         &self,
-        tenant_id: &str,
-        change: impl Fn(&mut DirectorySpec, &mut TenantPolicy) -> HostResult<()> + Send + Sync + 'static,
-    ) -> HostResult<Arc<Tenant>> {
-        let change = Arc::new(change);
-        for _ in 0..UPDATE_ATTEMPTS {
-            let row = self.store.tenant(tenant_id).await?;
-            let change = change.clone();
-            let (next, compiled) =
-                tokio::task::spawn_blocking(move || -> HostResult<(TenantRow, Tenant)> {
-                    let mut spec: DirectorySpec =
-                        serde_json::from_str(&row.directory).map_err(HostError::internal)?;
-                    let mut policy: TenantPolicy =
-                        serde_json::from_str(&row.policy).map_err(HostError::internal)?;
-                    change(&mut spec, &mut policy)?;
-                    let next = TenantRow {
-                        version: row.version + 1,
-                        directory: serde_json::to_string(&spec).map_err(HostError::internal)?,
-                        policy: serde_json::to_string(&policy).map_err(HostError::internal)?,
-                        ..row
-                    };
-                    let compiled = build(&next)?;
-                    Ok((next, compiled))
-                })
-                .await
-                .map_err(|e| HostError::internal(anyhow::anyhow!("compile task: {e}")))??;
-            let now = super::clock::now().millis();
-            let stored = self
-                .store
-                .replace_snapshot(
-                    tenant_id,
-                    next.version - 1,
-                    next.policy.clone(),
-                    next.directory.clone(),
-                    now,
-                )
-                .await?;
-            if let Some(version) = stored {
-                debug_assert_eq!(version, next.version);
-                let tenant = Arc::new(compiled);
-                let mut cache = self
-                    .cache
-                    .write()
-                    .map_err(|_| HostError::internal(anyhow::anyhow!("tenant cache poisoned")))?;
-                cache.insert(tenant_id.to_owned(), tenant.clone());
-                return Ok(tenant);
-            }
-        }
-        Err(HostError::Conflict {
-            message: "the directory kept changing while this change was applied; retry".to_owned(),
-            details: serde_json::json!({}),
-        })
-    }
-
-    pub async fn replace_directory(
-        &self,
-        tenant_id: &str,
-        spec: DirectorySpec,
-    ) -> HostResult<Arc<Tenant>> {
-        self.update(tenant_id, move |current, _| {
-            current.clone_from(&spec);
-            Ok(())
-        })
-        .await
-    }
-
-    pub async fn patch_directory(
-        &self,
-        tenant_id: &str,
-        patch: DirectoryPatch,
-    ) -> HostResult<Arc<Tenant>> {
-        self.update(tenant_id, move |current, _| {
-            *current = current.patched(&patch)?;
-            Ok(())
-        })
-        .await
+        tenant: Arc<Tenant>,
+        principal: Principal,
+        change: C,
+    ) -> HostResult<C::Answer>
+    where
+        C: Change + Send + 'static,
+        C::Answer: Send + 'static,
+    {
+        let build: Build<Updated<C::Answer>> =
+            Box::new(move |cx| Box::new(TenantUpdate::new(cx, change, None)));
+        let updated = self
+            .store
+            .flow(tenant, principal, super::clock::now(), build)
+            .await?;
+        self.keep(Arc::new(Tenant {
+            snapshot: updated.snapshot,
+            policy_json: updated.policy_json,
+        }))?;
+        Ok(updated.answer)
     }
 }

@@ -102,24 +102,48 @@ impl Writer {
         tenant: Option<&str>,
         f: impl FnOnce(&mut dyn Conn) -> HostResult<T> + Send + 'static,
     ) -> HostResult<T> {
-        let (reply, answer) = oneshot::channel();
-        let run: ExecFn = Box::new(move |c| f(c).map(|v| Box::new(v) as Box<dyn Any + Send>));
-        self.send(Job::Exec {
-            tenant: tenant.map(str::to_owned),
-            run,
-            reply,
-        })
-        .await?;
-        let value = answer.await.map_err(|_| stopped())??;
-        value
-            .downcast::<T>()
-            .map(|b| *b)
-            .map_err(|_| HostError::internal(anyhow::anyhow!("writer answered the wrong type")))
+        let (job, answer) = exec_job(tenant, f);
+        self.send(job).await?;
+        unbox(answer.await.map_err(|_| stopped())??)
+    }
+
+    /// [`Writer::exec`] for a thread outside the async runtime (a flow's driver).
+    pub fn exec_blocking<T: Send + 'static>(
+        &self,
+        tenant: Option<&str>,
+        f: impl FnOnce(&mut dyn Conn) -> HostResult<T> + Send + 'static,
+    ) -> HostResult<T> {
+        let (job, answer) = exec_job(tenant, f);
+        self.tx.blocking_send(job).map_err(|_| stopped())?;
+        unbox(answer.blocking_recv().map_err(|_| stopped())??)
     }
 
     async fn send(&self, job: Job) -> HostResult<()> {
         self.tx.send(job).await.map_err(|_| stopped())
     }
+}
+
+type ExecAnswer = oneshot::Receiver<HostResult<Box<dyn Any + Send>>>;
+
+fn exec_job<T: Send + 'static>(
+    tenant: Option<&str>,
+    f: impl FnOnce(&mut dyn Conn) -> HostResult<T> + Send + 'static,
+) -> (Job, ExecAnswer) {
+    let (reply, answer) = oneshot::channel();
+    let run: ExecFn = Box::new(move |c| f(c).map(|v| Box::new(v) as Box<dyn Any + Send>));
+    let job = Job::Exec {
+        tenant: tenant.map(str::to_owned),
+        run,
+        reply,
+    };
+    (job, answer)
+}
+
+fn unbox<T: 'static>(value: Box<dyn Any + Send>) -> HostResult<T> {
+    value
+        .downcast::<T>()
+        .map(|b| *b)
+        .map_err(|_| HostError::internal(anyhow::anyhow!("writer answered the wrong type")))
 }
 
 fn stopped() -> HostError {

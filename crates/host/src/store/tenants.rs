@@ -3,7 +3,6 @@
 
 use crm_api::wallet::WalletAnswer;
 use crm_store::grants::{self, WalletOp};
-use crm_store::idempotency;
 use crm_store::tenants::{self, TenantRow};
 use crm_store::viewer_tokens;
 
@@ -75,42 +74,6 @@ impl Store {
                 )?;
             }
             Ok(())
-        })
-        .await
-    }
-
-    /// Replaces policy and directory if the tenant is still at `expected_version`;
-    /// answers the new version, or `None` when another change came first (the caller
-    /// recomputes from the newer row). Compiling happens before, off the writer.
-    pub async fn replace_snapshot(
-        &self,
-        id: &str,
-        expected_version: u64,
-        policy: String,
-        directory: String,
-        now: i64,
-    ) -> HostResult<Option<u64>> {
-        let (d, id) = (self.dialect(), id.to_owned());
-        let lock = id.clone();
-        self.write(Some(&lock), move |c| {
-            let row = c
-                .query_opt(&tenants::get(d, &id, true))?
-                .ok_or_else(|| missing(&id))?;
-            if tenants::decode(&row)?.version != expected_version {
-                return Ok(None);
-            }
-            let version = expected_version + 1;
-            c.execute(&tenants::update_snapshot(
-                d,
-                &id,
-                expected_version,
-                &policy,
-                &directory,
-            ))?;
-            c.execute(&tenants::record_version(
-                d, &id, version, &policy, &directory, now,
-            ))?;
-            Ok(Some(version))
         })
         .await
     }
@@ -191,53 +154,6 @@ impl Store {
         let bytes = hex::decode(&secret)
             .map_err(|_| HostError::internal(anyhow::anyhow!("stored tenant secret is not hex")))?;
         Ok((bytes, version))
-    }
-
-    /// Changes the tenant's wallet (a grant, a void, an adjustment) as of `now`, with
-    /// its ledger entries, in one transaction; answers `crm_api::wallet::WalletAnswer`.
-    /// With an idempotency key `(key, request hash)`, a retry of the same request
-    /// answers the first answer and changes nothing; the same key with another request
-    /// is 409.
-    pub async fn change_wallet(
-        &self,
-        id: &str,
-        op: WalletOp,
-        now: i64,
-        idempotency: Option<(String, String)>,
-    ) -> HostResult<serde_json::Value> {
-        let id = id.to_owned();
-        let lock = id.clone();
-        self.write(Some(&lock), move |c| {
-            let d = c.dialect();
-            if let Some((key, request_hash)) = &idempotency
-                && let Some(row) = c.query_opt(&idempotency::get(d, &id, key))?
-            {
-                let first = idempotency::decode(&row)?;
-                if &first.request_hash != request_hash {
-                    return Err(reused_key());
-                }
-                return serde_json::from_str(&first.response).map_err(HostError::internal);
-            }
-            let answer =
-                serde_json::to_value(change(c, &id, op, now)?).map_err(HostError::internal)?;
-            if let Some((key, request_hash)) = idempotency {
-                let recorded = idempotency::Recorded {
-                    request_hash,
-                    status: 200,
-                    response: answer.to_string(),
-                };
-                c.execute(&idempotency::insert(d, &id, &key, &recorded, now))?;
-            }
-            Ok(answer)
-        })
-        .await
-    }
-}
-
-pub fn reused_key() -> HostError {
-    HostError::Conflict {
-        message: "this Idempotency-Key was used for a different request".to_owned(),
-        details: serde_json::json!({}),
     }
 }
 
