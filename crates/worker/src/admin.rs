@@ -3,28 +3,32 @@
 //! the session. Tenant changes are optimistic: apply to the stored row, compile, store
 //! guarded on the version read — retried when another change landed first.
 
+use crm_api::access::Session;
+use crm_api::flow::credentials::{
+    AdminWrite, ListKeys, RevokeKey, RevokeViewerToken, RotateViewerSecret,
+};
 use crm_api::flow::credits::{AlertsQuery, BalanceQuery, CreditQuery, CreditRead};
+use crm_api::flow::tenant_documents::{self, FromSnapshot, ReadRow};
 use crm_api::flow::tenant_update::{
     Change, D1_MAX_STORED_BYTES, PatchDirectory, ReplaceDirectory, ReplacePolicy, ReplacePrices,
     TenantUpdate,
 };
 use crm_api::flow::wallet_change::{Idempotency, WalletChange};
-use crm_api::requests::{KeyList, NewKeyAnswer, NewKeyRequest, ViewerTokenRequest};
-use crm_api::versioned::{DirectoryDocument, PolicyDocument};
+use crm_api::requests::{NewKeyAnswer, NewKeyRequest, ViewerTokenRequest};
+use crm_api::versioned::DirectoryDocument;
 use crm_api::viewer_tokens::Remembered;
 use crm_api::wallet::{AdjustmentRequest, GrantRequest};
 use crm_core::Timestamp;
-use crm_core::engine::TenantSnapshot;
 use crm_store::grants::WalletOp;
 use crm_store::idempotency;
 use crm_store::keys::{self, KeyScope, NewKey};
 use crm_store::shards;
-use crm_store::tenants;
 use serde_json::{Value, json};
 use worker::Env;
 
 use crate::auth::{self, now_ms};
 use crate::d1::{self, DIALECT, Db};
+use crate::flows::run;
 use crate::http::{Answer, ApiResult, Ctx, Failure};
 use crate::{random, store};
 
@@ -34,7 +38,7 @@ async fn change<C: Change + 'static>(ctx: &mut Ctx, env: &Env, change: C) -> Api
 where
     C::Answer: serde::Serialize,
 {
-    let updated = crate::flows::run(ctx, env, |cx| {
+    let updated = run(ctx, env, |cx| {
         Box::new(TenantUpdate::new(cx, change, Some(D1_MAX_STORED_BYTES)))
     })
     .await?;
@@ -43,17 +47,11 @@ where
 }
 
 pub async fn directory(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
-    let caller = ctx.caller()?.clone();
-    caller.require_tenant_wide()?;
-    let row = store::tenant_row(env, caller.tenant()).await?;
-    let directory: Value = serde_json::from_str(&row.directory).map_err(Failure::internal)?;
-    Answer::of(
-        200,
-        &DirectoryDocument {
-            version: row.version,
-            directory,
-        },
-    )
+    let doc = run(ctx, env, |cx| {
+        Box::new(ReadRow::<DirectoryDocument>::new(cx))
+    })
+    .await?;
+    Answer::of(200, &doc)
 }
 
 pub async fn put_directory(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
@@ -66,20 +64,12 @@ pub async fn patch_directory(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
     change(ctx, env, PatchDirectory(patch)).await
 }
 
-fn policy_answer(snap: &TenantSnapshot) -> ApiResult<Answer> {
-    Answer::of(
-        200,
-        &PolicyDocument {
-            version: snap.version,
-            policy: snap.policy.clone(),
-        },
-    )
-}
-
 pub async fn policy(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
-    let caller = ctx.caller()?.clone();
-    caller.require_tenant_wide()?;
-    policy_answer(&*store::snapshot(env, &caller).await?)
+    let doc = run(ctx, env, |cx| {
+        Box::new(FromSnapshot::new(tenant_documents::policy(cx)))
+    })
+    .await?;
+    Answer::of(200, &doc)
 }
 
 pub async fn put_policy(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
@@ -88,9 +78,11 @@ pub async fn put_policy(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
 }
 
 pub async fn prices(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
-    let caller = ctx.caller()?.clone();
-    caller.require_tenant_wide()?;
-    Answer::of(200, &store::snapshot(env, &caller).await?.policy.prices)
+    let table = run(ctx, env, |cx| {
+        Box::new(FromSnapshot::new(tenant_documents::prices(cx)))
+    })
+    .await?;
+    Answer::of(200, &table)
 }
 
 pub async fn put_prices(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
@@ -98,16 +90,14 @@ pub async fn put_prices(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
     change(ctx, env, ReplacePrices(table)).await
 }
 
-/// `GET /v1/credits/prices/{operation}`: what one operation would cost (`crm_api::credits`).
+/// `GET /v1/credits/prices/{operation}`.
 pub async fn price(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
     let operation = ctx.param("operation")?;
-    let caller = ctx.caller()?.clone();
-    caller.require_tenant_wide()?;
-    let snap = store::snapshot(env, &caller).await?;
-    let price = crm_api::credits::price(&snap.policy.prices, &operation)?;
-    Ok(serde_json::to_value(price)
-        .map_err(Failure::internal)?
-        .into())
+    let price = run(ctx, env, |cx| {
+        Box::new(FromSnapshot::new(tenant_documents::price(cx, &operation)))
+    })
+    .await?;
+    Answer::of(200, &price)
 }
 
 /// `GET /v1/credits/balance`.
@@ -136,8 +126,7 @@ where
     Q::Answer: serde::Serialize,
 {
     let params = ctx.query.clone();
-    let answer =
-        crate::flows::run(ctx, env, |cx| Box::new(CreditRead::<Q>::new(cx, params))).await?;
+    let answer = run(ctx, env, |cx| Box::new(CreditRead::<Q>::new(cx, params))).await?;
     Answer::of(200, &answer)
 }
 
@@ -185,7 +174,7 @@ async fn change_wallet(
         .idempotency_key
         .as_deref()
         .map(|k| Idempotency::of(operation_id, k, request));
-    let answer = crate::flows::run(ctx, env, |cx| {
+    let answer = run(ctx, env, |cx| {
         Box::new(WalletChange::new(cx, op, idempotency))
     })
     .await?;
@@ -193,15 +182,8 @@ async fn change_wallet(
 }
 
 pub async fn list_keys(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
-    let caller = ctx.caller()?.clone();
-    caller.require(KeyScope::Admin)?;
-    let db = Db::of_tenant(env, caller.tenant()).await?;
-    let keys = d1::query(&db, &keys::list(DIALECT, caller.tenant()))
-        .await?
-        .iter()
-        .map(keys::decode_info)
-        .collect::<Result<Vec<_>, _>>()?;
-    Answer::of(200, &KeyList { keys })
+    let keys = run(ctx, env, |cx| Box::new(ListKeys::new(cx))).await?;
+    Answer::of(200, &keys)
 }
 
 /// `POST /v1/keys`: 201 with the key's text; a retry under the same
@@ -282,22 +264,7 @@ pub async fn create_key(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
 
 pub async fn revoke_key(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
     let id = ctx.param("id")?;
-    let id = id.as_str();
-    let caller = ctx.caller()?.clone();
-    caller.require(KeyScope::Admin)?;
-    let db = Db::of_tenant(env, caller.tenant()).await?;
-    let found = d1::query(&db, &keys::list(DIALECT, caller.tenant()))
-        .await?
-        .iter()
-        .map(keys::decode_info)
-        .any(|k| k.is_ok_and(|k| k.id == id));
-    if !found {
-        return Err(Failure::not_found(format!(
-            "no key `{}`",
-            crm_core::time::clip(id)
-        )));
-    }
-    d1::transaction(&db, &[keys::revoke(DIALECT, caller.tenant(), id, now_ms())]).await?;
+    run(ctx, env, |cx| Box::new(AdminWrite::new(cx, RevokeKey(id)))).await?;
     crate::auth::forget_keys();
     Ok(().into())
 }
@@ -353,56 +320,26 @@ pub async fn viewer_token(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
         .into())
 }
 
-/// `DELETE /v1/viewer-tokens/{id}`: that token is refused from the next request on.
+/// `DELETE /v1/viewer-tokens/{id}`.
 pub async fn revoke_viewer_token(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
     let id = ctx.param("id")?;
-    let caller = ctx.caller()?.clone();
-    caller.require(KeyScope::Admin)?;
-    let now = now_ms();
-    let (id, until) = crm_api::viewer_tokens::revocation(&id, now)?;
-    d1::transaction(
-        &Db::of_tenant(env, caller.tenant()).await?,
-        &[crm_store::viewer_tokens::revoke(
-            DIALECT,
-            caller.tenant(),
-            &id,
-            until,
-            now,
-        )],
-    )
+    run(ctx, env, |cx| {
+        Box::new(AdminWrite::new(cx, RevokeViewerToken(id)))
+    })
     .await?;
     Ok(().into())
 }
 
-/// `POST /v1/viewer-tokens/rotate`: a fresh signing secret; every earlier token is
-/// refused from the next request on.
+/// `POST /v1/viewer-tokens/rotate`.
 pub async fn rotate_viewer_secret(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
-    let caller = ctx.caller()?.clone();
-    caller.require(KeyScope::Admin)?;
     let mut fresh = [0u8; auth::SECRET_BYTES];
     random::fill(&mut fresh)?;
-    d1::transaction(
-        &Db::of_tenant(env, caller.tenant()).await?,
-        &[tenants::rotate_secret(
-            DIALECT,
-            caller.tenant(),
-            &hex::encode(fresh),
-        )],
-    )
-    .await?;
+    let change = RotateViewerSecret(hex::encode(fresh));
+    run(ctx, env, |cx| Box::new(AdminWrite::new(cx, change))).await?;
     Ok(().into())
 }
 
 pub async fn session(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
-    let caller = ctx.caller()?.clone();
-    caller.require(KeyScope::Read)?;
-    let row = store::tenant_row(env, caller.tenant()).await?;
-    let snap = store::snapshot(env, &caller).await?;
-    let spec: Value = serde_json::from_str(&row.directory).map_err(Failure::internal)?;
-    Answer::of(
-        200,
-        &caller
-            .principal
-            .session(caller.tenant(), &spec, &snap.directory)?,
-    )
+    let session = run(ctx, env, |cx| Box::new(ReadRow::<Session>::new(cx))).await?;
+    Answer::of(200, &session)
 }

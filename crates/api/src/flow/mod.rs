@@ -16,15 +16,19 @@
 //! - [`activity`] — one stored record.
 //! - [`report`] — reports of the tenant, a user or a department subtree.
 //! - [`dashboard`] — a user's dashboard: a report and a listing composed.
+//! - [`tenant_documents`] — the directory, session, policy and prices as read.
 //! - [`tenant_update`] — the optimistic directory, policy and price changes.
+//! - [`credentials`] — listing and revoking keys, revoking and rotating viewer tokens.
 //! - [`wallet_change`] — grants, adjustments and voids, idempotent by key.
 //! - [`credits`] — the balance and the credit pages (grants, alerts, ledger).
 
 pub mod activity;
+pub mod credentials;
 pub mod credits;
 pub mod dashboard;
 pub mod listing;
 pub mod report;
+pub mod tenant_documents;
 pub mod tenant_update;
 pub mod wallet_change;
 
@@ -168,11 +172,16 @@ pub(crate) mod testing {
 
     use super::*;
 
-    pub fn snapshot() -> TenantSnapshot {
-        let fixture: serde_json::Value = serde_json::from_str(include_str!(
+    /// The conformance fixture's tenant (`policy`, `directory`).
+    pub fn fixture() -> serde_json::Value {
+        serde_json::from_str(include_str!(
             "../../../../tests/conformance/fixtures/acme.json"
         ))
-        .expect("the fixture is JSON");
+        .expect("the fixture is JSON")
+    }
+
+    pub fn snapshot() -> TenantSnapshot {
+        let fixture = fixture();
         TenantSnapshot::from_json(
             "t",
             1,

@@ -15,6 +15,7 @@ use crate::service::queries::Params;
 use crate::service::{App, clock};
 use crate::store::Build;
 use crm_api::flow::credits::{AlertsQuery, BalanceQuery, CreditQuery, CreditRead};
+use crm_api::flow::tenant_documents::{self, FromSnapshot};
 use crm_api::flow::tenant_update::ReplacePrices;
 use crm_api::flow::wallet_change::{Idempotency, WalletChange};
 use crm_api::versioned::PriceList;
@@ -23,9 +24,9 @@ use crm_store::grants::WalletOp;
 use crm_store::keys::KeyScope as Scope;
 
 pub async fn prices(State(app): State<App>, caller: Caller) -> HostResult<Json<PriceTable>> {
-    caller.require_tenant_wide()?;
-    let t = caller.snapshot(&app).await?;
-    Ok(Json(t.snapshot.policy.prices.clone()))
+    let build: Build<PriceTable> =
+        Box::new(|cx| Box::new(FromSnapshot::new(tenant_documents::prices(cx))));
+    Ok(Json(read(&app, &caller, build).await?))
 }
 
 pub async fn put_prices(
@@ -163,15 +164,13 @@ pub async fn ledger(
     credit_read::<crm_store::ledger::LedgerQuery>(&app, &caller, params).await
 }
 
-/// `GET /v1/credits/prices/{operation}`: what one operation would cost (`crm_api::credits`).
+/// `GET /v1/credits/prices/{operation}`: what one operation would cost.
 pub async fn price(
     State(app): State<App>,
     caller: Caller,
     axum::extract::Path(operation): axum::extract::Path<String>,
 ) -> HostResult<Json<crm_api::credits::Price>> {
-    caller.require_tenant_wide()?;
-    let t = caller.snapshot(&app).await?;
-    Ok(Json(
-        crm_api::credits::price(&t.snapshot.policy.prices, &operation).map_err(HostError::Api)?,
-    ))
+    let build: Build<crm_api::credits::Price> =
+        Box::new(move |cx| Box::new(FromSnapshot::new(tenant_documents::price(cx, &operation))));
+    Ok(Json(read(&app, &caller, build).await?))
 }

@@ -4,23 +4,19 @@ use axum::Json;
 use axum::extract::State;
 use crm_api::flow::tenant_update::{PatchDirectory, ReplaceDirectory};
 use crm_api::versioned::{DirectoryDocument, DirectorySummary};
-use serde_json::Value;
 
 use super::auth::Caller;
 use super::error::Body;
+use super::flows::read;
 use crate::error::HostResult;
 use crate::service::App;
+use crate::store::Build;
+use crm_api::flow::tenant_documents::ReadRow;
 
 pub async fn get(State(app): State<App>, caller: Caller) -> HostResult<Json<DirectoryDocument>> {
-    caller.require_tenant_wide()?;
-    // The document as stored (the engine keeps only the compiled form).
-    let row = app.store.tenant(caller.tenant()).await?;
-    let directory: Value =
-        serde_json::from_str(&row.directory).map_err(crate::error::HostError::internal)?;
-    Ok(Json(DirectoryDocument {
-        version: row.version,
-        directory,
-    }))
+    let build: Build<DirectoryDocument> =
+        Box::new(|cx| Box::new(ReadRow::<DirectoryDocument>::new(cx)));
+    Ok(Json(read(&app, &caller, build).await?))
 }
 
 pub async fn put(

@@ -10,14 +10,16 @@ use crm_store::keys::KeyScope;
 
 use super::auth::Caller;
 use super::error::Body;
+use super::flows::read;
 use super::idempotency::IdempotencyKey;
-use crate::error::{HostError, HostResult};
+use crate::error::HostResult;
 use crate::service::{App, clock};
+use crate::store::Build;
+use crm_api::flow::credentials::{AdminWrite, ListKeys, RevokeKey};
 
 pub async fn list(State(app): State<App>, caller: Caller) -> HostResult<Json<KeyList>> {
-    caller.require(KeyScope::Admin)?;
-    let keys = app.store.list_keys(caller.tenant()).await?;
-    Ok(Json(KeyList { keys }))
+    let build: Build<KeyList> = Box::new(|cx| Box::new(ListKeys::new(cx)));
+    Ok(Json(read(&app, &caller, build).await?))
 }
 
 /// `POST /v1/keys`: 201 with the key's text; a retry under the same
@@ -56,17 +58,8 @@ pub async fn revoke(
     caller: Caller,
     Path(id): Path<String>,
 ) -> HostResult<StatusCode> {
-    caller.require(KeyScope::Admin)?;
-    if app
-        .store
-        .revoke_key(caller.tenant(), &id, clock::now().millis())
-        .await?
-    {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(HostError::NotFound(format!(
-            "no key `{}`",
-            crm_core::time::clip(&id)
-        )))
-    }
+    let build: Build<()> = Box::new(move |cx| Box::new(AdminWrite::new(cx, RevokeKey(id))));
+    read(&app, &caller, build).await?;
+    app.store.forget_keys();
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -5,24 +5,19 @@ use axum::Json;
 use axum::extract::State;
 use crm_api::flow::tenant_update::ReplacePolicy;
 use crm_api::versioned::PolicyDocument;
-use crm_core::TenantPolicy;
 
 use super::auth::Caller;
 use super::error::Body;
+use super::flows::read;
 use crate::error::HostResult;
 use crate::service::App;
-
-fn answer(policy: &TenantPolicy, version: u64) -> HostResult<Json<PolicyDocument>> {
-    Ok(Json(PolicyDocument {
-        version,
-        policy: policy.clone(),
-    }))
-}
+use crate::store::Build;
+use crm_api::flow::tenant_documents::{self, FromSnapshot};
 
 pub async fn get(State(app): State<App>, caller: Caller) -> HostResult<Json<PolicyDocument>> {
-    caller.require_tenant_wide()?;
-    let t = caller.snapshot(&app).await?;
-    answer(&t.snapshot.policy, t.version())
+    let build: Build<PolicyDocument> =
+        Box::new(|cx| Box::new(FromSnapshot::new(tenant_documents::policy(cx))));
+    Ok(Json(read(&app, &caller, build).await?))
 }
 
 pub async fn put(

@@ -4,21 +4,15 @@
 use axum::Json;
 use axum::extract::State;
 use crm_api::access::Session;
-use crm_store::keys::KeyScope;
-use serde_json::Value;
+use crm_api::flow::tenant_documents::ReadRow;
 
 use super::auth::Caller;
+use super::flows::read;
 use crate::error::HostResult;
 use crate::service::App;
+use crate::store::Build;
 
 pub async fn get(State(app): State<App>, caller: Caller) -> HostResult<Json<Session>> {
-    caller.require(KeyScope::Read)?;
-    let tenant = caller.snapshot(&app).await?;
-    let spec: Value = serde_json::to_value(tenant.snapshot.directory.to_spec())
-        .map_err(crate::error::HostError::internal)?;
-    Ok(Json(caller.principal.session(
-        caller.tenant(),
-        &spec,
-        &tenant.snapshot.directory,
-    )?))
+    let build: Build<Session> = Box::new(|cx| Box::new(ReadRow::<Session>::new(cx)));
+    Ok(Json(read(&app, &caller, build).await?))
 }

@@ -6,14 +6,17 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use crm_api::requests::ViewerTokenRequest;
-use crm_api::viewer_tokens::{self, IssuedViewerToken, Remembered};
+use crm_api::viewer_tokens::{IssuedViewerToken, Remembered};
 use crm_store::keys::KeyScope;
 
 use super::auth::Caller;
 use super::error::Body;
+use super::flows::read;
 use super::idempotency::IdempotencyKey;
 use crate::error::{HostError, HostResult};
 use crate::service::{App, clock};
+use crate::store::Build;
+use crm_api::flow::credentials::{AdminWrite, RevokeViewerToken, RotateViewerSecret};
 
 /// `POST /v1/viewer-tokens`. A retry under the same `Idempotency-Key` answers the same
 /// token (signed again from its kept id, expiry and scope; the token is not stored).
@@ -66,8 +69,10 @@ pub async fn create(
 /// refused from the next request on (tokens are checked against the stored secret on
 /// every request).
 pub async fn rotate(State(app): State<App>, caller: Caller) -> HostResult<StatusCode> {
-    caller.require(KeyScope::Admin)?;
-    app.store.rotate_secret(caller.tenant()).await?;
+    let fresh = crate::store::random_secret();
+    let build: Build<()> =
+        Box::new(move |cx| Box::new(AdminWrite::new(cx, RotateViewerSecret(fresh))));
+    read(&app, &caller, build).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -77,11 +82,7 @@ pub async fn revoke(
     caller: Caller,
     Path(id): Path<String>,
 ) -> HostResult<StatusCode> {
-    caller.require(KeyScope::Admin)?;
-    let now = clock::now().millis();
-    let (id, until) = viewer_tokens::revocation(&id, now).map_err(HostError::Api)?;
-    app.store
-        .revoke_viewer_token(caller.tenant(), id, until, now)
-        .await?;
+    let build: Build<()> = Box::new(move |cx| Box::new(AdminWrite::new(cx, RevokeViewerToken(id))));
+    read(&app, &caller, build).await?;
     Ok(StatusCode::NO_CONTENT)
 }

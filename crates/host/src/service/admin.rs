@@ -138,7 +138,18 @@ pub fn revoke_key(db: &Location, tenant: &str, id: &str) -> anyhow::Result<()> {
 /// Replaces the tenant's viewer-token signing secret: every token issued before is
 /// refused by running servers from their next request on.
 pub fn rotate_viewer_secret(db: &Location, tenant: &str) -> anyhow::Result<()> {
-    block_on(open(db)?.rotate_secret(tenant))?;
+    let store = open(db)?;
+    let app = crate::service::App::new(store.clone(), std::sync::Arc::new(NativeEngine));
+    let fresh = crate::store::random_secret();
+    block_on(async {
+        let current = app.tenants.get(tenant, None).await?;
+        let build: crate::store::Build<()> = Box::new(move |cx| {
+            let change = crm_api::flow::credentials::RotateViewerSecret(fresh);
+            Box::new(crm_api::flow::credentials::AdminWrite::new(cx, change))
+        });
+        let operator = crm_api::access::Principal::operator();
+        store.flow(current, operator, clock::now(), build).await
+    })?;
     println!("tenant {tenant}: viewer-token secret rotated; earlier tokens are refused");
     Ok(())
 }

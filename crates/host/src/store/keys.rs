@@ -147,9 +147,14 @@ impl Store {
                 Ok(c.execute(&keys::revoke(d, &tenant, &key_id, now))? > 0)
             })
             .await?;
+        self.forget_keys();
+        Ok(revoked)
+    }
+
+    /// Forgets every key looked up: after a revocation, each key is looked up again.
+    pub fn forget_keys(&self) {
         if let Ok(mut cache) = self.inner.keys.write() {
             cache.clear();
         }
-        Ok(revoked)
     }
 }

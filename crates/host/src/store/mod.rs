@@ -26,6 +26,7 @@ pub use driver::{Conn, DbError};
 pub use flows::Build;
 pub use ingest::{Heads, IngestItem, record};
 pub use keys::{generate as generate_key, hash_key};
+pub use tenants::random_secret;
 
 use crate::error::{HostError, HostResult};
 use driver::Connector;

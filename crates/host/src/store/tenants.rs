@@ -12,6 +12,11 @@ use crate::error::{HostError, HostResult};
 /// Bytes of a tenant secret: 256 bits.
 const SECRET_BYTES: usize = 32;
 
+/// A fresh viewer-token signing secret (hex).
+pub fn random_secret() -> String {
+    super::keys::random_hex(SECRET_BYTES)
+}
+
 fn missing(id: &str) -> HostError {
     HostError::NotFound(format!(
         "tenant `{}` does not exist",
@@ -114,21 +119,6 @@ impl Store {
             Ok(())
         })
         .await
-    }
-
-    /// A fresh viewer-token secret for `id`: every token signed before is refused.
-    pub async fn rotate_secret(&self, id: &str) -> HostResult<()> {
-        let d = self.dialect();
-        let (owned, fresh) = (id.to_owned(), super::keys::random_hex(SECRET_BYTES));
-        let changed = self
-            .write(Some(id), move |c| {
-                Ok(c.execute(&tenants::rotate_secret(d, &owned, &fresh))?)
-            })
-            .await?;
-        if changed == 0 {
-            return Err(missing(id));
-        }
-        Ok(())
     }
 
     pub async fn tenant_secret(&self, id: &str) -> HostResult<(Vec<u8>, u64)> {
