@@ -87,7 +87,7 @@ impl Flow for ActivityFlow<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::flow::testing::{key, now, refusal, run, snapshot};
+    use crate::flow::testing::{context, key, now, refusal, run, snapshot};
     use crm_core::viewer_token::TokenScope;
     use crm_store::{Dialect, Row, Value};
 
@@ -128,12 +128,7 @@ mod tests {
                 Err(e) => assert!(!found && refusal::<()>(Err(e)).status() == 404),
             }
         }
-        let cx = ReadContext {
-            dialect: Dialect::D1,
-            snapshot: &snap,
-            principal: &key,
-            now: now(),
-        };
+        let cx = context(Dialect::D1, &snap, &key);
         let (answer, _) = run(ActivityFlow::new(cx, "a2".to_owned()), |_| Vec::new());
         assert_eq!(refusal(answer).message, "no activity `a2`");
     }

@@ -192,26 +192,14 @@ impl<C: AdminChange> Flow for AdminWrite<'_, C> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::flow::testing::{key, now, refusal, run_writing, snapshot};
+    use crate::flow::testing::{admin, context, key, refusal, run_writing, snapshot};
     use crm_store::Dialect;
-
-    fn admin() -> crate::access::Principal {
-        crate::access::Principal::Key {
-            id: "k".to_owned(),
-            scopes: vec![KeyScope::Admin],
-        }
-    }
 
     #[test]
     fn revoking_an_unknown_key_is_404_and_a_read_key_may_not_revoke() {
         let snap = snapshot();
         let admin = admin();
-        let cx = ReadContext {
-            dialect: Dialect::D1,
-            snapshot: &snap,
-            principal: &admin,
-            now: now(),
-        };
+        let cx = context(Dialect::D1, &snap, &admin);
         let flow = AdminWrite::new(cx, RevokeKey("k-missing".to_owned()));
         let (answer, asked) = run_writing(flow, |_| Vec::new(), |_| Written::Committed(vec![0]));
         assert_eq!(refusal(answer).message, "no key `k-missing`");
@@ -234,12 +222,7 @@ mod tests {
     fn a_malformed_token_id_is_refused_before_anything_is_written() {
         let snap = snapshot();
         let admin = admin();
-        let cx = ReadContext {
-            dialect: Dialect::Sqlite,
-            snapshot: &snap,
-            principal: &admin,
-            now: now(),
-        };
+        let cx = context(Dialect::Sqlite, &snap, &admin);
         let flow = AdminWrite::new(cx, RevokeViewerToken(String::new()));
         let (answer, asked) = run_writing(flow, |_| Vec::new(), |_| Written::Committed(vec![1]));
         assert_eq!(refusal(answer).status(), 400);

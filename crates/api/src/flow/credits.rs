@@ -172,7 +172,7 @@ impl CreditQuery for LedgerQuery {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::flow::testing::{key, now, refusal, run, snapshot};
+    use crate::flow::testing::{context, key, refusal, run, snapshot};
     use crm_core::viewer_token::TokenScope;
     use crm_store::Value;
 
@@ -183,12 +183,7 @@ mod tests {
             scope: TokenScope::User("user-123".to_owned()),
             expires_at: i64::MAX,
         };
-        let cx = ReadContext {
-            dialect: Dialect::D1,
-            snapshot: &snap,
-            principal: &viewer,
-            now: now(),
-        };
+        let cx = context(Dialect::D1, &snap, &viewer);
         let (answer, asked) = run(CreditRead::<BalanceQuery>::new(cx, Params::new()), |_| {
             Vec::new()
         });
@@ -219,12 +214,7 @@ mod tests {
     fn an_empty_wallet_has_no_balance_and_a_short_page_no_cursor() {
         let snap = snapshot();
         let key = key();
-        let cx = ReadContext {
-            dialect: Dialect::Sqlite,
-            snapshot: &snap,
-            principal: &key,
-            now: now(),
-        };
+        let cx = context(Dialect::Sqlite, &snap, &key);
         let (balance, asked) = run(CreditRead::<BalanceQuery>::new(cx, Params::new()), |_| {
             Vec::new()
         });

@@ -128,19 +128,14 @@ impl Flow for DashboardFlow<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::flow::testing::{key, now, refusal, run, snapshot};
+    use crate::flow::testing::{context, key, now, refusal, run, snapshot};
     use crm_store::Dialect;
 
     #[test]
     fn the_report_is_read_then_the_recent_page_in_the_same_window() {
         let snap = snapshot();
         let principal = key();
-        let cx = ReadContext {
-            dialect: Dialect::D1,
-            snapshot: &snap,
-            principal: &principal,
-            now: now(),
-        };
+        let cx = context(Dialect::D1, &snap, &principal);
         let params: Params = [("since", "2h"), ("groupBy", "hour")]
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
@@ -165,12 +160,7 @@ mod tests {
     fn an_unknown_user_is_404_before_any_read() {
         let snap = snapshot();
         let principal = key();
-        let cx = ReadContext {
-            dialect: Dialect::D1,
-            snapshot: &snap,
-            principal: &principal,
-            now: now(),
-        };
+        let cx = context(Dialect::D1, &snap, &principal);
         let (answer, asked) = run(
             DashboardFlow::new(cx, "nobody".to_owned(), Params::new()),
             |_| Vec::new(),

@@ -172,7 +172,7 @@ impl Flow for PageFlow<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::flow::testing::{key, now, refusal, run, snapshot};
+    use crate::flow::testing::{context, key, params, refusal, run, snapshot};
     use crm_core::viewer_token::TokenScope;
     use crm_store::{Dialect, Row, Value};
 
@@ -185,23 +185,11 @@ mod tests {
         ])
     }
 
-    fn params(pairs: &[(&str, &str)]) -> Params {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
-
     #[test]
     fn a_full_page_reads_one_more_row_and_answers_a_cursor() {
         let snap = snapshot();
         let principal = key();
-        let cx = ReadContext {
-            dialect: Dialect::D1,
-            snapshot: &snap,
-            principal: &principal,
-            now: now(),
-        };
+        let cx = context(Dialect::D1, &snap, &principal);
         let flow = ListingFlow::subject(cx, Subject::Tenant, params(&[("limit", "2")]));
         let (page, asked) = run(flow, |_| {
             vec![
@@ -224,12 +212,7 @@ mod tests {
             scope: TokenScope::User("user-123".to_owned()),
             expires_at: i64::MAX,
         };
-        let cx = ReadContext {
-            dialect: Dialect::Sqlite,
-            snapshot: &snap,
-            principal: &principal,
-            now: now(),
-        };
+        let cx = context(Dialect::Sqlite, &snap, &principal);
         let flow = ListingFlow::subject(cx, Subject::User("user-200".to_owned()), Params::new());
         let (answer, asked) = run(flow, |_| Vec::new());
         assert_eq!(refusal(answer).status(), 403);
@@ -249,12 +232,7 @@ mod tests {
     fn unknown_users_and_bad_cursors_are_refused() {
         let snap = snapshot();
         let principal = key();
-        let cx = ReadContext {
-            dialect: Dialect::Postgres,
-            snapshot: &snap,
-            principal: &principal,
-            now: now(),
-        };
+        let cx = context(Dialect::Postgres, &snap, &principal);
         let flow = ListingFlow::subject(cx, Subject::User("nobody".to_owned()), Params::new());
         assert_eq!(refusal(run(flow, |_| Vec::new()).0).status(), 404);
         let flow = ListingFlow::subject(cx, Subject::Tenant, params(&[("cursor", "nope")]));

@@ -198,6 +198,34 @@ pub(crate) mod testing {
         }
     }
 
+    pub fn admin() -> Principal {
+        Principal::Key {
+            id: "k".to_owned(),
+            scopes: vec![crm_store::keys::KeyScope::Admin],
+        }
+    }
+
+    /// The context of a request at [`now`].
+    pub fn context<'a>(
+        dialect: Dialect,
+        snapshot: &'a TenantSnapshot,
+        principal: &'a Principal,
+    ) -> ReadContext<'a> {
+        ReadContext {
+            dialect,
+            snapshot,
+            principal,
+            now: now(),
+        }
+    }
+
+    pub fn params(pairs: &[(&str, &str)]) -> Params {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
     pub fn now() -> Timestamp {
         Timestamp::from_millis(1_750_000_000_000).expect("in range")
     }

@@ -157,16 +157,9 @@ impl Flow for ReportFlow<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::flow::testing::{key, now, refusal, run, snapshot};
+    use crate::flow::testing::{context, key, now, params, refusal, run, snapshot};
     use crm_core::viewer_token::TokenScope;
     use crm_store::{Dialect, Row, Value};
-
-    fn params(pairs: &[(&str, &str)]) -> Params {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
 
     /// A raw report row (`crm_store::activities::report_rows`' columns).
     fn raw(at: i64, user: &str, credits: i64) -> Row {
@@ -202,12 +195,7 @@ mod tests {
     fn every_part_is_read_and_folded_into_one_report() {
         let snap = snapshot();
         let principal = key();
-        let cx = ReadContext {
-            dialect: Dialect::D1,
-            snapshot: &snap,
-            principal: &principal,
-            now: now(),
-        };
+        let cx = context(Dialect::D1, &snap, &principal);
         // 90 minutes ending now: whole hours from rollups, both edges raw.
         let flow = ReportFlow::new(cx, Subject::Tenant, params(&[("since", "3h")]));
         let at = now().millis() - 60_000;
@@ -274,12 +262,7 @@ mod tests {
     fn user_details_read_one_page_after_the_parts() {
         let snap = snapshot();
         let principal = key();
-        let cx = ReadContext {
-            dialect: Dialect::Postgres,
-            snapshot: &snap,
-            principal: &principal,
-            now: now(),
-        };
+        let cx = context(Dialect::Postgres, &snap, &principal);
         let flow = ReportFlow::new(
             cx,
             Subject::Department("dept-sales".to_owned()),

@@ -153,7 +153,7 @@ impl<A> Flow for FromSnapshot<A> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::flow::testing::{key, now, refusal, run, snapshot};
+    use crate::flow::testing::{context, key, now, refusal, run, snapshot};
     use crm_core::viewer_token::TokenScope;
     use crm_store::{Dialect, Value as Column};
 
@@ -175,12 +175,7 @@ mod tests {
     fn the_directory_is_answered_as_stored_and_only_to_the_whole_tenant() {
         let snap = snapshot();
         let principal = key();
-        let cx = ReadContext {
-            dialect: Dialect::D1,
-            snapshot: &snap,
-            principal: &principal,
-            now: now(),
-        };
+        let cx = context(Dialect::D1, &snap, &principal);
         let (doc, asked) = run(ReadRow::<DirectoryDocument>::new(cx), |_| vec![stored()]);
         let doc = doc.expect("a document");
         assert_eq!(doc.version, 7);
@@ -211,12 +206,7 @@ mod tests {
     fn a_price_names_the_entry_that_decides_it() {
         let snap = snapshot();
         let principal = key();
-        let cx = ReadContext {
-            dialect: Dialect::Postgres,
-            snapshot: &snap,
-            principal: &principal,
-            now: now(),
-        };
+        let cx = context(Dialect::Postgres, &snap, &principal);
         let (answer, _) = run(FromSnapshot::new(price(cx, "crm.leads.read")), |_| {
             Vec::new()
         });

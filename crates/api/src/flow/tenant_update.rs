@@ -251,15 +251,8 @@ impl<C: Change> Flow for TenantUpdate<'_, C> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::flow::testing::{now, refusal, run, run_writing, snapshot};
+    use crate::flow::testing::{admin, context, now, refusal, run, run_writing, snapshot};
     use crm_store::{Dialect, Value};
-
-    fn admin() -> crate::access::Principal {
-        crate::access::Principal::Key {
-            id: "k".to_owned(),
-            scopes: vec![KeyScope::Admin],
-        }
-    }
 
     fn stored(version: i64, directory: &str) -> Row {
         let t = |s: &str| Value::Text(Some(s.to_owned()));
@@ -281,12 +274,7 @@ mod tests {
     fn a_refused_write_is_applied_again_to_the_newer_row() {
         let snap = snapshot();
         let principal = admin();
-        let cx = ReadContext {
-            dialect: Dialect::D1,
-            snapshot: &snap,
-            principal: &principal,
-            now: now(),
-        };
+        let cx = context(Dialect::D1, &snap, &principal);
         let patch: DirectoryPatch = serde_json::from_str(
             r#"{"upsert":{"users":[{"id":"u2","name":"V","departmentId":"d","roles":[]}]}}"#,
         )
@@ -366,12 +354,7 @@ mod tests {
     fn a_change_that_keeps_losing_ends_in_409() {
         let snap = snapshot();
         let admin = admin();
-        let cx = ReadContext {
-            dialect: Dialect::Postgres,
-            snapshot: &snap,
-            principal: &admin,
-            now: now(),
-        };
+        let cx = context(Dialect::Postgres, &snap, &admin);
         let (answer, asked) = run_writing(
             TenantUpdate::new(cx, ReplacePrices(PriceTable::default()), None),
             |_| vec![stored(1, ONE_USER)],

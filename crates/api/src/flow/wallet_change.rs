@@ -184,15 +184,8 @@ impl Flow for WalletChange<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::flow::testing::{now, refusal, run_writing, snapshot};
+    use crate::flow::testing::{admin, context, now, refusal, run_writing, snapshot};
     use crm_store::{Dialect, Value};
-
-    fn admin() -> crate::access::Principal {
-        crate::access::Principal::Key {
-            id: "k".to_owned(),
-            scopes: vec![KeyScope::Admin],
-        }
-    }
 
     /// A `tenants::head` row: head seq and hash, balance, policy.
     fn head(balance: i64) -> Row {
@@ -224,12 +217,7 @@ mod tests {
     fn a_replayed_key_answers_the_first_answer_and_writes_nothing() {
         let snap = snapshot();
         let principal = admin();
-        let cx = ReadContext {
-            dialect: Dialect::D1,
-            snapshot: &snap,
-            principal: &principal,
-            now: now(),
-        };
+        let cx = context(Dialect::D1, &snap, &principal);
         let body = serde_json::json!({ "amount": "5" });
         let i = Idempotency::of("adjustCredits", "k1", &body);
         let first = Row(vec![
@@ -260,12 +248,7 @@ mod tests {
     fn a_refused_guard_plans_again_and_the_key_is_kept_with_the_change() {
         let snap = snapshot();
         let principal = admin();
-        let cx = ReadContext {
-            dialect: Dialect::Sqlite,
-            snapshot: &snap,
-            principal: &principal,
-            now: now(),
-        };
+        let cx = context(Dialect::Sqlite, &snap, &principal);
         let i = Idempotency::of("adjustCredits", "k2", &serde_json::json!({}));
         let mut writes = 0;
         let (answer, _) = run_writing(
@@ -302,12 +285,7 @@ mod tests {
     fn a_read_key_may_not_change_the_wallet() {
         let snap = snapshot();
         let principal = crate::flow::testing::key();
-        let cx = ReadContext {
-            dialect: Dialect::Postgres,
-            snapshot: &snap,
-            principal: &principal,
-            now: now(),
-        };
+        let cx = context(Dialect::Postgres, &snap, &principal);
         let (answer, asked) = run_writing(
             WalletChange::new(cx, adjustment(), None),
             |_| Vec::new(),
