@@ -9,10 +9,9 @@
 //! tenant (at most [`MAX_FAN_IN_TENANTS`]) two reads and one batch; one claim, and per
 //! claimed delivery one read, one fetch and one write.
 
+use crm_api::flow::webhooks::{CreateWebhook, ListWebhooks, RemoveWebhook, WebhookDeliveries};
 use crm_api::webhook_targets::{TargetPolicy, attempt_target};
-use crm_api::webhooks::{
-    DeliveryPage, NewWebhookAnswer, NewWebhookRequest, WebhookDelivery, WebhookList,
-};
+use crm_api::webhooks::{NewWebhookRequest, WebhookDelivery};
 use crm_store::keys::KeyScope;
 use crm_store::webhooks::{self, Delivery, Outcome};
 use crm_store::{alerts, outbox};
@@ -20,6 +19,7 @@ use worker::Env;
 
 use crate::auth::now_ms;
 use crate::d1::{self, DIALECT, Db};
+use crate::flows;
 use crate::http::{Answer, ApiResult, Ctx, Failure};
 use crate::random;
 
@@ -52,53 +52,37 @@ async fn endpoint(db: &Db, tenant: &str, id: &str) -> ApiResult<webhooks::Stored
 }
 
 pub async fn list(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
-    let (tenant, db) = tenant_db(ctx, env).await?;
-    let endpoints = d1::query(&db, &webhooks::list(DIALECT, &tenant))
-        .await?
-        .iter()
-        .map(webhooks::decode_endpoint)
-        .collect::<Result<Vec<_>, _>>()?;
-    Answer::of(200, &WebhookList::of(&endpoints)?)
+    let list = flows::run(ctx, env, |cx| Box::new(ListWebhooks::new(cx))).await?;
+    Answer::of(200, &list)
 }
 
 /// `POST /v1/webhooks`: 201 with the secret, the only time it is shown.
 pub async fn create(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
-    let (tenant, db) = tenant_db(ctx, env).await?;
-    let req: NewWebhookRequest = ctx.parse()?;
-    let mut bytes = [0u8; webhooks::ENDPOINT_RANDOM_BYTES];
-    random::fill(&mut bytes)?;
-    let (id, secret) = webhooks::from_random(&bytes)?;
-    let stored = req.plan(&targets(env), id, secret.text(), now_ms())?;
-    d1::transaction(&db, &[webhooks::insert(DIALECT, &tenant, &stored)?]).await?;
-    // The guarded insert writes nothing past the bound; a batch does not say, a read does.
-    if d1::query_opt(&db, &webhooks::get(DIALECT, &tenant, &stored.id))
-        .await?
-        .is_none()
-    {
-        return Err(crm_api::webhooks::too_many_endpoints().into());
-    }
-    Answer::of(201, &NewWebhookAnswer::of(&stored)?)
+    let request: NewWebhookRequest = ctx.parse()?;
+    let mut random = [0u8; webhooks::ENDPOINT_RANDOM_BYTES];
+    random::fill(&mut random)?;
+    let targets = targets(env);
+    let created = flows::run(ctx, env, |cx| {
+        Box::new(CreateWebhook::new(cx, request, targets, random))
+    })
+    .await?;
+    Answer::of(201, &created)
 }
 
 pub async fn remove(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
     let id = ctx.param("id")?;
-    let (tenant, db) = tenant_db(ctx, env).await?;
-    endpoint(&db, &tenant, &id).await?;
-    d1::transaction(&db, &webhooks::remove(DIALECT, &tenant, &id, now_ms())).await?;
+    flows::run(ctx, env, |cx| Box::new(RemoveWebhook::new(cx, id))).await?;
     Ok(().into())
 }
 
 pub async fn deliveries(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
     let id = ctx.param("id")?;
-    let (before, limit) = crm_api::webhooks::deliveries_query(&ctx.query)?;
-    let (tenant, db) = tenant_db(ctx, env).await?;
-    endpoint(&db, &tenant, &id).await?;
-    let rows = d1::query(&db, &webhooks::page(DIALECT, &tenant, &id, before, limit))
-        .await?
-        .iter()
-        .map(webhooks::decode_delivery)
-        .collect::<Result<Vec<_>, _>>()?;
-    Answer::of(200, &DeliveryPage::new(&rows, limit)?)
+    let params = ctx.query.clone();
+    let page = flows::run(ctx, env, |cx| {
+        Box::new(WebhookDeliveries::new(cx, id, params))
+    })
+    .await?;
+    Answer::of(200, &page)
 }
 
 /// `POST /v1/webhooks/{id}/deliveries/{deliveryId}/resend`: 202; the next cron pass

@@ -19,6 +19,7 @@
 //! - [`tenant_documents`] — the directory, session, policy and prices as read.
 //! - [`tenant_update`] — the optimistic directory, policy and price changes.
 //! - [`credentials`] — listing and revoking keys, revoking and rotating viewer tokens.
+//! - [`webhooks`] — listing, creating and removing webhook endpoints, their log.
 //! - [`wallet_change`] — grants, adjustments and voids, idempotent by key.
 //! - [`credits`] — the balance and the credit pages (grants, alerts, ledger).
 
@@ -31,6 +32,7 @@ pub mod report;
 pub mod tenant_documents;
 pub mod tenant_update;
 pub mod wallet_change;
+pub mod webhooks;
 
 use std::collections::BTreeMap;
 

@@ -12,25 +12,15 @@ use crm_store::webhooks;
 
 use super::auth::Caller;
 use super::error::{Body, Query};
-use crate::error::{HostError, HostResult};
+use super::flows::read;
+use crate::error::HostResult;
 use crate::service::{App, clock};
+use crate::store::Build;
+use crm_api::flow::webhooks::{CreateWebhook, ListWebhooks, RemoveWebhook, WebhookDeliveries};
 
 pub async fn list(State(app): State<App>, caller: Caller) -> HostResult<Json<WebhookList>> {
-    caller.require(KeyScope::Admin)?;
-    let (d, tenant) = (app.store.dialect(), caller.tenant().to_owned());
-    let endpoints = app.store.read(move |c| endpoints(c, d, &tenant)).await?;
-    Ok(Json(WebhookList::of(&endpoints)?))
-}
-
-fn endpoints(
-    c: &mut dyn crate::store::Conn,
-    d: crm_store::Dialect,
-    tenant: &str,
-) -> HostResult<Vec<webhooks::StoredEndpoint>> {
-    c.query(&webhooks::list(d, tenant))?
-        .iter()
-        .map(|r| Ok(webhooks::decode_endpoint(r)?))
-        .collect()
+    let build: Build<WebhookList> = Box::new(|cx| Box::new(ListWebhooks::new(cx)));
+    Ok(Json(read(&app, &caller, build).await?))
 }
 
 /// `POST /v1/webhooks`: 201 with the secret, the only time it is shown.
@@ -39,26 +29,12 @@ pub async fn create(
     caller: Caller,
     body: Body,
 ) -> HostResult<(StatusCode, Json<NewWebhookAnswer>)> {
-    caller.require(KeyScope::Admin)?;
-    let req: NewWebhookRequest = body.parse()?;
-    let (id, secret) = webhooks::from_random(&rand::random())?;
-    let endpoint = req.plan(
-        app.fanout.webhook_targets(),
-        id,
-        secret.text(),
-        clock::now().millis(),
-    )?;
-    let answer = NewWebhookAnswer::of(&endpoint)?;
-    let (d, tenant) = (app.store.dialect(), caller.tenant().to_owned());
-    app.store
-        .write(None, move |c| {
-            if c.execute(&webhooks::insert(d, &tenant, &endpoint)?)? == 0 {
-                return Err(crm_api::webhooks::too_many_endpoints().into());
-            }
-            Ok(())
-        })
-        .await?;
-    Ok((StatusCode::CREATED, Json(answer)))
+    let request: NewWebhookRequest = body.parse()?;
+    let targets = app.fanout.webhook_targets().clone();
+    let random = rand::random();
+    let build: Build<NewWebhookAnswer> =
+        Box::new(move |cx| Box::new(CreateWebhook::new(cx, request, targets, random)));
+    Ok((StatusCode::CREATED, Json(read(&app, &caller, build).await?)))
 }
 
 pub async fn remove(
@@ -66,25 +42,9 @@ pub async fn remove(
     caller: Caller,
     Path(id): Path<String>,
 ) -> HostResult<StatusCode> {
-    caller.require(KeyScope::Admin)?;
-    let (d, tenant, now) = (
-        app.store.dialect(),
-        caller.tenant().to_owned(),
-        clock::now().millis(),
-    );
-    let removed = app
-        .store
-        .write(None, move |c| {
-            let [endpoint, deliveries] = <[_; 2]>::try_from(webhooks::remove(d, &tenant, &id, now))
-                .map_err(|_| HostError::internal(anyhow::anyhow!("remove plan")))?;
-            if c.execute(&endpoint)? == 0 {
-                return Err(crm_api::webhooks::no_webhook(&id).into());
-            }
-            c.execute(&deliveries)?;
-            Ok(())
-        })
-        .await;
-    removed.map(|()| StatusCode::NO_CONTENT)
+    let build: Build<()> = Box::new(move |cx| Box::new(RemoveWebhook::new(cx, id)));
+    read(&app, &caller, build).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 pub async fn deliveries(
@@ -93,22 +53,9 @@ pub async fn deliveries(
     Path(id): Path<String>,
     Query(params): Query,
 ) -> HostResult<Json<DeliveryPage>> {
-    caller.require(KeyScope::Admin)?;
-    let (before, limit) = crm_api::webhooks::deliveries_query(&params.0)?;
-    let (d, tenant) = (app.store.dialect(), caller.tenant().to_owned());
-    let rows = app
-        .store
-        .read(move |c| {
-            if c.query_opt(&webhooks::get(d, &tenant, &id))?.is_none() {
-                return Err(crm_api::webhooks::no_webhook(&id).into());
-            }
-            c.query(&webhooks::page(d, &tenant, &id, before, limit))?
-                .iter()
-                .map(|r| Ok(webhooks::decode_delivery(r)?))
-                .collect::<HostResult<Vec<_>>>()
-        })
-        .await?;
-    Ok(Json(DeliveryPage::new(&rows, limit)?))
+    let build: Build<DeliveryPage> =
+        Box::new(move |cx| Box::new(WebhookDeliveries::new(cx, id, params.0)));
+    Ok(Json(read(&app, &caller, build).await?))
 }
 
 /// `POST /v1/webhooks/{id}/deliveries/{deliveryId}/resend`: 202, due at once.
