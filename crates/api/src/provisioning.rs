@@ -7,11 +7,20 @@
 use sha2::{Digest, Sha256};
 
 use crm_core::Credits;
+use crm_core::TenantPolicy;
+use crm_core::directory::DirectorySpec;
+use crm_core::engine::TenantSnapshot;
 use crm_core::report::ReportTz;
+use crm_core::wallet::{DEFAULT_PRIORITY, Grant, Wallet};
+use crm_store::grants::{self, WalletOp};
+use crm_store::keys::{self, KeyScope, NewKey};
+use crm_store::tenants::{self, Head};
+use crm_store::{Dialect, Statement};
 use serde::{Deserialize, Serialize};
 
 use crate::ApiError;
-use crate::requests::NewKeyAnswer;
+use crate::flow::FlowError;
+use crate::requests::{KeyPlan, NewKeyAnswer};
 
 /// Shortest operator secret accepted: 128 bits as hex, so it cannot be guessed.
 pub const MIN_SECRET_LEN: usize = 32;
@@ -113,9 +122,138 @@ pub struct Provisioned {
     pub admin_key: NewKeyAnswer,
 }
 
+/// What creating a tenant writes — one transaction on its database: the tenant row,
+/// its opening balance as a grant with its ledger entry, its first admin key — and
+/// what provisioning answers.
+#[derive(Debug)]
+pub struct NewTenant {
+    pub statements: Vec<Statement>,
+    /// The first admin key's hash (the edge registers it in its control database
+    /// before the tenant's transaction).
+    pub key_hash: String,
+    pub answer: Provisioned,
+}
+
+impl TenantPlan {
+    /// The tenant's writes at `now`; `key_random` is the runtime's random bytes for the
+    /// first admin key.
+    pub fn writes(
+        self,
+        d: Dialect,
+        now: i64,
+        key_random: &[u8; keys::KEY_RANDOM_BYTES],
+    ) -> Result<NewTenant, FlowError> {
+        let internal = |e: serde_json::Error| FlowError::Internal(e.to_string());
+        let policy = serde_json::to_string(&TenantPolicy {
+            timezone: Some(self.timezone.clone()),
+            ..TenantPolicy::default()
+        })
+        .map_err(internal)?;
+        let directory = serde_json::to_string(&DirectorySpec::default()).map_err(internal)?;
+        TenantSnapshot::from_json(&self.id, 1, &policy, &directory)?;
+        let mut statements = tenants::create(d, &self.id, &self.name, &policy, &directory, now);
+        if self.balance.units() > 0 {
+            let empty = Head {
+                seq: 0,
+                hash: crm_core::chain::GENESIS.to_owned(),
+                balance: Credits::ZERO,
+            };
+            let opening = Grant::new(
+                grants::OPENING_GRANT_ID.to_owned(),
+                self.balance.units(),
+                now,
+                None,
+                DEFAULT_PRIORITY,
+                now,
+            )?;
+            let loaded = grants::Loaded {
+                wallet: Wallet::new(Vec::new())?,
+                labels: Default::default(),
+            };
+            let op = WalletOp::Grant {
+                grant: opening,
+                label: grants::Label {
+                    reason: "opening balance".to_owned(),
+                    external_id: None,
+                },
+            };
+            statements.extend(grants::plan(d, &self.id, &empty, loaded, &[], op, now)?.statements);
+        }
+        let (key_id, key) = keys::from_random(key_random);
+        let key_hash = keys::hash_key(&key);
+        let key_plan = KeyPlan {
+            scopes: vec![KeyScope::Admin],
+            label: Some("first admin key".to_owned()),
+            expires_at: None,
+        };
+        statements.push(keys::insert(
+            d,
+            &NewKey {
+                id: &key_id,
+                tenant_id: &self.id,
+                key_hash: &key_hash,
+                scopes: &key_plan.scopes,
+                label: key_plan.label.as_deref(),
+                created_at: now,
+                expires_at: None,
+            },
+        )?);
+        Ok(NewTenant {
+            statements,
+            key_hash,
+            answer: Provisioned {
+                admin_key: NewKeyAnswer::new(key_id, key, &key_plan)?,
+                tenant_id: self.id,
+                shard: self.shard,
+                balance: self.balance,
+            },
+        })
+    }
+}
+
+/// The refusal of a tenant id already taken.
+pub fn exists(id: &str) -> ApiError {
+    ApiError::conflict(format!("tenant `{id}` already exists"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_new_tenant_is_one_transaction_with_its_grant_and_its_key() {
+        let plan = |balance: &str| TenantPlan {
+            id: "t-new".to_owned(),
+            name: "New".to_owned(),
+            timezone: "Europe/Berlin".to_owned(),
+            balance: Credits::parse(balance).expect("an amount"),
+            shard: 1,
+        };
+        let random = [9u8; keys::KEY_RANDOM_BYTES];
+        let empty = plan("0")
+            .writes(Dialect::D1, 1_000, &random)
+            .expect("writes");
+        let funded = plan("25")
+            .writes(Dialect::D1, 1_000, &random)
+            .expect("writes");
+        assert!(
+            funded.statements.len() > empty.statements.len(),
+            "the opening grant"
+        );
+        let key = funded
+            .answer
+            .admin_key
+            .key
+            .clone()
+            .expect("the key, shown once");
+        assert_eq!(keys::hash_key(&key), funded.key_hash);
+        let last = funded.statements.last().expect("statements");
+        assert!(last.sql.contains("api_keys"), "{}", last.sql);
+        assert_eq!(
+            (funded.answer.shard, funded.answer.tenant_id.as_str()),
+            (1, "t-new")
+        );
+    }
 
     #[test]
     fn only_the_configured_secret_opens_provisioning() {

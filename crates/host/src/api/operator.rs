@@ -6,14 +6,10 @@ use axum::extract::{FromRequestParts, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use crm_api::provisioning::{ProvisionRequest, Provisioned};
-use crm_api::requests::KeyPlan;
-use crm_core::TenantPolicy;
-use crm_core::directory::DirectorySpec;
-use crm_store::keys::KeyScope;
 
 use super::error::Body;
 use crate::error::{HostError, HostResult};
-use crate::service::{App, admin, clock};
+use crate::service::{App, clock};
 
 /// The operator, proven by the secret in `Authorization`.
 pub struct Operator;
@@ -44,42 +40,21 @@ pub async fn provision(
         .parse::<ProvisionRequest>()?
         .plan(SHARDS)
         .map_err(HostError::Api)?;
-    let policy = TenantPolicy {
-        timezone: Some(plan.timezone.clone()),
-        ..TenantPolicy::default()
-    };
-    admin::create_tenant_in(
-        &app.store,
-        &plan.id,
-        &plan.name,
-        &policy,
-        &DirectorySpec::default(),
-        plan.balance,
-    )
-    .await
-    .map_err(|e| match e.downcast::<HostError>() {
-        Ok(h) => h,
-        Err(other) => match other.downcast::<crm_core::CoreError>() {
-            Ok(c) => HostError::Core(c),
-            Err(other) => HostError::internal(other),
-        },
-    })?;
-    let key = KeyPlan {
-        scopes: vec![KeyScope::Admin],
-        label: Some("first admin key".to_owned()),
-        expires_at: None,
-    };
-    let (admin_key, _) = app
-        .store
-        .create_key(&plan.id, key, clock::now().millis(), None)
+    let (id, lock) = (plan.id.clone(), plan.id.clone());
+    let d = app.store.dialect();
+    let new = plan.writes(d, clock::now().millis(), &rand::random())?;
+    let answer = new.answer;
+    let statements = new.statements;
+    app.store
+        .write(Some(&lock), move |c| {
+            if c.query_opt(&crm_store::tenants::get(d, &id, false))?
+                .is_some()
+            {
+                return Err(HostError::Api(crm_api::provisioning::exists(&id)));
+            }
+            c.execute_all(&statements)?;
+            Ok(())
+        })
         .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(Provisioned {
-            tenant_id: plan.id,
-            shard: plan.shard,
-            balance: plan.balance,
-            admin_key,
-        }),
-    ))
+    Ok((StatusCode::CREATED, Json(answer)))
 }
