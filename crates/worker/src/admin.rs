@@ -1,27 +1,28 @@
-//! Administration at the edge, with the same rules and answers as crm-host: directory
-//! (replace and patch), policy and prices, credit grants, API keys, viewer tokens and
-//! the session. Tenant changes are optimistic: apply to the stored row, compile, store
-//! guarded on the version read — retried when another change landed first.
+//! Administration at the edge: directory, policy, prices, credits, keys, viewer tokens
+//! and the session, each the `crm_api::flow` crm-host drives too. Written here: what is
+//! the edge's own — D1's row cap on a stored directory, the isolate's snapshot cache,
+//! and key creation, whose hash is registered in the control database first.
 
 use crm_api::access::Session;
+use crm_api::flow::Idempotency;
 use crm_api::flow::credentials::{
     AdminWrite, ListKeys, RevokeKey, RevokeViewerToken, RotateViewerSecret,
 };
 use crm_api::flow::credits::{AlertsQuery, BalanceQuery, CreditQuery, CreditRead};
+use crm_api::flow::new_key::CreateKey;
 use crm_api::flow::tenant_documents::{self, FromSnapshot, ReadRow};
 use crm_api::flow::tenant_update::{
     Change, D1_MAX_STORED_BYTES, PatchDirectory, ReplaceDirectory, ReplacePolicy, ReplacePrices,
     TenantUpdate,
 };
-use crm_api::flow::wallet_change::{Idempotency, WalletChange};
-use crm_api::requests::{NewKeyAnswer, NewKeyRequest, ViewerTokenRequest};
+use crm_api::flow::viewer_token::IssueViewerToken;
+use crm_api::flow::wallet_change::WalletChange;
+use crm_api::requests::{NewKeyRequest, ViewerTokenRequest};
 use crm_api::versioned::DirectoryDocument;
-use crm_api::viewer_tokens::Remembered;
 use crm_api::wallet::{AdjustmentRequest, GrantRequest};
 use crm_core::Timestamp;
 use crm_store::grants::WalletOp;
-use crm_store::idempotency;
-use crm_store::keys::{self, KeyScope, NewKey};
+use crm_store::keys::{self, KeyScope};
 use crm_store::shards;
 use serde_json::{Value, json};
 use worker::Env;
@@ -29,7 +30,7 @@ use worker::Env;
 use crate::auth::{self, now_ms};
 use crate::d1::{self, DIALECT, Db};
 use crate::flows::run;
-use crate::http::{Answer, ApiResult, Ctx, Failure};
+use crate::http::{Answer, ApiResult, Ctx};
 use crate::{random, store};
 
 /// Stores a change of the directory or policy (`crm_api::flow::tenant_update`, the
@@ -186,80 +187,33 @@ pub async fn list_keys(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
     Answer::of(200, &keys)
 }
 
-/// `POST /v1/keys`: 201 with the key's text; a retry under the same
-/// `Idempotency-Key` answers 200 with the same key's id, without the text.
+/// `POST /v1/keys` (`crm_api::flow::new_key`): 201 with the key's text, or 200 for a
+/// retry under the same `Idempotency-Key`.
 pub async fn create_key(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
     let caller = ctx.caller()?.clone();
     caller.require(KeyScope::Admin)?;
-    let now = now_ms();
     let body = ctx.take_body()?;
-    let request_hash = crm_api::request::digest(&body);
-    let plan = crm_api::request::parse::<NewKeyRequest>(body)?.plan(now)?;
-    let tenant_db = Db::of_tenant(env, caller.tenant()).await?;
-    let kept_as = ctx
+    let idempotency = ctx
         .idempotency_key
-        .as_ref()
-        .map(|k| idempotency::scoped_key("createKey", k));
-    if let Some(kept_as) = &kept_as
-        && let Some(row) = d1::query_opt(
-            &tenant_db,
-            &idempotency::get(DIALECT, caller.tenant(), kept_as),
-        )
-        .await?
-    {
-        let first = idempotency::decode(&row)?;
-        crm_api::request::same_request(&first.request_hash, &request_hash)?;
-        let answer = NewKeyAnswer::replayed(&first.response)?;
-        return Ok(Answer(
-            200,
-            serde_json::to_value(answer).map_err(Failure::internal)?,
-        ));
-    }
-    let mut bytes = [0u8; keys::KEY_RANDOM_BYTES];
-    random::fill(&mut bytes)?;
-    let (id, key) = keys::from_random(&bytes);
-    let hash = keys::hash_key(&key);
-    let mut statements = vec![keys::insert(
-        DIALECT,
-        &NewKey {
-            id: &id,
-            tenant_id: caller.tenant(),
-            key_hash: &hash,
-            scopes: &plan.scopes,
-            label: plan.label.as_deref(),
-            created_at: now,
-            expires_at: plan.expires_at,
-        },
-    )?];
-    let answer = NewKeyAnswer::new(id, key, &plan)?;
-    if let Some(kept_as) = &kept_as {
-        let recorded = idempotency::Recorded {
-            request_hash,
-            status: 201,
-            response: answer.remembered(),
-        };
-        // In the key's own transaction: a concurrent first use of the same key loses
-        // on the primary key (409), and its key row is never written.
-        statements.push(idempotency::insert(
-            DIALECT,
-            caller.tenant(),
-            kept_as,
-            &recorded,
-            now,
-        ));
-    }
-    // The key's hash is registered in the control database first: a registration whose
-    // key row never got written resolves to no key (401), never to a wrong tenant.
+        .as_deref()
+        .map(|k| Idempotency::of("createKey", k, &body));
+    let request: NewKeyRequest = crm_api::request::parse(body)?;
+    let mut random = [0u8; keys::KEY_RANDOM_BYTES];
+    random::fill(&mut random)?;
+    // The key's hash is registered in the control database first: a registration
+    // whose key row never got written (a replay, a failure) resolves to no key (401),
+    // never to a wrong tenant.
+    let hash = keys::hash_key(&keys::from_random(&random).1);
     d1::transaction(
         &Db::control(env)?,
         &[shards::register_key(DIALECT, &hash, caller.tenant())],
     )
     .await?;
-    d1::transaction(&tenant_db, &statements).await?;
-    Ok(Answer(
-        201,
-        serde_json::to_value(answer).map_err(Failure::internal)?,
-    ))
+    let created = run(ctx, env, |cx| {
+        Box::new(CreateKey::new(cx, request, idempotency, random))
+    })
+    .await?;
+    Answer::of(if created.fresh { 201 } else { 200 }, &created.answer)
 }
 
 pub async fn revoke_key(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
@@ -270,54 +224,27 @@ pub async fn revoke_key(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
 }
 
 pub async fn viewer_token(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
-    let caller = ctx.caller()?.clone();
-    caller.require(KeyScope::Admin)?;
     let body = ctx.take_body()?;
-    let request_hash = crm_api::request::digest(&body);
+    let idempotency = ctx
+        .idempotency_key
+        .as_deref()
+        .map(|k| Idempotency::of("createViewerToken", k, &body));
     let request: ViewerTokenRequest = crm_api::request::parse(body)?;
-    let snap = store::snapshot(env, &caller).await?;
-    let (scope, ttl_ms) = request.plan(&snap.directory).map_err(Failure)?;
-    let secret = auth::tenant_secret(env, caller.tenant()).await?;
-    let now = Timestamp::from_millis(now_ms())?;
-    let fresh = Remembered {
-        id: crate::ingest::fresh_id(now)?,
-        expires_at: now.millis() + ttl_ms,
-        scope,
-    };
-    // With an Idempotency-Key the first request's id, expiry and scope are kept (never
-    // the token), and every retry signs the same token from them.
-    let token = match &ctx.idempotency_key {
-        None => fresh,
-        Some(k) => {
-            let db = Db::of_tenant(env, caller.tenant()).await?;
-            let kept_as = idempotency::scoped_key("createViewerToken", k);
-            let recorded = idempotency::Recorded {
-                request_hash: request_hash.clone(),
-                status: 200,
-                response: fresh.to_json(),
-            };
-            d1::transaction(
-                &db,
-                &[idempotency::remember(
-                    DIALECT,
-                    caller.tenant(),
-                    &kept_as,
-                    &recorded,
-                    now.millis(),
-                )],
-            )
-            .await?;
-            let row = d1::query_opt(&db, &idempotency::get(DIALECT, caller.tenant(), &kept_as))
-                .await?
-                .ok_or_else(|| Failure::internal("the kept answer is gone"))?;
-            let first = idempotency::decode(&row)?;
-            crm_api::request::same_request(&first.request_hash, &request_hash)?;
-            Remembered::from_json(&first.response)?
-        }
-    };
-    Ok(serde_json::to_value(token.issue(caller.tenant(), &secret)?)
-        .map_err(Failure::internal)?
-        .into())
+    let fresh_id = crate::ingest::fresh_id(Timestamp::from_millis(now_ms())?)?;
+    let mut fresh_secret = [0u8; auth::SECRET_BYTES];
+    random::fill(&mut fresh_secret)?;
+    let fresh_secret = hex::encode(fresh_secret);
+    let token = run(ctx, env, |cx| {
+        Box::new(IssueViewerToken::new(
+            cx,
+            request,
+            idempotency,
+            fresh_id,
+            fresh_secret,
+        ))
+    })
+    .await?;
+    Answer::of(200, &token)
 }
 
 /// `DELETE /v1/viewer-tokens/{id}`.

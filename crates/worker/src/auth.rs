@@ -10,12 +10,10 @@ use crm_api::viewer_tokens;
 use crm_store::key_cache::KeyCache;
 use crm_store::keys::{self, KeyScope};
 use crm_store::listing::Subject;
-use crm_store::tenants;
 use worker::{Env, Request};
 
 use crate::d1::{self, DIALECT, Db};
 use crate::http::{ApiResult, Failure};
-use crate::random;
 use crate::shards;
 
 /// Bytes of a tenant's signing secret: 256 bits, as HMAC-SHA256 wants.
@@ -147,33 +145,4 @@ async fn viewer(env: &Env, token: &str, now: i64) -> ApiResult<Caller> {
             expires_at: claims.expires_at,
         },
     })
-}
-
-async fn stored_secret(env: &Env, tenant: &str) -> ApiResult<Option<(Vec<u8>, u64)>> {
-    let db = Db::of_tenant(env, tenant).await?;
-    let Some(row) = d1::query_opt(&db, &tenants::secret(DIALECT, tenant)).await? else {
-        return Ok(None);
-    };
-    let secret = hex::decode(row.text(0)?)
-        .map_err(|_| Failure::internal("stored tenant secret is not hex"))?;
-    Ok(Some((secret, row.uint(1)?)))
-}
-
-/// The tenant's signing secret, created on first use (two isolates racing keep the
-/// first one written).
-pub async fn tenant_secret(env: &Env, tenant: &str) -> ApiResult<Vec<u8>> {
-    let missing = || Failure::not_found("the key's tenant does not exist");
-    let (secret, _) = stored_secret(env, tenant).await?.ok_or_else(missing)?;
-    if !secret.is_empty() {
-        return Ok(secret);
-    }
-    let mut fresh = [0u8; SECRET_BYTES];
-    random::fill(&mut fresh)?;
-    d1::transaction(
-        &Db::of_tenant(env, tenant).await?,
-        &[tenants::init_secret(DIALECT, tenant, &hex::encode(fresh))],
-    )
-    .await?;
-    let (secret, _) = stored_secret(env, tenant).await?.ok_or_else(missing)?;
-    Ok(secret)
 }

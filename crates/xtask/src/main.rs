@@ -466,9 +466,32 @@ fn deploy_dry_run(root: &Path, path: &str) -> Result<()> {
     result
 }
 
+/// The worker bundle's budget, gzip -9 bytes (docs/design.md §7: 1 MB; issue 29 asks
+/// for half): new code at the edge is weighed from the start, and CI fails past it.
+const WORKER_GZIP_BUDGET: usize = 1_000_000;
+
+/// Fails when the built worker's wasm, compressed as `gzip -9`, is past the budget.
+fn bundle_budget(root: &Path) -> Result<()> {
+    let wasm = root.join("crates/worker/build/index_bg.wasm");
+    let out = Command::new("gzip")
+        .args(["-9", "-c"])
+        .arg(&wasm)
+        .output()
+        .with_context(|| format!("gzip {}", wasm.display()))?;
+    anyhow::ensure!(out.status.success(), "gzip {} failed", wasm.display());
+    let size = out.stdout.len();
+    println!("xtask: worker bundle {size} bytes gzip -9 (budget {WORKER_GZIP_BUDGET})");
+    anyhow::ensure!(
+        size <= WORKER_GZIP_BUDGET,
+        "the worker bundle is {size} bytes gzip -9, past its budget of {WORKER_GZIP_BUDGET}: make room before adding code at the edge"
+    );
+    Ok(())
+}
+
 fn worker(root: &Path) -> Result<()> {
     let path = edge_path(root)?;
     edge_build(root, &path)?;
+    bundle_budget(root)?;
     deploy_dry_run(root, &path)?;
     let tests = root.join("tests/worker");
     // The parity test compares the worker's reports with crm-host's.

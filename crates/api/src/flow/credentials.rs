@@ -1,7 +1,7 @@
 //! `GET /v1/keys`, `DELETE /v1/keys/{id}`, `DELETE /v1/viewer-tokens/{id}` and
 //! `POST /v1/viewer-tokens/rotate`: an admin's reads and one-statement changes of the
-//! tenant's credentials. (Creating a key or a token also registers or signs with what
-//! only a runtime holds, and stays with the runtimes.)
+//! tenant's credentials. (Creating a key stays with the runtimes: the edge registers
+//! its hash in its control database first. Issuing a token is `viewer_token`.)
 
 use crm_store::keys::{self, KeyScope};
 use crm_store::{Row, Statement, StoreError};

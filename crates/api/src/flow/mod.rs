@@ -19,6 +19,8 @@
 //! - [`tenant_documents`] — the directory, session, policy and prices as read.
 //! - [`tenant_update`] — the optimistic directory, policy and price changes.
 //! - [`credentials`] — listing and revoking keys, revoking and rotating viewer tokens.
+//! - [`viewer_token`] — issuing a viewer token, idempotent by key.
+//! - [`new_key`] — creating an API key, idempotent by key.
 //! - [`webhooks`] — listing, creating and removing webhook endpoints, their log.
 //! - [`wallet_change`] — grants, adjustments and voids, idempotent by key.
 //! - [`credits`] — the balance and the credit pages (grants, alerts, ledger).
@@ -28,9 +30,11 @@ pub mod credentials;
 pub mod credits;
 pub mod dashboard;
 pub mod listing;
+pub mod new_key;
 pub mod report;
 pub mod tenant_documents;
 pub mod tenant_update;
+pub mod viewer_token;
 pub mod wallet_change;
 pub mod webhooks;
 
@@ -145,6 +149,23 @@ pub struct ReadContext<'a> {
 impl ReadContext<'_> {
     pub fn tenant(&self) -> &str {
         &self.snapshot.tenant_id
+    }
+}
+
+/// A request's `Idempotency-Key`, scoped to its endpoint, and the digest of its body.
+#[derive(Debug, Clone)]
+pub struct Idempotency {
+    pub key: String,
+    pub request_hash: String,
+}
+
+impl Idempotency {
+    /// For `operation_id`'s request `body` sent with `key`.
+    pub fn of(operation_id: &str, key: &str, body: &serde_json::Value) -> Idempotency {
+        Idempotency {
+            key: crm_store::idempotency::scoped_key(operation_id, key),
+            request_hash: crate::request::digest(body),
+        }
     }
 }
 

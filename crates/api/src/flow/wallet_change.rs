@@ -12,26 +12,9 @@ use crm_store::{Row, StoreError, tenants};
 use serde_json::value::RawValue;
 
 use super::tenant_update::UPDATE_ATTEMPTS;
-use super::{Collected, Flow, FlowError, ReadContext, Step, Written, spent};
+use super::{Collected, Flow, FlowError, Idempotency, ReadContext, Step, Written, spent};
 use crate::error::ApiError;
 use crate::wallet::WalletAnswer;
-
-/// A request's `Idempotency-Key`, scoped to its endpoint, and the digest of its body.
-#[derive(Debug, Clone)]
-pub struct Idempotency {
-    pub key: String,
-    pub request_hash: String,
-}
-
-impl Idempotency {
-    /// For `operation_id`'s request `body` sent with `key`.
-    pub fn of(operation_id: &str, key: &str, body: &serde_json::Value) -> Idempotency {
-        Idempotency {
-            key: idempotency::scoped_key(operation_id, key),
-            request_hash: crate::request::digest(body),
-        }
-    }
-}
 
 /// The flow of a wallet change; answers the change's JSON (`WalletAnswer`), or the
 /// first answer again for a replayed key.

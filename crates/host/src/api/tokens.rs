@@ -5,64 +5,43 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use crm_api::flow::Idempotency;
+use crm_api::flow::viewer_token::IssueViewerToken;
 use crm_api::requests::ViewerTokenRequest;
-use crm_api::viewer_tokens::{IssuedViewerToken, Remembered};
-use crm_store::keys::KeyScope;
+use crm_api::viewer_tokens::IssuedViewerToken;
 
 use super::auth::Caller;
 use super::error::Body;
 use super::flows::read;
 use super::idempotency::IdempotencyKey;
-use crate::error::{HostError, HostResult};
+use crate::error::HostResult;
 use crate::service::{App, clock};
 use crate::store::Build;
 use crm_api::flow::credentials::{AdminWrite, RevokeViewerToken, RotateViewerSecret};
 
-/// `POST /v1/viewer-tokens`. A retry under the same `Idempotency-Key` answers the same
-/// token (signed again from its kept id, expiry and scope; the token is not stored).
+/// `POST /v1/viewer-tokens` (`crm_api::flow::viewer_token`).
 pub async fn create(
     State(app): State<App>,
     caller: Caller,
     key: IdempotencyKey,
     body: Body,
 ) -> HostResult<Json<IssuedViewerToken>> {
-    caller.require(KeyScope::Admin)?;
-    let request_hash = crm_api::request::digest(&body.0);
-    let req: ViewerTokenRequest = body.parse()?;
-    let tenant = caller.snapshot(&app).await?;
-    let (scope, ttl_ms) = req
-        .plan(&tenant.snapshot.directory)
-        .map_err(HostError::Api)?;
-    let now = clock::now();
-    let fresh = Remembered {
-        id: app.ids.next(now),
-        expires_at: now.millis() + ttl_ms,
-        scope,
-    };
-    let token = match key.0 {
-        None => fresh,
-        Some(k) => {
-            let kept = app
-                .store
-                .remember(
-                    caller.tenant(),
-                    crm_store::idempotency::scoped_key("createViewerToken", &k),
-                    request_hash.clone(),
-                    fresh.to_json(),
-                    now.millis(),
-                )
-                .await?;
-            crm_api::request::same_request(&kept.request_hash, &request_hash)
-                .map_err(HostError::Api)?;
-            Remembered::from_json(&kept.response).map_err(HostError::Api)?
-        }
-    };
-    let (secret, _) = app.store.tenant_secret(caller.tenant()).await?;
-    Ok(Json(
-        token
-            .issue(caller.tenant(), &secret)
-            .map_err(HostError::Api)?,
-    ))
+    let idempotency = key
+        .0
+        .map(|k| Idempotency::of("createViewerToken", &k, &body.0));
+    let request: ViewerTokenRequest = body.parse()?;
+    let fresh_id = app.ids.next(clock::now());
+    let fresh_secret = crate::store::random_secret();
+    let build: Build<IssuedViewerToken> = Box::new(move |cx| {
+        Box::new(IssueViewerToken::new(
+            cx,
+            request,
+            idempotency,
+            fresh_id,
+            fresh_secret,
+        ))
+    });
+    Ok(Json(read(&app, &caller, build).await?))
 }
 
 /// `POST /v1/viewer-tokens/rotate`: a fresh signing secret; every earlier token is

@@ -102,32 +102,6 @@ impl Store {
         .await
     }
 
-    /// Keeps `response` for an idempotency key unless a request holds it already;
-    /// answers whichever was kept first.
-    pub async fn remember(
-        &self,
-        tenant: &str,
-        key: String,
-        request_hash: String,
-        response: String,
-        now: i64,
-    ) -> HostResult<idempotency::Recorded> {
-        let (d, tenant) = (self.dialect(), tenant.to_owned());
-        self.write(None, move |c| {
-            let recorded = idempotency::Recorded {
-                request_hash,
-                status: 200,
-                response,
-            };
-            c.execute(&idempotency::remember(d, &tenant, &key, &recorded, now))?;
-            let row = c
-                .query_opt(&idempotency::get(d, &tenant, &key))?
-                .ok_or_else(|| HostError::internal(anyhow::anyhow!("the kept answer is gone")))?;
-            Ok(idempotency::decode(&row)?)
-        })
-        .await
-    }
-
     pub async fn list_keys(&self, tenant: &str) -> HostResult<Vec<KeyInfo>> {
         let (d, tenant) = (self.dialect(), tenant.to_owned());
         self.read(move |c| {
