@@ -1,6 +1,6 @@
-//! Endpoint flows: each read endpoint's orchestration — authorise, parse, ask for
-//! rows, fold them, answer — written once as an I/O-free state machine that crm-host
-//! drives over its connections and crm-worker over D1 (quinn-proto's shape).
+//! Endpoint flows: each endpoint's orchestration — authorise, parse, read, write,
+//! answer — written once as an I/O-free state machine that crm-host drives over its
+//! connections and crm-worker over D1 (quinn-proto's shape).
 //!
 //! A flow is polled: it answers [`Step::Read`] with a statement the runtime runs on the
 //! tenant's database, handing every row back through [`Flow::row`] as it is read (so a

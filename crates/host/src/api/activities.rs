@@ -11,7 +11,7 @@ use serde_json::value::RawValue;
 
 use super::auth::Caller;
 use super::error::{Body, Query};
-use super::flows::read;
+use super::flows::run;
 use super::idempotency::IdempotencyKey;
 use crate::error::{HostError, HostResult};
 use crate::service::queries::Params;
@@ -56,7 +56,7 @@ async fn listing(
 ) -> HostResult<Json<ActivityPage>> {
     let build: crate::store::Build<ActivityPage> =
         Box::new(move |cx| Box::new(ListingFlow::subject(cx, subject, params.0)));
-    Ok(Json(read(app, caller, build).await?))
+    Ok(Json(run(app, caller, build).await?))
 }
 
 pub async fn list(
@@ -94,7 +94,7 @@ pub async fn one(
 ) -> HostResult<Json<Box<RawValue>>> {
     let build: crate::store::Build<Box<RawValue>> =
         Box::new(move |cx| Box::new(ActivityFlow::new(cx, id)));
-    Ok(Json(read(&app, &caller, build).await?))
+    Ok(Json(run(&app, &caller, build).await?))
 }
 
 /// `GET /v1/entities/{type}/{id}/activities`: an entity's history, newest first.
@@ -106,5 +106,5 @@ pub async fn entity(
 ) -> HostResult<Json<ActivityPage>> {
     let build: crate::store::Build<ActivityPage> =
         Box::new(move |cx| Box::new(ListingFlow::entity(cx, entity_type, entity_id, params.0)));
-    Ok(Json(read(&app, &caller, build).await?))
+    Ok(Json(run(&app, &caller, build).await?))
 }

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use super::auth::Caller;
 use super::error::{Body, Query};
-use super::flows::read;
+use super::flows::run;
 use super::idempotency::IdempotencyKey;
 use crate::error::{HostError, HostResult};
 use crate::service::queries::Params;
@@ -27,7 +27,7 @@ use crm_store::keys::KeyScope as Scope;
 pub async fn prices(State(app): State<App>, caller: Caller) -> HostResult<Json<PriceTable>> {
     let build: Build<PriceTable> =
         Box::new(|cx| Box::new(FromSnapshot::new(tenant_documents::prices(cx))));
-    Ok(Json(read(&app, &caller, build).await?))
+    Ok(Json(run(&app, &caller, build).await?))
 }
 
 pub async fn put_prices(
@@ -59,7 +59,7 @@ where
     Q::Answer: Send + 'static,
 {
     let build: Build<Q::Answer> = Box::new(move |cx| Box::new(CreditRead::<Q>::new(cx, params.0)));
-    Ok(Json(read(app, caller, build).await?))
+    Ok(Json(run(app, caller, build).await?))
 }
 
 /// Runs a wallet change (`crm_api::flow::wallet_change`), idempotent by
@@ -173,5 +173,5 @@ pub async fn price(
 ) -> HostResult<Json<crm_api::credits::Price>> {
     let build: Build<crm_api::credits::Price> =
         Box::new(move |cx| Box::new(FromSnapshot::new(tenant_documents::price(cx, &operation))));
-    Ok(Json(read(&app, &caller, build).await?))
+    Ok(Json(run(&app, &caller, build).await?))
 }

@@ -7,7 +7,7 @@ use crm_api::flow::dashboard::DashboardFlow;
 
 use super::auth::Caller;
 use super::error::Query;
-use super::flows::read;
+use super::flows::run;
 use crate::error::HostResult;
 use crate::service::App;
 
@@ -19,5 +19,5 @@ pub async fn user(
 ) -> HostResult<Json<Dashboard>> {
     let build: crate::store::Build<Dashboard> =
         Box::new(move |cx| Box::new(DashboardFlow::new(cx, id, params.0)));
-    Ok(Json(read(&app, &caller, build).await?))
+    Ok(Json(run(&app, &caller, build).await?))
 }

@@ -7,7 +7,7 @@ use crm_api::versioned::{DirectoryDocument, DirectorySummary};
 
 use super::auth::Caller;
 use super::error::Body;
-use super::flows::read;
+use super::flows::run;
 use crate::error::HostResult;
 use crate::service::App;
 use crate::store::Build;
@@ -16,7 +16,7 @@ use crm_api::flow::tenant_documents::ReadRow;
 pub async fn get(State(app): State<App>, caller: Caller) -> HostResult<Json<DirectoryDocument>> {
     let build: Build<DirectoryDocument> =
         Box::new(|cx| Box::new(ReadRow::<DirectoryDocument>::new(cx)));
-    Ok(Json(read(&app, &caller, build).await?))
+    Ok(Json(run(&app, &caller, build).await?))
 }
 
 pub async fn put(

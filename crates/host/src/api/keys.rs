@@ -9,7 +9,7 @@ use crm_api::requests::{KeyList, NewKeyAnswer, NewKeyRequest};
 
 use super::auth::Caller;
 use super::error::Body;
-use super::flows::read;
+use super::flows::run;
 use super::idempotency::IdempotencyKey;
 use crate::error::HostResult;
 use crate::service::App;
@@ -20,7 +20,7 @@ use crm_api::flow::new_key::{CreateKey, CreatedKey};
 
 pub async fn list(State(app): State<App>, caller: Caller) -> HostResult<Json<KeyList>> {
     let build: Build<KeyList> = Box::new(|cx| Box::new(ListKeys::new(cx)));
-    Ok(Json(read(&app, &caller, build).await?))
+    Ok(Json(run(&app, &caller, build).await?))
 }
 
 /// `POST /v1/keys` (`crm_api::flow::new_key`): 201 with the key's text; a retry under
@@ -36,7 +36,7 @@ pub async fn create(
     let random = rand::random();
     let build: Build<CreatedKey> =
         Box::new(move |cx| Box::new(CreateKey::new(cx, request, idempotency, random)));
-    let created = read(&app, &caller, build).await?;
+    let created = run(&app, &caller, build).await?;
     let status = if created.fresh {
         StatusCode::CREATED
     } else {
@@ -51,7 +51,7 @@ pub async fn revoke(
     Path(id): Path<String>,
 ) -> HostResult<StatusCode> {
     let build: Build<()> = Box::new(move |cx| Box::new(AdminWrite::new(cx, RevokeKey(id))));
-    read(&app, &caller, build).await?;
+    run(&app, &caller, build).await?;
     app.store.forget_keys();
     Ok(StatusCode::NO_CONTENT)
 }

@@ -8,7 +8,7 @@ use crm_api::versioned::PolicyDocument;
 
 use super::auth::Caller;
 use super::error::Body;
-use super::flows::read;
+use super::flows::run;
 use crate::error::HostResult;
 use crate::service::App;
 use crate::store::Build;
@@ -17,7 +17,7 @@ use crm_api::flow::tenant_documents::{self, FromSnapshot};
 pub async fn get(State(app): State<App>, caller: Caller) -> HostResult<Json<PolicyDocument>> {
     let build: Build<PolicyDocument> =
         Box::new(|cx| Box::new(FromSnapshot::new(tenant_documents::policy(cx))));
-    Ok(Json(read(&app, &caller, build).await?))
+    Ok(Json(run(&app, &caller, build).await?))
 }
 
 pub async fn put(

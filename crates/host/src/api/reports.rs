@@ -8,7 +8,7 @@ use crm_api::reports::Report;
 
 use super::auth::Caller;
 use super::error::Query;
-use super::flows::read;
+use super::flows::run;
 use crate::error::HostResult;
 use crate::service::App;
 use crate::service::queries::Params;
@@ -22,7 +22,7 @@ async fn report(
 ) -> HostResult<Json<Report>> {
     let build: crate::store::Build<Report> =
         Box::new(move |cx| Box::new(ReportFlow::new(cx, subject, params.0)));
-    Ok(Json(read(app, caller, build).await?))
+    Ok(Json(run(app, caller, build).await?))
 }
 
 /// `GET /v1/reports`: the whole tenant.

@@ -7,12 +7,12 @@ use crm_api::access::Session;
 use crm_api::flow::tenant_documents::ReadRow;
 
 use super::auth::Caller;
-use super::flows::read;
+use super::flows::run;
 use crate::error::HostResult;
 use crate::service::App;
 use crate::store::Build;
 
 pub async fn get(State(app): State<App>, caller: Caller) -> HostResult<Json<Session>> {
     let build: Build<Session> = Box::new(|cx| Box::new(ReadRow::<Session>::new(cx)));
-    Ok(Json(read(&app, &caller, build).await?))
+    Ok(Json(run(&app, &caller, build).await?))
 }

@@ -12,7 +12,7 @@ use crm_api::viewer_tokens::IssuedViewerToken;
 
 use super::auth::Caller;
 use super::error::Body;
-use super::flows::read;
+use super::flows::run;
 use super::idempotency::IdempotencyKey;
 use crate::error::HostResult;
 use crate::service::{App, clock};
@@ -41,7 +41,7 @@ pub async fn create(
             fresh_secret,
         ))
     });
-    Ok(Json(read(&app, &caller, build).await?))
+    Ok(Json(run(&app, &caller, build).await?))
 }
 
 /// `POST /v1/viewer-tokens/rotate`: a fresh signing secret; every earlier token is
@@ -51,7 +51,7 @@ pub async fn rotate(State(app): State<App>, caller: Caller) -> HostResult<Status
     let fresh = crate::store::random_secret();
     let build: Build<()> =
         Box::new(move |cx| Box::new(AdminWrite::new(cx, RotateViewerSecret(fresh))));
-    read(&app, &caller, build).await?;
+    run(&app, &caller, build).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -62,6 +62,6 @@ pub async fn revoke(
     Path(id): Path<String>,
 ) -> HostResult<StatusCode> {
     let build: Build<()> = Box::new(move |cx| Box::new(AdminWrite::new(cx, RevokeViewerToken(id))));
-    read(&app, &caller, build).await?;
+    run(&app, &caller, build).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -12,7 +12,7 @@ use crm_store::webhooks;
 
 use super::auth::Caller;
 use super::error::{Body, Query};
-use super::flows::read;
+use super::flows::run;
 use crate::error::HostResult;
 use crate::service::{App, clock};
 use crate::store::Build;
@@ -20,7 +20,7 @@ use crm_api::flow::webhooks::{CreateWebhook, ListWebhooks, RemoveWebhook, Webhoo
 
 pub async fn list(State(app): State<App>, caller: Caller) -> HostResult<Json<WebhookList>> {
     let build: Build<WebhookList> = Box::new(|cx| Box::new(ListWebhooks::new(cx)));
-    Ok(Json(read(&app, &caller, build).await?))
+    Ok(Json(run(&app, &caller, build).await?))
 }
 
 /// `POST /v1/webhooks`: 201 with the secret, the only time it is shown.
@@ -34,7 +34,7 @@ pub async fn create(
     let random = rand::random();
     let build: Build<NewWebhookAnswer> =
         Box::new(move |cx| Box::new(CreateWebhook::new(cx, request, targets, random)));
-    Ok((StatusCode::CREATED, Json(read(&app, &caller, build).await?)))
+    Ok((StatusCode::CREATED, Json(run(&app, &caller, build).await?)))
 }
 
 pub async fn remove(
@@ -43,7 +43,7 @@ pub async fn remove(
     Path(id): Path<String>,
 ) -> HostResult<StatusCode> {
     let build: Build<()> = Box::new(move |cx| Box::new(RemoveWebhook::new(cx, id)));
-    read(&app, &caller, build).await?;
+    run(&app, &caller, build).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -55,7 +55,7 @@ pub async fn deliveries(
 ) -> HostResult<Json<DeliveryPage>> {
     let build: Build<DeliveryPage> =
         Box::new(move |cx| Box::new(WebhookDeliveries::new(cx, id, params.0)));
-    Ok(Json(read(&app, &caller, build).await?))
+    Ok(Json(run(&app, &caller, build).await?))
 }
 
 /// `POST /v1/webhooks/{id}/deliveries/{deliveryId}/resend`: 202, due at once.
