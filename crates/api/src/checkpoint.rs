@@ -43,6 +43,7 @@ fn message(tenant_id: &str, seq: u64, hash: &str, at: Timestamp) -> String {
 }
 
 /// The signing key of a runtime.
+#[derive(Clone)]
 pub struct CheckpointKey(SigningKey);
 
 impl std::fmt::Debug for CheckpointKey {
@@ -133,6 +134,19 @@ impl Checkpoint {
         )
         .map_err(|_| "the signature does not match".to_owned())
     }
+}
+
+/// How long a caller should wait when the runtime has no signing key: an operator has
+/// to set it, which takes minutes, not seconds.
+pub const NO_KEY_RETRY_AFTER_SECONDS: u32 = 300;
+
+/// A runtime without its signing key (an edge deployment without the Worker secret):
+/// 503, until an operator sets it.
+pub fn not_configured() -> ApiError {
+    ApiError::unavailable(
+        "checkpoint signing is not configured (Worker secret CHECKPOINT_KEY)",
+        NO_KEY_RETRY_AFTER_SECONDS,
+    )
 }
 
 /// A checkpoint the caller kept, named in `GET /v1/audit/verify`: `checkpointSeq` and

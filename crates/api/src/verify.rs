@@ -27,14 +27,10 @@ fn bad_token() -> ApiError {
     ApiError::invalid("`resume` is not a resume token of this deployment and tenant")
 }
 
-/// How long a caller should wait when the runtime has no signing key: an operator has
-/// to set it, which takes minutes.
-const NO_KEY_RETRY_AFTER_SECONDS: u32 = 300;
-
 fn no_key() -> ApiError {
     ApiError::unavailable(
         "paging a verification needs the checkpoint signing key (Worker secret CHECKPOINT_KEY)",
-        NO_KEY_RETRY_AFTER_SECONDS,
+        crate::checkpoint::NO_KEY_RETRY_AFTER_SECONDS,
     )
 }
 

@@ -96,7 +96,7 @@ pub fn segments_after(d: Dialect, tenant_id: &str, after_seq: u64) -> Statement 
     d.stmt(
         &format!(
             "SELECT {SEGMENT_COLUMNS} FROM archives WHERE tenant_id = ?1 AND last_seq > ?2
-             ORDER BY first_seq"
+             ORDER BY first_seq LIMIT 1"
         ),
         vec![tenant_id.into(), seq(after_seq)],
     )

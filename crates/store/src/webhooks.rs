@@ -473,12 +473,9 @@ pub fn resend(
     now: i64,
 ) -> Statement {
     d.stmt(
-        &format!(
-            "UPDATE webhook_deliveries SET status = 'pending', attempts = 0, next_attempt_at = ?4,
-                    delivered_at = NULL
-             WHERE tenant_id = ?1 AND endpoint_id = ?2 AND event_seq = ?3
-             RETURNING {DELIVERY_COLUMNS}"
-        ),
+        "UPDATE webhook_deliveries SET status = 'pending', attempts = 0, next_attempt_at = ?4,
+                delivered_at = NULL
+         WHERE tenant_id = ?1 AND endpoint_id = ?2 AND event_seq = ?3",
         vec![
             tenant_id.into(),
             endpoint_id.into(),

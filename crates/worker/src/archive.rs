@@ -70,15 +70,6 @@ pub async fn archive(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
     )
 }
 
-/// The tenant's first archived segment holding records after `after`.
-pub async fn segment_after(db: &Db, tenant: &str, after: u64) -> ApiResult<Option<Segment>> {
-    d1::query_opt(db, &archive::segments_after(DIALECT, tenant, after))
-        .await?
-        .map(|row| archive::decode_segment(&row))
-        .transpose()
-        .map_err(Into::into)
-}
-
 /// A segment's records from R2, or why its object does not match the segment.
 pub async fn records(env: &Env, segment: &Segment) -> ApiResult<Result<Vec<Archived>, String>> {
     crate::invocation::spend_subrequest()?;

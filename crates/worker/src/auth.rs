@@ -9,7 +9,6 @@ use crm_api::error::ApiCode;
 use crm_api::viewer_tokens;
 use crm_store::key_cache::KeyCache;
 use crm_store::keys::{self, KeyScope};
-use crm_store::listing::Subject;
 use worker::{Env, Request};
 
 use crate::d1::{self, DIALECT, Db};
@@ -44,19 +43,6 @@ impl Caller {
     pub fn require(&self, scope: KeyScope) -> ApiResult<&Caller> {
         self.principal.require(scope).map_err(denied)?;
         Ok(self)
-    }
-
-    pub fn require_tenant_wide(&self) -> ApiResult<&Caller> {
-        self.principal.require_tenant_wide().map_err(denied)?;
-        Ok(self)
-    }
-
-    pub fn may_read(
-        &self,
-        subject: &Subject,
-        dir: &crm_core::directory::CompiledDirectory,
-    ) -> ApiResult<()> {
-        self.principal.may_read(subject, dir).map_err(denied)
     }
 }
 

@@ -6,12 +6,10 @@ use crm_api::flow::dashboard::DashboardFlow;
 use crm_api::flow::listing::ListingFlow;
 use crm_api::flow::report::ReportFlow;
 use crm_api::permissions::{CheckAnswer, Checks};
-use crm_core::engine::TenantSnapshot;
 use crm_store::listing::Subject;
 use serde_json::Value;
 use worker::{Env, Request};
 
-use crate::auth::Caller;
 use crate::http::{self, Answer, ApiResult, Ctx, Failure};
 use crate::{flows, store};
 
@@ -41,18 +39,6 @@ pub async fn conformance(req: &mut Request) -> ApiResult<Answer> {
         200,
         serde_json::from_str(&answer).map_err(Failure::internal)?,
     ))
-}
-
-/// Narrows `f` to what the caller may read (`Principal::narrow_to_view`).
-pub fn narrow(
-    caller: &Caller,
-    snap: &TenantSnapshot,
-    f: &mut crm_store::activities::Filter,
-) -> ApiResult<()> {
-    caller
-        .principal
-        .narrow_to_view(f, &snap.directory)
-        .map_err(|crm_api::access::Denied(m)| Failure(crm_api::ApiError::forbidden(m)))
 }
 
 pub async fn list(ctx: &mut Ctx, env: &Env, subject: Subject) -> ApiResult<Answer> {

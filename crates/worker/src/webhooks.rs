@@ -9,10 +9,11 @@
 //! tenant (at most [`MAX_FAN_IN_TENANTS`]) two reads and one batch; one claim, and per
 //! claimed delivery one read, one fetch and one write.
 
-use crm_api::flow::webhooks::{CreateWebhook, ListWebhooks, RemoveWebhook, WebhookDeliveries};
+use crm_api::flow::webhooks::{
+    CreateWebhook, ListWebhooks, RemoveWebhook, ResendDelivery, WebhookDeliveries,
+};
 use crm_api::webhook_targets::{TargetPolicy, attempt_target};
-use crm_api::webhooks::{NewWebhookRequest, WebhookDelivery};
-use crm_store::keys::KeyScope;
+use crm_api::webhooks::NewWebhookRequest;
 use crm_store::webhooks::{self, Delivery, Outcome};
 use crm_store::{alerts, outbox};
 use worker::Env;
@@ -20,7 +21,7 @@ use worker::Env;
 use crate::auth::now_ms;
 use crate::d1::{self, DIALECT, Db};
 use crate::flows;
-use crate::http::{Answer, ApiResult, Ctx, Failure};
+use crate::http::{Answer, ApiResult, Ctx};
 use crate::random;
 
 /// Tenants fanned in per pass and shard: each costs three queries; the rest wait for
@@ -34,21 +35,6 @@ fn targets(env: &Env) -> TargetPolicy {
     env.var("WEBHOOK_ALLOW_HOSTS")
         .map(|v| TargetPolicy::from_list(&v.to_string()))
         .unwrap_or_default()
-}
-
-async fn tenant_db(ctx: &Ctx, env: &Env) -> ApiResult<(String, Db)> {
-    let caller = ctx.caller()?.clone();
-    caller.require(KeyScope::Admin)?;
-    let tenant = caller.tenant().to_owned();
-    let db = Db::of_tenant(env, &tenant).await?;
-    Ok((tenant, db))
-}
-
-async fn endpoint(db: &Db, tenant: &str, id: &str) -> ApiResult<webhooks::StoredEndpoint> {
-    let row = d1::query_opt(db, &webhooks::get(DIALECT, tenant, id))
-        .await?
-        .ok_or_else(|| Failure::from(crm_api::webhooks::no_webhook(id)))?;
-    Ok(webhooks::decode_endpoint(&row)?)
 }
 
 pub async fn list(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
@@ -88,18 +74,12 @@ pub async fn deliveries(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
 /// `POST /v1/webhooks/{id}/deliveries/{deliveryId}/resend`: 202; the next cron pass
 /// sends it.
 pub async fn resend(ctx: &mut Ctx, env: &Env) -> ApiResult<Answer> {
-    let id = ctx.param("id")?;
-    let delivery = ctx.param("deliveryId")?;
-    let seq = crm_api::webhooks::delivery_seq(&delivery)?;
-    let (tenant, db) = tenant_db(ctx, env).await?;
-    endpoint(&db, &tenant, &id).await?;
-    let row = d1::query_opt(&db, &webhooks::resend(DIALECT, &tenant, &id, seq, now_ms()))
-        .await?
-        .ok_or_else(|| Failure::from(crm_api::webhooks::no_delivery(&delivery)))?;
-    Answer::of(
-        202,
-        &WebhookDelivery::of(&webhooks::decode_delivery(&row)?)?,
-    )
+    let (id, delivery) = (ctx.param("id")?, ctx.param("deliveryId")?);
+    let resent = flows::run(ctx, env, |cx| {
+        Box::new(ResendDelivery::new(cx, id, delivery))
+    })
+    .await?;
+    Answer::of(202, &resent)
 }
 
 /// The minute cron pass on every shard: webhooks, then the upstream's two feeds

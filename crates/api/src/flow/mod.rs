@@ -6,8 +6,11 @@
 //! tenant's database, handing every row back through [`Flow::row`] as it is read (so a
 //! report folds a million rows without keeping them), and polls again;
 //! [`Step::Write`] with statements the runtime runs as one all-or-nothing transaction,
-//! reporting the outcome through [`Flow::written`]; or [`Step::Done`] with the typed
-//! answer. Reads are not inside the write's transaction (D1 cannot branch inside a
+//! reporting the outcome through [`Flow::written`]; [`Step::Fetch`] with an archived
+//! segment whose records the runtime reads from its archive ([`Flow::fetched`]);
+//! [`Step::Record`] with an activity the runtime appends to the chain through its own
+//! writer ([`Flow::recorded`]); [`Step::Emit`] with bytes of a streamed answer; or
+//! [`Step::Done`] with the typed answer. Reads are not inside the write's transaction (D1 cannot branch inside a
 //! batch): a flow that writes what it read guards its statements, and is told when a
 //! guard or key refused them. The clock is passed in ([`ReadContext::now`]), and so is
 //! anything random (ids, key bytes) — to the flow's constructor.
@@ -24,11 +27,17 @@
 //! - [`webhooks`] — listing, creating and removing webhook endpoints, their log.
 //! - [`wallet_change`] — grants, adjustments and voids, idempotent by key.
 //! - [`credits`] — the balance and the credit pages (grants, alerts, ledger).
+//! - [`audit`] — the chain verified, and its head signed.
+//! - [`export`] — the log in chain order, streamed.
+//! - [`erasure`] — a subject's keys destroyed, the erasure recorded, its rows scrubbed.
 
 pub mod activity;
+pub mod audit;
 pub mod credentials;
 pub mod credits;
 pub mod dashboard;
+pub mod erasure;
+pub mod export;
 pub mod listing;
 pub mod new_key;
 pub mod report;
@@ -41,7 +50,9 @@ pub mod webhooks;
 use std::collections::BTreeMap;
 
 use crm_core::engine::TenantSnapshot;
-use crm_core::{CoreError, Timestamp};
+use crm_core::{Activity, CoreError, Timestamp};
+use crm_store::archive::{Archived, Segment};
+use crm_store::ingest::Stored;
 use crm_store::{Dialect, Row, Statement, StoreError};
 
 use crate::access::{Denied, Principal};
@@ -59,8 +70,27 @@ pub enum Step<A> {
     /// Run these statements as one transaction, all or nothing, and report with
     /// [`Flow::written`]; then poll again.
     Write(Vec<Statement>),
+    /// Read this archived segment's records from the archive (the edge's R2) and hand
+    /// them to [`Flow::fetched`]; then poll again. A runtime without an archive has no
+    /// segments to name, so is never asked.
+    Fetch(Box<Segment>),
+    /// Append this activity to the tenant's chain through the runtime's writer and
+    /// hand the stored record to [`Flow::recorded`]; then poll again.
+    Record(Box<Record>),
+    /// Send these bytes to the client now (a streamed answer); then poll again.
+    Emit(Vec<u8>),
     /// The answer; the flow is spent.
     Done(A),
+}
+
+/// An activity a flow appends to the chain, with the statements run before it in the
+/// same transaction.
+#[derive(Debug)]
+pub struct Record {
+    pub first: Vec<Statement>,
+    pub activity: Activity,
+    /// The hash of the request, which the record's idempotency compares.
+    pub input_hash: String,
 }
 
 impl<A> Step<A> {
@@ -71,6 +101,9 @@ impl<A> Step<A> {
             Step::Done(a) => Ok(a),
             Step::Read(st) => Err(Step::Read(st)),
             Step::Write(sts) => Err(Step::Write(sts)),
+            Step::Fetch(segment) => Err(Step::Fetch(segment)),
+            Step::Record(record) => Err(Step::Record(record)),
+            Step::Emit(bytes) => Err(Step::Emit(bytes)),
         }
     }
 }
@@ -86,6 +119,20 @@ pub trait Flow {
     fn written(&mut self, _outcome: Written) -> Result<(), FlowError> {
         Err(FlowError::Internal(
             "a write was reported to a flow that asked for none".to_owned(),
+        ))
+    }
+    /// The records of the last [`Step::Fetch`]'s segment, or why they could not be
+    /// read. Flows that never fetch keep this.
+    fn fetched(&mut self, _records: Result<Vec<Archived>, String>) -> Result<(), FlowError> {
+        Err(FlowError::Internal(
+            "archived records were handed to a flow that asked for none".to_owned(),
+        ))
+    }
+    /// The record of the last [`Step::Record`], as stored. Flows that never record
+    /// keep this.
+    fn recorded(&mut self, _stored: Stored) -> Result<(), FlowError> {
+        Err(FlowError::Internal(
+            "a record was handed to a flow that asked for none".to_owned(),
         ))
     }
 }
@@ -265,28 +312,72 @@ pub(crate) mod testing {
     /// Like [`run`], each write answered by `write(statements)`; writes are listed
     /// among the statements asked for.
     pub fn run_writing<F: Flow>(
-        mut flow: F,
-        mut rows: impl FnMut(&Statement) -> Vec<Row>,
-        mut write: impl FnMut(&[Statement]) -> Written,
+        flow: F,
+        rows: impl FnMut(&Statement) -> Vec<Row>,
+        write: impl FnMut(&[Statement]) -> Written,
     ) -> (Result<F::Answer, FlowError>, Vec<Statement>) {
-        let mut asked = Vec::new();
-        loop {
-            let fed = match flow.poll() {
-                Err(e) => return (Err(e), asked),
-                Ok(Step::Done(a)) => return (Ok(a), asked),
-                Ok(Step::Read(st)) => {
-                    let fed = rows(&st).iter().try_for_each(|row| flow.row(row));
-                    asked.push(st);
-                    fed
+        let mut canned = Canned {
+            rows,
+            write,
+            fetch: |_: &Segment| Err("no archive".to_owned()),
+            record: |_: &Record| panic!("the flow recorded"),
+            emitted: Vec::new(),
+        };
+        canned.run(flow)
+    }
+
+    /// A runtime over canned answers: rows per read, outcomes per write, records per
+    /// fetched segment, the stored record per append; what is emitted is kept.
+    pub struct Canned<R, W, F, A> {
+        pub rows: R,
+        pub write: W,
+        pub fetch: F,
+        pub record: A,
+        pub emitted: Vec<u8>,
+    }
+
+    impl<R, W, F, A> Canned<R, W, F, A>
+    where
+        R: FnMut(&Statement) -> Vec<Row>,
+        W: FnMut(&[Statement]) -> Written,
+        F: FnMut(&Segment) -> Result<Vec<Archived>, String>,
+        A: FnMut(&Record) -> Stored,
+    {
+        /// Drives `flow` to its end; answers the statements it asked for, writes and
+        /// an appended record's `first` included.
+        pub fn run<Fl: Flow>(
+            &mut self,
+            mut flow: Fl,
+        ) -> (Result<Fl::Answer, FlowError>, Vec<Statement>) {
+            let mut asked = Vec::new();
+            loop {
+                let fed = match flow.poll() {
+                    Err(e) => return (Err(e), asked),
+                    Ok(Step::Done(a)) => return (Ok(a), asked),
+                    Ok(Step::Read(st)) => {
+                        let fed = (self.rows)(&st).iter().try_for_each(|row| flow.row(row));
+                        asked.push(st);
+                        fed
+                    }
+                    Ok(Step::Write(statements)) => {
+                        let outcome = (self.write)(&statements);
+                        asked.extend(statements);
+                        flow.written(outcome)
+                    }
+                    Ok(Step::Fetch(segment)) => flow.fetched((self.fetch)(&segment)),
+                    Ok(Step::Record(record)) => {
+                        let stored = (self.record)(&record);
+                        asked.extend(record.first);
+                        flow.recorded(stored)
+                    }
+                    Ok(Step::Emit(bytes)) => {
+                        self.emitted.extend(bytes);
+                        Ok(())
+                    }
+                };
+                if let Err(e) = fed {
+                    return (Err(e), asked);
                 }
-                Ok(Step::Write(statements)) => {
-                    let outcome = write(&statements);
-                    asked.extend(statements);
-                    flow.written(outcome)
-                }
-            };
-            if let Err(e) = fed {
-                return (Err(e), asked);
             }
         }
     }

@@ -1,7 +1,7 @@
 //! `GET`/`POST /v1/webhooks`, `DELETE /v1/webhooks/{id}` and
 //! `GET /v1/webhooks/{id}/deliveries`: an admin's webhook endpoints. Whether an insert
 //! or a removal happened is told by the rows it changed (the insert is guarded by the
-//! per-tenant bound). What is sent, and the re-send that wakes a runtime's sender,
+//! per-tenant bound). What is sent, and waking a runtime's sender after a re-send,
 //! stay with the runtimes.
 
 use crm_store::keys::KeyScope;
@@ -10,7 +10,10 @@ use crm_store::{Row, Statement};
 
 use super::{Collected, Flow, FlowError, ReadContext, Step, Written, spent};
 use crate::webhook_targets::TargetPolicy;
-use crate::webhooks::{DeliveryPage, NewWebhookAnswer, NewWebhookRequest, WebhookList, no_webhook};
+use crate::webhooks::{
+    DeliveryPage, NewWebhookAnswer, NewWebhookRequest, WebhookDelivery, WebhookList, no_delivery,
+    no_webhook,
+};
 
 /// `GET /v1/webhooks`.
 #[derive(Debug)]
@@ -270,6 +273,106 @@ impl Flow for WebhookDeliveries<'_> {
     }
 }
 
+/// `POST /v1/webhooks/{id}/deliveries/{deliveryId}/resend` (202): the delivery due at
+/// once, whatever it was; the runtime's sender takes it.
+#[derive(Debug)]
+pub struct ResendDelivery<'a> {
+    cx: ReadContext<'a>,
+    id: String,
+    delivery: String,
+    state: Resend,
+}
+
+#[derive(Debug)]
+enum Resend {
+    Start,
+    Endpoint { seq: u64, found: bool },
+    Writing(u64),
+    Written(Vec<u64>, u64),
+    Reading(Collected),
+    Spent,
+}
+
+impl<'a> ResendDelivery<'a> {
+    pub fn new(cx: ReadContext<'a>, id: String, delivery: String) -> ResendDelivery<'a> {
+        ResendDelivery {
+            cx,
+            id,
+            delivery,
+            state: Resend::Start,
+        }
+    }
+}
+
+impl Flow for ResendDelivery<'_> {
+    type Answer = WebhookDelivery;
+
+    fn poll(&mut self) -> Result<Step<WebhookDelivery>, FlowError> {
+        let (d, tenant) = (self.cx.dialect, self.cx.tenant());
+        match std::mem::replace(&mut self.state, Resend::Spent) {
+            Resend::Start => {
+                self.cx.principal.require(KeyScope::Admin)?;
+                let seq = crate::webhooks::delivery_seq(&self.delivery)?;
+                self.state = Resend::Endpoint { seq, found: false };
+                Ok(Step::Read(webhooks::get(d, tenant, &self.id)))
+            }
+            Resend::Endpoint { found: false, .. } => Err(no_webhook(&self.id).into()),
+            Resend::Endpoint { seq, .. } => {
+                let now = self.cx.now.millis();
+                self.state = Resend::Writing(seq);
+                Ok(Step::Write(vec![webhooks::resend(
+                    d, tenant, &self.id, seq, now,
+                )]))
+            }
+            Resend::Written(rows, _) if rows.first() != Some(&1) => {
+                Err(no_delivery(&self.delivery).into())
+            }
+            Resend::Written(_, seq) => {
+                self.state = Resend::Reading(Collected::default());
+                Ok(Step::Read(webhooks::one(d, tenant, &self.id, seq)))
+            }
+            Resend::Reading(mut rows) => {
+                let row = rows
+                    .take()
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| no_delivery(&self.delivery))?;
+                Ok(Step::Done(WebhookDelivery::of(
+                    &webhooks::decode_delivery(&row)?,
+                )?))
+            }
+            Resend::Writing(_) | Resend::Spent => Err(spent()),
+        }
+    }
+
+    fn row(&mut self, row: &Row) -> Result<(), FlowError> {
+        match &mut self.state {
+            Resend::Endpoint { found, .. } => {
+                *found = true;
+                Ok(())
+            }
+            Resend::Reading(rows) => {
+                rows.push(row);
+                Ok(())
+            }
+            _ => Err(spent()),
+        }
+    }
+
+    fn written(&mut self, outcome: Written) -> Result<(), FlowError> {
+        match (outcome, std::mem::replace(&mut self.state, Resend::Spent)) {
+            (Written::Committed(rows), Resend::Writing(seq)) => {
+                self.state = Resend::Written(rows, seq);
+                Ok(())
+            }
+            (Written::Refused, _) => Err(FlowError::Internal(
+                "a constraint refused a delivery's re-send".to_owned(),
+            )),
+            _ => Err(spent()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -344,5 +447,29 @@ mod tests {
             |statements| Written::Committed(vec![0; statements.len()]),
         );
         assert_eq!(refusal(answer).status(), 404);
+    }
+
+    #[test]
+    fn a_resend_is_404_for_a_bad_id_a_missing_endpoint_or_a_missing_delivery() {
+        let snap = snapshot();
+        let admin = admin();
+        let cx = context(Dialect::Sqlite, &snap, &admin);
+        let resend =
+            |delivery: &str| ResendDelivery::new(cx, "wh_1".to_owned(), delivery.to_owned());
+        let (answer, asked) = run(resend("nonsense"), |_| Vec::new());
+        assert_eq!(refusal(answer).message, no_delivery("nonsense").message);
+        assert!(asked.is_empty());
+        let id = "alert-7";
+        let (answer, asked) = run(resend(id), |_| Vec::new());
+        assert_eq!(refusal(answer).message, no_webhook("wh_1").message);
+        assert_eq!(asked.len(), 1, "nothing is written");
+        let found = |_: &Statement| vec![Row(Vec::new())];
+        let (answer, asked) = run_writing(resend(id), found, |_| Written::Committed(vec![0]));
+        assert_eq!(refusal(answer).message, no_delivery(id).message);
+        assert_eq!(
+            asked.len(),
+            2,
+            "the endpoint read, the re-send written, no read-back"
+        );
     }
 }

@@ -11,7 +11,6 @@ use crm_api::access::Denied;
 use crm_api::request::{self, Credential};
 use crm_api::viewer_tokens;
 use crm_store::keys::KeyScope;
-use crm_store::listing::Subject;
 
 use super::error::BodyOwner;
 use crate::engine::Tenant;
@@ -49,19 +48,6 @@ impl Caller {
     pub fn require(&self, scope: KeyScope) -> Result<&Caller, HostError> {
         self.principal.require(scope).map_err(denied)?;
         Ok(self)
-    }
-
-    /// Reads about the whole tenant: keys with `read`, or tenant-wide viewer tokens.
-    pub fn require_tenant_wide(&self) -> Result<&Caller, HostError> {
-        self.principal.require_tenant_wide().map_err(denied)?;
-        Ok(self)
-    }
-
-    /// Whether this caller may read `subject` (after `require(Read)`).
-    pub fn may_read(&self, subject: &Subject, tenant: &Tenant) -> Result<(), HostError> {
-        self.principal
-            .may_read(subject, &tenant.snapshot.directory)
-            .map_err(denied)
     }
 }
 

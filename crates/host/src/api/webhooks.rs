@@ -7,16 +7,16 @@ use axum::http::StatusCode;
 use crm_api::webhooks::{
     DeliveryPage, NewWebhookAnswer, NewWebhookRequest, WebhookDelivery, WebhookList,
 };
-use crm_store::keys::KeyScope;
-use crm_store::webhooks;
 
 use super::auth::Caller;
 use super::error::{Body, Query};
 use super::flows::run;
 use crate::error::HostResult;
-use crate::service::{App, clock};
+use crate::service::App;
 use crate::store::Build;
-use crm_api::flow::webhooks::{CreateWebhook, ListWebhooks, RemoveWebhook, WebhookDeliveries};
+use crm_api::flow::webhooks::{
+    CreateWebhook, ListWebhooks, RemoveWebhook, ResendDelivery, WebhookDeliveries,
+};
 
 pub async fn list(State(app): State<App>, caller: Caller) -> HostResult<Json<WebhookList>> {
     let build: Build<WebhookList> = Box::new(|cx| Box::new(ListWebhooks::new(cx)));
@@ -58,31 +58,16 @@ pub async fn deliveries(
     Ok(Json(run(&app, &caller, build).await?))
 }
 
-/// `POST /v1/webhooks/{id}/deliveries/{deliveryId}/resend`: 202, due at once.
+/// `POST /v1/webhooks/{id}/deliveries/{deliveryId}/resend`: 202, due at once; the
+/// sender is woken to take it.
 pub async fn resend(
     State(app): State<App>,
     caller: Caller,
     Path((id, delivery)): Path<(String, String)>,
 ) -> HostResult<(StatusCode, Json<WebhookDelivery>)> {
-    caller.require(KeyScope::Admin)?;
-    let seq = crm_api::webhooks::delivery_seq(&delivery)?;
-    let (d, tenant, now) = (
-        app.store.dialect(),
-        caller.tenant().to_owned(),
-        clock::now().millis(),
-    );
-    let row = app
-        .store
-        .write(None, move |c| {
-            if c.query_opt(&webhooks::get(d, &tenant, &id))?.is_none() {
-                return Err(crm_api::webhooks::no_webhook(&id).into());
-            }
-            c.query_opt(&webhooks::resend(d, &tenant, &id, seq, now))?
-                .map(|r| webhooks::decode_delivery(&r))
-                .transpose()?
-                .ok_or_else(|| crm_api::webhooks::no_delivery(&delivery).into())
-        })
-        .await?;
+    let build: Build<WebhookDelivery> =
+        Box::new(move |cx| Box::new(ResendDelivery::new(cx, id, delivery)));
+    let resent = run(&app, &caller, build).await?;
     app.fanout.notify();
-    Ok((StatusCode::ACCEPTED, Json(WebhookDelivery::of(&row)?)))
+    Ok((StatusCode::ACCEPTED, Json(resent)))
 }

@@ -9,23 +9,30 @@
 //!   race every charge of every ingest.
 //!
 //! Either way a write runs in a savepoint of its own: a refused guard or key rolls back
-//! only that write and is reported to the flow.
+//! only that write and is reported to the flow. A record is appended to the chain by
+//! `store::record` in a writer transaction, after the flow's statements that go with
+//! it. crm-host keeps no archive: its segment table stays empty, so no flow asks it
+//! for a segment. What a flow emits goes to the sink of [`Store::stream_flow`].
 
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use crm_api::access::Principal;
-use crm_api::flow::{Flow, FlowError, ReadContext, Step, Written};
+use crm_api::flow::{Flow, FlowError, ReadContext, Record, Step, Written};
 use crm_core::Timestamp;
 use crm_store::Statement;
+use crm_store::ingest::Stored;
 
-use super::{Conn, DbError, Store};
+use super::{Conn, DbError, Heads, IngestItem, Store};
 use crate::engine::Tenant;
 use crate::error::{HostError, HostResult};
 
 /// A flow, built against the context the driver lends it.
 pub type Build<A> =
     Box<dyn for<'a> FnOnce(ReadContext<'a>) -> Box<dyn Flow<Answer = A> + 'a> + Send>;
+
+/// Where a flow's emitted bytes go; `Break` when nobody takes them any more.
+pub type Sink = Box<dyn FnMut(Vec<u8>) -> ControlFlow<()> + Send>;
 
 impl Store {
     /// Runs the flow `build` makes for `principal` on `tenant` at `now`.
@@ -36,6 +43,22 @@ impl Store {
         now: Timestamp,
         build: Build<A>,
     ) -> HostResult<A> {
+        let nowhere: Sink = Box::new(|_| ControlFlow::Break(()));
+        self.stream_flow(tenant, principal, now, build, nowhere)
+            .await?
+            .ok_or_else(|| HostError::internal(anyhow::anyhow!("a flow emitted bytes nowhere")))
+    }
+
+    /// Runs the flow, sending what it emits to `sink`; `None` when the sink stopped
+    /// taking it (the flow is dropped there).
+    pub async fn stream_flow<A: Send + 'static>(
+        &self,
+        tenant: Arc<Tenant>,
+        principal: Principal,
+        now: Timestamp,
+        build: Build<A>,
+        mut sink: Sink,
+    ) -> HostResult<Option<A>> {
         let store = self.clone();
         tokio::task::spawn_blocking(move || {
             let cx = ReadContext {
@@ -44,15 +67,12 @@ impl Store {
                 principal: &principal,
                 now,
             };
-            let id = tenant.id().to_owned();
-            drive(
-                build(cx).as_mut(),
-                |statement, flow| store.read_blocking(|c| feed(c, statement, flow)),
-                |statements| {
-                    let writer = &store.inner.writer;
-                    writer.exec_blocking(Some(&id), move |c| write(c, &statements))
-                },
-            )
+            let mut pooled = Pooled {
+                store: &store,
+                tenant: &tenant,
+                now,
+            };
+            drive(build(cx).as_mut(), &mut pooled, &mut sink)
         })
         .await
         .map_err(|e| HostError::internal(anyhow::anyhow!("flow task: {e}")))?
@@ -74,33 +94,117 @@ impl Store {
                 principal: &principal,
                 now,
             };
-            let c = std::cell::RefCell::new(c);
-            drive(
-                build(cx).as_mut(),
-                |statement, flow| feed(*c.borrow_mut(), statement, flow),
-                |statements| write(*c.borrow_mut(), &statements),
-            )
+            let mut within = Within {
+                c,
+                tenant: &tenant,
+                now,
+            };
+            let mut nowhere = |_| ControlFlow::Break(());
+            drive(build(cx).as_mut(), &mut within, &mut nowhere)?
+                .ok_or_else(|| HostError::internal(anyhow::anyhow!("a flow emitted bytes nowhere")))
         })
         .await
     }
 }
 
-/// Polls `flow` to its end, running its reads and writes.
+/// What a flow runs against: reads, writes and records.
+trait Runtime<A> {
+    fn read(&mut self, statement: &Statement, flow: &mut dyn Flow<Answer = A>) -> HostResult<()>;
+    fn write(&mut self, statements: Vec<Statement>) -> HostResult<Written>;
+    fn record(&mut self, record: Record) -> HostResult<Stored>;
+}
+
+/// Reads on the pool, each write and record a writer job.
+struct Pooled<'s> {
+    store: &'s Store,
+    tenant: &'s Arc<Tenant>,
+    now: Timestamp,
+}
+
+impl<A> Runtime<A> for Pooled<'_> {
+    fn read(&mut self, statement: &Statement, flow: &mut dyn Flow<Answer = A>) -> HostResult<()> {
+        self.store.read_blocking(|c| feed(c, statement, flow))
+    }
+
+    fn write(&mut self, statements: Vec<Statement>) -> HostResult<Written> {
+        let writer = &self.store.inner.writer;
+        writer.exec_blocking(Some(self.tenant.id()), move |c| write(c, &statements))
+    }
+
+    fn record(&mut self, record: Record) -> HostResult<Stored> {
+        let (tenant, now) = (self.tenant.clone(), self.now);
+        let writer = &self.store.inner.writer;
+        writer.exec_blocking(Some(self.tenant.id()), move |c| {
+            append(c, &tenant, record, now)
+        })
+    }
+}
+
+/// Everything inside one writer transaction.
+struct Within<'c> {
+    c: &'c mut dyn Conn,
+    tenant: &'c Tenant,
+    now: Timestamp,
+}
+
+impl<A> Runtime<A> for Within<'_> {
+    fn read(&mut self, statement: &Statement, flow: &mut dyn Flow<Answer = A>) -> HostResult<()> {
+        feed(self.c, statement, flow)
+    }
+
+    fn write(&mut self, statements: Vec<Statement>) -> HostResult<Written> {
+        write(self.c, &statements)
+    }
+
+    fn record(&mut self, record: Record) -> HostResult<Stored> {
+        append(self.c, self.tenant, record, self.now)
+    }
+}
+
+/// Polls `flow` to its end, running its reads and writes; `None` when `sink` stopped.
 fn drive<A>(
     flow: &mut dyn Flow<Answer = A>,
-    mut read: impl FnMut(&Statement, &mut dyn Flow<Answer = A>) -> HostResult<()>,
-    mut write: impl FnMut(Vec<Statement>) -> HostResult<Written>,
-) -> HostResult<A> {
+    runtime: &mut dyn Runtime<A>,
+    sink: &mut dyn FnMut(Vec<u8>) -> ControlFlow<()>,
+) -> HostResult<Option<A>> {
     loop {
         match flow.poll()? {
-            Step::Done(answer) => return Ok(answer),
-            Step::Read(statement) => read(&statement, flow)?,
+            Step::Done(answer) => return Ok(Some(answer)),
+            Step::Read(statement) => runtime.read(&statement, flow)?,
             Step::Write(statements) => {
-                let outcome = write(statements)?;
+                let outcome = runtime.write(statements)?;
                 flow.written(outcome)?;
+            }
+            Step::Record(record) => {
+                let stored = runtime.record(*record)?;
+                flow.recorded(stored)?;
+            }
+            Step::Fetch(segment) => {
+                return Err(HostError::internal(anyhow::anyhow!(
+                    "a flow asked for archived segment {}–{}; crm-host keeps no archive",
+                    segment.first_seq,
+                    segment.last_seq
+                )));
+            }
+            Step::Emit(bytes) => {
+                if sink(bytes).is_break() {
+                    return Ok(None);
+                }
             }
         }
     }
+}
+
+/// The record's statements, then the record appended to the chain.
+fn append(c: &mut dyn Conn, tenant: &Tenant, record: Record, now: Timestamp) -> HostResult<Stored> {
+    c.execute_all(&record.first)?;
+    let item = IngestItem {
+        activity: record.activity,
+        input_hash: record.input_hash,
+    };
+    super::record(c, tenant, vec![item], now.millis(), &mut Heads::new())?
+        .pop()
+        .ok_or_else(|| HostError::internal(anyhow::anyhow!("recording answered nothing")))
 }
 
 fn feed<A>(

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use crm_store::Dialect;
 
 pub use driver::{Conn, DbError};
-pub use flows::Build;
+pub use flows::{Build, Sink};
 pub use ingest::{Heads, IngestItem, record};
 pub use keys::{generate as generate_key, hash_key};
 pub use tenants::random_secret;
