@@ -93,10 +93,19 @@ pub fn tenant_prefix(tenant_id: &str) -> String {
 
 /// The tenant's segments holding records after `after_seq`, in order.
 pub fn segments_after(d: Dialect, tenant_id: &str, after_seq: u64) -> Statement {
+    segments_from(d, tenant_id, after_seq, "")
+}
+
+/// The first of [`segments_after`]: where a walk of the chain reads next.
+pub fn segment_after(d: Dialect, tenant_id: &str, after_seq: u64) -> Statement {
+    segments_from(d, tenant_id, after_seq, " LIMIT 1")
+}
+
+fn segments_from(d: Dialect, tenant_id: &str, after_seq: u64, limit: &str) -> Statement {
     d.stmt(
         &format!(
             "SELECT {SEGMENT_COLUMNS} FROM archives WHERE tenant_id = ?1 AND last_seq > ?2
-             ORDER BY first_seq LIMIT 1"
+             ORDER BY first_seq{limit}"
         ),
         vec![tenant_id.into(), seq(after_seq)],
     )

@@ -28,7 +28,7 @@ fn decode_bounds(rows: &mut Collected) -> Result<Bounds, FlowError> {
 
 /// The read asking for the first archived segment holding records after `after`.
 pub(super) fn segment_after(cx: &ReadContext<'_>, after: u64) -> Statement {
-    archive::segments_after(cx.dialect, cx.tenant(), after)
+    archive::segment_after(cx.dialect, cx.tenant(), after)
 }
 
 /// The segment that read found, if any.
