@@ -2,7 +2,9 @@
 //!
 //! - [`endpoints`] — every endpoint (operationId, tag, method, path, credential, body
 //!   limit, query parameters, answers), the router both runtimes match requests with,
-//!   and the OpenAPI 3.1 document built from it.
+//!   and the OpenAPI 3.1 document both serve.
+//! - [`document`] (feature `document`) — that document rendered from the table and
+//!   the types.
 //! - [`error`] — the error vocabulary: one [`ApiError`] (code → status, message,
 //!   details, and the retry hint sent as `Retry-After`).
 //! - [`request`] — what both runtimes check before and while reading a request: the
@@ -22,6 +24,8 @@ pub mod access;
 pub mod checkpoint;
 pub mod credits;
 pub mod dashboards;
+#[cfg(feature = "document")]
+pub mod document;
 pub mod edge;
 pub mod endpoints;
 pub mod erasure;

@@ -96,7 +96,7 @@ fn main() -> Result<()> {
         Task::ApiFuzz => api_fuzz::run(&root),
         Task::Tidy => tidy::run(&root),
         Task::Openapi => {
-            let document = crm_api::endpoints::document(env!("CARGO_PKG_VERSION"));
+            let document = crm_api::document::document(env!("CARGO_PKG_VERSION"));
             let path = root.join("crates/api/openapi.json");
             std::fs::write(&path, serde_json::to_string_pretty(&document)? + "\n")?;
             eprintln!("xtask: wrote {}", path.display());
