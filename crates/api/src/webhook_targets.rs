@@ -63,7 +63,15 @@ impl TargetPolicy {
                 "is longer than {MAX_URL_CHARS} characters"
             )));
         }
-        let url = Url::parse(text).map_err(|e| refuse(&format!("is not a URL: {e}")))?;
+        let url = Url::parse(text).map_err(|e| {
+            // Host names are ASCII here: the URL parser is built without Unicode
+            // host mapping (idna_adapter 1.0, ARCHITECTURE.md), which the edge's bundle
+            // could not afford; the punycode form names the same host.
+            if !text.is_ascii() {
+                return refuse("has a host name outside ASCII: send its punycode form (xn--…)");
+            }
+            refuse(&format!("is not a URL: {e}"))
+        })?;
         if !url.username().is_empty() || url.password().is_some() {
             return Err(refuse(
                 "may not carry credentials; the signature authenticates the engine",
@@ -195,6 +203,15 @@ mod tests {
         ] {
             assert!(p.check(ok).is_ok(), "{ok}");
         }
+    }
+
+    #[test]
+    fn a_unicode_host_is_refused_with_its_punycode_form_named_and_that_form_passes() {
+        let p = TargetPolicy::default();
+        let refused = p.check("https://bücher.example/hook").expect_err("refused");
+        assert_eq!(refused.status(), 400);
+        assert!(refused.message.contains("punycode"), "{}", refused.message);
+        assert!(p.check("https://xn--bcher-kva.example/hook").is_ok());
     }
 
     #[test]
