@@ -11,8 +11,8 @@ use crate::tls::TestCerts;
 
 struct Cluster {
     port: u16,
-    /// Kept so the folder outlives the cluster; removed by the watchdog.
-    _dir: PathBuf,
+    /// The cluster's folder (its data and its log); removed by the watchdog.
+    dir: PathBuf,
 }
 
 /// The directory holding `initdb` and `pg_ctl`: Debian's versioned folder, else PATH.
@@ -127,7 +127,7 @@ fn start(tls: Option<&TestCerts>) -> Cluster {
         .status()
         .expect("watchdog starts");
     assert!(started.success(), "watchdog starts");
-    Cluster { port, _dir: dir }
+    Cluster { port, dir }
 }
 
 fn cluster() -> &'static Cluster {
@@ -154,6 +154,26 @@ pub fn database() -> String {
 pub fn tls_database() -> (String, PathBuf) {
     let (cluster, certs) = tls_cluster();
     (create_database(cluster), certs.ca())
+}
+
+/// A fresh database whose every statement the server logs (`log_statement = all`, set
+/// on this database only), and the cluster's log file they are written to, as
+/// `LOG:  statement: …` or `LOG:  execute <name>: …` entries.
+pub fn logged_database() -> (String, PathBuf) {
+    let c = cluster();
+    let url = create_database(c);
+    let name = url.rsplit('/').next().unwrap_or_default().to_owned();
+    let admin = format!("postgresql://crm@127.0.0.1:{}/postgres", c.port);
+    std::thread::spawn(move || {
+        let mut client = postgres::Client::connect(&admin, postgres::NoTls)
+            .expect("connect to the test cluster");
+        client
+            .batch_execute(&format!("ALTER DATABASE {name} SET log_statement = 'all'"))
+            .expect("statements logged");
+    })
+    .join()
+    .expect("logging set");
+    (url, c.dir.join("log"))
 }
 
 /// Runs on a plain thread: the blocking client must stay off async runtime threads.

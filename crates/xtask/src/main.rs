@@ -6,6 +6,7 @@ mod bench;
 mod move_tenant;
 mod shards;
 mod tidy;
+mod worker_names;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -412,6 +413,9 @@ fn edge_build(root: &Path, path: &str) -> Result<()> {
         build.env(name, value);
     }
     step("worker-build --release", build)?;
+    let wasm = root.join("crates/worker/build/index_bg.wasm");
+    let removed = worker_names::strip(&wasm)?;
+    println!("xtask: worker names moved to index_bg.names ({removed} bytes out of the upload)");
     // The dashboard's wasm module, served from www/pkg by the worker's static assets.
     step(
         "crm-web for the worker's assets",

@@ -19,6 +19,7 @@ mod pg_reads;
 mod schema;
 mod support;
 mod surface;
+mod tenant_routing;
 mod tls;
 mod web_parity;
 mod webhooks;

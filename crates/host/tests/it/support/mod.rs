@@ -109,6 +109,15 @@ impl TestServer {
         TestServer::start_at(config, dir).await
     }
 
+    /// On the database at `db`.
+    pub async fn start_at_location(db: Location, kind: EngineKind) -> TestServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut config = ServerConfig::new(db, SocketAddr::from(([127, 0, 0, 1], 0)));
+        config.engine = kind;
+        config.fanout.spool_dir = dir.path().join("spool");
+        TestServer::start_at(config, dir).await
+    }
+
     /// A server with this configuration; `dir` holds its files.
     pub async fn start_at(config: ServerConfig, dir: tempfile::TempDir) -> TestServer {
         // Server logs appear in a failing test's output.
