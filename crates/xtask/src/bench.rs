@@ -68,8 +68,105 @@ fn free_port() -> Result<u16> {
         .port())
 }
 
+/// The CPU a process of the run is pinned to (`taskset`): the permission checks' server
+/// on one core and their load generator on the other, so neither measures the other's
+/// scheduling. `None` runs unpinned (one core, or no `taskset`).
+type Cpu = Option<u32>;
+
+/// `bin`, under `taskset -c cpu` when pinned.
+fn command(bin: &Path, cpu: Cpu) -> Command {
+    match cpu {
+        Some(c) => {
+            let mut cmd = Command::new("taskset");
+            cmd.arg("-c").arg(c.to_string()).arg(bin);
+            cmd
+        }
+        None => Command::new(bin),
+    }
+}
+
+/// Where the checks' server and load generator run: cores 0 and 1 when the machine has
+/// two and `taskset` is there.
+fn check_placement() -> (Cpu, Cpu) {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let taskset = Command::new("taskset")
+        .arg("-V")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if cores >= 2 && taskset {
+        (Some(0), Some(1))
+    } else {
+        (None, None)
+    }
+}
+
+/// Share of all cores busy over two seconds (from `/proc/stat`).
+fn cpu_busy() -> Result<f64> {
+    fn sample() -> Result<(u64, u64)> {
+        let stat = std::fs::read_to_string("/proc/stat")?;
+        let cpu: Vec<u64> = stat
+            .lines()
+            .next()
+            .context("/proc/stat is empty")?
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|v| v.parse().ok())
+            .collect();
+        // idle and iowait are the 4th and 5th figures.
+        let idle = cpu.get(3).copied().unwrap_or(0) + cpu.get(4).copied().unwrap_or(0);
+        Ok((cpu.iter().sum(), idle))
+    }
+    let (total0, idle0) = sample()?;
+    std::thread::sleep(Duration::from_secs(2));
+    let (total1, idle1) = sample()?;
+    let total = total1.saturating_sub(total0).max(1);
+    Ok(1.0 - idle1.saturating_sub(idle0) as f64 / total as f64)
+}
+
+/// Most of the machine's CPU others may use when a run starts: past it the figures
+/// would measure the other load (BENCHMARKS.md takes figures from a quiet machine).
+const MAX_BUSY_BEFORE_RUN: f64 = 0.10;
+
+/// Refuses to start on a busy machine unless `allow_busy`; answers what the summary
+/// records of the machine.
+pub fn machine(allow_busy: bool) -> Result<Value> {
+    let busy = cpu_busy()?;
+    let quiet = quiet(busy, allow_busy)?;
+    let (server, load) = check_placement();
+    Ok(json!({
+        "cpuBusyBeforeRun": busy,
+        "quiet": quiet,
+        "cores": std::thread::available_parallelism().map_or(1, |n| n.get()),
+        "checksServerCpu": server,
+        "checksLoadgenCpu": load,
+        "loadGenerator": "crm-host loadgen on the same machine",
+    }))
+}
+
+/// Whether a machine `busy` before the run is quiet; refuses a busy one unless
+/// `allow_busy`.
+fn quiet(busy: f64, allow_busy: bool) -> Result<bool> {
+    let quiet = busy <= MAX_BUSY_BEFORE_RUN;
+    if !quiet && !allow_busy {
+        bail!(
+            "the machine is busy: {:.0} % of its CPU was in use in the two seconds before the run \
+             (at most {:.0} %); figures from a busy machine are not figures. Stop the other load, \
+             or pass --allow-busy to run anyway with the summary saying so",
+            busy * 100.0,
+            MAX_BUSY_BEFORE_RUN * 100.0
+        );
+    }
+    Ok(quiet)
+}
+
 fn host(bin: &Path, args: &[&str]) -> Result<Value> {
-    let out = Command::new(bin)
+    host_on(bin, None, args)
+}
+
+fn host_on(bin: &Path, cpu: Cpu, args: &[&str]) -> Result<Value> {
+    let out = command(bin, cpu)
         .args(args)
         .stderr(Stdio::inherit())
         .output()
@@ -83,12 +180,16 @@ fn host(bin: &Path, args: &[&str]) -> Result<Value> {
 }
 
 fn serve(bin: &Path, db: &str, extra: &[&str]) -> Result<Server> {
+    serve_on(bin, None, db, extra)
+}
+
+fn serve_on(bin: &Path, cpu: Cpu, db: &str, extra: &[&str]) -> Result<Server> {
     let port = free_port()?;
     let mut args = vec!["serve", "--db", db, "--listen"];
     let listen = format!("127.0.0.1:{port}");
     args.push(&listen);
     args.extend(extra);
-    let child = Command::new(bin)
+    let child = command(bin, cpu)
         .args(&args)
         .env("CRM_LOG", "warn")
         .stdout(Stdio::null())
@@ -109,9 +210,13 @@ fn serve(bin: &Path, db: &str, extra: &[&str]) -> Result<Server> {
 }
 
 fn loadgen(bin: &Path, url: &str, key: &str, args: &[&str]) -> Result<Value> {
+    loadgen_on(bin, None, url, key, args)
+}
+
+fn loadgen_on(bin: &Path, cpu: Cpu, url: &str, key: &str, args: &[&str]) -> Result<Value> {
     let mut all = vec!["loadgen", "--url", url, "--key", key, "--json"];
     all.extend(args);
-    host(bin, &all)
+    host_on(bin, cpu, &all)
 }
 
 /// A tenant with a 200-user directory and an admin key, in `db`.
@@ -147,7 +252,7 @@ fn rss_kib(pid: u32) -> Result<u64> {
         .context("VmRSS")
 }
 
-pub fn run(root: &Path, sizes: Sizes) -> Result<()> {
+pub fn run(root: &Path, sizes: Sizes, machine: Value) -> Result<()> {
     step(
         "build crm-host (release)",
         cargo(&["build", "--release", "--locked", "-p", "crm-host"]),
@@ -156,6 +261,7 @@ pub fn run(root: &Path, sizes: Sizes) -> Result<()> {
     let tmp = tempfile_dir()?;
     let dir = tmp.as_path();
     let mut figures = serde_json::Map::new();
+    figures.insert("machine".into(), machine);
     let secs = sizes.ingest_seconds.to_string();
 
     eprintln!("xtask bench: raw rusqlite insert");
@@ -223,9 +329,11 @@ pub fn run(root: &Path, sizes: Sizes) -> Result<()> {
 
     eprintln!("xtask bench: permission checks over HTTP at 20,000/s");
     {
-        let s = serve(&bin, &db, &[])?;
-        let single = loadgen(
+        let (server_cpu, load_cpu) = check_placement();
+        let s = serve_on(&bin, server_cpu, &db, &[])?;
+        let single = loadgen_on(
             &bin,
+            load_cpu,
             &s.url,
             &key,
             &[
@@ -570,8 +678,15 @@ fn table(s: &Value) -> String {
             ),
             "p50 < 0.1 ms, p99 < 1 ms".to_owned(),
             format!(
-                "achieved {:.0} checks/s",
-                num(s, &["checks", "requestsPerSec"])
+                "achieved {:.0} checks/s; {}",
+                num(s, &["checks", "requestsPerSec"]),
+                match (
+                    s["machine"]["checksServerCpu"].as_u64(),
+                    s["machine"]["checksLoadgenCpu"].as_u64()
+                ) {
+                    (Some(a), Some(b)) => format!("server on CPU {a}, load generator on CPU {b}"),
+                    _ => "unpinned".to_owned(),
+                }
             ),
         ),
         (
@@ -620,10 +735,37 @@ fn table(s: &Value) -> String {
             format!("{} tenants × 200 users", s["memory"]["tenants"]),
         ),
     ];
-    let mut out =
-        String::from("| figure | measured | goal | comparison (same run) |\n|---|---|---|---|\n");
+    let mut out = String::new();
+    if s["machine"]["quiet"] == false {
+        out.push_str(&format!(
+            "**Not a figure: the machine was busy ({:.0} % CPU in use before the run).**\n\n",
+            num(s, &["machine", "cpuBusyBeforeRun"]) * 100.0
+        ));
+    }
+    out.push_str("| figure | measured | goal | comparison (same run) |\n|---|---|---|---|\n");
     for (a, b, c, d) in rows {
         out.push_str(&format!("| {a} | {b} | {c} | {d} |\n"));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_busy_machine_is_refused_unless_allowed_and_the_table_says_so() {
+        assert!(quiet(0.02, false).expect("quiet"));
+        let refused = quiet(0.5, false).expect_err("refused");
+        assert!(refused.to_string().contains("busy: 50 %"), "{refused}");
+        assert!(!quiet(0.5, true).expect("allowed"));
+        let summary = json!({ "machine": { "quiet": false, "cpuBusyBeforeRun": 0.5 } });
+        assert!(table(&summary).starts_with("**Not a figure: the machine was busy (50 %"));
+    }
+
+    #[test]
+    fn the_busy_share_is_a_fraction_of_the_machine() {
+        let busy = cpu_busy().expect("/proc/stat");
+        assert!((0.0..=1.0).contains(&busy), "{busy}");
+    }
 }

@@ -66,6 +66,9 @@ enum Task {
         /// ~30 min of seeding here; a smaller figure fits a small disk).
         #[arg(long)]
         rollup_activities: Option<u64>,
+        /// Run although the machine is busy; the summary says so.
+        #[arg(long)]
+        allow_busy: bool,
     },
 }
 
@@ -108,7 +111,9 @@ fn main() -> Result<()> {
         Task::Bench {
             quick,
             rollup_activities,
+            allow_busy,
         } => {
+            let machine = bench::machine(allow_busy)?;
             prereqs()?;
             let mut sizes = if quick {
                 bench::Sizes::quick()
@@ -118,7 +123,7 @@ fn main() -> Result<()> {
             if let Some(n) = rollup_activities {
                 sizes.report_rollups = n;
             }
-            bench::run(&root, sizes)
+            bench::run(&root, sizes, machine)
         }
     }
 }
@@ -472,7 +477,7 @@ fn deploy_dry_run(root: &Path, path: &str) -> Result<()> {
 
 /// The worker bundle's budget, gzip -9 bytes (docs/design.md §7: 1 MB; issue 29 asks
 /// for half): new code at the edge is weighed from the start, and CI fails past it.
-const WORKER_GZIP_BUDGET: usize = 900_000;
+const WORKER_GZIP_BUDGET: usize = 800_000;
 
 /// Fails when the built worker's wasm, compressed as `gzip -9`, is past the budget.
 fn bundle_budget(root: &Path) -> Result<()> {
