@@ -88,7 +88,7 @@ fn bench(c: &mut Criterion) {
     group.sample_size(10);
     group.bench_function("aggregate_100k_day", |b| {
         b.iter(|| {
-            let mut agg = Aggregate::new(GroupBy::Day, tz);
+            let mut agg = Aggregate::new(GroupBy::Day, tz.clone());
             agg.add_all(black_box(&rows)).expect("no overflow");
             black_box(agg.finish())
         })

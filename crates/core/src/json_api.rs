@@ -239,7 +239,7 @@ pub fn evaluate(setup: &Setup, op: &str, input: &Value) -> CoreResult<Value> {
                 Some(name) => ReportTz::parse(name)?,
                 None => setup.policy.report_tz()?,
             };
-            let mut agg = Aggregate::new(g, tz);
+            let mut agg = Aggregate::new(g, tz.clone());
             if op == "report" {
                 for _ in 0..repeat {
                     agg.add_all(&r.rows)?;
@@ -248,7 +248,7 @@ pub fn evaluate(setup: &Setup, op: &str, input: &Value) -> CoreResult<Value> {
                 // One partial aggregate per row, merged: must equal the plain report.
                 for _ in 0..repeat {
                     for row in &r.rows {
-                        let mut part = Aggregate::new(g, tz);
+                        let mut part = Aggregate::new(g, tz.clone());
                         part.add(row)?;
                         agg.merge(&part)?;
                     }

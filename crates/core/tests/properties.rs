@@ -103,9 +103,9 @@ proptest! {
         let g = GroupBy::parse(group).expect("known grouping");
         let tz = ReportTz::parse(tz).expect("known timezone");
         let at = if rows.is_empty() { 0 } else { split.index(rows.len() + 1) };
-        let mut whole = Aggregate::new(g, tz);
+        let mut whole = Aggregate::new(g, tz.clone());
         whole.add_all(&rows).expect("no overflow");
-        let (mut left, mut right) = (Aggregate::new(g, tz), Aggregate::new(g, tz));
+        let (mut left, mut right) = (Aggregate::new(g, tz.clone()), Aggregate::new(g, tz));
         left.add_all(&rows[..at]).expect("no overflow");
         right.add_all(&rows[at..]).expect("no overflow");
         // merge(b, a) as well: order of shards must not matter.

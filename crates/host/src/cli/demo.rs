@@ -5,7 +5,7 @@ use crm_core::duration::DAY_MS;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use chrono::{Datelike, TimeZone};
+use chrono::Datelike;
 use crm_core::directory::DirectorySpec;
 use crm_core::{Credits, TenantPolicy};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -253,11 +253,10 @@ const WEEKEND_ONE_IN: u32 = 12;
 
 /// A moment in the last 30 days with a working-week rhythm in the demo's timezone.
 fn working_moment(rng: &mut StdRng, now_ms: i64) -> i64 {
-    let tz: chrono_tz::Tz = DEMO_TIMEZONE.parse().expect("a known zone");
-    let today = chrono::DateTime::from_timestamp_millis(now_ms)
-        .expect("now is in range")
-        .with_timezone(&tz)
-        .date_naive();
+    let tz = crm_core::report::ReportTz::parse(DEMO_TIMEZONE).expect("a known zone");
+    let today = tz
+        .local(crm_core::Timestamp::from_millis(now_ms).expect("now is in range"))
+        .date();
     loop {
         let date = today - chrono::Days::new(rng.random_range(0..30));
         let weekend = matches!(date.weekday(), chrono::Weekday::Sat | chrono::Weekday::Sun);
@@ -270,10 +269,10 @@ fn working_moment(rng: &mut StdRng, now_ms: i64) -> i64 {
         let local = date
             .and_hms_opt(hour, rng.random_range(0..60), rng.random_range(0..60))
             .expect("valid time of day");
-        let Some(at) = tz.from_local_datetime(&local).earliest() else {
-            continue; // skipped by a daylight-saving change
+        let Some(at) = tz.instant(local) else {
+            continue;
         };
-        let ms = at.timestamp_millis() + rng.random_range(0..1000);
+        let ms = at.millis() + rng.random_range(0..1000);
         if ms <= now_ms {
             return ms;
         }
