@@ -1,15 +1,17 @@
 //! `POST /v1/subjects/{userId}/erase` for both runtimes: erasure by crypto-shredding
 //! (`crm_core::personal`). The rules and the answer are here; the statements are
-//! `crm_store::subject_keys` (destroy) and `crm_store::erasure` (scrub). A runtime:
-//! 1. checks the subject with [`subject`] (the directory must not list it any more);
-//! 2. at the edge, moves the rollup values of the subject's archived records first,
-//!    while its keys still open them (`crm_store::erasure::archived`, a segment per
-//!    transaction, within [`ERASE_QUERY_BUDGET`]);
-//! 3. in one transaction, counts and destroys the subject's keys and appends
-//!    [`record`] to the chain (refusing with [`unknown`] a subject it knows nothing of);
-//! 4. drives `crm_store::erasure::Scrub` for at most [`MAX_SCRUB_CHUNKS`] chunks, each
-//!    its own transaction, and answers [`ErasureAnswer`]; a request that stops short
-//!    says so (`complete: false`) and the same request again continues.
+//! `crm_store::subject_keys` (destroy) and `crm_store::erasure` (scrub); the flow both
+//! runtimes drive is `crate::flow::erasure`:
+//! 1. it checks the subject with [`subject`] (the directory must not list it any more)
+//!    and reads its keys (refusing with [`unknown`] a subject it knows nothing of);
+//! 2. it moves the rollup values of the subject's archived records first, while its
+//!    keys still open them (`crm_store::erasure::archived`, a segment per transaction;
+//!    the edge within [`ERASE_QUERY_BUDGET`]; crm-host has no archive);
+//! 3. in one transaction, it destroys the subject's keys and appends [`record`] to the
+//!    chain;
+//! 4. it drives `crm_store::erasure::Scrub` for at most [`MAX_SCRUB_CHUNKS`] chunks,
+//!    each its own transaction, and answers [`ErasureAnswer`]; a request that stops
+//!    short says so (`complete: false`) and the same request again continues.
 
 use crm_core::directory::CompiledDirectory;
 use crm_core::personal::Erasure;
