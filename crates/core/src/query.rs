@@ -40,35 +40,87 @@ impl Cursor {
     }
 }
 
-/// Which reads a report window `[from, to)` is made of: raw rows for its partial hours
-/// at the edges, the time tier for the temporal breakdown of its whole hours, and for
-/// the other breakdowns day rows for its whole UTC days and hour rows around them.
-/// Without a time tier (a zone no tier buckets exactly) or without a whole hour
-/// inside, everything is raw.
+/// Which reads a report window `[from, to)` is made of: the time tier for the temporal
+/// breakdown of its whole hours, day rows for its whole UTC days and hour rows around
+/// them for the other breakdowns, and for each partial hour at an edge either its raw
+/// rows or — when the rest of that hour holds less time — the hour's rollups less the
+/// raw rows of the rest ([`TrimmedHour`]). Without a time tier (a zone no tier buckets
+/// exactly) everything is raw.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReportPlan {
     pub raw: Vec<(i64, i64)>,
     /// `(tier, from, to)` reads of rollups.
     pub rollups: Vec<(Tier, i64, i64)>,
+    pub trimmed: Vec<TrimmedHour>,
 }
 
-pub fn plan(from: i64, to: i64, time_tier: Option<Tier>) -> ReportPlan {
+/// A partial hour `[from, to)` read as the rollups of its UTC hour less the raw rows
+/// of the rest of that hour. A report ending now reads its open hour this way: the
+/// rest of the hour lies in the future and holds (almost) nothing, so the report does
+/// not grow with the open hour's traffic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrimmedHour {
+    pub hour: i64,
+    pub from: i64,
+    pub to: i64,
+}
+
+impl TrimmedHour {
+    /// The raw ranges subtracted: the hour outside `[from, to)`.
+    pub fn rest(self) -> impl Iterator<Item = (i64, i64)> {
+        let end = self.hour + Tier::Hour.period_ms();
+        [(self.hour, self.from), (self.to, end)]
+            .into_iter()
+            .filter(|(a, b)| a < b)
+    }
+}
+
+/// The plan of `[from, to)`, read at `now`. Time after `now` holds only activities
+/// dated ahead of their recording (ingest accepts a few minutes), so it is costed as
+/// empty: a report ending now subtracts its open hour's future.
+pub fn plan(from: i64, to: i64, time_tier: Option<Tier>, now: i64) -> ReportPlan {
     let ceil = |t: i64, tier: Tier| tier.start(t + tier.period_ms() - 1);
-    let (first, last) = (ceil(from, Tier::Hour), Tier::Hour.start(to));
-    let Some(time_tier) = time_tier.filter(|_| first < last) else {
+    let Some(time_tier) = time_tier else {
         return ReportPlan {
             raw: vec![(from, to)],
             rollups: Vec::new(),
+            trimmed: Vec::new(),
         };
     };
-    let raw = [(from, first), (last, to)]
-        .into_iter()
-        .filter(|(a, b)| a < b)
-        .collect();
-    let mut rollups = vec![(time_tier, first, last)];
+    let (first, last) = (ceil(from, Tier::Hour), Tier::Hour.start(to));
+    let pieces = if first <= last {
+        vec![(from, first), (last, to)]
+    } else {
+        vec![(from, to)]
+    };
+    let mut out = ReportPlan {
+        raw: Vec::new(),
+        rollups: Vec::new(),
+        trimmed: Vec::new(),
+    };
+    for (a, b) in pieces.into_iter().filter(|(a, b)| a < b) {
+        let piece = TrimmedHour {
+            hour: Tier::Hour.start(a),
+            from: a,
+            to: b,
+        };
+        let rest: i64 = piece
+            .rest()
+            .map(|(x, y)| y.min(now).saturating_sub(x).max(0))
+            .sum();
+        if rest < b - a {
+            out.trimmed.push(piece);
+        } else {
+            out.raw.push((a, b));
+        }
+    }
+    if first >= last {
+        return out;
+    }
+    out.rollups.push((time_tier, first, last));
     let (day_first, day_last) = (ceil(first, Tier::Day), Tier::Day.start(last));
     if day_first < day_last {
-        rollups.extend(
+        out.rollups.extend(
             [
                 (Tier::Hour, first, day_first),
                 (Tier::Day, day_first, day_last),
@@ -78,9 +130,9 @@ pub fn plan(from: i64, to: i64, time_tier: Option<Tier>) -> ReportPlan {
             .filter(|(_, a, b)| a < b),
         );
     } else {
-        rollups.push((Tier::Hour, first, last));
+        out.rollups.push((Tier::Hour, first, last));
     }
-    ReportPlan { raw, rollups }
+    out
 }
 #[cfg(test)]
 mod tests {
@@ -112,15 +164,22 @@ mod tests {
     fn windows_split_into_raw_edges_hours_and_days() {
         let (h, d) = (Tier::Hour.period_ms(), Tier::Day.period_ms());
         let q = Some(Tier::TimeHour);
+        // Long after the window: each edge reads its smaller side raw.
+        let later = 100 * d;
         assert_eq!(
-            plan(h + 5, 4 * h + 7, q),
+            plan(h + 5, 4 * h + 7, q, later),
             ReportPlan {
-                raw: vec![(h + 5, 2 * h), (4 * h, 4 * h + 7)],
+                raw: vec![(4 * h, 4 * h + 7)],
                 rollups: vec![(Tier::TimeHour, 2 * h, 4 * h), (Tier::Hour, 2 * h, 4 * h)],
+                trimmed: vec![TrimmedHour {
+                    hour: h,
+                    from: h + 5,
+                    to: 2 * h
+                }],
             }
         );
         assert_eq!(
-            plan(d - h - 1, 3 * d + 2 * h, Some(Tier::TimeQuarter)),
+            plan(d - h - 1, 3 * d + 2 * h, Some(Tier::TimeQuarter), later),
             ReportPlan {
                 raw: vec![(d - h - 1, d - h)],
                 rollups: vec![
@@ -129,17 +188,47 @@ mod tests {
                     (Tier::Day, d, 3 * d),
                     (Tier::Hour, 3 * d, 3 * d + 2 * h),
                 ],
+                trimmed: vec![],
             }
         );
         assert_eq!(
-            plan(d, 2 * d, q).rollups,
+            plan(d, 2 * d, q, later).rollups,
             vec![(Tier::TimeHour, d, 2 * d), (Tier::Day, d, 2 * d)]
+        );
+        // Inside one hour: the smaller side, raw or trimmed.
+        assert_eq!(plan(h + 5, h + 9, q, later).raw, vec![(h + 5, h + 9)]);
+        assert_eq!(
+            plan(h + 5, 2 * h - 9, q, later).trimmed,
+            vec![TrimmedHour {
+                hour: h,
+                from: h + 5,
+                to: 2 * h - 9
+            }]
         );
         let all_raw = |from, to| ReportPlan {
             raw: vec![(from, to)],
             rollups: vec![],
+            trimmed: vec![],
         };
-        assert_eq!(plan(h + 5, 2 * h + 3, q), all_raw(h + 5, 2 * h + 3));
-        assert_eq!(plan(h, 3 * h, None), all_raw(h, 3 * h));
+        assert_eq!(plan(h, 3 * h, None, later), all_raw(h, 3 * h));
+    }
+
+    #[test]
+    fn a_window_ending_now_trims_its_open_hour_whatever_it_holds() {
+        let h = Tier::Hour.period_ms();
+        let q = Some(Tier::TimeQuarter);
+        // One minute into the hour, ending now: the rest of the hour is the future.
+        let now = 5 * h + 60_000;
+        let p = plan(2 * h, now + 1, q, now);
+        assert!(p.raw.is_empty(), "{p:?}");
+        let open = TrimmedHour {
+            hour: 5 * h,
+            from: 5 * h,
+            to: now + 1,
+        };
+        assert_eq!(p.trimmed, vec![open]);
+        assert_eq!(open.rest().collect::<Vec<_>>(), vec![(now + 1, 6 * h)]);
+        // The same window read an hour later: its last minute is cheaper raw.
+        assert_eq!(plan(2 * h, now + 1, q, 7 * h).raw, vec![(5 * h, now + 1)]);
     }
 }

@@ -374,24 +374,55 @@ const SUBTREE_BY_TIME_MAX_MS: i64 = 24 * 60 * 60 * 1000;
 /// Raw rows of a report part `[f.from, f.to)`.
 pub fn report_rows(d: Dialect, tenant_id: &str, f: &Filter) -> Statement {
     let c = clause(tenant_id, f);
+    let sql = format!(
+        "SELECT {} FROM {} WHERE {}",
+        report_columns(d),
+        report_source(d, f),
+        c.sql
+    );
+    d.stmt(&sql, c.params)
+}
+
+/// The columns [`decode_report_row`] reads, in its order.
+pub fn report_columns(d: Dialect) -> String {
+    format!(
+        "occurred_at, user_id, department_id, operation, outcome, entity_type, {},
+         location, auth_method, ip_address",
+        d.money("credits_units")
+    )
+}
+
+/// The typed nulls standing for [`report_columns`] in a union with other rows.
+pub fn report_nulls(d: Dialect) -> String {
+    let (int, text) = ("CAST(NULL AS BIGINT)", "CAST(NULL AS TEXT)");
+    [
+        int,
+        text,
+        text,
+        text,
+        text,
+        text,
+        &d.money(int),
+        text,
+        text,
+        text,
+    ]
+    .join(", ")
+}
+
+/// The table a report's raw rows of `f` are read from, with the index SQLite and D1
+/// must use for a subtree's short window (see [`SUBTREE_BY_TIME_MAX_MS`]).
+pub fn report_source(d: Dialect, f: &Filter) -> &'static str {
     let by_time = d != Dialect::Postgres
         && f.department_path.is_some()
         && f.user_id.is_none()
         && f.operation.is_none()
         && f.to.saturating_sub(f.from) <= SUBTREE_BY_TIME_MAX_MS;
-    let sql = format!(
-        "SELECT occurred_at, user_id, department_id, operation, outcome, entity_type, {},
-                location, auth_method, ip_address
-         FROM activities{} WHERE {}",
-        d.money("credits_units"),
-        if by_time {
-            " INDEXED BY activities_by_time"
-        } else {
-            ""
-        },
-        c.sql
-    );
-    d.stmt(&sql, c.params)
+    if by_time {
+        "activities INDEXED BY activities_by_time"
+    } else {
+        "activities"
+    }
 }
 
 pub fn decode_report_row(row: &Row) -> StoreResult<ReportRow> {

@@ -216,9 +216,42 @@ fn reads_with_every_filter_stay_within_d1_statement_limits() {
         metadata: Some(("source".to_owned(), "web".to_owned())),
     };
     within("listing::page", &[listing::page(d, "t", &f, None, 500)]);
-    let parts: Vec<Statement> = report::parts(d, "t", &f, None)
+    let now = crm_core::Timestamp(f.to);
+    let parts: Vec<Statement> = report::parts(d, "t", &f, None, now)
         .into_iter()
         .map(|p| p.statement)
         .collect();
     within("report::parts", &parts);
+    // A subtree's report ending in an open hour: trimmed at both edges.
+    let hour = 3_600_000;
+    let subtree = Filter {
+        department_path: f.department_path.clone(),
+        from: 1_750_000_000_000 - 1000 * hour + 60_000,
+        to: 1_750_000_000_000 + 1,
+        ..Filter::default()
+    };
+    let parts = report::parts(
+        d,
+        "t",
+        &subtree,
+        Some(crm_core::report::Tier::TimeQuarter),
+        now,
+    );
+    assert!(
+        parts
+            .iter()
+            .any(|p| matches!(p.kind, report::PartKind::Trimmed { .. })),
+        "{parts:?}"
+    );
+    let parts: Vec<Statement> = parts.into_iter().map(|p| p.statement).collect();
+    within("report::parts (trimmed)", &parts);
+    let pairs: Vec<(String, String)> = (0..report::NEWEST_PER_READ)
+        .map(|i| (format!("dept-{i}"), format!("crm.op.{i}")))
+        .collect();
+    let piece = crm_core::query::TrimmedHour {
+        hour: 0,
+        from: 0,
+        to: 60_000,
+    };
+    within("report::newest", &[report::newest(d, "t", piece, &pairs)]);
 }

@@ -145,12 +145,25 @@ pub fn report_rows(
         c.subtree(p);
     }
     let sql = format!(
-        "SELECT period_start, department_id, dimension, value, count, {}, latest
-         FROM report_rollups WHERE {}",
-        d.money("credits_units"),
+        "SELECT {} FROM report_rollups WHERE {}",
+        report_columns(d),
         c.sql
     );
     d.stmt(&sql, c.params)
+}
+
+/// The columns [`decode_report_row`] reads, in its order.
+pub fn report_columns(d: Dialect) -> String {
+    format!(
+        "period_start, department_id, dimension, value, count, {}, latest",
+        d.money("credits_units")
+    )
+}
+
+/// The typed nulls standing for [`report_columns`] in a union with other rows.
+pub fn report_nulls(d: Dialect) -> String {
+    let (int, text) = ("CAST(NULL AS BIGINT)", "CAST(NULL AS TEXT)");
+    [int, text, text, text, int, &d.money(int), int].join(", ")
 }
 
 pub fn decode_report_row(row: &Row) -> StoreResult<RollupRow> {

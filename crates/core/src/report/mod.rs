@@ -11,6 +11,7 @@ mod aggregate;
 mod bucket;
 mod rollup;
 mod row;
+mod trim;
 
 pub use aggregate::{
     Aggregate, CountCredits, MostActiveUser, OperationStat, RecentSummary, ReportBody, ReportFold,
@@ -19,3 +20,4 @@ pub use aggregate::{
 pub use bucket::{GroupBy, ReportTz};
 pub use rollup::{Dimension, ReportInput, RollupRow, Tier};
 pub use row::ReportRow;
+pub use trim::{TrimFold, Trimmed};

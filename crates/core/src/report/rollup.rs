@@ -139,6 +139,24 @@ impl Dimension {
     }
 }
 
+impl Dimension {
+    /// This dimension's value in a raw report row, as a rollup row stores it (an
+    /// empty value is stored as absent).
+    pub fn value_of_row(self, r: &ReportRow) -> Option<&str> {
+        match self {
+            Dimension::Time => None,
+            Dimension::Operation => Some(r.operation.as_str()),
+            Dimension::EntityType => r.entity_type.as_deref(),
+            Dimension::Outcome => Some(r.outcome.as_str()),
+            Dimension::User => Some(r.user_id.as_str()),
+            Dimension::Location => r.location.as_deref(),
+            Dimension::AuthMethod => r.authentication_method.as_deref(),
+            Dimension::IpAddress => r.ip_address.as_deref(),
+        }
+        .filter(|v| !v.is_empty())
+    }
+}
+
 /// One stored rollup row as a report reads it: the activities of one department in
 /// one period with one value of one dimension.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
