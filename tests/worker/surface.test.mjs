@@ -20,6 +20,8 @@ let upstreamHangs = false;
 const SIGNING_SECRET = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
 const signedIds = new Set();
 let badSignatures = 0;
+// Why each refused delivery was refused, for the assertion's message.
+const refusedSignatures = [];
 const call = (...args) => callAt(url, ...args);
 const activity = (id, userId, operation, extra = {}) => ({ id, userId, operation, ...extra });
 
@@ -37,8 +39,9 @@ before(async () => {
       try {
         new Webhook(SIGNING_SECRET).verify(body, req.headers);
         signedIds.add(req.headers['webhook-id']);
-      } catch {
+      } catch (e) {
         badSignatures += 1;
+        refusedSignatures.push(`${e.message} (webhook-timestamp ${req.headers['webhook-timestamp']}, received ${Math.floor(Date.now() / 1000)}, ${body.length} bytes)`);
         res.writeHead(401).end();
         return;
       }
@@ -281,7 +284,7 @@ test('the cron pass delivers to the upstream after its failures, every id once o
     return received.some((x) => x.id === 'up-2');
   }, 90_000);
   assert.ok(upstreamFailures >= 2, 'the stub refused first');
-  assert.equal(badSignatures, 0, 'every delivery verifies with the standardwebhooks library');
+  assert.equal(badSignatures, 0, `every delivery verifies with the standardwebhooks library: ${refusedSignatures.join('; ')}`);
   assert.ok(signedIds.size >= 1);
   for (const id of sent.ids) assert.ok(received.some((x) => x.id === id), `${id} delivered`);
   // Each tenant's chain in order (a pass delivers every tenant of the shard).
@@ -313,7 +316,7 @@ test('credit alert events reach the upstream from the cron pass', async () => {
   const mine = receivedAlerts.filter((x) => x.tenantId === 'edge-b');
   assert.deepEqual(mine.map((x) => [x.ruleId, x.state]), [['up-low', 'fired'], ['up-low', 'resolved']]);
   assert.ok(mine[0].entry < mine[1].entry);
-  assert.equal(badSignatures, 0);
+  assert.equal(badSignatures, 0, refusedSignatures.join('; '));
 });
 
 // Issue 25.3: the upstream is off the write path — an upstream that never answers

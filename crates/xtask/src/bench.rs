@@ -303,6 +303,13 @@ pub fn run(root: &Path, sizes: Sizes, machine: Value) -> Result<()> {
     figures.insert("ingest".into(), plain.clone());
     save(root, &figures)?;
 
+    eprintln!("xtask bench: a 30-day report while ingest runs at 20,000/s");
+    figures.insert(
+        "reportDuringIngest".into(),
+        report_during_ingest(&bin, &db, &key, &secs)?,
+    );
+    save(root, &figures)?;
+
     eprintln!("xtask bench: HTTP ingest on PostgreSQL");
     let on_postgres = {
         let db = crm_testkit::postgres::database();
@@ -507,6 +514,68 @@ pub fn run(root: &Path, sizes: Sizes, machine: Value) -> Result<()> {
     Ok(())
 }
 
+/// The dashboard's default report (`since=30d`) before, during and after ingest paced
+/// at 20,000 activities/s into the same tenant: the open hour fills while it is read.
+fn report_during_ingest(bin: &Path, db: &str, key: &str, secs: &str) -> Result<Value> {
+    const REPORT: &str = "/v1/reports?since=30d";
+    let s = serve(bin, db, &[])?;
+    let before = measure_get(&s.url, key, REPORT, 5)?;
+    // 40 requests of 500 per second: 20,000 activities/s.
+    let load = command(bin, None)
+        .args([
+            "loadgen",
+            "--url",
+            &s.url,
+            "--key",
+            key,
+            "--json",
+            "--mix",
+            "ingest",
+            "--clients",
+            "8",
+            "--batch",
+            "500",
+            "--rate",
+            "40",
+            "--seconds",
+            secs,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("starting the ingest load")?;
+    std::thread::sleep(Duration::from_secs(1));
+    let mut load = load;
+    let mut during = Vec::new();
+    while load.try_wait()?.is_none() {
+        let start = Instant::now();
+        ureq_json(&format!("{}{REPORT}", s.url), key)?;
+        during.push(start.elapsed().as_secs_f64() * 1_000.0);
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let out = load.wait_with_output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let ingest: Value = serde_json::from_str(text.lines().last().unwrap_or_default())
+        .context("the ingest load's summary")?;
+    let after = measure_get(&s.url, key, REPORT, 5)?;
+    let open: Value = ureq_json(&format!("{}/v1/reports?since=1h", s.url), key)?;
+    during.sort_by(f64::total_cmp);
+    let at = |q: f64| {
+        during
+            .get(((during.len() as f64 - 1.0) * q).round() as usize)
+            .copied()
+    };
+    Ok(json!({
+        "beforeMs": before,
+        "duringSamples": during.len(),
+        "duringP50Ms": at(0.5),
+        "duringMaxMs": during.last(),
+        "afterMs": after,
+        "openHourActivities": open["totalActivities"],
+        "ingest": ingest,
+    }))
+}
+
 /// Batch enrichment and batch checks through both engines (`crates/host/benches/engines.rs`),
 /// as criterion's median per 100-item batch, in µs.
 fn component_vs_native(root: &Path) -> Result<Value> {
@@ -696,6 +765,23 @@ fn table(s: &Value) -> String {
             format!(
                 "p99 {:.3} ms per request",
                 num(s, &["checksBatched", "latencyMs", "p99"])
+            ),
+        ),
+        (
+            "30-day tenant report while ingest runs (paced 20,000/s)",
+            format!(
+                "p50 {:.1} ms, max {:.1} ms",
+                num(s, &["reportDuringIngest", "duringP50Ms"]),
+                num(s, &["reportDuringIngest", "duringMaxMs"])
+            ),
+            "< 50 ms".to_owned(),
+            format!(
+                "before {:.1} ms, after {:.1} ms with {} activities in the last hour; ingest achieved {:.0}/s; {} samples",
+                num(s, &["reportDuringIngest", "beforeMs"]),
+                num(s, &["reportDuringIngest", "afterMs"]),
+                s["reportDuringIngest"]["openHourActivities"],
+                num(s, &["reportDuringIngest", "ingest", "itemsPerSec"]),
+                s["reportDuringIngest"]["duringSamples"]
             ),
         ),
         (
