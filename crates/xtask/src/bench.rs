@@ -252,6 +252,9 @@ fn rss_kib(pid: u32) -> Result<u64> {
         .context("VmRSS")
 }
 
+/// The ingest load of every ingest figure: 8 clients posting batches of 500.
+const INGEST_LOAD: &[&str] = &["--mix", "ingest", "--clients", "8", "--batch", "500"];
+
 pub fn run(root: &Path, sizes: Sizes, machine: Value) -> Result<()> {
     step(
         "build crm-host (release)",
@@ -288,16 +291,7 @@ pub fn run(root: &Path, sizes: Sizes, machine: Value) -> Result<()> {
             &bin,
             &s.url,
             &key,
-            &[
-                "--mix",
-                "ingest",
-                "--clients",
-                "8",
-                "--batch",
-                "500",
-                "--seconds",
-                &secs,
-            ],
+            &[INGEST_LOAD, &["--seconds", &secs]].concat(),
         )?
     };
     figures.insert("ingest".into(), plain.clone());
@@ -319,16 +313,7 @@ pub fn run(root: &Path, sizes: Sizes, machine: Value) -> Result<()> {
             &bin,
             &s.url,
             &key,
-            &[
-                "--mix",
-                "ingest",
-                "--clients",
-                "8",
-                "--batch",
-                "500",
-                "--seconds",
-                &secs,
-            ],
+            &[INGEST_LOAD, &["--seconds", &secs]].concat(),
         )?
     };
     figures.insert("ingestPostgres".into(), on_postgres);
@@ -410,16 +395,7 @@ pub fn run(root: &Path, sizes: Sizes, machine: Value) -> Result<()> {
                     &bin,
                     &s.url,
                     &key,
-                    &[
-                        "--mix",
-                        "ingest",
-                        "--clients",
-                        "8",
-                        "--batch",
-                        "500",
-                        "--seconds",
-                        &secs,
-                    ],
+                    &[INGEST_LOAD, &["--seconds", &secs]].concat(),
                 )?;
                 std::thread::sleep(Duration::from_secs(3));
                 let metrics: Value = ureq_json(&format!("{}/v1/metrics", s.url), &key)?;
@@ -521,31 +497,15 @@ fn report_during_ingest(bin: &Path, db: &str, key: &str, secs: &str) -> Result<V
     let s = serve(bin, db, &[])?;
     let before = measure_get(&s.url, key, REPORT, 5)?;
     // 40 requests of 500 per second: 20,000 activities/s.
-    let load = command(bin, None)
-        .args([
-            "loadgen",
-            "--url",
-            &s.url,
-            "--key",
-            key,
-            "--json",
-            "--mix",
-            "ingest",
-            "--clients",
-            "8",
-            "--batch",
-            "500",
-            "--rate",
-            "40",
-            "--seconds",
-            secs,
-        ])
+    let mut load = command(bin, None)
+        .args(["loadgen", "--url", &s.url, "--key", key, "--json"])
+        .args(INGEST_LOAD)
+        .args(["--rate", "40", "--seconds", secs])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .context("starting the ingest load")?;
     std::thread::sleep(Duration::from_secs(1));
-    let mut load = load;
     let mut during = Vec::new();
     while load.try_wait()?.is_none() {
         let start = Instant::now();
