@@ -165,7 +165,7 @@ pub fn lookup(d: Dialect, tenant_id: &str, ids: &[&str]) -> Vec<Statement> {
             );
             let mut params = vec![Value::from(tenant_id)];
             params.extend(chunk.iter().map(|id| Value::from(*id)));
-            d.stmt(&sql, params)
+            d.stmt(&sql, params).planned_each_time()
         })
         .collect()
 }

@@ -17,10 +17,7 @@ pub fn apply(conn: &mut dyn Conn) -> DbResult<()> {
 }
 
 fn scalar(conn: &mut dyn Conn, sql: &str) -> DbResult<i64> {
-    let rows = conn.query(&crm_store::Statement {
-        sql: sql.to_owned(),
-        params: Vec::new(),
-    })?;
+    let rows = conn.query(&crm_store::Statement::new(sql.to_owned(), Vec::new()))?;
     rows.first()
         .map(|r: &Row| r.int(0))
         .transpose()

@@ -15,6 +15,7 @@ mod isolation;
 mod multi_host;
 mod openapi;
 mod operator;
+mod pg_plans;
 mod pg_reads;
 mod schema;
 mod support;
