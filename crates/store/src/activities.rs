@@ -157,15 +157,30 @@ pub fn lookup(d: Dialect, tenant_id: &str, ids: &[&str]) -> Vec<Statement> {
     ids.chunks(per)
         .map(|chunk| {
             let marks: Vec<String> = (0..chunk.len()).map(|i| format!("?{}", i + 2)).collect();
-            let sql = format!(
-                "SELECT id, input_hash, seq, outcome, {}, hash, occurred_at
-                 FROM activities WHERE tenant_id = ?1 AND id IN ({})",
-                d.money("credits_units"),
-                marks.join(", ")
+            let columns = format!(
+                "id, input_hash, seq, outcome, {}, hash, occurred_at",
+                d.money("credits_units")
             );
+            let sql = match d {
+                Dialect::Sqlite | Dialect::D1 => format!(
+                    "SELECT {columns} FROM activities WHERE tenant_id = ?1 AND id IN ({})",
+                    marks.join(", ")
+                ),
+                // One primary-key probe per id, whatever the statistics say: before
+                // `activities` is first analysed, PostgreSQL rates `id IN (500 ids)`
+                // (or a join on them) as matching every row and reads the tenant's
+                // rows to filter or hash them. `LIMIT 1` keeps the lateral subquery
+                // from being flattened into such a join; an id is unique per tenant.
+                Dialect::Postgres => format!(
+                    "SELECT found.* FROM unnest(ARRAY[{}]::text[]) AS wanted(id)
+                     CROSS JOIN LATERAL (SELECT {columns} FROM activities
+                       WHERE tenant_id = ?1 AND activities.id = wanted.id LIMIT 1) AS found",
+                    marks.join(", ")
+                ),
+            };
             let mut params = vec![Value::from(tenant_id)];
             params.extend(chunk.iter().map(|id| Value::from(*id)));
-            d.stmt(&sql, params).planned_each_time()
+            d.stmt(&sql, params)
         })
         .collect()
 }

@@ -39,7 +39,10 @@ impl Dialect {
 
     /// A statement for this dialect.
     pub fn stmt(self, sql: &str, params: Vec<Value>) -> Statement {
-        Statement::new(self.render(sql), params)
+        Statement {
+            sql: self.render(sql),
+            params,
+        }
     }
 
     /// The larger of two values: SQLite's two-argument `MAX`, PostgreSQL's `GREATEST`.

@@ -55,30 +55,6 @@ pub fn seq(v: u64) -> Value {
 pub struct Statement {
     pub sql: String,
     pub params: Vec<Value>,
-    /// Planned with this execution's parameters every time, never from a cached
-    /// generic plan ([`Statement::planned_each_time`]).
-    pub plan_each_time: bool,
-}
-
-impl Statement {
-    pub fn new(sql: String, params: Vec<Value>) -> Statement {
-        Statement {
-            sql,
-            params,
-            plan_each_time: false,
-        }
-    }
-
-    /// For a key lookup in a table that grows from empty. PostgreSQL switches a
-    /// prepared statement to a generic plan after five executions and keeps it until
-    /// the table is analysed; one made while `activities` was empty read the tenant's
-    /// rows through an index on `tenant_id` alone and filtered the ids (measured:
-    /// 165 ms per lookup at 200,000 rows, ingest falling to a few hundred a second).
-    /// SQLite and D1 plan each statement anyway.
-    pub fn planned_each_time(mut self) -> Statement {
-        self.plan_each_time = true;
-        self
-    }
 }
 
 /// One result row, columns in `SELECT` order.

@@ -17,7 +17,10 @@ pub fn apply(conn: &mut dyn Conn) -> DbResult<()> {
 }
 
 fn scalar(conn: &mut dyn Conn, sql: &str) -> DbResult<i64> {
-    let rows = conn.query(&crm_store::Statement::new(sql.to_owned(), Vec::new()))?;
+    let rows = conn.query(&crm_store::Statement {
+        sql: sql.to_owned(),
+        params: Vec::new(),
+    })?;
     rows.first()
         .map(|r: &Row| r.int(0))
         .transpose()

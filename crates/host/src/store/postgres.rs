@@ -137,22 +137,16 @@ const READ_STATEMENT_TIMEOUT_MS: u32 = 30_000;
 const PREPARED_CACHE: usize = 256;
 
 impl PgConn {
-    /// The prepared form of `st`: cached by SQL text, or — for a statement planned each
-    /// time — prepared afresh, so the server plans it with this execution's parameters
-    /// (a statement executed fewer than six times never gets a generic plan).
-    fn prepare(&mut self, st: &Statement) -> DbResult<postgres::Statement> {
-        if st.plan_each_time {
-            return self.client.prepare(&st.sql).map_err(map_err);
+    fn prepare(&mut self, sql: &str) -> DbResult<postgres::Statement> {
+        if let Some(st) = self.prepared.get(sql) {
+            return Ok(st.clone());
         }
-        if let Some(prepared) = self.prepared.get(&st.sql) {
-            return Ok(prepared.clone());
-        }
-        let prepared = self.client.prepare(&st.sql).map_err(map_err)?;
+        let st = self.client.prepare(sql).map_err(map_err)?;
         if self.prepared.len() >= PREPARED_CACHE {
             self.prepared.clear();
         }
-        self.prepared.insert(st.sql.clone(), prepared.clone());
-        Ok(prepared)
+        self.prepared.insert(sql.to_owned(), st.clone());
+        Ok(st)
     }
 }
 
@@ -194,7 +188,7 @@ impl Conn for PgConn {
     }
 
     fn query(&mut self, st: &Statement) -> DbResult<Vec<Row>> {
-        let prepared = self.prepare(st)?;
+        let prepared = self.prepare(&st.sql)?;
         let owned = params(&st.params);
         let refs: Vec<&(dyn ToSql + Sync)> = owned.iter().map(AsRef::as_ref).collect();
         let rows = self.client.query(&prepared, &refs).map_err(map_err)?;
@@ -215,7 +209,7 @@ impl Conn for PgConn {
         st: &Statement,
         f: &mut dyn FnMut(&Row) -> ControlFlow<()>,
     ) -> DbResult<()> {
-        let prepared = self.prepare(st)?;
+        let prepared = self.prepare(&st.sql)?;
         let owned = params(&st.params);
         let mut rows = self
             .client
@@ -234,7 +228,7 @@ impl Conn for PgConn {
     }
 
     fn execute(&mut self, st: &Statement) -> DbResult<u64> {
-        let prepared = self.prepare(st)?;
+        let prepared = self.prepare(&st.sql)?;
         let owned = params(&st.params);
         let refs: Vec<&(dyn ToSql + Sync)> = owned.iter().map(AsRef::as_ref).collect();
         self.client.execute(&prepared, &refs).map_err(map_err)
