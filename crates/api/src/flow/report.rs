@@ -359,14 +359,25 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_report_ending_now_reads_its_open_hour_from_rollups() {
+    /// A tenant report over the last three hours on `dialect`, each read answered by
+    /// `rows`; also the statements it asked for.
+    fn last_three_hours(
+        dialect: Dialect,
+        rows: impl FnMut(&crm_store::Statement) -> Vec<Row>,
+    ) -> (Result<Report, FlowError>, Vec<crm_store::Statement>) {
         let snap = snapshot();
         let principal = key();
-        let cx = context(Dialect::D1, &snap, &principal);
-        let flow = ReportFlow::new(cx, Subject::Tenant, params(&[("since", "3h")]));
+        let cx = context(dialect, &snap, &principal);
+        run(
+            ReportFlow::new(cx, Subject::Tenant, params(&[("since", "3h")])),
+            rows,
+        )
+    }
+
+    #[test]
+    fn a_report_ending_now_reads_its_open_hour_from_rollups() {
         let at = now().millis() - 60_000;
-        let (report, asked) = run(flow, |st| {
+        let (report, asked) = last_three_hours(Dialect::D1, |st| {
             if is_trimmed(st) && covers(st, at) {
                 rollups_of(
                     &[("user-123", 2_500), ("user-200", 500)],
@@ -399,14 +410,10 @@ mod tests {
 
     #[test]
     fn a_newest_instant_past_the_window_is_read_again() {
-        let snap = snapshot();
-        let principal = key();
-        let cx = context(Dialect::Sqlite, &snap, &principal);
-        let flow = ReportFlow::new(cx, Subject::Tenant, params(&[("since", "3h")]));
         let at = now().millis() - 60_000;
         // Recorded with an instant two minutes ahead: in the hour's rollups, not the window.
         let ahead = now().millis() + 120_000;
-        let (report, asked) = run(flow, |st| {
+        let (report, asked) = last_three_hours(Dialect::Sqlite, |st| {
             if is_trimmed(st) && covers(st, at) {
                 let mut rows = rollups_of(
                     &[("user-123", 2_500), ("user-200", 500), ("user-123", 100)],
@@ -444,13 +451,9 @@ mod tests {
 
     #[test]
     fn a_trimmed_hour_that_does_not_add_up_is_read_raw() {
-        let snap = snapshot();
-        let principal = key();
-        let cx = context(Dialect::Postgres, &snap, &principal);
-        let flow = ReportFlow::new(cx, Subject::Tenant, params(&[("since", "3h")]));
         let at = now().millis() - 60_000;
         let ahead = now().millis() + 120_000;
-        let (report, asked) = run(flow, |st| {
+        let (report, asked) = last_three_hours(Dialect::Postgres, |st| {
             if is_trimmed(st) && covers(st, at) {
                 // A rest row no rollup counts (its values scrubbed, say).
                 vec![marked(None, Some(raw(ahead, "user-123", 100)))]

@@ -252,55 +252,49 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_rest_no_rollup_counts_reads_the_piece_raw() {
+    /// The first minute of hour 7 folded from the hour rollups of `counted` and the
+    /// raw rows `rest`.
+    fn first_minute(counted: &[ReportRow], rest: &[ReportRow]) -> Option<Trimmed> {
         let hour = 7 * H;
         let piece = TrimmedHour {
             hour,
             from: hour,
             to: hour + 60_000,
         };
-        let counted = raw(hour + 10, "u1", "a", None, 1);
         let mut fold = TrimFold::new(piece, Tier::TimeHour);
-        for r in rollups(&[counted], Tier::TimeHour) {
+        for r in rollups(counted, Tier::TimeHour) {
             fold.add(ReportInput::Rollup(r)).expect("adds");
         }
+        for r in rest {
+            fold.add(ReportInput::Activity(r.clone())).expect("adds");
+        }
+        fold.finish()
+    }
+
+    #[test]
+    fn a_rest_no_rollup_counts_reads_the_piece_raw() {
+        let hour = 7 * H;
         // An erased subject's scrubbed IP, counted under its old value.
-        fold.add(ReportInput::Activity(raw(
-            hour + 120_000,
-            "u1",
-            "a",
-            Some("10.9.9.9"),
-            1,
-        )))
-        .expect("adds");
-        assert_eq!(fold.finish(), None);
+        let scrubbed = raw(hour + 120_000, "u1", "a", Some("10.9.9.9"), 1);
+        assert_eq!(
+            first_minute(&[raw(hour + 10, "u1", "a", None, 1)], &[scrubbed]),
+            None
+        );
         // A rest row inside the piece is no rest.
-        let mut fold = TrimFold::new(piece, Tier::TimeHour);
-        fold.add(ReportInput::Activity(raw(hour + 10, "u1", "a", None, 1)))
-            .expect("adds");
-        assert_eq!(fold.finish(), None);
+        assert_eq!(
+            first_minute(&[], &[raw(hour + 10, "u1", "a", None, 1)]),
+            None
+        );
     }
 
     #[test]
     fn an_unsettled_newest_instant_reads_the_piece_raw() {
         let hour = 7 * H;
-        let piece = TrimmedHour {
-            hour,
-            from: hour,
-            to: hour + 60_000,
-        };
         let rows = [
             raw(hour + 10, "u1", "a", None, 1),
             raw(hour + 90_000, "u1", "a", None, 1),
         ];
-        let mut fold = TrimFold::new(piece, Tier::TimeHour);
-        for r in rollups(&rows, Tier::TimeHour) {
-            fold.add(ReportInput::Rollup(r)).expect("adds");
-        }
-        fold.add(ReportInput::Activity(rows[1].clone()))
-            .expect("adds");
-        let trimmed = fold.finish().expect("adds up");
+        let trimmed = first_minute(&rows, &rows[1..]).expect("adds up");
         assert_eq!(trimmed.stale(), vec![("d1".to_owned(), "a".to_owned())]);
         assert_eq!(trimmed.into_rows(), None);
     }
