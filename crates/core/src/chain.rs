@@ -16,40 +16,56 @@ pub const GENESIS: &str = "00000000000000000000000000000000000000000000000000000
 /// than relying on serde_json's map order, which a `preserve_order` feature enabled by
 /// any crate in a build would silently change.
 pub fn canonical_json(value: &Value) -> String {
-    let mut out = String::new();
-    write_canonical(value, &mut out);
-    out
+    let mut out = Vec::new();
+    write_canonical(value, None, &mut out);
+    // The serializer writes UTF-8 only; the lossy path is never taken.
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
-fn write_canonical(value: &Value, out: &mut String) {
+/// Writes `value` canonically into `out`, leaving out the key `skip` of the outermost
+/// object. Strings and scalars go through serde_json's compact serializer (what
+/// `Value`'s `Display` runs), straight into `out`: no text per key or value.
+fn write_canonical(value: &Value, skip: Option<&str>, out: &mut Vec<u8>) {
     match value {
         Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            out.push('{');
-            for (i, k) in keys.into_iter().enumerate() {
+            let mut entries: Vec<(&String, &Value)> = map
+                .iter()
+                .filter(|(k, _)| Some(k.as_str()) != skip)
+                .collect();
+            entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            out.push(b'{');
+            for (i, (k, v)) in entries.into_iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
-                out.push_str(&Value::String(k.clone()).to_string());
-                out.push(':');
-                write_canonical(&map[k], out);
+                write_scalar(k, out);
+                out.push(b':');
+                write_canonical(v, None, out);
             }
-            out.push('}');
+            out.push(b'}');
         }
         Value::Array(items) => {
-            out.push('[');
+            out.push(b'[');
             for (i, v) in items.iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
-                write_canonical(v, out);
+                write_canonical(v, None, out);
             }
-            out.push(']');
+            out.push(b']');
         }
-        scalar => out.push_str(&scalar.to_string()),
+        scalar => write_scalar(scalar, out),
     }
 }
+
+fn write_scalar<T: Serialize + ?Sized>(scalar: &T, out: &mut Vec<u8>) {
+    // Writing JSON scalars and strings into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, scalar);
+}
+
+/// Room for a typical activity's canonical form (~1.2 KB), so writing it rarely grows
+/// the buffer.
+const CANONICAL_CAPACITY: usize = 2048;
 
 fn to_value<T: Serialize>(item: &T) -> Value {
     serde_json::to_value(item).expect("activities always serialize")
@@ -59,13 +75,12 @@ fn to_value<T: Serialize>(item: &T) -> Value {
 /// so a record hashes alike whether read open, erased or as stored
 /// (`crate::personal`).
 pub fn compute_hash(activity: &Activity) -> String {
-    let mut value = to_value(&*crate::personal::stored_form(activity));
-    if let Value::Object(map) = &mut value {
-        map.remove("hash");
-    }
+    let value = to_value(&*crate::personal::stored_form(activity));
+    let mut canonical = Vec::with_capacity(CANONICAL_CAPACITY);
+    write_canonical(&value, Some("hash"), &mut canonical);
     let mut hasher = Sha256::new();
     hasher.update(activity.prev_hash.as_bytes());
-    hasher.update(canonical_json(&value).as_bytes());
+    hasher.update(&canonical);
     hex::encode(hasher.finalize())
 }
 
@@ -184,4 +199,24 @@ pub fn verify(activities: &[Activity], prev_hash: &str, first_seq: u64) -> CoreR
         })?;
     }
     Ok(v.last_hash().to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::write_canonical;
+    use serde_json::json;
+
+    #[test]
+    fn only_the_outermost_hash_is_left_out() {
+        let mut out = Vec::new();
+        write_canonical(
+            &json!({ "hash": "a", "z": 1, "b": { "hash": 2, "a": [true, null] } }),
+            Some("hash"),
+            &mut out,
+        );
+        assert_eq!(
+            String::from_utf8(out).expect("UTF-8"),
+            r#"{"b":{"a":[true,null],"hash":2},"z":1}"#
+        );
+    }
 }

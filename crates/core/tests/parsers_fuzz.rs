@@ -202,6 +202,31 @@ proptest! {
         prop_assert_eq!(canonical_json(&back), once);
     }
 
+    /// The canonical writer (keys written straight into one buffer) writes what the
+    /// definition says, as this oracle spells it out: keys sorted by their bytes, each
+    /// key and scalar as `Value`'s own compact text. Every stored hash depends on it.
+    #[test]
+    fn canonical_json_is_sorted_compact_json(v in json_value()) {
+        fn oracle(v: &Value) -> String {
+            match v {
+                Value::Object(map) => {
+                    let mut keys: Vec<&String> = map.keys().collect();
+                    keys.sort();
+                    let fields: Vec<String> = keys
+                        .into_iter()
+                        .map(|k| format!("{}:{}", Value::String(k.clone()), oracle(&map[k])))
+                        .collect();
+                    format!("{{{}}}", fields.join(","))
+                }
+                Value::Array(items) => {
+                    format!("[{}]", items.iter().map(oracle).collect::<Vec<_>>().join(","))
+                }
+                scalar => scalar.to_string(),
+            }
+        }
+        prop_assert_eq!(canonical_json(&v), oracle(&v));
+    }
+
     /// The one-pass operation-name check agrees with the grammar as written in
     /// `names.rs`: dot-separated non-empty segments of `[a-z0-9_-]`, at most 8
     /// segments and 128 bytes.

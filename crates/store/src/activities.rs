@@ -68,13 +68,20 @@ fn row_values(
 
 /// `(?1, …, ?w), (?w+1, …)`: `rows` tuples of `width` numbered placeholders.
 pub(crate) fn tuples(rows: usize, width: usize) -> String {
-    (0..rows)
-        .map(|r| {
-            let marks: Vec<String> = (1..=width).map(|c| format!("?{}", r * width + c)).collect();
-            format!("({})", marks.join(", "))
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
+    use std::fmt::Write;
+    // Written into one string: a batch of 500 activities has 11,000 placeholders.
+    let mut out = String::with_capacity(rows * width * 7);
+    for r in 0..rows {
+        out.push_str(if r == 0 { "(" } else { ", (" });
+        for c in 1..=width {
+            if c > 1 {
+                out.push_str(", ");
+            }
+            let _ = write!(out, "?{}", r * width + c);
+        }
+        out.push(')');
+    }
+    out
 }
 
 /// The insert of one sealed activity. A second row with the same id or seq is refused
@@ -116,7 +123,8 @@ pub fn insert_many(
     let per = (d.max_params() / COLUMN_COUNT).clamp(1, MAX_ROWS_PER_INSERT);
     let rows: Vec<(&Activity, (&Arrival<'_>, &Searchable))> =
         sealed.iter().zip(arrivals.iter().zip(searchable)).collect();
-    rows.chunks(per)
+    d.row_chunks(&rows, per)
+        .into_iter()
         .map(|chunk| {
             let mut params = Vec::with_capacity(chunk.len() * COLUMN_COUNT);
             for (a, (arrival, clear)) in chunk {
@@ -460,6 +468,12 @@ pub fn decode_report_row(row: &Row) -> StoreResult<ReportRow> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tuples_number_their_placeholders_row_by_row() {
+        assert_eq!(tuples(1, 1), "(?1)");
+        assert_eq!(tuples(2, 3), "(?1, ?2, ?3), (?4, ?5, ?6)");
+    }
 
     #[test]
     fn a_short_subtree_window_reads_through_the_time_index_on_sqlite() {

@@ -106,6 +106,29 @@ impl Dialect {
         }
     }
 
+    /// `items` cut into the row groups of multi-row statements of at most `per` rows.
+    /// SQLite and PostgreSQL keep a prepared statement per SQL text, so a remainder is
+    /// cut into power-of-two groups whose texts recur from batch to batch: preparing a
+    /// new text of hundreds of rows cost more than running it. D1 takes one group per
+    /// `per` rows and the remainder whole, since every statement counts against an
+    /// invocation's query allowance.
+    pub fn row_chunks<T>(self, items: &[T], per: usize) -> Vec<&[T]> {
+        let per = per.max(1);
+        let whole = items.len() / per * per;
+        let mut out: Vec<&[T]> = items[..whole].chunks(per).collect();
+        let mut rest = &items[whole..];
+        while !rest.is_empty() {
+            let take = match self {
+                Dialect::D1 => rest.len(),
+                Dialect::Sqlite | Dialect::Postgres => 1 << rest.len().ilog2(),
+            };
+            let (head, tail) = rest.split_at(take);
+            out.push(head);
+            rest = tail;
+        }
+        out
+    }
+
     /// The longest SQL text one statement may have: D1 refuses past 100 KB; SQLite's
     /// and PostgreSQL's limits are far beyond anything rendered here.
     pub fn max_sql_bytes(self) -> usize {
@@ -140,6 +163,20 @@ impl Dialect {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_remainder_is_cut_into_recurring_sizes_except_on_d1() {
+        let items: Vec<u32> = (0..1_213).collect();
+        let sizes = |d: Dialect| -> Vec<usize> {
+            let chunks = d.row_chunks(&items, 500);
+            assert_eq!(chunks.concat(), items, "every row once, in order");
+            chunks.iter().map(|c| c.len()).collect()
+        };
+        assert_eq!(sizes(Dialect::Sqlite), [500, 500, 128, 64, 16, 4, 1]);
+        assert_eq!(sizes(Dialect::Postgres), [500, 500, 128, 64, 16, 4, 1]);
+        assert_eq!(sizes(Dialect::D1), [500, 500, 213]);
+        assert!(Dialect::Sqlite.row_chunks(&items[..0], 500).is_empty());
+    }
 
     #[test]
     fn postgres_numbers_placeholders_with_dollars_outside_literals() {

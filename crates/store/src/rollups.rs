@@ -81,8 +81,8 @@ const MAX_ROWS_PER_UPSERT: usize = 500;
 /// folded keys are distinct, so no statement touches a row twice).
 pub fn upserts(d: Dialect, tenant_id: &str, folded: &[(Key<'_>, Sums)]) -> Vec<Statement> {
     let per = (d.max_params() / ROLLUP_WIDTH).clamp(1, MAX_ROWS_PER_UPSERT);
-    folded
-        .chunks(per)
+    d.row_chunks(folded, per)
+        .into_iter()
         .map(|chunk| {
             let sql = format!(
                 "INSERT INTO report_rollups (tenant_id, tier, period_start, department_path,

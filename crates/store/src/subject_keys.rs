@@ -167,8 +167,8 @@ impl Sealing {
     pub fn inserts(&self, d: Dialect, tenant_id: &str, now: Timestamp) -> Vec<Statement> {
         const WIDTH: usize = 5;
         let per = (d.max_params() / WIDTH).clamp(1, 500);
-        self.created
-            .chunks(per)
+        d.row_chunks(&self.created, per)
+            .into_iter()
             .map(|chunk| {
                 let mut params = Vec::with_capacity(chunk.len() * WIDTH);
                 for (subject, key) in chunk {

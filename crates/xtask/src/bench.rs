@@ -4,7 +4,9 @@
 //!
 //! Steps: build `crm-host` (release); a raw rusqlite insert of enriched rows (the
 //! reference); HTTP ingest through `crm-host serve` on SQLite and on PostgreSQL (a
-//! throw-away cluster from `crm-testkit`), and with the Redis and upstream sinks;
+//! throw-away cluster from `crm-testkit`), from one host and from two over one
+//! PostgreSQL, and with the Redis and upstream sinks; the writer's work per activity
+//! by part (`crm-host bench ingest-parts`, and without each index of `activities`);
 //! permission checks over HTTP at a paced 20,000/s; reports over 1 M raw and 10 M
 //! rollup-backed activities; resident memory per tenant at 1,000 tenants; batch
 //! enrichment and checks through the component beside native (criterion).
@@ -26,6 +28,8 @@ pub struct Sizes {
     pub report_raw: u64,
     pub report_rollups: u64,
     pub tenants: usize,
+    /// Activities of each `ingest-parts` run (one per index, and one with all).
+    pub parts_activities: usize,
 }
 
 impl Sizes {
@@ -36,6 +40,7 @@ impl Sizes {
             report_raw: 1_000_000,
             report_rollups: 10_000_000,
             tenants: 1_000,
+            parts_activities: 100_000,
         }
     }
 
@@ -46,6 +51,7 @@ impl Sizes {
             report_raw: 50_000,
             report_rollups: 200_000,
             tenants: 50,
+            parts_activities: 5_000,
         }
     }
 }
@@ -319,6 +325,17 @@ pub fn run(root: &Path, sizes: Sizes, machine: Value) -> Result<()> {
     figures.insert("ingestPostgres".into(), on_postgres);
     save(root, &figures)?;
 
+    eprintln!("xtask bench: one host and two hosts over one PostgreSQL");
+    figures.insert("hostsPostgres".into(), hosts_over_postgres(&bin, &secs)?);
+    save(root, &figures)?;
+
+    eprintln!("xtask bench: what each part of the writer's work costs");
+    figures.insert(
+        "ingestParts".into(),
+        ingest_parts(&bin, dir, sizes.parts_activities)?,
+    );
+    save(root, &figures)?;
+
     eprintln!("xtask bench: permission checks over HTTP at 20,000/s");
     {
         let (server_cpu, load_cpu) = check_placement();
@@ -488,6 +505,130 @@ pub fn run(root: &Path, sizes: Sizes, machine: Value) -> Result<()> {
     println!("{}", table(&summary));
     eprintln!("xtask bench: wrote {}", out.display());
     Ok(())
+}
+
+/// The secondary indexes of `activities` (migrations 0001 and 0007). Each one's cost
+/// is the difference between an `ingest-parts` run without it and one with all.
+const ACTIVITY_INDEXES: &[&str] = &[
+    "activities_by_seq",
+    "activities_by_time",
+    "activities_by_user",
+    "activities_by_department",
+    "activities_by_operation",
+    "activities_by_entity",
+];
+
+/// Runs of each `ingest-parts` layout: one run's figures vary by a quarter from the
+/// next on this machine (fsync and page-cache timing), more than one index costs.
+const PARTS_RUNS: usize = 3;
+
+/// The run with the median total of `runs`, with every run's total and the median
+/// time of the activity rows beside it.
+fn median_run(mut runs: Vec<Value>) -> Value {
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+    };
+    let rows = median(
+        runs.iter()
+            .map(|r| num(r, &["perActivity", "INSERT activities", "us"]))
+            .collect(),
+    );
+    let totals: Vec<f64> = runs.iter().map(|r| num(r, &["totalUs"])).collect();
+    runs.sort_by(|a, b| num(a, &["totalUs"]).total_cmp(&num(b, &["totalUs"])));
+    let mut chosen = runs.swap_remove(runs.len() / 2);
+    chosen["runsTotalUs"] = json!(totals);
+    chosen["activityRowsMedianUs"] = json!(rows);
+    chosen
+}
+
+/// The writer's per-activity work by part on SQLite (with every index, then without
+/// each one in turn, each run on a new file) and on new PostgreSQL databases.
+fn ingest_parts(bin: &Path, dir: &Path, activities: usize) -> Result<Value> {
+    let n = activities.to_string();
+    let run = |db: &str, index: Option<&str>| {
+        let mut args = vec!["bench", "ingest-parts", "--db", db, "--activities", &n];
+        args.extend(index.map(|i| ["--drop-index", i]).into_iter().flatten());
+        host(bin, &args)
+    };
+    let sqlite = |index: Option<&str>| -> Result<Value> {
+        let runs = (0..PARTS_RUNS)
+            .map(|_| {
+                let db = path(dir, "parts.db");
+                for suffix in ["", "-wal", "-shm"] {
+                    let _ = std::fs::remove_file(format!("{db}{suffix}"));
+                }
+                run(&db, index)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(median_run(runs))
+    };
+    let every_index = sqlite(None)?;
+    let mut without = serde_json::Map::new();
+    for index in ACTIVITY_INDEXES {
+        without.insert((*index).into(), sqlite(Some(index))?);
+    }
+    let postgres = (0..PARTS_RUNS)
+        .map(|_| run(&crm_testkit::postgres::database(), None))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(json!({ "sqlite": every_index, "sqliteWithout": without, "postgres": median_run(postgres) }))
+}
+
+/// Tenants written at once by each layout, each by its own load generator.
+const HOSTS_TENANTS: usize = 4;
+
+/// Ingest into one PostgreSQL database from one `crm-host serve`, then from two, for
+/// `HOSTS_TENANTS` new tenants each (tenant i on host i mod hosts); the sum of the
+/// load generators' rates per layout, and their ratio.
+fn hosts_over_postgres(bin: &Path, secs: &str) -> Result<Value> {
+    let db = crm_testkit::postgres::database();
+    let layout = |hosts: usize| -> Result<Value> {
+        let keys = (0..HOSTS_TENANTS)
+            .map(|i| tenant(bin, &db, &format!("hosts{hosts}-{i}"), 0))
+            .collect::<Result<Vec<_>>>()?;
+        let servers = (0..hosts)
+            .map(|_| serve(bin, &db, &[]))
+            .collect::<Result<Vec<_>>>()?;
+        let loads = keys
+            .iter()
+            .enumerate()
+            .map(|(i, key)| {
+                command(bin, None)
+                    .args(["loadgen", "--url", &servers[i % hosts].url, "--key", key])
+                    .args([
+                        "--json",
+                        "--mix",
+                        "ingest",
+                        "--clients",
+                        "2",
+                        "--batch",
+                        "500",
+                    ])
+                    .args(["--seconds", secs])
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .context("starting a load generator")
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mut per_tenant = Vec::new();
+        for load in loads {
+            let out = load.wait_with_output()?;
+            let text = String::from_utf8_lossy(&out.stdout);
+            per_tenant.push(
+                serde_json::from_str::<Value>(text.lines().last().unwrap_or_default())
+                    .context("a load generator's summary")?,
+            );
+        }
+        let total: f64 = per_tenant.iter().map(|v| num(v, &["itemsPerSec"])).sum();
+        Ok(
+            json!({ "hosts": hosts, "tenants": HOSTS_TENANTS, "itemsPerSec": total, "perTenant": per_tenant }),
+        )
+    };
+    let one = layout(1)?;
+    let two = layout(2)?;
+    let ratio = num(&two, &["itemsPerSec"]) / num(&one, &["itemsPerSec"]);
+    Ok(json!({ "oneHost": one, "twoHosts": two, "ratio": ratio }))
 }
 
 /// The dashboard's default report (`since=30d`) before, during and after ingest paced
@@ -689,6 +830,28 @@ fn table(s: &Value) -> String {
             ),
         ),
         (
+            "Ingest from one host and from two over one PostgreSQL",
+            format!(
+                "two hosts {:.0} activities/s",
+                num(s, &["hostsPostgres", "twoHosts", "itemsPerSec"])
+            ),
+            "— (the ratio is the figure)".to_owned(),
+            format!(
+                "one host {:.0}/s → {:.2}×; {HOSTS_TENANTS} tenants, each 2 clients × 500",
+                num(s, &["hostsPostgres", "oneHost", "itemsPerSec"]),
+                num(s, &["hostsPostgres", "ratio"])
+            ),
+        ),
+        (
+            "The writer's work per activity (SQLite, batches of 500)",
+            format!("{:.1} µs", num(s, &["ingestParts", "sqlite", "totalUs"])),
+            "20 µs (50,000/s)".to_owned(),
+            format!(
+                "PostgreSQL {:.1} µs; parts in the table below",
+                num(s, &["ingestParts", "postgres", "totalUs"])
+            ),
+        ),
+        (
             "Ingest with Redis + upstream sinks",
             format!("{sinks:.0} activities/s"),
             "≥ 0.8× without".to_owned(),
@@ -792,6 +955,50 @@ fn table(s: &Value) -> String {
     for (a, b, c, d) in rows {
         out.push_str(&format!("| {a} | {b} | {c} | {d} |\n"));
     }
+    out.push('\n');
+    out.push_str(&parts_table(&s["ingestParts"]));
+    out
+}
+
+/// The writer's per-activity work by part (µs), SQLite beside PostgreSQL, then what
+/// each index of `activities` adds on SQLite.
+fn parts_table(p: &Value) -> String {
+    let us = |run: &Value, part: &str| num(run, &["perActivity", part, "us"]);
+    let mut names: Vec<&String> = ["sqlite", "postgres"]
+        .iter()
+        .filter_map(|b| p[*b]["perActivity"].as_object())
+        .flat_map(|m| m.keys())
+        .collect();
+    names.sort();
+    names.dedup();
+    let mut out = String::from(
+        "| part of the writer's work | SQLite µs/activity | PostgreSQL µs/activity |\n|---|---:|---:|\n",
+    );
+    for name in names {
+        out.push_str(&format!(
+            "| {name} | {:.2} | {:.2} |\n",
+            us(&p["sqlite"], name),
+            us(&p["postgres"], name)
+        ));
+    }
+    out.push_str(&format!(
+        "| **total** | **{:.1}** | **{:.1}** |\n\n",
+        num(&p["sqlite"], &["totalUs"]),
+        num(&p["postgres"], &["totalUs"])
+    ));
+    out.push_str("| index of `activities` (SQLite) | its cost, µs/activity (median of the activity rows' time) | total without it |\n|---|---:|---:|\n");
+    let (all_rows, all) = (
+        num(&p["sqlite"], &["activityRowsMedianUs"]),
+        num(&p["sqlite"], &["totalUs"]),
+    );
+    for index in ACTIVITY_INDEXES {
+        let run = &p["sqliteWithout"][*index];
+        out.push_str(&format!(
+            "| `{index}` | {:.2} | {:.1} µs (all: {all:.1}) |\n",
+            all_rows - num(run, &["activityRowsMedianUs"]),
+            num(run, &["totalUs"])
+        ));
+    }
     out
 }
 
@@ -807,6 +1014,42 @@ mod tests {
         assert!(!quiet(0.5, true).expect("allowed"));
         let summary = json!({ "machine": { "quiet": false, "cpuBusyBeforeRun": 0.5 } });
         assert!(table(&summary).starts_with("**Not a figure: the machine was busy (50 %"));
+    }
+
+    #[test]
+    fn an_index_costs_what_the_activity_rows_save_without_it() {
+        let run = |rows: f64, total: f64| {
+            json!({ "totalUs": total, "perActivity": {
+                "INSERT activities": { "us": rows }, "sealing and planning": { "us": 30.0 } } })
+        };
+        // Three runs each; the median run is chosen by its total, the rows' time is
+        // the median of the rows' times.
+        let runs = |rows: f64, total: f64| {
+            median_run(vec![
+                run(rows + 9.0, total + 1.0),
+                run(rows, total - 5.0),
+                run(rows - 1.0, total),
+            ])
+        };
+        let mut without = serde_json::Map::new();
+        for (i, index) in ACTIVITY_INDEXES.iter().enumerate() {
+            without.insert((*index).into(), runs(40.0 - i as f64, 90.0 - i as f64));
+        }
+        let parts = json!({ "sqlite": runs(40.0, 90.0), "postgres": runs(50.0, 120.0),
+                            "sqliteWithout": without });
+        let table = parts_table(&parts);
+        assert!(
+            table.contains("| sealing and planning | 30.00 | 30.00 |"),
+            "{table}"
+        );
+        assert!(
+            table.contains("| **total** | **90.0** | **120.0** |"),
+            "{table}"
+        );
+        assert!(
+            table.contains("| `activities_by_user` | 2.00 | 88.0 µs (all: 90.0) |"),
+            "{table}"
+        );
     }
 
     #[test]

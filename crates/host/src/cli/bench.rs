@@ -18,7 +18,7 @@ use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 
 use super::parse_location;
-use crate::engine::{NativeEngine, RawActivity, SharedEngine};
+use crate::engine::{NativeEngine, RawActivity, SharedEngine, Tenant};
 use crate::service::{App, admin, clock};
 use crate::store::{IngestItem, Location, Store};
 
@@ -57,6 +57,9 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 200)]
         users: usize,
     },
+    /// What each part of the writer's per-activity work costs (statements by table,
+    /// sealing, commit), optionally without one index.
+    IngestParts(super::ingest_parts::IngestPartsArgs),
     /// An upstream batch API that accepts everything and counts it.
     UpstreamStub {
         #[arg(long)]
@@ -143,21 +146,21 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
         } => seed(&db, &tenant, activities, days, users).await,
         BenchCommand::RawInsert { db, rows, batch } => raw_insert(&db, rows, batch),
         BenchCommand::Tenants { db, count, users } => tenants(&db, count, users).await,
+        BenchCommand::IngestParts(args) => super::ingest_parts::run(args).await,
         BenchCommand::UpstreamStub { listen } => upstream_stub(listen).await,
     }
 }
 
-/// Enriches and sends the batch through the store (chain, rollups, ledger), off HTTP.
-async fn seed(
+/// A store with the bench tenant (policy, `users` synthetic users, ample credits),
+/// created unless it exists, and the service over it.
+pub async fn bench_tenant(
     db: &Location,
     tenant_id: &str,
-    total: u64,
-    days: u32,
     users: usize,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<(App, Arc<Tenant>)> {
     let engine: SharedEngine = Arc::new(NativeEngine);
     let store = Store::open(db)?;
-    let app = App::new(store.clone(), engine.clone());
+    let app = App::new(store.clone(), engine);
     if store.tenant(tenant_id).await.is_err() {
         admin::create_tenant_in(
             &store,
@@ -170,9 +173,68 @@ async fn seed(
         .await?;
     }
     let tenant = app.tenants.get(tenant_id, None).await?;
+    Ok((app, tenant))
+}
+
+/// Synthetic traffic, enriched as a request would be: the same seed gives the same
+/// activities.
+pub struct Synthetic {
+    rng: StdRng,
+    users: usize,
+}
+
+impl Synthetic {
+    pub fn new(users: usize) -> Synthetic {
+        Synthetic {
+            rng: StdRng::seed_from_u64(7),
+            users,
+        }
+    }
+
+    /// One activity occurring at `at`, enriched at `now` for one of the users.
+    pub fn item(
+        &mut self,
+        app: &App,
+        tenant: &Tenant,
+        now: Timestamp,
+        at: i64,
+        input_hash: String,
+    ) -> anyhow::Result<IngestItem> {
+        let input = activity(&mut self.rng, self.users, at);
+        let u: usize = input["userId"]
+            .as_str()
+            .and_then(|s| s[5..].parse().ok())
+            .unwrap_or(0);
+        let ip = address(&mut self.rng, u);
+        let raw = RawActivity {
+            input_json: input.to_string(),
+            generated_id: app.ids.next(now),
+        };
+        let mut enriched =
+            app.engine
+                .enrich_batch(tenant, now, Some(&ip), std::slice::from_ref(&raw))?;
+        let activity = enriched
+            .pop()
+            .ok_or_else(|| anyhow::anyhow!("the engine answered no activity"))??;
+        Ok(IngestItem {
+            activity,
+            input_hash,
+        })
+    }
+}
+
+/// Enriches and sends the batch through the store (chain, rollups, ledger), off HTTP.
+async fn seed(
+    db: &Location,
+    tenant_id: &str,
+    total: u64,
+    days: u32,
+    users: usize,
+) -> anyhow::Result<()> {
+    let (app, tenant) = bench_tenant(db, tenant_id, users).await?;
     let now = clock::now();
     let span = i64::from(days) * crm_core::duration::DAY_MS;
-    let mut rng = StdRng::seed_from_u64(7);
+    let mut synthetic = Synthetic::new(users);
     let bar = ProgressBar::new(total).with_style(
         ProgressStyle::with_template("seeding [{bar:40}] {pos}/{len} ({per_sec})")
             .expect("valid template"),
@@ -181,28 +243,15 @@ async fn seed(
     let mut done = 0;
     while done < total {
         let n = BATCH.min(total - done);
-        let mut items = Vec::with_capacity(n as usize);
-        for i in 0..n {
-            let at = now.millis() - span + ((done + i) as i64 * span / total as i64);
-            let input = activity(&mut rng, users, at);
-            let u: usize = input["userId"]
-                .as_str()
-                .and_then(|s| s[5..].parse().ok())
-                .unwrap_or(0);
-            let ip = address(&mut rng, u);
-            let raw = RawActivity {
-                input_json: input.to_string(),
-                generated_id: app.ids.next(now),
-            };
-            let mut enriched =
-                engine.enrich_batch(&tenant, now, Some(&ip), std::slice::from_ref(&raw))?;
-            let activity = enriched.pop().expect("one answer")?;
-            items.push(IngestItem {
-                activity,
-                input_hash: format!("seed-{}", done + i),
-            });
-        }
-        store.ingest(tenant.clone(), items, now.millis()).await?;
+        let items = (0..n)
+            .map(|i| {
+                let at = now.millis() - span + ((done + i) as i64 * span / total as i64);
+                synthetic.item(&app, &tenant, now, at, format!("seed-{}", done + i))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        app.store
+            .ingest(tenant.clone(), items, now.millis())
+            .await?;
         done += n;
         bar.set_position(done);
     }

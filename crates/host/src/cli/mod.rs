@@ -3,6 +3,7 @@
 mod bench;
 mod config;
 mod demo;
+mod ingest_parts;
 mod loadgen;
 mod records;
 mod replay;
