@@ -17,21 +17,18 @@ pub const GENESIS: &str = "00000000000000000000000000000000000000000000000000000
 /// any crate in a build would silently change.
 pub fn canonical_json(value: &Value) -> String {
     let mut out = Vec::new();
-    write_canonical(value, None, &mut out);
+    write_canonical(value, &mut out);
     // The serializer writes UTF-8 only; the lossy path is never taken.
     String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
-/// Writes `value` canonically into `out`, leaving out the key `skip` of the outermost
-/// object. Strings and scalars go through serde_json's compact serializer (what
-/// `Value`'s `Display` runs), straight into `out`: no text per key or value.
-fn write_canonical(value: &Value, skip: Option<&str>, out: &mut Vec<u8>) {
+/// Writes `value` canonically into `out`. Strings and scalars go through serde_json's
+/// compact serializer (what `Value`'s `Display` runs), straight into `out`: no text per
+/// key or value.
+fn write_canonical(value: &Value, out: &mut Vec<u8>) {
     match value {
         Value::Object(map) => {
-            let mut entries: Vec<(&String, &Value)> = map
-                .iter()
-                .filter(|(k, _)| Some(k.as_str()) != skip)
-                .collect();
+            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
             entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
             out.push(b'{');
             for (i, (k, v)) in entries.into_iter().enumerate() {
@@ -40,7 +37,7 @@ fn write_canonical(value: &Value, skip: Option<&str>, out: &mut Vec<u8>) {
                 }
                 write_scalar(k, out);
                 out.push(b':');
-                write_canonical(v, None, out);
+                write_canonical(v, out);
             }
             out.push(b'}');
         }
@@ -50,7 +47,7 @@ fn write_canonical(value: &Value, skip: Option<&str>, out: &mut Vec<u8>) {
                 if i > 0 {
                     out.push(b',');
                 }
-                write_canonical(v, None, out);
+                write_canonical(v, out);
             }
             out.push(b']');
         }
@@ -67,17 +64,17 @@ fn write_scalar<T: Serialize + ?Sized>(scalar: &T, out: &mut Vec<u8>) {
 /// the buffer.
 const CANONICAL_CAPACITY: usize = 2048;
 
-fn to_value<T: Serialize>(item: &T) -> Value {
-    serde_json::to_value(item).expect("activities always serialize")
-}
-
 /// Hash of an activity given its `prev_hash` (already set on it): of its stored form,
 /// so a record hashes alike whether read open, erased or as stored
 /// (`crate::personal`).
 pub fn compute_hash(activity: &Activity) -> String {
-    let value = to_value(&*crate::personal::stored_form(activity));
     let mut canonical = Vec::with_capacity(CANONICAL_CAPACITY);
-    write_canonical(&value, Some("hash"), &mut canonical);
+    crate::canonical::write(
+        &*crate::personal::stored_form(activity),
+        Some("hash"),
+        &mut canonical,
+    )
+    .expect("activities always serialize");
     let mut hasher = Sha256::new();
     hasher.update(activity.prev_hash.as_bytes());
     hasher.update(&canonical);
@@ -199,24 +196,4 @@ pub fn verify(activities: &[Activity], prev_hash: &str, first_seq: u64) -> CoreR
         })?;
     }
     Ok(v.last_hash().to_owned())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::write_canonical;
-    use serde_json::json;
-
-    #[test]
-    fn only_the_outermost_hash_is_left_out() {
-        let mut out = Vec::new();
-        write_canonical(
-            &json!({ "hash": "a", "z": 1, "b": { "hash": 2, "a": [true, null] } }),
-            Some("hash"),
-            &mut out,
-        );
-        assert_eq!(
-            String::from_utf8(out).expect("UTF-8"),
-            r#"{"b":{"a":[true,null],"hash":2},"z":1}"#
-        );
-    }
 }

@@ -6,6 +6,7 @@
 
 pub mod activity;
 pub mod alerts;
+pub mod canonical;
 pub mod chain;
 pub mod conformance;
 pub mod credits;

@@ -13,6 +13,7 @@ use crm_core::query::Cursor;
 use crm_core::{Timestamp, viewer_token};
 use proptest::prelude::*;
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 
 const FIXTURE: &str = include_str!("../../../tests/conformance/fixtures/acme.json");
 
@@ -225,6 +226,31 @@ proptest! {
             }
         }
         prop_assert_eq!(canonical_json(&v), oracle(&v));
+    }
+
+    /// Canonical JSON written straight from a value's `Serialize` is what it was as a
+    /// `Value` tree: for any JSON value, and for the hash of an activity carrying it as
+    /// metadata (the chain's definition: the stored form less `hash`, after
+    /// `prev_hash`). Every stored hash depends on it.
+    #[test]
+    fn canonical_json_from_serialize_is_the_value_trees(v in json_value()) {
+        let mut direct = Vec::new();
+        crm_core::canonical::write(&v, None, &mut direct).expect("a value serializes");
+        prop_assert_eq!(String::from_utf8(direct).expect("UTF-8"), canonical_json(&v));
+
+        let input = json!({ "userId": "user-123", "operation": "crm.leads.read",
+                            "metadata": { "x": v } });
+        let now = Timestamp::from_millis(1_800_000_000_000).expect("valid");
+        let Ok(mut a) = snapshot().enrich_json(&input.to_string(), "c-1", now, Some("10.0.0.9")) else {
+            return Ok(());
+        };
+        a.prev_hash = "ab".repeat(32);
+        let mut tree = serde_json::to_value(&*crm_core::personal::stored_form(&a)).expect("a value");
+        tree.as_object_mut().expect("an object").remove("hash");
+        let mut hasher = Sha256::new();
+        hasher.update(a.prev_hash.as_bytes());
+        hasher.update(canonical_json(&tree).as_bytes());
+        prop_assert_eq!(crm_core::chain::compute_hash(&a), hex::encode(hasher.finalize()));
     }
 
     /// The one-pass operation-name check agrees with the grammar as written in
