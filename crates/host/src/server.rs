@@ -16,8 +16,8 @@ use tower::ServiceExt;
 
 use crate::engine::{self, EngineKind, SharedEngine};
 use crate::fanout::{Fanout, FanoutConfig};
-use crate::service::App;
 use crate::service::proxies::TrustedProxies;
+use crate::service::{App, AppState};
 use crate::store::{Location, Store};
 
 #[derive(Debug, Clone)]
@@ -101,7 +101,7 @@ pub async fn start_with_engine(
     // Metrics recorded before the recorder exists are lost: install it first.
     crate::service::stats::prometheus();
     let store = Store::open(&config.db)?;
-    let mut app = App::new(store.clone(), engine);
+    let mut app = AppState::new(store.clone(), engine);
     if let Some(path) = &config.checkpoint_key {
         app.checkpoint_key =
             std::sync::Arc::new(crate::service::checkpoints::load_or_create(path)?);
@@ -113,13 +113,14 @@ pub async fn start_with_engine(
         app.operator_secret = Some(std::sync::Arc::from(secret.trim()));
     }
     app.fanout = Fanout::start(&config.fanout, store).await?;
-    crate::service::retention::spawn(app.clone());
     app.client_ip_header = config
         .client_ip_header
         .as_ref()
         .map(|h| h.to_ascii_lowercase());
     app.trusted_proxies = config.trusted_proxies.clone();
     app.limits = std::sync::Arc::new(crate::service::limits::Limits::new(config.rate_limit));
+    let app = App::from(app);
+    crate::service::retention::spawn(app.clone());
     serve(app, config.listen).await
 }
 

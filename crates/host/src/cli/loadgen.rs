@@ -203,7 +203,7 @@ pub async fn measure(args: &LoadgenArgs) -> anyhow::Result<Summary> {
         )
     };
     let mut tasks = Vec::with_capacity(args.clients);
-    for _ in 0..args.clients {
+    for client in 0..args.clients {
         let (http, users) = (http.clone(), users.clone());
         let args = LoadgenArgs {
             url: args.url.clone(),
@@ -213,7 +213,10 @@ pub async fn measure(args: &LoadgenArgs) -> anyhow::Result<Summary> {
         };
         tasks.push(tokio::spawn(async move {
             let (mut latencies, mut errors) = (Vec::new(), 0u64);
-            let mut next = Instant::now();
+            // Clients start spread over one interval: started together, they sent in
+            // bursts of `clients` and measured their own queueing.
+            let mut next =
+                start + interval.unwrap_or_default() * client as u32 / args.clients as u32;
             while Instant::now() < end {
                 if let Some(i) = interval {
                     tokio::time::sleep_until(next.into()).await;
