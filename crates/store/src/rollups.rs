@@ -12,7 +12,7 @@ use crm_core::{Activity, Credits, Timestamp};
 use crate::activities::{Clause, Filter};
 use crate::dialect::Dialect;
 use crate::error::{StoreError, StoreResult};
-use crate::sql::{Row, Statement};
+use crate::sql::{Row, Statement, Value};
 
 /// Stands for "absent" in the value column (key columns must be NOT NULL for the
 /// upsert's conflict target to match).
@@ -77,24 +77,42 @@ const ROLLUP_WIDTH: usize = 10;
 /// Rollup rows per multi-row upsert at most.
 const MAX_ROWS_PER_UPSERT: usize = 500;
 
-/// The upserts adding a folded batch to the stored rollups: multi-row statements (the
-/// folded keys are distinct, so no statement touches a row twice).
+/// The key columns of a rollup row, its conflict target.
+const KEY_COLUMNS: &str =
+    "tenant_id, tier, period_start, department_path, department_id, dimension, value";
+
+/// What an upsert does to a row that exists: add the batch's sums.
+fn merge_sums(d: Dialect) -> String {
+    format!(
+        "ON CONFLICT ({KEY_COLUMNS})
+         DO UPDATE SET count = report_rollups.count + excluded.count,
+                       credits_units = report_rollups.credits_units + excluded.credits_units,
+                       latest = {}(report_rollups.latest, excluded.latest)",
+        d.greatest()
+    )
+}
+
+/// The upserts adding a folded batch to the stored rollups (the folded keys are
+/// distinct, so no statement touches a row twice).
 pub fn upserts(d: Dialect, tenant_id: &str, folded: &[(Key<'_>, Sums)]) -> Vec<Statement> {
+    match d {
+        _ if folded.is_empty() => Vec::new(),
+        Dialect::Postgres => vec![upsert_unnest(tenant_id, folded)],
+        Dialect::Sqlite | Dialect::D1 => upsert_values(d, tenant_id, folded),
+    }
+}
+
+/// Multi-row `VALUES` upserts, for SQLite and D1 (which have no arrays).
+fn upsert_values(d: Dialect, tenant_id: &str, folded: &[(Key<'_>, Sums)]) -> Vec<Statement> {
     let per = (d.max_params() / ROLLUP_WIDTH).clamp(1, MAX_ROWS_PER_UPSERT);
     d.row_chunks(folded, per)
         .into_iter()
         .map(|chunk| {
             let sql = format!(
-                "INSERT INTO report_rollups (tenant_id, tier, period_start, department_path,
-                     department_id, dimension, value, count, credits_units, latest)
-                 VALUES {}
-                 ON CONFLICT (tenant_id, tier, period_start, department_path, department_id,
-                              dimension, value)
-                 DO UPDATE SET count = report_rollups.count + excluded.count,
-                               credits_units = report_rollups.credits_units + excluded.credits_units,
-                               latest = {}(report_rollups.latest, excluded.latest)",
+                "INSERT INTO report_rollups ({KEY_COLUMNS}, count, credits_units, latest)
+                 VALUES {} {}",
                 crate::activities::tuples(chunk.len(), ROLLUP_WIDTH),
-                d.greatest()
+                merge_sums(d)
             );
             let mut params = Vec::with_capacity(chunk.len() * ROLLUP_WIDTH);
             for (k, s) in chunk {
@@ -114,6 +132,61 @@ pub fn upserts(d: Dialect, tenant_id: &str, folded: &[(Key<'_>, Sums)]) -> Vec<S
             d.stmt(&sql, params)
         })
         .collect()
+}
+
+/// PostgreSQL's upsert of a whole folded batch in one statement, each column bound as
+/// one array literal and `unnest`ed: the text never changes, so it stays prepared, and
+/// a batch's ~1,300 rows cost one statement instead of thousands of bound parameters
+/// (BENCHMARKS.md, the writer by part).
+fn upsert_unnest(tenant_id: &str, folded: &[(Key<'_>, Sums)]) -> Statement {
+    let column =
+        |f: fn(&(Key<'_>, Sums)) -> String| Value::from(array_literal(folded.iter().map(f)));
+    let d = Dialect::Postgres;
+    let sql = format!(
+        "INSERT INTO report_rollups ({KEY_COLUMNS}, count, credits_units, latest)
+         SELECT CAST(?1 AS TEXT), * FROM unnest(
+             CAST(?2 AS TEXT)::text[], CAST(?3 AS TEXT)::bigint[], CAST(?4 AS TEXT)::text[],
+             CAST(?5 AS TEXT)::text[], CAST(?6 AS TEXT)::text[], CAST(?7 AS TEXT)::text[],
+             CAST(?8 AS TEXT)::bigint[], CAST(?9 AS TEXT)::bigint[], CAST(?10 AS TEXT)::bigint[])
+         {}",
+        merge_sums(d)
+    );
+    d.stmt(
+        &sql,
+        vec![
+            tenant_id.into(),
+            column(|(k, _)| k.tier.as_str().to_owned()),
+            column(|(k, _)| k.period_start.to_string()),
+            column(|(k, _)| k.department_path.to_owned()),
+            column(|(k, _)| k.department_id.to_owned()),
+            column(|(k, _)| k.dimension.as_str().to_owned()),
+            column(|(k, _)| k.value.to_owned()),
+            column(|(_, s)| s.count.to_string()),
+            column(|(_, s)| s.credits_units.to_string()),
+            column(|(_, s)| s.latest.to_string()),
+        ],
+    )
+}
+
+/// A PostgreSQL array literal of `items`, each quoted (`{"a","b\"c"}`): quoting keeps
+/// commas, braces, spaces and the word NULL as text.
+fn array_literal<S: AsRef<str>>(items: impl Iterator<Item = S>) -> String {
+    let mut out = String::from("{");
+    for (i, item) in items.enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push('"');
+        for c in item.as_ref().chars() {
+            if c == '"' || c == '\\' {
+                out.push('\\');
+            }
+            out.push(c);
+        }
+        out.push('"');
+    }
+    out.push('}');
+    out
 }
 
 /// Whether rollups can answer a report over `f`: they are kept per department, so a
@@ -184,6 +257,37 @@ pub fn decode_report_row(row: &Row) -> StoreResult<RollupRow> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn array_literals_quote_every_item_and_escape_quotes_and_backslashes() {
+        let items = ["a", "", "NULL", "x,y", "{z}", "say \"hi\"", "C:\\t"];
+        assert_eq!(
+            array_literal(items.iter()),
+            r#"{"a","","NULL","x,y","{z}","say \"hi\"","C:\\t"}"#
+        );
+        assert_eq!(array_literal(std::iter::empty::<&str>()), "{}");
+    }
+
+    #[test]
+    fn postgres_upserts_a_batch_in_one_statement_of_fixed_text() {
+        let now = Timestamp::from_millis(1_700_000_000_000).expect("in range");
+        let records = crate::testing::chain(90, now);
+        let clear: Vec<_> = records
+            .iter()
+            .map(crate::activities::searchable_of)
+            .collect();
+        let folded = fold(&records, &clear);
+        let one = upserts(Dialect::Postgres, "t", &folded);
+        let fewer = upserts(Dialect::Postgres, "t", &folded[..3]);
+        assert_eq!((one.len(), fewer.len()), (1, 1));
+        assert_eq!(one[0].sql, fewer[0].sql);
+        assert_eq!(one[0].params.len(), 10);
+        assert!(upserts(Dialect::Postgres, "t", &[]).is_empty());
+        // SQLite keeps bound rows: one placeholder per value.
+        let sqlite = upserts(Dialect::Sqlite, "t", &folded);
+        let params: usize = sqlite.iter().map(|st| st.params.len()).sum();
+        assert_eq!(params, folded.len() * ROLLUP_WIDTH);
+    }
 
     #[test]
     fn every_tier_and_dimension_counts_each_activity_once_and_compresses_repeats() {

@@ -4,7 +4,7 @@ mod bench;
 mod config;
 mod demo;
 mod ingest_parts;
-mod loadgen;
+pub mod loadgen;
 mod records;
 mod replay;
 mod tail;

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::support::{TestServer, activity, repo_root, shared_engine};
+use crate::support::{Backend, TestServer, activity, repo_root, shared_engine};
 use crm_core::conformance::VectorFile;
 use crm_core::json_api::Answer;
 use crm_core::report::ReportRow;
@@ -142,6 +142,86 @@ proptest! {
             Ok(())
         })?;
     }
+}
+
+/// PostgreSQL upserts a batch's rollups as arrays (`unnest` of quoted array literals):
+/// text that array syntax treats specially — quotes, backslashes, commas, braces,
+/// spaces, the word NULL, no location at all (stored as the empty string) — must
+/// arrive as itself, and batches that
+/// add to existing rows and make new ones must still equal a raw recount.
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_rollup_arrays_keep_any_text_and_equal_a_raw_recount() {
+    let s = TestServer::start_on(Backend::Postgres, EngineKind::Native, None).await;
+    let k = s.tenant("t-roll-pg", "100000").await;
+    let now = chrono_now();
+    let locations = [
+        "Berlin, \"Mitte\"",
+        "C:\\temp\\{x}",
+        "NULL",
+        "'single'",
+        "two  spaces",
+        "{a,b}",
+        "Zürich",
+    ];
+    let users = ["user-123", "user-200", "user-402"];
+    for round in 0..3 {
+        let batch: Vec<Value> = (0..40)
+            .map(|i| {
+                let mut a = activity(&format!("pg-{round}-{i}"), users[i % 3], "crm.leads.read");
+                match locations.get((i + round) % (locations.len() + 1)) {
+                    Some(l) => a["compliance"]["location"] = json!(l),
+                    None => drop(
+                        a["compliance"]
+                            .as_object_mut()
+                            .map(|c| c.remove("location")),
+                    ),
+                }
+                let back = (i as i64 * 37 + round as i64 * 11) * 60_000 % (30 * HOUR_MS);
+                a["occurredAt"] =
+                    json!(crm_core::Timestamp::from_millis(now - back).expect("in range"));
+                a
+            })
+            .collect();
+        let (status, body) = s.post("/v1/activities", &k.ingest, json!(batch)).await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let from = crm_core::Timestamp::from_millis(now - 40 * HOUR_MS)
+        .expect("from")
+        .to_rfc3339();
+    let to = crm_core::Timestamp::from_millis(now + 1)
+        .expect("to")
+        .to_rfc3339();
+    let (status, mut via_api) = s
+        .get(
+            &format!("/v1/reports?from={from}&to={to}&groupBy=hour&tz=UTC"),
+            &k.read,
+        )
+        .await;
+    assert_eq!(status, 200, "{via_api}");
+    let all = s
+        .all(&format!("/v1/activities?from={from}&to={to}"), &k.read)
+        .await;
+    assert_eq!(all.len(), 120);
+    let rows: Vec<ReportRow> = all
+        .iter()
+        .map(|v| {
+            ReportRow::from(
+                &serde_json::from_value::<crm_core::Activity>(v.clone()).expect("activity"),
+            )
+        })
+        .collect();
+    let agg = crm_core::engine::aggregate("hour", "UTC", &rows).expect("aggregate");
+    let expected =
+        serde_json::to_value(crm_core::engine::finish(vec![agg]).expect("finish")).expect("json");
+    let obj = via_api.as_object_mut().expect("object");
+    for key in ["period", "departmentId", "hierarchy"] {
+        obj.remove(key);
+    }
+    assert_eq!(via_api, expected);
+    assert_eq!(
+        via_api["complianceSummary"]["operationsByLocation"]["C:\\temp\\{x}"],
+        json!(15)
+    );
 }
 
 fn chrono_now() -> i64 {

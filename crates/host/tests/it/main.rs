@@ -12,6 +12,7 @@ mod erasure;
 mod fanout;
 mod hostile;
 mod isolation;
+mod loadgen;
 mod multi_host;
 mod openapi;
 mod operator;

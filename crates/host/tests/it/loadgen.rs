@@ -1,0 +1,107 @@
+//! `crm-host loadgen`, the benchmarks' load generator, against a real server: what it
+//! counts as done is what the server holds, a paced run keeps its rate, and a URL it
+//! cannot drive is refused before any load.
+
+use clap::Parser;
+use crm_host::cli::loadgen::{LoadgenArgs, measure};
+use crm_host::engine::EngineKind;
+
+use crate::support::{Backend, TestServer};
+
+#[derive(Parser)]
+struct Cli {
+    #[command(flatten)]
+    args: LoadgenArgs,
+}
+
+fn args(words: &[&str]) -> LoadgenArgs {
+    Cli::parse_from(std::iter::once("loadgen").chain(words.iter().copied())).args
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn paced_ingest_is_counted_as_the_server_stores_it() {
+    let s = TestServer::start_on(Backend::Sqlite, EngineKind::Native, None).await;
+    let k = s.tenant("t-load", "1000000").await;
+    let url = s.running.url();
+    let run = measure(&args(&[
+        "--url",
+        &url,
+        "--key",
+        &k.admin,
+        "--mix",
+        "ingest",
+        "--clients",
+        "3",
+        "--batch",
+        "7",
+        "--rate",
+        "40",
+        "--seconds",
+        "2",
+    ]))
+    .await
+    .expect("load runs");
+    assert_eq!(run.errors, 0);
+    // 40 requests/s for 2 s, spread over three clients: 80 instants before the end.
+    assert!((78..=80).contains(&run.requests), "{run:?}");
+    assert_eq!(run.items, run.requests * 7);
+    assert!(run.latency_ms.p50 > 0.0 && run.latency_ms.p50 <= run.latency_ms.max);
+    let stored = s.all("/v1/activities", &k.read).await;
+    assert_eq!(stored.len() as u64, run.items);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn checks_and_reports_answer_and_failures_count_as_errors() {
+    let s = TestServer::start_on(Backend::Sqlite, EngineKind::Native, None).await;
+    let k = s.tenant("t-load-checks", "1000").await;
+    let url = s.running.url();
+    for mix in ["check", "check-batch", "report"] {
+        let run = measure(&args(&[
+            "--url",
+            &url,
+            "--key",
+            &k.admin,
+            "--mix",
+            mix,
+            "--clients",
+            "2",
+            "--seconds",
+            "1",
+        ]))
+        .await
+        .expect("load runs");
+        assert!(run.requests > 0 && run.errors == 0, "{mix}: {run:?}");
+    }
+    // A read key may not check permissions: every request is a 403, none a success.
+    let refused = measure(&args(&[
+        "--url",
+        &url,
+        "--key",
+        &k.read,
+        "--mix",
+        "check",
+        "--clients",
+        "2",
+        "--seconds",
+        "1",
+    ]))
+    .await
+    .expect("load runs");
+    assert_eq!(refused.requests, 0);
+    assert!(refused.errors > 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tls_url_is_refused_before_any_load() {
+    let err = measure(&args(&[
+        "--url",
+        "https://127.0.0.1:9",
+        "--key",
+        "k",
+        "--users",
+        "u1",
+    ]))
+    .await
+    .expect_err("plain HTTP only");
+    assert!(err.to_string().contains("plain HTTP/1.1"), "{err}");
+}
