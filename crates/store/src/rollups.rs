@@ -97,9 +97,25 @@ fn merge_sums(d: Dialect) -> String {
 pub fn upserts(d: Dialect, tenant_id: &str, folded: &[(Key<'_>, Sums)]) -> Vec<Statement> {
     match d {
         _ if folded.is_empty() => Vec::new(),
-        Dialect::Postgres => vec![upsert_unnest(tenant_id, folded)],
+        Dialect::Postgres => upsert_unnest(tenant_id, folded),
         Dialect::Sqlite | Dialect::D1 => upsert_values(d, tenant_id, folded),
     }
+}
+
+/// The values of one rollup row, in [`KEY_COLUMNS`] order then the sums.
+fn row_values(tenant_id: &str, (k, s): &(Key<'_>, Sums)) -> Vec<Value> {
+    vec![
+        tenant_id.into(),
+        k.tier.as_str().into(),
+        k.period_start.into(),
+        k.department_path.into(),
+        k.department_id.into(),
+        k.dimension.as_str().into(),
+        k.value.into(),
+        s.count.into(),
+        s.credits_units.into(),
+        s.latest.into(),
+    ]
 }
 
 /// Multi-row `VALUES` upserts, for SQLite and D1 (which have no arrays).
@@ -114,79 +130,32 @@ fn upsert_values(d: Dialect, tenant_id: &str, folded: &[(Key<'_>, Sums)]) -> Vec
                 crate::activities::tuples(chunk.len(), ROLLUP_WIDTH),
                 merge_sums(d)
             );
-            let mut params = Vec::with_capacity(chunk.len() * ROLLUP_WIDTH);
-            for (k, s) in chunk {
-                params.extend([
-                    tenant_id.into(),
-                    k.tier.as_str().into(),
-                    k.period_start.into(),
-                    k.department_path.into(),
-                    k.department_id.into(),
-                    k.dimension.as_str().into(),
-                    k.value.into(),
-                    s.count.into(),
-                    s.credits_units.into(),
-                    s.latest.into(),
-                ]);
-            }
+            let params = chunk
+                .iter()
+                .flat_map(|row| row_values(tenant_id, row))
+                .collect();
             d.stmt(&sql, params)
         })
         .collect()
 }
 
-/// PostgreSQL's upsert of a whole folded batch in one statement, each column bound as
-/// one array literal and `unnest`ed: the text never changes, so it stays prepared, and
-/// a batch's ~1,300 rows cost one statement instead of thousands of bound parameters
-/// (BENCHMARKS.md, the writer by part).
-fn upsert_unnest(tenant_id: &str, folded: &[(Key<'_>, Sums)]) -> Statement {
-    let column =
-        |f: fn(&(Key<'_>, Sums)) -> String| Value::from(array_literal(folded.iter().map(f)));
+/// PostgreSQL's upsert of a whole folded batch (~1,300 rows for 500 activities) in one
+/// statement over `unnest` (BENCHMARKS.md, the writer by part).
+fn upsert_unnest(tenant_id: &str, folded: &[(Key<'_>, Sums)]) -> Vec<Statement> {
+    let rows: Vec<Vec<Value>> = folded
+        .iter()
+        .map(|row| row_values(tenant_id, row))
+        .collect();
+    let Some((unnest, params)) = crate::sql::unnest(&rows) else {
+        return Vec::new();
+    };
     let d = Dialect::Postgres;
     let sql = format!(
         "INSERT INTO report_rollups ({KEY_COLUMNS}, count, credits_units, latest)
-         SELECT CAST(?1 AS TEXT), * FROM unnest(
-             CAST(?2 AS TEXT)::text[], CAST(?3 AS TEXT)::bigint[], CAST(?4 AS TEXT)::text[],
-             CAST(?5 AS TEXT)::text[], CAST(?6 AS TEXT)::text[], CAST(?7 AS TEXT)::text[],
-             CAST(?8 AS TEXT)::bigint[], CAST(?9 AS TEXT)::bigint[], CAST(?10 AS TEXT)::bigint[])
-         {}",
+         SELECT * FROM {unnest} {}",
         merge_sums(d)
     );
-    d.stmt(
-        &sql,
-        vec![
-            tenant_id.into(),
-            column(|(k, _)| k.tier.as_str().to_owned()),
-            column(|(k, _)| k.period_start.to_string()),
-            column(|(k, _)| k.department_path.to_owned()),
-            column(|(k, _)| k.department_id.to_owned()),
-            column(|(k, _)| k.dimension.as_str().to_owned()),
-            column(|(k, _)| k.value.to_owned()),
-            column(|(_, s)| s.count.to_string()),
-            column(|(_, s)| s.credits_units.to_string()),
-            column(|(_, s)| s.latest.to_string()),
-        ],
-    )
-}
-
-/// A PostgreSQL array literal of `items`, each quoted (`{"a","b\"c"}`): quoting keeps
-/// commas, braces, spaces and the word NULL as text.
-fn array_literal<S: AsRef<str>>(items: impl Iterator<Item = S>) -> String {
-    let mut out = String::from("{");
-    for (i, item) in items.enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        out.push('"');
-        for c in item.as_ref().chars() {
-            if c == '"' || c == '\\' {
-                out.push('\\');
-            }
-            out.push(c);
-        }
-        out.push('"');
-    }
-    out.push('}');
-    out
+    vec![d.stmt(&sql, params)]
 }
 
 /// Whether rollups can answer a report over `f`: they are kept per department, so a
@@ -259,16 +228,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn array_literals_quote_every_item_and_escape_quotes_and_backslashes() {
-        let items = ["a", "", "NULL", "x,y", "{z}", "say \"hi\"", "C:\\t"];
-        assert_eq!(
-            array_literal(items.iter()),
-            r#"{"a","","NULL","x,y","{z}","say \"hi\"","C:\\t"}"#
-        );
-        assert_eq!(array_literal(std::iter::empty::<&str>()), "{}");
-    }
-
-    #[test]
     fn postgres_upserts_a_batch_in_one_statement_of_fixed_text() {
         let now = Timestamp::from_millis(1_700_000_000_000).expect("in range");
         let records = crate::testing::chain(90, now);
@@ -281,7 +240,7 @@ mod tests {
         let fewer = upserts(Dialect::Postgres, "t", &folded[..3]);
         assert_eq!((one.len(), fewer.len()), (1, 1));
         assert_eq!(one[0].sql, fewer[0].sql);
-        assert_eq!(one[0].params.len(), 10);
+        assert_eq!(one[0].params.len(), ROLLUP_WIDTH);
         assert!(upserts(Dialect::Postgres, "t", &[]).is_empty());
         // SQLite keeps bound rows: one placeholder per value.
         let sqlite = upserts(Dialect::Sqlite, "t", &folded);

@@ -57,6 +57,60 @@ pub struct Statement {
     pub params: Vec<Value>,
 }
 
+/// Rows of values as PostgreSQL's `unnest(...)` over one array per column, and its
+/// parameters: each column bound as one array literal (cast from text, so the driver
+/// binds a string). A batch of any size is one statement whose text depends only on
+/// the column types, so it stays prepared, and the server parses a few literals
+/// instead of binding thousands of parameters. `None` for no rows. Every row has the
+/// columns of the first, with the same types (nulls are typed).
+pub fn unnest(rows: &[Vec<Value>]) -> Option<(String, Vec<Value>)> {
+    let first = rows.first()?;
+    let mut calls = Vec::with_capacity(first.len());
+    let mut params = Vec::with_capacity(first.len());
+    for (c, kind) in first.iter().enumerate() {
+        let sql_type = match kind {
+            Value::Int(_) => "bigint",
+            Value::Text(_) => "text",
+        };
+        calls.push(format!("CAST(?{} AS TEXT)::{sql_type}[]", c + 1));
+        params.push(Value::Text(Some(array_literal(
+            rows.iter().map(|r| r.get(c).unwrap_or(&Value::Text(None))),
+        ))));
+    }
+    Some((format!("unnest({})", calls.join(", ")), params))
+}
+
+/// A PostgreSQL array literal: text quoted (so commas, braces, spaces and the word
+/// NULL stay text) with quotes and backslashes escaped, numbers as they are, nulls as
+/// `NULL`.
+fn array_literal<'a>(values: impl Iterator<Item = &'a Value>) -> String {
+    use std::fmt::Write;
+    let mut out = String::from("{");
+    for (i, v) in values.enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        match v {
+            Value::Int(Some(n)) => {
+                let _ = write!(out, "{n}");
+            }
+            Value::Int(None) | Value::Text(None) => out.push_str("NULL"),
+            Value::Text(Some(t)) => {
+                out.push('"');
+                for c in t.chars() {
+                    if c == '"' || c == '\\' {
+                        out.push('\\');
+                    }
+                    out.push(c);
+                }
+                out.push('"');
+            }
+        }
+    }
+    out.push('}');
+    out
+}
+
 /// One result row, columns in `SELECT` order.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Row(pub Vec<Value>);
@@ -118,6 +172,32 @@ impl Row {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unnest_binds_one_literal_per_column_quoting_text_and_spelling_nulls() {
+        let rows = vec![
+            vec![Value::from("a"), Value::from(1), Value::Text(None)],
+            vec![
+                Value::from("say \"hi\", {x} NULL"),
+                Value::Int(None),
+                Value::from("C:\\t"),
+            ],
+        ];
+        let (sql, params) = unnest(&rows).expect("rows");
+        assert_eq!(
+            sql,
+            "unnest(CAST(?1 AS TEXT)::text[], CAST(?2 AS TEXT)::bigint[], CAST(?3 AS TEXT)::text[])"
+        );
+        assert_eq!(
+            params,
+            vec![
+                Value::from(r#"{"a","say \"hi\", {x} NULL"}"#),
+                Value::from("{1,NULL}"),
+                Value::from(r#"{NULL,"C:\\t"}"#),
+            ]
+        );
+        assert_eq!(unnest(&[]), None);
+    }
 
     #[test]
     fn integers_decode_from_numbers_and_from_d1_text() {
