@@ -2,19 +2,9 @@
 //! permission checks (single or batched) or reports — for a fixed time, optionally
 //! paced to a target rate; prints throughput and latency percentiles (`--json` for
 //! scripts). What the benchmarks in BENCHMARKS.md are measured with.
-//!
-//! Each client holds one keep-alive HTTP/1.1 connection driven by hyper's
-//! connection-level client: on the load generator's one core, reqwest's pool and
-//! per-request URL handling cost as much CPU as the server's answer, and the latency
-//! measured was the generator's own queueing.
 
 use std::time::{Duration, Instant};
 
-use axum::http;
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::client::conn::http1::SendRequest;
-use hyper_util::rt::TokioIo;
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::Rng;
 use rand::seq::IndexedRandom;
@@ -130,71 +120,11 @@ async fn users(args: &LoadgenArgs, http: &reqwest::Client) -> anyhow::Result<Vec
     Ok(users)
 }
 
-/// Where the clients connect, and the base URL's path the endpoints go under.
-#[derive(Debug, Clone)]
-struct Target {
-    /// `host:port`, for the connection and the `Host` header.
-    authority: String,
-    prefix: String,
-    authorization: http::HeaderValue,
-}
-
-impl Target {
-    fn of(args: &LoadgenArgs) -> anyhow::Result<Target> {
-        let url = reqwest::Url::parse(&args.url)?;
-        anyhow::ensure!(
-            url.scheme() == "http",
-            "loadgen speaks plain HTTP/1.1: point it at the host itself, not at a TLS proxy ({})",
-            args.url
-        );
-        let host = url
-            .host_str()
-            .ok_or_else(|| anyhow::anyhow!("{} names no host", args.url))?;
-        Ok(Target {
-            authority: format!("{host}:{}", url.port_or_known_default().unwrap_or(80)),
-            prefix: url.path().trim_end_matches('/').to_owned(),
-            authorization: http::HeaderValue::try_from(format!("Bearer {}", args.key))?,
-        })
-    }
-
-    async fn connect(&self) -> anyhow::Result<SendRequest<Full<Bytes>>> {
-        let stream = tokio::net::TcpStream::connect(&self.authority).await?;
-        stream.set_nodelay(true)?;
-        let (sender, connection) =
-            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-        // Ends with the connection (the server closed it, or the sender was dropped).
-        tokio::spawn(connection);
-        Ok(sender)
-    }
-
-    fn request(
-        &self,
-        method: http::Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> anyhow::Result<http::Request<Full<Bytes>>> {
-        let mut req = http::Request::builder()
-            .method(method)
-            .uri(format!("{}{path}", self.prefix))
-            .header(http::header::HOST, &self.authority)
-            .header(http::header::AUTHORIZATION, self.authorization.clone());
-        let body = match body {
-            Some(b) => {
-                req = req.header(http::header::CONTENT_TYPE, "application/json");
-                Bytes::from(serde_json::to_vec(&b)?)
-            }
-            None => Bytes::new(),
-        };
-        Ok(req.body(Full::new(body))?)
-    }
-}
-
-/// One request of the mix, with fresh random users and operations.
 fn request(
     args: &LoadgenArgs,
-    target: &Target,
+    http: &reqwest::Client,
     users: &[String],
-) -> anyhow::Result<http::Request<Full<Bytes>>> {
+) -> reqwest::RequestBuilder {
     let mut rng = rand::rng();
     let mut pick = || {
         (
@@ -205,7 +135,11 @@ fn request(
             .to_owned(),
         )
     };
-    let post = |path: &str, body: Value| target.request(http::Method::POST, path, Some(body));
+    let post = |path: &str, body: Value| {
+        http.post(format!("{}{path}", args.url))
+            .bearer_auth(&args.key)
+            .json(&body)
+    };
     match args.mix {
         Mix::Ingest => {
             let batch: Vec<Value> = (0..args.batch)
@@ -234,38 +168,9 @@ fn request(
                 .collect();
             post("/v1/permissions/check", json!({ "checks": checks }))
         }
-        Mix::Report => target.request(http::Method::GET, "/v1/reports?since=30d", None),
-    }
-}
-
-/// Longest a request may take before it counts as an error.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// Sends one request on the client's connection (opened first when there is none) and
-/// reads the whole answer; whether it succeeded. A failed connection is dropped, so the
-/// next request opens a new one.
-async fn exchange(
-    target: &Target,
-    conn: &mut Option<SendRequest<Full<Bytes>>>,
-    req: http::Request<Full<Bytes>>,
-) -> bool {
-    let attempt = async {
-        let sender = match conn {
-            Some(s) => s,
-            None => conn.insert(target.connect().await?),
-        };
-        sender.ready().await?;
-        let answer = sender.send_request(req).await?;
-        let ok = answer.status().is_success();
-        answer.into_body().collect().await?;
-        anyhow::Ok(ok)
-    };
-    match tokio::time::timeout(REQUEST_TIMEOUT, attempt).await {
-        Ok(Ok(ok)) => ok,
-        _ => {
-            *conn = None;
-            false
-        }
+        Mix::Report => http
+            .get(format!("{}/v1/reports?since=30d", args.url))
+            .bearer_auth(&args.key),
     }
 }
 
@@ -275,8 +180,11 @@ pub async fn measure(args: &LoadgenArgs) -> anyhow::Result<Summary> {
         args.clients > 0 && args.batch > 0 && args.seconds > 0,
         "clients, batch and seconds must be positive"
     );
-    let target = Target::of(args)?;
-    let users = users(args, &reqwest::Client::new()).await?;
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.clients)
+        .timeout(Duration::from_secs(60))
+        .build()?;
+    let users = users(args, &http).await?;
     let items_per_request = match args.mix {
         Mix::Ingest | Mix::CheckBatch => args.batch as u64,
         Mix::Check | Mix::Report => 1,
@@ -296,7 +204,7 @@ pub async fn measure(args: &LoadgenArgs) -> anyhow::Result<Summary> {
     };
     let mut tasks = Vec::with_capacity(args.clients);
     for client in 0..args.clients {
-        let (target, users) = (target.clone(), users.clone());
+        let (http, users) = (http.clone(), users.clone());
         let args = LoadgenArgs {
             url: args.url.clone(),
             key: args.key.clone(),
@@ -305,7 +213,6 @@ pub async fn measure(args: &LoadgenArgs) -> anyhow::Result<Summary> {
         };
         tasks.push(tokio::spawn(async move {
             let (mut latencies, mut errors) = (Vec::new(), 0u64);
-            let mut conn = None;
             // Clients start spread over one interval: started together, they sent in
             // bursts of `clients` and measured their own queueing.
             let mut next =
@@ -322,15 +229,15 @@ pub async fn measure(args: &LoadgenArgs) -> anyhow::Result<Summary> {
                     None if Instant::now() >= end => break,
                     None => {}
                 }
-                let Ok(req) = request(&args, &target, &users) else {
-                    errors += 1;
-                    continue;
-                };
+                let req = request(&args, &http, &users);
                 let sent = Instant::now();
-                if exchange(&target, &mut conn, req).await {
-                    latencies.push(u64::try_from(sent.elapsed().as_micros()).unwrap_or(u64::MAX));
-                } else {
-                    errors += 1;
+                match req.send().await {
+                    Ok(r) if r.status().is_success() => {
+                        let _ = r.bytes().await;
+                        latencies
+                            .push(u64::try_from(sent.elapsed().as_micros()).unwrap_or(u64::MAX));
+                    }
+                    _ => errors += 1,
                 }
             }
             (latencies, errors)

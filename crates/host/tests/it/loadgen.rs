@@ -1,6 +1,6 @@
 //! `crm-host loadgen`, the benchmarks' load generator, against a real server: what it
-//! counts as done is what the server holds, a paced run keeps its rate, and a URL it
-//! cannot drive is refused before any load.
+//! counts as done is what the server holds, a paced run keeps its rate, and failed
+//! requests count as errors, not as answers.
 
 use clap::Parser;
 use crm_host::cli::loadgen::{LoadgenArgs, measure};
@@ -89,19 +89,4 @@ async fn checks_and_reports_answer_and_failures_count_as_errors() {
     .expect("load runs");
     assert_eq!(refused.requests, 0);
     assert!(refused.errors > 0);
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn a_tls_url_is_refused_before_any_load() {
-    let err = measure(&args(&[
-        "--url",
-        "https://127.0.0.1:9",
-        "--key",
-        "k",
-        "--users",
-        "u1",
-    ]))
-    .await
-    .expect_err("plain HTTP only");
-    assert!(err.to_string().contains("plain HTTP/1.1"), "{err}");
 }
