@@ -190,6 +190,17 @@ fn serve(bin: &Path, db: &str, extra: &[&str]) -> Result<Server> {
 }
 
 fn serve_on(bin: &Path, cpu: Cpu, db: &str, extra: &[&str]) -> Result<Server> {
+    serve_with_env(bin, cpu, db, extra, &[])
+}
+
+/// `serve`, with `env` added to the server's environment.
+fn serve_with_env(
+    bin: &Path,
+    cpu: Cpu,
+    db: &str,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> Result<Server> {
     let port = free_port()?;
     let mut args = vec!["serve", "--db", db, "--listen"];
     let listen = format!("127.0.0.1:{port}");
@@ -198,6 +209,7 @@ fn serve_on(bin: &Path, cpu: Cpu, db: &str, extra: &[&str]) -> Result<Server> {
     let child = command(bin, cpu)
         .args(&args)
         .env("CRM_LOG", "warn")
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .spawn()
         .context("starting crm-host serve")?;
@@ -476,7 +488,11 @@ pub fn run(root: &Path, sizes: Sizes, machine: Value) -> Result<()> {
                 &sizes.tenants.to_string(),
             ],
         )?;
-        let s = serve(&bin, &db, &[])?;
+        // mimalloc keeps freed pages resident for a while, and start-up (compiling the
+        // component) frees ~100 MB: tenants loaded afterwards reuse those pages, and the
+        // difference in RSS would understate what each tenant holds. Returning freed
+        // pages at once makes RSS before and after count live memory.
+        let s = serve_with_env(&bin, None, &db, &[], &[("MIMALLOC_PURGE_DELAY", "0")])?;
         std::thread::sleep(Duration::from_secs(1));
         let before = rss_kib(s.child.id())?;
         for t in tenants.as_array().into_iter().flatten() {
