@@ -3,7 +3,7 @@
 //! requests count as errors, not as answers.
 
 use clap::Parser;
-use crm_host::cli::loadgen::{LoadgenArgs, measure};
+use crm_host::cli::loadgen::{LoadgenArgs, Summary, measure};
 use crm_host::engine::EngineKind;
 
 use crate::support::{Backend, TestServer};
@@ -14,8 +14,15 @@ struct Cli {
     args: LoadgenArgs,
 }
 
-fn args(words: &[&str]) -> LoadgenArgs {
-    Cli::parse_from(std::iter::once("loadgen").chain(words.iter().copied())).args
+/// One load run against `url` with `key`, the rest of its arguments as on the command
+/// line.
+async fn load(url: &str, key: &str, rest: &[&str]) -> Summary {
+    let words = ["loadgen", "--url", url, "--key", key]
+        .into_iter()
+        .chain(rest.iter().copied());
+    measure(&Cli::parse_from(words).args)
+        .await
+        .expect("load runs")
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -23,24 +30,23 @@ async fn paced_ingest_is_counted_as_the_server_stores_it() {
     let s = TestServer::start_on(Backend::Sqlite, EngineKind::Native, None).await;
     let k = s.tenant("t-load", "1000000").await;
     let url = s.running.url();
-    let run = measure(&args(&[
-        "--url",
+    let run = load(
         &url,
-        "--key",
         &k.admin,
-        "--mix",
-        "ingest",
-        "--clients",
-        "3",
-        "--batch",
-        "7",
-        "--rate",
-        "40",
-        "--seconds",
-        "2",
-    ]))
-    .await
-    .expect("load runs");
+        &[
+            "--mix",
+            "ingest",
+            "--clients",
+            "3",
+            "--batch",
+            "7",
+            "--rate",
+            "40",
+            "--seconds",
+            "2",
+        ],
+    )
+    .await;
     assert_eq!(run.errors, 0);
     // 40 requests/s for 2 s, spread over three clients: 80 instants before the end.
     assert!((78..=80).contains(&run.requests), "{run:?}");
@@ -56,37 +62,21 @@ async fn checks_and_reports_answer_and_failures_count_as_errors() {
     let k = s.tenant("t-load-checks", "1000").await;
     let url = s.running.url();
     for mix in ["check", "check-batch", "report"] {
-        let run = measure(&args(&[
-            "--url",
+        let run = load(
             &url,
-            "--key",
             &k.admin,
-            "--mix",
-            mix,
-            "--clients",
-            "2",
-            "--seconds",
-            "1",
-        ]))
-        .await
-        .expect("load runs");
+            &["--mix", mix, "--clients", "2", "--seconds", "1"],
+        )
+        .await;
         assert!(run.requests > 0 && run.errors == 0, "{mix}: {run:?}");
     }
     // A read key may not check permissions: every request is a 403, none a success.
-    let refused = measure(&args(&[
-        "--url",
+    let refused = load(
         &url,
-        "--key",
         &k.read,
-        "--mix",
-        "check",
-        "--clients",
-        "2",
-        "--seconds",
-        "1",
-    ]))
-    .await
-    .expect("load runs");
+        &["--mix", "check", "--clients", "2", "--seconds", "1"],
+    )
+    .await;
     assert_eq!(refused.requests, 0);
     assert!(refused.errors > 0);
 }
