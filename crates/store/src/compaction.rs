@@ -15,6 +15,7 @@ use crm_core::duration::DAY_MS;
 use crm_core::limits::OTHER;
 
 use crate::dialect::Dialect;
+use crate::rollups;
 use crate::sql::{Row, Statement};
 
 /// Values one (tier, period, department, dimension) keeps once its day is compacted:
@@ -61,18 +62,14 @@ pub fn compact_day(d: Dialect, tenant_id: &str, day: i64) -> Vec<Statement> {
            AND dimension IN ({FOLDED}) AND value <> '{OTHER}'"
     );
     let fold = format!(
-        "INSERT INTO report_rollups (tenant_id, tier, period_start, department_path,
-             department_id, dimension, value, count, credits_units, latest)
+        "INSERT INTO report_rollups ({}, count, credits_units, latest)
          SELECT ?1, tier, period_start, department_path, department_id, dimension, '{OTHER}',
                 SUM(count), SUM(credits_units), MAX(latest)
          FROM ({ranked}) ranked WHERE rank > {MAX_VALUES_PER_PERIOD}
          GROUP BY tier, period_start, department_path, department_id, dimension
-         ON CONFLICT (tenant_id, tier, period_start, department_path, department_id,
-                      dimension, value)
-         DO UPDATE SET count = report_rollups.count + excluded.count,
-                       credits_units = report_rollups.credits_units + excluded.credits_units,
-                       latest = {}(report_rollups.latest, excluded.latest)",
-        d.greatest()
+         {}",
+        rollups::KEY_COLUMNS,
+        rollups::merge_sums(d)
     );
     let drop = format!(
         "DELETE FROM report_rollups

@@ -18,6 +18,7 @@ use crm_core::report::{Dimension, Tier};
 use crate::archive::Archived;
 use crate::dialect::Dialect;
 use crate::error::StoreResult;
+use crate::rollups;
 use crate::sql::{Row, Statement, Value, seq};
 
 /// Rows per scrub transaction: its rollup moves stay a few dozen statements (D1 counts
@@ -272,17 +273,13 @@ fn move_to_erased(
     vec![
         d.stmt(
             &format!(
-                "INSERT INTO report_rollups (tenant_id, tier, period_start, department_path,
-                     department_id, dimension, value, count, credits_units, latest)
+                "INSERT INTO report_rollups ({}, count, credits_units, latest)
                  SELECT tenant_id, tier, period_start, department_path, department_id,
                         dimension, '{ERASED}', ?8, ?9, latest
                  FROM report_rollups WHERE {row} AND count >= ?8
-                 ON CONFLICT (tenant_id, tier, period_start, department_path, department_id,
-                              dimension, value)
-                 DO UPDATE SET count = report_rollups.count + excluded.count,
-                               credits_units = report_rollups.credits_units + excluded.credits_units,
-                               latest = {}(report_rollups.latest, excluded.latest)",
-                d.greatest()
+                 {}",
+                rollups::KEY_COLUMNS,
+                rollups::merge_sums(d)
             ),
             params(),
         ),

@@ -78,11 +78,11 @@ const ROLLUP_WIDTH: usize = 10;
 const MAX_ROWS_PER_UPSERT: usize = 500;
 
 /// The key columns of a rollup row, its conflict target.
-const KEY_COLUMNS: &str =
+pub(crate) const KEY_COLUMNS: &str =
     "tenant_id, tier, period_start, department_path, department_id, dimension, value";
 
 /// What an upsert does to a row that exists: add the batch's sums.
-fn merge_sums(d: Dialect) -> String {
+pub(crate) fn merge_sums(d: Dialect) -> String {
     format!(
         "ON CONFLICT ({KEY_COLUMNS})
          DO UPDATE SET count = report_rollups.count + excluded.count,
