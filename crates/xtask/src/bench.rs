@@ -351,6 +351,7 @@ pub fn run(root: &Path, sizes: Sizes, machine: Value) -> Result<()> {
     eprintln!("xtask bench: permission checks over HTTP at 20,000/s");
     {
         let (server_cpu, load_cpu) = check_placement();
+        figures.insert("tcpFloor".into(), tcp_floor(&bin, server_cpu, load_cpu)?);
         let s = serve_on(&bin, server_cpu, &db, &[])?;
         let single = loadgen_on(
             &bin,
@@ -693,6 +694,36 @@ fn report_during_ingest(bin: &Path, db: &str, key: &str, secs: &str) -> Result<V
     }))
 }
 
+/// Sequential round trips through a bare TCP echo server, pinned as the checks' server
+/// and load generator are: the floor under the checks' latency on this machine.
+fn tcp_floor(bin: &Path, server_cpu: Cpu, client_cpu: Cpu) -> Result<Value> {
+    let port = free_port()?;
+    let addr = format!("127.0.0.1:{port}");
+    let child = command(bin, server_cpu)
+        .args(["bench", "echo-server", "--listen", &addr])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("starting crm-host bench echo-server")?;
+    // Killed on every path, like a server.
+    let _server = Server {
+        child,
+        url: addr.clone(),
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(&addr).is_err() {
+        if Instant::now() > deadline {
+            bail!("the echo server did not start on {addr}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    host_on(
+        bin,
+        client_cpu,
+        &["bench", "echo-client", "--connect", &addr],
+    )
+}
+
 /// Batch enrichment and batch checks through both engines, timed alternately
 /// (`crates/host/benches/engines.rs`): per 100-item batch, the median µs of each engine
 /// and the median of the rounds' ratios.
@@ -858,8 +889,10 @@ fn table(s: &Value) -> String {
             ),
             "p50 < 0.1 ms, p99 < 1 ms".to_owned(),
             format!(
-                "achieved {:.0} checks/s; {}",
+                "achieved {:.0} checks/s; a bare TCP echo between the same CPUs: p50 {:.0} µs, p99 {:.0} µs; {}",
                 num(s, &["checks", "requestsPerSec"]),
+                num(s, &["tcpFloor", "p50Us"]),
+                num(s, &["tcpFloor", "p99Us"]),
                 match (
                     s["machine"]["checksServerCpu"].as_u64(),
                     s["machine"]["checksLoadgenCpu"].as_u64()

@@ -60,6 +60,10 @@ pub enum BenchCommand {
     /// What each part of the writer's per-activity work costs (statements by table,
     /// sealing, commit), optionally without one index.
     IngestParts(super::ingest_parts::IngestPartsArgs),
+    /// Echo loopback TCP messages (the floor under an HTTP round trip); runs until killed.
+    EchoServer(super::tcp_floor::EchoServerArgs),
+    /// Time sequential round trips through `echo-server`; prints their percentiles (JSON).
+    EchoClient(super::tcp_floor::EchoClientArgs),
     /// An upstream batch API that accepts everything and counts it.
     UpstreamStub {
         #[arg(long)]
@@ -147,6 +151,12 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::RawInsert { db, rows, batch } => raw_insert(&db, rows, batch),
         BenchCommand::Tenants { db, count, users } => tenants(&db, count, users).await,
         BenchCommand::IngestParts(args) => super::ingest_parts::run(args).await,
+        BenchCommand::EchoServer(args) => {
+            tokio::task::spawn_blocking(move || super::tcp_floor::serve(&args)).await?
+        }
+        BenchCommand::EchoClient(args) => {
+            tokio::task::spawn_blocking(move || super::tcp_floor::measure(&args)).await?
+        }
         BenchCommand::UpstreamStub { listen } => upstream_stub(listen).await,
     }
 }

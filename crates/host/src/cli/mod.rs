@@ -8,6 +8,7 @@ pub mod loadgen;
 mod records;
 mod replay;
 mod tail;
+pub mod tcp_floor;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

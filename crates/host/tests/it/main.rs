@@ -21,6 +21,7 @@ mod pg_reads;
 mod schema;
 mod support;
 mod surface;
+mod tcp_floor;
 mod tenant_routing;
 mod tls;
 mod web_parity;
